@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a Debian machine, idempotently: system packages (apt),
+# the Go toolchain check, and the Python virtualenv with the package and its dev tools.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# command → Debian package that provides it
+declare -A APT=([openssl]=openssl [ip]=iproute2 [iptables]=iptables)
+missing=()
+for cmd in "${!APT[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}"); done
+for pkg in ${EXTRA_APT_PACKAGES:-}; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if ((${#missing[@]})); then
+  echo "[deps] apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "[deps] Go (>= 1.24) is required to build the local cluster from Go modules; it is not on PATH" >&2
+  exit 1
+fi
+
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [[ ! -f $stamp ]]; then
+  echo "[deps] creating .venv and installing the package with its dev tools" >&2
+  [[ -x .venv/bin/python ]] || python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

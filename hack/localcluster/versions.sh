@@ -1,0 +1,9 @@
+# Versions of the local cluster's components, and the cache directory they are built into.
+# Keep these in step with the go.mod files beside this one.
+K8S_VERSION=v1.34.12
+K8S_MAJOR=1
+K8S_MINOR=34
+ETCD_VERSION=v3.6.8
+HELM_VERSION=v3.19.0
+LOCALCLUSTER_CACHE="${LOCALCLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-operator/localcluster}"
+LOCALCLUSTER_BIN="$LOCALCLUSTER_CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"

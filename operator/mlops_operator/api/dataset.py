@@ -1,0 +1,178 @@
+"""The Dataset kind: where the data is, its schema and checks; status holds its content versions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .common import Condition, Duration, ObjectName, Sha256Version, SpecModel, StatusModel, Timestamp
+
+BUILTIN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+
+
+class BuiltinSource(SpecModel):
+    """One of scikit-learn's bundled datasets: no network needed."""
+
+    name: Literal[BUILTIN_DATASETS] = Field(  # type: ignore[valid-type]
+        description="Name of the bundled dataset: iris, wine, breast_cancer, digits or diabetes."
+    )
+
+
+class UrlSource(SpecModel):
+    """A CSV file fetched over HTTP(S)."""
+
+    url: str = Field(
+        max_length=2048,
+        description="http:// or https:// address of the CSV file.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.matches('^https?://[^/]+')",
+                    "message": "url must be an http:// or https:// URL",
+                }
+            ]
+        },
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[a-f0-9]{64}$",
+        description="Expected sha256 of the downloaded bytes (64 hex digits); a mismatch is refused.",
+    )
+
+
+class ConfigMapSource(SpecModel):
+    """CSV text held in a key of a ConfigMap in the Dataset's namespace."""
+
+    name: ObjectName = Field(description="Name of the ConfigMap.")
+    key: str = Field(min_length=1, max_length=253, description="Key of the ConfigMap whose value is the CSV.")
+
+
+class PvcSource(SpecModel):
+    """A CSV file on a PersistentVolumeClaim in the Dataset's namespace."""
+
+    claim_name: ObjectName = Field(description="Name of the PersistentVolumeClaim.")
+    path: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[^/]",
+        description="Path of the file relative to the volume's root (no leading slash).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "!self.split('/').exists(p, p == '..')", "message": "path must not contain '..'"}
+            ]
+        },
+    )
+
+
+class DatasetSource(SpecModel):
+    """Where the data comes from: exactly one of builtin, url, configMap, pvc."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.builtin), has(self.url), has(self.configMap), has(self.pvc)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "exactly one of builtin, url, configMap or pvc must be set",
+                }
+            ]
+        }
+    }
+
+    builtin: BuiltinSource | None = Field(default=None, description="A scikit-learn bundled dataset.")
+    url: UrlSource | None = Field(default=None, description="A CSV file over HTTP(S).")
+    config_map: ConfigMapSource | None = Field(default=None, description="CSV text in a ConfigMap key.")
+    pvc: PvcSource | None = Field(default=None, description="A CSV file on a PersistentVolumeClaim.")
+
+
+class ColumnSchema(SpecModel):
+    """The expectations on one column."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
+                    "message": "min must not be greater than max",
+                },
+                {
+                    "rule": "!has(self.allowedValues) || self.type in ['category', 'string']",
+                    "message": "allowedValues applies only to category or string columns",
+                },
+                {
+                    "rule": "(!has(self.min) && !has(self.max)) || self.type in ['float', 'integer']",
+                    "message": "min and max apply only to float or integer columns",
+                },
+            ]
+        }
+    }
+
+    name: str = Field(min_length=1, max_length=253, description="Column name as in the CSV header.")
+    type: Literal["float", "integer", "string", "category", "boolean"] = Field(
+        description="Type every value must parse as: float, integer, string, category or boolean."
+    )
+    nullable: bool = Field(default=False, description="Whether empty values are allowed.")
+    min: float | None = Field(default=None, description="Smallest allowed value (numeric columns).")
+    max: float | None = Field(default=None, description="Largest allowed value (numeric columns).")
+    allowed_values: list[Annotated[str, Field(max_length=253)]] | None = Field(
+        default=None, max_length=1000, description="The only values allowed (category or string columns)."
+    )
+
+
+class DatasetSchema(SpecModel):
+    """Checks the data must pass before it gets a version."""
+
+    columns: list[ColumnSchema] = Field(
+        default_factory=list,
+        max_length=2000,
+        description="Expected columns; columns not listed are accepted unchecked.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    min_rows: int = Field(default=1, ge=1, description="Fewest rows the data must have.")
+
+
+class DatasetSpec(SpecModel):
+    """What the user wants: a source, a format, a target column and checks."""
+
+    source: DatasetSource = Field(description="Where the data is: exactly one of builtin, url, configMap, pvc.")
+    format: Literal["csv"] = Field(default="csv", description="File format of url, configMap and pvc sources.")
+    target: str = Field(
+        default="target",
+        min_length=1,
+        max_length=253,
+        description="Name of the column models learn to predict.",
+    )
+    schema_: DatasetSchema | None = Field(
+        default=None, alias="schema", description="Column types, ranges, nullability and minimum row count."
+    )
+    refresh_interval: Duration = Field(
+        default="10m", description="How often url, configMap and pvc sources are re-read for a new version."
+    )
+    history_limit: int = Field(default=10, ge=1, le=100, description="How many recent versions status keeps.")
+
+
+class DatasetVersion(StatusModel):
+    """One validated content of the Dataset."""
+
+    version: Sha256Version = Field(description="Content version: sha256 of the normalised data.")
+    rows: int = Field(description="Number of rows.")
+    snapshot_uri: str = Field(default="", description="Where the content-addressed snapshot is stored.")
+    created_at: Timestamp = Field(description="When this version was first seen.")
+
+
+class DatasetStatus(StatusModel):
+    """What is true about the Dataset, written only by the operator."""
+
+    observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
+    phase: str | None = Field(default=None, description="Summary for printer columns: Pending, Ready, Failed.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready and Validated conditions.")
+    version: Sha256Version | None = Field(default=None, description="Current content version.")
+    rows: int | None = Field(default=None, description="Rows in the current version.")
+    columns: list[str] = Field(default_factory=list, description="Feature columns of the current version, in order.")
+    snapshot_uri: str | None = Field(default=None, description="Artifact-store URI of the current snapshot.")
+    profile_ref: str | None = Field(
+        default=None, description="Artifact-store URI of the current version's profile (the drift reference)."
+    )
+    last_checked_at: Timestamp | None = Field(default=None, description="When the source was last read.")
+    history: list[DatasetVersion] = Field(default_factory=list, description="Recent versions, newest first.")

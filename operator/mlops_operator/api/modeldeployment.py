@@ -1,0 +1,308 @@
+"""The ModelDeployment kind: serve a model's champion and roll new versions out through canary steps."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .common import (
+    Condition,
+    DnsLabel,
+    Duration,
+    ObjectName,
+    ResourceRequirements,
+    SpecModel,
+    StatusModel,
+    Timestamp,
+)
+
+
+def _exactly_one(fields: list[str], message: str) -> dict:
+    has = ", ".join(f"has(self.{f})" for f in fields)
+    return {"rule": f"[{has}].filter(x, x).size() == 1", "message": message}
+
+
+class ModelSelector(SpecModel):
+    """Which model version to serve: follow a model's champion, or pin one TrainingRun."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                _exactly_one(["name", "trainingRun"], "set exactly one of name or trainingRun")
+            ]
+        }
+    }
+
+    name: DnsLabel | None = Field(default=None, description="Model name: serve its current champion.")
+    training_run: ObjectName | None = Field(default=None, description="Serve the model of this TrainingRun.")
+
+
+class ServerSpec(SpecModel):
+    """Settings of the model server pods."""
+
+    port: int = Field(default=8080, ge=1024, le=65535, description="Container port of the V2 HTTP endpoint.")
+    max_batch_size: int = Field(default=64, ge=1, le=4096, description="Most rows one predict call batches.")
+    max_batch_delay_ms: float = Field(
+        default=2.0, ge=0, le=1000, description="Longest a request waits for others to batch with."
+    )
+    resources: ResourceRequirements | None = Field(default=None, description="Resources of each server container.")
+
+
+class PauseSpec(SpecModel):
+    """Wait before the next step."""
+
+    duration: Duration | None = Field(
+        default=None, description="How long to wait (e.g. 30s, 5m); absent: wait for a manual promote."
+    )
+
+
+class StepAnalysis(SpecModel):
+    """Judge the canary now, with the deployment's analysis metrics."""
+
+    metrics: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Names of analysis metrics to run; empty: all of them.",
+    )
+
+
+class CanaryStep(SpecModel):
+    """One step of a canary rollout: exactly one of setWeight, pause, analysis."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                _exactly_one(
+                    ["setWeight", "pause", "analysis"],
+                    "a step sets exactly one of setWeight, pause, analysis",
+                )
+            ]
+        }
+    }
+
+    set_weight: int | None = Field(default=None, ge=0, le=100, description="Percent of traffic sent to the canary.")
+    pause: PauseSpec | None = Field(default=None, description="Wait, for a duration or for a manual promote.")
+    analysis: StepAnalysis | None = Field(default=None, description="Run the analysis before going on.")
+
+
+class CanaryStrategy(SpecModel):
+    """Ordered steps from 0 % to 100 % of traffic on the new version."""
+
+    steps: list[CanaryStep] = Field(
+        default_factory=lambda: [
+            CanaryStep(set_weight=20),
+            CanaryStep(pause=PauseSpec(duration="1m")),
+            CanaryStep(set_weight=50),
+            CanaryStep(pause=PauseSpec(duration="1m")),
+        ],
+        max_length=32,
+        description="Steps in order; after the last one the canary becomes stable at 100 %.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+                    "message": "setWeight must not decrease from one step to the next",
+                }
+            ]
+        },
+    )
+
+
+class StrategySpec(SpecModel):
+    """How a new version replaces the stable one."""
+
+    canary: CanaryStrategy = Field(default_factory=CanaryStrategy, description="Canary steps.")
+
+
+class GatewayApiRouting(SpecModel):
+    """Split traffic with weights on an HTTPRoute of the Gateway API."""
+
+    http_route: ObjectName = Field(
+        description="Name of an HTTPRoute in the same namespace; only the backendRefs to our Services are changed."
+    )
+
+
+class TrafficRouting(SpecModel):
+    """How traffic is split between stable and canary."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(self.mode == 'GatewayAPI') == has(self.gatewayAPI)",
+                    "message": "gatewayAPI must be set exactly when mode is GatewayAPI",
+                }
+            ]
+        }
+    }
+
+    mode: Literal["Replicas", "GatewayAPI"] = Field(
+        default="Replicas",
+        description="Replicas: weight by replica ratio behind one Service; GatewayAPI: weights on an HTTPRoute.",
+    )
+    gateway_api: GatewayApiRouting | None = Field(default=None, alias="gatewayAPI", description="The HTTPRoute.")
+
+
+class AnalysisMetric(SpecModel):
+    """One measurement judged at every analysis: a built-in template, or a PromQL query with a condition."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                _exactly_one(["template", "query"], "set exactly one of template or query"),
+                {
+                    "rule": "!has(self.template) || has(self.threshold)",
+                    "message": "a template metric needs a threshold",
+                },
+                {
+                    "rule": "!has(self.threshold) || has(self.template)",
+                    "message": "threshold applies only to a template",
+                },
+                {
+                    "rule": "has(self.query) == has(self.successCondition)",
+                    "message": "a query needs a successCondition",
+                },
+            ]
+        }
+    }
+
+    name: DnsLabel = Field(description="Name of the metric, used in status and Events.")
+    template: Literal["errorRate", "latencyP95", "accuracy", "drift"] | None = Field(
+        default=None,
+        description="Built-in: errorRate (fraction, max), latencyP95 (seconds, max), accuracy (min), drift (PSI, max).",
+    )
+    threshold: float | None = Field(default=None, description="Bound of the template metric (see template).")
+    query: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="PromQL returning one number; {{version}} and {{namespace}} are substituted.",
+    )
+    success_condition: str | None = Field(
+        default=None,
+        max_length=256,
+        pattern=r"^result\s*(<|<=|>|>=|==|!=)\s*-?[0-9.eE+-]+$",
+        description="Condition on the query's result, e.g. 'result < 0.05'.",
+    )
+
+
+class AnalysisSpec(SpecModel):
+    """How the canary (and, after promotion, the stable version) is judged."""
+
+    interval: Duration = Field(default="30s", description="Time between two measurements.")
+    failure_limit: int = Field(default=2, ge=1, le=100, description="Failed measurements that trigger a rollback.")
+    inconclusive_limit: int = Field(
+        default=3, ge=1, le=100, description="Inconclusive measurements (no data) that pause the rollout."
+    )
+    metrics: list[AnalysisMetric] = Field(
+        default_factory=list,
+        max_length=16,
+        description="What is measured; empty: errorRate < 5 % and latencyP95 < 0.5 s.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+class PostPromotionSpec(SpecModel):
+    """Keep judging the new stable version after it reached 100 %."""
+
+    enabled: bool = Field(default=True, description="Whether the guard runs.")
+    window: Duration = Field(default="10m", description="How long after promotion the version is still judged.")
+
+
+class ModelDeploymentSpec(SpecModel):
+    """What the user wants: a model served by N replicas, updated through canary steps."""
+
+    model: ModelSelector = Field(description="The model to serve: a model name's champion, or one TrainingRun.")
+    replicas: int = Field(default=2, ge=1, le=100, description="Server pods when no rollout is in progress.")
+    server: ServerSpec = Field(default_factory=ServerSpec, description="Model server settings.")
+    strategy: StrategySpec = Field(default_factory=StrategySpec, description="Rollout strategy.")
+    traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting, description="Traffic splitting.")
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, description="Metrics that judge a version.")
+    post_promotion: PostPromotionSpec = Field(default_factory=PostPromotionSpec, description="Guard after 100 %.")
+    prometheus_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Prometheus HTTP API base URL; default: the operator's configured one.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.matches('^https?://[^/]+')", "message": "prometheusUrl must be an http(s) URL"}
+            ]
+        },
+    )
+    paused: bool = Field(default=False, description="Freeze the rollout where it is.")
+
+    @model_validator(mode="after")
+    def _steps_name_defined_metrics(self) -> ModelDeploymentSpec:
+        defined = {m.name for m in self.analysis.metrics}
+        for index, step in enumerate(self.strategy.canary.steps):
+            unknown = sorted(set(step.analysis.metrics) - defined) if step.analysis else []
+            if unknown and defined:
+                raise ValueError(
+                    f"strategy.canary.steps[{index}].analysis.metrics names {unknown}, "
+                    f"which spec.analysis.metrics does not define (defined: {sorted(defined)})"
+                )
+        return self
+
+
+class AnalysisResult(StatusModel):
+    """The last measurement of one metric."""
+
+    metric: str = Field(description="Name of the analysis metric.")
+    phase: Literal["Successful", "Failed", "Inconclusive", "Error"] = Field(description="Verdict.")
+    value: float | None = Field(default=None, description="Measured value, if any.")
+    message: str = Field(default="", description="Why, in words.")
+    measured_at: Timestamp = Field(description="When it was measured.")
+
+
+class VersionStatus(StatusModel):
+    """One served version of the model (stable or canary)."""
+
+    version: str = Field(description="Model version: the TrainingRun's name.")
+    model_uri: str = Field(default="", description="Artifact-store URI of the model.")
+    sha256: str = Field(default="", description="sha256 of the model file.")
+    weight: int = Field(default=0, description="Share of traffic in percent, as achieved.")
+    replicas: int = Field(default=0, description="Desired pods.")
+    ready_replicas: int = Field(default=0, description="Ready pods.")
+
+
+class CanaryStatus(VersionStatus):
+    """The version being rolled out, and where the rollout is."""
+
+    step_index: int = Field(default=0, description="Index of the current step in spec.strategy.canary.steps.")
+    step_started_at: Timestamp | None = Field(default=None, description="When the current step began.")
+    pause_started_at: Timestamp | None = Field(default=None, description="When the current pause began.")
+    successes: int = Field(default=0, description="Successful measurements in this rollout.")
+    failures: int = Field(default=0, description="Failed measurements in this rollout.")
+    inconclusives: int = Field(default=0, description="Consecutive inconclusive measurements.")
+    last_analysis_at: Timestamp | None = Field(default=None, description="When the analysis last ran.")
+
+
+class HistoryEntry(StatusModel):
+    """A finished rollout."""
+
+    version: str = Field(description="Model version rolled out.")
+    outcome: Literal["Promoted", "RolledBack", "Aborted"] = Field(description="How it ended.")
+    reason: str = Field(default="", description="Why, with the metric and value for a rollback.")
+    at: Timestamp = Field(description="When it ended.")
+
+
+class ModelDeploymentStatus(StatusModel):
+    """What is true about the ModelDeployment, written only by the operator."""
+
+    observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
+    phase: str | None = Field(
+        default=None,
+        description="Summary for printer columns: Pending, Progressing, Paused, Healthy, Degraded.",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Available, Progressing and Degraded conditions."
+    )
+    stable: VersionStatus | None = Field(default=None, description="The version serving most traffic.")
+    canary: CanaryStatus | None = Field(default=None, description="The version being rolled out, if any.")
+    promoted_at: Timestamp | None = Field(default=None, description="When the stable version reached 100 %.")
+    last_good_version: str | None = Field(default=None, description="Version to roll back to after promotion.")
+    last_analysis: list[AnalysisResult] = Field(default_factory=list, description="Latest measurement per metric.")
+    failed_versions: list[str] = Field(
+        default_factory=list, description="Versions rolled back here; not retried automatically."
+    )
+    history: list[HistoryEntry] = Field(default_factory=list, description="Finished rollouts, newest first.")

@@ -1,0 +1,136 @@
+"""The operator reconciles every kind: observedGeneration, a Ready condition, InvalidSpec without crashing."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from support import Kubectl, condition, wait_for
+
+DATASET = """
+apiVersion: mlops.dev/v1alpha1
+kind: Dataset
+metadata: {name: iris}
+spec:
+  source: {builtin: {name: iris}}
+"""
+TRAININGRUN = """
+apiVersion: mlops.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: iris-logreg}
+spec:
+  datasetRef: {name: iris}
+  model: {name: iris, estimator: sklearn.linear_model.LogisticRegression, params: {C: 1.0}}
+"""
+MODELDEPLOYMENT = """
+apiVersion: mlops.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: iris}
+spec:
+  model: {name: iris}
+"""
+
+
+def _reconciled(kubectl: Kubectl, kind: str, name: str, namespace: str):
+    def check():
+        obj = kubectl.get(kind, name, namespace)
+        if not obj or (obj.get("status") or {}).get("observedGeneration") != obj["metadata"]["generation"]:
+            return None
+        return obj if condition(obj, "Ready") else None
+
+    return check
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "manifest"),
+    [
+        ("dataset", "iris", DATASET),
+        ("trainingrun", "iris-logreg", TRAININGRUN),
+        ("modeldeployment", "iris", MODELDEPLOYMENT),
+    ],
+)
+def test_valid_object_gets_observed_generation_and_ready(
+    operator: subprocess.Popen, cluster: Kubectl, namespace: str, kind: str, name: str, manifest: str
+) -> None:
+    cluster.apply(manifest, namespace)
+    obj = wait_for(_reconciled(cluster, kind, name, namespace), timeout=30, what=f"{kind}/{name} reconciled")
+    ready = condition(obj, "Ready")
+    assert ready["status"] in ("True", "False", "Unknown")
+    assert ready["reason"] and ready["message"]
+    assert ready["observedGeneration"] == obj["metadata"]["generation"]
+    assert obj["status"]["phase"]
+
+
+def test_spec_change_is_observed(operator: subprocess.Popen, cluster: Kubectl, namespace: str) -> None:
+    cluster.apply(DATASET, namespace)
+    wait_for(_reconciled(cluster, "dataset", "iris", namespace), timeout=30, what="first reconcile")
+    cluster.run("patch", "dataset", "iris", "-n", namespace, "--type=merge", "-p", '{"spec":{"historyLimit":3}}')
+    obj = wait_for(
+        lambda: (o := cluster.get("dataset", "iris", namespace)) and o["metadata"]["generation"] == 2 and
+        o["status"].get("observedGeneration") == 2 and o,
+        timeout=30,
+        what="observedGeneration 2 after a spec change",
+    )  # fmt: skip
+    assert condition(obj, "Ready")["observedGeneration"] == 2
+
+
+def test_spec_the_schema_cannot_judge_becomes_invalid_spec(
+    operator: subprocess.Popen, cluster: Kubectl, namespace: str
+) -> None:
+    # The CRD schema cannot tell which metrics belong to which estimator; the model can.
+    cluster.apply(
+        """
+apiVersion: mlops.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: forest}
+spec:
+  datasetRef: {name: diabetes}
+  model: {name: diabetes, estimator: sklearn.ensemble.RandomForestRegressor}
+  promotion: {gates: [{metric: accuracy, min: 0.9}]}
+""",
+        namespace,
+    )
+
+    def invalid():
+        ready = condition(cluster.get("trainingrun", "forest", namespace), "Ready")
+        return ready if ready and ready["reason"] == "InvalidSpec" else None
+
+    ready = wait_for(invalid, timeout=30, what="Ready=False reason=InvalidSpec")
+    assert ready["status"] == "False"
+    assert "spec.promotion.gates[0].metric" in ready["message"]
+    assert "accuracy is not a regression metric" in ready["message"]
+    events = wait_for(
+        lambda: [
+            e
+            for e in cluster.json("get", "events", "-n", namespace)["items"]
+            if e["involvedObject"]["name"] == "forest" and e["reason"] == "InvalidSpec"
+        ],
+        timeout=30,
+        what="a Warning Event with reason InvalidSpec",
+    )
+    assert events[0]["type"] == "Warning"
+    # The operator did not crash: it still reconciles other objects.
+    assert operator.poll() is None
+    cluster.apply(DATASET, namespace)
+    wait_for(_reconciled(cluster, "dataset", "iris", namespace), timeout=30, what="a valid object after an invalid one")
+
+
+def test_operator_writes_nothing_a_gitops_tool_would_diff(
+    operator: subprocess.Popen, cluster: Kubectl, namespace: str
+) -> None:
+    cluster.apply(MODELDEPLOYMENT, namespace)
+    wait_for(_reconciled(cluster, "modeldeployment", "iris", namespace), timeout=30, what="reconciled")
+    obj = cluster.json("get", "modeldeployment", "iris", "-n", namespace, "--show-managed-fields")
+    assert obj["spec"]["model"] == {"name": "iris"}
+    for entry in obj["metadata"]["managedFields"]:
+        if entry["manager"].startswith("kubectl") or entry.get("subresource") == "status":
+            continue
+        # Anything else the operator wrote: only its finalizer and annotations under its own group.
+        fields = entry["fieldsV1"]
+        assert set(fields) == {"f:metadata"}, f"{entry['manager']} wrote {sorted(fields)}"
+        metadata = fields["f:metadata"]
+        assert set(metadata) <= {"f:annotations", "f:finalizers"}, metadata
+        annotations = [k for k in metadata.get("f:annotations", {}) if k != "."]
+        assert all(k.startswith("f:mlops.dev/") for k in annotations), annotations
+        assert set(metadata.get("f:finalizers", {})) <= {".", 'v:"mlops.dev/finalizer"'}

@@ -1,0 +1,80 @@
+"""Helpers shared by the test layers: polling with a deadline, and kubectl as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+STATE = pathlib.Path(os.environ.get("LOCALCLUSTER_DIR", REPO / ".localcluster")).resolve()
+KUBECONFIG = STATE / "kubeconfig"
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll `condition` until it returns something truthy; fail with `what` and the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = condition()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
+        time.sleep(interval)  # poll interval, not synchronisation
+
+
+def bin_dir() -> pathlib.Path:
+    out = subprocess.run(
+        ["bash", str(REPO / "hack/localcluster/build.sh")],
+        env={**os.environ, "BIN_ONLY": "1"},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return pathlib.Path(out.stdout.strip())
+
+
+class Kubectl:
+    """kubectl against the local cluster's admin kubeconfig."""
+
+    def __init__(self, kubeconfig: pathlib.Path = KUBECONFIG) -> None:
+        self.binary = str(bin_dir() / "kubectl")
+        self.kubeconfig = str(kubeconfig)
+
+    def run(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.binary, f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json").stdout)
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        result = self.run("get", kind, name, "-n", namespace, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    def apply(self, manifest: str, namespace: str | None = None) -> str:
+        args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+        return self.run(*args, input=manifest).stdout
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    """The condition of a type in an object's status, or None."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return cond
+    return None

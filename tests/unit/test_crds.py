@@ -1,0 +1,67 @@
+"""The CRDs are generated from the models: checked-in YAML matches, and the schemas are structural."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops_operator.api import crd
+from support import REPO
+
+
+@pytest.mark.parametrize("filename", sorted(crd.crd_files()))
+def test_checked_in_crd_matches_the_models(filename: str) -> None:
+    checked_in = (REPO / "crds" / filename).read_text()
+    assert checked_in == crd.crd_files()[filename], f"crds/{filename} is stale: run `make crds`"
+
+
+def test_no_stray_crd_files() -> None:
+    assert sorted(p.name for p in (REPO / "crds").glob("*.yaml")) == sorted(crd.crd_files())
+
+
+def _walk(node: dict[str, Any], path: str):
+    yield path, node
+    for name, sub in (node.get("properties") or {}).items():
+        yield from _walk(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from _walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _walk(node["additionalProperties"], f"{path}{{}}")
+
+
+@pytest.mark.parametrize("info", crd.KINDS, ids=lambda i: i.kind)
+def test_schema_is_structural_and_documented(info: crd.KindInfo) -> None:
+    schema = crd.crd_for(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema["properties"]["spec"], "spec"):
+        assert not {"$ref", "anyOf", "oneOf", "allOf", "title", "$defs"} & node.keys(), path
+        typed = (
+            "type" in node or node.get("x-kubernetes-preserve-unknown-fields") or node.get("x-kubernetes-int-or-string")
+        )
+        assert typed, f"{path} has no type"
+        if not path.endswith(("[]", "{}")) and path != "spec":
+            assert node.get("description"), f"{path} has no description"
+        assert not ("properties" in node and "additionalProperties" in node), path
+
+
+@pytest.mark.parametrize("info", crd.KINDS, ids=lambda i: i.kind)
+def test_crd_names_status_and_columns(info: crd.KindInfo) -> None:
+    generated = yaml.safe_load(crd.render_crd(info))
+    names = generated["spec"]["names"]
+    assert names["categories"] == ["mlops"]
+    assert names["shortNames"] == info.short_names
+    version = generated["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    assert any(col["name"] == "Ready" for col in version["additionalPrinterColumns"])
+
+
+def test_cel_rules_are_present_where_openapi_cannot_say_it() -> None:
+    text = crd.render_all()
+    for message in (
+        "exactly one of builtin, url, configMap or pvc must be set",
+        "setWeight must not decrease from one step to the next",
+        "url must be an http:// or https:// URL",
+        "set exactly one of name or trainingRun",
+    ):
+        assert message in text

@@ -1,0 +1,74 @@
+"""Specs parse with the defaults users see in the CRD; what OpenAPI cannot check is checked here."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from mlops_operator.api.dataset import DatasetSpec
+from mlops_operator.api.modeldeployment import ModelDeploymentSpec
+from mlops_operator.api.trainingrun import TrainingRunSpec
+from mlops_operator.controllers.common import describe_validation_error, parse_spec, status_patch
+
+
+def test_dataset_defaults() -> None:
+    spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
+    assert (spec.format, spec.target, spec.refresh_interval, spec.history_limit) == ("csv", "target", "10m", 10)
+
+
+def test_modeldeployment_defaults_give_a_canary_with_increasing_weights() -> None:
+    spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}})
+    weights = [s.set_weight for s in spec.strategy.canary.steps if s.set_weight is not None]
+    assert weights == sorted(weights) and weights
+    assert spec.traffic_routing.mode == "Replicas"
+
+
+@pytest.mark.parametrize(
+    ("estimator", "metric", "ok"),
+    [
+        ("sklearn.linear_model.LogisticRegression", "accuracy", True),
+        ("sklearn.linear_model.LogisticRegression", "rmse", False),
+        ("sklearn.ensemble.RandomForestRegressor", "r2", True),
+        ("sklearn.ensemble.RandomForestRegressor", "f1_macro", False),
+    ],
+)
+def test_promotion_metrics_must_fit_the_estimators_task(estimator: str, metric: str, ok: bool) -> None:
+    body = {
+        "spec": {
+            "datasetRef": {"name": "d"},
+            "model": {"name": "m", "estimator": estimator},
+            "promotion": {"gates": [{"metric": metric, "min": 0.5}]},
+        }
+    }
+    spec, error = parse_spec(TrainingRunSpec, body)
+    assert (spec is not None) == ok
+    if not ok:
+        assert error.startswith("spec.promotion.gates[0].metric:"), error
+        assert metric in error
+
+
+def test_step_analysis_must_name_defined_metrics() -> None:
+    body = {
+        "spec": {
+            "model": {"name": "m"},
+            "analysis": {"metrics": [{"name": "errors", "template": "errorRate", "threshold": 0.05}]},
+            "strategy": {"canary": {"steps": [{"setWeight": 10}, {"analysis": {"metrics": ["latency"]}}]}},
+        }
+    }
+    spec, error = parse_spec(ModelDeploymentSpec, body)
+    assert spec is None
+    assert "strategy.canary.steps[1].analysis.metrics" in error and "latency" in error
+
+
+def test_validation_errors_name_the_field_path() -> None:
+    with pytest.raises(ValidationError) as caught:
+        DatasetSpec.model_validate({"source": {"builtin": {"name": "mnist"}}, "historyLimit": 0})
+    message = describe_validation_error(caught.value)
+    assert "spec.source.builtin.name" in message
+    assert "spec.historyLimit" in message
+
+
+def test_status_patch_sets_changes_and_removes_dropped_keys_but_not_kopfs() -> None:
+    old = {"phase": "Pending", "rows": 3, "kopf": {"progress": {}}}
+    new = {"phase": "Ready", "version": "sha256:" + "0" * 64}
+    assert status_patch(old, new) == {"phase": "Ready", "version": "sha256:" + "0" * 64, "rows": None}
