@@ -36,7 +36,14 @@ def cluster() -> Iterator[Kubectl]:
 @pytest.fixture(scope="session")
 def crds(cluster: Kubectl) -> Kubectl:
     cluster.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    cluster.run("wait", "--for=condition=Established", "crd", "-l", "!nonexistent", "--all", "--timeout=60s")
+    cluster.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # The OpenAPI document that `kubectl explain` reads is published a moment after Established.
+    for kind in ("dataset", "trainingrun", "modeldeployment"):
+        wait_for(
+            lambda kind=kind: cluster.run("explain", f"{kind}.spec", check=False).returncode == 0,
+            timeout=60,
+            what=f"the OpenAPI schema of {kind} to be published",
+        )
     return cluster
 
 

@@ -50,7 +50,7 @@ class Kubectl:
 
     def run(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.binary, f"--kubeconfig={self.kubeconfig}", *args],
+            [self.binary, f"--kubeconfig={self.kubeconfig}", f"--cache-dir={STATE / 'kubectl-cache'}", *args],
             input=input,
             capture_output=True,
             text=True,
