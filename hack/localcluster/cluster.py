@@ -46,6 +46,15 @@ APISERVER_PORT = int(os.environ.get("LOCALCLUSTER_APISERVER_PORT", "6443"))
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 NODE_NAME = "mlops-node"
+NODE_POD_CIDR = "10.244.0.0/24"  # the first /24 the controller-manager hands out
+PAUSE_IMAGE = "localhost/mlops-pause:1.0"
+CONTAINERD = STATE / "containerd"
+CONTAINERD_SOCKET = CONTAINERD / "containerd.sock"
+KUBELET_DIR = STATE / "kubelet"
+CNI_CONF_DIR = STATE / "cni" / "net.d"
+CNI_BRIDGE = "mlops0"
+CNI_NETWORK = "mlops-pods"
+WITH_NODE = os.environ.get("LOCALCLUSTER_NODE", "1") != "0"
 # Component name → executable name, where they differ.
 BINARY: dict[str, str] = {}
 
@@ -139,6 +148,14 @@ def ensure_pki(ip: str) -> None:
         subject="/O=system:masters/CN=kube-apiserver-kubelet-client",
         usage="clientAuth",
     )
+    _issue_cert("kubelet", subject=f"/O=system:nodes/CN=system:node:{NODE_NAME}", usage="clientAuth")
+    _issue_cert(
+        "kubelet-serving",
+        subject=f"/O=system:nodes/CN=system:node:{NODE_NAME}",
+        usage="serverAuth",
+        sans=[f"DNS:{NODE_NAME}", "DNS:localhost", "IP:127.0.0.1", f"IP:{ip}"],
+    )
+    _issue_cert("kube-proxy", subject="/CN=system:kube-proxy", usage="clientAuth")
     _ec_key(PKI / "sa.key")
     if not (PKI / "sa.pub").exists():
         _openssl("pkey", "-in", str(PKI / "sa.key"), "-pubout", "-out", str(PKI / "sa.pub"))
@@ -183,6 +200,7 @@ class Component:
     ready_timeout: float = 60.0
     ports: list[int] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    after_ready: Callable[[pathlib.Path], None] | None = None  # bin dir → None
 
 
 def _https_ok(url: str, *, cert: str | None = None) -> bool:
@@ -302,8 +320,192 @@ def control_plane(ip: str) -> list[Component]:
     ]
 
 
+def _containerd_ready() -> bool:
+    ctr = shutil.which("ctr")
+    if not ctr or not CONTAINERD_SOCKET.exists():
+        return False
+    return subprocess.run([ctr, "--address", str(CONTAINERD_SOCKET), "version"], capture_output=True).returncode == 0
+
+
+def _node_ready() -> bool:
+    """The Node object exists and its Ready condition is True."""
+    context = ssl.create_default_context(cafile=str(PKI / "ca.crt"))
+    context.load_cert_chain(str(PKI / "admin.crt"), str(PKI / "admin.key"))
+    url = f"https://127.0.0.1:{APISERVER_PORT}/api/v1/nodes/{NODE_NAME}"
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=3) as response:
+            node = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+
+
+def node(ip: str) -> list[Component]:
+    """containerd, kubelet and kube-proxy: a real node whose pods run in containers on this host."""
+    return [
+        Component(
+            name="containerd",
+            argv=lambda b: [shutil.which("containerd") or "containerd", "--config", str(CONTAINERD / "config.toml")],
+            ready=_containerd_ready,
+            ready_timeout=30,
+            after_ready=import_pause_image,
+        ),
+        Component(
+            name="kubelet",
+            argv=lambda b: [
+                str(b / "kubelet"),
+                f"--config={STATE / 'kubelet-config.json'}",
+                f"--kubeconfig={STATE / 'kubelet.kubeconfig'}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={ip}",
+                f"--root-dir={KUBELET_DIR}",
+                "--v=1",
+            ],  # fmt: skip
+            ready=_node_ready,
+            ready_timeout=90,
+            ports=[10250],
+        ),
+        Component(
+            name="kube-proxy",
+            argv=lambda b: [str(b / "kube-proxy"), f"--config={STATE / 'kube-proxy-config.json'}", "--v=1"],
+            ready=lambda: _http_ok("http://127.0.0.1:10256/healthz"),
+            ready_timeout=30,
+            ports=[10256],
+        ),
+    ]
+
+
 def components(ip: str) -> list[Component]:
-    return control_plane(ip)
+    return control_plane(ip) + (node(ip) if WITH_NODE else [])
+
+
+# ------------------------------------------------------------------------------------ node config
+
+
+def write_node_config(ip: str, binaries: pathlib.Path) -> None:
+    for directory in (CONTAINERD, KUBELET_DIR, CNI_CONF_DIR, STATE / "pod-logs"):
+        directory.mkdir(parents=True, exist_ok=True)
+    (CONTAINERD / "config.toml").write_text(
+        f"""version = 2
+root = "{CONTAINERD / "root"}"
+state = "{CONTAINERD / "state"}"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "{CONTAINERD_SOCKET}"
+[ttrpc]
+  address = "{CONTAINERD / "containerd.sock.ttrpc"}"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{CONTAINERD / "opt"}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  # Without CAP_SYS_RESOURCE runc cannot lower oom_score_adj below the runtime's own.
+  restrict_oom_score_adj = true
+  enable_cdi = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{CNI_CONF_DIR}"
+"""
+    )
+    cni = {
+        "cniVersion": "0.4.0",
+        "name": CNI_NETWORK,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": CNI_BRIDGE,
+                "isGateway": True,
+                "ipMasq": True,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": NODE_POD_CIDR}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(STATE / "cni" / "ipam"),
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+    (CNI_CONF_DIR / "10-mlops.conflist").write_text(json.dumps(cni, indent=2) + "\n")
+    resolv = STATE / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions ndots:1\n")
+    kubelet = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "containerRuntimeEndpoint": f"unix://{CONTAINERD_SOCKET}",
+        "cgroupDriver": "cgroupfs",
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "authentication": {
+            "x509": {"clientCAFile": str(PKI / "ca.crt")},
+            "webhook": {"enabled": True},
+            "anonymous": {"enabled": False},
+        },
+        "authorization": {"mode": "Webhook"},
+        "tlsCertFile": str(PKI / "kubelet-serving.crt"),
+        "tlsPrivateKeyFile": str(PKI / "kubelet-serving.key"),
+        "podLogsDir": str(STATE / "pod-logs"),
+        "resolvConf": str(resolv),
+        "clusterDomain": "cluster.local",
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": 10248,
+        "readOnlyPort": 0,
+        "registerNode": True,
+        "serializeImagePulls": False,
+        "imageGCHighThresholdPercent": 100,
+        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+        "maxPods": 110,
+        "protectKernelDefaults": False,
+        "makeIPTablesUtilChains": False,
+        "localStorageCapacityIsolation": True,
+        "nodeStatusUpdateFrequency": "5s",
+        "syncFrequency": "10s",
+        "fileCheckFrequency": "10s",
+    }
+    (STATE / "kubelet-config.json").write_text(json.dumps(kubelet, indent=2) + "\n")
+    proxy = {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "iptables",
+        "clientConnection": {"kubeconfig": str(STATE / "kube-proxy.kubeconfig")},
+        "clusterCIDR": POD_CIDR,
+        "hostnameOverride": NODE_NAME,
+        "bindAddress": "127.0.0.1",
+        "healthzBindAddress": "127.0.0.1:10256",
+        "metricsBindAddress": "127.0.0.1:10249",
+        "conntrack": {"maxPerCore": 0, "min": 0},
+        "iptables": {"masqueradeAll": False, "syncPeriod": "10s", "minSyncPeriod": "0s"},
+    }
+    (STATE / "kube-proxy-config.json").write_text(json.dumps(proxy, indent=2) + "\n")
+    for key, value in (("net/ipv4/ip_forward", "1"), ("net/bridge/bridge-nf-call-iptables", "1")):
+        path = pathlib.Path("/proc/sys") / key
+        if path.exists() and path.read_text().strip() != value:
+            path.write_text(value)
+
+
+def import_pause_image(binaries: pathlib.Path) -> None:
+    """Our own pod sandbox image, from the static `pause` binary: no registry needed."""
+    import ociimage
+
+    ctr = [shutil.which("ctr") or "ctr", "--address", str(CONTAINERD_SOCKET), "-n", "k8s.io"]
+    listed = subprocess.run([*ctr, "images", "list", "-q"], capture_output=True, text=True, check=True).stdout
+    if PAUSE_IMAGE in listed.split():
+        return
+    archive = binaries / "pause.oci.tar"
+    if not archive.exists():
+        layer = ociimage.layer_from_files({"pause": ((binaries / "pause").read_bytes(), 0o755)})
+        ociimage.write_archive(archive, name=PAUSE_IMAGE, layers=[layer], config={"Entrypoint": ["/pause"]})
+    subprocess.run([*ctr, "images", "import", "--no-unpack=false", str(archive)], capture_output=True, check=True)
+    subprocess.run([*ctr, "images", "label", PAUSE_IMAGE, "io.cri-containerd.pinned=pinned"], capture_output=True)
+    log(f"imported {PAUSE_IMAGE}")
 
 
 # ------------------------------------------------------------------------------------- processes
@@ -388,8 +590,9 @@ def stop(name: str) -> None:
 
 def up() -> None:
     binaries = bin_dir()
-    missing = [c for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-               if not (binaries / c).exists()]  # fmt: skip
+    wanted = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
+    wanted += ["kubelet", "kube-proxy", "pause"] if WITH_NODE else []
+    missing = [c for c in wanted if not (binaries / c).exists()]
     if missing:
         raise SystemExit(f"binaries missing in {binaries}: {missing}; run hack/localcluster/build.sh (make binaries)")
     for directory in (STATE, LOGS, PIDS):
@@ -398,11 +601,15 @@ def up() -> None:
     ensure_pki(ip)
     server = f"https://127.0.0.1:{APISERVER_PORT}"
     write_kubeconfig(KUBECONFIG, cert="admin", server=server)
-    for name in ("controller-manager", "scheduler"):
+    for name in ("controller-manager", "scheduler", "kubelet", "kube-proxy"):
         write_kubeconfig(STATE / f"{name}.kubeconfig", cert=name, server=server)
+    if WITH_NODE:
+        write_node_config(ip, binaries)
     for component in components(ip):
         start(component, binaries)
         wait_ready(component)
+        if component.after_ready:
+            component.after_ready(binaries)
     log(f"cluster is up; kubeconfig: {KUBECONFIG}")
 
 
@@ -412,11 +619,96 @@ def down() -> None:
         return
     names = [c.name for c in components(node_ip())]
     for name in reversed(names):
+        if name == "containerd" and _pid_of("containerd"):
+            remove_containers()
         stop(name)
     for leftover in PIDS.glob("*.pid") if PIDS.exists() else []:
         stop(leftover.stem)
+    if WITH_NODE:
+        clean_node_leftovers()
+    remaining = _mounts_under(STATE)
+    if remaining:
+        raise SystemExit(f"not removing {STATE}: still mounted: {remaining[:5]}")
     shutil.rmtree(STATE)
     log(f"removed {STATE}")
+
+
+# ------------------------------------------------------------------------------------ node cleanup
+
+
+def _ctr(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [shutil.which("ctr") or "ctr", "--address", str(CONTAINERD_SOCKET), "-n", "k8s.io", *args]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def remove_containers() -> None:
+    """Kill and delete every container of the node while containerd still runs."""
+    tasks = [line.split()[0] for line in _ctr("tasks", "list", "-q").stdout.splitlines() if line.strip()]
+    for task in tasks:
+        _ctr("tasks", "kill", "-a", "-s", "SIGKILL", task)
+    for task in tasks:
+        _ctr("tasks", "delete", "-f", task)
+    containers = [c for c in _ctr("containers", "list", "-q").stdout.split() if c]
+    for container in containers:
+        _ctr("containers", "delete", container)
+    if tasks or containers:
+        log(f"removed {len(tasks)} task(s) and {len(containers)} container(s)")
+
+
+def _mounts_under(root: pathlib.Path) -> list[str]:
+    mounts = []
+    for line in pathlib.Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == str(root) or point.startswith(f"{root}/"):
+            mounts.append(point)
+    return sorted(set(mounts), key=len, reverse=True)
+
+
+def _iptables_chains(table: str) -> list[str]:
+    out = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
+    return [line.split()[1] for line in out.splitlines() if line.startswith("-N ")]
+
+
+def clean_node_leftovers() -> None:
+    """What the node leaves behind once its processes are gone: shims, mounts, netns, iptables, cgroups."""
+    for pid_dir in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "containerd-shim" in cmdline and str(CONTAINERD_SOCKET) in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(pid_dir.name), signal.SIGKILL)
+    for point in _mounts_under(STATE):
+        if subprocess.run(["umount", point], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", point], capture_output=True)
+    for netns in pathlib.Path("/var/run/netns").glob("cni-*"):
+        subprocess.run(["ip", "netns", "delete", netns.name], capture_output=True)
+    subprocess.run(["ip", "link", "delete", CNI_BRIDGE], capture_output=True)
+    binaries = bin_dir()
+    if (binaries / "kube-proxy").exists():
+        subprocess.run([str(binaries / "kube-proxy"), "--cleanup"], capture_output=True)
+    for table in ("nat", "filter", "mangle"):
+        ours = [c for c in _iptables_chains(table) if c.startswith(("CNI-", "KUBE-"))]
+        rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout.splitlines()
+        for rule in rules:
+            words = rule.split()
+            if rule.startswith("-A ") and "-j" in words and words[words.index("-j") + 1] in ours:
+                subprocess.run(["iptables", "-t", table, "-D", *words[1:]], capture_output=True)
+        for chain in ours:
+            subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
+        for chain in ours:
+            subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
+    for controller in pathlib.Path("/sys/fs/cgroup").iterdir():
+        top = controller / "kubepods"
+        if top.is_dir():
+            for directory in sorted(top.rglob("*"), key=lambda d: len(d.parts), reverse=True):
+                if directory.is_dir():
+                    with contextlib.suppress(OSError):
+                        directory.rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
+    log("removed the node's containers, mounts, network namespaces, iptables chains and cgroups")
 
 
 def status() -> int:

@@ -1,0 +1,3 @@
+module mlops.dev/localcluster/pause
+
+go 1.24.0
