@@ -4,11 +4,14 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# command → Debian package that provides it
-declare -A APT=([openssl]=openssl [ip]=iproute2 [iptables]=iptables)
+# Debian packages: openssl/iproute2 for the control plane; containerd, runc, CNI plugins, iptables and
+# conntrack for the node; buildah and debootstrap to build the image without Docker or a registry.
+APT_PACKAGES=(openssl iproute2 iptables conntrack containerd runc containernetworking-plugins buildah debootstrap
+  ${EXTRA_APT_PACKAGES:-})
 missing=()
-for cmd in "${!APT[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${APT[$cmd]}"); done
-for pkg in ${EXTRA_APT_PACKAGES:-}; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
 if ((${#missing[@]})); then
   echo "[deps] apt-get install ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import signal
 import socket
@@ -692,7 +693,7 @@ def clean_node_leftovers() -> None:
         ours = [c for c in _iptables_chains(table) if c.startswith(("CNI-", "KUBE-"))]
         rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout.splitlines()
         for rule in rules:
-            words = rule.split()
+            words = shlex.split(rule)
             if rule.startswith("-A ") and "-j" in words and words[words.index("-j") + 1] in ours:
                 subprocess.run(["iptables", "-t", table, "-D", *words[1:]], capture_output=True)
         for chain in ours:

@@ -36,6 +36,9 @@ def write_archive(out: pathlib.Path, *, name: str, layers: list[bytes], config: 
         "os": "linux",
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": [_digest(layer) for layer in layers]},
+        "created": "1970-01-01T00:00:00Z",
+        # One history entry per layer: image builders (buildah) match them against the layers.
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(len(layers))],
     }
     config_bytes = json.dumps(image_config, sort_keys=True).encode()
     blobs[_digest(config_bytes)] = config_bytes

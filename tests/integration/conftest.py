@@ -34,6 +34,17 @@ def cluster() -> Iterator[Kubectl]:
 
 
 @pytest.fixture(scope="session")
+def image(cluster: Kubectl) -> str:
+    """The project image, built from operator/Dockerfile and loaded into the node."""
+    load = subprocess.run(
+        [sys.executable, str(REPO / "hack/localcluster/image.py"), "load"], capture_output=True, text=True
+    )
+    if load.returncode != 0:
+        pytest.fail(f"the project image could not be built or loaded:\n{load.stdout}\n{load.stderr}", pytrace=False)
+    return "mlops-operator:dev"
+
+
+@pytest.fixture(scope="session")
 def crds(cluster: Kubectl) -> Kubectl:
     cluster.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     cluster.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
@@ -94,7 +105,9 @@ def operator(crds: Kubectl) -> Iterator[subprocess.Popen]:
 
 @pytest.fixture
 def namespace(cluster: Kubectl) -> Iterator[str]:
+    """A fresh namespace that enforces the `restricted` Pod Security Standard, as production ones should."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     cluster.run("create", "namespace", name)
+    cluster.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
     yield name
     cluster.run("delete", "namespace", name, "--wait=false", check=False)

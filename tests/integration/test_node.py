@@ -1,0 +1,182 @@
+"""Real pods on the local node: the project image runs, Jobs complete, Services split real traffic.
+
+Every namespace here enforces the `restricted` Pod Security Standard, so these also prove that the
+image and the pod specs the project uses are admitted there.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import urllib.request
+
+from support import Kubectl, wait_for
+
+RESTRICTED_POD = {
+    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+}
+RESTRICTED_CONTAINER = {
+    "imagePullPolicy": "Never",
+    "securityContext": {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    },
+}
+
+
+def _phase(kubectl: Kubectl, namespace: str, pod: str) -> str | None:
+    obj = kubectl.get("pod", pod, namespace)
+    return obj and obj["status"].get("phase")
+
+
+def test_the_node_is_ready(cluster: Kubectl) -> None:
+    [node] = cluster.json("get", "nodes")["items"]
+    ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "True", ready
+    assert node["spec"]["podCIDR"]
+
+
+def test_pod_runs_the_project_image(cluster: Kubectl, image: str, namespace: str) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "version"},
+        "spec": {
+            **RESTRICTED_POD,
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": image, "args": ["--version"], **RESTRICTED_CONTAINER}],
+        },
+    }
+    cluster.apply(json.dumps(pod), namespace)
+    phase = wait_for(
+        lambda: (
+            _phase(cluster, namespace, "version") in ("Succeeded", "Failed") and _phase(cluster, namespace, "version")
+        ),
+        timeout=60,
+        what="the version pod to finish",
+    )
+    logs = cluster.run("logs", "version", "-n", namespace).stdout
+    assert phase == "Succeeded", logs
+    assert logs.strip() == "mlops-operator 0.1.0"
+    # The image runs as its own non-root user.
+    status = cluster.get("pod", "version", namespace)["status"]["containerStatuses"][0]
+    assert status["state"]["terminated"]["exitCode"] == 0
+
+
+def test_job_runs_to_completion(cluster: Kubectl, image: str, namespace: str) -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "count"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    **RESTRICTED_POD,
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": image,
+                            "command": ["python3", "-c", "print(sum(range(101)))"],
+                            **RESTRICTED_CONTAINER,
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    cluster.apply(json.dumps(job), namespace)
+    cluster.run("wait", "--for=condition=Complete", "job/count", "-n", namespace, "--timeout=90s")
+    assert cluster.run("logs", "job/count", "-n", namespace).stdout.strip() == "5050"
+
+
+# A tiny HTTP server answering with the pod's variant label (from the downward API).
+SERVER = """
+import http.server, os
+variant = os.environ["VARIANT"]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = variant.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("", 8080), Handler).serve_forever()
+"""
+
+
+def _deployment(name: str, *, variant: str, replicas: int, image: str) -> dict:
+    labels = {"app": "split", "variant": variant}
+    container = {
+        "name": "server",
+        "image": image,
+        "command": ["python3", "-c", SERVER],
+        "env": [{"name": "VARIANT", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['variant']"}}}],
+        "ports": [{"containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+        **RESTRICTED_CONTAINER,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {**RESTRICTED_POD, "containers": [container]}},
+        },
+    }
+
+
+def test_service_splits_traffic_by_replica_ratio(cluster: Kubectl, image: str, namespace: str) -> None:
+    """4 ready pods behind one ClusterIP, 1 of them canary: about a quarter of 400 requests reach it."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "split"},
+        "spec": {"selector": {"app": "split"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    for manifest in (
+        service,
+        _deployment("split-stable", variant="stable", replicas=3, image=image),
+        _deployment("split-canary", variant="canary", replicas=1, image=image),
+    ):
+        cluster.apply(json.dumps(manifest), namespace)
+    for name in ("split-stable", "split-canary"):
+        cluster.run("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=120s")
+    wait_for(
+        lambda: (
+            sum(
+                len([e for e in s.get("endpoints", []) if e["conditions"].get("ready")])
+                for s in cluster.json(
+                    "get", "endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name=split"
+                )["items"]
+            )
+            == 4
+        ),
+        timeout=60,
+        what="4 ready endpoints behind the Service",
+    )
+    cluster_ip = cluster.get("service", "split", namespace)["spec"]["clusterIP"]
+
+    def reachable() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{cluster_ip}/", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_for(reachable, timeout=30, what=f"the ClusterIP {cluster_ip} to answer from the host (kube-proxy rules)")
+    counts: collections.Counter[str] = collections.Counter()
+    for _ in range(400):
+        with urllib.request.urlopen(f"http://{cluster_ip}/", timeout=5) as response:
+            counts[response.read().decode()] += 1
+    assert set(counts) == {"stable", "canary"}, counts
+    share = counts["canary"] / 400
+    # Binomial(400, 0.25) has a standard deviation of 2.2 %: ±8 % is over 3.5 sigma.
+    assert 0.17 <= share <= 0.33, f"canary share {share:.1%} of 400 requests ({counts})"
