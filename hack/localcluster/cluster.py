@@ -712,6 +712,33 @@ def clean_node_leftovers() -> None:
     log("removed the node's containers, mounts, network namespaces, iptables chains and cgroups")
 
 
+def leftovers() -> list[str]:
+    """Anything of a cluster still on this host: what `down` must have removed."""
+    found = []
+    binaries = str(bin_dir())
+    for pid_dir in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if (
+            cmdline.startswith(binaries)
+            or str(CONTAINERD_SOCKET) in cmdline
+            or str(CONTAINERD / "config.toml") in cmdline
+        ):
+            found.append(f"process {pid_dir.name}: {cmdline[:100]}")
+    found += [f"mount {m}" for m in _mounts_under(STATE)]
+    found += [f"netns {n.name}" for n in pathlib.Path("/var/run/netns").glob("cni-*")]
+    if pathlib.Path(f"/sys/class/net/{CNI_BRIDGE}").exists():
+        found.append(f"link {CNI_BRIDGE}")
+    for table in ("nat", "filter", "mangle"):
+        found += [f"iptables -t {table} chain {c}" for c in _iptables_chains(table) if c.startswith(("CNI-", "KUBE-"))]
+    found += [f"cgroup {d}" for d in pathlib.Path("/sys/fs/cgroup").glob("*/kubepods")]
+    if STATE.exists():
+        found.append(f"state directory {STATE}")
+    return found
+
+
 def status() -> int:
     code = 0
     for component in components(node_ip()):
@@ -724,12 +751,16 @@ def status() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "leftovers"])
     args = parser.parse_args()
     if args.command == "up":
         up()
     elif args.command == "down":
         down()
+    elif args.command == "leftovers":
+        found = leftovers()
+        print("\n".join(found) or "nothing left")
+        return 1 if found else 0
     else:
         return status()
     return 0

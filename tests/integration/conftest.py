@@ -31,6 +31,9 @@ def cluster() -> Iterator[Kubectl]:
     yield Kubectl(KUBECONFIG)
     if not running and os.environ.get("KEEP_CLUSTER") != "1":
         subprocess.run([*CLUSTER, "down"], check=False)
+        # `down` must leave nothing behind: processes, mounts, netns, iptables chains, cgroups, state.
+        left = subprocess.run([*CLUSTER, "leftovers"], capture_output=True, text=True)
+        assert left.returncode == 0, f"make cluster-down left this behind:\n{left.stdout}"
 
 
 @pytest.fixture(scope="session")
