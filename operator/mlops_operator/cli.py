@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import pathlib
 import sys
 
@@ -23,9 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     crds = commands.add_parser("crds", help="print the generated CustomResourceDefinitions")
     crds.add_argument("--output-dir", action="append", default=[], help="write one file per CRD into DIR")
 
+    commands.add_parser("dataset-check", help="(in a Job) validate, version and profile a Dataset's source")
+    commands.add_parser("train", help="(in a Job) train, evaluate and store one model version")
+
     args = parser.parse_args(argv)
     if args.command == "crds":
         return _crds(args.output_dir)
+    if args.command in ("dataset-check", "train"):
+        return _job(args.command)
     return _run(args)
 
 
@@ -41,6 +47,53 @@ def _crds(output_dirs: list[str]) -> int:
         for name, text in crd.crd_files().items():
             (path / name).write_text(text)
     return 0
+
+
+def _job(command: str) -> int:
+    """Run a Job's work from its environment; report a small JSON result as the termination message.
+
+    Environment: MLOPS_REQUEST (JSON), MLOPS_STORE_URI and MLOPS_STORE_PATH (where the store is mounted),
+    MLOPS_INPUT_DIR (mounted sources), MLOPS_RESULT_PATH (default /dev/termination-log).
+    Exit codes: 0 done (a failed dataset check is a result too), 2 permanent error, 1 anything else.
+    """
+    import json
+    import os
+    import traceback
+
+    from .storage import ArtifactStore
+
+    result_path = pathlib.Path(os.environ.get("MLOPS_RESULT_PATH", "/dev/termination-log"))
+    code = 0
+    try:
+        request = json.loads(os.environ["MLOPS_REQUEST"])
+        store = ArtifactStore.from_uri(os.environ["MLOPS_STORE_URI"], os.environ.get("MLOPS_STORE_PATH"))
+        if command == "dataset-check":
+            from .api.dataset import DatasetSpec
+            from .data.check import run_check
+
+            result = run_check(
+                DatasetSpec.model_validate(request["spec"]),
+                namespace=request["namespace"],
+                name=request["name"],
+                store=store,
+                input_dir=pathlib.Path(os.environ.get("MLOPS_INPUT_DIR", "/input")),
+            )
+        else:
+            from .trainer.pipeline import PermanentTrainingError
+            from .trainer.train import run_training
+
+            try:
+                result = run_training(request, store)
+            except PermanentTrainingError as error:
+                result, code = {"ok": False, "permanent": True, "message": str(error)[:1500]}, 2
+    except Exception as error:  # reported to the operator through the termination message
+        traceback.print_exc()
+        result, code = {"ok": False, "message": f"{type(error).__name__}: {error}"[:1500]}, 1
+    text = json.dumps(result, separators=(",", ":"))
+    print(text, flush=True)
+    with contextlib.suppress(OSError):
+        result_path.write_text(text)
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:

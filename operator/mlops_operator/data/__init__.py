@@ -1,0 +1,1 @@
+"""Dataset content: reading sources, the canonical CSV and its version, schema checks, the drift profile."""

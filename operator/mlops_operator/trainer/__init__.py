@@ -1,0 +1,1 @@
+"""The trainer: what runs inside a TrainingRun's Job (`mlops-operator train`)."""

@@ -1,0 +1,113 @@
+"""One training: load the pinned dataset version, split, fit, evaluate, store the model with its metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from ..api.estimators import task_of
+from ..api.trainingrun import TrainingRunSpec
+from ..data.table import TableError, parse_csv
+from ..storage import ArtifactStore, model_prefix
+from .metrics import evaluate
+from .modelio import dump_model, sha256_hex
+from .pipeline import PermanentTrainingError, build_pipeline
+
+PRIMARY_METRIC = {"classification": "accuracy", "regression": "rmse"}
+
+
+def load_dataset(store: ArtifactStore, *, snapshot_uri: str, version: str, target: str, task: str):
+    """Features, labels and feature names of a stored dataset version, after checking its sha256."""
+    data = store.path(snapshot_uri).read_bytes()
+    if "sha256:" + hashlib.sha256(data).hexdigest() != version:
+        raise PermanentTrainingError(f"the snapshot at {snapshot_uri} does not match dataset version {version}")
+    table = parse_csv(data)
+    features = [h for h in table.header if h != target]
+    try:
+        x = table.numeric_matrix(features)
+        y = table.numeric_matrix([target])[:, 0]
+    except TableError as error:
+        raise PermanentTrainingError(f"scikit-learn estimators need numeric columns: {error}") from None
+    if task == "classification":
+        y = y.astype(np.int64) if np.all(np.mod(y, 1) == 0) else y.astype(str)
+    return x, y, features
+
+
+def run_training(request: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
+    spec = TrainingRunSpec.model_validate(request["spec"])
+    task = task_of(spec.model.estimator)
+    dataset = request["dataset"]
+    prefix = model_prefix(request["namespace"], spec.model.name, request["run"])
+    if store.exists(f"{prefix}/metadata.json"):  # a retried pod after the model was stored: report it
+        metadata = json.loads((store.root / prefix / "metadata.json").read_text())
+        return _result(metadata, store.uri(prefix), task)
+
+    from sklearn.model_selection import train_test_split
+
+    x, y, features = load_dataset(
+        store, snapshot_uri=dataset["snapshotUri"], version=dataset["version"], target=dataset["target"], task=task
+    )
+    stratify = None
+    if task == "classification":
+        _, counts = np.unique(y, return_counts=True)
+        stratify = y if counts.min() >= 2 else None
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=spec.evaluation.test_size, random_state=spec.evaluation.seed, stratify=stratify
+    )
+    pipeline = build_pipeline(
+        spec.model.estimator,
+        params=spec.model.params,
+        preprocessing=list(spec.model.preprocessing),
+        seed=spec.evaluation.seed,
+    )
+    started = time.monotonic()
+    try:
+        pipeline.fit(x_train, y_train)
+    except (ValueError, TypeError) as error:  # scikit-learn's parameter validation and data checks
+        raise PermanentTrainingError(f"fit failed: {type(error).__name__}: {error}") from None
+    fit_seconds = round(time.monotonic() - started, 3)
+    metrics = evaluate(pipeline, x_test, y_test, task=task, wanted=list(spec.evaluation.metrics))
+    model_bytes = dump_model(pipeline)
+
+    import sklearn
+
+    metadata = {
+        "model": spec.model.name,
+        "version": request["run"],
+        "namespace": request["namespace"],
+        "sha256": sha256_hex(model_bytes),
+        "format": "skops",
+        "sklearnVersion": sklearn.__version__,
+        "estimator": spec.model.estimator,
+        "params": spec.model.params,
+        "preprocessing": list(spec.model.preprocessing),
+        "task": task,
+        "dataset": {"name": dataset["name"], "version": dataset["version"], "uri": dataset["snapshotUri"]},
+        "features": features,
+        "classes": [c.item() if hasattr(c, "item") else c for c in getattr(pipeline, "classes_", [])],
+        "metrics": metrics,
+        "trainRows": len(y_train),
+        "testRows": len(y_test),
+        "fitSeconds": fit_seconds,
+        "createdAt": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    }
+    uri = store.write_version(
+        prefix, {"model.skops": model_bytes, "metadata.json": json.dumps(metadata, indent=1).encode()}
+    )
+    return _result(metadata, uri, task)
+
+
+def _result(metadata: dict[str, Any], uri: str, task: str) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "metrics": metadata["metrics"],
+        "modelUri": uri,
+        "sha256": metadata["sha256"],
+        "fitSeconds": metadata["fitSeconds"],
+        "primaryMetric": PRIMARY_METRIC[task],
+    }
