@@ -712,6 +712,49 @@ def clean_node_leftovers() -> None:
     log("removed the node's containers, mounts, network namespaces, iptables chains and cgroups")
 
 
+def volume(namespace: str, claim: str, size: str = "5Gi") -> None:
+    """A PersistentVolumeClaim `claim` in `namespace`, bound to a hostPath volume under .localcluster/volumes.
+
+    The local cluster has no storage provisioner; this stands in for one (ReadWriteMany, like NFS would).
+    The directory belongs to the image's user (10001), so restricted pods can write to it.
+    """
+    directory = STATE / "volumes" / namespace / claim
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chown(directory, 10001, 10001)
+    pv_name = f"local-{namespace}-{claim}"[:253]
+    manifests = [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv_name, "labels": {"mlops.dev/local-volume": "true"}},
+            "spec": {
+                "capacity": {"storage": size},
+                "accessModes": ["ReadWriteMany"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(directory), "type": "Directory"},
+                "claimRef": {"namespace": namespace, "name": claim},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "namespace": namespace},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": "",
+                "volumeName": pv_name,
+                "resources": {"requests": {"storage": size}},
+            },
+        },
+    ]
+    kubectl = [str(bin_dir() / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--cache-dir={STATE / 'kubectl-cache'}"]
+    for manifest in manifests:
+        subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(manifest), text=True, check=True,
+                       capture_output=True)  # fmt: skip
+    log(f"PersistentVolumeClaim {namespace}/{claim} → {directory}")
+
+
 def leftovers() -> list[str]:
     """Anything of a cluster still on this host: what `down` must have removed."""
     found = []
@@ -751,12 +794,15 @@ def status() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "leftovers"])
+    parser.add_argument("command", choices=["up", "down", "status", "leftovers", "volume"])
+    parser.add_argument("args", nargs="*", help="volume: NAMESPACE CLAIM")
     args = parser.parse_args()
     if args.command == "up":
         up()
     elif args.command == "down":
         down()
+    elif args.command == "volume":
+        volume(*args.args)
     elif args.command == "leftovers":
         found = leftovers()
         print("\n".join(found) or "nothing left")

@@ -23,7 +23,7 @@ def test_kubectl_explain_shows_the_models_descriptions(crds: Kubectl) -> None:
 
 
 def test_short_names_and_category_work(crds: Kubectl, namespace: str) -> None:
-    for resource in ("ds", "tr", "md", "mlops"):
+    for resource in ("dset", "tr", "md", "mlops"):
         crds.run("get", resource, "-n", namespace)
 
 

@@ -50,7 +50,7 @@ KINDS = [
     KindInfo(
         kind="Dataset",
         plural="datasets",
-        short_names=["ds"],
+        short_names=["dset"],  # "ds" is DaemonSet's: kubectl would never reach us
         spec_model=DatasetSpec,
         status_model=DatasetStatus,
         printer_columns=[

@@ -161,6 +161,15 @@ class DatasetVersion(StatusModel):
     created_at: Timestamp = Field(description="When this version was first seen.")
 
 
+class DatasetCheck(StatusModel):
+    """The outcome of the latest read-and-validate of the source."""
+
+    succeeded: bool = Field(description="Whether the source passed.")
+    reason: str = Field(description="CamelCase reason (ValidationSucceeded, SchemaViolation, ...).")
+    message: str = Field(default="", description="What was found, naming the offending columns and rows.")
+    at: Timestamp = Field(description="When the check finished.")
+
+
 class DatasetStatus(StatusModel):
     """What is true about the Dataset, written only by the operator."""
 
@@ -176,3 +185,7 @@ class DatasetStatus(StatusModel):
     )
     last_checked_at: Timestamp | None = Field(default=None, description="When the source was last read.")
     history: list[DatasetVersion] = Field(default_factory=list, description="Recent versions, newest first.")
+    last_check: DatasetCheck | None = Field(default=None, description="Outcome of the latest check of the source.")
+    checks: int = Field(default=0, description="Checks started so far (numbers the check Jobs).")
+    active_check: str | None = Field(default=None, description="Name of the check Job under way, if any.")
+    checked_generation: int | None = Field(default=None, description="The generation the latest check is for.")

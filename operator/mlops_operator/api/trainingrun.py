@@ -134,6 +134,8 @@ class DatasetPin(StatusModel):
 
     name: str = Field(description="Name of the Dataset.")
     version: str = Field(description="Content version trained on.")
+    snapshot_uri: str = Field(default="", description="Artifact-store URI of that version's data.")
+    target: str = Field(default="target", description="The target column.")
 
 
 class ModelArtifact(StatusModel):
@@ -165,6 +167,8 @@ class TrainingRunStatus(StatusModel):
         default=None, description="Summary for printer columns: Pending, Running, Succeeded, Failed."
     )
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Succeeded and Promoted conditions.")
+    reason: str | None = Field(default=None, description="CamelCase reason of the current phase.")
+    message: str | None = Field(default=None, description="The current phase in words.")
     dataset: DatasetPin | None = Field(default=None, description="Dataset version pinned at start (lineage).")
     job_name: str | None = Field(default=None, description="Name of the training Job.")
     attempts: int = Field(default=0, description="Training pods started so far.")

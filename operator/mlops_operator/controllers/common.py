@@ -8,7 +8,7 @@ not retry it in a loop. The next spec change reconciles again.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -76,44 +76,73 @@ def plain_status(body: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Observed:
-    """What a reconcile starts from: the parsed spec, the current status and the moment."""
+    """What a reconcile starts from: the object, its current status and the moment."""
 
     body: Any
     status: dict[str, Any]
     generation: int | None
     now: str
 
+    @property
+    def name(self) -> str:
+        return self.body["metadata"]["name"]
+
+    @property
+    def namespace(self) -> str:
+        return self.body["metadata"]["namespace"]
+
+    @property
+    def uid(self) -> str:
+        return self.body["metadata"]["uid"]
+
+
+@dataclass
+class Outcome:
+    """What a reconcile wants written: the whole status, and labels of the object itself (None removes one)."""
+
+    status: dict[str, Any]
+    labels: dict[str, str | None] = field(default_factory=dict)
+
 
 def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any, *, resync_seconds: float) -> None:
-    """Route create, spec update, resume and a periodic resync of one kind to its one reconcile function.
+    """Route create, update, resume and a periodic resync of one kind to its one reconcile function.
 
-    `reconcile(spec, observed, logger)` gets a valid spec and returns the whole desired status; this
-    parses the body (reporting InvalidSpec instead of calling it), then writes the difference once.
+    `reconcile(spec, observed, logger)` gets a valid spec and returns an Outcome (the whole desired
+    status); this parses the body (reporting InvalidSpec instead of calling it), then writes the
+    difference once. Handlers are synchronous: kopf runs them in its thread pool, so blocking API
+    calls and dataset work never block the event loop.
     """
     import kopf
 
     from ..api import GROUP, VERSION
 
-    async def apply(body: Any, patch: Any, logger: Any, **_: Any) -> None:
+    def apply(body: Any, patch: Any, logger: Any, **_: Any) -> None:
         observed = Observed(
             body=body, status=plain_status(body), generation=body.get("metadata", {}).get("generation"), now=now_iso()
         )
         spec, error = parse_spec(spec_model, body)
         if spec is None:
             logger.warning(f"invalid spec: {error}")
-            new = invalid_spec_status(observed.status, message=error, generation=observed.generation, now=observed.now)
+            status = invalid_spec_status(
+                observed.status, message=error, generation=observed.generation, now=observed.now
+            )
+            outcome = Outcome(status=status)
         else:
-            new = await reconcile(spec, observed, logger)
-        patch.status.update(status_patch(observed.status, new))
-        if ready_reason_changed(observed.status, new):
-            ready = c.find_condition(new.get("conditions") or [], c.READY) or {}
+            outcome = reconcile(spec, observed, logger)
+        patch.status.update(status_patch(observed.status, outcome.status))
+        current = dict(body.get("metadata", {}).get("labels") or {})
+        for key, value in outcome.labels.items():
+            if current.get(key) != value:
+                patch.metadata.labels[key] = value
+        if ready_reason_changed(observed.status, outcome.status):
+            ready = c.find_condition(outcome.status.get("conditions") or [], c.READY) or {}
             post = kopf.info if ready.get("status") == "True" else kopf.warn
             post(body, reason=ready.get("reason", ""), message=ready.get("message", ""))
 
     handler_id = f"reconcile-{plural}"
     kopf.on.resume(GROUP, VERSION, plural, id=handler_id)(apply)
     kopf.on.create(GROUP, VERSION, plural, id=handler_id)(apply)
-    kopf.on.update(GROUP, VERSION, plural, id=handler_id, field="spec")(apply)
+    kopf.on.update(GROUP, VERSION, plural, id=handler_id)(apply)
     kopf.timer(GROUP, VERSION, plural, id=f"resync-{plural}", interval=resync_seconds, initial_delay=resync_seconds)(
         apply
     )

@@ -1,0 +1,93 @@
+"""Kubernetes API access for the reconcilers (the official client; handlers run in kopf's thread pool)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from .api import GROUP, VERSION
+
+
+@functools.cache
+def _client() -> kubernetes.client.ApiClient:
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    return kubernetes.client.ApiClient()
+
+
+def core() -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(_client())
+
+
+def batch() -> kubernetes.client.BatchV1Api:
+    return kubernetes.client.BatchV1Api(_client())
+
+
+def custom() -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(_client())
+
+
+def plain(obj: Any) -> dict[str, Any]:
+    """A client model object as the plain camelCase dict the API server sent."""
+    return _client().sanitize_for_serialization(obj)
+
+
+def read_or_none(read: Any, *args: Any) -> Any:
+    try:
+        return read(*args)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def create_or_get(create: Any, read: Any, namespace: str, body: dict[str, Any]) -> Any:
+    """Create a child with a deterministic name; "already exists" is success (idempotent children)."""
+    try:
+        return create(namespace, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return read(body["metadata"]["name"], namespace)
+
+
+def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    return read_or_none(custom().get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
+
+
+def list_custom(plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+    listed = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, label_selector=label_selector)
+    return listed.get("items", [])
+
+
+def patch_labels(plural: str, namespace: str, name: str, labels: dict[str, str | None]) -> None:
+    custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, {"metadata": {"labels": labels}})
+
+
+def termination_message(pod: Any) -> dict[str, Any] | None:
+    """The JSON result a Job's container left in its termination message, if any."""
+    for status in (pod.status.container_statuses or []) if pod.status else []:
+        terminated = status.state.terminated if status.state else None
+        if terminated and terminated.message:
+            try:
+                return json.loads(terminated.message)
+            except ValueError:
+                return {"ok": False, "message": terminated.message[:500]}
+    return None
+
+
+def job_pods(namespace: str, job_name: str) -> list[Any]:
+    pods = core().list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}").items
+    return sorted(pods, key=lambda p: p.metadata.creation_timestamp)
+
+
+def job_finished(job: Any) -> Any:
+    """The Job's Complete or Failed condition once it has one, else None."""
+    conditions = (job.status.conditions or []) if job.status else []
+    return next((x for x in conditions if x.type in ("Complete", "Failed") and x.status == "True"), None)

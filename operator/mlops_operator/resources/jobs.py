@@ -1,0 +1,168 @@
+"""The Jobs the operator owns: dataset checks and trainings. Pure functions, table-tested without a cluster.
+
+Pods are `restricted` Pod Security compliant: non-root, no privilege escalation, all capabilities
+dropped, RuntimeDefault seccomp, read-only root filesystem with an emptyDir at /tmp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ..api import API_VERSION
+from ..api.dataset import DatasetSpec
+from ..api.trainingrun import TrainingRunSpec
+from ..config import OperatorConfig
+
+JOB_CONTAINER = "main"
+PERMANENT_FAILURE_EXIT_CODE = 2
+
+
+def child_name(parent: str, suffix: str, *, limit: int = 63) -> str:
+    """`<parent>-<suffix>`, shortened with a hash when too long for a label value (63 characters)."""
+    name = f"{parent}-{suffix}"
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{parent[: limit - len(suffix) - 10].rstrip('-.')}-{digest}-{suffix}"
+
+
+def owner_reference(*, kind: str, name: str, uid: str) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": kind, "name": name, "uid": uid, "controller": True,
+            "blockOwnerDeletion": True}  # fmt: skip
+
+
+def restricted_pod_security() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"}}  # fmt: skip
+
+
+def restricted_container_security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}
+
+
+def _job(
+    *,
+    name: str,
+    owner: dict[str, Any],
+    labels: dict[str, str],
+    command: str,
+    env: dict[str, str],
+    volumes: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+    config: OperatorConfig,
+    deadline: int,
+    backoff_limit: int,
+    resources: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    container = {
+        "name": JOB_CONTAINER,
+        "image": config.image,
+        "imagePullPolicy": config.image_pull_policy,
+        "args": [command],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *mounts],
+        "securityContext": restricted_container_security(),
+        "terminationMessagePolicy": "File",
+    }
+    if resources:
+        container["resources"] = resources
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": deadline,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": JOB_CONTAINER,
+                            "operator": "In",
+                            "values": [PERMANENT_FAILURE_EXIT_CODE],
+                        },
+                    }
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": restricted_pod_security(),
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}, *volumes],
+                },
+            },
+        },
+    }
+
+
+def _store(config: OperatorConfig, *, read_only: bool) -> tuple[dict, dict, dict[str, str]]:
+    volume = {"name": "artifacts", "persistentVolumeClaim": {"claimName": config.artifact_pvc}}
+    mount = {"name": "artifacts", "mountPath": config.artifact_mount, "readOnly": read_only}
+    env = {"MLOPS_STORE_URI": config.store_uri, "MLOPS_STORE_PATH": config.artifact_mount, "HOME": "/tmp"}
+    return volume, mount, env
+
+
+def desired_dataset_check_job(
+    *, name: str, namespace: str, uid: str, spec: DatasetSpec, check: int, config: OperatorConfig
+) -> dict[str, Any]:
+    """The Job that reads, validates, versions and profiles the source of Dataset `name` (check number `check`)."""
+    volume, mount, env = _store(config, read_only=False)
+    volumes, mounts = [volume], [mount]
+    if spec.source.config_map:
+        items = [{"key": spec.source.config_map.key, "path": "data.csv"}]
+        volumes.append({"name": "source", "configMap": {"name": spec.source.config_map.name, "items": items}})
+        mounts.append({"name": "source", "mountPath": "/input/configmap", "readOnly": True})
+    if spec.source.pvc:
+        volumes.append(
+            {"name": "source", "persistentVolumeClaim": {"claimName": spec.source.pvc.claim_name, "readOnly": True}}
+        )
+        mounts.append({"name": "source", "mountPath": "/input/pvc", "readOnly": True})
+    request = {"namespace": namespace, "name": name, "spec": spec.model_dump(mode="json", by_alias=True)}
+    return _job(
+        name=child_name(name, f"check-{check}"),
+        owner=owner_reference(kind="Dataset", name=name, uid=uid),
+        labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/dataset": name[:63]},
+        command="dataset-check",
+        env={**env, "MLOPS_REQUEST": json.dumps(request), "MLOPS_INPUT_DIR": "/input"},
+        volumes=volumes,
+        mounts=mounts,
+        config=config,
+        deadline=600,
+        backoff_limit=0,
+    )
+
+
+def desired_training_job(
+    *,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: TrainingRunSpec,
+    dataset: dict[str, str],
+    config: OperatorConfig,
+) -> dict[str, Any]:
+    """The Job that trains TrainingRun `name` on the pinned `dataset` ({name, version, snapshotUri, target})."""
+    volume, mount, env = _store(config, read_only=False)
+    request = {"namespace": namespace, "run": name, "spec": spec.model_dump(mode="json", by_alias=True),
+               "dataset": dataset}  # fmt: skip
+    resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
+    return _job(
+        name=child_name(name, "train"),
+        owner=owner_reference(kind="TrainingRun", name=name, uid=uid),
+        labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/training-run": name[:63]},
+        command="train",
+        env={**env, "MLOPS_REQUEST": json.dumps(request)},
+        volumes=[volume],
+        mounts=[mount],
+        config=config,
+        deadline=spec.active_deadline_seconds,
+        backoff_limit=spec.backoff_limit,
+        resources=resources,
+    )
