@@ -752,7 +752,15 @@ def volume(namespace: str, claim: str, size: str = "5Gi") -> None:
     for manifest in manifests:
         subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(manifest), text=True, check=True,
                        capture_output=True)  # fmt: skip
-    log(f"PersistentVolumeClaim {namespace}/{claim} → {directory}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        phase = subprocess.run([*kubectl, "get", "pvc", claim, "-n", namespace, "-o", "jsonpath={.status.phase}"],
+                               capture_output=True, text=True).stdout  # fmt: skip
+        if phase == "Bound":
+            log(f"PersistentVolumeClaim {namespace}/{claim} → {directory}")
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"PersistentVolumeClaim {namespace}/{claim} did not become Bound within 60s")
 
 
 def leftovers() -> list[str]:

@@ -70,6 +70,11 @@ def patch_labels(plural: str, namespace: str, name: str, labels: dict[str, str |
     custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, {"metadata": {"labels": labels}})
 
 
+def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """A merge patch of the status subresource: the only place the operator writes our kinds' state."""
+    custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, {"status": status})
+
+
 def termination_message(pod: Any) -> dict[str, Any] | None:
     """The JSON result a Job's container left in its termination message, if any."""
     for status in (pod.status.container_statuses or []) if pod.status else []:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import KUBECONFIG, REPO, STATE, Kubectl, wait_for
+from support import KUBECONFIG, REPO, STATE, Kubectl, add_artifact_volume, wait_for
 
 CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
 
@@ -76,7 +76,7 @@ def _healthy(port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def operator(crds: Kubectl) -> Iterator[subprocess.Popen]:
+def operator(crds: Kubectl, image: str) -> Iterator[subprocess.Popen]:
     """`mlops-operator run` as a separate process with the admin kubeconfig; its log goes to .localcluster/logs."""
     port = _free_port()
     log_path = STATE / "logs" / "operator-tests.log"
@@ -84,7 +84,8 @@ def operator(crds: Kubectl) -> Iterator[subprocess.Popen]:
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [str(REPO / ".venv/bin/mlops-operator"), "run", "--liveness-port", str(port)],
-            env={**os.environ, "KUBECONFIG": str(KUBECONFIG)},
+            # Jobs run the image `make image` loaded into the node; it is never pulled.
+            env={**os.environ, "KUBECONFIG": str(KUBECONFIG), "MLOPS_IMAGE_PULL_POLICY": "Never"},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -114,3 +115,10 @@ def namespace(cluster: Kubectl) -> Iterator[str]:
     cluster.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
     yield name
     cluster.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def ml_namespace(namespace: str) -> str:
+    """A restricted namespace with an artifact store."""
+    add_artifact_volume(namespace)
+    return namespace

@@ -126,11 +126,12 @@ def test_operator_writes_nothing_a_gitops_tool_would_diff(
     for entry in obj["metadata"]["managedFields"]:
         if entry["manager"].startswith("kubectl") or entry.get("subresource") == "status":
             continue
-        # Anything else the operator wrote: only its finalizer and annotations under its own group.
+        # Anything else the operator wrote: only its finalizer, and annotations and labels under its own group.
         fields = entry["fieldsV1"]
         assert set(fields) == {"f:metadata"}, f"{entry['manager']} wrote {sorted(fields)}"
         metadata = fields["f:metadata"]
-        assert set(metadata) <= {"f:annotations", "f:finalizers"}, metadata
-        annotations = [k for k in metadata.get("f:annotations", {}) if k != "."]
-        assert all(k.startswith("f:mlops.dev/") for k in annotations), annotations
+        assert set(metadata) <= {"f:annotations", "f:finalizers", "f:labels"}, metadata
+        for key in ("f:annotations", "f:labels"):
+            ours = [k for k in metadata.get(key, {}) if k != "."]
+            assert all(k.startswith("f:mlops.dev/") for k in ours), ours
         assert set(metadata.get("f:finalizers", {})) <= {".", 'v:"mlops.dev/finalizer"'}

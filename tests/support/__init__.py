@@ -78,3 +78,33 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
         if cond.get("type") == type_:
             return cond
     return None
+
+
+def wait_phase(kubectl: Kubectl, kind: str, name: str, namespace: str, phases: tuple[str, ...], timeout: float = 120):
+    """Poll until the object's status.phase is one of `phases`; return the object."""
+
+    def check():
+        obj = kubectl.get(kind, name, namespace)
+        return obj if obj and (obj.get("status") or {}).get("phase") in phases else None
+
+    try:
+        return wait_for(check, timeout=timeout, what=f"{kind}/{name} to reach {phases}")
+    except AssertionError as error:
+        obj = kubectl.get(kind, name, namespace)
+        raise AssertionError(f"{error}\nstatus: {json.dumps((obj or {}).get('status'), indent=1)}") from None
+
+
+def artifact_path(namespace: str, uri: str) -> pathlib.Path:
+    """Where a pvc://mlops-artifacts/... URI of a test namespace lives on this host."""
+    assert uri.startswith("pvc://mlops-artifacts/"), uri
+    return STATE / "volumes" / namespace / "mlops-artifacts" / uri.removeprefix("pvc://mlops-artifacts/")
+
+
+def add_artifact_volume(namespace: str) -> None:
+    """The namespace's artifact store: the PVC `mlops-artifacts` the operator's Jobs mount."""
+    made = subprocess.run(
+        ["python3", str(REPO / "hack/localcluster/cluster.py"), "volume", namespace, "mlops-artifacts"],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr

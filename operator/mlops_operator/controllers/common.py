@@ -8,6 +8,8 @@ not retry it in a loop. The next spec change reconciles again.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -104,40 +106,58 @@ class Outcome:
     labels: dict[str, str | None] = field(default_factory=dict)
 
 
+_object_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+_object_locks_guard = threading.Lock()
+
+
+def _object_lock(uid: str) -> threading.Lock:
+    with _object_locks_guard:
+        return _object_locks[uid]
+
+
 def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any, *, resync_seconds: float) -> None:
     """Route create, update, resume and a periodic resync of one kind to its one reconcile function.
 
+    kopf only triggers: the handlers of one object are serialised by a lock, and each reads the object
+    afresh, so a timer and a change handler never decide twice on the same stale body.
     `reconcile(spec, observed, logger)` gets a valid spec and returns an Outcome (the whole desired
-    status); this parses the body (reporting InvalidSpec instead of calling it), then writes the
-    difference once. Handlers are synchronous: kopf runs them in its thread pool, so blocking API
-    calls and dataset work never block the event loop.
+    status); the difference is written to the status subresource once, inside the lock.
+    Handlers are synchronous: kopf runs them in its thread pool, so blocking API calls never block
+    the event loop.
     """
     import kopf
 
+    from .. import kube
     from ..api import GROUP, VERSION
 
-    def apply(body: Any, patch: Any, logger: Any, **_: Any) -> None:
-        observed = Observed(
-            body=body, status=plain_status(body), generation=body.get("metadata", {}).get("generation"), now=now_iso()
-        )
-        spec, error = parse_spec(spec_model, body)
-        if spec is None:
-            logger.warning(f"invalid spec: {error}")
-            status = invalid_spec_status(
-                observed.status, message=error, generation=observed.generation, now=observed.now
+    def apply(body: Any, logger: Any, **_: Any) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        with _object_lock(body["metadata"]["uid"]):
+            fresh = kube.get_custom(plural, namespace, name)
+            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+                return
+            observed = Observed(
+                body=fresh, status=plain_status(fresh), generation=fresh["metadata"].get("generation"), now=now_iso()
             )
-            outcome = Outcome(status=status)
-        else:
-            outcome = reconcile(spec, observed, logger)
-        patch.status.update(status_patch(observed.status, outcome.status))
-        current = dict(body.get("metadata", {}).get("labels") or {})
-        for key, value in outcome.labels.items():
-            if current.get(key) != value:
-                patch.metadata.labels[key] = value
-        if ready_reason_changed(observed.status, outcome.status):
+            spec, error = parse_spec(spec_model, fresh)
+            if spec is None:
+                logger.warning(f"invalid spec: {error}")
+                status = invalid_spec_status(
+                    observed.status, message=error, generation=observed.generation, now=observed.now
+                )
+                outcome = Outcome(status=status)
+            else:
+                outcome = reconcile(spec, observed, logger)
+            patch = status_patch(observed.status, outcome.status)
+            if patch:
+                kube.patch_status(plural, namespace, name, patch)
+            current = fresh["metadata"].get("labels") or {}
+            labels = {k: v for k, v in outcome.labels.items() if current.get(k) != v}
+            if labels:
+                kube.patch_labels(plural, namespace, name, labels)
             ready = c.find_condition(outcome.status.get("conditions") or [], c.READY) or {}
-            post = kopf.info if ready.get("status") == "True" else kopf.warn
-            post(body, reason=ready.get("reason", ""), message=ready.get("message", ""))
+            if ready.get("reason") == c.INVALID_SPEC and ready_reason_changed(observed.status, outcome.status):
+                kopf.warn(fresh, reason=c.INVALID_SPEC, message=ready.get("message", ""))
 
     handler_id = f"reconcile-{plural}"
     kopf.on.resume(GROUP, VERSION, plural, id=handler_id)(apply)

@@ -55,6 +55,7 @@ def _job(
     deadline: int,
     backoff_limit: int,
     resources: dict[str, Any] | None = None,
+    ttl_seconds: int | None = None,
 ) -> dict[str, Any]:
     container = {
         "name": JOB_CONTAINER,
@@ -73,6 +74,7 @@ def _job(
         "kind": "Job",
         "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
         "spec": {
+            **({"ttlSecondsAfterFinished": ttl_seconds} if ttl_seconds is not None else {}),
             "backoffLimit": backoff_limit,
             "activeDeadlineSeconds": deadline,
             "podFailurePolicy": {
@@ -136,6 +138,7 @@ def desired_dataset_check_job(
         config=config,
         deadline=600,
         backoff_limit=0,
+        ttl_seconds=3600,  # checks recur; their Jobs are read at once and need not stay
     )
 
 

@@ -1,0 +1,284 @@
+"""Datasets and training on the local cluster with real Job pods: the Dataset → TrainingRun → champion
+path, a better run taking the title, a worse one rejected, and bad inputs that each end in the right
+reason while earlier dataset versions and the champion stay intact.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from support import REPO, Kubectl, add_artifact_volume, artifact_path, condition, wait_for, wait_phase
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def _run(name: str, estimator: str, *, model: str = "iris", dataset: str = "iris", **spec) -> str:
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": {"datasetRef": {"name": dataset}, "model": {"name": model, "estimator": estimator}, **spec},
+    }
+    for key in ("params", "preprocessing"):
+        if key in spec:
+            body["spec"]["model"][key] = body["spec"].pop(key)
+    return json.dumps(body)
+
+
+def _dataset(name: str, source: dict, **spec) -> str:
+    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": name},
+            "spec": {"source": source, **spec}}  # fmt: skip
+    return json.dumps(body)
+
+
+def _champions(kubectl: Kubectl, ns: str, model: str = "iris") -> list[str]:
+    listed = kubectl.json("get", "trainingruns", "-n", ns, "-l", f"mlops.dev/model={model},mlops.dev/promoted=true")
+    return [item["metadata"]["name"] for item in listed["items"]]
+
+
+@pytest.fixture(scope="module")
+def ns(cluster: Kubectl, image: str) -> Iterator[str]:
+    """One restricted namespace for the whole story, with the iris Dataset and a first champion."""
+    name = f"ml-{uuid.uuid4().hex[:8]}"
+    cluster.run("create", "namespace", name)
+    cluster.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    add_artifact_volume(name)
+    yield name
+    cluster.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def csv_server(cluster: Kubectl, tmp_path_factory) -> Iterator[tuple[str, dict]]:
+    """An HTTP server on the node's address serving CSV files to the check Jobs' pods."""
+    root = tmp_path_factory.mktemp("csv")
+    iris = (REPO / "tests/integration/data/iris.csv").read_bytes()
+    files = {
+        "iris.csv": iris,
+        "bad-values.csv": iris.replace(b"5.1,3.5,1.4,0.2,0", b"5.1,abc,1.4,0.2,0", 1),
+        "no-target.csv": b"a,b\n1,2\n3,4\n",
+    }
+    for filename, content in files.items():
+        (root / filename).write_bytes(content)
+    [node] = cluster.json("get", "nodes")["items"]
+    address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer((address, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{address}:{server.server_address[1]}", {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
+    server.shutdown()
+
+
+def test_dataset_is_validated_versioned_and_profiled(cluster: Kubectl, ns: str) -> None:
+    cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
+    ds = wait_phase(cluster, "dataset", "iris", ns, ("Ready", "Failed"))
+    assert condition(ds, "Ready")["status"] == "True", ds["status"]
+    status = ds["status"]
+    assert status["rows"] == 150 and status["version"].startswith("sha256:")
+    assert status["columns"] == ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+    snapshot = artifact_path(ns, status["snapshotUri"])
+    assert "sha256:" + hashlib.sha256(snapshot.read_bytes()).hexdigest() == status["version"]
+    profile = json.loads(artifact_path(ns, status["profileRef"]).read_text())
+    assert profile["target"]["shares"] == {
+        "0": pytest.approx(1 / 3),
+        "1": pytest.approx(1 / 3),
+        "2": pytest.approx(1 / 3),
+    }
+    assert [h["version"] for h in status["history"]] == [status["version"]]
+
+
+def test_first_run_becomes_champion_and_a_better_run_takes_over(cluster: Kubectl, ns: str) -> None:
+    cluster.apply((REPO / "examples/trainingrun-iris-dummy.yaml").read_text(), ns)
+    baseline = wait_phase(cluster, "trainingrun", "iris-baseline", ns, ("Succeeded", "Failed"))
+    assert baseline["status"]["phase"] == "Succeeded", baseline["status"]
+    wait_for(lambda: _champions(cluster, ns) == ["iris-baseline"], timeout=30, what="iris-baseline as champion")
+
+    cluster.apply((REPO / "examples/trainingrun-iris-logreg.yaml").read_text(), ns)
+    logreg = wait_phase(cluster, "trainingrun", "iris-logreg", ns, ("Succeeded", "Failed"))
+    status = logreg["status"]
+    promotion = wait_for(
+        lambda: (
+            (cluster.get("trainingrun", "iris-logreg", ns)["status"].get("promotion") or {}).get("decision")
+            and cluster.get("trainingrun", "iris-logreg", ns)["status"]["promotion"]
+        ),
+        timeout=30,
+        what="a promotion decision",
+    )
+    assert promotion["decision"] == "Promoted", promotion
+    assert (promotion["champion"], promotion["metric"]) == ("iris-baseline", "accuracy")
+    assert promotion["value"] > promotion["championValue"] + 0.05
+    wait_for(lambda: _champions(cluster, ns) == ["iris-logreg"], timeout=30, what="exactly one champion: iris-logreg")
+    superseded = wait_for(
+        lambda: cluster.get("trainingrun", "iris-baseline", ns)["status"]["promotion"]["decision"] == "Superseded",
+        timeout=30,
+        what="iris-baseline marked Superseded",
+    )
+    assert superseded
+    # Lineage and the stored model: the dataset version pinned, the file's sha256 as recorded.
+    ds = cluster.get("dataset", "iris", ns)
+    assert status["dataset"]["version"] == ds["status"]["version"]
+    model_dir = artifact_path(ns, status["model"]["uri"])
+    assert hashlib.sha256((model_dir / "model.skops").read_bytes()).hexdigest() == status["model"]["sha256"]
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["dataset"]["version"] == ds["status"]["version"]
+    assert metadata["metrics"] == status["metrics"]
+    assert condition(logreg, "Ready")["status"] == "True"
+    cluster.run("wait", "--for=condition=Ready", "trainingrun/iris-logreg", "-n", ns, "--timeout=10s")
+
+
+def test_worse_run_is_rejected_with_both_values(cluster: Kubectl, ns: str) -> None:
+    cluster.apply(
+        _run("iris-uniform", "sklearn.dummy.DummyClassifier", params={"strategy": "uniform"},
+             promotion={"beatChampion": {"metric": "accuracy"}}),
+        ns,
+    )  # fmt: skip
+    wait_phase(cluster, "trainingrun", "iris-uniform", ns, ("Succeeded",))
+    promotion = wait_for(
+        lambda: cluster.get("trainingrun", "iris-uniform", ns)["status"].get("promotion"),
+        timeout=30,
+        what="a promotion decision",
+    )
+    assert (promotion["decision"], promotion["reason"]) == ("Rejected", "NotBetterThanChampion")
+    logreg = cluster.get("trainingrun", "iris-logreg", ns)["status"]["metrics"]["accuracy"]
+    assert f"{promotion['value']:.4g}" in promotion["message"] and f"{logreg:.4g}" in promotion["message"]
+    assert promotion["champion"] == "iris-logreg" and promotion["championValue"] == logreg
+    assert _champions(cluster, ns) == ["iris-logreg"]
+
+
+def test_manual_promotion_waits_for_approval(cluster: Kubectl, ns: str) -> None:
+    cluster.apply(
+        _run("wine-forest", "sklearn.ensemble.RandomForestClassifier", model="wine", dataset="wine",
+             params={"n_estimators": 20},
+             promotion={"policy": "manual", "gates": [{"metric": "accuracy", "min": 0.8}]}),
+        ns,
+    )  # fmt: skip
+    cluster.apply(_dataset("wine", {"builtin": {"name": "wine"}}), ns)
+    wait_phase(cluster, "trainingrun", "wine-forest", ns, ("Succeeded",))
+    pending = wait_for(
+        lambda: (cluster.get("trainingrun", "wine-forest", ns)["status"].get("promotion") or {}).get("decision"),
+        timeout=30,
+        what="a promotion decision",
+    )
+    assert pending == "PendingApproval"
+    assert _champions(cluster, ns, "wine") == []
+    cluster.run("annotate", "trainingrun", "wine-forest", "-n", ns, "mlops.dev/approved=true")
+    wait_for(lambda: _champions(cluster, ns, "wine") == ["wine-forest"], timeout=30, what="approved run promoted")
+    assert cluster.get("trainingrun", "wine-forest", ns)["status"]["promotion"]["reason"] == "Approved"
+
+
+# --- bad inputs: each ends in the right reason, and nothing earlier is lost ----------------------
+
+
+def test_bad_url_scheme_and_unknown_estimator_are_refused_by_the_api_server(cluster: Kubectl, ns: str) -> None:
+    bad_url = cluster.run("apply", "-n", ns, "-f", "-", input=_dataset("ftp", {"url": {"url": "ftp://x/y.csv"}}),
+                          check=False)  # fmt: skip
+    assert bad_url.returncode != 0 and "spec.source.url.url" in bad_url.stderr
+    bad_estimator = cluster.run("apply", "-n", ns, "-f", "-", input=_run("evil", "os.system"), check=False)
+    assert bad_estimator.returncode != 0 and "spec.model.estimator" in bad_estimator.stderr
+    assert cluster.get("job", "evil-train", ns) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "reason", "words"),
+    [
+        ("unreachable", {"url": {"url": "http://127.0.0.1:9/iris.csv"}}, "SourceUnavailable", "cannot fetch"),
+        ("checksum", {"url": {"url": "{base}/iris.csv", "sha256": "0" * 64}}, "ChecksumMismatch", "has sha256"),
+        ("bad-values", {"url": {"url": "{base}/bad-values.csv"}}, "SchemaViolation",
+         "column 'sepal_width_cm': row 1: 'abc' is not a float"),
+        ("no-target", {"url": {"url": "{base}/no-target.csv"}}, "SchemaViolation", "target column 'target'"),
+        ("missing-configmap", {"configMap": {"name": "nope", "key": "data.csv"}}, "SourceUnavailable",
+         "ConfigMap nope does not exist"),
+    ],
+)  # fmt: skip
+def test_bad_dataset_source_is_reported(cluster: Kubectl, ns: str, csv_server, name, source, reason, words) -> None:
+    base, _ = csv_server
+    source = json.loads(json.dumps(source).replace("{base}", base))
+    schema = {"columns": [{"name": "sepal_width_cm", "type": "float"}]} if name == "bad-values" else None
+    cluster.apply(_dataset(name, source, **({"schema": schema} if schema else {})), ns)
+    ds = wait_phase(cluster, "dataset", name, ns, ("Failed", "Ready"))
+    ready = condition(ds, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", reason), ready
+    assert words in ready["message"], ready["message"]
+    assert "no version is available" in ready["message"]
+    assert ds["status"].get("version") is None
+
+
+def test_failed_refresh_keeps_the_last_good_version(cluster: Kubectl, ns: str) -> None:
+    csv = (REPO / "tests/integration/data/iris.csv").read_text()
+    cluster.run("create", "configmap", "iris-csv", "-n", ns, f"--from-literal=data.csv={csv}")
+    schema = {"columns": [{"name": "petal_width_cm", "type": "float", "min": 0}]}
+    cluster.apply(_dataset("iris-cm", {"configMap": {"name": "iris-csv", "key": "data.csv"}}, schema=schema), ns)
+    first = wait_phase(cluster, "dataset", "iris-cm", ns, ("Ready", "Failed"))["status"]
+    assert first["phase"] == "Ready", first
+    # A broken edit: the new content fails the schema; the dataset keeps its version and history.
+    broken = csv.replace("0.2,0\n", "-7,0\n", 1)
+    cluster.apply(
+        json.dumps(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "iris-csv"}, "data": {"data.csv": broken}}
+        ),
+        ns,
+    )
+    # A spec change makes a check due at once (otherwise the source is re-read every refreshInterval).
+    cluster.run("patch", "dataset", "iris-cm", "-n", ns, "--type=merge", "-p", '{"spec":{"refreshInterval":"11m"}}')
+    failed = wait_phase(cluster, "dataset", "iris-cm", ns, ("Failed",))["status"]
+    assert failed["version"] == first["version"] and failed["history"] == first["history"]
+    assert (
+        "petal_width_cm" in failed["lastCheck"]["message"] and "below the minimum 0" in failed["lastCheck"]["message"]
+    )
+    # A good edit: a new version joins the history.
+    fixed = csv + "5.0,3.0,1.5,0.2,0\n"
+    cluster.apply(
+        json.dumps(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "iris-csv"}, "data": {"data.csv": fixed}}
+        ),
+        ns,
+    )
+    cluster.run("patch", "dataset", "iris-cm", "-n", ns, "--type=merge", "-p", '{"spec":{"refreshInterval":"12m"}}')
+    ready = wait_phase(cluster, "dataset", "iris-cm", ns, ("Ready",))["status"]
+    assert ready["version"] != first["version"]
+    assert [h["version"] for h in ready["history"]] == [ready["version"], first["version"]]
+
+
+def test_params_that_make_fit_fail_end_in_job_failed_without_retries(cluster: Kubectl, ns: str) -> None:
+    cluster.apply(_run("iris-bad-c", "sklearn.linear_model.LogisticRegression", params={"C": -1}, backoffLimit=3), ns)
+    run = wait_phase(cluster, "trainingrun", "iris-bad-c", ns, ("Failed", "Succeeded"))["status"]
+    ready = condition({"status": run}, "Ready")
+    assert (run["phase"], ready["reason"]) == ("Failed", "JobFailed")
+    assert "'C' parameter of LogisticRegression must be a float" in ready["message"]
+    assert run["attempts"] == 1, "a permanent error must not be retried"
+
+
+def test_training_past_its_deadline_ends_in_deadline_exceeded(cluster: Kubectl, ns: str) -> None:
+    cluster.apply(
+        _run("digits-slow", "sklearn.ensemble.GradientBoostingClassifier", model="digits", dataset="digits",
+             params={"n_estimators": 3000}, activeDeadlineSeconds=10),
+        ns,
+    )  # fmt: skip
+    cluster.apply(_dataset("digits", {"builtin": {"name": "digits"}}), ns)
+    run = wait_phase(cluster, "trainingrun", "digits-slow", ns, ("Failed", "Succeeded"), timeout=180)["status"]
+    assert (run["phase"], run["reason"]) == ("Failed", "DeadlineExceeded"), run
+    assert "activeDeadlineSeconds=10" in run["message"]
+
+
+def test_deleting_a_run_deletes_its_job_but_not_its_model(cluster: Kubectl, ns: str) -> None:
+    run = cluster.get("trainingrun", "iris-uniform", ns)["status"]
+    model_dir = artifact_path(ns, run["model"]["uri"])
+    cluster.run("delete", "trainingrun", "iris-uniform", "-n", ns, "--wait=true", "--timeout=60s")
+    wait_for(lambda: cluster.get("job", "iris-uniform-train", ns) is None, timeout=60, what="the Job to be collected")
+    assert (model_dir / "model.skops").exists() and (model_dir / "metadata.json").exists()
+
+
+def test_nothing_was_lost(cluster: Kubectl, ns: str) -> None:
+    """After every failure above: the iris dataset keeps its version, the champion is unchanged."""
+    ds = cluster.get("dataset", "iris", ns)
+    assert ds["status"]["phase"] == "Ready" and len(ds["status"]["history"]) == 1
+    assert _champions(cluster, ns) == ["iris-logreg"]
+    assert _champions(cluster, ns, "wine") == ["wine-forest"]
