@@ -135,3 +135,17 @@ def test_operator_writes_nothing_a_gitops_tool_would_diff(
             ours = [k for k in metadata.get(key, {}) if k != "."]
             assert all(k.startswith("f:mlops.dev/") for k in ours), ours
         assert set(metadata.get("f:finalizers", {})) <= {".", 'v:"mlops.dev/finalizer"'}
+
+
+def test_missing_artifact_store_is_reported_not_waited_on_silently(
+    operator: subprocess.Popen, cluster: Kubectl, namespace: str
+) -> None:
+    cluster.apply(DATASET, namespace)
+
+    def reported():
+        ready = condition(cluster.get("dataset", "iris", namespace), "Ready")
+        return ready if ready and ready["reason"] == "ArtifactStoreMissing" else None
+
+    ready = wait_for(reported, timeout=30, what="Ready=False reason=ArtifactStoreMissing")
+    assert "PersistentVolumeClaim mlops-artifacts does not exist" in ready["message"]
+    assert cluster.json("get", "jobs", "-n", namespace)["items"] == [], "no Job may wait on a missing claim"

@@ -20,6 +20,7 @@ DEGRADED = "Degraded"  # ModelDeployment: a version was rolled back
 INVALID_SPEC = "InvalidSpec"
 RECONCILING = "Reconciling"
 RECONCILE_ERROR = "ReconcileError"
+ARTIFACT_STORE_MISSING = "ArtifactStoreMissing"
 
 # Dataset reasons.
 VALIDATION_PENDING = "ValidationPending"

@@ -71,6 +71,20 @@ def ready_reason_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return (before.get("status"), before.get("reason")) != (after.get("status"), after.get("reason"))
 
 
+def artifact_store_problem(namespace: str) -> str | None:
+    """Jobs and servers mount the namespace's artifact claim: say so plainly when it is missing."""
+    from .. import kube
+    from ..config import OperatorConfig
+
+    claim = OperatorConfig.from_env().artifact_pvc
+    if kube.read_or_none(kube.core().read_namespaced_persistent_volume_claim, claim, namespace) is None:
+        return (
+            f"the artifact store PersistentVolumeClaim {claim} does not exist in namespace {namespace}; "
+            "create it (ReadWriteMany, or ReadWriteOnce on a single node) and this resumes by itself"
+        )
+    return None
+
+
 def plain_status(body: Any) -> dict[str, Any]:
     """The object's status as a plain dict, without kopf's bookkeeping."""
     return {k: v for k, v in dict(body.get("status") or {}).items() if k != "kopf"}
@@ -159,10 +173,10 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
             if ready.get("reason") == c.INVALID_SPEC and ready_reason_changed(observed.status, outcome.status):
                 kopf.warn(fresh, reason=c.INVALID_SPEC, message=ready.get("message", ""))
 
-    handler_id = f"reconcile-{plural}"
-    kopf.on.resume(GROUP, VERSION, plural, id=handler_id)(apply)
-    kopf.on.create(GROUP, VERSION, plural, id=handler_id)(apply)
-    kopf.on.update(GROUP, VERSION, plural, id=handler_id)(apply)
+    handler_id, retry = f"reconcile-{plural}", 5  # seconds before an unexpected failure is retried
+    kopf.on.resume(GROUP, VERSION, plural, id=handler_id, backoff=retry)(apply)
+    kopf.on.create(GROUP, VERSION, plural, id=handler_id, backoff=retry)(apply)
+    kopf.on.update(GROUP, VERSION, plural, id=handler_id, backoff=retry)(apply)
     kopf.timer(GROUP, VERSION, plural, id=f"resync-{plural}", interval=resync_seconds, initial_delay=resync_seconds)(
         apply
     )

@@ -17,7 +17,7 @@ from ..api import conditions as c
 from ..api.dataset import DatasetSpec
 from ..config import OperatorConfig
 from ..resources.jobs import desired_dataset_check_job
-from .common import Observed, Outcome, register_reconciler
+from .common import Observed, Outcome, artifact_store_problem, register_reconciler
 
 _DURATION_PART = re.compile(r"([0-9.]+)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
@@ -143,7 +143,14 @@ def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Out
                 kopf.info(observed.body, reason="NewVersion", message=f"{result['version']}: {result['rows']} rows")
             elif not result.get("ok"):
                 kopf.warn(observed.body, reason=status["lastCheck"]["reason"], message=status["lastCheck"]["message"])
-    if not status.get("activeCheck") and check_due(spec, status, generation=observed.generation, now=now):
+    due = not status.get("activeCheck") and check_due(spec, status, generation=observed.generation, now=now)
+    store_problem = artifact_store_problem(namespace) if due else None
+    if store_problem:  # no check is consumed: retried at every resync until the claim exists
+        if (status.get("lastCheck") or {}).get("reason") != c.ARTIFACT_STORE_MISSING:
+            status["lastCheck"] = {"succeeded": False, "reason": c.ARTIFACT_STORE_MISSING, "message": store_problem,
+                                   "at": now}  # fmt: skip
+            kopf.warn(observed.body, reason=c.ARTIFACT_STORE_MISSING, message=store_problem)
+    elif due:
         status["checkedGeneration"] = observed.generation
         problem = _source_problem(spec, namespace)
         if problem:

@@ -6,10 +6,10 @@ from typing import Any
 
 from ..api import conditions as c
 from ..api.modeldeployment import ModelDeploymentSpec
-from .common import Observed, register_reconciler
+from .common import Observed, Outcome, register_reconciler
 
 
-async def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, logger: Any) -> dict[str, Any]:
+def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, logger: Any) -> Outcome:
     """The desired status of a ModelDeployment."""
     wanted = spec.model.name or spec.model.training_run
     conditions = c.set_condition(
@@ -21,7 +21,13 @@ async def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observe
         generation=observed.generation,
         now=observed.now,
     )
-    return {**observed.status, "observedGeneration": observed.generation, "phase": "Pending", "conditions": conditions}
+    status = {
+        **observed.status,
+        "observedGeneration": observed.generation,
+        "phase": "Pending",
+        "conditions": conditions,
+    }
+    return Outcome(status=status)
 
 
 register_reconciler("modeldeployments", ModelDeploymentSpec, reconcile_modeldeployment, resync_seconds=30)

@@ -18,7 +18,7 @@ from ..config import OperatorConfig
 from ..registry import APPROVED_ANNOTATION, MODEL_LABEL, PROMOTED_LABEL, champions
 from ..registry.promotion import SUPERSEDED, decide_promotion
 from ..resources.jobs import child_name, desired_training_job
-from .common import Observed, Outcome, register_reconciler
+from .common import Observed, Outcome, artifact_store_problem, register_reconciler
 
 TERMINAL = ("Succeeded", "Failed")
 
@@ -84,6 +84,9 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: dict[st
     job_name = child_name(name, "train")
     job = kube.read_or_none(kube.batch().read_namespaced_job, job_name, namespace)
     if job is None:
+        store_problem = artifact_store_problem(namespace)
+        if store_problem:
+            return {**status, "phase": "Pending", "reason": c.ARTIFACT_STORE_MISSING, "message": store_problem}
         manifest = desired_training_job(
             name=name,
             namespace=namespace,
