@@ -60,7 +60,10 @@ def csv_server(cluster: Kubectl, tmp_path_factory) -> Iterator[tuple[str, dict]]
     """An HTTP server on the node's address serving CSV files to the check Jobs' pods."""
     root = tmp_path_factory.mktemp("csv")
     iris = (REPO / "tests/integration/data/iris.csv").read_bytes()
+    big = b"a,b,c,d,target\n" + b"".join(b"%d.5,%d,%d.25,%d,%d\n" % (i % 97, i % 13, i % 7, i % 5, i % 3)
+                                        for i in range(600_000))  # fmt: skip
     files = {
+        "big.csv": big,
         "iris.csv": iris,
         "bad-values.csv": iris.replace(b"5.1,3.5,1.4,0.2,0", b"5.1,abc,1.4,0.2,0", 1),
         "no-target.csv": b"a,b\n1,2\n3,4\n",
@@ -175,6 +178,38 @@ def test_manual_promotion_waits_for_approval(cluster: Kubectl, ns: str) -> None:
 
 
 # --- bad inputs: each ends in the right reason, and nothing earlier is lost ----------------------
+
+
+def test_operator_keeps_reconciling_during_a_large_validation(cluster: Kubectl, ns: str, csv_server) -> None:
+    base, _ = csv_server
+    columns = [{"name": n, "type": "float", "min": 0, "max": 100} for n in "abcd"]
+    cluster.apply(_dataset("big", {"url": {"url": f"{base}/big.csv"}}, schema={"columns": columns}), ns)
+
+    def active_check(name: str) -> str | None:
+        return ((cluster.get("dataset", name, ns) or {}).get("status") or {}).get("activeCheck")
+
+    wait_for(lambda: active_check("big"), timeout=30, what="big's check Job")
+    cluster.apply(_dataset("small", {"builtin": {"name": "breast_cancer"}}), ns)
+    both = wait_for(
+        lambda: (
+            (small := cluster.get("dataset", "small", ns)["status"]).get("activeCheck")
+            and cluster.get("dataset", "big", ns)["status"].get("activeCheck")
+            and small
+        ),
+        timeout=30,
+        what="a check of the small dataset started while the big one is still being validated",
+    )
+    assert both["activeCheck"].startswith("small-check-")
+    big = wait_phase(cluster, "dataset", "big", ns, ("Ready", "Failed"), timeout=180)["status"]
+    assert big["phase"] == "Ready" and big["rows"] == 600_000, big.get("lastCheck")
+
+
+def test_run_on_a_dataset_that_never_appears_fails_after_its_wait(cluster: Kubectl, ns: str) -> None:
+    cluster.apply(_run("orphan", "sklearn.svm.SVC", dataset="no-such-dataset", datasetWaitSeconds=3), ns)
+    run = wait_phase(cluster, "trainingrun", "orphan", ns, ("Failed",), timeout=60)["status"]
+    assert run["reason"] == "DatasetNotReady"
+    assert "Dataset no-such-dataset does not exist after waiting 3s" in run["message"]
+    assert cluster.get("job", "orphan-train", ns) is None
 
 
 def test_bad_url_scheme_and_unknown_estimator_are_refused_by_the_api_server(cluster: Kubectl, ns: str) -> None:
