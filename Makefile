@@ -35,8 +35,8 @@ crds: deps
 	$(VENV)/bin/mlops-operator crds --output-dir crds
 
 lint: deps
-	$(VENV)/bin/ruff check operator hack tests
-	$(VENV)/bin/ruff format --check operator hack tests
+	$(VENV)/bin/ruff check operator hack tests bench
+	$(VENV)/bin/ruff format --check operator hack tests bench
 
 unit: deps
 	@hack/pytest.sh tests/unit
