@@ -9,6 +9,7 @@ import functools
 import hashlib
 import http.server
 import json
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -280,6 +281,21 @@ def test_failed_refresh_keeps_the_last_good_version(cluster: Kubectl, ns: str) -
     ready = wait_phase(cluster, "dataset", "iris-cm", ns, ("Ready",))["status"]
     assert ready["version"] != first["version"]
     assert [h["version"] for h in ready["history"]] == [ready["version"], first["version"]]
+
+
+def test_pvc_source_is_read_from_the_claim(cluster: Kubectl, ns: str) -> None:
+    from support import STATE
+
+    made = subprocess.run(["python3", str(REPO / "hack/localcluster/cluster.py"), "volume", ns, "raw-data"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    folder = STATE / "volumes" / ns / "raw-data" / "2026"
+    folder.mkdir()
+    (folder / "iris.csv").write_bytes((REPO / "tests/integration/data/iris.csv").read_bytes())
+    cluster.apply(_dataset("iris-pvc", {"pvc": {"claimName": "raw-data", "path": "2026/iris.csv"}}), ns)
+    ds = wait_phase(cluster, "dataset", "iris-pvc", ns, ("Ready", "Failed"))["status"]
+    assert ds["phase"] == "Ready", ds.get("lastCheck")
+    assert ds["version"] == cluster.get("dataset", "iris", ns)["status"]["version"], "same data, same version"
 
 
 def test_params_that_make_fit_fail_end_in_job_failed_without_retries(cluster: Kubectl, ns: str) -> None:

@@ -113,3 +113,19 @@ def test_model_needing_untrusted_types_is_refused() -> None:
     data = dump_model(FunctionTransformer(func=os.getcwd))  # a model that would call os.getcwd
     with pytest.raises(ModelIntegrityError, match="trusted"):
         load_model(data, expected_sha256=sha256_hex(data))
+
+
+def test_metric_computation_on_known_predictions() -> None:
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    from mlops_operator.trainer.metrics import evaluate
+
+    x = np.zeros((4, 1))
+    classifier = DummyClassifier(strategy="constant", constant=1).fit(x, [0, 1, 1, 1])
+    metrics = evaluate(classifier, x, np.array([0, 1, 1, 1]), task="classification", wanted=[])
+    assert metrics["accuracy"] == 0.75
+    assert metrics["recall_macro"] == 0.5  # class 0: 0/1, class 1: 3/3
+    assert metrics["roc_auc"] == 0.5  # constant scores cannot rank
+    regressor = DummyRegressor(strategy="constant", constant=2.0).fit(x, [1.0, 3.0, 1.0, 3.0])
+    metrics = evaluate(regressor, x, np.array([1.0, 3.0, 1.0, 3.0]), task="regression", wanted=["rmse", "mae"])
+    assert metrics == {"rmse": 1.0, "mae": 1.0}
