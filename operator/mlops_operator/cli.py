@@ -24,6 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     crds = commands.add_parser("crds", help="print the generated CustomResourceDefinitions")
     crds.add_argument("--output-dir", action="append", default=[], help="write one file per CRD into DIR")
 
+    serve = commands.add_parser("serve", help="serve a stored model over the Open Inference Protocol v2 (REST)")
+    serve.add_argument("--model-uri", required=True, help="pvc://… (store at MLOPS_STORE_PATH) or file://… model dir")
+    serve.add_argument("--sha256", default=None, help="refuse to start unless model.skops has this sha256")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--max-batch-size", type=int, default=64, help="most rows one predict call batches")
+    serve.add_argument("--max-batch-delay-ms", type=float, default=2.0, help="longest a request waits for others")
+
     commands.add_parser("dataset-check", help="(in a Job) validate, version and profile a Dataset's source")
     commands.add_parser("train", help="(in a Job) train, evaluate and store one model version")
 
@@ -32,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         return _crds(args.output_dir)
     if args.command in ("dataset-check", "train"):
         return _job(args.command)
+    if args.command == "serve":
+        return _serve(args)
     return _run(args)
 
 
@@ -94,6 +104,29 @@ def _job(command: str) -> int:
     with contextlib.suppress(OSError):
         result_path.write_text(text)
     return code
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from aiohttp import web
+
+    from .server.app import build_app
+    from .server.runtime import load
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("mlops_operator.server")
+    try:
+        loaded, profile = load(args.model_uri, expected_sha256=args.sha256)
+    except Exception as error:
+        log.error("refusing to serve %s: %s: %s", args.model_uri, type(error).__name__, error)
+        return 1
+    log.info("serving model %s version %s (%d features)", loaded.name, loaded.version, len(loaded.features))
+    app = build_app(
+        loaded, profile=profile, max_batch_size=args.max_batch_size, max_batch_delay=args.max_batch_delay_ms / 1000
+    )
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
