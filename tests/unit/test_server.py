@@ -1,0 +1,208 @@
+"""The model server over real HTTP on loopback: V2 codec, errors as 400/404/413, batching, metrics, feedback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+
+from mlops_operator.server.codec import CodecError, decode_request, split_binary_request
+from mlops_operator.server.monitoring import AccuracyWindow, DriftWindow
+from support import REPO, wait_for
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def _infer_body(rows: list[list[float]], **extra) -> dict:
+    return {"inputs": [{"name": "x", "shape": [len(rows), 4], "datatype": "FP32", "data": rows}], **extra}
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ([], "must be a JSON object"),
+        ({"inputs": []}, "non-empty 'inputs'"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a"] * 4}]}, "not supported"),
+        ({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": ROW}]}, "has 4 values but shape"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ["a", 1, 2, 3]}]}, "only numbers"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, "takes 4 features"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, float("nan")]}]}, "NaN"),
+        ({"inputs": [{"name": "x", "shape": [1, 2, 2], "datatype": "FP64", "data": ROW}]}, "1 or 2 dimensions"),
+        ({"inputs": [{"shape": [1, 4], "datatype": "FP64", "data": ROW}]}, "no 'name'"),
+        ({"inputs": [{"name": "a", "shape": [2], "datatype": "FP64", "data": [1, 2]},
+                     {"name": "b", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}, "disagree"),
+    ],
+)  # fmt: skip
+def test_codec_rejects_with_a_message(body, words: str) -> None:
+    with pytest.raises(CodecError, match=words):
+        decode_request(body, features=4)
+
+
+def test_codec_accepts_one_column_per_feature_and_nested_data() -> None:
+    columns = [{"name": f"f{i}", "shape": [2], "datatype": "INT64", "data": [i, i + 10]} for i in range(4)]
+    matrix, request_id = decode_request({"id": "a", "inputs": columns}, features=4)
+    assert request_id == "a" and matrix.tolist() == [[0, 1, 2, 3], [10, 11, 12, 13]]
+    matrix, _ = decode_request(_infer_body([ROW, ROW]), features=4)
+    assert matrix.shape == (2, 4)
+
+
+def test_binary_tensor_extension() -> None:
+    header = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": 16}}]}).encode()  # fmt: skip
+    body = split_binary_request(header + struct.pack("<4f", *ROW), len(header))
+    matrix, _ = decode_request(body, features=4)
+    assert np.allclose(matrix, [ROW])
+    with pytest.raises(CodecError, match="not there"):
+        split_binary_request(header + b"\0" * 8, len(header))
+
+
+def test_drift_window_needs_enough_rows_and_sees_a_shift() -> None:
+    profile = {"features": {"x": {"kind": "numeric", "edges": [1.0, 2.0, 3.0], "shares": [0.25] * 4}}}
+    window = DriftWindow(profile, ["x"], size=400, min_rows=50)
+    window.add(np.array([[0.5], [1.5]]))
+    assert window.psi_by_feature() == {}
+    window.add(np.tile(np.array([[0.5], [1.5], [2.5], [3.5]]), (50, 1)))
+    assert window.psi_by_feature()["x"] < 0.01
+    window.add(np.full((400, 1), 3.5))
+    assert window.psi_by_feature()["x"] > 1
+
+
+def test_accuracy_window_scores_remembered_predictions_once() -> None:
+    window = AccuracyWindow(remember=2, size=3)
+    window.remember("a", [1, 0])
+    window.remember("b", [1])
+    window.remember("c", [2])
+    with pytest.raises(KeyError):
+        window.score("a", [1, 0])  # forgotten: only 2 are remembered
+    assert window.score("b", [1]) == (1, 1)
+    with pytest.raises(KeyError):
+        window.score("b", [1])  # scored once
+    with pytest.raises(ValueError, match="1 rows, got 2 labels"):
+        window.score("c", [2, 2])
+    assert window.score("c", [0]) == (0, 1)
+    assert window.accuracy() == 0.5
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """`mlops-operator serve` as a process, on a model trained into a file:// store."""
+    from mlops_operator.api.dataset import DatasetSpec
+    from mlops_operator.data.check import run_check
+    from mlops_operator.storage import ArtifactStore
+    from mlops_operator.trainer.train import run_training
+
+    root = tmp_path_factory.mktemp("store")
+    store = ArtifactStore.from_uri(f"file://{root}")
+    spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
+    ds = run_check(spec, namespace="ns", name="iris", store=store, input_dir=root)
+    result = run_training(
+        {"namespace": "ns", "run": "iris-v1",
+         "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"], "target": "target"},
+         "spec": {"datasetRef": {"name": "iris"},
+                  "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression",
+                            "params": {"max_iter": 500}}}},
+        store,
+    )  # fmt: skip
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [str(REPO / ".venv/bin/mlops-operator"), "serve", "--model-uri", result["modelUri"], "--sha256",
+         result["sha256"], "--host", "127.0.0.1", "--port", str(port), "--max-batch-delay-ms", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return process.poll() is not None
+
+    wait_for(ready, timeout=30, what="the server to be ready")
+    assert process.poll() is None, process.stdout.read()
+    yield url, result["modelUri"]
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_health_and_metadata(server: str) -> None:
+    assert requests.get(f"{server}/v2/health/live").json() == {"live": True}
+    meta = requests.get(f"{server}/v2/models/iris").json()
+    assert meta["versions"] == ["iris-v1"] and meta["inputs"][0]["shape"] == [-1, 4]
+    assert requests.get(f"{server}/v2/models/iris/ready").status_code == 200
+    missing = requests.get(f"{server}/v2/models/other")
+    assert missing.status_code == 404 and "serves 'iris'" in missing.json()["error"]
+
+
+def test_infer_returns_classes(server: str) -> None:
+    response = requests.post(f"{server}/v2/models/iris/infer", json=_infer_body([ROW, [6.7, 3.0, 5.2, 2.3]], id="q1"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == "q1" and body["model_version"] == "iris-v1"
+    assert body["outputs"][0]["data"] == [0, 2] and body["outputs"][0]["datatype"] == "INT64"
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "words"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (json.dumps(_infer_body([[1, 2, 3]])).encode(), 400, "has 3 values but shape [1, 4]"),
+        (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [' + b"1," * 5_000_000 + b"1]}]}",
+         413, "larger than"),
+    ],
+)  # fmt: skip
+def test_client_mistakes_are_4xx_with_a_message(server: str, data: bytes, status: int, words: str) -> None:
+    response = requests.post(f"{server}/v2/models/iris/infer", data=data)
+    assert response.status_code == status
+    assert words in response.json()["error"]
+
+
+def test_concurrent_requests_share_predict_calls(server: str) -> None:
+    def one(i: int) -> list:
+        body = _infer_body([ROW], id=f"c{i}")
+        return requests.post(f"{server}/v2/models/iris/infer", json=body, timeout=10).json()["outputs"][0]["data"]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert list(pool.map(one, range(64))) == [[0]] * 64
+    metrics = requests.get(f"{server}/metrics").text
+    count = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("mlops_batch_rows_count")))
+    total = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("mlops_batch_rows_sum")))
+    assert total / count > 1.5, f"{total} rows in {count} predict calls: requests were not batched"
+
+
+def test_feedback_gives_accuracy_by_version(server: str) -> None:
+    requests.post(f"{server}/v2/models/iris/infer", json=_infer_body([ROW, ROW], id="fb1"))
+    scored = requests.post(f"{server}/v2/models/iris/feedback", json={"id": "fb1", "labels": [0, 1]})
+    assert scored.json() == {"id": "fb1", "labelled": 2, "correct": 1}
+    again = requests.post(f"{server}/v2/models/iris/feedback", json={"id": "fb1", "labels": [0, 1]})
+    assert again.status_code == 404
+    bad = requests.post(f"{server}/v2/models/iris/feedback", json={"labels": [0]})
+    assert bad.status_code == 400
+    metrics = requests.get(f"{server}/metrics").text
+    assert 'mlops_feedback_correct_total{model="iris",version="iris-v1"}' in metrics
+    assert 'mlops_requests_total{code="400",model="iris",version="iris-v1"}' in metrics
+    assert 'mlops_request_duration_seconds_bucket{le="0.005",model="iris",version="iris-v1"}' in metrics
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[str, str]) -> str:
+    return served[0]
+
+
+def test_server_refuses_a_model_with_the_wrong_sha256(served: tuple[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_operator.cli", "serve", "--model-uri", served[1], "--sha256", "0" * 64,
+         "--port", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "refusing to serve" in result.stderr and "sha256" in result.stderr
