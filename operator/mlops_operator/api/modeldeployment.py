@@ -230,6 +230,9 @@ class ModelDeploymentSpec(SpecModel):
         },
     )
     paused: bool = Field(default=False, description="Freeze the rollout where it is.")
+    progress_deadline_seconds: int = Field(
+        default=300, ge=10, le=3600, description="How long canary pods may take to become ready before a rollback."
+    )
 
     @model_validator(mode="after")
     def _steps_name_defined_metrics(self) -> ModelDeploymentSpec:
@@ -271,10 +274,19 @@ class CanaryStatus(VersionStatus):
     step_index: int = Field(default=0, description="Index of the current step in spec.strategy.canary.steps.")
     step_started_at: Timestamp | None = Field(default=None, description="When the current step began.")
     pause_started_at: Timestamp | None = Field(default=None, description="When the current pause began.")
+    started_at: Timestamp | None = Field(default=None, description="When this rollout began.")
     successes: int = Field(default=0, description="Successful measurements in this rollout.")
     failures: int = Field(default=0, description="Failed measurements in this rollout.")
     inconclusives: int = Field(default=0, description="Consecutive inconclusive measurements.")
+    step_successes: int = Field(default=0, description="Successful measurements during the current step.")
     last_analysis_at: Timestamp | None = Field(default=None, description="When the analysis last ran.")
+
+
+class Degradation(StatusModel):
+    """Why the last rollback happened."""
+
+    reason: str = Field(description="CamelCase reason (AnalysisFailed, ProgressDeadlineExceeded, Aborted, ...).")
+    message: str = Field(default="", description="The metric and value, or what was not ready.")
 
 
 class HistoryEntry(StatusModel):
@@ -300,7 +312,18 @@ class ModelDeploymentStatus(StatusModel):
     stable: VersionStatus | None = Field(default=None, description="The version serving most traffic.")
     canary: CanaryStatus | None = Field(default=None, description="The version being rolled out, if any.")
     promoted_at: Timestamp | None = Field(default=None, description="When the stable version reached 100 %.")
-    last_good_version: str | None = Field(default=None, description="Version to roll back to after promotion.")
+    last_good: VersionStatus | None = Field(
+        default=None, description="The version before the last promotion: where the post-promotion guard rolls back to."
+    )
+    last_analysis_at: Timestamp | None = Field(default=None, description="When the stable version was last judged.")
+    guard_failures: int = Field(default=0, description="Failed measurements of the stable version since promotion.")
+    pause_reason: str | None = Field(
+        default=None, description="Why the rollout holds: PauseStep, InconclusiveAnalysis or SpecPaused."
+    )
+    handled_commands: dict[str, str] = Field(
+        default_factory=dict, description="Tokens of the promote/abort/resume annotations already acted on."
+    )
+    degraded: Degradation | None = Field(default=None, description="Why the last rollback happened.")
     last_analysis: list[AnalysisResult] = Field(default_factory=list, description="Latest measurement per metric.")
     failed_versions: list[str] = Field(
         default_factory=list, description="Versions rolled back here; not retried automatically."
