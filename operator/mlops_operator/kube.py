@@ -25,6 +25,19 @@ def core() -> kubernetes.client.CoreV1Api:
     return kubernetes.client.CoreV1Api(_client())
 
 
+def apps() -> kubernetes.client.AppsV1Api:
+    return kubernetes.client.AppsV1Api(_client())
+
+
+FIELD_MANAGER = "mlops-operator"
+
+
+def server_side_apply(patch: Any, namespace: str, body: dict[str, Any]) -> Any:
+    """Server-side apply of a child we own (field manager mlops-operator): idempotent, no read-modify-write."""
+    return patch(body["metadata"]["name"], namespace, body, field_manager=FIELD_MANAGER, force=True,
+                 _content_type="application/apply-patch+yaml")  # fmt: skip
+
+
 def batch() -> kubernetes.client.BatchV1Api:
     return kubernetes.client.BatchV1Api(_client())
 

@@ -51,23 +51,25 @@ def test_first_version_is_served_at_once() -> None:
 
 
 def test_a_new_version_walks_through_the_steps_to_promotion() -> None:
-    s = spec()
+    s = spec(replicas=4)
     d, st = step(s, stable_on_v1(), 10)
     assert (st["canary"]["version"], d.canary_weight, d.requeue_after) == ("v2", 20, 1.0)  # waits for pods
-    d, st = step(s, st, 11, canary_ready=True)
+    d, st = step(s, st, 11, canary_ready_replicas=4)
     assert st["canary"]["stepIndex"] == 1 and st["canary"]["pauseStartedAt"] == "2026-01-01T00:00:11Z"
     assert d.requeue_after == pytest.approx(60)
-    d, st = step(s, st, 40, canary_ready=True)
+    d, st = step(s, st, 40, canary_ready_replicas=4)
     assert st["canary"]["stepIndex"] == 1 and d.requeue_after == pytest.approx(31)
-    d, st = step(s, st, 71, canary_ready=True)
+    d, st = step(s, st, 71, canary_ready_replicas=4)
     assert st["canary"]["stepIndex"] == 2, "pause over: now the analysis step"
-    d, st = step(s, st, 72, canary_ready=True, measurement="Inconclusive", measurement_message="no data")
+    d, st = step(s, st, 72, canary_ready_replicas=4, measurement="Inconclusive", measurement_message="no data")
     assert st["canary"]["stepIndex"] == 2, "no data never passes an analysis step"
-    d, st = step(s, st, 102, canary_ready=True, measurement="Successful")
-    assert st["canary"]["stepIndex"] == 4 and d.canary_weight == 50 and st["pauseReason"] == PAUSE_STEP
-    d, st = step(s, st, 500, canary_ready=True)
+    d, st = step(s, st, 102, canary_ready_replicas=1, measurement="Successful")
+    assert st["canary"]["stepIndex"] == 3 and d.canary_weight == 50, "50 % needs 2 ready canary pods of 4"
+    d, st = step(s, st, 103, canary_ready_replicas=2)
+    assert st["canary"]["stepIndex"] == 4 and st["pauseReason"] == PAUSE_STEP
+    d, st = step(s, st, 500, canary_ready_replicas=4)
     assert st["canary"]["stepIndex"] == 4, "an indefinite pause waits for a person"
-    d, st = step(s, st, 501, canary_ready=True, commands={"promote": "t1"})
+    d, st = step(s, st, 501, canary_ready_replicas=4, commands={"promote": "t1"})
     assert st.get("canary") is None and st["stable"]["version"] == "v2" and st["lastGood"]["version"] == "v1"
     assert st["history"][0]["outcome"] == "Promoted" and d.events[-1][1] == "Promoted"
     d, st2 = step(s, st, 502, commands={"promote": "t1"})
@@ -76,31 +78,31 @@ def test_a_new_version_walks_through_the_steps_to_promotion() -> None:
 
 def test_failed_measurements_reach_the_limit_and_roll_back() -> None:
     s = spec()
-    _, st = step(s, stable_on_v1(), 10, canary_ready=True)
-    d, st = step(s, st, 20, canary_ready=True, measurement="Failed", measurement_message="accuracy 0.61 < 0.9")
+    _, st = step(s, stable_on_v1(), 10, canary_ready_replicas=4)
+    d, st = step(s, st, 20, canary_ready_replicas=4, measurement="Failed", measurement_message="accuracy 0.61 < 0.9")
     assert st["canary"]["failures"] == 1
-    d, st = step(s, st, 50, canary_ready=True, measurement="Failed", measurement_message="accuracy 0.58 < 0.9")
+    d, st = step(s, st, 50, canary_ready_replicas=4, measurement="Failed", measurement_message="accuracy 0.58 < 0.9")
     assert st.get("canary") is None and d.canary_weight == 0 and st["stable"]["version"] == "v1"
     assert st["failedVersions"] == ["v2"] and st["degraded"]["reason"] == "AnalysisFailed"
     assert "accuracy 0.58 < 0.9" in d.events[-1][2]
-    d, st = step(s, st, 100, canary_ready=True)
+    d, st = step(s, st, 100, canary_ready_replicas=4)
     assert st.get("canary") is None, "a version rolled back here is not retried by itself"
 
 
 def test_inconclusive_measurements_pause_until_resumed() -> None:
     s = spec(steps=[{"setWeight": 20}, {"pause": {"duration": "10s"}}])
-    _, st = step(s, stable_on_v1(), 0, canary_ready=True)
+    _, st = step(s, stable_on_v1(), 0, canary_ready_replicas=4)
     for t in (1, 31):
-        _, st = step(s, st, t, canary_ready=True, measurement="Inconclusive", measurement_message="no data")
+        _, st = step(s, st, t, canary_ready_replicas=4, measurement="Inconclusive", measurement_message="no data")
     assert st["pauseReason"] == PAUSE_INCONCLUSIVE
-    _, st = step(s, st, 100, canary_ready=True)
+    _, st = step(s, st, 100, canary_ready_replicas=4)
     assert st["canary"]["stepIndex"] == 1, "paused: never promoted on missing evidence"
-    _, st = step(s, st, 101, canary_ready=True, commands={"resume": "r1"})
+    _, st = step(s, st, 101, canary_ready_replicas=4, commands={"resume": "r1"})
     assert st.get("canary") is None and st["stable"]["version"] == "v2"
 
 
 def test_abort_rolls_back_and_marks_the_version() -> None:
-    _, st = step(spec(), stable_on_v1(), 10, canary_ready=True)
+    _, st = step(spec(), stable_on_v1(), 10, canary_ready_replicas=4)
     d, st = step(spec(), st, 20, commands={"abort": "a1"})
     assert st.get("canary") is None and st["history"][0]["outcome"] == "Aborted" and st["failedVersions"] == ["v2"]
 
@@ -115,21 +117,21 @@ def test_pods_that_never_become_ready_roll_back_after_the_deadline() -> None:
 
 
 def test_spec_paused_freezes_the_rollout() -> None:
-    _, st = step(spec(), stable_on_v1(), 0, canary_ready=True)
-    _, st = step(spec(paused=True), st, 1000, canary_ready=True)
+    _, st = step(spec(), stable_on_v1(), 0, canary_ready_replicas=4)
+    _, st = step(spec(paused=True), st, 1000, canary_ready_replicas=4)
     assert st["canary"]["stepIndex"] == 1 and st["pauseReason"] == "SpecPaused"
 
 
 def test_restart_resumes_the_same_step_from_status() -> None:
     s = spec()
-    _, st = step(s, stable_on_v1(), 0, canary_ready=True)
+    _, st = step(s, stable_on_v1(), 0, canary_ready_replicas=4)
     restored = json.loads(json.dumps(st))  # all a new operator process has is status
-    d, st = step(s, restored, 45, canary_ready=True)
+    d, st = step(s, restored, 45, canary_ready_replicas=4)
     assert st["canary"]["stepIndex"] == 1 and d.requeue_after == pytest.approx(15)
 
 
 def test_new_champion_mid_rollout_restarts_the_canary() -> None:
-    _, st = step(spec(), stable_on_v1(), 0, canary_ready=True)
+    _, st = step(spec(), stable_on_v1(), 0, canary_ready_replicas=4)
     v3 = Target("v3", "pvc://a/models/ns/m/v3", "3" * 64)
     d, st = step(spec(), st, 5, target=v3)
     assert st["canary"]["version"] == "v3" and st["canary"]["stepIndex"] == 0
@@ -137,7 +139,7 @@ def test_new_champion_mid_rollout_restarts_the_canary() -> None:
 
 def test_post_promotion_guard_rolls_back_to_the_last_good_version() -> None:
     s = spec(steps=[{"setWeight": 50}], postPromotion={"window": "10m"})
-    _, st = step(s, stable_on_v1(), 0, canary_ready=True)
+    _, st = step(s, stable_on_v1(), 0, canary_ready_replicas=4)
     assert st["stable"]["version"] == "v2" and measurement_due(s, st, at(1))
     _, st = step(s, st, 30, measurement="Failed", measurement_message="errorRate 0.2 > 0.05")
     d, st = step(s, st, 60, measurement="Failed", measurement_message="errorRate 0.3 > 0.05")
@@ -148,7 +150,7 @@ def test_post_promotion_guard_rolls_back_to_the_last_good_version() -> None:
 
 def test_guard_window_ends() -> None:
     s = spec(steps=[{"setWeight": 50}], postPromotion={"window": "1m"})
-    _, st = step(s, stable_on_v1(), 0, canary_ready=True)
+    _, st = step(s, stable_on_v1(), 0, canary_ready_replicas=4)
     assert measurement_due(s, st, at(30)) and not measurement_due(s, st, at(61))
 
 

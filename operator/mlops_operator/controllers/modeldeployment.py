@@ -1,33 +1,165 @@
-"""ModelDeployment controller: serve the chosen model version and roll new ones out through canary steps."""
+"""ModelDeployment controller: serve the target version, roll new ones out through canary steps.
+
+Each reconcile: resolve the target (the champion of spec.model.name, or a pinned TrainingRun), observe
+the canary pods and, when one is due, take a measurement on Prometheus; the pure state machine
+(rollout.canary) decides; this applies the Deployments and the Service and writes status once.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from typing import Any
 
+import kopf
+
+from .. import kube
 from ..api import conditions as c
 from ..api.modeldeployment import ModelDeploymentSpec
+from ..config import OperatorConfig
+from ..registry import champions
+from ..resources.jobs import child_name
+from ..resources.serving import desired_server_deployment, desired_service
+from ..rollout.analysis import measure
+from ..rollout.canary import Observation, Target, measurement_due, next_rollout, replica_split
 from .common import Observed, Outcome, register_reconciler
+
+COMMANDS = {"promote": "mlops.dev/promote", "abort": "mlops.dev/abort", "resume": "mlops.dev/resume"}
+
+
+def resolve_target(spec: ModelDeploymentSpec, namespace: str) -> tuple[Target | None, str, str]:
+    """(target, model name, why there is none)."""
+    if spec.model.training_run:
+        run = kube.get_custom("trainingruns", namespace, spec.model.training_run)
+        if run is None:
+            return None, "", f"TrainingRun {spec.model.training_run} does not exist"
+        model_name = run["spec"]["model"]["name"]
+    else:
+        model_name = spec.model.name or ""
+        found = champions.current_champion(namespace, model_name, exclude="")
+        if found is None:
+            return None, model_name, f"model {model_name} has no promoted version yet"
+        run = kube.get_custom("trainingruns", namespace, found.name)
+    model = ((run or {}).get("status") or {}).get("model")
+    if not model:
+        return None, model_name, f"TrainingRun {run['metadata']['name']} has no stored model yet"
+    return Target(version=model["version"], model_uri=model["uri"], sha256=model["sha256"]), model_name, ""
+
+
+def ready_replicas_of(deployment: Any, version: str) -> int:
+    """Ready pods of the Deployment that run `version` (0 while its rollout to that version is unfinished)."""
+    if deployment is None or not deployment.status:
+        return 0
+    labels = deployment.spec.template.metadata.labels or {}
+    s = deployment.status
+    if labels.get("mlops.dev/version") != version[:63] or (s.observed_generation or 0) < deployment.metadata.generation:
+        return 0
+    return min(s.updated_replicas or 0, s.ready_replicas or 0)
 
 
 def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, logger: Any) -> Outcome:
-    """The desired status of a ModelDeployment."""
-    wanted = spec.model.name or spec.model.training_run
-    conditions = c.set_condition(
-        observed.status.get("conditions") or [],
-        type_=c.READY,
-        status=False,
-        reason=c.MODEL_NOT_FOUND,
-        message=f"no servable model version found for {wanted!r} yet",
-        generation=observed.generation,
-        now=observed.now,
+    namespace, name, now = observed.namespace, observed.name, observed.now
+    status = dict(observed.status)
+    target, model, why = resolve_target(spec, namespace)
+    config = OperatorConfig.from_env()
+    moment = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+    canary = status.get("canary")
+    canary_dep = kube.read_or_none(kube.apps().read_namespaced_deployment, child_name(name, "canary"), namespace)
+    canary_ready = ready_replicas_of(canary_dep, canary["version"]) if canary else 0
+    measurement, message = None, ""
+    if status.get("stable") and measurement_due(spec, status, moment):
+        judged = canary or status["stable"]
+        prometheus = spec.prometheus_url or os.environ.get("MLOPS_PROMETHEUS_URL")
+        measurement, message, results = measure(
+            spec.analysis.metrics, prometheus_url=prometheus, namespace=namespace, model=model,
+            version=judged["version"], window=spec.analysis.interval if spec.analysis.interval.endswith("m") else "1m",
+        )  # fmt: skip
+        status["lastAnalysis"] = [
+            {"metric": r.metric, "phase": r.phase, "value": r.value, "message": r.message, "measuredAt": now}
+            for r in results
+        ]
+    annotations = observed.body["metadata"].get("annotations") or {}
+    commands = {command: annotations[key] for command, key in COMMANDS.items() if annotations.get(key)}
+    decision = next_rollout(
+        spec,
+        status,
+        Observation(
+            now=moment,
+            target=target,
+            canary_ready=canary_ready,
+            measurement=measurement,
+            measurement_message=message,
+            commands=commands,
+        ),  # fmt: skip
     )
-    status = {
-        **observed.status,
-        "observedGeneration": observed.generation,
-        "phase": "Pending",
-        "conditions": conditions,
-    }
-    return Outcome(status=status)
+    status = decision.status
+    for kind, reason, words in decision.events:
+        (kopf.info if kind == "Normal" else kopf.warn)(observed.body, reason=reason, message=words)
+    if status.get("stable"):
+        stable_replicas, canary_replicas = replica_split(spec.replicas, decision.canary_weight)
+        canary = status.get("canary")
+        apps = kube.apps()
+        for variant, version, replicas in (("stable", status["stable"], stable_replicas),
+                                           ("canary", canary or status["stable"], canary_replicas)):  # fmt: skip
+            body = desired_server_deployment(md=name, uid=observed.uid, variant=variant, spec=spec, model=model,
+                                             version=version, replicas=replicas, config=config)  # fmt: skip
+            applied = kube.server_side_apply(apps.patch_namespaced_deployment, namespace, body)
+            ready = (applied.status.ready_replicas or 0) if applied.status else 0
+            if variant == "stable":
+                status["stable"] = {**status["stable"], "replicas": replicas, "readyReplicas": ready}
+            elif canary:
+                status["canary"] = {**canary, "replicas": replicas, "readyReplicas": ready}
+        kube.server_side_apply(kube.core().patch_namespaced_service, namespace,
+                               desired_service(md=name, uid=observed.uid, spec=spec))  # fmt: skip
+        achieved = round(100 * canary_replicas / max(stable_replicas + canary_replicas, 1)) if canary else 0
+        status["stable"]["weight"] = 100 - achieved
+        if status.get("canary"):
+            status["canary"]["weight"] = achieved
+    conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
+    return Outcome(
+        status={**status, "conditions": conditions, "phase": phase, "observedGeneration": observed.generation}
+    )
 
 
-register_reconciler("modeldeployments", ModelDeploymentSpec, reconcile_modeldeployment, resync_seconds=30)
+def deployment_conditions(status: dict[str, Any], *, why: str, generation: int | None, now: str) -> tuple[list, str]:
+    stable, canary, degraded = status.get("stable"), status.get("canary"), status.get("degraded")
+    conditions = status.get("conditions") or []
+
+    def put(type_: str, state: str, reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = c.set_condition(conditions, type_=type_, status=state, reason=reason, message=message,
+                                     generation=generation, now=now)  # fmt: skip
+
+    if not stable:
+        put(c.AVAILABLE, "False", c.MODEL_NOT_FOUND, why)
+        put(c.READY, "False", c.MODEL_NOT_FOUND, why)
+        return conditions, "Pending"
+    available = (stable.get("readyReplicas") or 0) > 0
+    put(c.AVAILABLE, "True" if available else "False", "ServingStable" if available else "StableNotReady",
+        f"{stable['version']}: {stable.get('readyReplicas', 0)}/{stable.get('replicas', 0)} pods ready")  # fmt: skip
+    if canary:
+        pause = status.get("pauseReason")
+        words = f"{canary['version']} at {canary.get('weight', 0)}%, step {canary['stepIndex']}"
+        put(c.PROGRESSING, "True", pause or "CanaryInProgress", words + (f" (paused: {pause})" if pause else ""))
+    else:
+        put(c.PROGRESSING, "False", "RolloutComplete", f"{stable['version']} serves 100%")
+    if degraded:
+        put(c.DEGRADED, "True", degraded["reason"], degraded["message"])
+    else:
+        put(c.DEGRADED, "False", "NoRollback", "no rollback since the last promotion")
+    if degraded:
+        put(c.READY, "False", degraded["reason"], degraded["message"])
+        phase = "Degraded"
+    elif canary:
+        put(c.READY, "False", "RolloutInProgress", f"rolling out {canary['version']}")
+        phase = "Paused" if status.get("pauseReason") else "Progressing"
+    elif not available:
+        put(c.READY, "False", "StableNotReady", f"waiting for pods of {stable['version']}")
+        phase = "Progressing"
+    else:
+        put(c.READY, "True", "ServingStable", f"{stable['version']} serves 100%")
+        phase = "Healthy"
+    return conditions, phase
+
+
+register_reconciler("modeldeployments", ModelDeploymentSpec, reconcile_modeldeployment, resync_seconds=1)

@@ -56,7 +56,7 @@ class Target:
 class Observation:
     now: dt.datetime
     target: Target | None
-    canary_ready: bool = False  # the canary pods for the current weight are all ready
+    canary_ready_replicas: int = 0  # ready pods that run the canary version
     measurement: str | None = None  # Successful | Failed | Inconclusive, when one was taken now
     measurement_message: str = ""
     commands: dict[str, str] = field(default_factory=dict)  # promote / abort / resume annotation tokens
@@ -120,7 +120,7 @@ def next_rollout(spec: ModelDeploymentSpec, status: dict[str, Any], obs: Observa
     if not canary and target.version != status["stable"]["version"] and target.version not in failed_versions:
         canary = {**target.as_status(), "stepIndex": 0, "stepStartedAt": now, "weight": 0, "successes": 0,
                   "failures": 0, "inconclusives": 0, "stepSuccesses": 0, "startedAt": now}  # fmt: skip
-        status["pauseReason"] = None
+        status.update(pauseReason=None, degraded=None)
         events.append(("Normal", "CanaryStarted", f"rolling out {target.version} over {status['stable']['version']}"))
     status["canary"] = canary
 
@@ -151,7 +151,8 @@ def next_rollout(spec: ModelDeploymentSpec, status: dict[str, Any], obs: Observa
                 status["pauseReason"] = PAUSE_INCONCLUSIVE
     progress_deadline = spec.progress_deadline_seconds
     started = _parse(canary["stepStartedAt"])
-    if canary["weight"] > 0 and not obs.canary_ready and (obs.now - started).total_seconds() > progress_deadline:
+    wanted = replica_split(spec.replicas, canary["weight"])[1]
+    if wanted and obs.canary_ready_replicas < wanted and (obs.now - started).total_seconds() > progress_deadline:
         message = f"canary pods of {canary['version']} not ready within progressDeadlineSeconds={progress_deadline}"
         return _rollback(status, reason="ProgressDeadlineExceeded", message=message, events=events, now=now)
     if spec.paused:
@@ -170,7 +171,7 @@ def next_rollout(spec: ModelDeploymentSpec, status: dict[str, Any], obs: Observa
         done = promote
         if step.set_weight is not None:
             canary["weight"] = step.set_weight
-            done = done or obs.canary_ready
+            done = done or obs.canary_ready_replicas >= replica_split(spec.replicas, step.set_weight)[1]
             requeue = None if done else WAIT_FOR_PODS
         elif step.pause is not None:
             if step.pause.duration is None:

@@ -1,0 +1,125 @@
+"""The serving children of a ModelDeployment: one Deployment per variant (stable, canary) and one Service.
+
+Both variants carry the same `mlops.dev/deployment` label the Service selects, so with the default
+traffic routing the share of each is the share of its ready pods (replica ratio).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.modeldeployment import ModelDeploymentSpec
+from ..config import OperatorConfig
+from .jobs import child_name, owner_reference, restricted_container_security, restricted_pod_security
+
+SERVER_CONTAINER = "server"
+
+
+def selector_labels(md: str, variant: str | None = None) -> dict[str, str]:
+    labels = {"app.kubernetes.io/name": "mlops-server", "mlops.dev/deployment": md[:63]}
+    return {**labels, "mlops.dev/variant": variant} if variant else labels
+
+
+def desired_server_deployment(
+    *,
+    md: str,
+    uid: str,
+    variant: str,
+    spec: ModelDeploymentSpec,
+    model: str,
+    version: dict[str, str],
+    replicas: int,
+    config: OperatorConfig,
+) -> dict[str, Any]:
+    """The Deployment serving `version` ({version, modelUri, sha256}) as `variant` with `replicas` pods."""
+    labels = {**selector_labels(md, variant), "mlops.dev/model": model, "mlops.dev/version": version["version"][:63],
+              "app.kubernetes.io/managed-by": "mlops-operator"}  # fmt: skip
+    server = spec.server
+    container = {
+        "name": SERVER_CONTAINER,
+        "image": config.image,
+        "imagePullPolicy": config.image_pull_policy,
+        "args": [
+            "serve",
+            "--model-uri",
+            version["modelUri"],
+            "--sha256",
+            version["sha256"],
+            "--port",
+            str(server.port),
+            "--max-batch-size",
+            str(server.max_batch_size),
+            "--max-batch-delay-ms",
+            str(server.max_batch_delay_ms),
+        ],  # fmt: skip
+        "env": [
+            {"name": "MLOPS_STORE_URI", "value": config.store_uri},
+            {"name": "MLOPS_STORE_PATH", "value": config.artifact_mount},
+            {"name": "HOME", "value": "/tmp"},
+        ],
+        "ports": [{"name": "http", "containerPort": server.port}],
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 2},
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },  # fmt: skip
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "artifacts", "mountPath": config.artifact_mount, "readOnly": True},
+        ],
+        "securityContext": restricted_container_security(),
+    }
+    if server.resources:
+        container["resources"] = server.resources.model_dump(exclude_none=True)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": child_name(md, variant),
+            "labels": labels,
+            "ownerReferences": [owner_reference(kind="ModelDeployment", name=md, uid=uid)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector_labels(md, variant)},
+            "progressDeadlineSeconds": spec.progress_deadline_seconds,
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(server.port),
+                        "prometheus.io/path": "/metrics",
+                    },  # fmt: skip
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": restricted_pod_security(),
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        {
+                            "name": "artifacts",
+                            "persistentVolumeClaim": {"claimName": config.artifact_pvc, "readOnly": True},
+                        },
+                    ],  # fmt: skip
+                },
+            },
+        },
+    }
+
+
+def desired_service(*, md: str, uid: str, spec: ModelDeploymentSpec) -> dict[str, Any]:
+    """One Service in front of both variants: `http://<md>.<namespace>/v2/models/<model>/infer`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": md,
+            "labels": {**selector_labels(md), "app.kubernetes.io/managed-by": "mlops-operator"},
+            "ownerReferences": [owner_reference(kind="ModelDeployment", name=md, uid=uid)],
+        },
+        "spec": {"selector": selector_labels(md), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }
