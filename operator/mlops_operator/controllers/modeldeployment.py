@@ -86,7 +86,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
         Observation(
             now=moment,
             target=target,
-            canary_ready=canary_ready,
+            canary_ready_replicas=canary_ready,
             measurement=measurement,
             measurement_message=message,
             commands=commands,
