@@ -4,6 +4,7 @@ version is rolled out through canary steps to 100 % with real pods and real traf
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -99,3 +100,131 @@ def test_a_better_version_is_canaried_to_100_percent(cluster: Kubectl, ns: str) 
         return predictions if predictions == [0, 1, 2] else None
 
     wait_for(served_by_logreg, timeout=60, what="the logistic regression answering through the Service")
+
+
+def _md(name: str, *, run: str | None = None, **spec) -> str:
+    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+            "spec": {"model": {"trainingRun": run} if run else {"name": "iris"}, "replicas": 2,
+                     "postPromotion": {"enabled": False}, **spec}}  # fmt: skip
+    return json.dumps(body)
+
+
+def _status(cluster: Kubectl, ns: str, name: str = "iris") -> dict:
+    return (cluster.get("modeldeployment", name, ns) or {}).get("status") or {}
+
+
+def test_degraded_model_quality_is_rolled_back(cluster: Kubectl, ns: str) -> None:
+    """Labels posted back show the new version's accuracy is low: the canary is rolled back, stable untouched."""
+    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {}}]}},
+            "analysis": {"interval": "3s", "failureLimit": 2, "inconclusiveLimit": 20,
+                         "metrics": [{"name": "accuracy", "template": "accuracy", "threshold": 0.8}]}}  # fmt: skip
+    cluster.apply(_md("iris", **spec), ns)
+    stable_pods = _stable_pods(cluster, ns)
+    # A new champion that passes its (absent) gates but guesses: its live accuracy will be about 1/3.
+    cluster.apply(_run_manifest("iris-guess", "sklearn.dummy.DummyClassifier", {"strategy": "uniform"}), ns)
+    wait_for(lambda: (_status(cluster, ns).get("canary") or {}).get("version") == "iris-guess", timeout=180,
+             what="the canary of iris-guess")  # fmt: skip
+    cluster_ip = cluster.get("service", "iris", ns)["spec"]["clusterIP"]
+    stop = threading.Event()
+    traffic = threading.Thread(target=_labelled_traffic, args=(cluster_ip, stop), daemon=True)
+    traffic.start()
+    try:
+        status = wait_for(
+            lambda: (s := _status(cluster, ns)).get("degraded") and s,
+            timeout=180,
+            what="a rollback on accuracy",
+        )
+    finally:
+        stop.set()
+        traffic.join(timeout=10)
+    assert status["degraded"]["reason"] == "AnalysisFailed" and "accuracy" in status["degraded"]["message"]
+    assert status["stable"]["version"] == "iris-logreg" and status.get("canary") is None
+    assert "iris-guess" in status["failedVersions"] and status["history"][0]["outcome"] == "RolledBack"
+    md = cluster.get("modeldeployment", "iris", ns)
+    assert condition(md, "Degraded")["status"] == "True" and md["status"]["phase"] == "Degraded"
+    assert _stable_pods(cluster, ns) == stable_pods, "the stable pods were not touched"
+    wait_for(lambda: cluster.get("deployment", "iris-canary", ns)["status"].get("replicas", 0) == 0, timeout=30,
+             what="the canary scaled to 0")  # fmt: skip
+
+
+def _stable_pods(cluster: Kubectl, ns: str) -> set[str]:
+    pods = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris,mlops.dev/variant=stable")
+    return {p["metadata"]["name"] for p in pods["items"]}
+
+
+def _run_manifest(name: str, estimator: str, params: dict) -> str:
+    model = {"name": "iris", "estimator": estimator, "params": params}
+    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name},
+            "spec": {"datasetRef": {"name": "iris"}, "model": model}}  # fmt: skip
+    return json.dumps(body)
+
+
+def _labelled_traffic(cluster_ip: str, stop: threading.Event) -> None:
+    """Requests through the Service, each followed by its ground-truth labels (echoing the response)."""
+    truth = [0, 1, 2]
+    while not stop.is_set():
+        try:
+            body = json.dumps({"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": ROWS}]})
+            request = urllib.request.Request(f"http://{cluster_ip}/v2/models/iris/infer", data=body.encode(),
+                                             headers={"Content-Type": "application/json"})  # fmt: skip
+            with urllib.request.urlopen(request, timeout=5) as response:
+                answer = json.load(response)
+            feedback = json.dumps({"model_version": answer["model_version"], "labels": truth,
+                                   "predictions": answer["outputs"][0]["data"]})  # fmt: skip
+            request = urllib.request.Request(f"http://{cluster_ip}/v2/models/iris/feedback", data=feedback.encode(),
+                                             headers={"Content-Type": "application/json"})  # fmt: skip
+            urllib.request.urlopen(request, timeout=5).close()
+        except OSError:
+            pass
+        stop.wait(0.05)  # about 20 labelled requests a second
+
+
+def test_prometheus_down_pauses_and_never_promotes(cluster: Kubectl, ns: str) -> None:
+    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {}}]}},
+            "analysis": {"interval": "2s", "inconclusiveLimit": 2}, "prometheusUrl": "http://127.0.0.1:9"}  # fmt: skip
+    cluster.apply(_md("blind", run="iris-baseline", **spec), ns)
+    wait_for(lambda: _status(cluster, ns, "blind").get("phase") == "Healthy", timeout=120, what="blind serving")
+    cluster.run("patch", "modeldeployment", "blind", "-n", ns, "--type=merge", "-p",
+                '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
+    status = wait_for(lambda: (s := _status(cluster, ns, "blind")).get("pauseReason") == "InconclusiveAnalysis" and s,
+                      timeout=120, what="the rollout paused on inconclusive analysis")  # fmt: skip
+    assert status["stable"]["version"] == "iris-baseline" and status["canary"]["version"] == "iris-logreg"
+    assert any("Prometheus query failed" in r["message"] for r in status["lastAnalysis"])
+    assert status["phase"] == "Paused"
+
+
+def test_pods_that_never_become_ready_are_rolled_back(cluster: Kubectl, ns: str) -> None:
+    """A version whose model file does not match its recorded sha256: the server refuses to start."""
+    cluster.apply(_run_manifest("iris-tampered", "sklearn.linear_model.LogisticRegression", {"max_iter": 300})
+                  .replace('"datasetRef"', '"promotion": {"policy": "manual"}, "datasetRef"'), ns)  # fmt: skip
+    wait_phase(cluster, "trainingrun", "iris-tampered", ns, ("Succeeded",), timeout=180)
+    cluster.run("patch", "trainingrun", "iris-tampered", "-n", ns, "--subresource=status", "--type=merge", "-p",
+                json.dumps({"status": {"model": {"sha256": "0" * 64}}}))  # fmt: skip
+    cluster.apply(_md("strict", run="iris-baseline", progressDeadlineSeconds=15,
+                      strategy={"canary": {"steps": [{"setWeight": 50}]}}), ns)  # fmt: skip
+    wait_for(lambda: _status(cluster, ns, "strict").get("phase") == "Healthy", timeout=120, what="strict serving")
+    cluster.run("patch", "modeldeployment", "strict", "-n", ns, "--type=merge", "-p",
+                '{"spec":{"model":{"trainingRun":"iris-tampered"}}}')  # fmt: skip
+    status = wait_for(lambda: (s := _status(cluster, ns, "strict")).get("degraded") and s, timeout=120,
+                      what="a rollback after the progress deadline")  # fmt: skip
+    assert status["degraded"]["reason"] == "ProgressDeadlineExceeded"
+    assert status["stable"]["version"] == "iris-baseline" and "iris-tampered" in status["failedVersions"]
+
+
+def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, operator) -> None:
+    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "20s"}}]}},
+            "prometheusUrl": "http://127.0.0.1:9", "analysis": {"interval": "1h"}}  # fmt: skip
+    cluster.apply(_md("steady", run="iris-baseline", **spec), ns)
+    wait_for(lambda: _status(cluster, ns, "steady").get("phase") == "Healthy", timeout=120, what="steady serving")
+    cluster.run("patch", "modeldeployment", "steady", "-n", ns, "--type=merge", "-p",
+                '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
+    paused = wait_for(lambda: ((c := _status(cluster, ns, "steady").get("canary")) or {}).get("pauseStartedAt") and c,
+                      timeout=120, what="the canary in its pause step")  # fmt: skip
+    operator.stop(kill=True)
+    operator.start()
+    resumed = _status(cluster, ns, "steady")["canary"]
+    assert (resumed["stepIndex"], resumed["pauseStartedAt"]) == (paused["stepIndex"], paused["pauseStartedAt"])
+    status = wait_for(lambda: (s := _status(cluster, ns, "steady"))["stable"]["version"] == "iris-logreg" and s,
+                      timeout=90, what="the promotion after the pause")  # fmt: skip
+    promoted = status["promotedAt"]
+    assert promoted >= paused["pauseStartedAt"]

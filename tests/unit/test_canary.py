@@ -161,3 +161,11 @@ def test_guard_window_ends() -> None:
 )  # fmt: skip
 def test_replica_split(total: int, weight: int, split: tuple[int, int]) -> None:
     assert replica_split(total, weight) == split
+
+
+def test_the_observed_status_is_not_changed() -> None:
+    """The caller diffs its observed status against the result: next_rollout must not mutate its input."""
+    _, st = step(spec(), stable_on_v1(), 0)
+    before = json.loads(json.dumps(st))
+    next_rollout(spec(), st, Observation(now=at(5), target=V2, measurement="Failed", measurement_message="x"))
+    assert st == before

@@ -182,13 +182,16 @@ def test_concurrent_requests_share_predict_calls(server: str) -> None:
 def test_feedback_gives_accuracy_by_version(server: str) -> None:
     requests.post(f"{server}/v2/models/iris/infer", json=_infer_body([ROW, ROW], id="fb1"))
     scored = requests.post(f"{server}/v2/models/iris/feedback", json={"id": "fb1", "labels": [0, 1]})
-    assert scored.json() == {"id": "fb1", "labelled": 2, "correct": 1}
+    assert scored.json() == {"model_version": "iris-v1", "labelled": 2, "correct": 1}
     again = requests.post(f"{server}/v2/models/iris/feedback", json={"id": "fb1", "labels": [0, 1]})
     assert again.status_code == 404
     bad = requests.post(f"{server}/v2/models/iris/feedback", json={"labels": [0]})
     assert bad.status_code == 400
+    echoed = {"model_version": "iris-v2", "predictions": [0, 0, 2], "labels": [0, 1, 2]}
+    assert requests.post(f"{server}/v2/models/iris/feedback", json=echoed).json()["correct"] == 2
     metrics = requests.get(f"{server}/metrics").text
-    assert 'mlops_feedback_correct_total{model="iris",version="iris-v1"}' in metrics
+    assert 'mlops_feedback_correct_total{model="iris",version="iris-v1"} 1.0' in metrics
+    assert 'mlops_feedback_correct_total{model="iris",version="iris-v2"} 2.0' in metrics
     assert 'mlops_requests_total{code="400",model="iris",version="iris-v1"}' in metrics
     assert 'mlops_request_duration_seconds_bucket{le="0.005",model="iris",version="iris-v1"}' in metrics
 

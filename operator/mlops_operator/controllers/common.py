@@ -7,6 +7,7 @@ not retry it in a loop. The next spec change reconciles again.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import threading
 from collections import defaultdict
@@ -86,8 +87,8 @@ def artifact_store_problem(namespace: str) -> str | None:
 
 
 def plain_status(body: Any) -> dict[str, Any]:
-    """The object's status as a plain dict, without kopf's bookkeeping."""
-    return {k: v for k, v in dict(body.get("status") or {}).items() if k != "kopf"}
+    """A deep copy of the object's status, without kopf's bookkeeping (reconcilers may change what they get)."""
+    return copy.deepcopy({k: v for k, v in dict(body.get("status") or {}).items() if k != "kopf"})
 
 
 @dataclass(frozen=True)

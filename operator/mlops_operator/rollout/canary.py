@@ -10,6 +10,7 @@ failed measurements roll the canary back; a version rolled back here is not retr
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -97,7 +98,7 @@ def replica_split(total: int, weight: int) -> tuple[int, int]:
 
 
 def next_rollout(spec: ModelDeploymentSpec, status: dict[str, Any], obs: Observation) -> RolloutDecision:
-    status = {k: v for k, v in status.items()}
+    status = copy.deepcopy(status)  # the caller's status stays as observed: it is the base of the patch
     events: list[tuple[str, str, str]] = []
     now = _iso(obs.now)
     handled = dict(status.get("handledCommands") or {})

@@ -130,7 +130,12 @@ def build_app(
 
     @routes.post("/v2/models/{name}/feedback")
     async def feedback(request: web.Request) -> web.Response:
-        """Ground truth for an earlier request: {"id": "<request id>", "labels": [...]} (one per row)."""
+        """Ground truth for earlier predictions, in one of two forms:
+
+        - `{"id": "<request id>", "labels": [...]}`: this pod remembers what it predicted for that id;
+        - `{"model_version": "...", "predictions": [...], "labels": [...]}`: the client echoes the response
+          it got, so any pod behind the Service can score it (under the version that predicted).
+        """
         problem = check_model(request)
         if problem:
             return problem
@@ -138,21 +143,25 @@ def build_app(
             body = await request.json()
         except ValueError:
             return _error(400, "the body is not valid JSON")
-        if (
-            not isinstance(body, dict)
-            or not isinstance(body.get("id"), str)
-            or not isinstance(body.get("labels"), list)
-        ):
-            return _error(400, 'feedback needs {"id": "<request id>", "labels": [one label per row]}')
+        if not isinstance(body, dict) or not isinstance(body.get("labels"), list):
+            return _error(
+                400, 'feedback needs "labels" (one per row) and either "id" or "model_version" + "predictions"'
+            )
+        version = loaded.version
         try:
-            correct, labelled = accuracy.score(body["id"], body["labels"])
+            if isinstance(body.get("id"), str):
+                correct, labelled = accuracy.score(body["id"], body["labels"])
+            elif isinstance(body.get("model_version"), str) and isinstance(body.get("predictions"), list):
+                version = body["model_version"]
+                correct, labelled = accuracy.score_predictions(body["predictions"], body["labels"])
+            else:
+                return _error(400, 'feedback needs either "id", or "model_version" and "predictions"')
         except KeyError:
             return _error(404, f"no remembered prediction for request id {body['id']!r} (unknown, or already scored)")
         except ValueError as error:
             return _error(400, str(error))
-        metrics.labelled.inc(labelled)
-        metrics.correct.inc(correct)
-        return web.json_response({"id": body["id"], "labelled": labelled, "correct": correct})
+        metrics.feedback(version=version, correct=correct, labelled=labelled)
+        return web.json_response({"model_version": version, "labelled": labelled, "correct": correct})
 
     @routes.get("/metrics")
     async def prometheus(_: web.Request) -> web.Response:

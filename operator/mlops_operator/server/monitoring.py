@@ -77,6 +77,11 @@ class AccuracyWindow:
             with self._lock:
                 self._predictions[request_id] = predicted
             raise ValueError(f"request {request_id} had {len(predicted)} rows, got {len(labels)} labels")
+        return self.score_predictions(predicted, labels)
+
+    def score_predictions(self, predicted: list, labels: list) -> tuple[int, int]:
+        if len(labels) != len(predicted):
+            raise ValueError(f"{len(predicted)} predictions, but {len(labels)} labels")
         hits = [str(p) == str(label) for p, label in zip(predicted, labels, strict=True)]
         with self._lock:
             self._scores.extend(hits)
@@ -101,16 +106,23 @@ class ServerMetrics:
                                     registry=self.registry).labels(**labels)  # fmt: skip
         self._predictions = Counter("mlops_predictions", "Predicted values (classes).", [*names, "prediction"],
                                     registry=self.registry)  # fmt: skip
-        self.labelled = Counter("mlops_feedback_labels", "Predictions scored with a posted label.", names,
-                                registry=self.registry).labels(**labels)  # fmt: skip
-        self.correct = Counter("mlops_feedback_correct", "Scored predictions that were right.", names,
-                               registry=self.registry).labels(**labels)  # fmt: skip
+        self._labelled = Counter("mlops_feedback_labels", "Predictions scored with a posted label.", names,
+                                 registry=self.registry)  # fmt: skip
+        self._correct = Counter("mlops_feedback_correct", "Scored predictions that were right.", names,
+                                registry=self.registry)  # fmt: skip
+        self._labelled.labels(**labels)
+        self._correct.labels(**labels)
         self._labels = labels
         self._drift = drift
         self._accuracy = accuracy
         self.registry.register(_WindowCollector(self))
         for code in ("200", "400", "404", "413", "500"):
             self._requests.labels(**labels, code=code)
+
+    def feedback(self, *, version: str, correct: int, labelled: int) -> None:
+        """Scores of predictions made by `version` (possibly by another pod of it, behind the same Service)."""
+        self._labelled.labels(model=self._labels["model"], version=version).inc(labelled)
+        self._correct.labels(model=self._labels["model"], version=version).inc(correct)
 
     def request(self, code: int) -> None:
         self._requests.labels(**self._labels, code=str(code)).inc()
