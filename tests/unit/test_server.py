@@ -209,3 +209,18 @@ def test_server_refuses_a_model_with_the_wrong_sha256(served: tuple[str, str]) -
     )  # fmt: skip
     assert result.returncode == 1
     assert "refusing to serve" in result.stderr and "sha256" in result.stderr
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary-tensors", "json"])
+def test_a_standard_v2_client_works_unchanged(server: str, binary: bool) -> None:
+    """tritonclient's HTTP client, as users of Triton or KServe already have it."""
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=server.removeprefix("http://"))
+    assert client.is_server_live() and client.is_model_ready("iris")
+    rows = np.array([ROW, [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
+    tensor = triton.InferInput("input-0", list(rows.shape), "FP32")
+    tensor.set_data_from_numpy(rows, binary_data=binary)
+    result = client.infer("iris", [tensor], request_id="triton-1")
+    assert result.as_numpy("predict").tolist() == [0, 2]
+    assert result.get_response()["model_version"] == "iris-v1"
