@@ -47,6 +47,7 @@ APISERVER_PORT = int(os.environ.get("LOCALCLUSTER_APISERVER_PORT", "6443"))
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 NODE_NAME = "mlops-node"
+GATEWAY_API_VERSION = "v1.4.1"  # CRDs only: no gateway implementation runs here
 NODE_POD_CIDR = "10.244.0.0/24"  # the first /24 the controller-manager hands out
 PAUSE_IMAGE = "localhost/mlops-pause:1.0"
 CONTAINERD = STATE / "containerd"
@@ -763,6 +764,29 @@ def volume(namespace: str, claim: str, size: str = "5Gi") -> None:
     raise SystemExit(f"PersistentVolumeClaim {namespace}/{claim} did not become Bound within 60s")
 
 
+def gateway_api_crds() -> None:
+    """Install the Gateway API CRDs (standard channel) from the sigs.k8s.io/gateway-api Go module."""
+    out = subprocess.run(["go", "mod", "download", "-json", f"sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}"],
+                         capture_output=True, text=True, env={**os.environ, "GOFLAGS": "-mod=mod"})  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(f"cannot download sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}: {out.stderr or out.stdout}")
+    crds = pathlib.Path(json.loads(out.stdout)["Dir"]) / "config" / "crd" / "standard"
+    kubectl = [str(bin_dir() / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--cache-dir={STATE / 'kubectl-cache'}"]
+    for name in ("gateway.networking.k8s.io_gatewayclasses.yaml", "gateway.networking.k8s.io_gateways.yaml",
+                 "gateway.networking.k8s.io_httproutes.yaml"):  # fmt: skip
+        subprocess.run([*kubectl, "apply", "--server-side", "-f", str(crds / name)], check=True, capture_output=True)
+    deadline = time.monotonic() + 60
+    established = '{.status.conditions[?(@.type=="Established")].status}'
+    while time.monotonic() < deadline:
+        state = subprocess.run([*kubectl, "get", "crd", "httproutes.gateway.networking.k8s.io", "-o",
+                                f"jsonpath={established}"], capture_output=True, text=True).stdout  # fmt: skip
+        if state == "True":
+            log(f"Gateway API {GATEWAY_API_VERSION} CRDs installed")
+            return
+        time.sleep(0.5)
+    raise SystemExit("the HTTPRoute CRD did not become Established within 60s")
+
+
 def leftovers() -> list[str]:
     """Anything of a cluster still on this host: what `down` must have removed."""
     found = []
@@ -802,7 +826,7 @@ def status() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "leftovers", "volume"])
+    parser.add_argument("command", choices=["up", "down", "status", "leftovers", "volume", "gateway-api-crds"])
     parser.add_argument("args", nargs="*", help="volume: NAMESPACE CLAIM")
     args = parser.parse_args()
     if args.command == "up":
@@ -811,6 +835,8 @@ def main() -> int:
         down()
     elif args.command == "volume":
         volume(*args.args)
+    elif args.command == "gateway-api-crds":
+        gateway_api_crds()
     elif args.command == "leftovers":
         found = leftovers()
         print("\n".join(found) or "nothing left")

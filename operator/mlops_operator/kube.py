@@ -109,3 +109,18 @@ def job_finished(job: Any) -> Any:
     """The Job's Complete or Failed condition once it has one, else None."""
     conditions = (job.status.conditions or []) if job.status else []
     return next((x for x in conditions if x.type in ("Complete", "Failed") and x.status == "True"), None)
+
+
+GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
+
+
+def get_httproute(namespace: str, name: str) -> dict[str, Any] | None:
+    api = custom()
+    return read_or_none(api.get_namespaced_custom_object, GATEWAY_GROUP, GATEWAY_VERSION, namespace, "httproutes", name)
+
+
+def json_patch_httproute(namespace: str, name: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+    return custom().patch_namespaced_custom_object(
+        GATEWAY_GROUP, GATEWAY_VERSION, namespace, "httproutes", name, operations,
+        _content_type="application/json-patch+json",
+    )  # fmt: skip

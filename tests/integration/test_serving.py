@@ -4,6 +4,7 @@ version is rolled out through canary steps to 100 % with real pods and real traf
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import urllib.request
 import uuid
@@ -234,3 +235,42 @@ def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, o
                       timeout=90, what="the promotion after the pause")  # fmt: skip
     promoted = status["promotedAt"]
     assert promoted >= paused["pauseStartedAt"]
+
+
+def test_gateway_api_routing_sets_only_our_weights(cluster: Kubectl, ns: str) -> None:
+    """Weights on a user's HTTPRoute (Gateway API CRDs only: no gateway runs here, so no traffic flows)."""
+    made = subprocess.run(["python3", str(REPO / "hack/localcluster/cluster.py"), "gateway-api-crds"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "iris-route"},
+        "spec": {"parentRefs": [{"name": "some-gateway"}], "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/other"}}],
+             "backendRefs": [{"name": "other", "port": 80, "weight": 5}]},
+            {"backendRefs": [{"name": "routed-stable", "port": 80, "weight": 100},
+                             {"name": "routed-canary", "port": 80, "weight": 0}]}]},
+    }  # fmt: skip
+    cluster.apply(json.dumps(route), ns)
+    foreign_rule = cluster.get("httproute", "iris-route", ns)["spec"]["rules"][0]  # as the API server defaulted it
+    spec = {"strategy": {"canary": {"steps": [{"setWeight": 30}, {"pause": {"duration": "8s"}}]}},
+            "trafficRouting": {"mode": "GatewayAPI", "gatewayAPI": {"httpRoute": "iris-route"}},
+            "prometheusUrl": "http://127.0.0.1:9", "analysis": {"interval": "1h"}}  # fmt: skip
+    cluster.apply(_md("routed", run="iris-baseline", **spec), ns)
+    wait_for(lambda: _status(cluster, ns, "routed").get("phase") == "Healthy", timeout=120, what="routed serving")
+    cluster.run("patch", "modeldeployment", "routed", "-n", ns, "--type=merge", "-p",
+                '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
+
+    def weights() -> list[int]:
+        rules = cluster.get("httproute", "iris-route", ns)["spec"]["rules"]
+        return [ref.get("weight") for ref in rules[1]["backendRefs"]]
+
+    wait_for(lambda: weights() == [70, 30], timeout=120, what="70/30 on the route during the canary")
+    status = _status(cluster, ns, "routed")
+    assert status["canary"]["weight"] == 30 and "70% routed-stable, 30% routed-canary" in status["routing"]
+    wait_for(lambda: _status(cluster, ns, "routed")["stable"]["version"] == "iris-logreg", timeout=120,
+             what="promotion")  # fmt: skip
+    wait_for(lambda: weights() == [100, 0], timeout=30, what="100/0 after promotion")
+    rules = cluster.get("httproute", "iris-route", ns)["spec"]["rules"]
+    assert rules[0] == foreign_rule, "a rule that is not ours is untouched"
+    for variant in ("stable", "canary"):
+        assert cluster.get("service", f"routed-{variant}", ns)["spec"]["selector"]["mlops.dev/variant"] == variant

@@ -324,6 +324,7 @@ class ModelDeploymentStatus(StatusModel):
         default_factory=dict, description="Tokens of the promote/abort/resume annotations already acted on."
     )
     degraded: Degradation | None = Field(default=None, description="Why the last rollback happened.")
+    routing: str | None = Field(default=None, description="The traffic split in words; HTTPRoute problems show here.")
     last_analysis: list[AnalysisResult] = Field(default_factory=list, description="Latest measurement per metric.")
     failed_versions: list[str] = Field(
         default_factory=list, description="Versions rolled back here; not retried automatically."

@@ -19,7 +19,8 @@ from ..api.modeldeployment import ModelDeploymentSpec
 from ..config import OperatorConfig
 from ..registry import champions
 from ..resources.jobs import child_name
-from ..resources.serving import desired_server_deployment, desired_service
+from ..resources.routing import routed_weight, weight_patch
+from ..resources.serving import desired_server_deployment, desired_service, desired_variant_service
 from ..rollout.analysis import measure
 from ..rollout.canary import Observation, Target, measurement_due, next_rollout, replica_split
 from .common import Observed, Outcome, register_reconciler
@@ -61,7 +62,6 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     namespace, name, now = observed.namespace, observed.name, observed.now
     status = dict(observed.status)
     target, model, why = resolve_target(spec, namespace)
-    config = OperatorConfig.from_env()
     moment = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
     canary = status.get("canary")
     canary_dep = kube.read_or_none(kube.apps().read_namespaced_deployment, child_name(name, "canary"), namespace)
@@ -96,29 +96,62 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     for kind, reason, words in decision.events:
         (kopf.info if kind == "Normal" else kopf.warn)(observed.body, reason=reason, message=words)
     if status.get("stable"):
-        stable_replicas, canary_replicas = replica_split(spec.replicas, decision.canary_weight)
-        canary = status.get("canary")
-        apps = kube.apps()
-        for variant, version, replicas in (("stable", status["stable"], stable_replicas),
-                                           ("canary", canary or status["stable"], canary_replicas)):  # fmt: skip
-            body = desired_server_deployment(md=name, uid=observed.uid, variant=variant, spec=spec, model=model,
-                                             version=version, replicas=replicas, config=config)  # fmt: skip
-            applied = kube.server_side_apply(apps.patch_namespaced_deployment, namespace, body)
-            ready = (applied.status.ready_replicas or 0) if applied.status else 0
-            if variant == "stable":
-                status["stable"] = {**status["stable"], "replicas": replicas, "readyReplicas": ready}
-            elif canary:
-                status["canary"] = {**canary, "replicas": replicas, "readyReplicas": ready}
-        kube.server_side_apply(kube.core().patch_namespaced_service, namespace,
-                               desired_service(md=name, uid=observed.uid, spec=spec))  # fmt: skip
-        achieved = round(100 * canary_replicas / max(stable_replicas + canary_replicas, 1)) if canary else 0
-        status["stable"]["weight"] = 100 - achieved
-        if status.get("canary"):
-            status["canary"]["weight"] = achieved
+        status = apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
     conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
     return Outcome(
         status={**status, "conditions": conditions, "phase": phase, "observedGeneration": observed.generation}
     )
+
+
+def apply_serving(spec: ModelDeploymentSpec, status: dict[str, Any], *, observed: Observed, model: str,
+                  weight: int) -> dict[str, Any]:  # fmt: skip
+    """Apply the Deployments, the Services and the traffic split; return status with what was achieved."""
+    name, namespace, config = observed.name, observed.namespace, OperatorConfig.from_env()
+    canary = status.get("canary")
+    gateway = spec.traffic_routing.mode == "GatewayAPI"
+    stable_replicas, canary_replicas = replica_split(spec.replicas, weight)
+    if gateway:  # the route splits traffic: the stable keeps all its pods, the canary gets pods for its share
+        stable_replicas = spec.replicas
+    apps, core = kube.apps(), kube.core()
+    for variant, version, replicas in (("stable", status["stable"], stable_replicas),
+                                       ("canary", canary or status["stable"], canary_replicas)):  # fmt: skip
+        body = desired_server_deployment(md=name, uid=observed.uid, variant=variant, spec=spec, model=model,
+                                         version=version, replicas=replicas, config=config)  # fmt: skip
+        applied = kube.server_side_apply(apps.patch_namespaced_deployment, namespace, body)
+        ready = (applied.status.ready_replicas or 0) if applied.status else 0
+        key = "stable" if variant == "stable" else ("canary" if canary else None)
+        if key:
+            status[key] = {**status[key], "replicas": replicas, "readyReplicas": ready}
+        kube.server_side_apply(core.patch_namespaced_service, namespace,
+                               desired_variant_service(md=name, uid=observed.uid, variant=variant))  # fmt: skip
+    kube.server_side_apply(
+        core.patch_namespaced_service, namespace, desired_service(md=name, uid=observed.uid, spec=spec)
+    )
+    if gateway:
+        achieved, status["routing"] = route_traffic(spec, namespace=namespace, md=name, weight=weight if canary else 0)
+    else:
+        achieved = round(100 * canary_replicas / max(stable_replicas + canary_replicas, 1)) if canary else 0
+        status["routing"] = f"replica ratio behind Service {name}: {stable_replicas} stable, {canary_replicas} canary"
+    status["stable"]["weight"] = 100 - achieved
+    if canary:
+        status["canary"]["weight"] = achieved
+    return status
+
+
+def route_traffic(spec: ModelDeploymentSpec, *, namespace: str, md: str, weight: int) -> tuple[int, str]:
+    """Set our backendRefs' weights on the HTTPRoute; (achieved canary weight, what happened in words)."""
+    route_name = spec.traffic_routing.gateway_api.http_route
+    stable, canary = child_name(md, "stable"), child_name(md, "canary")
+    route = kube.get_httproute(namespace, route_name)
+    if route is None:
+        return 0, f"HTTPRoute {route_name} does not exist: traffic cannot be shifted"
+    operations = weight_patch(route, stable=stable, canary=canary, canary_weight=weight)
+    if operations:
+        route = kube.json_patch_httproute(namespace, route_name, operations)
+    achieved = routed_weight(route, stable=stable, canary=canary)
+    if achieved is None:
+        return 0, f"HTTPRoute {route_name} has no rule with backendRefs to both {stable} and {canary}"
+    return achieved, f"HTTPRoute {route_name}: {100 - achieved}% {stable}, {achieved}% {canary}"
 
 
 def deployment_conditions(status: dict[str, Any], *, why: str, generation: int | None, now: str) -> tuple[list, str]:

@@ -123,3 +123,20 @@ def desired_service(*, md: str, uid: str, spec: ModelDeploymentSpec) -> dict[str
         },
         "spec": {"selector": selector_labels(md), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
     }
+
+
+def desired_variant_service(*, md: str, uid: str, variant: str) -> dict[str, Any]:
+    """`<md>-stable` / `<md>-canary`: the backendRefs a Gateway API HTTPRoute weights between."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": child_name(md, variant),
+            "labels": {**selector_labels(md, variant), "app.kubernetes.io/managed-by": "mlops-operator"},
+            "ownerReferences": [owner_reference(kind="ModelDeployment", name=md, uid=uid)],
+        },
+        "spec": {
+            "selector": selector_labels(md, variant),
+            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+        },
+    }
