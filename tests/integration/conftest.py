@@ -6,6 +6,7 @@ nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -196,18 +197,29 @@ def operator(crds: Kubectl, image: str, prometheus: str) -> Iterator[OperatorPro
     assert code in (0, -15), f"the operator ended with {code}; see {process.log_path}"
 
 
-@pytest.fixture
-def namespace(cluster: Kubectl) -> Iterator[str]:
-    """A fresh namespace that enforces the `restricted` Pod Security Standard, as production ones should."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def restricted_namespace(cluster: Kubectl, prefix: str, *, artifacts: bool) -> Iterator[str]:
+    """A fresh namespace enforcing the `restricted` Pod Security Standard, optionally with an artifact store."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     cluster.run("create", "namespace", name)
     cluster.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
-    yield name
-    cluster.run("delete", "namespace", name, "--wait=false", check=False)
+    if artifacts:
+        add_artifact_volume(name)
+    try:
+        yield name
+    finally:
+        cluster.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture
-def ml_namespace(namespace: str) -> str:
-    """A restricted namespace with an artifact store."""
-    add_artifact_volume(namespace)
-    return namespace
+def namespace(cluster: Kubectl) -> Iterator[str]:
+    """A namespace of its own for one test (no artifact store)."""
+    with restricted_namespace(cluster, "t", artifacts=False) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def ns(cluster: Kubectl, image: str) -> Iterator[str]:
+    """One namespace with an artifact store for a whole test module: its tests tell one story in order."""
+    with restricted_namespace(cluster, "ml", artifacts=True) as name:
+        yield name

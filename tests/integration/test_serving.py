@@ -7,12 +7,10 @@ import json
 import subprocess
 import threading
 import urllib.request
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from support import REPO, Kubectl, add_artifact_volume, condition, wait_for, wait_phase
+from support import REPO, Kubectl, condition, wait_for, wait_phase
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -28,16 +26,6 @@ MD = {
         "postPromotion": {"enabled": False},
     },
 }
-
-
-@pytest.fixture(scope="module")
-def ns(cluster: Kubectl, image: str) -> Iterator[str]:
-    name = f"srv-{uuid.uuid4().hex[:8]}"
-    cluster.run("create", "namespace", name)
-    cluster.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
-    add_artifact_volume(name)
-    yield name
-    cluster.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 def _predict(cluster_ip: str, rows: list[list[float]]) -> list:

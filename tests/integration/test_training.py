@@ -11,12 +11,11 @@ import http.server
 import json
 import subprocess
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from support import REPO, Kubectl, add_artifact_volume, artifact_path, condition, wait_for, wait_phase
+from support import REPO, Kubectl, artifact_path, condition, wait_for, wait_phase
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -43,17 +42,6 @@ def _dataset(name: str, source: dict, **spec) -> str:
 def _champions(kubectl: Kubectl, ns: str, model: str = "iris") -> list[str]:
     listed = kubectl.json("get", "trainingruns", "-n", ns, "-l", f"mlops.dev/model={model},mlops.dev/promoted=true")
     return [item["metadata"]["name"] for item in listed["items"]]
-
-
-@pytest.fixture(scope="module")
-def ns(cluster: Kubectl, image: str) -> Iterator[str]:
-    """One restricted namespace for the whole story, with the iris Dataset and a first champion."""
-    name = f"ml-{uuid.uuid4().hex[:8]}"
-    cluster.run("create", "namespace", name)
-    cluster.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
-    add_artifact_volume(name)
-    yield name
-    cluster.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="module")
