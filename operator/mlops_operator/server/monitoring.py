@@ -116,8 +116,8 @@ class ServerMetrics:
         self._drift = drift
         self._accuracy = accuracy
         self.registry.register(_WindowCollector(self))
-        for code in ("200", "400", "404", "413", "500"):
-            self._requests.labels(**labels, code=code)
+        self._by_code = {code: self._requests.labels(**labels, code=str(code)) for code in (200, 400, 404, 413, 500)}
+        self._by_prediction: dict[str, Any] = {}
 
     def feedback(self, *, version: str, correct: int, labelled: int) -> None:
         """Scores of predictions made by `version` (possibly by another pod of it, behind the same Service)."""
@@ -125,14 +125,19 @@ class ServerMetrics:
         self._correct.labels(model=self._labels["model"], version=version).inc(correct)
 
     def request(self, code: int) -> None:
-        self._requests.labels(**self._labels, code=str(code)).inc()
+        counter = self._by_code.get(code)
+        if counter is None:
+            counter = self._by_code[code] = self._requests.labels(**self._labels, code=str(code))
+        counter.inc()
 
     def predicted(self, predictions: np.ndarray, *, classify: bool) -> None:
         if not classify:
             return
-        values, counts = np.unique(predictions, return_counts=True)
-        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-            self._predictions.labels(**self._labels, prediction=str(value)).inc(count)
+        for value, count in collections.Counter(predictions.tolist()).items():
+            counter = self._by_prediction.get(value)
+            if counter is None:
+                counter = self._by_prediction[value] = self._predictions.labels(**self._labels, prediction=str(value))
+            counter.inc(count)
 
 
 class _WindowCollector:
