@@ -4,14 +4,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 KUBECONFIG_LOCAL := $(CURDIR)/.localcluster/kubeconfig
 
-.PHONY: help deps binaries cluster-up cluster-down cluster-status image crds lint unit integration test
+.PHONY: help demo deps binaries cluster-up cluster-down cluster-status image deploy crds lint unit integration test
 
 help:
+	@echo "make demo          the whole lifecycle on the local cluster: install, train, serve, canary, rollback"
 	@echo "make test          lint + unit + integration tests (starts the local cluster if needed)"
 	@echo "make cluster-up    start the local Kubernetes (kubeconfig: .localcluster/kubeconfig)"
 	@echo "make cluster-down  stop it and remove its state"
+	@echo "make deploy        build the image and helm-install the chart into the local cluster"
 	@echo "make image         build operator/Dockerfile (buildah) and load it into the node as mlops-operator:dev"
-	@echo "make crds          regenerate crds/ from the pydantic models"
+	@echo "make crds          regenerate crds/, the chart's crds/ and docs/api.md from the pydantic models"
 
 deps:
 	@hack/install-deps.sh
@@ -31,8 +33,15 @@ cluster-status:
 image: cluster-up
 	@python3 hack/localcluster/image.py load >/dev/null
 
+deploy: cluster-up
+	@hack/deploy.sh
+
+demo: deploy
+	@$(PY) hack/demo.py
+
 crds: deps
-	$(VENV)/bin/mlops-operator crds --output-dir crds
+	$(VENV)/bin/mlops-operator crds --output-dir crds --output-dir charts/mlops-operator/crds
+	$(VENV)/bin/mlops-operator api-docs --output docs/api.md
 
 lint: deps
 	$(VENV)/bin/ruff check operator hack tests bench

@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Debian packages: openssl/iproute2 for the control plane; containerd, runc, CNI plugins, iptables and
 # conntrack for the node; buildah and debootstrap to build the image without Docker or a registry;
 # prometheus, which the tests run to judge canaries on real metrics.
-APT_PACKAGES=(openssl iproute2 iptables conntrack containerd runc containernetworking-plugins buildah debootstrap prometheus
+APT_PACKAGES=(openssl iproute2 iptables conntrack containerd runc containernetworking-plugins buildah debootstrap prometheus lua5.4
   ${EXTRA_APT_PACKAGES:-})
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

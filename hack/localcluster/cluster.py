@@ -377,8 +377,83 @@ def node(ip: str) -> list[Component]:
     ]
 
 
+PROMETHEUS = STATE / "prometheus"
+PROMETHEUS_PORT = 19090
+# Debian's prometheus is built without kubernetes_sd_configs (its Kubernetes client libraries are not
+# packaged), so a small process discovers the pods from the API into a file_sd target file, with the
+# labels kubernetes_sd relabelling would give: the pod IP and `prometheus.io/port`, namespace and pod.
+PROMETHEUS_CONFIG = """
+global: {{scrape_interval: 2s, evaluation_interval: 2s}}
+scrape_configs:
+  - job_name: mlops-pods
+    honor_labels: true  # the operator's gauges carry their own `namespace` label
+    file_sd_configs:
+      - files: [{targets}]
+        refresh_interval: 1s
+"""
+BINARY["pod-discovery"] = pathlib.Path(os.path.realpath(sys.executable)).name
+
+
+def prometheus_url(ip: str) -> str:
+    """Where the local Prometheus answers: the node IP, so pods (the operator) reach it as well as the host."""
+    return f"http://{ip}:{PROMETHEUS_PORT}"
+
+
+def addons(ip: str) -> list[Component]:
+    """Prometheus, scraping every pod annotated `prometheus.io/scrape: "true"` (model servers, the operator)."""
+    targets = PROMETHEUS / "pods.json"
+    return [
+        Component(
+            name="pod-discovery",
+            argv=lambda b: [sys.executable, str(pathlib.Path(__file__).resolve()), "discover-pods", str(targets)],
+            ready=lambda: True,
+        ),
+        Component(
+            name="prometheus",
+            argv=lambda b: [
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={PROMETHEUS / 'prometheus.yml'}",
+                f"--storage.tsdb.path={PROMETHEUS / 'data'}",
+                "--storage.tsdb.retention.time=1d",
+                f"--web.listen-address={ip}:{PROMETHEUS_PORT}",
+            ],  # fmt: skip
+            ready=lambda: _http_ok(f"{prometheus_url(ip)}/-/ready"),
+            ready_timeout=60,
+        ),
+    ]
+
+
+def write_prometheus_config() -> None:
+    PROMETHEUS.mkdir(parents=True, exist_ok=True)
+    targets = PROMETHEUS / "pods.json"
+    if not targets.exists():
+        targets.write_text("[]")
+    (PROMETHEUS / "prometheus.yml").write_text(PROMETHEUS_CONFIG.format(targets=targets))
+
+
+def discover_pods(targets: pathlib.Path) -> None:
+    """Forever: write the scrape targets of annotated, running pods (file_sd format), every second."""
+    kubectl = [str(bin_dir() / "kubectl"), f"--kubeconfig={KUBECONFIG}", "get", "pods", "-A", "-o", "json"]
+    while True:
+        result = subprocess.run(kubectl, capture_output=True, text=True)
+        if result.returncode == 0:
+            groups = []
+            for pod in json.loads(result.stdout)["items"]:
+                annotations, status = pod["metadata"].get("annotations") or {}, pod.get("status") or {}
+                if annotations.get("prometheus.io/scrape") == "true" and status.get("podIP") and \
+                        status.get("phase") == "Running":  # fmt: skip
+                    groups.append({
+                        "targets": [f"{status['podIP']}:{annotations.get('prometheus.io/port', '8080')}"],
+                        "labels": {"namespace": pod["metadata"]["namespace"], "pod": pod["metadata"]["name"]},
+                    })  # fmt: skip
+            tmp = targets.with_suffix(".tmp")
+            tmp.write_text(json.dumps(groups))
+            tmp.replace(targets)
+        time.sleep(1)
+
+
 def components(ip: str) -> list[Component]:
-    return control_plane(ip) + (node(ip) if WITH_NODE else [])
+    return control_plane(ip) + (node(ip) + addons(ip) if WITH_NODE else [])
 
 
 # ------------------------------------------------------------------------------------ node config
@@ -607,12 +682,13 @@ def up() -> None:
         write_kubeconfig(STATE / f"{name}.kubeconfig", cert=name, server=server)
     if WITH_NODE:
         write_node_config(ip, binaries)
+        write_prometheus_config()
     for component in components(ip):
         start(component, binaries)
         wait_ready(component)
         if component.after_ready:
             component.after_ready(binaries)
-    log(f"cluster is up; kubeconfig: {KUBECONFIG}")
+    log(f"cluster is up; kubeconfig: {KUBECONFIG}" + (f"; Prometheus: {prometheus_url(ip)}" if WITH_NODE else ""))
 
 
 def down() -> None:
@@ -800,6 +876,7 @@ def leftovers() -> list[str]:
             cmdline.startswith(binaries)
             or str(CONTAINERD_SOCKET) in cmdline
             or str(CONTAINERD / "config.toml") in cmdline
+            or str(PROMETHEUS) in cmdline
         ):
             found.append(f"process {pid_dir.name}: {cmdline[:100]}")
     found += [f"mount {m}" for m in _mounts_under(STATE)]
@@ -826,8 +903,11 @@ def status() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "leftovers", "volume", "gateway-api-crds"])
-    parser.add_argument("args", nargs="*", help="volume: NAMESPACE CLAIM")
+    parser.add_argument(
+        "command", choices=["up", "down", "status", "leftovers", "volume", "gateway-api-crds", "discover-pods",
+                            "prometheus-url"],
+    )  # fmt: skip
+    parser.add_argument("args", nargs="*", help="volume: NAMESPACE CLAIM; discover-pods: TARGETS_FILE")
     args = parser.parse_args()
     if args.command == "up":
         up()
@@ -837,6 +917,10 @@ def main() -> int:
         volume(*args.args)
     elif args.command == "gateway-api-crds":
         gateway_api_crds()
+    elif args.command == "discover-pods":
+        discover_pods(pathlib.Path(args.args[0]))
+    elif args.command == "prometheus-url":
+        print(prometheus_url(node_ip()))
     elif args.command == "leftovers":
         found = leftovers()
         print("\n".join(found) or "nothing left")

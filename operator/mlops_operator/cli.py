@@ -1,4 +1,4 @@
-"""The `mlops-operator` command: `run` the operator, print the generated `crds`."""
+"""The `mlops-operator` command: `run` the operator, print the generated `crds` and `api-docs`."""
 
 from __future__ import annotations
 
@@ -18,11 +18,21 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run the operator (kopf) against the current kubeconfig or in-cluster")
     run.add_argument("--namespace", "-n", action="append", default=[], help="watch only these namespaces")
     run.add_argument("--liveness-port", type=int, default=8081, help="port of /healthz (0: off)")
+    run.add_argument("--metrics-port", type=int, default=9100, help="port of the operator's /metrics (0: off)")
     run.add_argument("--peering", default="", help="kopf peering name for HA (several replicas, one active)")
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority (default with --peering: random, so replicas never tie)",
+    )
     run.add_argument("--verbose", action="store_true", help="log debug messages")
 
     crds = commands.add_parser("crds", help="print the generated CustomResourceDefinitions")
     crds.add_argument("--output-dir", action="append", default=[], help="write one file per CRD into DIR")
+
+    api_docs = commands.add_parser("api-docs", help="print the API reference (Markdown) generated from the models")
+    api_docs.add_argument("--output", default=None, help="write it to FILE (docs/api.md) instead")
 
     serve = commands.add_parser("serve", help="serve a stored model over the Open Inference Protocol v2 (REST)")
     serve.add_argument("--model-uri", required=True, help="pvc://… (store at MLOPS_STORE_PATH) or file://… model dir")
@@ -38,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "crds":
         return _crds(args.output_dir)
+    if args.command == "api-docs":
+        return _api_docs(args.output)
     if args.command in ("dataset-check", "train"):
         return _job(args.command)
     if args.command == "serve":
@@ -56,6 +68,16 @@ def _crds(output_dirs: list[str]) -> int:
         path.mkdir(parents=True, exist_ok=True)
         for name, text in crd.crd_files().items():
             (path / name).write_text(text)
+    return 0
+
+
+def _api_docs(output: str | None) -> int:
+    from .api.reference import render_reference
+
+    if output is None:
+        sys.stdout.write(render_reference())
+    else:
+        pathlib.Path(output).write_text(render_reference())
     return 0
 
 
@@ -130,12 +152,23 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import random
+
     import kopf
 
     from . import controllers  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=args.verbose, log_prefix=True)
+    if args.metrics_port:
+        import prometheus_client
+
+        prometheus_client.start_http_server(args.metrics_port)
+    priority = args.priority
+    if priority is None and args.peering:
+        # kopf freezes every operator of a peering when two share a priority: identical replicas draw one.
+        priority = random.SystemRandom().randint(1, 2**31 - 1)
     kopf.run(
+        priority=priority or 0,
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         standalone=not args.peering,

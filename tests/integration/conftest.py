@@ -7,13 +7,10 @@ nothing is skipped.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import pathlib
 import socket
 import subprocess
 import sys
-import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -79,122 +76,78 @@ def _healthy(port: int) -> bool:
         return False
 
 
-PROMETHEUS_PORT = 19090
-# Debian's prometheus package is built without kubernetes_sd_configs (its Kubernetes client libraries
-# are not packaged), so the pods are discovered here, from the API, into a file_sd target file with
-# the same relabelling kubernetes_sd would give: the pod IP and port annotation, namespace and pod.
-PROMETHEUS_CONFIG = """
-global: {{scrape_interval: 2s, evaluation_interval: 2s}}
-scrape_configs:
-  - job_name: mlops-servers
-    file_sd_configs:
-      - files: [{targets}]
-        refresh_interval: 1s
-"""
-
-
-def _discover_pods(cluster: Kubectl, targets: pathlib.Path, stop: threading.Event) -> None:
-    while not stop.is_set():
-        result = cluster.run("get", "pods", "-A", "-o", "json", check=False)
-        if result.returncode == 0:
-            groups = []
-            for pod in json.loads(result.stdout)["items"]:
-                annotations = pod["metadata"].get("annotations") or {}
-                ip = pod.get("status", {}).get("podIP")
-                if annotations.get("prometheus.io/scrape") == "true" and ip and pod["status"].get("phase") == "Running":
-                    groups.append({
-                        "targets": [f"{ip}:{annotations.get('prometheus.io/port', '8080')}"],
-                        "labels": {"namespace": pod["metadata"]["namespace"], "pod": pod["metadata"]["name"]},
-                    })  # fmt: skip
-            tmp = targets.with_suffix(".tmp")
-            tmp.write_text(json.dumps(groups))
-            tmp.replace(targets)
-        stop.wait(1)
-
-
 @pytest.fixture(scope="session")
-def prometheus(cluster: Kubectl) -> Iterator[str]:
-    """Debian's Prometheus, scraping the model server pods of the local cluster."""
-    home = STATE / "prometheus"
-    home.mkdir(parents=True, exist_ok=True)
-    targets = home / "pods.json"
-    targets.write_text("[]")
-    (home / "prometheus.yml").write_text(PROMETHEUS_CONFIG.format(targets=targets))
-    stop = threading.Event()
-    discovery = threading.Thread(target=_discover_pods, args=(cluster, targets, stop), daemon=True)
-    discovery.start()
-    with open(STATE / "logs" / "prometheus.log", "ab") as log:
-        process = subprocess.Popen(
-            ["prometheus", f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
-             f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}", "--storage.tsdb.retention.time=1h"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{PROMETHEUS_PORT}"
+def prometheus(cluster: Kubectl) -> str:
+    """The local cluster's Prometheus (Debian's package), scraping the annotated pods: model servers, the operator."""
+    url = subprocess.run([*CLUSTER, "prometheus-url"], capture_output=True, text=True, check=True).stdout.strip()
 
     def ready() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
                 return response.status == 200
         except OSError:
-            return process.poll() is not None
+            return False
 
-    try:
-        wait_for(ready, timeout=60, what="Prometheus /-/ready")
-        if process.poll() is not None:
-            pytest.fail(
-                f"Prometheus exited with {process.returncode}; see {STATE / 'logs/prometheus.log'}", pytrace=False
-            )
-        yield url
-    finally:
-        stop.set()
-        process.terminate()
-        process.wait(timeout=30)
+    wait_for(ready, timeout=60, what=f"Prometheus /-/ready at {url} (log: {STATE / 'logs/prometheus.log'})")
+    return url
 
 
-class OperatorProcess:
-    """`mlops-operator run` as a separate process with the admin kubeconfig; restartable."""
+class DeployedOperator:
+    """The operator as users run it: the chart installed by `make deploy` (hack/deploy.sh), in its own
+    namespace, under its own least-privilege ServiceAccount — never the admin credentials of the tests."""
 
-    def __init__(self, prometheus_url: str) -> None:
-        self.port = _free_port()
-        self.log_path = STATE / "logs" / "operator-tests.log"
-        self.env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "MLOPS_IMAGE_PULL_POLICY": "Never",
-                    "MLOPS_PROMETHEUS_URL": prometheus_url}  # fmt: skip
-        self.process: subprocess.Popen | None = None
+    namespace, release = "mlops-system", "mlops-operator"
 
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            # Jobs and servers run the image `make image` loaded into the node; it is never pulled.
-            self.process = subprocess.Popen(
-                [str(REPO / ".venv/bin/mlops-operator"), "run", "--liveness-port", str(self.port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        wait_for(lambda: _healthy(self.port) or self.process.poll() is not None, timeout=60,
-                 what=f"the operator's /healthz (log: {self.log_path})")  # fmt: skip
-        if self.process.poll() is not None:
-            pytest.fail(f"the operator exited with {self.process.returncode}; see {self.log_path}", pytrace=False)
+    def __init__(self, cluster: Kubectl) -> None:
+        self.cluster = cluster
 
-    def stop(self, *, kill: bool = False) -> int | None:
-        if self.process is None:
-            return None
-        self.process.kill() if kill else self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        return self.process.returncode
+    def deploy(self, *helm_args: str) -> None:
+        done = subprocess.run([str(REPO / "hack/deploy.sh"), *helm_args], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.fail(f"make deploy failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
 
-    def poll(self) -> int | None:
-        return self.process.poll() if self.process else None
+    def pods(self) -> list[dict]:
+        selector = f"app.kubernetes.io/instance={self.release}"
+        items = self.cluster.json("get", "pods", "-n", self.namespace, "-l", selector)["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    def ready_pod(self) -> dict | None:
+        for pod in self.pods():
+            conditions = pod.get("status", {}).get("conditions") or []
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return pod
+        return None
+
+    def restarts(self) -> int:
+        return sum(s.get("restartCount", 0) for p in self.pods() for s in p["status"].get("containerStatuses", []))
+
+    def kill(self) -> str:
+        """Kill the running operator pod at once (no graceful stop); return its name."""
+        name = self.ready_pod()["metadata"]["name"]
+        self.cluster.run("delete", "pod", name, "-n", self.namespace, "--grace-period=0", "--force", "--wait=false")
+        return name
+
+    def wait_ready(self, *, not_named: str = "") -> dict:
+        return wait_for(
+            lambda: (pod := self.ready_pod()) and pod["metadata"]["name"] != not_named and pod,
+            timeout=120,
+            what=f"a ready operator pod in {self.namespace}",
+        )
+
+    def logs(self) -> str:
+        pod = self.ready_pod() or (self.pods() or [None])[0]
+        if pod is None:
+            return ""
+        return self.cluster.run("logs", pod["metadata"]["name"], "-n", self.namespace, check=False).stdout
 
 
 @pytest.fixture(scope="session")
-def operator(crds: Kubectl, image: str, prometheus: str) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(prometheus)
-    process.start()
-    yield process
-    code = process.stop()
-    assert code in (0, -15), f"the operator ended with {code}; see {process.log_path}"
+def operator(crds: Kubectl, image: str, prometheus: str) -> Iterator[DeployedOperator]:
+    deployed = DeployedOperator(crds)
+    deployed.deploy()
+    deployed.wait_ready()
+    yield deployed
+    assert deployed.restarts() == 0, f"the operator restarted; its log:\n{deployed.logs()[-3000:]}"
 
 
 @contextlib.contextmanager

@@ -215,8 +215,8 @@ def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, o
                 '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
     paused = wait_for(lambda: ((c := _status(cluster, ns, "steady").get("canary")) or {}).get("pauseStartedAt") and c,
                       timeout=120, what="the canary in its pause step")  # fmt: skip
-    operator.stop(kill=True)
-    operator.start()
+    killed = operator.kill()
+    operator.wait_ready(not_named=killed)
     resumed = _status(cluster, ns, "steady")["canary"]
     assert (resumed["stepIndex"], resumed["pauseStartedAt"]) == (paused["stepIndex"], paused["pauseStartedAt"])
     status = wait_for(lambda: (s := _status(cluster, ns, "steady"))["stable"]["version"] == "iris-logreg" and s,

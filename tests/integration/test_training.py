@@ -16,32 +16,16 @@ from collections.abc import Iterator
 import pytest
 
 from support import REPO, Kubectl, artifact_path, condition, wait_for, wait_phase
+from support import champions as _champions
+from support import training_run_manifest as _run
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def _run(name: str, estimator: str, *, model: str = "iris", dataset: str = "iris", **spec) -> str:
-    body = {
-        "apiVersion": "mlops.dev/v1alpha1",
-        "kind": "TrainingRun",
-        "metadata": {"name": name},
-        "spec": {"datasetRef": {"name": dataset}, "model": {"name": model, "estimator": estimator}, **spec},
-    }
-    for key in ("params", "preprocessing"):
-        if key in spec:
-            body["spec"]["model"][key] = body["spec"].pop(key)
-    return json.dumps(body)
 
 
 def _dataset(name: str, source: dict, **spec) -> str:
     body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": name},
             "spec": {"source": source, **spec}}  # fmt: skip
     return json.dumps(body)
-
-
-def _champions(kubectl: Kubectl, ns: str, model: str = "iris") -> list[str]:
-    listed = kubectl.json("get", "trainingruns", "-n", ns, "-l", f"mlops.dev/model={model},mlops.dev/promoted=true")
-    return [item["metadata"]["name"] for item in listed["items"]]
 
 
 @pytest.fixture(scope="module")

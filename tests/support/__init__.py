@@ -108,3 +108,36 @@ def add_artifact_volume(namespace: str) -> None:
         text=True,
     )
     assert made.returncode == 0, made.stderr
+
+
+def training_run_manifest(name: str, estimator: str, *, model: str = "iris", dataset: str = "iris", **spec: Any) -> str:
+    """A TrainingRun of `estimator` on a Dataset; `params` and `preprocessing` go into spec.model."""
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": {"datasetRef": {"name": dataset}, "model": {"name": model, "estimator": estimator}, **spec},
+    }
+    for key in ("params", "preprocessing"):
+        if key in spec:
+            body["spec"]["model"][key] = body["spec"].pop(key)
+    return json.dumps(body)
+
+
+def model_deployment_manifest(name: str, *, model: str = "iris", run: str | None = None, **spec: Any) -> str:
+    """A ModelDeployment of 2 replicas following `model`'s champion (or pinned to `run`), without the guard."""
+    selector = {"trainingRun": run} if run else {"name": model}
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {"model": selector, "replicas": 2, "postPromotion": {"enabled": False}, **spec},
+    }
+    return json.dumps(body)
+
+
+def champions(kubectl: Kubectl, namespace: str, model: str = "iris") -> list[str]:
+    """Names of the TrainingRuns labelled as the champion of `model` (the registry query)."""
+    selector = f"mlops.dev/model={model},mlops.dev/promoted=true"
+    listed = kubectl.json("get", "trainingruns", "-n", namespace, "-l", selector)
+    return [item["metadata"]["name"] for item in listed["items"]]

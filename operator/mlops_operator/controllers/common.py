@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..api import conditions as c
+from .metrics import RECONCILE_ERRORS, RECONCILE_SECONDS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -147,7 +148,8 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
 
     def apply(body: Any, logger: Any, **_: Any) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        with _object_lock(body["metadata"]["uid"]):
+        with _object_lock(body["metadata"]["uid"]), RECONCILE_ERRORS.labels(plural).count_exceptions(), \
+                RECONCILE_SECONDS.labels(plural).time():  # fmt: skip
             fresh = kube.get_custom(plural, namespace, name)
             if fresh is None or fresh["metadata"].get("deletionTimestamp"):
                 return

@@ -24,6 +24,7 @@ from ..resources.serving import desired_server_deployment, desired_service, desi
 from ..rollout.analysis import measure
 from ..rollout.canary import Observation, Target, measurement_due, next_rollout, replica_split
 from .common import Observed, Outcome, register_reconciler
+from .metrics import CANARY_WEIGHT, ROLLBACKS
 
 COMMANDS = {"promote": "mlops.dev/promote", "abort": "mlops.dev/abort", "resume": "mlops.dev/resume"}
 
@@ -97,6 +98,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
         (kopf.info if kind == "Normal" else kopf.warn)(observed.body, reason=reason, message=words)
     if status.get("stable"):
         status = apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
+    record_metrics(observed, previous=observed.status, status=status)
     conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
     return Outcome(
         status={**status, "conditions": conditions, "phase": phase, "observedGeneration": observed.generation}
@@ -152,6 +154,13 @@ def route_traffic(spec: ModelDeploymentSpec, *, namespace: str, md: str, weight:
     if achieved is None:
         return 0, f"HTTPRoute {route_name} has no rule with backendRefs to both {stable} and {canary}"
     return achieved, f"HTTPRoute {route_name}: {100 - achieved}% {stable}, {achieved}% {canary}"
+
+
+def record_metrics(observed: Observed, *, previous: dict[str, Any], status: dict[str, Any]) -> None:
+    weight = (status.get("canary") or {}).get("weight", 0)
+    CANARY_WEIGHT.labels(observed.namespace, observed.name).set(weight)
+    if (status.get("degraded") or {}) != (previous.get("degraded") or {}) and status.get("degraded"):
+        ROLLBACKS.labels(observed.namespace, observed.name, status["degraded"]["reason"]).inc()
 
 
 def deployment_conditions(status: dict[str, Any], *, why: str, generation: int | None, now: str) -> tuple[list, str]:

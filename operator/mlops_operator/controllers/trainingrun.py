@@ -153,9 +153,24 @@ def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: dict[
         )
         if promotion and promotion["decision"] == decision.decision:
             return status
+        record = {
+            "decision": decision.decision,
+            "reason": decision.reason,
+            "message": decision.message,
+            "champion": decision.champion,
+            "metric": decision.metric,
+            "value": decision.value,
+            "championValue": decision.champion_value,
+            "decidedAt": observed.now,
+        }
+        status = {**status, "promotion": {k: v for k, v in record.items() if v is not None}}
         if decision.decision == "Promoted":
-            # The label is written here, under the model's lock and before the status: never by kopf's
-            # patch after the handler, which could land after another run took the title over.
+            # Under the model's lock: first the metrics and the decision, then the label. A run that
+            # looks for the champion next finds it with the metrics it must be compared with; and the
+            # label is never written by kopf's patch after the handler, which could land after another
+            # run took the title over.
+            kube.patch_status("trainingruns", namespace, observed.name,
+                              {"metrics": status.get("metrics") or {}, "promotion": status["promotion"]})  # fmt: skip
             demoted = champions.hand_over(namespace, model, to=observed.name)
             kopf.info(
                 observed.body,
@@ -166,17 +181,7 @@ def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: dict[
             kopf.warn(observed.body, reason="PromotionRejected", message=decision.message)
         else:
             kopf.info(observed.body, reason=decision.reason, message=decision.message)
-    record = {
-        "decision": decision.decision,
-        "reason": decision.reason,
-        "message": decision.message,
-        "champion": decision.champion,
-        "metric": decision.metric,
-        "value": decision.value,
-        "championValue": decision.champion_value,
-        "decidedAt": observed.now,
-    }
-    return {**status, "promotion": {k: v for k, v in record.items() if v is not None}}
+    return status
 
 
 def training_conditions(status: dict[str, Any], *, generation: int | None, now: str) -> list[dict[str, Any]]:

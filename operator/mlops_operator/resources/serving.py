@@ -59,6 +59,8 @@ def desired_server_deployment(
         ],
         "ports": [{"name": "http", "containerPort": server.port}],
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 2},
+        # A pod scaled away keeps answering until kube-proxy (or a gateway) has dropped its endpoint.
+        "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
         "livenessProbe": {
             "httpGet": {"path": "/v2/health/live", "port": "http"},
             "periodSeconds": 10,

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Measures the two rollout budgets on the local cluster (run by hand, not in CI).
+
+    make cluster-up image && .venv/bin/python bench/rollout_timing.py [--rollouts 5]
+
+1. Step advance: a canary `pause: {duration: 3s}` ends at `status.canary.pauseStartedAt` + 3 s (the
+   time the state machine itself uses); the figure is how long after that the status shows the next
+   step (budget: within 1 s).
+2. Rollback: an analysis whose query always fails (`vector(1)`, `result < 0`), `failureLimit: 2`,
+   `interval: 5s`. The figure is from the status showing the limit reached (the failing measurement
+   and the rollback are one status write) to 100 % on stable: canary Deployment at 0 pods, stable
+   Deployment with all its pods available (budget: within one analysis interval).
+
+It starts the operator as a local process against the local cluster and its Prometheus, in a
+namespace of its own with an artifact store; the status is polled every 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from support import KUBECONFIG, Kubectl, add_artifact_volume, wait_for, wait_phase  # noqa: E402
+
+PAUSE_SECONDS, INTERVAL_SECONDS, POLL = 3, 5, 0.05
+VERSIONS = ("base", "next")  # two model versions the deployments alternate between
+
+
+def _run(name: str, estimator: str) -> str:
+    return json.dumps({
+        "apiVersion": "mlops.dev/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name},
+        "spec": {"datasetRef": {"name": "iris"}, "promotion": {"policy": "manual"},
+                 "model": {"name": "bench", "estimator": estimator}},
+    })  # fmt: skip
+
+
+def _deployment(name: str, run: str, spec: dict) -> str:
+    return json.dumps({
+        "apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+        "spec": {"model": {"trainingRun": run}, "replicas": 2, "postPromotion": {"enabled": False}, **spec},
+    })  # fmt: skip
+
+
+def _timestamp(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class Deployment:
+    def __init__(self, kubectl: Kubectl, ns: str, name: str) -> None:
+        self.kubectl, self.ns, self.name = kubectl, ns, name
+
+    def status(self) -> dict:
+        return (self.kubectl.get("modeldeployment", self.name, self.ns) or {}).get("status") or {}
+
+    def serve(self, run: str) -> None:
+        self.kubectl.run("patch", "modeldeployment", self.name, "-n", self.ns, "--type=merge", "-p",
+                         json.dumps({"spec": {"model": {"trainingRun": run}}}))  # fmt: skip
+
+    def settled_on(self, run: str) -> bool:
+        status = self.status()
+        return status.get("phase") in ("Healthy", "Degraded") and status["stable"]["version"] == run
+
+
+def step_advances(kubectl: Kubectl, ns: str, rollouts: int) -> list[float]:
+    """Seconds from each pause's end (pauseStartedAt + duration) to the status showing the next step."""
+    steps = [{"setWeight": 30}, {"pause": {"duration": f"{PAUSE_SECONDS}s"}},
+             {"setWeight": 60}, {"pause": {"duration": f"{PAUSE_SECONDS}s"}}]  # fmt: skip
+    spec = {"strategy": {"canary": {"steps": steps}}, "analysis": {"interval": "1h"},
+            "prometheusUrl": "http://127.0.0.1:9"}  # fmt: skip
+    md = Deployment(kubectl, ns, "pauses")
+    kubectl.apply(_deployment(md.name, VERSIONS[0], spec), ns)
+    wait_for(lambda: md.settled_on(VERSIONS[0]), timeout=120, what="the first version serving")
+    figures = []
+    for i in range(rollouts):
+        target = VERSIONS[(i + 1) % 2]
+        md.serve(target)
+        pause_end, index = None, None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status, seen = md.status(), time.time()
+            canary = status.get("canary")
+            if pause_end is not None and (canary is None or canary["stepIndex"] != index):
+                figures.append(seen - pause_end)
+                print(f"rollout {i}: step {index} → {canary['stepIndex'] if canary else 'promoted'} "
+                      f"{figures[-1]:+.2f}s after its pause ended")  # fmt: skip
+                pause_end = None
+                if canary is None:
+                    break
+            if pause_end is None and canary and canary.get("pauseStartedAt"):
+                pause_end, index = _timestamp(canary["pauseStartedAt"]) + PAUSE_SECONDS, canary["stepIndex"]
+            time.sleep(POLL)  # sampling period of the measurement
+        wait_for(lambda t=target: md.settled_on(t), timeout=60, what=f"{target} promoted")
+    return figures
+
+
+def _stable_at_full(kubectl: Kubectl, ns: str, name: str) -> bool:
+    stable, canary = (kubectl.get("deployment", f"{name}-{v}", ns) or {} for v in ("stable", "canary"))
+    replicas = stable.get("spec", {}).get("replicas", 0)
+    available = stable.get("status", {}).get("availableReplicas", 0)
+    return replicas == 2 and available == 2 and canary.get("status", {}).get("replicas", 0) == 0
+
+
+def rollbacks(kubectl: Kubectl, ns: str, rollouts: int) -> list[tuple[float, float]]:
+    """(status write → limit reached after the canary began, limit reached → 100 % on stable) per rollback."""
+    failing = {"name": "always-fails", "query": "vector(1)", "successCondition": "result < 0"}
+    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {}}]}},
+            "analysis": {"interval": f"{INTERVAL_SECONDS}s", "failureLimit": 2, "metrics": [failing]}}  # fmt: skip
+    figures = []
+    for i in range(rollouts):
+        md = Deployment(kubectl, ns, f"failing-{i}")
+        kubectl.apply(_deployment(md.name, VERSIONS[0], spec), ns)
+        wait_for(lambda m=md: m.settled_on(VERSIONS[0]), timeout=120, what="the stable version serving")
+        md.serve(VERSIONS[1])
+        wait_for(lambda m=md: (m.status().get("canary") or {}).get("readyReplicas"), timeout=120,
+                 what="the canary pods ready")  # fmt: skip
+        limit_seen = wait_for(lambda m=md: m.status().get("degraded") and time.time(), timeout=120,
+                              what="the failure limit reached", interval=POLL)  # fmt: skip
+        full = wait_for(lambda m=md: _stable_at_full(kubectl, ns, m.name) and time.time(), timeout=60,
+                        what="100 % on stable", interval=POLL)  # fmt: skip
+        status = md.status()
+        measured = max(_timestamp(r["measuredAt"]) for r in status["lastAnalysis"])
+        figures.append((limit_seen - measured, full - limit_seen))
+        print(f"rollback {i}: {status['degraded']['message']!r}; status written {limit_seen - measured:.2f}s after "
+              f"the measurement (whole seconds), 100 % on stable {full - limit_seen:.2f}s later")  # fmt: skip
+        kubectl.run("delete", "modeldeployment", md.name, "-n", ns, "--wait=false")
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rollouts", type=int, default=5)
+    args = parser.parse_args()
+    kubectl = Kubectl(KUBECONFIG)
+    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    prometheus = subprocess.run(
+        [sys.executable, str(REPO / "hack/localcluster/cluster.py"), "prometheus-url"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    kubectl.run("create", "namespace", ns)
+    add_artifact_volume(ns)
+    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "MLOPS_IMAGE_PULL_POLICY": "Never",
+           "MLOPS_PROMETHEUS_URL": prometheus}  # fmt: skip
+    operator = subprocess.Popen(
+        [str(REPO / ".venv/bin/mlops-operator"), "run", "--liveness-port", "0", "--metrics-port", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        kubectl.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
+        kubectl.apply(_run(VERSIONS[0], "sklearn.dummy.DummyClassifier"), ns)
+        kubectl.apply(_run(VERSIONS[1], "sklearn.linear_model.LogisticRegression"), ns)
+        for run in VERSIONS:
+            wait_phase(kubectl, "trainingrun", run, ns, ("Succeeded",), timeout=300)
+        advances = step_advances(kubectl, ns, args.rollouts)
+        backs = rollbacks(kubectl, ns, args.rollouts)
+        print(f"\nstep advance after the pause ended: median {statistics.median(advances):.2f}s, "
+              f"max {max(advances):.2f}s over {len(advances)} pauses (budget: 1 s)")  # fmt: skip
+        to_full = [b for _, b in backs]
+        print(
+            f"rollback, limit reached → 100 % on stable: median {statistics.median(to_full):.2f}s, "
+            f"max {max(to_full):.2f}s over {len(backs)} rollbacks (budget: one interval, {INTERVAL_SECONDS} s)"
+        )
+    finally:
+        operator.terminate()
+        kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+{{/* Names, labels and the pieces several templates share. */}}
+
+{{- define "mlops-operator.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's full name: the release name when it already contains the chart's name. */}}
+{{- define "mlops-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mlops-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mlops-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "mlops-operator.labels" -}}
+{{ include "mlops-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "mlops-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "mlops-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The image of the operator, of its Jobs and of its model servers. */}}
+{{- define "mlops-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository .Values.image.tag -}}
+{{- end -}}
+
+{{/* All operators of mlops.dev objects in a scope are peers of one peering object of this name. */}}
+{{- define "mlops-operator.peeringName" -}}mlops-operator{{- end -}}
+
+{{- define "mlops-operator.replicas" -}}
+{{- if .Values.ha.enabled -}}
+{{- max 2 .Values.replicas -}}
+{{- else if gt (int .Values.replicas) 1 -}}
+{{- fail "replicas > 1 needs ha.enabled=true: without kopf peering every replica would handle every object" -}}
+{{- else -}}
+{{- .Values.replicas -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What the operator does in a namespace it watches, and nothing more (docs/operations.md says why
+each rule is needed). kopf patches the watched objects for its finalizer and bookkeeping annotations
+and their status for its progress; children are server-side applied (create + patch).
+*/}}
+{{- define "mlops-operator.namespacedRules" -}}
+- apiGroups: [mlops.dev]
+  resources: [datasets, trainingruns, modeldeployments]
+  verbs: [get, list, watch, patch]
+- apiGroups: [mlops.dev]
+  resources: [datasets/status, trainingruns/status, modeldeployments/status]
+  verbs: [get, patch]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, create]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims, configmaps]
+  verbs: [get]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, create, patch]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, create, patch]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create]
+{{- end -}}
+
+{{/* kopf lists and watches CustomResourceDefinitions (cluster-scoped) to find the resources it serves. */}}
+{{- define "mlops-operator.clusterRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- if .Values.watchNamespaces }}
+# Restricted to namespaces, kopf watches the Namespace objects to follow which of them exist.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- end }}
+{{- end -}}
+
+{{/* kopf peering (ha.enabled): each replica reads the peering object and writes its heartbeat into it. */}}
+{{- define "mlops-operator.peeringRule" -}}
+- apiGroups: [kopf.dev]
+  resources: [{{ if .Values.watchNamespaces }}kopfpeerings{{ else }}clusterkopfpeerings{{ end }}]
+  verbs: [get, list, watch, patch]
+{{- end -}}

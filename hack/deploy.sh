@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make deploy`: build the image, load it into the local cluster's node and install (or upgrade) the
+# chart, as a user would with helm. Idempotent; a changed image rolls the operator pods.
+#
+#   hack/deploy.sh [extra helm arguments, e.g. --set ha.enabled=true --set replicas=2]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+NAMESPACE="${MLOPS_NAMESPACE:-mlops-system}"
+RELEASE="${MLOPS_RELEASE:-mlops-operator}"
+bin="$(BIN_ONLY=1 hack/localcluster/build.sh)"
+export KUBECONFIG="${KUBECONFIG_LOCAL:-$PWD/.localcluster/kubeconfig}"
+kubectl=("$bin/kubectl" --cache-dir="$PWD/.localcluster/kubectl-cache")
+
+archive="$(python3 hack/localcluster/image.py load)"
+prometheus="$(python3 hack/localcluster/cluster.py prometheus-url)"
+
+# helm installs a chart's crds/ only on first install and never upgrades them: apply them first.
+"${kubectl[@]}" apply --server-side --force-conflicts -f charts/mlops-operator/crds >/dev/null
+"${kubectl[@]}" wait --for=condition=Established crd --all --timeout=60s >/dev/null
+"${kubectl[@]}" create namespace "$NAMESPACE" --dry-run=client -o yaml | "${kubectl[@]}" apply -f - >/dev/null
+"${kubectl[@]}" label namespace "$NAMESPACE" --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
+
+"$bin/helm" upgrade --install "$RELEASE" charts/mlops-operator --namespace "$NAMESPACE" \
+  --values hack/localcluster/values-local.yaml \
+  --set prometheus.url="$prometheus" \
+  --set-string "podAnnotations.mlops\.dev/image-build=$(basename "$archive" .tar)" \
+  --wait --timeout 3m "$@" >/dev/null
+"${kubectl[@]}" rollout status deployment/"$RELEASE" -n "$NAMESPACE" --timeout=120s >/dev/null
+echo "[deploy] $RELEASE is running in namespace $NAMESPACE (image mlops-operator:dev, Prometheus $prometheus)" >&2

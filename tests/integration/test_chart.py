@@ -1,0 +1,138 @@
+"""The Helm chart on the local cluster: what it renders is accepted by the API server; it installs,
+upgrades and uninstalls without losing CRDs, user objects or stored models; two replicas with
+peering keep exactly one operator active, and the other takes over when it goes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+
+from support import REPO, Kubectl, bin_dir, wait_for
+
+CHART = str(REPO / "charts/mlops-operator")
+PAUSING, RESUMING = "Pausing operations in favour of", "Resuming operations after the pause"  # kopf's log lines
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def helm(cluster: Kubectl, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(bin_dir() / "helm"), f"--kubeconfig={cluster.kubeconfig}", *args],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    if check and done.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.fixture
+def release_namespace(cluster: Kubectl) -> str:
+    name = f"chart-{uuid.uuid4().hex[:6]}"
+    cluster.run("create", "namespace", name)
+    cluster.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
+    yield name
+    cluster.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        ["--set", "ha.enabled=true", "--set", "replicas=2"],
+        ["--set", "watchNamespaces={NS}", "--set", "ha.enabled=true", "--set", "replicas=2"],
+        ["--set", "artifacts.namespaces={NS}", "--set", "prometheus.url=http://prometheus:9090"],
+    ],
+    ids=["defaults", "ha", "namespaced-ha", "artifacts"],
+)
+def test_rendered_chart_is_accepted_by_the_api_server(cluster: Kubectl, release_namespace: str, values) -> None:
+    values = [v.replace("NS", release_namespace) for v in values]
+    rendered = helm(cluster, "template", f"dry-{release_namespace}", CHART, "-n", release_namespace, *values).stdout
+    applied = cluster.run("apply", "--dry-run=server", "-n", release_namespace, "-f", "-", input=rendered)
+    kinds = {line.split("/")[0] for line in applied.stdout.splitlines()}
+    assert {"deployment.apps", "serviceaccount"} <= kinds, applied.stdout
+
+
+def _deployment(cluster: Kubectl, release: str, namespace: str) -> dict:
+    return cluster.get("deployment", release, namespace) or {}
+
+
+def _available(cluster: Kubectl, release: str, namespace: str, generation_at_least: int = 1) -> bool:
+    deployment = _deployment(cluster, release, namespace)
+    status = deployment.get("status", {})
+    return (
+        status.get("observedGeneration", 0) >= generation_at_least
+        and status.get("updatedReplicas") == deployment["spec"]["replicas"]
+        and status.get("availableReplicas") == deployment["spec"]["replicas"]
+        and not status.get("unavailableReplicas")
+    )
+
+
+def test_install_upgrade_uninstall_keeps_crds_user_objects_and_models(cluster: Kubectl, release_namespace: str) -> None:
+    ns, release = release_namespace, f"lc-{release_namespace[-6:]}"
+    fullname = f"{release}-mlops-operator"
+    common = ["-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
+              "--set", f"watchNamespaces={{{ns}}}", "--set", f"artifacts.namespaces={{{ns}}}"]  # fmt: skip
+    # No --wait: it would also wait for the claim to bind, and the local cluster has no provisioner.
+    helm(cluster, "install", release, CHART, *common)
+    wait_for(lambda: _available(cluster, fullname, ns), timeout=120, what="the installed operator available")
+    pod_spec = _deployment(cluster, fullname, ns)["spec"]["template"]["spec"]
+    assert pod_spec["serviceAccountName"] == fullname
+    assert pod_spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "kept"},
+               "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"}}  # fmt: skip
+    cluster.apply(json.dumps(dataset), ns)
+
+    generation = _deployment(cluster, fullname, ns)["metadata"]["generation"]
+    helm(cluster, "upgrade", release, CHART, *common, "--set", "resources.limits.memory=600Mi")
+    wait_for(lambda: _available(cluster, fullname, ns, generation + 1), timeout=120, what="the upgraded operator")
+    limits = _deployment(cluster, fullname, ns)["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["memory"] == "600Mi"
+
+    helm(cluster, "uninstall", release, "-n", ns, "--wait", "--timeout", "2m")
+    assert cluster.get("deployment", fullname, ns) is None
+    assert cluster.run("get", "serviceaccount", fullname, "-n", ns, check=False).returncode != 0
+    assert cluster.run("get", "clusterrole", fullname, check=False).returncode != 0
+    for crd in ("datasets.mlops.dev", "trainingruns.mlops.dev", "modeldeployments.mlops.dev"):
+        assert cluster.run("get", "crd", crd, check=False).returncode == 0, f"{crd} was removed by uninstall"
+    assert cluster.get("dataset", "kept", ns) is not None, "a user's Dataset was removed by uninstall"
+    assert cluster.get("persistentvolumeclaim", "mlops-artifacts", ns) is not None, "the artifact claim was removed"
+
+
+def _operator_pods(cluster: Kubectl, release: str, ns: str) -> list[dict]:
+    pods = cluster.json("get", "pods", "-n", ns, "-l", f"app.kubernetes.io/instance={release}")["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running"]
+
+
+def _log(cluster: Kubectl, ns: str, pod: str) -> str:
+    return cluster.run("logs", pod, "-n", ns, check=False).stdout
+
+
+def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, release_namespace: str) -> None:
+    ns, release = release_namespace, f"ha-{release_namespace[-6:]}"
+    helm(cluster, "install", release, CHART, "-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
+         "--set", f"watchNamespaces={{{ns}}}", "--set", "ha.enabled=true", "--set", "replicas=2",
+         "--wait", "--timeout", "3m")  # fmt: skip
+    try:
+        pods = wait_for(lambda: len(p := _operator_pods(cluster, release, ns)) == 2 and p, timeout=120,
+                        what="two operator pods")  # fmt: skip
+        names = [p["metadata"]["name"] for p in pods]
+
+        def roles() -> dict[str, str]:
+            """Each pod's last word on peering: kopf starts paused, then pauses or resumes as peers come and go."""
+            words = {}
+            for name in names:
+                said = [line for line in _log(cluster, ns, name).splitlines() if PAUSING in line or RESUMING in line]
+                words[name] = "standby" if said and PAUSING in said[-1] else "active" if said else "starting"
+            return words
+
+        settled = wait_for(lambda: sorted((r := roles()).values()) == ["active", "standby"] and r, timeout=90,
+                           what="one active and one standby replica")  # fmt: skip
+        active = next(n for n, role in settled.items() if role == "active")
+        standby = next(n for n, role in settled.items() if role == "standby")
+        peering = cluster.get("kopfpeering", "mlops-operator", ns)
+        assert peering is not None and len(peering.get("status") or {}) == 2, peering
+
+        cluster.run("delete", "pod", active, "-n", ns, "--wait=true")  # a graceful stop: it leaves the peering
+        wait_for(lambda: roles().get(standby) == "active", timeout=90, what=f"{standby} to take over")
+    finally:
+        helm(cluster, "uninstall", release, "-n", ns, "--wait", "--timeout", "2m", check=False)

@@ -1,0 +1,308 @@
+"""The Helm chart as helm sees it, without a cluster: lint, render, and what the schema refuses.
+
+helm is built from its Go module by hack/localcluster/build.sh (a no-op when it is already built).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from support import REPO, bin_dir
+
+CHART = REPO / "charts/mlops-operator"
+RELEASE, NAMESPACE = "mlops-operator", "mlops-system"
+
+# Every setting the chart has a branch for, at once.
+EVERYTHING = {
+    "ha.enabled": "true",
+    "watchNamespaces": "{ml,team-b}",
+    "artifacts.namespaces": "{ml,team-b}",
+    "artifacts.hostPath": "/var/lib/mlops",
+    "monitoring.podMonitor.enabled": "true",
+    "monitoring.serviceMonitor.enabled": "true",
+    "grafana.dashboard.enabled": "true",
+    "prometheus.url": "http://prometheus.monitoring:9090",
+}
+
+KINDS = ("datasets", "trainingruns", "modeldeployments")
+NAMESPACED_RULES = {
+    *{("mlops.dev", kind, verb) for kind in KINDS for verb in ("get", "list", "watch", "patch")},
+    *{("mlops.dev", f"{kind}/status", verb) for kind in KINDS for verb in ("get", "patch")},
+    ("batch", "jobs", "get"), ("batch", "jobs", "create"),
+    ("", "pods", "list"), ("", "persistentvolumeclaims", "get"), ("", "configmaps", "get"),
+    *{("apps", "deployments", v) for v in ("get", "create", "patch")},
+    *{("", "services", v) for v in ("get", "create", "patch")},
+    ("gateway.networking.k8s.io", "httproutes", "get"), ("gateway.networking.k8s.io", "httproutes", "patch"),
+    ("", "events", "create"), ("events.k8s.io", "events", "create"),
+}  # fmt: skip
+CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
+
+
+def peering_rules(resource: str) -> set[tuple[str, str, str]]:
+    return {("kopf.dev", resource, v) for v in ("get", "list", "watch", "patch")}
+
+
+class Helm:
+    """The helm binary with a private home: nothing from the machine's helm configuration leaks in."""
+
+    def __init__(self, binary: pathlib.Path, home: pathlib.Path) -> None:
+        self.binary = str(binary)
+        self.env = {
+            **os.environ,
+            **{f"HELM_{kind}_HOME": str(home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")},
+        }
+
+    def run(self, *args: str, values: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        sets = [arg for key, value in (values or {}).items() for arg in ("--set", f"{key}={value}")]
+        return subprocess.run([self.binary, *args, *sets], capture_output=True, text=True, env=self.env, timeout=120)
+
+    def render(self, values: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        result = self.run("template", RELEASE, str(CHART), "--namespace", NAMESPACE, values=values)
+        assert result.returncode == 0, result.stderr
+        return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    built = subprocess.run(
+        ["bash", str(REPO / "hack/localcluster/build.sh")],
+        env={**os.environ, "LOCALCLUSTER_COMPONENTS": "helm"},
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, f"helm could not be built:\n{built.stderr}"
+    helm = Helm(bin_dir() / "helm", tmp_path_factory.mktemp("helm-home"))
+    pinned = re.search(r"^HELM_VERSION=(\S+)$", (REPO / "hack/localcluster/versions.sh").read_text(), re.MULTILINE)
+    version = helm.run("version", "--short")
+    assert pinned and version.stdout.strip() == pinned.group(1), version.stdout + version.stderr  # stamped by ldflags
+    return helm
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def rule_set(*roles: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for role in roles
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = find(docs, "Deployment")
+    (operator,) = deployment["spec"]["template"]["spec"]["containers"]
+    return operator
+
+
+# --- lint ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [{}, EVERYTHING, {"ha.enabled": "true"}], ids=["defaults", "everything", "ha"])
+def test_helm_lint_passes(helm: Helm, values: dict[str, str]) -> None:
+    result = helm.run("lint", "--strict", str(CHART), values=values)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- rendering ----------------------------------------------------------------------------------------------------
+
+
+def test_cluster_wide_rbac_is_exactly_the_least_privilege_rules(helm: Helm) -> None:
+    docs = helm.render()
+    (role,) = find(docs, "ClusterRole")
+    assert rule_set(role) == NAMESPACED_RULES | CLUSTER_RULES
+    assert not find(docs, "Role")
+    (binding,) = find(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
+    assert find(docs, "ServiceAccount", RELEASE)
+
+
+def test_cluster_wide_ha_adds_only_cluster_peering(helm: Helm) -> None:
+    docs = helm.render({"ha.enabled": "true"})
+    (role,) = find(docs, "ClusterRole")
+    assert rule_set(role) == NAMESPACED_RULES | CLUSTER_RULES | peering_rules("clusterkopfpeerings")
+    (peering,) = find(docs, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "mlops-operator" and "namespace" not in peering["metadata"]
+    assert not find(docs, "KopfPeering")
+    (deployment,) = find(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert "strategy" not in deployment["spec"]  # a rolling update is safe among peers
+    args = container(docs)["args"]
+    assert args[args.index("--peering") + 1] == "mlops-operator"
+    assert "-n" not in args
+
+
+def test_namespaced_mode_has_roles_per_namespace_and_a_small_cluster_role(helm: Helm) -> None:
+    docs = helm.render({"watchNamespaces": "{ml,team-b}", "ha.enabled": "true"})
+    (cluster_role,) = find(docs, "ClusterRole")
+    assert rule_set(cluster_role) == CLUSTER_RULES | {("", "namespaces", "list"), ("", "namespaces", "watch")}
+    roles = find(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml", "team-b"]
+    for role in roles:
+        assert rule_set(role) == NAMESPACED_RULES | peering_rules("kopfpeerings")
+    bindings = find(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["ml", "team-b"]
+    assert all(b["subjects"][0]["namespace"] == NAMESPACE for b in bindings)
+    peerings = find(docs, "KopfPeering")
+    assert sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings) == [
+        ("ml", "mlops-operator"),
+        ("team-b", "mlops-operator"),
+    ]
+    assert not find(docs, "ClusterKopfPeering")
+    args = container(docs)["args"]
+    assert args[:5] == ["run", "--liveness-port", "8081", "--metrics-port", "9100"]
+    assert args[5:] == ["-n", "ml", "-n", "team-b", "--peering", "mlops-operator"]
+
+
+def test_namespaced_without_ha_has_no_peering(helm: Helm) -> None:
+    docs = helm.render({"watchNamespaces": "{ml}"})
+    (role,) = find(docs, "Role")
+    assert rule_set(role) == NAMESPACED_RULES
+    assert not find(docs, "KopfPeering") and not find(docs, "ClusterKopfPeering")
+    assert "--peering" not in container(docs)["args"]
+
+
+def test_operator_pod_is_restricted_and_probed(helm: Helm) -> None:
+    docs = helm.render()
+    (deployment,) = find(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two standalone operators at once
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    operator = container(docs)
+    security = operator["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "tmp", "mountPath": "/tmp"} in operator["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    assert operator["args"] == ["run", "--liveness-port", "8081", "--metrics-port", "9100"]
+    assert {(p["name"], p["containerPort"]) for p in operator["ports"]} == {("health", 8081), ("metrics", 9100)}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert operator["resources"]["requests"] and operator["resources"]["limits"]
+    env = {e["name"]: e.get("value") for e in operator["env"]}
+    assert env["MLOPS_IMAGE"] == operator["image"] == "mlops-operator:dev"
+    assert env["MLOPS_IMAGE_PULL_POLICY"] == operator["imagePullPolicy"] == "IfNotPresent"
+    assert "MLOPS_PROMETHEUS_URL" not in env
+
+
+def test_image_prometheus_and_extra_env_reach_the_operator(helm: Helm) -> None:
+    docs = helm.render(
+        {
+            "image.repository": "registry.example/mlops-operator",
+            "image.tag": "0.1.0",
+            "image.pullPolicy": "Always",
+            "prometheus.url": "http://prometheus.monitoring:9090",
+            "extraEnv[0].name": "MLOPS_ARTIFACT_PVC",
+            "extraEnv[0].value": "store",
+        },
+    )
+    operator = container(docs)
+    env = {e["name"]: e.get("value") for e in operator["env"]}
+    assert operator["image"] == env["MLOPS_IMAGE"] == "registry.example/mlops-operator:0.1.0"
+    assert env["MLOPS_IMAGE_PULL_POLICY"] == "Always"
+    assert env["MLOPS_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
+    assert env["MLOPS_ARTIFACT_PVC"] == "store"
+
+
+def test_artifact_claims_and_host_path_volumes_are_kept(helm: Helm) -> None:
+    docs = helm.render({"artifacts.namespaces": "{ml,team-b}", "artifacts.hostPath": "/var/lib/mlops/"})
+    claims = find(docs, "PersistentVolumeClaim")
+    volumes = {v["metadata"]["name"]: v for v in find(docs, "PersistentVolume")}
+    assert sorted(c["metadata"]["namespace"] for c in claims) == ["ml", "team-b"]
+    for claim in claims:
+        namespace = claim["metadata"]["namespace"]
+        assert claim["metadata"]["name"] == "mlops-artifacts"
+        assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert claim["spec"]["storageClassName"] == ""
+        assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        volume = volumes[claim["spec"]["volumeName"]]
+        assert volume["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert volume["spec"]["hostPath"] == {"path": f"/var/lib/mlops/{namespace}", "type": "DirectoryOrCreate"}
+        assert volume["spec"]["storageClassName"] == ""
+        assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+        assert volume["spec"]["claimRef"] == {"namespace": namespace, "name": "mlops-artifacts"}
+    assert len(volumes) == 2
+
+
+def test_artifact_claims_with_a_provisioner(helm: Helm) -> None:
+    docs = helm.render({"artifacts.namespaces": "{ml}", "artifacts.storageClassName": "fast", "artifacts.size": "5Gi"})
+    (claim,) = find(docs, "PersistentVolumeClaim")
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert "volumeName" not in claim["spec"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert not find(docs, "PersistentVolume")
+    unset = helm.render({"artifacts.namespaces": "{ml}"})
+    assert "storageClassName" not in find(unset, "PersistentVolumeClaim")[0]["spec"]  # the cluster's default class
+
+
+def test_defaults_create_no_optional_objects(helm: Helm) -> None:
+    kinds = sorted(d["kind"] for d in helm.render())
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+
+
+def test_monitoring_and_dashboard(helm: Helm) -> None:
+    docs = helm.render({"monitoring.podMonitor.enabled": "true", "grafana.dashboard.enabled": "true"})
+    (monitor,) = find(docs, "PodMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    (expression,) = monitor["spec"]["selector"]["matchExpressions"]
+    assert expression["key"] == "app.kubernetes.io/name"
+    assert set(expression["values"]) == {"mlops-server", "mlops-operator"}
+    endpoints = {e["port"]: e for e in monitor["spec"]["podMetricsEndpoints"]}
+    assert endpoints["http"]["path"] == endpoints["metrics"]["path"] == "/metrics"
+    assert endpoints["metrics"]["honorLabels"] is True  # the operator's `namespace` label is the object's
+    (dashboard,) = find(docs, "ConfigMap")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["data"]["mlops-canary.json"] == (CHART / "dashboards/mlops-canary.json").read_text().rstrip("\n")
+
+    docs = helm.render({"monitoring.podMonitor.enabled": "true", "monitoring.serviceMonitor.enabled": "true"})
+    (service,) = find(docs, "Service")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9100, "targetPort": "metrics"}]
+    (service_monitor,) = find(docs, "ServiceMonitor")
+    assert service_monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert service_monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    (monitor,) = find(docs, "PodMonitor")  # the operator is scraped once, through its Service
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["http"]
+
+
+def test_everything_at_once_renders(helm: Helm) -> None:
+    kinds = {d["kind"] for d in helm.render(EVERYTHING)}
+    assert kinds >= {"Deployment", "Role", "KopfPeering", "PersistentVolume", "PodMonitor", "ServiceMonitor"}
+
+
+# --- what the schema and the templates refuse ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"replicas": "-1"}, "at '/replicas': minimum: got -1, want 0"),
+        ({"colour": "blue"}, "additional properties 'colour' not allowed"),
+        ({"image.pullpolicy": "Never"}, "at '/image': additional properties 'pullpolicy' not allowed"),
+        ({"image.pullPolicy": "Sometimes"}, "/image/pullPolicy"),
+        ({"artifacts.hostPath": "relative"}, "/artifacts/hostPath"),
+        ({"replicas": "2"}, "replicas > 1 needs ha.enabled=true"),
+        ({"serviceAccount.create": "false"}, "serviceAccount.name is required"),
+    ],
+)
+def test_bad_values_are_refused_with_a_clear_message(helm: Helm, values: dict[str, str], message: str) -> None:
+    result = helm.run("template", RELEASE, str(CHART), values=values)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
