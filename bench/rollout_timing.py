@@ -11,8 +11,8 @@
    and the rollback are one status write) to 100 % on stable: canary Deployment at 0 pods, stable
    Deployment with all its pods available (budget: within one analysis interval).
 
-It starts the operator as a local process against the local cluster and its Prometheus, in a
-namespace of its own with an artifact store; the status is polled every 50 ms.
+It installs the operator as `make deploy` does (in the cluster, judging on the cluster's Prometheus)
+and works in a namespace of its own with an artifact store; the status is polled every 50 ms.
 """
 
 from __future__ import annotations
@@ -20,17 +20,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import time
-import uuid
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from support import KUBECONFIG, Kubectl, add_artifact_volume, wait_for, wait_phase  # noqa: E402
+from support import KUBECONFIG, Kubectl, deployed_operator_namespace, wait_for, wait_phase  # noqa: E402
 
 PAUSE_SECONDS, INTERVAL_SECONDS, POLL = 3, 5, 0.05
 VERSIONS = ("base", "next")  # two model versions the deployments alternate between
@@ -141,21 +138,7 @@ def main() -> int:
     parser.add_argument("--rollouts", type=int, default=5)
     args = parser.parse_args()
     kubectl = Kubectl(KUBECONFIG)
-    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    prometheus = subprocess.run(
-        [sys.executable, str(REPO / "hack/localcluster/cluster.py"), "prometheus-url"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    ns = f"bench-{uuid.uuid4().hex[:6]}"
-    kubectl.run("create", "namespace", ns)
-    add_artifact_volume(ns)
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "MLOPS_IMAGE_PULL_POLICY": "Never",
-           "MLOPS_PROMETHEUS_URL": prometheus}  # fmt: skip
-    operator = subprocess.Popen(
-        [str(REPO / ".venv/bin/mlops-operator"), "run", "--liveness-port", "0", "--metrics-port", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    with deployed_operator_namespace(kubectl, "bench") as ns:
         kubectl.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
         kubectl.apply(_run(VERSIONS[0], "sklearn.dummy.DummyClassifier"), ns)
         kubectl.apply(_run(VERSIONS[1], "sklearn.linear_model.LogisticRegression"), ns)
@@ -170,9 +153,6 @@ def main() -> int:
             f"rollback, limit reached → 100 % on stable: median {statistics.median(to_full):.2f}s, "
             f"max {max(to_full):.2f}s over {len(backs)} rollbacks (budget: one interval, {INTERVAL_SECONDS} s)"
         )
-    finally:
-        operator.terminate()
-        kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
     return 0
 
 

@@ -3,7 +3,7 @@
 
     make cluster-up image && .venv/bin/python bench/training_overhead.py [--runs 5]
 
-It starts the operator, creates a namespace with an artifact store and the iris Dataset, then applies
+It installs the operator (`make deploy`), creates a namespace with an artifact store and the iris Dataset, then applies
 TrainingRuns of a DummyClassifier (the fit itself takes ~1 ms) one at a time and reports, per run:
 apply → Job created, apply → model recorded in status (everything but the fit is overhead), and the
 fit time the trainer measured.
@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import time
-import uuid
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from support import KUBECONFIG, Kubectl, add_artifact_volume, artifact_path, wait_for, wait_phase  # noqa: E402
+from support import KUBECONFIG, Kubectl, artifact_path, deployed_operator_namespace, wait_for, wait_phase  # noqa: E402
 
 
 def main() -> int:
@@ -31,14 +28,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     kubectl = Kubectl(KUBECONFIG)
-    kubectl.run("apply", "--server-side", "-f", str(REPO / "crds"))
-    ns = f"bench-{uuid.uuid4().hex[:6]}"
-    kubectl.run("create", "namespace", ns)
-    add_artifact_volume(ns)
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "MLOPS_IMAGE_PULL_POLICY": "Never"}
-    operator = subprocess.Popen([str(REPO / ".venv/bin/mlops-operator"), "run", "--liveness-port", "0"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
+    with deployed_operator_namespace(kubectl, "bench") as ns:
         kubectl.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
         wait_phase(kubectl, "dataset", "iris", ns, ("Ready",), timeout=120)
         rows = []
@@ -66,9 +56,6 @@ def main() -> int:
         print(
             f"median: apply→Job {job:.2f}s (budget < 2 s); overhead apart from the fit {overhead:.2f}s (budget < 15 s)"
         )
-    finally:
-        operator.terminate()
-        kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
     return 0
 
 

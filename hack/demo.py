@@ -216,11 +216,15 @@ def main() -> int:
 
     md = cluster.get("modeldeployment", "iris")["status"]
     print("\nSummary")
-    print("  versions:")
+    print("  versions (held-out accuracy, promotion decision, fate in ModelDeployment iris):")
     for run in ("iris-baseline", "iris-stump", "iris-logreg", "iris-guess"):
         status = cluster.status("trainingrun", run)
         decision = (status.get("promotion") or {}).get("decision", "–")
-        print(f"    {run:14} accuracy {accuracy(status):6} {decision}")
+        fate = ("serving 100 %" if md["stable"]["version"] == run
+                else "rolled back" if run in (md.get("failedVersions") or [])
+                else "served earlier" if any(h["version"] == run for h in md.get("history") or []) or run == champion
+                else "never served")  # fmt: skip
+        print(f"    {run:14} {accuracy(status):6} {decision:11} {fate}")
     print("  rollout history:")
     for entry in md.get("history") or []:
         print(f"    {entry['at']}  {entry['version']:12} {entry['outcome']:10} {entry.get('reason', '')}")

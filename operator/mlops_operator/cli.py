@@ -152,6 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import logging
     import random
 
     import kopf
@@ -159,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     from . import controllers  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=args.verbose, log_prefix=True)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # not a line per liveness probe
     if args.metrics_port:
         import prometheus_client
 

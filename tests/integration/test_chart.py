@@ -13,7 +13,7 @@ import pytest
 from support import REPO, Kubectl, bin_dir, wait_for
 
 CHART = str(REPO / "charts/mlops-operator")
-PAUSING, RESUMING = "Pausing operations in favour of", "Resuming operations after the pause"  # kopf's log lines
+RESUMING = "Resuming operations after the pause"  # kopf's log line when a paused replica takes over
 pytestmark = pytest.mark.usefixtures("operator")
 
 
@@ -117,22 +117,28 @@ def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, release_nam
                         what="two operator pods")  # fmt: skip
         names = [p["metadata"]["name"] for p in pods]
 
-        def roles() -> dict[str, str]:
-            """Each pod's last word on peering: kopf starts paused, then pauses or resumes as peers come and go."""
-            words = {}
-            for name in names:
-                said = [line for line in _log(cluster, ns, name).splitlines() if PAUSING in line or RESUMING in line]
-                words[name] = "standby" if said and PAUSING in said[-1] else "active" if said else "starting"
-            return words
+        def priorities() -> dict[str, int]:
+            """Pod name → priority, as the replicas announce themselves in the peering object."""
+            peering = cluster.get("kopfpeering", "mlops-operator", ns) or {}
+            peers = (peering.get("status") or {}).items()
+            return {peer.split("@")[1].split("/")[0]: info["priority"] for peer, info in peers}
 
-        settled = wait_for(lambda: sorted((r := roles()).values()) == ["active", "standby"] and r, timeout=90,
-                           what="one active and one standby replica")  # fmt: skip
-        active = next(n for n, role in settled.items() if role == "active")
-        standby = next(n for n, role in settled.items() if role == "standby")
-        peering = cluster.get("kopfpeering", "mlops-operator", ns)
-        assert peering is not None and len(peering.get("status") or {}) == 2, peering
+        announced = wait_for(lambda: set(p := priorities()) == set(names) and p, timeout=90,
+                             what="both replicas in the peering object")  # fmt: skip
+        active, standby = sorted(names, key=announced.get, reverse=True)  # kopf: the highest priority works
+
+        def handled_by(name: str, dataset: str) -> bool:
+            return f"[{ns}/{dataset}] Handler 'reconcile-datasets' succeeded" in _log(cluster, ns, name)
+
+        dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "first"},
+                   "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"}}  # fmt: skip
+        cluster.apply(json.dumps(dataset), ns)
+        wait_for(lambda: handled_by(active, "first"), timeout=60, what=f"the active replica {active} to reconcile")
+        assert not handled_by(standby, "first"), f"the standby {standby} reconciled too:\n{_log(cluster, ns, standby)}"
 
         cluster.run("delete", "pod", active, "-n", ns, "--wait=true")  # a graceful stop: it leaves the peering
-        wait_for(lambda: roles().get(standby) == "active", timeout=90, what=f"{standby} to take over")
+        wait_for(lambda: RESUMING in _log(cluster, ns, standby), timeout=90, what=f"{standby} to take over")
+        cluster.apply(json.dumps({**dataset, "metadata": {"name": "second"}}), ns)
+        wait_for(lambda: handled_by(standby, "second"), timeout=60, what=f"{standby} to reconcile after taking over")
     finally:
         helm(cluster, "uninstall", release, "-n", ns, "--wait", "--timeout", "2m", check=False)

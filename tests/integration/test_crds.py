@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from support import Kubectl
+from support import REPO, Kubectl
 
 
 def test_crds_are_established(crds: Kubectl) -> None:
@@ -90,3 +92,11 @@ def test_api_server_rejects_invalid_spec(crds: Kubectl, namespace: str, manifest
     assert words in result.stderr, result.stderr
     kind = manifest.split("kind: ")[1].split("\n")[0]
     assert crds.get(kind, "bad", namespace) is None
+
+
+def test_the_readmes_manifests_and_the_examples_are_accepted(crds: Kubectl, namespace: str) -> None:
+    manifests = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL)
+    examples = sorted((REPO / "examples").rglob("*.yaml"))
+    for text in [*manifests, *(path.read_text() for path in examples)]:
+        done = crds.run("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=text, check=False)
+        assert done.returncode == 0, f"refused by the API server:\n{text}\n{done.stderr}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import json
+import subprocess
 import urllib.request
 
 from support import Kubectl, wait_for
@@ -163,6 +164,13 @@ def test_service_splits_traffic_by_replica_ratio(cluster: Kubectl, image: str, n
         what="4 ready endpoints behind the Service",
     )
     cluster_ip = cluster.get("service", "split", namespace)["spec"]["clusterIP"]
+
+    def proxied_endpoints() -> int:
+        """Endpoints kube-proxy has programmed for the Service (it follows the EndpointSlices a moment later)."""
+        rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout
+        return sum(1 for line in rules.splitlines() if f'"{namespace}/split -> ' in line and "-j KUBE-SEP-" in line)
+
+    wait_for(lambda: proxied_endpoints() == 4, timeout=60, what="kube-proxy to program the 4 endpoints")
 
     def reachable() -> bool:
         try:

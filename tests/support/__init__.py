@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import subprocess
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -141,3 +143,16 @@ def champions(kubectl: Kubectl, namespace: str, model: str = "iris") -> list[str
     selector = f"mlops.dev/model={model},mlops.dev/promoted=true"
     listed = kubectl.json("get", "trainingruns", "-n", namespace, "-l", selector)
     return [item["metadata"]["name"] for item in listed["items"]]
+
+
+@contextlib.contextmanager
+def deployed_operator_namespace(kubectl: Kubectl, prefix: str) -> Iterator[str]:
+    """For bench/: the operator as `make deploy` installs it, and a fresh namespace with an artifact store."""
+    subprocess.run([str(REPO / "hack/deploy.sh")], check=True)
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kubectl.run("create", "namespace", namespace)
+    add_artifact_volume(namespace)
+    try:
+        yield namespace
+    finally:
+        kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)

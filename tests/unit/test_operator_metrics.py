@@ -1,0 +1,35 @@
+"""The operator's own metrics: the canary weight a dashboard plots, and one count per rollback."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from mlops_operator.controllers.common import Observed
+from mlops_operator.controllers.modeldeployment import record_metrics
+
+LABELS = {"namespace": "ml", "modeldeployment": "metrics-test"}
+
+
+def observed(status: dict) -> Observed:
+    return Observed(body={"metadata": {"name": "metrics-test", "namespace": "ml"}}, status=status, generation=1,
+                    now="2026-01-01T00:00:00Z")  # fmt: skip
+
+
+def rollbacks(reason: str) -> float:
+    return REGISTRY.get_sample_value("mlops_modeldeployment_rollbacks_total", {**LABELS, "reason": reason}) or 0
+
+
+def test_weight_follows_the_canary_and_drops_to_zero_without_one() -> None:
+    canary = {"stable": {"version": "a"}, "canary": {"version": "b", "weight": 25}}
+    record_metrics(observed({}), previous={}, status=canary)
+    assert REGISTRY.get_sample_value("mlops_modeldeployment_canary_weight", LABELS) == 25
+    record_metrics(observed(canary), previous=canary, status={"stable": {"version": "b"}})
+    assert REGISTRY.get_sample_value("mlops_modeldeployment_canary_weight", LABELS) == 0
+
+
+def test_a_rollback_is_counted_once_however_often_it_is_reconciled() -> None:
+    before = rollbacks("AnalysisFailed")
+    degraded = {"stable": {"version": "a"}, "degraded": {"reason": "AnalysisFailed", "message": "accuracy 0.3 < 0.8"}}
+    record_metrics(observed({}), previous={"stable": {"version": "a"}}, status=degraded)
+    record_metrics(observed(degraded), previous=degraded, status=degraded)
+    assert rollbacks("AnalysisFailed") == before + 1
