@@ -148,6 +148,14 @@ def test_post_promotion_guard_rolls_back_to_the_last_good_version() -> None:
     assert not measurement_due(s, st, at(61)), "nothing left to guard"
 
 
+def test_a_canary_is_measured_only_once_one_of_its_pods_is_ready() -> None:
+    s = spec()
+    _, st = step(s, stable_on_v1(), 0)
+    assert st["canary"]["version"] == "v2" and not measurement_due(s, st, at(1))
+    st["canary"]["readyReplicas"] = 1  # what the controller records after applying the Deployments
+    assert measurement_due(s, st, at(1))
+
+
 def test_guard_window_ends() -> None:
     s = spec(steps=[{"setWeight": 50}], postPromotion={"window": "1m"})
     _, st = step(s, stable_on_v1(), 0, canary_ready_replicas=4)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -120,6 +121,9 @@ class Outcome:
 
     status: dict[str, Any]
     labels: dict[str, str | None] = field(default_factory=dict)
+    # Seconds after which the reconcile wants to look again (a pause ending): sooner than the resync,
+    # it is honoured right away, in the same handler call.
+    requeue_after: float | None = None
 
 
 _object_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -147,12 +151,22 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
     from ..api import GROUP, VERSION
 
     def apply(body: Any, logger: Any, **_: Any) -> None:
+        for _ in range(3):  # a few short requeues at most; the resync timer takes over after that
+            started = time.monotonic()
+            requeue = reconcile_once(body, logger)
+            if requeue is None or requeue >= resync_seconds:
+                return
+            # Counted from when the reconcile read the clock, not from when it finished writing.
+            # A worker thread of kopf's pool: the event loop is not blocked.
+            time.sleep(max(0.0, started + requeue - time.monotonic()))
+
+    def reconcile_once(body: Any, logger: Any) -> float | None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         with _object_lock(body["metadata"]["uid"]), RECONCILE_ERRORS.labels(plural).count_exceptions(), \
                 RECONCILE_SECONDS.labels(plural).time():  # fmt: skip
             fresh = kube.get_custom(plural, namespace, name)
             if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-                return
+                return None
             observed = Observed(
                 body=fresh, status=plain_status(fresh), generation=fresh["metadata"].get("generation"), now=now_iso()
             )
@@ -175,6 +189,7 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
             ready = c.find_condition(outcome.status.get("conditions") or [], c.READY) or {}
             if ready.get("reason") == c.INVALID_SPEC and ready_reason_changed(observed.status, outcome.status):
                 kopf.warn(fresh, reason=c.INVALID_SPEC, message=ready.get("message", ""))
+            return outcome.requeue_after
 
     handler_id, retry = f"reconcile-{plural}", 5  # seconds before an unexpected failure is retried
     kopf.on.resume(GROUP, VERSION, plural, id=handler_id, backoff=retry)(apply)

@@ -101,7 +101,8 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     record_metrics(observed, previous=observed.status, status=status)
     conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
     return Outcome(
-        status={**status, "conditions": conditions, "phase": phase, "observedGeneration": observed.generation}
+        status={**status, "conditions": conditions, "phase": phase, "observedGeneration": observed.generation},
+        requeue_after=decision.requeue_after,
     )
 
 

@@ -72,8 +72,11 @@ class RolloutDecision:
 
 
 def measurement_due(spec: ModelDeploymentSpec, status: dict[str, Any], now: dt.datetime) -> bool:
-    """Whether the controller should measure now: during a canary, or in the post-promotion window."""
+    """Whether the controller should measure now: during a canary once one of its pods serves (a version
+    with no ready pod has no metrics to judge), or in the post-promotion window."""
     canary = status.get("canary")
+    if canary and not canary.get("readyReplicas"):
+        return False
     guarding = (
         not canary
         and spec.post_promotion.enabled
