@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import pathlib
 import statistics
 import sys
 import time
+
+import kubernetes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -49,6 +52,11 @@ def _deployment(name: str, run: str, spec: dict) -> str:
     })  # fmt: skip
 
 
+@functools.cache
+def _api() -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(str(KUBECONFIG)))
+
+
 def _timestamp(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -58,7 +66,9 @@ class Deployment:
         self.kubectl, self.ns, self.name = kubectl, ns, name
 
     def status(self) -> dict:
-        return (self.kubectl.get("modeldeployment", self.name, self.ns) or {}).get("status") or {}
+        """Read with the API client, not a kubectl process per poll: the measurement must not load the machine."""
+        found = _api().get_namespaced_custom_object("mlops.dev", "v1alpha1", self.ns, "modeldeployments", self.name)
+        return found.get("status") or {}
 
     def serve(self, run: str) -> None:
         self.kubectl.run("patch", "modeldeployment", self.name, "-n", self.ns, "--type=merge", "-p",

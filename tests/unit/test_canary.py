@@ -55,7 +55,7 @@ def test_a_new_version_walks_through_the_steps_to_promotion() -> None:
     d, st = step(s, stable_on_v1(), 10)
     assert (st["canary"]["version"], d.canary_weight, d.requeue_after) == ("v2", 20, 1.0)  # waits for pods
     d, st = step(s, st, 11, canary_ready_replicas=4)
-    assert st["canary"]["stepIndex"] == 1 and st["canary"]["pauseStartedAt"] == "2026-01-01T00:00:11Z"
+    assert st["canary"]["stepIndex"] == 1 and st["canary"]["pauseStartedAt"] == "2026-01-01T00:00:11.000Z"
     assert d.requeue_after == pytest.approx(60)
     d, st = step(s, st, 40, canary_ready_replicas=4)
     assert st["canary"]["stepIndex"] == 1 and d.requeue_after == pytest.approx(31)

@@ -121,8 +121,8 @@ class Outcome:
 
     status: dict[str, Any]
     labels: dict[str, str | None] = field(default_factory=dict)
-    # Seconds after which the reconcile wants to look again (a pause ending): sooner than the resync,
-    # it is honoured right away, in the same handler call.
+    # Seconds after which the reconcile wants to look again (a pause ending): within two resync
+    # intervals, it is honoured in the same handler call (timers drift by the handlers' own duration).
     requeue_after: float | None = None
 
 
@@ -154,7 +154,7 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
         for _ in range(3):  # a few short requeues at most; the resync timer takes over after that
             started = time.monotonic()
             requeue = reconcile_once(body, logger)
-            if requeue is None or requeue >= resync_seconds:
+            if requeue is None or requeue > 2 * resync_seconds:  # the next resync or the one after would be late
                 return
             # Counted from when the reconcile read the clock, not from when it finished writing.
             # A worker thread of kopf's pool: the event loop is not blocked.

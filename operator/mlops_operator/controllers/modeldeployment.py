@@ -63,7 +63,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     namespace, name, now = observed.namespace, observed.name, observed.now
     status = dict(observed.status)
     target, model, why = resolve_target(spec, namespace)
-    moment = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+    moment = dt.datetime.now(dt.UTC)  # rollout timing is to the millisecond (status.now is whole seconds)
     canary = status.get("canary")
     canary_dep = kube.read_or_none(kube.apps().read_namespaced_deployment, child_name(name, "canary"), namespace)
     canary_ready = ready_replicas_of(canary_dep, canary["version"]) if canary else 0

@@ -58,7 +58,7 @@ def desired_server_deployment(
             {"name": "HOME", "value": "/tmp"},
         ],
         "ports": [{"name": "http", "containerPort": server.port}],
-        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 2},
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 1},
         # A pod scaled away keeps answering until kube-proxy (or a gateway) has dropped its endpoint.
         "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
         "livenessProbe": {

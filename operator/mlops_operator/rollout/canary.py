@@ -34,7 +34,9 @@ def seconds(duration: str) -> float:
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """RFC 3339 with milliseconds: a pause or an interval is timed from these, so whole seconds would
+    stretch or shorten it by up to a second."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse(text: str | None) -> dt.datetime | None:
