@@ -3,8 +3,11 @@ same hack/deploy.sh) followed by hack/demo.py, which this test runs and reads as
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -35,3 +38,20 @@ def test_the_demo_tells_the_whole_lifecycle(cluster: Kubectl) -> None:
         ("iris-logreg", "Promoted"),
     ]
     assert md["stable"]["version"] == "iris-logreg" and "iris-guess" in md["failedVersions"]
+
+
+def test_the_dashboard_plots_what_the_demo_produced(cluster: Kubectl, prometheus: str) -> None:
+    """Every panel of the chart's Grafana dashboard is valid PromQL on the real Prometheus, and the
+    panels a rollout is watched on have data for the demo's model."""
+    dashboard = json.loads((REPO / "charts/mlops-operator/dashboards/mlops-canary.json").read_text())
+    answered = {}
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            query = target["expr"].replace("$namespace", "mlops-demo").replace("$model", "iris")
+            url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+            with urllib.request.urlopen(url, timeout=10) as response:
+                body = json.load(response)
+            assert body["status"] == "success", f"{panel['title']}: {body}"
+            answered[panel["title"]] = body["data"]["result"]
+    for title in ("Request rate by version", "p95 latency by version", "Canary weight"):
+        assert answered[title], f"the panel {title!r} has no data after the demo"

@@ -57,6 +57,7 @@ def test_dataset_is_validated_versioned_and_profiled(cluster: Kubectl, ns: str) 
     cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
     ds = wait_phase(cluster, "dataset", "iris", ns, ("Ready", "Failed"))
     assert condition(ds, "Ready")["status"] == "True", ds["status"]
+    cluster.run("wait", "--for=condition=Ready", "dset/iris", "-n", ns, "--timeout=10s")  # as a user waits
     status = ds["status"]
     assert status["rows"] == 150 and status["version"].startswith("sha256:")
     assert status["columns"] == ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]

@@ -280,17 +280,7 @@ def _promotion(manifest: dict[str, Any], metrics: dict[str, float], *, approved:
     spec = TrainingRunSpec.model_validate(manifest["spec"])
     champion = Champion(name="iris-baseline", metrics={"accuracy": 0.3333})
     decision = decide_promotion(metrics=metrics, promotion=spec.promotion, champion=champion, approved=approved)
-    record = {
-        "decision": decision.decision,
-        "reason": decision.reason,
-        "message": decision.message,
-        "champion": decision.champion,
-        "metric": decision.metric,
-        "value": decision.value,
-        "championValue": decision.champion_value,
-        "decidedAt": NOW,
-    }
-    return {k: v for k, v in record.items() if v is not None}
+    return decision.as_status(decided_at=NOW)
 
 
 @pytest.fixture(scope="module")

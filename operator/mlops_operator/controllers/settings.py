@@ -28,3 +28,6 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.networking.request_timeout = 60
     settings.watching.server_timeout = 300
     settings.batching.error_delays = (1, 2, 5, 10, 30, 60)
+    # HA: a replica that dies without leaving the peering is presumed dead after this long, and a
+    # standby takes over (kopf's default is 60 s).
+    settings.peering.lifetime = 15

@@ -153,17 +153,7 @@ def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: dict[
         )
         if promotion and promotion["decision"] == decision.decision:
             return status
-        record = {
-            "decision": decision.decision,
-            "reason": decision.reason,
-            "message": decision.message,
-            "champion": decision.champion,
-            "metric": decision.metric,
-            "value": decision.value,
-            "championValue": decision.champion_value,
-            "decidedAt": observed.now,
-        }
-        status = {**status, "promotion": {k: v for k, v in record.items() if v is not None}}
+        status = {**status, "promotion": decision.as_status(decided_at=observed.now)}
         if decision.decision == "Promoted":
             # Under the model's lock: first the metrics and the decision, then the label. A run that
             # looks for the champion next finds it with the metrics it must be compared with; and the

@@ -38,6 +38,13 @@ class PromotionDecision:
     value: float | None = None
     champion_value: float | None = None
 
+    def as_status(self, *, decided_at: str) -> dict[str, object]:
+        """The TrainingRun's `status.promotion` record of this decision."""
+        record = {"decision": self.decision, "reason": self.reason, "message": self.message,
+                  "champion": self.champion, "metric": self.metric, "value": self.value,
+                  "championValue": self.champion_value, "decidedAt": decided_at}  # fmt: skip
+        return {k: v for k, v in record.items() if v is not None}
+
 
 def _finite(metrics: dict[str, float], name: str) -> float | None:
     value = metrics.get(name)
