@@ -235,14 +235,17 @@ def main() -> int:
     print("  timings:")
     for name, seconds in timings:
         print(f"    {name:38} {seconds:6.1f}s")
+    prometheus = subprocess.run([*CLUSTER, "prometheus-url"], capture_output=True, text=True).stdout.strip()
     print(f"""
 The cluster is still up. Explore it:
   export KUBECONFIG={KUBECONFIG}
+  export PATH={REPO / ".venv/bin"}:{pathlib.Path(cluster.kubectl[0]).parent}:$PATH   # kubectl, helm, kubectl-mlops
   kubectl get dset,tr,md -n {ns}
   kubectl describe md iris -n {ns}
-  PATH={REPO / ".venv/bin"}:$PATH kubectl mlops status iris -n {ns}
-  Prometheus: {subprocess.run([*CLUSTER, "prometheus-url"], capture_output=True, text=True).stdout.strip()}
-(kubectl is at {cluster.kubectl[0]}.) Stop it all with `make cluster-down`.""")
+  kubectl mlops status iris -n {ns}
+  kubectl mlops history iris -n {ns}
+  Prometheus: {prometheus}  (the operator's and the model servers' metrics)
+Stop it all with `make cluster-down`.""")
     return 0
 
 
