@@ -228,7 +228,9 @@ def dataset_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
     bad = run_check(strict, namespace=NAMESPACE, name="iris", store=store, input_dir=tmp_path_factory.mktemp("in"))
     assert bad["reason"] == "SchemaViolation", bad
     failed = apply_check_result({**ready, "checkedGeneration": 2}, bad, spec=strict, now=NOW)
+    rechecking = {**ready, "checks": 2, "activeCheck": "iris-check-2", "checkedGeneration": 2}  # spec changed
     return {
+        "rechecking": resource(manifest, generation=2, status=written(rechecking, 2)),
         "progressing": resource(manifest, generation=1, status=written(checking, 1)),
         "healthy": resource(manifest, generation=1, status=written(ready, 1)),
         "degraded": resource(manifest, generation=2, status=written(failed, 2)),
@@ -243,6 +245,7 @@ def dataset_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
         ("progressing", "Progressing", "waiting for the first validated version of the data"),
         ("healthy", "Healthy", "is available (150 rows)"),
         ("degraded", "Degraded", "SchemaViolation: "),
+        ("rechecking", "Progressing", "checking the source against generation 2"),
         ("stale", "Progressing", "Waiting for the operator to observe generation 2"),
         ("no-status", "Progressing", "Waiting for the operator to observe generation 1"),
     ],

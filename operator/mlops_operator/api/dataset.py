@@ -168,6 +168,7 @@ class DatasetCheck(StatusModel):
     reason: str = Field(description="CamelCase reason (ValidationSucceeded, SchemaViolation, ...).")
     message: str = Field(default="", description="What was found, naming the offending columns and rows.")
     at: Timestamp = Field(description="When the check finished.")
+    generation: int | None = Field(default=None, description="The .metadata.generation the check was for.")
 
 
 class DatasetStatus(StatusModel):

@@ -47,9 +47,11 @@ def apply_check_result(
 ) -> dict[str, Any]:
     """Status after a finished check: a new version joins the history; a failure keeps the last good one."""
     status = {**status, "lastCheckedAt": now}
+    generation = status.get("checkedGeneration")
     if not result.get("ok"):
         reason = result.get("reason") or c.SOURCE_UNAVAILABLE
-        status["lastCheck"] = {"succeeded": False, "reason": reason, "message": result.get("message", ""), "at": now}
+        status["lastCheck"] = {"succeeded": False, "reason": reason, "message": result.get("message", ""), "at": now,
+                               "generation": generation}  # fmt: skip
         return status
     version = result["version"]
     history = [h for h in status.get("history") or [] if h.get("version") != version]
@@ -72,6 +74,7 @@ def apply_check_result(
             "reason": c.VALIDATION_SUCCEEDED,
             "message": f"version {version} with {result['rows']} rows",
             "at": now,
+            "generation": generation,
         },
     )
     return status
@@ -82,9 +85,16 @@ def dataset_conditions(status: dict[str, Any], *, generation: int | None, now: s
     conditions = status.get("conditions") or []
     check = status.get("lastCheck")
     version = status.get("version")
+    stale = check is not None and check.get("generation") not in (None, generation)
     if check is None:
         validated = ("Unknown", c.VALIDATION_PENDING, "the first check of the source is under way")
         ready, phase = ("False", c.VALIDATION_PENDING, "waiting for the first validated version of the data"), "Pending"
+    elif stale:
+        # The spec changed since the last finished check: nothing is validated against it yet.
+        words = f"checking the source against generation {generation}"
+        kept = f"; version {version} (checked against generation {check['generation']}) stays available"
+        validated = ("Unknown", c.VALIDATION_PENDING, words)
+        ready, phase = ("False", c.VALIDATION_PENDING, words + (kept if version else "")), "Pending"
     elif check["succeeded"]:
         validated = ("True", c.VALIDATION_SUCCEEDED, check["message"])
         ready, phase = ("True", c.VALIDATION_SUCCEEDED, f"version {version} is available"), "Ready"
