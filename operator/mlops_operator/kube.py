@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import time
 from typing import Any
 
 import kubernetes
@@ -36,6 +38,27 @@ def server_side_apply(patch: Any, namespace: str, body: dict[str, Any]) -> Any:
     """Server-side apply of a child we own (field manager mlops-operator): idempotent, no read-modify-write."""
     return patch(body["metadata"]["name"], namespace, body, field_manager=FIELD_MANAGER, force=True,
                  _content_type="application/apply-patch+yaml")  # fmt: skip
+
+
+# An unchanged child is re-applied at least this often: often enough to recreate one a person deleted,
+# rarely enough that a 1 s resync does not send every child to the API server every second.
+REAPPLY_UNCHANGED_SECONDS = 10.0
+_last_applied: dict[tuple[str, str, str], tuple[str, float]] = {}
+
+
+def server_side_apply_if_changed(patch: Any, namespace: str, body: dict[str, Any]) -> bool:
+    """`server_side_apply` unless this very body was applied less than REAPPLY_UNCHANGED_SECONDS ago.
+
+    Only an optimisation: nothing is decided from it, and a restarted operator simply applies again.
+    Returns whether it applied."""
+    key = (body["kind"], namespace, body["metadata"]["name"])
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    last = _last_applied.get(key)
+    if last and last[0] == digest and time.monotonic() - last[1] < REAPPLY_UNCHANGED_SECONDS:
+        return False
+    server_side_apply(patch, namespace, body)
+    _last_applied[key] = (digest, time.monotonic())
+    return True
 
 
 def batch() -> kubernetes.client.BatchV1Api:

@@ -125,9 +125,9 @@ def apply_serving(spec: ModelDeploymentSpec, status: dict[str, Any], *, observed
         key = "stable" if variant == "stable" else ("canary" if canary else None)
         if key:
             status[key] = {**status[key], "replicas": replicas, "readyReplicas": ready}
-        kube.server_side_apply(core.patch_namespaced_service, namespace,
-                               desired_variant_service(md=name, uid=observed.uid, variant=variant))  # fmt: skip
-    kube.server_side_apply(
+        variant_service = desired_variant_service(md=name, uid=observed.uid, variant=variant)
+        kube.server_side_apply_if_changed(core.patch_namespaced_service, namespace, variant_service)
+    kube.server_side_apply_if_changed(
         core.patch_namespaced_service, namespace, desired_service(md=name, uid=observed.uid, spec=spec)
     )
     if gateway:
