@@ -27,10 +27,8 @@ from . import __version__
 from .api import GROUP, VERSION
 from .api.modeldeployment import CanaryStep, ModelDeploymentSpec
 from .registry import APPROVED_ANNOTATION, MODEL_LABEL
-from .rollout.canary import PAUSE_INCONCLUSIVE, PAUSE_SPEC, PAUSE_STEP, seconds
+from .rollout.canary import COMMANDS, PAUSE_INCONCLUSIVE, PAUSE_SPEC, PAUSE_STEP, seconds
 
-# The annotations the ModelDeployment controller reads (controllers.modeldeployment.COMMANDS).
-COMMANDS = {"promote": f"{GROUP}/promote", "abort": f"{GROUP}/abort", "resume": f"{GROUP}/resume"}
 LABEL_WIDTH = 18  # the values of `status` start in one column, whichever labels a view has
 REQUEST_TIMEOUT = (5, 30)  # seconds: connect, read
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import KUBECONFIG, REPO, STATE, Kubectl, add_artifact_volume, wait_for
+from support import KUBECONFIG, REPO, Kubectl, add_artifact_volume, wait_for
 
 CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
 
@@ -78,18 +78,9 @@ def _healthy(port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def prometheus(cluster: Kubectl) -> str:
-    """The local cluster's Prometheus (Debian's package), scraping the annotated pods: model servers, the operator."""
-    url = subprocess.run([*CLUSTER, "prometheus-url"], capture_output=True, text=True, check=True).stdout.strip()
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    wait_for(ready, timeout=60, what=f"Prometheus /-/ready at {url} (log: {STATE / 'logs/prometheus.log'})")
-    return url
+    """The local cluster's Prometheus (Debian's package), scraping the annotated pods: model servers, the operator.
+    It is one of the cluster's components: `cluster.py up` and `status` already waited for it to be ready."""
+    return subprocess.run([*CLUSTER, "prometheus-url"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 class DeployedOperator:

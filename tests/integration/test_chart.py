@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 
 import pytest
 
@@ -25,15 +24,6 @@ def helm(cluster: Kubectl, *args: str, check: bool = True) -> subprocess.Complet
     return done
 
 
-@pytest.fixture
-def release_namespace(cluster: Kubectl) -> str:
-    name = f"chart-{uuid.uuid4().hex[:6]}"
-    cluster.run("create", "namespace", name)
-    cluster.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
-    yield name
-    cluster.run("delete", "namespace", name, "--wait=false", check=False)
-
-
 @pytest.mark.parametrize(
     "values",
     [
@@ -44,10 +34,10 @@ def release_namespace(cluster: Kubectl) -> str:
     ],
     ids=["defaults", "ha", "namespaced-ha", "artifacts"],
 )
-def test_rendered_chart_is_accepted_by_the_api_server(cluster: Kubectl, release_namespace: str, values) -> None:
-    values = [v.replace("NS", release_namespace) for v in values]
-    rendered = helm(cluster, "template", f"dry-{release_namespace}", CHART, "-n", release_namespace, *values).stdout
-    applied = cluster.run("apply", "--dry-run=server", "-n", release_namespace, "-f", "-", input=rendered)
+def test_rendered_chart_is_accepted_by_the_api_server(cluster: Kubectl, namespace: str, values) -> None:
+    values = [v.replace("NS", namespace) for v in values]
+    rendered = helm(cluster, "template", f"dry-{namespace}", CHART, "-n", namespace, *values).stdout
+    applied = cluster.run("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=rendered)
     kinds = {line.split("/")[0] for line in applied.stdout.splitlines()}
     assert {"deployment.apps", "serviceaccount"} <= kinds, applied.stdout
 
@@ -67,8 +57,8 @@ def _available(cluster: Kubectl, release: str, namespace: str, generation_at_lea
     )
 
 
-def test_install_upgrade_uninstall_keeps_crds_user_objects_and_models(cluster: Kubectl, release_namespace: str) -> None:
-    ns, release = release_namespace, f"lc-{release_namespace[-6:]}"
+def test_install_upgrade_uninstall_keeps_crds_user_objects_and_models(cluster: Kubectl, namespace: str) -> None:
+    ns, release = namespace, f"lc-{namespace[-6:]}"
     fullname = f"{release}-mlops-operator"
     common = ["-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
               "--set", f"watchNamespaces={{{ns}}}", "--set", f"artifacts.namespaces={{{ns}}}"]  # fmt: skip
@@ -107,8 +97,8 @@ def _log(cluster: Kubectl, ns: str, pod: str) -> str:
     return cluster.run("logs", pod, "-n", ns, check=False).stdout
 
 
-def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, release_namespace: str) -> None:
-    ns, release = release_namespace, f"ha-{release_namespace[-6:]}"
+def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: str) -> None:
+    ns, release = namespace, f"ha-{namespace[-6:]}"
     helm(cluster, "install", release, CHART, "-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
          "--set", f"watchNamespaces={{{ns}}}", "--set", "ha.enabled=true", "--set", "replicas=2",
          "--wait", "--timeout", "3m")  # fmt: skip

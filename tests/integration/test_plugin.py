@@ -19,6 +19,7 @@ from support import (
     Kubectl,
     champions,
     model_deployment_manifest,
+    status_fields,
     training_run_manifest,
     wait_for,
     wait_phase,
@@ -66,16 +67,6 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return result.stderr.strip()
 
 
-def fields(text: str) -> dict[str, str]:
-    """`Label: value` lines of the status view, by label."""
-    found = {}
-    for line in text.splitlines():
-        label, sep, value = line.partition(":")
-        if sep and not line.startswith(" ") and value.startswith(" "):
-            found.setdefault(label, value.strip())
-    return found
-
-
 def md_status(cluster: Kubectl, ns: str) -> dict:
     return (cluster.get("modeldeployment", "iris", ns) or {}).get("status") or {}
 
@@ -100,7 +91,7 @@ def test_status_of_a_served_model(cluster: Kubectl, ns: str) -> None:
     cluster.apply(model_deployment_manifest("iris", **SPEC), ns)
     wait_phase(cluster, "modeldeployment", "iris", ns, ("Healthy",), timeout=120)
     for run in (plugin, kubectl_mlops):
-        shown = fields(ok(run(cluster, "status", "iris", "-n", ns)))
+        shown = status_fields(ok(run(cluster, "status", "iris", "-n", ns)))
         assert (shown["Name"], shown["Namespace"], shown["Phase"]) == ("iris", ns, "Healthy"), shown
         assert shown["Model"] == "iris (follows its champion)"
         assert shown["Stable"].split()[:3] == ["iris-baseline", "weight", "100%"], shown
@@ -113,7 +104,7 @@ def test_status_of_a_served_model(cluster: Kubectl, ns: str) -> None:
 def test_status_shows_stable_and_canary_and_promote_moves_the_manual_pauses_on(cluster: Kubectl, ns: str) -> None:
     cluster.apply((REPO / "examples/trainingrun-iris-logreg.yaml").read_text(), ns)
     wait_for(lambda: held_at_gate(cluster, ns, "iris-logreg", 1), timeout=240, what="iris-logreg at the first gate")
-    shown = fields(ok(kubectl_mlops(cluster, "status", "iris", "-n", ns)))
+    shown = status_fields(ok(kubectl_mlops(cluster, "status", "iris", "-n", ns)))
     assert shown["Phase"] == "Paused"
     assert shown["Stable"].split()[:3] == ["iris-baseline", "weight", "50%"], shown
     assert shown["Canary"].split()[:5] == ["iris-logreg", "weight", "50%", "(desired", "50%)"], shown
@@ -128,7 +119,9 @@ def test_status_shows_stable_and_canary_and_promote_moves_the_manual_pauses_on(c
     assert annotations["mlops.dev/promote"] == token
     status = wait_for(lambda: held_at_gate(cluster, ns, "iris-logreg", 2), timeout=60, what="the second gate")
     assert status["handledCommands"]["promote"] == token
-    assert fields(ok(plugin(cluster, "status", "md/iris", "-n", ns)))["Step"].startswith("3/3 pause until promoted")
+    assert status_fields(ok(plugin(cluster, "status", "md/iris", "-n", ns)))["Step"].startswith(
+        "3/3 pause until promoted"
+    )
 
     second = ok(plugin(cluster, "promote", "iris", "-n", ns))
     assert token_of(second, "promote") != token, "every request is a fresh token"
@@ -139,7 +132,7 @@ def test_status_shows_stable_and_canary_and_promote_moves_the_manual_pauses_on(c
         what="iris-logreg promoted",
     )
     assert promoted.get("canary") is None and promoted["history"][0]["outcome"] == "Promoted"
-    wait_for(lambda: fields(ok(plugin(cluster, "status", "iris", "-n", ns)))["Phase"] == "Healthy", timeout=120,
+    wait_for(lambda: status_fields(ok(plugin(cluster, "status", "iris", "-n", ns)))["Phase"] == "Healthy", timeout=120,
              what="the plugin to show iris-logreg Healthy")  # fmt: skip
 
 
@@ -168,14 +161,14 @@ def test_approve_promotes_a_manual_gated_training_run(cluster: Kubectl, ns: str)
 
 def test_abort_rolls_the_canary_back(cluster: Kubectl, ns: str) -> None:
     wait_for(lambda: held_at_gate(cluster, ns, "iris-tree", 1), timeout=240, what="iris-tree at the first gate")
-    shown = fields(ok(plugin(cluster, "status", "iris", "-n", ns)))
+    shown = status_fields(ok(plugin(cluster, "status", "iris", "-n", ns)))
     assert shown["Stable"].startswith("iris-logreg") and shown["Canary"].startswith("iris-tree"), shown
     out = ok(kubectl_mlops(cluster, "abort", "iris", "-n", ns))
     assert "iris-tree is rolled back: iris-logreg takes all traffic" in out
     status = wait_for(lambda: (s := md_status(cluster, ns)).get("degraded") and s, timeout=60, what="the rollback")
     assert status["degraded"]["reason"] == "Aborted" and status["stable"]["version"] == "iris-logreg"
     assert "iris-tree" in status["failedVersions"] and status.get("canary") is None
-    shown = fields(ok(plugin(cluster, "status", "iris", "-n", ns)))
+    shown = status_fields(ok(plugin(cluster, "status", "iris", "-n", ns)))
     assert shown["Phase"] == "Degraded" and shown["Degraded"] == "Aborted: aborted by the user"
     assert shown["Failed versions"] == "iris-tree (not retried automatically)"
     assert shown["Canary"] == "none: no rollout in progress"
@@ -221,7 +214,7 @@ def test_contexts_namespaces_and_permissions(cluster: Kubectl, ns: str, tmp_path
     assert "system:serviceaccount" in denied
     assert one_line_error(kubectl_mlops(cluster, "status", "iris", kubeconfig=str(kubeconfig))) == denied
     # The namespace comes from the chosen context: no -n.
-    shown = fields(ok(plugin(cluster, "--context", "admin-here", "status", "iris", kubeconfig=str(kubeconfig))))
+    shown = status_fields(ok(plugin(cluster, "--context", "admin-here", "status", "iris", kubeconfig=str(kubeconfig))))
     assert (shown["Namespace"], shown["Stable"].split()[0]) == (ns, "iris-logreg")
     history = ok(kubectl_mlops(cluster, "history", "iris", "--context=admin-here", kubeconfig=str(kubeconfig)))
     assert "iris-tree" in history

@@ -156,3 +156,13 @@ def deployed_operator_namespace(kubectl: Kubectl, prefix: str) -> Iterator[str]:
         yield namespace
     finally:
         kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def status_fields(text: str) -> dict[str, str]:
+    """`Label: value` lines of the status view, by label."""
+    found = {}
+    for line in text.splitlines():
+        label, sep, value = line.partition(":")
+        if sep and not line.startswith(" ") and value.startswith(" "):
+            found.setdefault(label, value.strip())
+    return found

@@ -17,6 +17,7 @@ from mlops_operator import plugin
 from mlops_operator.api.modeldeployment import ModelDeploymentSpec
 from mlops_operator.registry import APPROVED_ANNOTATION
 from mlops_operator.rollout.canary import Observation, Target, next_rollout
+from support import status_fields
 
 NOW = dt.datetime(2026, 3, 2, 10, 6, 2, tzinfo=dt.UTC)
 URI = "pvc://mlops-artifacts/models/ml/iris/"
@@ -164,22 +165,12 @@ FRESH = {
 SAMPLES = {"mid-canary": MID_CANARY, "manual-gate": MANUAL_GATE, "rolled-back": ROLLED_BACK, "fresh": FRESH}
 
 
-def lines_of(text: str) -> dict[str, str]:
-    """`Label: value` lines of the status view, by label."""
-    found = {}
-    for line in text.splitlines():
-        label, sep, value = line.partition(":")
-        if sep and not line.startswith(" ") and value.startswith(" "):
-            found.setdefault(label, value.strip())
-    return found
-
-
 # ------------------------------------------------------------------------------------------- status
 
 
 def test_mid_canary_shows_both_versions_the_step_and_the_analysis() -> None:
     text = plugin.render_status(MID_CANARY, now=NOW)
-    shown = lines_of(text)
+    shown = status_fields(text)
     assert shown["Model"] == "iris (follows its champion)"
     assert shown["Phase"] == "Progressing"
     assert shown["Ready"] == "False, RolloutInProgress: rolling out iris-logreg"
@@ -206,7 +197,7 @@ def test_achieved_weight_differs_from_the_desired_one_with_few_replicas() -> Non
     md = copy.deepcopy(MID_CANARY)
     md["spec"] = {**EXAMPLE_SPEC, "replicas": 2}
     md["status"]["canary"].update(weight=50, stepIndex=0, readyReplicas=0, stepStartedAt="2026-03-02T10:05:00Z")
-    shown = lines_of(plugin.render_status(md, now=NOW))
+    shown = status_fields(plugin.render_status(md, now=NOW))
     assert shown["Canary"] == "iris-logreg     weight 50% (desired 25%)   pods 0/1 ready"
     assert shown["Step"] == "1/6 setWeight 25%: waiting for canary pods (0/1 ready); rolled back in 3m58s unless ready"
 
@@ -214,7 +205,7 @@ def test_achieved_weight_differs_from_the_desired_one_with_few_replicas() -> Non
 def test_a_timed_pause_shows_the_time_left() -> None:
     md = copy.deepcopy(MID_CANARY)
     md["status"]["canary"].update(stepIndex=1, pauseStartedAt="2026-03-02T10:05:44Z")
-    assert lines_of(plugin.render_status(md, now=NOW))["Step"] == "2/6 pause 30s: 12s left"
+    assert status_fields(plugin.render_status(md, now=NOW))["Step"] == "2/6 pause 30s: 12s left"
 
 
 def test_paused_at_a_manual_gate_says_how_to_promote() -> None:
@@ -242,14 +233,14 @@ def test_paused_on_inconclusive_analysis_says_how_to_resume() -> None:
     md = copy.deepcopy(MID_CANARY)
     md["status"].update(pauseReason="InconclusiveAnalysis", phase="Paused")
     md["status"]["canary"]["inconclusives"] = 4
-    step = lines_of(plugin.render_status(md, now=NOW))["Step"]
+    step = status_fields(plugin.render_status(md, now=NOW))["Step"]
     assert step.startswith("3/6 analysis: paused: 4 inconclusive measurements in a row (no data)")
     assert "`kubectl mlops resume iris -n ml`" in step
 
 
 def test_rolled_back_shows_why_and_the_failed_version() -> None:
     text = plugin.render_status(ROLLED_BACK, now=NOW)
-    shown = lines_of(text)
+    shown = status_fields(text)
     assert shown["Phase"] == "Degraded"
     assert shown["Ready"] == "False, AnalysisFailed: accuracy 0.5833 < 0.8"
     assert shown["Stable"] == "iris-logreg   weight 100%   pods 4/4 ready"
@@ -262,10 +253,10 @@ def test_rolled_back_shows_why_and_the_failed_version() -> None:
 def test_the_post_promotion_guard_is_shown_during_its_window() -> None:
     md = copy.deepcopy(ROLLED_BACK)
     md["status"].update(promotedAt="2026-03-02T10:00:02Z", degraded=None, guardFailures=1, phase="Healthy")
-    shown = lines_of(plugin.render_status(md, now=NOW))
+    shown = status_fields(plugin.render_status(md, now=NOW))
     assert shown["Guard"] == "judging iris-logreg for 4m more; 1/2 failed measurements roll back to iris-baseline"
     md["status"]["promotedAt"] = "2026-03-02T09:50:00Z"
-    assert "Guard" not in lines_of(plugin.render_status(md, now=NOW))
+    assert "Guard" not in status_fields(plugin.render_status(md, now=NOW))
 
 
 def test_a_fresh_object_without_status() -> None:
@@ -280,9 +271,9 @@ def test_a_fresh_object_without_status() -> None:
 def test_a_spec_ahead_of_status_and_an_invalid_spec_still_render() -> None:
     md = copy.deepcopy(MID_CANARY)
     md["metadata"]["generation"] = 2
-    assert "status is of generation 1, the spec is at 2" in lines_of(plugin.render_status(md, now=NOW))["Note"]
+    assert "status is of generation 1, the spec is at 2" in status_fields(plugin.render_status(md, now=NOW))["Note"]
     md["spec"] = {"model": {"name": "iris"}, "replicas": 0}  # slipped past the schema
-    shown = lines_of(plugin.render_status(md, now=NOW))
+    shown = status_fields(plugin.render_status(md, now=NOW))
     assert shown["Canary"] == "iris-logreg     weight 25%   pods 1/1 ready"
     assert shown["Step"] == "3: unknown: the spec is invalid"
 
@@ -298,7 +289,7 @@ def test_the_state_machines_own_status_renders() -> None:
     status = next_rollout(spec, status, Observation(now=t0 + dt.timedelta(seconds=70), target=v2,
                                                     canary_ready_replicas=1)).status  # fmt: skip
     md = {"metadata": {"name": "iris", "namespace": "ml"}, "spec": spec_body, "status": status}
-    shown = lines_of(plugin.render_status(md, now=NOW))
+    shown = status_fields(plugin.render_status(md, now=NOW))
     assert shown["Stable"].startswith("iris-logreg") and shown["Canary"].startswith("iris-forest")
     assert shown["Step"] == "2/2 pause until promoted: waiting for `kubectl mlops promote iris -n ml`"
     assert plugin.command_effect("promote", md)[0] and not plugin.command_effect("resume", md)[0]

@@ -22,11 +22,9 @@ from ..resources.jobs import child_name
 from ..resources.routing import routed_weight, weight_patch
 from ..resources.serving import desired_server_deployment, desired_service, desired_variant_service
 from ..rollout.analysis import measure
-from ..rollout.canary import Observation, Target, measurement_due, next_rollout, replica_split
+from ..rollout.canary import COMMANDS, Observation, Target, measurement_due, next_rollout, replica_split
 from .common import Observed, Outcome, register_reconciler
 from .metrics import CANARY_WEIGHT, ROLLBACKS
-
-COMMANDS = {"promote": "mlops.dev/promote", "abort": "mlops.dev/abort", "resume": "mlops.dev/resume"}
 
 
 def resolve_target(spec: ModelDeploymentSpec, namespace: str) -> tuple[Target | None, str, str]:

@@ -27,6 +27,8 @@ WAIT_FOR_PODS = 1.0  # seconds between looks while pods become ready
 PAUSE_STEP = "PauseStep"  # an indefinite pause step: waits for promote
 PAUSE_INCONCLUSIVE = "InconclusiveAnalysis"  # too many measurements without data: waits for resume
 PAUSE_SPEC = "SpecPaused"  # spec.paused
+# Manual controls: annotations whose every new value (a token) the controller acts on once.
+COMMANDS = {"promote": "mlops.dev/promote", "abort": "mlops.dev/abort", "resume": "mlops.dev/resume"}
 
 
 def seconds(duration: str) -> float:
