@@ -158,9 +158,15 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
 
     from . import controllers  # noqa: F401  (registers the handlers)
+    from .adapters import kube
+
+    kube.count_kopf_requests()  # before kopf's first request
 
     kopf.configure(verbose=args.verbose, log_prefix=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # not a line per liveness probe
+    # kopf logs "Handler ... succeeded" per watch event at INFO, and posts what it logs per object as
+    # Events: a write per event. Warnings and errors still reach both; decisions are posted explicitly.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.metrics_port:
         import prometheus_client
 

@@ -12,6 +12,7 @@ class OperatorConfig:
     image_pull_policy: str = "IfNotPresent"
     artifact_pvc: str = "mlops-artifacts"  # in each namespace, the claim that holds its artifacts
     artifact_mount: str = "/artifacts"
+    prometheus_url: str | None = None  # for analysis, unless a ModelDeployment names its own
 
     @property
     def store_uri(self) -> str:
@@ -23,4 +24,5 @@ class OperatorConfig:
             image=os.environ.get("MLOPS_IMAGE", cls.image),
             image_pull_policy=os.environ.get("MLOPS_IMAGE_PULL_POLICY", cls.image_pull_policy),
             artifact_pvc=os.environ.get("MLOPS_ARTIFACT_PVC", cls.artifact_pvc),
+            prometheus_url=os.environ.get("MLOPS_PROMETHEUS_URL") or None,
         )

@@ -118,7 +118,7 @@ def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: 
         active, standby = sorted(names, key=announced.get, reverse=True)  # kopf: the highest priority works
 
         def handled_by(name: str, dataset: str) -> bool:
-            return f"[{ns}/{dataset}] Handler 'reconcile-datasets' succeeded" in _log(cluster, ns, name)
+            return f"[{ns}/{dataset}] datasets reconciled" in _log(cluster, ns, name)
 
         dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "first"},
                    "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"}}  # fmt: skip

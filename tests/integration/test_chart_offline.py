@@ -35,11 +35,12 @@ KINDS = ("datasets", "trainingruns", "modeldeployments")
 NAMESPACED_RULES = {
     *{("mlops.dev", kind, verb) for kind in KINDS for verb in ("get", "list", "watch", "patch")},
     *{("mlops.dev", f"{kind}/status", verb) for kind in KINDS for verb in ("get", "patch")},
-    ("batch", "jobs", "get"), ("batch", "jobs", "create"),
-    ("", "pods", "list"), ("", "persistentvolumeclaims", "get"), ("", "configmaps", "get"),
-    *{("apps", "deployments", v) for v in ("get", "create", "patch")},
-    *{("", "services", v) for v in ("get", "create", "patch")},
-    ("gateway.networking.k8s.io", "httproutes", "get"), ("gateway.networking.k8s.io", "httproutes", "patch"),
+    *{("batch", "jobs", v) for v in ("get", "list", "watch", "create")},
+    ("", "pods", "list"), ("", "pods", "watch"), ("", "configmaps", "get"),
+    *{("", "persistentvolumeclaims", v) for v in ("get", "list", "watch")},
+    *{("apps", "deployments", v) for v in ("get", "list", "watch", "create", "patch")},
+    *{("", "services", v) for v in ("get", "list", "watch", "create", "patch")},
+    *{("gateway.networking.k8s.io", "httproutes", v) for v in ("get", "list", "watch", "patch")},
     ("", "events", "create"), ("events.k8s.io", "events", "create"),
 }  # fmt: skip
 CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}

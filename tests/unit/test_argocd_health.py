@@ -202,13 +202,13 @@ def resource(manifest: dict[str, Any], *, generation: int, status: dict[str, Any
     return obj
 
 
-# Dataset: the check Job's result folded in by the controller (apply_check_result, dataset_conditions).
+# Dataset: the check Job's result folded in by the controller (apply_check_result, then the conditions).
 
 
 @pytest.fixture(scope="module")
 def dataset_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    from mlops_operator.api.dataset import DatasetSpec
-    from mlops_operator.controllers.dataset import apply_check_result, dataset_conditions
+    from mlops_operator.api.dataset import DatasetSpec, DatasetStatus
+    from mlops_operator.controllers.dataset import apply_check_result, wire, with_conditions
     from mlops_operator.data.check import run_check
     from mlops_operator.storage import ArtifactStore
 
@@ -216,19 +216,18 @@ def dataset_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
     spec = DatasetSpec.model_validate(manifest["spec"])
     store = ArtifactStore.from_uri("pvc://mlops-artifacts", str(tmp_path_factory.mktemp("store")))
 
-    def written(status: dict[str, Any], generation: int) -> dict[str, Any]:
-        conditions, phase = dataset_conditions(status, generation=generation, now=NOW)
-        return {**status, "conditions": conditions, "phase": phase, "observedGeneration": generation}
+    def written(status: DatasetStatus, generation: int) -> dict[str, Any]:
+        return wire(with_conditions(status, generation=generation, now=NOW))
 
-    checking = {"checks": 1, "activeCheck": "iris-check-1", "checkedGeneration": 1}
+    checking = DatasetStatus(checks=1, active_check="iris-check-1", checked_generation=1)
     good = run_check(spec, namespace=NAMESPACE, name="iris", store=store, input_dir=tmp_path_factory.mktemp("in"))
     assert good["ok"], good
-    ready = apply_check_result({**checking, "activeCheck": None}, good, spec=spec, now=NOW)
+    ready = apply_check_result(checking.model_copy(update={"active_check": None}), good, spec=spec, now=NOW)
     strict = DatasetSpec.model_validate({**manifest["spec"], "schema": {**manifest["spec"]["schema"], "minRows": 1000}})
     bad = run_check(strict, namespace=NAMESPACE, name="iris", store=store, input_dir=tmp_path_factory.mktemp("in"))
     assert bad["reason"] == "SchemaViolation", bad
-    failed = apply_check_result({**ready, "checkedGeneration": 2}, bad, spec=strict, now=NOW)
-    rechecking = {**ready, "checks": 2, "activeCheck": "iris-check-2", "checkedGeneration": 2}  # spec changed
+    failed = apply_check_result(ready.model_copy(update={"checked_generation": 2}), bad, spec=strict, now=NOW)
+    rechecking = ready.model_copy(update={"checks": 2, "active_check": "iris-check-2", "checked_generation": 2})
     return {
         "rechecking": resource(manifest, generation=2, status=written(rechecking, 2)),
         "progressing": resource(manifest, generation=1, status=written(checking, 1)),
@@ -266,13 +265,14 @@ def test_dataset_failed_check_names_the_problem_and_the_kept_version(dataset_sam
 def _trainingrun(
     manifest: dict[str, Any], status: dict[str, Any], *, generation: int = 1, observed: int | None = None
 ) -> dict[str, Any]:
-    from mlops_operator.controllers.trainingrun import training_conditions
+    from mlops_operator.api.trainingrun import TrainingRunStatus
+    from mlops_operator.controllers.trainingrun import training_conditions, wire
 
     observed = generation if observed is None else observed
-    conditions = training_conditions(status, generation=observed, now=NOW)
-    return resource(
-        manifest, generation=generation, status={**status, "conditions": conditions, "observedGeneration": observed}
-    )
+    parsed = TrainingRunStatus.model_validate(status)
+    conditions = training_conditions(parsed, generation=observed, now=NOW)
+    settled = parsed.model_copy(update={"conditions": conditions, "observed_generation": observed})
+    return resource(manifest, generation=generation, status=wire(settled))
 
 
 def _promotion(manifest: dict[str, Any], metrics: dict[str, float], *, approved: bool = False) -> dict[str, Any]:
@@ -283,7 +283,7 @@ def _promotion(manifest: dict[str, Any], metrics: dict[str, float], *, approved:
     spec = TrainingRunSpec.model_validate(manifest["spec"])
     champion = Champion(name="iris-baseline", metrics={"accuracy": 0.3333})
     decision = decide_promotion(metrics=metrics, promotion=spec.promotion, champion=champion, approved=approved)
-    return decision.as_status(decided_at=NOW)
+    return decision.as_status(decided_at=NOW).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 @pytest.fixture(scope="module")
@@ -396,6 +396,7 @@ class Rollout:
                   commands: dict[str, str] | None = None, why: str = "") -> Rollout:  # fmt: skip
         import datetime as dt
 
+        from mlops_operator.api.modeldeployment import ModelDeploymentStatus
         from mlops_operator.controllers.modeldeployment import deployment_conditions
         from mlops_operator.rollout.canary import Observation, Target, next_rollout, replica_split
 
@@ -407,20 +408,19 @@ class Rollout:
             measurement_message=message,
             commands=commands or {},
         )
-        decision = next_rollout(self.spec, self.status, observation)
+        decision = next_rollout(self.spec, ModelDeploymentStatus.model_validate(self.status), observation)
         status = decision.status
-        if status.get("stable"):  # what apply_serving records after applying the Deployments
-            canary = status.get("canary")
+        if status.stable:  # what apply_serving records after applying the Deployments
+            canary, stable = status.canary, status.stable
             stable_replicas, canary_replicas = replica_split(self.spec.replicas, decision.canary_weight)
             achieved = round(100 * canary_replicas / max(stable_replicas + canary_replicas, 1)) if canary else 0
-            ready = stable_replicas if ready_stable is None else ready_stable
-            status["stable"] = {**status["stable"], "replicas": stable_replicas, "readyReplicas": ready,
-                                "weight": 100 - achieved}  # fmt: skip
+            stable.replicas, stable.weight = stable_replicas, 100 - achieved
+            stable.ready_replicas = stable_replicas if ready_stable is None else ready_stable
             if canary:
-                status["canary"] = {**canary, "replicas": canary_replicas, "readyReplicas": ready_canary,
-                                    "weight": achieved}  # fmt: skip
-        conditions, phase = deployment_conditions(status, why=why, generation=1, now=NOW)
-        self.status = {**status, "conditions": conditions, "phase": phase, "observedGeneration": 1}
+                canary.replicas, canary.ready_replicas, canary.weight = canary_replicas, ready_canary, achieved
+        status.conditions, status.phase = deployment_conditions(status, why=why, generation=1, now=NOW)
+        status.observed_generation = 1
+        self.status = status.model_dump(mode="json", by_alias=True, exclude_none=True)
         return self
 
     def object(self, *, generation: int = 1) -> dict[str, Any]:

@@ -1,23 +1,26 @@
 """The canary state machine as a table of situations: advance, pause, manual gate, inconclusive,
-failure limit, abort, promote, post-promotion guard, and resuming from status after a restart."""
+failure limit, abort, promote, post-promotion guard, resuming from status after a restart, and when
+the rollout next needs a look by itself."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 
-from mlops_operator.api.modeldeployment import ModelDeploymentSpec
+from mlops_operator.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from mlops_operator.rollout import timing
+from mlops_operator.rollout.analysis import metrics_to_judge
 from mlops_operator.rollout.canary import (
     PAUSE_INCONCLUSIVE,
+    PAUSE_SPEC,
     PAUSE_STEP,
     Observation,
     Target,
-    measurement_due,
     next_rollout,
     replica_split,
 )
+from mlops_operator.rollout.timing import measurement_due, next_wake
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 V1 = Target("v1", "pvc://a/models/ns/m/v1", "1" * 64)
@@ -35,131 +38,211 @@ def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
+def stored(status: ModelDeploymentStatus) -> ModelDeploymentStatus:
+    """The status as the API server hands it back: all a (restarted) operator has."""
+    return ModelDeploymentStatus.model_validate(status.model_dump(by_alias=True, mode="json"))
+
+
 def step(s, status, seconds, target=V2, **obs):
-    decision = next_rollout(s, json.loads(json.dumps(status)), Observation(now=at(seconds), target=target, **obs))
+    decision = next_rollout(s, stored(status), Observation(now=at(seconds), target=target, **obs))
     return decision, decision.status
 
 
-def stable_on_v1() -> dict:
-    return step(spec(), {}, 0, target=V1)[1]
+def stable_on_v1() -> ModelDeploymentStatus:
+    return step(spec(), ModelDeploymentStatus(), 0, target=V1)[1]
+
+
+def canary_of_v2(s: ModelDeploymentSpec, seconds: float) -> ModelDeploymentStatus:
+    """v2 begins its canary over v1 at `seconds`; its pods come in a later observation."""
+    return step(s, stable_on_v1(), seconds)[1]
 
 
 def test_first_version_is_served_at_once() -> None:
-    decision, status = step(spec(), {}, 0, target=V1)
-    assert status["stable"]["version"] == "v1" and status.get("canary") is None
+    decision, status = step(spec(), ModelDeploymentStatus(), 0, target=V1)
+    assert status.stable.version == "v1" and status.canary is None
     assert decision.canary_weight == 0 and decision.events[0][1] == "Deployed"
+    assert decision.wake_at is None, "nothing to guard: settled"
 
 
 def test_a_new_version_walks_through_the_steps_to_promotion() -> None:
     s = spec(replicas=4)
     d, st = step(s, stable_on_v1(), 10)
-    assert (st["canary"]["version"], d.canary_weight, d.requeue_after) == ("v2", 20, 1.0)  # waits for pods
+    assert (st.canary.version, d.canary_weight) == ("v2", 20)
+    assert d.wake_at == at(310), "waiting for pods: only the progress deadline wakes it"
     d, st = step(s, st, 11, canary_ready_replicas=4)
-    assert st["canary"]["stepIndex"] == 1 and st["canary"]["pauseStartedAt"] == "2026-01-01T00:00:11.000Z"
-    assert d.requeue_after == pytest.approx(60)
+    assert st.canary.step_index == 1 and st.canary.pause_started_at == "2026-01-01T00:00:11.000Z"
+    assert timing.pause_end(s, st.canary) == at(71)
+    assert d.wake_at == at(11), "a ready canary pod never measured: measure at once"
+    d, st = step(s, st, 12, canary_ready_replicas=4, measurement="Successful")
+    assert d.wake_at == at(42), "the next measurement comes before the pause ends"
     d, st = step(s, st, 40, canary_ready_replicas=4)
-    assert st["canary"]["stepIndex"] == 1 and d.requeue_after == pytest.approx(31)
+    assert st.canary.step_index == 1 and timing.pause_end(s, st.canary) - at(40) == dt.timedelta(seconds=31)
     d, st = step(s, st, 71, canary_ready_replicas=4)
-    assert st["canary"]["stepIndex"] == 2, "pause over: now the analysis step"
+    assert st.canary.step_index == 2, "pause over: now the analysis step"
     d, st = step(s, st, 72, canary_ready_replicas=4, measurement="Inconclusive", measurement_message="no data")
-    assert st["canary"]["stepIndex"] == 2, "no data never passes an analysis step"
+    assert st.canary.step_index == 2, "no data never passes an analysis step"
+    assert st.canary.step_successes == 0, "the success during the pause does not count for the analysis step"
     d, st = step(s, st, 102, canary_ready_replicas=1, measurement="Successful")
-    assert st["canary"]["stepIndex"] == 3 and d.canary_weight == 50, "50 % needs 2 ready canary pods of 4"
+    assert st.canary.step_index == 3 and d.canary_weight == 50, "50 % needs 2 ready canary pods of 4"
+    assert (st.canary.replicas, st.canary.ready_replicas) == (2, 1)
+    assert d.wake_at == at(132), "the next measurement, well before the deadline at 402"
     d, st = step(s, st, 103, canary_ready_replicas=2)
-    assert st["canary"]["stepIndex"] == 4 and st["pauseReason"] == PAUSE_STEP
+    assert st.canary.step_index == 4 and st.pause_reason == PAUSE_STEP
     d, st = step(s, st, 500, canary_ready_replicas=4)
-    assert st["canary"]["stepIndex"] == 4, "an indefinite pause waits for a person"
+    assert st.canary.step_index == 4, "an indefinite pause waits for a person"
     d, st = step(s, st, 501, canary_ready_replicas=4, commands={"promote": "t1"})
-    assert st.get("canary") is None and st["stable"]["version"] == "v2" and st["lastGood"]["version"] == "v1"
-    assert st["history"][0]["outcome"] == "Promoted" and d.events[-1][1] == "Promoted"
+    assert st.canary is None and st.stable.version == "v2" and st.last_good.version == "v1"
+    assert st.history[0].outcome == "Promoted" and d.events[-1][1] == "Promoted"
+    assert d.wake_at == at(501), "the post-promotion guard measures the new stable version at once"
     d, st2 = step(s, st, 502, commands={"promote": "t1"})
-    assert st2["stable"]["version"] == "v2" and st2.get("canary") is None, "a handled token does nothing twice"
+    assert st2.stable.version == "v2" and st2.canary is None, "a handled token does nothing twice"
 
 
 def test_failed_measurements_reach_the_limit_and_roll_back() -> None:
     s = spec()
-    _, st = step(s, stable_on_v1(), 10, canary_ready_replicas=4)
+    _, st = step(s, canary_of_v2(s, 10), 10, canary_ready_replicas=4)
     d, st = step(s, st, 20, canary_ready_replicas=4, measurement="Failed", measurement_message="accuracy 0.61 < 0.9")
-    assert st["canary"]["failures"] == 1
+    assert st.canary.failures == 1
     d, st = step(s, st, 50, canary_ready_replicas=4, measurement="Failed", measurement_message="accuracy 0.58 < 0.9")
-    assert st.get("canary") is None and d.canary_weight == 0 and st["stable"]["version"] == "v1"
-    assert st["failedVersions"] == ["v2"] and st["degraded"]["reason"] == "AnalysisFailed"
+    assert st.canary is None and d.canary_weight == 0 and st.stable.version == "v1"
+    assert st.failed_versions == ["v2"] and st.degraded.reason == "AnalysisFailed"
+    assert st.history[0].outcome == "RolledBack" and st.history[0].reason == "AnalysisFailed: accuracy 0.58 < 0.9"
     assert "accuracy 0.58 < 0.9" in d.events[-1][2]
     d, st = step(s, st, 100, canary_ready_replicas=4)
-    assert st.get("canary") is None, "a version rolled back here is not retried by itself"
+    assert st.canary is None, "a version rolled back here is not retried by itself"
 
 
 def test_inconclusive_measurements_pause_until_resumed() -> None:
     s = spec(steps=[{"setWeight": 20}, {"pause": {"duration": "10s"}}])
-    _, st = step(s, stable_on_v1(), 0, canary_ready_replicas=4)
+    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
+    for t in (1, 31):
+        d, st = step(s, st, t, canary_ready_replicas=4, measurement="Inconclusive", measurement_message="no data")
+    assert st.pause_reason == PAUSE_INCONCLUSIVE and d.events == [("Warning", PAUSE_INCONCLUSIVE, "paused: no data")]
+    assert d.wake_at == at(61), "held: the pause end (10 s) does not wake it, the next measurement does"
+    _, st = step(s, st, 100, canary_ready_replicas=4)
+    assert st.canary.step_index == 1, "paused: never promoted on missing evidence"
+    _, st = step(s, st, 101, canary_ready_replicas=4, commands={"resume": "r1"})
+    assert st.canary is None and st.stable.version == "v2"
+
+
+def test_promote_skips_a_step_held_on_inconclusive_analysis() -> None:
+    s = spec(steps=[{"setWeight": 20}, {"analysis": {}}, {"pause": {}}])
+    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
     for t in (1, 31):
         _, st = step(s, st, t, canary_ready_replicas=4, measurement="Inconclusive", measurement_message="no data")
-    assert st["pauseReason"] == PAUSE_INCONCLUSIVE
-    _, st = step(s, st, 100, canary_ready_replicas=4)
-    assert st["canary"]["stepIndex"] == 1, "paused: never promoted on missing evidence"
-    _, st = step(s, st, 101, canary_ready_replicas=4, commands={"resume": "r1"})
-    assert st.get("canary") is None and st["stable"]["version"] == "v2"
+    assert st.pause_reason == PAUSE_INCONCLUSIVE and st.canary.step_index == 1
+    _, st = step(s, st, 40, canary_ready_replicas=4, commands={"promote": "p1"})
+    assert st.canary.step_index == 2 and st.pause_reason == PAUSE_STEP, "one step skipped, then the manual gate"
 
 
 def test_abort_rolls_back_and_marks_the_version() -> None:
-    _, st = step(spec(), stable_on_v1(), 10, canary_ready_replicas=4)
+    _, st = step(spec(), canary_of_v2(spec(), 10), 10, canary_ready_replicas=4)
     d, st = step(spec(), st, 20, commands={"abort": "a1"})
-    assert st.get("canary") is None and st["history"][0]["outcome"] == "Aborted" and st["failedVersions"] == ["v2"]
+    assert st.canary is None and st.history[0].outcome == "Aborted" and st.failed_versions == ["v2"]
+    assert st.degraded.reason == "Aborted" and d.wake_at is None
 
 
 def test_pods_that_never_become_ready_roll_back_after_the_deadline() -> None:
     s = spec(progressDeadlineSeconds=60)
     _, st = step(s, stable_on_v1(), 0)
     d, st = step(s, st, 30)
-    assert st["canary"]["weight"] == 20
-    d, st = step(s, st, 61)
-    assert st["degraded"]["reason"] == "ProgressDeadlineExceeded" and st["stable"]["version"] == "v1"
+    assert st.canary.weight == 20 and d.wake_at == at(60) == timing.progress_deadline(s, st.canary)
+    d, st = step(s, st, 59.999)
+    assert st.canary is not None
+    for woken in (60, 61):  # woken at the deadline, or later
+        d, after = step(s, st, woken)
+        assert after.degraded.reason == "ProgressDeadlineExceeded" and after.stable.version == "v1"
+    st = after
+    assert st.degraded.message == "canary pods of v2 not ready within progressDeadlineSeconds=60"
 
 
 def test_spec_paused_freezes_the_rollout() -> None:
-    _, st = step(spec(), stable_on_v1(), 0, canary_ready_replicas=4)
-    _, st = step(spec(paused=True), st, 1000, canary_ready_replicas=4)
-    assert st["canary"]["stepIndex"] == 1 and st["pauseReason"] == "SpecPaused"
+    steps = [{"setWeight": 20}, {"pause": {"duration": "10s"}}, {"setWeight": 50}]
+    s, paused = spec(steps=steps, replicas=4), spec(steps=steps, replicas=4, paused=True)
+    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
+    _, st = step(s, st, 1, canary_ready_replicas=4, measurement="Successful")
+    d, st_paused = step(paused, st, 5, canary_ready_replicas=4)
+    assert d.wake_at == at(31), "frozen: the pause end does not wake it; measurements go on"
+    d, st_paused = step(paused, st_paused, 1000, canary_ready_replicas=4)
+    assert st_paused.canary.step_index == 1 and st_paused.pause_reason == PAUSE_SPEC
+    d, st = step(s, st, 5, canary_ready_replicas=4)
+    assert d.wake_at == at(10), "not frozen: the pause end comes first"
+    d, st = step(s, st_paused, 1001, canary_ready_replicas=1)
+    assert st.canary.step_index == 2 and st.pause_reason is None, "unfrozen: the pause, long over, completes"
 
 
 def test_restart_resumes_the_same_step_from_status() -> None:
     s = spec()
-    _, st = step(s, stable_on_v1(), 0, canary_ready_replicas=4)
-    restored = json.loads(json.dumps(st))  # all a new operator process has is status
+    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
+    restored = stored(st)  # all a new operator process has is status
     d, st = step(s, restored, 45, canary_ready_replicas=4)
-    assert st["canary"]["stepIndex"] == 1 and d.requeue_after == pytest.approx(15)
+    assert st.canary.step_index == 1 and timing.pause_end(s, st.canary) == at(60)
+    d, st = step(s, st, 60, canary_ready_replicas=4)
+    assert st.canary.step_index == 2
 
 
 def test_new_champion_mid_rollout_restarts_the_canary() -> None:
-    _, st = step(spec(), stable_on_v1(), 0, canary_ready_replicas=4)
+    _, st = step(spec(), canary_of_v2(spec(), 0), 0, canary_ready_replicas=4)
     v3 = Target("v3", "pvc://a/models/ns/m/v3", "3" * 64)
-    d, st = step(spec(), st, 5, target=v3)
-    assert st["canary"]["version"] == "v3" and st["canary"]["stepIndex"] == 0
+    d, st = step(spec(), st, 5, target=v3, canary_ready_replicas=4)
+    assert st.canary.version == "v3" and st.canary.step_index == 0, "the ready pods are v2's, not v3's"
+    assert st.canary.ready_replicas == 0 and d.wake_at == at(305)
+    assert [e[1] for e in d.events[:2]] == ["CanaryReplaced", "CanaryStarted"]
+
+
+def test_a_measurement_of_the_version_before_does_not_count_for_a_new_canary() -> None:
+    _, st = step(spec(), canary_of_v2(spec(), 0), 0, canary_ready_replicas=4)
+    v3 = Target("v3", "pvc://a/models/ns/m/v3", "3" * 64)
+    _, st = step(spec(), st, 5, target=v3, measurement="Failed", measurement_message="v2 is bad")
+    assert st.canary.version == "v3" and st.canary.failures == 0 and st.canary.last_analysis_at is None
 
 
 def test_post_promotion_guard_rolls_back_to_the_last_good_version() -> None:
     s = spec(steps=[{"setWeight": 50}], postPromotion={"window": "10m"})
-    _, st = step(s, stable_on_v1(), 0, canary_ready_replicas=4)
-    assert st["stable"]["version"] == "v2" and measurement_due(s, st, at(1))
-    _, st = step(s, st, 30, measurement="Failed", measurement_message="errorRate 0.2 > 0.05")
+    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
+    assert st.stable.version == "v2" and measurement_due(s, st, at(1))
+    d, st = step(s, st, 30, measurement="Failed", measurement_message="errorRate 0.2 > 0.05")
+    assert st.guard_failures == 1 and d.wake_at == at(60)
     d, st = step(s, st, 60, measurement="Failed", measurement_message="errorRate 0.3 > 0.05")
-    assert st["stable"]["version"] == "v1" and st["failedVersions"] == ["v2"]
-    assert st["degraded"]["reason"] == "PostPromotionAnalysisFailed" and d.events[-1][1] == "RolledBack"
+    assert st.stable.version == "v1" and st.failed_versions == ["v2"]
+    assert st.degraded.reason == "PostPromotionAnalysisFailed" and d.events[-1][1] == "RolledBack"
+    assert st.history[0].reason == "v2 failed after promotion: errorRate 0.3 > 0.05"
     assert not measurement_due(s, st, at(61)), "nothing left to guard"
+    assert d.wake_at is None
 
 
 def test_a_canary_is_measured_only_once_one_of_its_pods_is_ready() -> None:
     s = spec()
     _, st = step(s, stable_on_v1(), 0)
-    assert st["canary"]["version"] == "v2" and not measurement_due(s, st, at(1))
-    st["canary"]["readyReplicas"] = 1  # what the controller records after applying the Deployments
+    assert st.canary.version == "v2" and not measurement_due(s, st, at(1))
+    st.canary.ready_replicas = 1  # what the controller records after applying the Deployments
     assert measurement_due(s, st, at(1))
 
 
 def test_guard_window_ends() -> None:
     s = spec(steps=[{"setWeight": 50}], postPromotion={"window": "1m"})
-    _, st = step(s, stable_on_v1(), 0, canary_ready_replicas=4)
+    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
     assert measurement_due(s, st, at(30)) and not measurement_due(s, st, at(61))
+    _, st = step(s, st, 45, measurement="Successful")
+    assert next_wake(s, st, at(45)) == at(60), "the window's end comes before the next measurement"
+    assert next_wake(s, st, at(60)) is None, "window over: settled"
+
+
+def test_a_disabled_guard_neither_measures_nor_wakes() -> None:
+    s = spec(steps=[{"setWeight": 50}], postPromotion={"enabled": False})
+    d, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
+    assert st.last_good.version == "v1" and not measurement_due(s, st, at(1)) and d.wake_at is None
+
+
+def test_without_a_target_nothing_changes_by_itself() -> None:
+    _, st = step(spec(), stable_on_v1(), 0)
+    d, after = step(spec(), st, 1000, target=None)
+    assert after.canary == st.canary and d.canary_weight == 20 and d.wake_at is None
+
+
+def test_a_manual_gate_without_pods_to_measure_is_settled() -> None:
+    d, st = step(spec(steps=[{"pause": {}}]), stable_on_v1(), 0)
+    assert st.pause_reason == PAUSE_STEP and d.canary_weight == 0 and d.wake_at is None
 
 
 @pytest.mark.parametrize(
@@ -174,6 +257,44 @@ def test_replica_split(total: int, weight: int, split: tuple[int, int]) -> None:
 def test_the_observed_status_is_not_changed() -> None:
     """The caller diffs its observed status against the result: next_rollout must not mutate its input."""
     _, st = step(spec(), stable_on_v1(), 0)
-    before = json.loads(json.dumps(st))
-    next_rollout(spec(), st, Observation(now=at(5), target=V2, measurement="Failed", measurement_message="x"))
+    before = st.model_copy(deep=True)
+    next_rollout(spec(), st, Observation(now=at(5), target=V2, measurement="Failed", measurement_message="x",
+                                         canary_ready_replicas=1, commands={"promote": "p"}))  # fmt: skip
     assert st == before
+
+
+# ------------------------------------------------------------------------------ which metrics are judged
+
+METRICS = [
+    {"name": "errors", "template": "errorRate", "threshold": 0.05},
+    {"name": "latency", "template": "latencyP95", "threshold": 0.25},
+    {"name": "accuracy", "template": "accuracy", "threshold": 0.8},
+]
+
+
+def judged(s: ModelDeploymentSpec, status: ModelDeploymentStatus) -> list[str]:
+    return [m.name for m in metrics_to_judge(s, status)]
+
+
+def test_an_analysis_step_judges_exactly_the_metrics_it_names() -> None:
+    steps = [{"setWeight": 20}, {"analysis": {"metrics": ["accuracy"]}}, {"analysis": {}}]
+    s = spec(steps=steps, analysis={"interval": "30s", "metrics": METRICS})
+    _, st = step(s, stable_on_v1(), 0)
+    assert judged(s, st) == ["errors", "latency", "accuracy"], "outside an analysis step: all of them"
+    _, st = step(s, st, 1, canary_ready_replicas=1)
+    assert st.canary.step_index == 1 and judged(s, st) == ["accuracy"]
+    _, st = step(s, st, 2, canary_ready_replicas=1, measurement="Successful")
+    assert st.canary.step_index == 2 and judged(s, st) == ["errors", "latency", "accuracy"], "no names: all"
+    _, st = step(s, st, 3, canary_ready_replicas=1, measurement="Successful")
+    assert st.canary is None and judged(s, st) == ["errors", "latency", "accuracy"], "the guard judges all"
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [([], ["error-rate", "latency-p95"]), (["latency-p95"], ["latency-p95"]),
+     (["nowhere"], ["error-rate", "latency-p95"])],
+)  # fmt: skip
+def test_a_step_names_the_default_metrics_when_none_are_defined(names: list[str], expected: list[str]) -> None:
+    s = spec(steps=[{"analysis": {"metrics": names}}])
+    _, st = step(s, stable_on_v1(), 0)
+    assert judged(s, st) == expected

@@ -155,7 +155,7 @@ def _family_names(families) -> set[str]:
 
 
 def exported_metrics() -> set[str]:
-    from mlops_operator.controllers import metrics as operator_metrics
+    from mlops_operator import operator_metrics
 
     server = ServerMetrics(model="m", version="v1", drift=DriftWindow(None, []), accuracy=AccuracyWindow())
     names = _family_names(server.registry.collect())

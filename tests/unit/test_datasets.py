@@ -1,13 +1,27 @@
-"""Dataset content: canonical versions, schema problems that name columns and rows, profiles, PSI."""
+"""Dataset content: canonical versions, schema problems that name columns and rows, profiles, PSI; and the
+controller's decisions on DatasetStatus, and a reconcile that changes nothing writing nothing."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
 
-from mlops_operator.api.dataset import DatasetSpec
-from mlops_operator.controllers.dataset import apply_check_result, check_due, dataset_conditions, parse_duration
+from mlops_operator.api.clock import parse_duration
+from mlops_operator.api.dataset import DatasetCheck, DatasetSpec, DatasetStatus, DatasetVersion
+from mlops_operator.api.reasons import DatasetPhase
+from mlops_operator.controllers import dataset as controller
+from mlops_operator.controllers.cache import ObjectCache
+from mlops_operator.controllers.common import Observed, status_patch
+from mlops_operator.controllers.dataset import (
+    apply_check_result,
+    artifact_store_missing,
+    check_due,
+    dataset_conditions,
+    reconcile_dataset,
+    wire,
+)
 from mlops_operator.data.check import run_check
 from mlops_operator.data.profile import bin_shares, build_profile, psi
 from mlops_operator.data.table import TableError, parse_csv
@@ -92,40 +106,224 @@ def test_store_refuses_foreign_and_escaping_uris(tmp_path: pathlib.Path) -> None
 
 
 NOW = "2026-01-01T00:10:00Z"
+VERSION_A, VERSION_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+URL = {"url": {"url": "https://e.org/x.csv"}}
+IRIS = {"builtin": {"name": "iris"}}
+
+
+def _status(**fields) -> DatasetStatus:
+    return DatasetStatus.model_validate(fields)
+
+
+def _ok(version: str = VERSION_A, rows: int = 3) -> dict:
+    return {"ok": True, "version": version, "rows": rows, "snapshotUri": f"u-{version[7]}", "columns": ["x"],
+            "profileUri": f"p-{version[7]}"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("source", "status", "due"),
     [
-        ({"builtin": {"name": "iris"}}, {}, True),
-        ({"builtin": {"name": "iris"}}, {"checkedGeneration": 1, "lastCheckedAt": "2020-01-01T00:00:00Z"}, False),
-        ({"url": {"url": "https://e.org/x.csv"}}, {"checkedGeneration": 1, "lastCheckedAt": "2026-01-01T00:09:00Z"},
-         False),
-        ({"url": {"url": "https://e.org/x.csv"}}, {"checkedGeneration": 1, "lastCheckedAt": "2026-01-01T00:00:00Z"},
-         True),
-        ({"url": {"url": "https://e.org/x.csv"}}, {"checkedGeneration": 1}, False),
+        (IRIS, _status(), True),
+        (IRIS, _status(checkedGeneration=1, lastCheckedAt="2020-01-01T00:00:00Z"), False),
+        (IRIS, _status(checkedGeneration=0, lastCheckedAt="2020-01-01T00:00:00Z"), True),  # a new generation
+        (URL, _status(checkedGeneration=1, lastCheckedAt="2026-01-01T00:09:00Z"), False),
+        (URL, _status(checkedGeneration=1, lastCheckedAt="2026-01-01T00:00:00Z"), True),
+        (URL, _status(checkedGeneration=1), False),  # its check is still running
     ],
 )  # fmt: skip
-def test_check_due(source: dict, status: dict, due: bool) -> None:
+def test_check_due(source: dict, status: DatasetStatus, due: bool) -> None:
     spec = DatasetSpec.model_validate({"source": source})
     assert check_due(spec, status, generation=1, now=NOW) is due
 
 
 def test_failed_check_keeps_the_last_good_version() -> None:
-    spec = DatasetSpec.model_validate({"source": {"url": {"url": "https://e.org/x.csv"}}, "historyLimit": 2})
-    ok = {"ok": True, "version": "sha256:" + "a" * 64, "rows": 3, "snapshotUri": "u1", "columns": ["x"]}
-    status = apply_check_result({}, ok, spec=spec, now=NOW)
-    status = apply_check_result(
-        status, {"ok": False, "reason": "SchemaViolation", "message": "bad"}, spec=spec, now=NOW
-    )
-    assert status["version"] == ok["version"] and len(status["history"]) == 1
+    spec = DatasetSpec.model_validate({"source": URL, "historyLimit": 2})
+    status = apply_check_result(DatasetStatus(), _ok(), spec=spec, now=NOW)
+    status = apply_check_result(status, {"ok": False, "reason": "SchemaViolation", "message": "bad"}, spec=spec,
+                                now=NOW)  # fmt: skip
+    assert status.version == VERSION_A and len(status.history) == 1
+    assert status.last_check == DatasetCheck(succeeded=False, reason="SchemaViolation", message="bad", at=NOW)
     conditions, phase = dataset_conditions(status, generation=1, now=NOW)
-    ready = next(c for c in conditions if c["type"] == "Ready")
-    assert (ready["status"], ready["reason"], phase) == ("False", "SchemaViolation", "Failed")
-    assert "the last good version sha256:aaaa" in ready["message"]
+    ready = next(cond for cond in conditions if cond.type == "Ready")
+    assert (ready.status, ready.reason, phase) == ("False", "SchemaViolation", "Failed")
+    assert "the last good version sha256:aaaa" in ready.message
     for letter in "bc":
-        status = apply_check_result(status, {**ok, "version": "sha256:" + letter * 64}, spec=spec, now=NOW)
-    assert [h["version"][7] for h in status["history"]] == ["c", "b"]
+        status = apply_check_result(status, _ok("sha256:" + letter * 64), spec=spec, now=NOW)
+    assert [h.version[7] for h in status.history] == ["c", "b"], "newest first, at most historyLimit"
+
+
+def test_a_version_seen_before_keeps_its_history_entry() -> None:
+    spec = DatasetSpec.model_validate({"source": URL})
+    first = apply_check_result(DatasetStatus(checkedGeneration=1), _ok(), spec=spec, now="2026-01-01T00:00:00Z")
+    second = apply_check_result(first, _ok(VERSION_B), spec=spec, now="2026-01-01T00:01:00Z")
+    kept = second.model_copy(deep=True)
+    back = apply_check_result(second, _ok(), spec=spec, now="2026-01-01T00:02:00Z")
+    assert second == kept, "the input is never modified"
+    assert [h.version for h in back.history] == [VERSION_A, VERSION_B]
+    assert back.history[0] == DatasetVersion(version=VERSION_A, rows=3, snapshotUri="u-a",
+                                             createdAt="2026-01-01T00:00:00Z")  # fmt: skip
+    assert (back.version, back.snapshot_uri, back.profile_ref, back.columns) == (VERSION_A, "u-a", "p-a", ["x"])
+    assert back.last_check == DatasetCheck(succeeded=True, reason="ValidationSucceeded", at="2026-01-01T00:02:00Z",
+                                           message=f"version {VERSION_A} with 3 rows", generation=1)  # fmt: skip
+
+
+def test_a_failure_without_a_reason_is_an_unavailable_source() -> None:
+    spec = DatasetSpec.model_validate({"source": URL})
+    status = apply_check_result(DatasetStatus(), {"ok": False}, spec=spec, now=NOW)
+    assert (status.last_check.reason, status.last_check.message, status.last_checked_at) == (
+        "SourceUnavailable", "", NOW
+    )  # fmt: skip
+
+
+GOOD = _status(version=VERSION_A, rows=3, lastCheck={"succeeded": True, "reason": "ValidationSucceeded",
+               "message": "fine", "at": NOW, "generation": 1})  # fmt: skip
+BAD = {"succeeded": False, "reason": "ChecksumMismatch", "message": "sha differs", "at": NOW, "generation": 1}
+
+
+@pytest.mark.parametrize(
+    ("status", "generation", "validated", "ready", "phase", "words"),
+    [
+        (_status(), 1, ("Unknown", "ValidationPending"), ("False", "ValidationPending"), "Pending",
+         "waiting for the first validated version"),
+        (GOOD, 1, ("True", "ValidationSucceeded"), ("True", "ValidationSucceeded"), "Ready",
+         f"version {VERSION_A} is available"),
+        (GOOD, 2, ("Unknown", "ValidationPending"), ("False", "ValidationPending"), "Pending",
+         f"checking the source against generation 2; version {VERSION_A} (checked against generation 1) stays"),
+        (_status(lastCheck=BAD), 1, ("False", "ChecksumMismatch"), ("False", "ChecksumMismatch"), "Failed",
+         "sha differs; no version is available"),
+        (_status(version=VERSION_A, lastCheck=BAD), 1, ("False", "ChecksumMismatch"), ("False", "ChecksumMismatch"),
+         "Failed", f"sha differs; the last good version {VERSION_A} stays available"),
+        # a missing artifact store is reported for no generation: it is never stale
+        (_status(lastCheck={"succeeded": False, "reason": "ArtifactStoreMissing", "message": "no claim", "at": NOW}),
+         7, ("False", "ArtifactStoreMissing"), ("False", "ArtifactStoreMissing"), "Failed", "no claim"),
+    ],
+)  # fmt: skip
+def test_dataset_conditions(status, generation, validated, ready, phase, words) -> None:
+    conditions, got_phase = dataset_conditions(status, generation=generation, now=NOW)
+    assert [cond.type for cond in conditions] == ["Validated", "Ready"]
+    assert (conditions[0].status, conditions[0].reason) == validated
+    assert (conditions[1].status, conditions[1].reason) == ready
+    assert words in conditions[1].message
+    assert got_phase == phase and isinstance(got_phase, DatasetPhase)
+    assert all(cond.observed_generation == generation and cond.last_transition_time == NOW for cond in conditions)
+
+
+def test_a_missing_artifact_store_is_reported_once_and_consumes_no_check() -> None:
+    status = _status(checkedGeneration=1, lastCheckedAt="2025-12-31T00:00:00Z")
+    reported = artifact_store_missing(status, problem="no claim", now=NOW)
+    assert reported.last_check == DatasetCheck(succeeded=False, reason="ArtifactStoreMissing", message="no claim",
+                                               at=NOW)  # fmt: skip
+    assert (reported.checked_generation, reported.last_checked_at) == (1, "2025-12-31T00:00:00Z")
+    assert artifact_store_missing(reported, problem="no claim", now=NOW) is None
+
+
+# --- the reconcile, in a world of fakes: what it writes, and that the next one writes nothing ---------------
+
+
+class DatasetWorld:
+    """The reads and writes reconcile_dataset makes, answered from memory; status stored as the API would."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, spec: dict) -> None:
+        self.spec = DatasetSpec.model_validate(spec)
+        self.status: dict = {}
+        self.generation = 1
+        self.jobs: dict[str, dict] = {}
+        self.pods: list[dict] = []
+        self.store_problem: str | None = None
+        self.events: list[tuple[str, str]] = []
+        self.patches: list[dict] = []
+        monkeypatch.setattr(controller, "CACHE", ObjectCache())
+        monkeypatch.setattr(controller, "read_child", lambda plural, namespace, name: self.jobs.get(name))
+        monkeypatch.setattr(controller, "job_pods", lambda namespace, job: self.pods)
+        monkeypatch.setattr(controller, "artifact_store_problem", lambda namespace: self.store_problem)
+        monkeypatch.setattr(controller.kube, "create_job", self._create_job)
+        monkeypatch.setattr(
+            controller.kopf, "info", lambda body, *, reason, message: self.events.append((reason, message))
+        )
+        monkeypatch.setattr(
+            controller.kopf, "warn", lambda body, *, reason, message: self.events.append((reason, message))
+        )
+
+    def _create_job(self, namespace: str, job: dict) -> dict:
+        self.jobs[job["metadata"]["name"]] = job
+        return job
+
+    def finish(self, name: str, result: dict, *, complete: bool = True) -> None:
+        kind = "Complete" if complete else "Failed"
+        self.jobs[name] = {**self.jobs[name], "status": {"conditions": [{"type": kind, "status": "True"}]}}
+        message = json.dumps(result)
+        self.pods = [{"metadata": {"name": "p", "creationTimestamp": NOW},
+                      "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]}}]  # fmt: skip
+
+    def reconcile(self, now: str = NOW):
+        body = {"metadata": {"name": "d", "namespace": "ml", "uid": "u", "generation": self.generation},
+                "status": self.status}  # fmt: skip
+        observed = Observed(body=body, status=json.loads(json.dumps(self.status)), generation=self.generation, now=now)
+        outcome = reconcile_dataset(self.spec, observed, logger=None)
+        patch = status_patch(observed.status, outcome.status)
+        self.patches.append(patch)
+        # A JSON merge patch, stored as JSON: None removes a key.
+        merged = {**self.status, **json.loads(json.dumps(patch))}
+        self.status = {k: v for k, v in merged.items() if v is not None}
+        return outcome
+
+
+def test_a_check_runs_and_reconciles_that_change_nothing_write_nothing(monkeypatch) -> None:
+    world = DatasetWorld(monkeypatch, {"source": URL, "refreshInterval": "5m"})
+    first = world.reconcile()
+    assert world.status["activeCheck"] == "d-check-1" and world.status["checks"] == 1
+    assert world.events == [("CheckStarted", "Job d-check-1 checks the source")]
+    assert first.wake_at is None, "the running Job's events wake it"
+    world.reconcile("2026-01-01T00:10:05Z")
+    assert world.patches[-1] == {}, "the check still runs: nothing to write"
+
+    world.finish("d-check-1", _ok())
+    done = world.reconcile("2026-01-01T00:10:30Z")
+    assert world.status["version"] == VERSION_A and "activeCheck" not in world.status
+    assert world.events[-1] == ("NewVersion", f"{VERSION_A}: 3 rows")
+    assert world.status["phase"] == "Ready" and world.status["lastCheckedAt"] == "2026-01-01T00:10:30Z"
+    assert done.wake_at == controller.parse_time("2026-01-01T00:15:30Z"), "the refresh is the next deadline"
+    events = len(world.events)
+    for now in ("2026-01-01T00:11:00Z", "2026-01-01T00:12:00Z"):
+        world.reconcile(now)
+        assert world.patches[-1] == {}, f"nothing changed at {now}, yet the reconcile wrote"
+    assert len(world.events) == events
+    assert wire(DatasetStatus.model_validate(world.status)) == world.status, "the status round-trips the model"
+
+
+def test_a_failed_check_and_a_missing_store_are_written_once(monkeypatch) -> None:
+    world = DatasetWorld(monkeypatch, {"source": IRIS})
+    world.reconcile()
+    world.finish("d-check-1", {"ok": False, "reason": "SchemaViolation", "message": "column 'x' is missing"})
+    world.reconcile()
+    assert world.status["lastCheck"]["reason"] == "SchemaViolation" and world.status["phase"] == "Failed"
+    assert world.events[-1] == ("SchemaViolation", "column 'x' is missing")
+    world.reconcile()
+    assert world.patches[-1] == {}
+
+    world.generation, world.store_problem = 2, "the artifact store PersistentVolumeClaim is missing"
+    world.reconcile()
+    assert world.status["lastCheck"] == {"succeeded": False, "reason": "ArtifactStoreMissing",
+                                         "message": world.store_problem, "at": NOW}  # fmt: skip
+    assert world.status["checkedGeneration"] == 1, "no check was consumed"
+    assert world.events[-1] == ("ArtifactStoreMissing", world.store_problem)
+    events = len(world.events)
+    world.reconcile("2026-01-01T00:20:00Z")
+    assert world.patches[-1] == {} and len(world.events) == events, "reported once"
+
+    world.store_problem = None
+    world.reconcile("2026-01-01T00:30:00Z")
+    assert world.status["activeCheck"] == "d-check-2" and world.status["checkedGeneration"] == 2
+
+
+def test_a_missing_source_object_fails_the_check_without_a_job(monkeypatch) -> None:
+    world = DatasetWorld(monkeypatch, {"source": {"configMap": {"name": "cm", "key": "data.csv"}}})
+    monkeypatch.setattr(controller.kube, "read_config_map", lambda namespace, name: None)
+    world.reconcile()
+    assert world.jobs == {} and world.status["checks"] == 0
+    assert world.status["lastCheck"]["reason"] == "SourceUnavailable"
+    assert world.status["lastCheck"]["message"] == "ConfigMap cm does not exist"
+    assert world.status["checkedGeneration"] == 1
 
 
 def test_parse_duration() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from mlops_operator import plugin
-from mlops_operator.api.modeldeployment import ModelDeploymentSpec
+from mlops_operator.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from mlops_operator.registry import APPROVED_ANNOTATION
 from mlops_operator.rollout.canary import Observation, Target, next_rollout
 from support import status_fields
@@ -284,11 +284,12 @@ def test_the_state_machines_own_status_renders() -> None:
     spec = ModelDeploymentSpec.model_validate(spec_body)
     t0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
     v1, v2 = Target("iris-logreg", URI + "iris-logreg", "b" * 64), Target("iris-forest", URI + "iris-forest", "c" * 64)
-    status = next_rollout(spec, {}, Observation(now=t0, target=v1)).status
+    status = next_rollout(spec, ModelDeploymentStatus(), Observation(now=t0, target=v1)).status
     status = next_rollout(spec, status, Observation(now=t0 + dt.timedelta(seconds=60), target=v2)).status
     status = next_rollout(spec, status, Observation(now=t0 + dt.timedelta(seconds=70), target=v2,
                                                     canary_ready_replicas=1)).status  # fmt: skip
-    md = {"metadata": {"name": "iris", "namespace": "ml"}, "spec": spec_body, "status": status}
+    md = {"metadata": {"name": "iris", "namespace": "ml"}, "spec": spec_body,
+          "status": status.model_dump(by_alias=True, mode="json")}  # fmt: skip
     shown = status_fields(plugin.render_status(md, now=NOW))
     assert shown["Stable"].startswith("iris-logreg") and shown["Canary"].startswith("iris-forest")
     assert shown["Step"] == "2/2 pause until promoted: waiting for `kubectl mlops promote iris -n ml`"
@@ -648,7 +649,7 @@ def test_an_unexpected_failure_is_one_line_too(monkeypatch, capsys) -> None:
     def broken(**_):
         raise RuntimeError("something\nbroke")
 
-    monkeypatch.setattr(plugin, "connect", broken)
+    monkeypatch.setattr(plugin.commands, "connect", broken)
     assert plugin.main(["status", "iris"]) == 1
     assert capsys.readouterr().err == "error: RuntimeError: something broke\n"
 

@@ -1,13 +1,42 @@
-"""The promotion policy as a table: first model, better, worse, tie, margins, missing metrics, manual."""
+"""The TrainingRun's decisions as tables: the promotion policy (first model, better, worse, tie, margins, missing
+metrics, manual), the bookkeeping of a recorded decision, pinning the dataset, the Job's outcome, conditions;
+and its reconcile in a world of fakes."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from mlops_operator.api.trainingrun import PromotionSpec
-from mlops_operator.registry.promotion import Champion, decide_promotion
+from mlops_operator.api.dataset import DatasetStatus
+from mlops_operator.api.reasons import Decision, PromotionReason
+from mlops_operator.api.trainingrun import (
+    DatasetPin,
+    ModelArtifact,
+    PromotionSpec,
+    PromotionStatus,
+    TrainingRunSpec,
+    TrainingRunStatus,
+)
+from mlops_operator.controllers import trainingrun as controller
+from mlops_operator.controllers.cache import ObjectCache
+from mlops_operator.controllers.common import Observed, status_patch
+from mlops_operator.controllers.trainingrun import (
+    pin_dataset,
+    reconcile_trainingrun,
+    training_conditions,
+    training_outcome,
+    waiting_for_dataset,
+)
+from mlops_operator.registry.promotion import (
+    Champion,
+    PromotionDecision,
+    decide_promotion,
+    decision_due,
+    record_decision,
+    superseded,
+)
 
 
 def spec(**kwargs) -> PromotionSpec:
@@ -63,3 +92,321 @@ def test_promotion_policy(metrics, promotion, champion, approved, decision, reas
 def test_rejection_against_champion_records_both_values() -> None:
     result = decide_promotion(metrics={"accuracy": 0.85}, promotion=spec(**BEAT), champion=CHAMP, approved=False)
     assert (result.champion, result.metric, result.value, result.champion_value) == ("old", "accuracy", 0.85, 0.9)
+
+
+def test_the_decision_is_recorded_as_status_promotion() -> None:
+    result = decide_promotion(metrics={"accuracy": 0.95}, promotion=spec(**BEAT), champion=CHAMP, approved=False)
+    assert result.as_status(decided_at=NOW) == PromotionStatus(
+        decision="Promoted", reason="GatesPassed", message=result.message, champion="old", metric="accuracy",
+        value=0.95, championValue=0.9, decidedAt=NOW,
+    )  # fmt: skip
+    first = decide_promotion(metrics={"accuracy": 0.5}, promotion=spec(), champion=None, approved=False)
+    assert first.as_status(decided_at=NOW).model_dump(mode="json", by_alias=True, exclude_none=True) == {
+        "decision": "Promoted", "reason": "GatesPassed", "message": "gates passed: no gates configured",
+        "decidedAt": NOW,
+    }  # fmt: skip
+    assert isinstance(first.decision, Decision) and isinstance(first.reason, PromotionReason)
+
+
+# --- the bookkeeping of a recorded decision --------------------------------------------------------------------
+
+NOW = "2026-01-01T00:00:00Z"
+LATER = "2026-01-01T01:00:00Z"
+
+
+def record(decision: str, reason: str = "GatesPassed", **fields) -> PromotionStatus:
+    return PromotionStatus(decision=decision, reason=reason, message="m", decided_at=NOW, **fields)
+
+
+@pytest.mark.parametrize(
+    ("promotion", "labelled", "superseded_", "due"),
+    [
+        (None, False, False, True),
+        (record("Promoted"), True, False, False),
+        (record("Promoted"), False, True, False),  # the label went to another version
+        (record("Rejected", "GateFailed"), False, False, False),
+        (record("PendingApproval", "AwaitingApproval"), False, False, True),
+        (record("Superseded", "Superseded"), False, False, False),
+    ],
+)  # fmt: skip
+def test_a_recorded_decision_sticks_unless_superseded_or_awaiting_approval(promotion, labelled, superseded_, due):
+    after = superseded(promotion, labelled_champion=labelled)
+    assert (after is not None) == superseded_
+    if after is not None:
+        words = "another version of the model became the champion"
+        assert after == promotion.model_copy(
+            update={"decision": "Superseded", "reason": "Superseded", "message": words}
+        )
+        assert after.decided_at == NOW and promotion.decision == "Promoted", "the evidence stays; input unchanged"
+    assert decision_due(promotion) is due
+
+
+@pytest.mark.parametrize(
+    ("promotion", "decision", "recorded"),
+    [
+        (None, "Promoted", True),
+        (record("PendingApproval", "AwaitingApproval"), "PendingApproval", False),  # keeps when it began waiting
+        (record("PendingApproval", "AwaitingApproval"), "Promoted", True),  # approved
+        (record("PendingApproval", "AwaitingApproval"), "Rejected", True),  # the champion got better meanwhile
+    ],
+)  # fmt: skip
+def test_record_decision(promotion, decision, recorded) -> None:
+    made = PromotionDecision(Decision(decision), PromotionReason.GATES_PASSED, "words")
+    new = record_decision(promotion, made, now=LATER)
+    assert (new is not None) == recorded
+    if new is not None:
+        assert (new.decision, new.decided_at, new.message) == (decision, LATER, "words")
+
+
+# --- the other decisions of a TrainingRun: pinning, the Job's outcome, conditions ----------------------------
+
+ESTIMATOR = "sklearn.linear_model.LogisticRegression"
+VERSION_A, VERSION_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+
+def run_spec(**fields) -> TrainingRunSpec:
+    return TrainingRunSpec.model_validate({"datasetRef": {"name": "d"}, "model": {"name": "m", "estimator": ESTIMATOR},
+                                           "datasetWaitSeconds": 60, **fields})  # fmt: skip
+
+
+DATASET = DatasetStatus.model_validate({"version": VERSION_B, "history": [
+    {"version": VERSION_B, "rows": 5, "snapshotUri": "snap-b", "createdAt": NOW},
+    {"version": VERSION_A, "rows": 4, "snapshotUri": "snap-a", "createdAt": NOW}]})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ref", "dataset", "pinned", "why"),
+    [
+        ({"name": "d"}, None, None, "Dataset d does not exist"),
+        ({"name": "d"}, DatasetStatus(), None, "Dataset d has no validated version yet"),
+        ({"name": "d"}, DATASET, (VERSION_B, "snap-b"), ""),
+        ({"name": "d", "version": VERSION_A}, DATASET, (VERSION_A, "snap-a"), ""),
+        ({"name": "d", "version": "sha256:" + "c" * 64}, DATASET, None, "has no version sha256:ccc"),
+    ],
+)  # fmt: skip
+def test_pin_dataset(ref, dataset, pinned, why) -> None:
+    pin, words = pin_dataset(run_spec(datasetRef=ref), dataset, target="label")
+    assert why in words and (words == "") == (pin is not None)
+    if pinned:
+        assert pin == DatasetPin(name="d", version=pinned[0], snapshotUri=pinned[1], target="label")
+
+
+@pytest.mark.parametrize(
+    ("waited", "phase"),
+    [(30, "Pending"), (60, "Pending"), (61, "Failed")],
+)
+def test_waiting_for_the_dataset_fails_after_dataset_wait_seconds(waited, phase) -> None:
+    status = waiting_for_dataset(run_spec(), TrainingRunStatus(), why="Dataset d does not exist", waited=waited,
+                                 now=NOW)  # fmt: skip
+    assert (status.phase, status.reason) == (phase, "DatasetNotReady")
+    assert (status.completed_at is not None) == (phase == "Failed")
+    assert status.message.startswith("Dataset d does not exist")
+
+
+RESULT = {"ok": True, "metrics": {"accuracy": 0.9, "f1_macro": 1}, "primaryMetric": "accuracy", "modelUri": "m-uri",
+          "sha256": "f" * 64}  # fmt: skip
+STARTED = TrainingRunStatus(job_name="r-train", attempts=2, started_at="2025-12-31T23:59:30Z")
+
+
+@pytest.mark.parametrize(
+    ("finished", "result", "job_reason", "phase", "reason", "words"),
+    [
+        (None, None, "", "Running", "JobRunning", "Job r-train is training"),
+        ("Complete", RESULT, "", "Succeeded", "JobSucceeded", "model stored at m-uri"),
+        ("Complete", {"ok": False, "message": "ValueError: C"}, "", "Failed", "JobFailed",
+         "after 2 attempt(s): ValueError: C"),
+        ("Failed", None, "BackoffLimitExceeded", "Failed", "JobFailed",
+         "after 2 attempt(s): the Job failed (BackoffLimitExceeded)"),
+        ("Failed", None, "", "Failed", "JobFailed", "after 2 attempt(s): the Job failed (no result)"),
+        ("Failed", RESULT, "DeadlineExceeded", "Failed", "DeadlineExceeded",
+         "training exceeded activeDeadlineSeconds=3600"),
+    ],
+)  # fmt: skip
+def test_training_outcome(finished, result, job_reason, phase, reason, words) -> None:
+    status = training_outcome(run_spec(), STARTED, finished=finished, result=result, job_reason=job_reason, run="r",
+                              now=NOW)  # fmt: skip
+    assert (status.phase, status.reason, status.message) == (phase, reason, words)
+    assert (status.completed_at is not None) == (phase in ("Succeeded", "Failed"))
+    if phase == "Succeeded":
+        assert (status.duration_seconds, status.primary_value) == (30.0, "0.9000")
+        assert status.metrics == {"accuracy": 0.9, "f1_macro": 1.0}
+        assert status.model == ModelArtifact(uri="m-uri", sha256="f" * 64, version="r")
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (TrainingRunStatus(), {"Succeeded": ("Unknown", "Reconciling"), "Ready": ("False", "Reconciling")}),
+        (TrainingRunStatus(phase="Running", reason="JobRunning", message="training"),
+         {"Succeeded": ("Unknown", "JobRunning"), "Ready": ("False", "JobRunning")}),
+        (TrainingRunStatus(phase="Failed", reason="JobFailed", message="bad"),
+         {"Succeeded": ("False", "JobFailed"), "Ready": ("False", "JobFailed")}),
+        (TrainingRunStatus(phase="Succeeded", reason="JobSucceeded", message="stored"),
+         {"Succeeded": ("True", "JobSucceeded"), "Promoted": ("Unknown", "Reconciling"),
+          "Ready": ("True", "JobSucceeded")}),
+        (TrainingRunStatus(phase="Succeeded", reason="JobSucceeded", promotion=record("Promoted")),
+         {"Succeeded": ("True", "JobSucceeded"), "Promoted": ("True", "GatesPassed"),
+          "Ready": ("True", "JobSucceeded")}),
+        (TrainingRunStatus(phase="Succeeded", reason="JobSucceeded", promotion=record("Superseded", "Superseded")),
+         {"Succeeded": ("True", "JobSucceeded"), "Promoted": ("False", "Superseded"),
+          "Ready": ("True", "JobSucceeded")}),
+        (TrainingRunStatus(phase="Succeeded", reason="JobSucceeded",
+                           promotion=record("PendingApproval", "AwaitingApproval")),
+         {"Succeeded": ("True", "JobSucceeded"), "Promoted": ("False", "AwaitingApproval"),
+          "Ready": ("True", "JobSucceeded")}),
+    ],
+)  # fmt: skip
+def test_training_conditions(status, expected) -> None:
+    conditions = training_conditions(status, generation=4, now=NOW)
+    assert {cond.type: (cond.status, cond.reason) for cond in conditions} == expected
+    assert [cond.type for cond in conditions][-1] == "Ready"
+    ready = next(cond for cond in conditions if cond.type == "Ready")
+    if status.phase == "Succeeded":
+        decision = status.promotion.decision if status.promotion else "deciding"
+        assert ready.message.endswith(f"; promotion: {decision}")
+    assert all(cond.observed_generation == 4 for cond in conditions)
+
+
+# --- the reconcile, in a world of fakes: from pending to promoted, and no write when nothing changed ----------
+
+
+class RunWorld:
+    """The reads and writes reconcile_trainingrun makes, answered from memory; status stored as the API would."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.spec = run_spec(promotion={"beatChampion": {"metric": "accuracy"}})
+        self.status: dict = {}
+        self.labels: dict[str, str] = {}
+        self.jobs: dict[str, dict] = {}
+        self.pods: list[dict] = []
+        self.champion: Champion | None = None
+        self.events: list[tuple[str, str]] = []
+        self.patches: list[dict] = []
+        self.direct_writes: list[dict] = []
+        cache = ObjectCache()
+        monkeypatch.setattr(controller, "CACHE", cache)
+        self.cache = cache
+        monkeypatch.setattr(controller, "read_child", lambda plural, namespace, name: self.jobs.get(name))
+        monkeypatch.setattr(controller, "job_pods", lambda namespace, job: self.pods)
+        monkeypatch.setattr(controller, "artifact_store_problem", lambda namespace: None)
+        monkeypatch.setattr(controller.kube, "create_job", self._create_job)
+        monkeypatch.setattr(controller.kube, "patch_status", self._patch_status)
+        monkeypatch.setattr(controller.champions, "current_champion", lambda ns, model, *, exclude: self.champion)
+        monkeypatch.setattr(controller.champions, "hand_over", self._hand_over)
+        monkeypatch.setattr(
+            controller.kopf, "info", lambda body, *, reason, message: self.events.append((reason, message))
+        )
+        monkeypatch.setattr(
+            controller.kopf, "warn", lambda body, *, reason, message: self.events.append((reason, message))
+        )
+
+    def _create_job(self, namespace: str, job: dict) -> dict:
+        self.jobs[job["metadata"]["name"]] = job
+        return job
+
+    def _patch_status(self, plural: str, namespace: str, name: str, patch: dict) -> dict:
+        self.direct_writes.append(json.loads(json.dumps(patch)))
+        return self.body()
+
+    def _hand_over(self, namespace: str, model: str, *, to: str) -> list[str]:
+        self.labels = {"mlops.dev/model": model, "mlops.dev/promoted": "true"}
+        return []
+
+    def body(self) -> dict:
+        meta = {"name": "r", "namespace": "ml", "uid": "u", "generation": 1, "resourceVersion": "1",
+                "creationTimestamp": "2025-12-31T23:59:00Z", "labels": self.labels, "annotations": {}}  # fmt: skip
+        return {"metadata": meta, "status": self.status}
+
+    def dataset(self, status: DatasetStatus, *, target: str = "target") -> None:
+        body = {"metadata": {"name": "d", "namespace": "ml", "resourceVersion": "1"}, "spec": {"target": target},
+                "status": {**status.model_dump(mode="json", by_alias=True, exclude_none=True), "kopf": {}}}  # fmt: skip
+        self.cache.observe("datasets", body)
+
+    def finish(self, result: dict) -> None:
+        job = self.jobs["r-train"]
+        self.jobs["r-train"] = {
+            **job,
+            "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
+        }
+        message = json.dumps(result)
+        self.pods = [{"metadata": {"name": "p", "creationTimestamp": NOW},
+                      "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]}}]  # fmt: skip
+
+    def reconcile(self, now: str = NOW):
+        observed = Observed(body=self.body(), status=json.loads(json.dumps(self.status)), generation=1, now=now)
+        outcome = reconcile_trainingrun(self.spec, observed, logger=None)
+        patch = status_patch(observed.status, outcome.status)
+        self.patches.append(patch)
+        merged = {**self.status, **json.loads(json.dumps(patch))}
+        self.status = {k: v for k, v in merged.items() if v is not None}
+        return outcome
+
+
+def test_a_run_from_pending_to_promoted_writes_nothing_when_nothing_changed(monkeypatch) -> None:
+    world = RunWorld(monkeypatch)
+    waiting = world.reconcile()
+    assert (world.status["phase"], world.status["reason"]) == ("Pending", "DatasetNotReady")
+    assert waiting.wake_at == controller.parse_time("2026-01-01T00:00:00Z"), "created + datasetWaitSeconds"
+    assert waiting.labels == {"mlops.dev/model": "m"}
+    world.reconcile("2025-12-31T23:59:40Z")
+    assert world.patches[-1] == {}
+
+    world.dataset(DATASET, target="label")
+    running = world.reconcile("2025-12-31T23:59:45Z")
+    assert world.status["dataset"] == {"name": "d", "version": VERSION_B, "snapshotUri": "snap-b", "target": "label"}
+    assert world.jobs["r-train"]["spec"]["template"]["spec"]["containers"][0]
+    assert (world.status["phase"], world.status["jobName"], running.wake_at) == ("Running", "r-train", None)
+    assert [reason for reason, _ in world.events] == ["DatasetPinned", "JobCreated"]
+    world.reconcile("2025-12-31T23:59:50Z")
+    assert world.patches[-1] == {}, "the Job runs: nothing to write"
+
+    world.champion = Champion("old", {"accuracy": 0.8})
+    world.finish(RESULT)
+    world.reconcile("2026-01-01T00:00:10Z")
+    assert world.status["phase"] == "Succeeded" and world.status["promotion"]["decision"] == "Promoted"
+    assert world.direct_writes == [{"metrics": world.status["metrics"], "promotion": world.status["promotion"]}]
+    assert [reason for reason, _ in world.events][-2:] == ["TrainingSucceeded", "Promoted"]
+    ready = next(cond for cond in world.status["conditions"] if cond["type"] == "Promoted")
+    assert (ready["status"], ready["reason"]) == ("True", "GatesPassed")
+    events = len(world.events)
+    for now in ("2026-01-01T00:01:00Z", "2026-01-01T02:00:00Z"):
+        world.reconcile(now)
+        assert world.patches[-1] == {}, f"nothing changed at {now}, yet the reconcile wrote"
+    assert len(world.events) == events and len(world.direct_writes) == 1
+    assert controller.wire(TrainingRunStatus.model_validate(world.status)) == world.status
+
+    world.labels = {"mlops.dev/model": "m", "mlops.dev/promoted": "false"}  # another run took the title
+    world.reconcile("2026-01-01T03:00:00Z")
+    assert world.patches[-1]["promotion"]["decision"] == "Superseded"
+    promoted = next(cond for cond in world.status["conditions"] if cond["type"] == "Promoted")
+    assert (promoted["status"], promoted["reason"]) == ("False", "Superseded")
+    world.reconcile("2026-01-01T04:00:00Z")
+    assert world.patches[-1] == {}
+
+
+def test_a_manual_run_waits_for_approval_without_rewriting_its_decision(monkeypatch) -> None:
+    world = RunWorld(monkeypatch)
+    world.spec = run_spec(promotion={"policy": "manual"})
+    world.dataset(DATASET)
+    world.reconcile()
+    world.finish(RESULT)
+    world.reconcile()
+    assert world.status["promotion"]["decision"] == "PendingApproval" and world.events[-1][0] == "AwaitingApproval"
+    world.reconcile(LATER)
+    assert world.patches[-1] == {}, "still waiting: the decision and its time are kept"
+    assert world.status["promotion"]["decidedAt"] == NOW
+
+
+def test_a_failed_run_is_terminal(monkeypatch) -> None:
+    world = RunWorld(monkeypatch)
+    world.dataset(DATASET)
+    world.reconcile()
+    job = world.jobs["r-train"]
+    failed = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}
+    world.jobs["r-train"] = {**job, "status": {"failed": 2, "conditions": [failed]}}
+    world.reconcile()
+    assert (world.status["phase"], world.status["reason"], world.status["attempts"]) == ("Failed", "JobFailed", 2)
+    assert world.events[-1] == ("JobFailed", world.status["message"])
+    del world.jobs["r-train"]
+    world.reconcile(LATER)
+    assert world.patches[-1] == {} and "r-train" not in world.jobs, "a finished run never trains again"

@@ -1,13 +1,14 @@
-"""Specs parse with the defaults users see in the CRD; what OpenAPI cannot check is checked here."""
+"""Specs parse with the defaults users see in the CRD; what OpenAPI cannot check is checked here; statuses
+round-trip their models."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from mlops_operator.api.dataset import DatasetSpec
+from mlops_operator.api.dataset import DatasetSpec, DatasetStatus
 from mlops_operator.api.modeldeployment import ModelDeploymentSpec
-from mlops_operator.api.trainingrun import TrainingRunSpec
+from mlops_operator.api.trainingrun import TrainingRunSpec, TrainingRunStatus
 from mlops_operator.controllers.common import describe_validation_error, parse_spec, status_patch
 
 
@@ -72,3 +73,55 @@ def test_status_patch_sets_changes_and_removes_dropped_keys_but_not_kopfs() -> N
     old = {"phase": "Pending", "rows": 3, "kopf": {"progress": {}}}
     new = {"phase": "Ready", "version": "sha256:" + "0" * 64}
     assert status_patch(old, new) == {"phase": "Ready", "version": "sha256:" + "0" * 64, "rows": None}
+
+
+# Status: what the controllers write parses into the status models and dumps back to the same dict, so a
+# reconcile that changes nothing patches nothing, and no key the controllers write is lost on the way.
+
+CONDITION = {"type": "Ready", "status": "True", "reason": "R", "message": "", "lastTransitionTime": "t",
+             "observedGeneration": 2}  # fmt: skip
+VERSION = "sha256:" + "a" * 64
+DATASET_STATUS = {
+    "observedGeneration": 2, "phase": "Ready", "conditions": [CONDITION], "version": VERSION, "rows": 150,
+    "columns": ["a", "b"], "snapshotUri": "pvc://s/data.csv", "profileRef": "pvc://s/profile.json",
+    "lastCheckedAt": "t", "history": [{"version": VERSION, "rows": 150, "snapshotUri": "pvc://s", "createdAt": "t"}],
+    "lastCheck": {"succeeded": True, "reason": "ValidationSucceeded", "message": "m", "at": "t", "generation": 2},
+    "checks": 3, "activeCheck": "d-check-3", "checkedGeneration": 2,
+}  # fmt: skip
+TRAININGRUN_STATUS = {
+    "observedGeneration": 1, "phase": "Succeeded", "conditions": [CONDITION], "reason": "JobSucceeded",
+    "message": "m", "dataset": {"name": "d", "version": VERSION, "snapshotUri": "pvc://s", "target": "y"},
+    "jobName": "r-train", "attempts": 2, "startedAt": "t", "completedAt": "t", "durationSeconds": 4.2,
+    "metrics": {"accuracy": 0.9, "f1_macro": 1}, "primaryMetric": "accuracy", "primaryValue": "0.9000",
+    "model": {"uri": "pvc://m", "sha256": "f" * 64, "version": "r"},
+    "promotion": {"decision": "Superseded", "reason": "Superseded", "message": "m", "champion": "old",
+                  "metric": "accuracy", "value": 0.9, "championValue": 0.8, "decidedAt": "t"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "written"),
+    [
+        (DatasetStatus, DATASET_STATUS),
+        (TrainingRunStatus, TRAININGRUN_STATUS),
+        (TrainingRunStatus, {"phase": "Failed", "conditions": [], "attempts": 0, "metrics": {}}),
+        (DatasetStatus, {"phase": "Pending", "conditions": [], "columns": [], "history": [], "checks": 0}),
+    ],
+)
+def test_statuses_round_trip_their_models(model, written) -> None:
+    assert model.model_validate(written).model_dump(mode="json", by_alias=True, exclude_none=True) == written
+
+
+def test_kopfs_key_and_unknown_keys_stay_out_of_the_status_models() -> None:
+    parsed = DatasetStatus.model_validate({**DATASET_STATUS, "kopf": {"progress": {}}})
+    assert parsed.model_dump(mode="json", by_alias=True, exclude_none=True) == DATASET_STATUS
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value"),
+    [(DatasetStatus, "phase", "Done"), (TrainingRunStatus, "phase", "Done"),
+     (TrainingRunStatus, "promotion", {"decision": "Maybe", "reason": "R"})],
+)  # fmt: skip
+def test_phases_and_decisions_are_the_enums_values(model, field, value) -> None:
+    with pytest.raises(ValidationError):
+        model.model_validate({field: value})

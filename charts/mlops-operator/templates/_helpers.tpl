@@ -54,7 +54,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/*
 What the operator does in a namespace it watches, and nothing more (docs/operations.md says why
 each rule is needed). kopf patches the watched objects for its finalizer and bookkeeping annotations
-and their status for its progress; children are server-side applied (create + patch).
+and their status for its progress; children are server-side applied (create + patch). Children,
+Jobs' pods, artifact claims and HTTPRoutes are listed and watched: the reconcilers read from those
+watches instead of polling.
 */}}
 {{- define "mlops-operator.namespacedRules" -}}
 - apiGroups: [mlops.dev]
@@ -65,22 +67,25 @@ and their status for its progress; children are server-side applied (create + pa
   verbs: [get, patch]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, create]
+  verbs: [get, list, watch, create]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 - apiGroups: [""]
-  resources: [persistentvolumeclaims, configmaps]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [configmaps]
   verbs: [get]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
-  verbs: [get, patch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

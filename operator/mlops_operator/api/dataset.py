@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from .common import Condition, Duration, ObjectName, Sha256Version, SpecModel, StatusModel, Timestamp
+from .reasons import DatasetPhase
 
 BUILTIN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 
@@ -175,7 +176,7 @@ class DatasetStatus(StatusModel):
     """What is true about the Dataset, written only by the operator."""
 
     observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
-    phase: str | None = Field(default=None, description="Summary for printer columns: Pending, Ready, Failed.")
+    phase: DatasetPhase | None = Field(default=None, description="Summary for printer columns: Pending, Ready, Failed.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready and Validated conditions.")
     version: Sha256Version | None = Field(default=None, description="Current content version.")
     rows: int | None = Field(default=None, description="Rows in the current version.")

@@ -17,6 +17,7 @@ from .common import (
     Timestamp,
 )
 from .estimators import CLASSIFICATION_METRICS, EstimatorName, MetricName, PreprocessorName, task_of
+from .reasons import Decision, TrainingPhase
 
 
 class DatasetRef(SpecModel):
@@ -149,7 +150,7 @@ class ModelArtifact(StatusModel):
 class PromotionStatus(StatusModel):
     """The promotion decision and the evidence it was based on."""
 
-    decision: Literal["Promoted", "Rejected", "PendingApproval", "Superseded"] = Field(description="The decision.")
+    decision: Decision = Field(description="The decision.")
     reason: str = Field(description="CamelCase reason of the decision.")
     message: str = Field(default="", description="The evidence: metric values and bounds.")
     champion: str | None = Field(default=None, description="The champion compared against, if any.")
@@ -163,7 +164,7 @@ class TrainingRunStatus(StatusModel):
     """What is true about the TrainingRun, written only by the operator."""
 
     observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
-    phase: str | None = Field(
+    phase: TrainingPhase | None = Field(
         default=None, description="Summary for printer columns: Pending, Running, Succeeded, Failed."
     )
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Succeeded and Promoted conditions.")

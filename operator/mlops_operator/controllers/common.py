@@ -7,25 +7,30 @@ not retry it in a loop. The next spec change reconciles again.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import copy
 import datetime as dt
-import threading
-import time
-from collections import defaultdict
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ..adapters import kube
 from ..api import conditions as c
-from .metrics import RECONCILE_ERRORS, RECONCILE_SECONDS
+from ..api.clock import format_time, utc_now
+from ..operator_metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES
+from .cache import CACHE, WAKERS
 
 M = TypeVar("M", bound=BaseModel)
+LOG = logging.getLogger("mlops_operator.reconcile")
 
 
 def now_iso() -> str:
-    """The current time as RFC 3339 with seconds, UTC, as Kubernetes writes it."""
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """The current time in the one timestamp format of status (api.clock)."""
+    return format_time(utc_now())
 
 
 def parse_spec(model: type[M], body: Any) -> tuple[M | None, str]:
@@ -76,11 +81,14 @@ def ready_reason_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 def artifact_store_problem(namespace: str) -> str | None:
     """Jobs and servers mount the namespace's artifact claim: say so plainly when it is missing."""
-    from .. import kube
     from ..config import OperatorConfig
 
     claim = OperatorConfig.from_env().artifact_pvc
-    if kube.read_or_none(kube.core().read_namespaced_persistent_volume_claim, claim, namespace) is None:
+    # The claims are watched (by name): the cache answers, and a new claim wakes who waits for it.
+    found = CACHE.get("persistentvolumeclaims", namespace, claim)
+    if found is None and (found := kube.read_pvc(namespace, claim)) is not None:  # watch not listed yet
+        CACHE.observe("persistentvolumeclaims", found)
+    if found is None:
         return (
             f"the artifact store PersistentVolumeClaim {claim} does not exist in namespace {namespace}; "
             "create it (ReadWriteMany, or ReadWriteOnce on a single node) and this resumes by itself"
@@ -121,50 +129,72 @@ class Outcome:
 
     status: dict[str, Any]
     labels: dict[str, str | None] = field(default_factory=dict)
-    # Seconds after which the reconcile wants to look again (a pause ending): within two resync
-    # intervals, it is honoured in the same handler call (timers drift by the handlers' own duration).
-    requeue_after: float | None = None
+    # When the reconcile wants to look again by itself (a pause ending, the next measurement, a wait
+    # timing out); None: only when something it depends on changes.
+    wake_at: dt.datetime | None = None
 
 
-_object_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-_object_locks_guard = threading.Lock()
+MIN_WAKE_SECONDS = 0.05  # a deadline already past is looked at again after this, never in a busy loop
+SAFETY_RESYNC_SECONDS = 600.0  # a settled object is looked at this often, in case an event was missed
+ERROR_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # after an unexpected failure, then steady
+# Reconciles run in these threads: the API client and Prometheus client are synchronous.
+RECONCILE_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reconcile")
 
 
-def _object_lock(uid: str) -> threading.Lock:
-    with _object_locks_guard:
-        return _object_locks[uid]
+def seconds_until(moment: dt.datetime | None, *, now: dt.datetime, cap: float) -> float:
+    """How long to sleep before `moment` (at most `cap`; no moment: `cap`)."""
+    if moment is None:
+        return cap
+    return min(cap, max(MIN_WAKE_SECONDS, (moment - now).total_seconds()))
 
 
-def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any, *, resync_seconds: float) -> None:
-    """Route create, update, resume and a periodic resync of one kind to its one reconcile function.
+def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any) -> None:
+    """Run one kind's reconcile when something it depends on changes, and at the deadline it names.
 
-    kopf only triggers: the handlers of one object are serialised by a lock, and each reads the object
-    afresh, so a timer and a change handler never decide twice on the same stale body.
+    Each object gets one loop (a kopf daemon, so HA peering stops it on a standby replica): it
+    reconciles, then sleeps until it is woken (a watch event that concerns it, see watches.py), or
+    until the moment the reconcile returned in `Outcome.wake_at` (a pause ending, the next
+    measurement, a wait timing out), or the slow safety resync. A settled object sleeps for the
+    resync: no timer, no poll. Reconciles of one object never overlap; the reconcile reads from the
+    cache and writes status once, only if it changed.
     `reconcile(spec, observed, logger)` gets a valid spec and returns an Outcome (the whole desired
-    status); the difference is written to the status subresource once, inside the lock.
-    Handlers are synchronous: kopf runs them in its thread pool, so blocking API calls never block
-    the event loop.
+    status).
     """
     import kopf
 
-    from .. import kube
     from ..api import GROUP, VERSION
 
-    def apply(body: Any, logger: Any, **_: Any) -> None:
-        for _ in range(3):  # a few short requeues at most; the resync timer takes over after that
-            started = time.monotonic()
-            requeue = reconcile_once(body, logger)
-            if requeue is None or requeue > 2 * resync_seconds:  # the next resync or the one after would be late
-                return
-            # Counted from when the reconcile read the clock, not from when it finished writing.
-            # A worker thread of kopf's pool: the event loop is not blocked.
-            time.sleep(max(0.0, started + requeue - time.monotonic()))
+    async def run(name: str, namespace: str, logger: Any, stopped: Any, **_: Any) -> None:
+        key = (plural, namespace, name)
+        woken = WAKERS.register(key)
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # kopf's Event posting works from the threads too
+        failures, trigger = 0, "start"
+        try:
+            while not stopped:
+                woken.clear()  # before reading: an event during the reconcile wakes it again
+                RECONCILES.labels(plural, trigger).inc()
+                try:
+                    wake_at = await loop.run_in_executor(
+                        RECONCILE_THREADS, context.copy().run, reconcile_once, namespace, name, logger
+                    )
+                    failures, delay = 0, seconds_until(wake_at, now=utc_now(), cap=SAFETY_RESYNC_SECONDS)
+                except Exception as error:  # reported and retried; the operator keeps serving the others
+                    RECONCILE_ERRORS.labels(plural).inc()
+                    delay = ERROR_RETRY_SECONDS[min(failures, len(ERROR_RETRY_SECONDS) - 1)]
+                    failures += 1
+                    logger.error(f"reconcile failed, retrying in {delay:.0f}s: {type(error).__name__}: {error}")
+                trigger = await _sleep(woken, stopped, delay)
+        finally:
+            WAKERS.unregister(key, woken)
 
-    def reconcile_once(body: Any, logger: Any) -> float | None:
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        with _object_lock(body["metadata"]["uid"]), RECONCILE_ERRORS.labels(plural).count_exceptions(), \
-                RECONCILE_SECONDS.labels(plural).time():  # fmt: skip
-            fresh = kube.get_custom(plural, namespace, name)
+    def reconcile_once(namespace: str, name: str, logger: Any) -> dt.datetime | None:
+        with RECONCILE_SECONDS.labels(plural).time():
+            fresh = CACHE.get(plural, namespace, name)
+            if fresh is None:  # not delivered by the watch yet: read it once
+                fresh = kube.get_custom(plural, namespace, name)
+                if fresh is not None:
+                    CACHE.observe(plural, fresh)
             if fresh is None or fresh["metadata"].get("deletionTimestamp"):
                 return None
             observed = Observed(
@@ -172,7 +202,6 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
             )
             spec, error = parse_spec(spec_model, fresh)
             if spec is None:
-                logger.warning(f"invalid spec: {error}")
                 status = invalid_spec_status(
                     observed.status, message=error, generation=observed.generation, now=observed.now
                 )
@@ -181,20 +210,56 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
                 outcome = reconcile(spec, observed, logger)
             patch = status_patch(observed.status, outcome.status)
             if patch:
-                kube.patch_status(plural, namespace, name, patch)
+                CACHE.observe(plural, kube.patch_status(plural, namespace, name, patch))
+                # Not kopf's per-object logger: that one posts every INFO line as an Event (a write).
+                LOG.info(f"[{namespace}/{name}] {plural} reconciled: status.{{{','.join(sorted(patch))}}} written")
             current = fresh["metadata"].get("labels") or {}
             labels = {k: v for k, v in outcome.labels.items() if current.get(k) != v}
             if labels:
-                kube.patch_labels(plural, namespace, name, labels)
+                CACHE.observe(plural, kube.patch_labels(plural, namespace, name, labels))
             ready = c.find_condition(outcome.status.get("conditions") or [], c.READY) or {}
             if ready.get("reason") == c.INVALID_SPEC and ready_reason_changed(observed.status, outcome.status):
                 kopf.warn(fresh, reason=c.INVALID_SPEC, message=ready.get("message", ""))
-            return outcome.requeue_after
+            return outcome.wake_at
 
-    handler_id, retry = f"reconcile-{plural}", 5  # seconds before an unexpected failure is retried
-    kopf.on.resume(GROUP, VERSION, plural, id=handler_id, backoff=retry)(apply)
-    kopf.on.create(GROUP, VERSION, plural, id=handler_id, backoff=retry)(apply)
-    kopf.on.update(GROUP, VERSION, plural, id=handler_id, backoff=retry)(apply)
-    kopf.timer(GROUP, VERSION, plural, id=f"resync-{plural}", interval=resync_seconds, initial_delay=resync_seconds)(
-        apply
-    )
+    kopf.daemon(GROUP, VERSION, plural, id=f"reconcile-{plural}", cancellation_timeout=10)(run)
+
+
+async def _sleep(woken: asyncio.Event, stopped: Any, delay: float) -> str:
+    """Wait for a wake-up, the operator stopping this object's loop, or `delay`; say which it was."""
+
+    async def until_stopped() -> None:
+        await stopped.wait()
+
+    waits = [asyncio.ensure_future(woken.wait()), asyncio.ensure_future(until_stopped())]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    if waits[0] in done:
+        return "event"
+    return "deadline" if delay < SAFETY_RESYNC_SECONDS else "resync"
+
+
+def read_child(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """A child from the cache; on a miss (just deleted, or its watch has not listed yet) from the API.
+    A miss is a moment of change (the child is about to be created), never the idle state."""
+    found = CACHE.get(plural, namespace, name)
+    if found is None:
+        read = {"jobs": kube.read_job, "deployments": kube.read_deployment}[plural]
+        found = read(namespace, name)
+        if found is not None:
+            CACHE.observe(plural, found)
+    return found
+
+
+def job_pods(namespace: str, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pods of a Job, from the cache; listed from the API when a finished Job has none there."""
+    selector = {"batch.kubernetes.io/job-name": job["metadata"]["name"]}
+    pods = CACHE.list("pods", namespace, labels=selector)
+    if not pods:
+        pods = kube.list_pods(namespace, selector)
+        for pod in pods:
+            CACHE.observe("pods", pod)
+    return pods

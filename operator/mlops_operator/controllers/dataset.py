@@ -2,188 +2,237 @@
 
 The check itself (read, validate, version, snapshot, profile) runs in a Job in the Dataset's namespace,
 next to the artifact store: the operator never reads the data, so dataset work never blocks it.
+
+The reconcile observes (the check Job and its pods, the artifact claim, the source objects), decides with
+the pure functions above it (DatasetStatus in, DatasetStatus out), and acts (creates the Job, posts Events).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import kopf
 
-from .. import kube
+from ..adapters import kube
 from ..api import conditions as c
-from ..api.dataset import DatasetSpec
+from ..api.clock import parse_duration, parse_time
+from ..api.common import Condition
+from ..api.dataset import DatasetCheck, DatasetSpec, DatasetStatus, DatasetVersion
+from ..api.reasons import ConditionStatus, DatasetPhase, EventReason, Reason
 from ..config import OperatorConfig
-from ..resources.jobs import desired_dataset_check_job
-from .common import Observed, Outcome, artifact_store_problem, register_reconciler
+from ..resources.jobs import desired_dataset_check_job, job_finished, latest_result
+from .cache import CACHE
+from .common import Observed, Outcome, artifact_store_problem, job_pods, read_child, register_reconciler
 
-_DURATION_PART = re.compile(r"([0-9.]+)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration (`1h30m`, `45s`, `250ms`)."""
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+EPOCH = "1970-01-01T00:00:00Z"
 
 
-def _time(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+def next_check_at(spec: DatasetSpec, status: DatasetStatus, *, generation: int | None) -> dt.datetime | None:
+    """When the next check is due: now for a new generation; for changeable sources once the refresh
+    interval has passed since the last check; never for bundled data (it does not change)."""
+    if status.checked_generation != generation:
+        return parse_time(EPOCH)
+    if spec.source.builtin or not status.last_checked_at:
+        return None  # bundled data never changes; or the check of this generation has not finished
+    return parse_time(status.last_checked_at) + dt.timedelta(seconds=parse_duration(spec.refresh_interval))
 
 
-def check_due(spec: DatasetSpec, status: dict[str, Any], *, generation: int | None, now: str) -> bool:
+def check_due(spec: DatasetSpec, status: DatasetStatus, *, generation: int | None, now: str) -> bool:
     """A new check is due for a new generation, and for changeable sources once the refresh interval passed."""
-    if status.get("checkedGeneration") != generation:
-        return True
-    if spec.source.builtin or not status.get("lastCheckedAt"):
-        return False  # bundled data never changes; or the check of this generation has not finished
-    elapsed = (_time(now) - _time(status["lastCheckedAt"])).total_seconds()
-    return elapsed >= parse_duration(spec.refresh_interval)
+    due = next_check_at(spec, status, generation=generation)
+    return due is not None and due <= parse_time(now)
 
 
-def apply_check_result(
-    status: dict[str, Any], result: dict[str, Any], *, spec: DatasetSpec, now: str
-) -> dict[str, Any]:
-    """Status after a finished check: a new version joins the history; a failure keeps the last good one."""
-    status = {**status, "lastCheckedAt": now}
-    generation = status.get("checkedGeneration")
+def apply_check_result(status: DatasetStatus, result: dict[str, Any], *, spec: DatasetSpec, now: str) -> DatasetStatus:
+    """Status after a finished check: a new version joins the history; a failure keeps the last good one.
+
+    `result` is what the check Job reported (data.check.run_check): {ok, version, rows, ...} or
+    {ok: false, reason, message}.
+    """
+    generation = status.checked_generation
     if not result.get("ok"):
-        reason = result.get("reason") or c.SOURCE_UNAVAILABLE
-        status["lastCheck"] = {"succeeded": False, "reason": reason, "message": result.get("message", ""), "at": now,
-                               "generation": generation}  # fmt: skip
-        return status
-    version = result["version"]
-    history = [h for h in status.get("history") or [] if h.get("version") != version]
-    previous = next((h for h in status.get("history") or [] if h.get("version") == version), None)
-    entry = previous or {
-        "version": version,
-        "rows": result["rows"],
-        "snapshotUri": result["snapshotUri"],
-        "createdAt": now,
-    }
-    status.update(
-        version=version,
-        rows=result["rows"],
-        columns=result.get("columns", []),
-        snapshotUri=result["snapshotUri"],
-        profileRef=result.get("profileUri"),
-        history=[entry, *history][: spec.history_limit],
-        lastCheck={
-            "succeeded": True,
-            "reason": c.VALIDATION_SUCCEEDED,
-            "message": f"version {version} with {result['rows']} rows",
-            "at": now,
-            "generation": generation,
-        },
+        failed = DatasetCheck(
+            succeeded=False,
+            reason=result.get("reason") or Reason.SOURCE_UNAVAILABLE,
+            message=result.get("message", ""),
+            at=now,
+            generation=generation,
+        )
+        return status.model_copy(update={"last_checked_at": now, "last_check": failed})
+    version, rows = result["version"], int(result["rows"])
+    # A version seen before keeps the entry (and the time) it was first seen with.
+    entry = next((h for h in status.history if h.version == version), None) or DatasetVersion(
+        version=version, rows=rows, snapshot_uri=result["snapshotUri"], created_at=now
     )
-    return status
+    others = [h for h in status.history if h.version != version]
+    passed = DatasetCheck(
+        succeeded=True,
+        reason=Reason.VALIDATION_SUCCEEDED,
+        message=f"version {version} with {rows} rows",
+        at=now,
+        generation=generation,
+    )
+    return status.model_copy(
+        update={
+            "last_checked_at": now,
+            "version": version,
+            "rows": rows,
+            "columns": list(result.get("columns", [])),
+            "snapshot_uri": result["snapshotUri"],
+            "profile_ref": result.get("profileUri"),
+            "history": [entry, *others][: spec.history_limit],
+            "last_check": passed,
+        }
+    )
 
 
-def dataset_conditions(status: dict[str, Any], *, generation: int | None, now: str) -> tuple[list[dict], str]:
+def artifact_store_missing(status: DatasetStatus, *, problem: str, now: str) -> DatasetStatus | None:
+    """The status that reports a missing artifact claim, or None when it already does (reported once).
+
+    No check is consumed (checkedGeneration and lastCheckedAt stay): it is retried until the claim exists.
+    """
+    if status.last_check is not None and status.last_check.reason == Reason.ARTIFACT_STORE_MISSING:
+        return None
+    missing = DatasetCheck(succeeded=False, reason=Reason.ARTIFACT_STORE_MISSING, message=problem, at=now)
+    return status.model_copy(update={"last_check": missing})
+
+
+def dataset_conditions(
+    status: DatasetStatus, *, generation: int | None, now: str
+) -> tuple[list[Condition], DatasetPhase]:
     """Validated and Ready conditions, and the phase, from the status fields."""
-    conditions = status.get("conditions") or []
-    check = status.get("lastCheck")
-    version = status.get("version")
-    stale = check is not None and check.get("generation") not in (None, generation)
+    check, version = status.last_check, status.version
+    true, false, unknown = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+    pending, passed = Reason.VALIDATION_PENDING, Reason.VALIDATION_SUCCEEDED
+    stale = check is not None and check.generation not in (None, generation)
     if check is None:
-        validated = ("Unknown", c.VALIDATION_PENDING, "the first check of the source is under way")
-        ready, phase = ("False", c.VALIDATION_PENDING, "waiting for the first validated version of the data"), "Pending"
+        validated = (unknown, pending, "the first check of the source is under way")
+        ready = (false, pending, "waiting for the first validated version of the data")
+        phase = DatasetPhase.PENDING
     elif stale:
         # The spec changed since the last finished check: nothing is validated against it yet.
         words = f"checking the source against generation {generation}"
-        kept = f"; version {version} (checked against generation {check['generation']}) stays available"
-        validated = ("Unknown", c.VALIDATION_PENDING, words)
-        ready, phase = ("False", c.VALIDATION_PENDING, words + (kept if version else "")), "Pending"
-    elif check["succeeded"]:
-        validated = ("True", c.VALIDATION_SUCCEEDED, check["message"])
-        ready, phase = ("True", c.VALIDATION_SUCCEEDED, f"version {version} is available"), "Ready"
+        kept = f"; version {version} (checked against generation {check.generation}) stays available"
+        validated = (unknown, pending, words)
+        ready = (false, pending, words + (kept if version else ""))
+        phase = DatasetPhase.PENDING
+    elif check.succeeded:
+        validated = (true, passed, check.message)
+        ready = (true, passed, f"version {version} is available")
+        phase = DatasetPhase.READY
     else:
-        validated = ("False", check["reason"], check["message"])
+        validated = (false, check.reason, check.message)
         kept = f"; the last good version {version} stays available" if version else "; no version is available"
-        ready, phase = ("False", check["reason"], check["message"] + kept), "Failed"
+        ready = (false, check.reason, check.message + kept)
+        phase = DatasetPhase.FAILED
+    conditions = status.conditions
     for type_, (state, reason, message) in ((c.VALIDATED, validated), (c.READY, ready)):
-        conditions = c.set_condition(
-            conditions, type_=type_, status=state, reason=reason, message=message, generation=generation, now=now
-        )
+        conditions = c.set_condition(conditions, type_=type_, status=state, reason=reason, message=message,
+                                     generation=generation, now=now, typed=True)  # fmt: skip
     return conditions, phase
 
 
-def _finished_check_result(job: Any, namespace: str) -> dict[str, Any] | None:
+def with_conditions(status: DatasetStatus, *, generation: int | None, now: str) -> DatasetStatus:
+    """The status as written: conditions and phase derived from the fields, the generation observed."""
+    conditions, phase = dataset_conditions(status, generation=generation, now=now)
+    return status.model_copy(update={"conditions": conditions, "phase": phase, "observed_generation": generation})
+
+
+def wire(status: DatasetStatus) -> dict[str, Any]:
+    """The status as the API stores it; a field left None is absent (the patch removes it)."""
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _finished_check_result(job: dict[str, Any], namespace: str) -> dict[str, Any] | None:
     """The result of a finished check Job, or None while it runs."""
-    finished = kube.job_finished(job)
+    finished = job_finished(job)
     if finished is None:
         return None
-    outcome = finished.type
-    for pod in reversed(kube.job_pods(namespace, job.metadata.name)):
-        result = kube.termination_message(pod)
-        if result is not None:
-            return result if outcome == "Complete" or not result.get("ok") else {**result, "ok": False}
-    return {"ok": False, "reason": c.SOURCE_UNAVAILABLE, "message": f"the check Job failed ({finished.reason})"}
+    result = latest_result(job_pods(namespace, job))
+    if result is not None:
+        return result if finished["type"] == "Complete" or not result.get("ok") else {**result, "ok": False}
+    return {"ok": False, "reason": Reason.SOURCE_UNAVAILABLE,
+            "message": f"the check Job failed ({finished.get('reason') or 'no result'})"}  # fmt: skip
 
 
 def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
     """A source object that does not exist: reported at once instead of a pod stuck on a missing volume."""
+    # Read only when a check is due: not cached, since they are the user's objects, not ours.
     if spec.source.config_map:
-        cm = kube.read_or_none(kube.core().read_namespaced_config_map, spec.source.config_map.name, namespace)
+        cm = kube.read_config_map(namespace, spec.source.config_map.name)
         if cm is None:
             return f"ConfigMap {spec.source.config_map.name} does not exist"
-        if spec.source.config_map.key not in (cm.data or {}):
+        if spec.source.config_map.key not in (cm.get("data") or {}):
             return f"ConfigMap {spec.source.config_map.name} has no key {spec.source.config_map.key!r}"
     if spec.source.pvc:
         claim = spec.source.pvc.claim_name
-        if kube.read_or_none(kube.core().read_namespaced_persistent_volume_claim, claim, namespace) is None:
+        if kube.read_pvc(namespace, claim) is None:
             return f"PersistentVolumeClaim {claim} does not exist"
     return None
 
 
-def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Outcome:
-    status, now, namespace = dict(observed.status), observed.now, observed.namespace
-    active = status.get("activeCheck")
-    if active:
-        job = kube.read_or_none(kube.batch().read_namespaced_job, active, namespace)
-        result = {"ok": False, "reason": c.SOURCE_UNAVAILABLE, "message": f"check Job {active} disappeared"}
-        if job is not None:
-            result = _finished_check_result(job, namespace)
-        if result is not None:
-            before = status.get("version")
-            status = apply_check_result(status, result, spec=spec, now=now)
-            status["activeCheck"] = None
-            if result.get("ok") and result["version"] != before:
-                kopf.info(observed.body, reason="NewVersion", message=f"{result['version']}: {result['rows']} rows")
-            elif not result.get("ok"):
-                kopf.warn(observed.body, reason=status["lastCheck"]["reason"], message=status["lastCheck"]["message"])
-    due = not status.get("activeCheck") and check_due(spec, status, generation=observed.generation, now=now)
-    store_problem = artifact_store_problem(namespace) if due else None
-    if store_problem:  # no check is consumed: retried at every resync until the claim exists
-        if (status.get("lastCheck") or {}).get("reason") != c.ARTIFACT_STORE_MISSING:
-            status["lastCheck"] = {"succeeded": False, "reason": c.ARTIFACT_STORE_MISSING, "message": store_problem,
-                                   "at": now}  # fmt: skip
-            kopf.warn(observed.body, reason=c.ARTIFACT_STORE_MISSING, message=store_problem)
-    elif due:
-        status["checkedGeneration"] = observed.generation
-        problem = _source_problem(spec, namespace)
-        if problem:
-            status = apply_check_result(
-                status, {"ok": False, "reason": c.SOURCE_UNAVAILABLE, "message": problem}, spec=spec, now=now
-            )
-        else:
-            number = int(status.get("checks") or 0) + 1
-            job = desired_dataset_check_job(
-                name=observed.name,
-                namespace=namespace,
-                uid=observed.uid,
-                spec=spec,
-                check=number,
-                config=OperatorConfig.from_env(),
-            )
-            kube.create_or_get(kube.batch().create_namespaced_job, kube.batch().read_namespaced_job, namespace, job)
-            status.update(checks=number, activeCheck=job["metadata"]["name"])
-            kopf.info(observed.body, reason="CheckStarted", message=f"Job {job['metadata']['name']} checks the source")
-    conditions, phase = dataset_conditions(status, generation=observed.generation, now=now)
-    return Outcome(
-        status={**status, "conditions": conditions, "phase": phase, "observedGeneration": observed.generation}
+def finish_active_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) -> DatasetStatus:
+    """Fold the result of the check Job under way into status once it has finished."""
+    active = status.active_check
+    if not active:
+        return status
+    job = read_child("jobs", observed.namespace, active)
+    result: dict[str, Any] | None = {"ok": False, "reason": Reason.SOURCE_UNAVAILABLE,
+                                     "message": f"check Job {active} disappeared"}  # fmt: skip
+    if job is not None:
+        result = _finished_check_result(job, observed.namespace)
+    if result is None:
+        return status
+    before = status.version
+    status = apply_check_result(status, result, spec=spec, now=observed.now).model_copy(update={"active_check": None})
+    if result.get("ok") and result["version"] != before:
+        kopf.info(observed.body, reason=EventReason.NEW_VERSION, message=f"{result['version']}: {result['rows']} rows")
+    elif not result.get("ok") and status.last_check is not None:
+        kopf.warn(observed.body, reason=status.last_check.reason, message=status.last_check.message)
+    return status
+
+
+def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) -> DatasetStatus:
+    """Start the check that is due: a missing source object fails it at once, otherwise a Job runs it."""
+    namespace = observed.namespace
+    status = status.model_copy(update={"checked_generation": observed.generation})
+    problem = _source_problem(spec, namespace)
+    if problem:
+        missing = {"ok": False, "reason": Reason.SOURCE_UNAVAILABLE, "message": problem}
+        return apply_check_result(status, missing, spec=spec, now=observed.now)
+    number = status.checks + 1
+    job = desired_dataset_check_job(
+        name=observed.name,
+        namespace=namespace,
+        uid=observed.uid,
+        spec=spec,
+        check=number,
+        config=OperatorConfig.from_env(),
     )
+    CACHE.observe("jobs", kube.create_job(namespace, job))
+    job_name = job["metadata"]["name"]
+    kopf.info(observed.body, reason=EventReason.CHECK_STARTED, message=f"Job {job_name} checks the source")
+    return status.model_copy(update={"checks": number, "active_check": job_name})
 
 
-register_reconciler("datasets", DatasetSpec, reconcile_dataset, resync_seconds=3)
+def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Outcome:
+    status = finish_active_check(spec, observed, DatasetStatus.model_validate(observed.status))
+    due = not status.active_check and check_due(spec, status, generation=observed.generation, now=observed.now)
+    store_problem = artifact_store_problem(observed.namespace) if due else None
+    if store_problem:
+        reported = artifact_store_missing(status, problem=store_problem, now=observed.now)
+        if reported is not None:
+            status = reported
+            kopf.warn(observed.body, reason=Reason.ARTIFACT_STORE_MISSING, message=store_problem)
+    elif due:
+        status = start_check(spec, observed, status)
+    status = with_conditions(status, generation=observed.generation, now=observed.now)
+    # A running check wakes the Dataset through its Job's events; otherwise the next refresh is the deadline.
+    # A missing claim wakes it when the claim appears (the claims are watched).
+    waiting = status.active_check or store_problem
+    wake_at = None if waiting else next_check_at(spec, status, generation=observed.generation)
+    return Outcome(status=wire(status), wake_at=wake_at)
+
+
+register_reconciler("datasets", DatasetSpec, reconcile_dataset)

@@ -7,76 +7,95 @@ the canary pods and, when one is due, take a measurement on Prometheus; the pure
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 from typing import Any
 
 import kopf
 
-from .. import kube
+from ..adapters import kube
+from ..adapters.prometheus import measure
 from ..api import conditions as c
-from ..api.modeldeployment import ModelDeploymentSpec
+from ..api.clock import format_time, utc_now
+from ..api.common import Condition
+from ..api.modeldeployment import AnalysisResult, ModelDeploymentSpec, ModelDeploymentStatus
+from ..api.reasons import ConditionStatus, ConditionType, DeploymentPhase, Reason
 from ..config import OperatorConfig
-from ..registry import champions
+from ..operator_metrics import CANARY_WEIGHT, ROLLBACKS
+from ..registry import MODEL_LABEL, PROMOTED_LABEL
 from ..resources.jobs import child_name
 from ..resources.routing import routed_weight, weight_patch
-from ..resources.serving import desired_server_deployment, desired_service, desired_variant_service
-from ..rollout.analysis import measure
-from ..rollout.canary import COMMANDS, Observation, Target, measurement_due, next_rollout, replica_split
+from ..resources.serving import (
+    desired_server_deployment,
+    desired_service,
+    desired_variant_service,
+    is_current,
+    with_fingerprint,
+)
+from ..rollout.analysis import metrics_to_judge
+from ..rollout.canary import COMMANDS, Observation, Target, next_rollout, replica_split
+from ..rollout.timing import measurement_due, next_wake
+from .cache import CACHE
 from .common import Observed, Outcome, register_reconciler
-from .metrics import CANARY_WEIGHT, ROLLBACKS
+
+
+def _champion(namespace: str, model: str) -> dict[str, Any] | None:
+    """The run labelled champion of `model` (the newest decision, should a hand-over be under way)."""
+    found = CACHE.list("trainingruns", namespace, labels={MODEL_LABEL: model, PROMOTED_LABEL: "true"})
+    return max(found, key=lambda r: ((r.get("status") or {}).get("promotion") or {}).get("decidedAt") or "",
+               default=None)  # fmt: skip
 
 
 def resolve_target(spec: ModelDeploymentSpec, namespace: str) -> tuple[Target | None, str, str]:
-    """(target, model name, why there is none)."""
+    """(target, model name, why there is none), from the cached TrainingRuns (their events wake us)."""
     if spec.model.training_run:
-        run = kube.get_custom("trainingruns", namespace, spec.model.training_run)
+        run = CACHE.get("trainingruns", namespace, spec.model.training_run)
         if run is None:
             return None, "", f"TrainingRun {spec.model.training_run} does not exist"
         model_name = run["spec"]["model"]["name"]
     else:
         model_name = spec.model.name or ""
-        found = champions.current_champion(namespace, model_name, exclude="")
-        if found is None:
+        run = _champion(namespace, model_name)
+        if run is None:
             return None, model_name, f"model {model_name} has no promoted version yet"
-        run = kube.get_custom("trainingruns", namespace, found.name)
-    model = ((run or {}).get("status") or {}).get("model")
+    model = (run.get("status") or {}).get("model")
     if not model:
         return None, model_name, f"TrainingRun {run['metadata']['name']} has no stored model yet"
     return Target(version=model["version"], model_uri=model["uri"], sha256=model["sha256"]), model_name, ""
 
 
-def ready_replicas_of(deployment: Any, version: str) -> int:
+def ready_replicas_of(deployment: dict[str, Any] | None, version: str) -> int:
     """Ready pods of the Deployment that run `version` (0 while its rollout to that version is unfinished)."""
-    if deployment is None or not deployment.status:
+    if deployment is None:
         return 0
-    labels = deployment.spec.template.metadata.labels or {}
-    s = deployment.status
-    if labels.get("mlops.dev/version") != version[:63] or (s.observed_generation or 0) < deployment.metadata.generation:
+    labels = ((deployment["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+    s = deployment.get("status") or {}
+    if labels.get("mlops.dev/version") != version[:63]:
         return 0
-    return min(s.updated_replicas or 0, s.ready_replicas or 0)
+    if (s.get("observedGeneration") or 0) < (deployment["metadata"].get("generation") or 0):
+        return 0
+    return min(s.get("updatedReplicas") or 0, s.get("readyReplicas") or 0)
 
 
 def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, logger: Any) -> Outcome:
     namespace, name, now = observed.namespace, observed.name, observed.now
-    status = dict(observed.status)
+    before = ModelDeploymentStatus.model_validate(observed.status)
+    status = before.model_copy(deep=True)
     target, model, why = resolve_target(spec, namespace)
-    moment = dt.datetime.now(dt.UTC)  # rollout timing is to the millisecond (status.now is whole seconds)
-    canary = status.get("canary")
-    canary_dep = kube.read_or_none(kube.apps().read_namespaced_deployment, child_name(name, "canary"), namespace)
-    canary_ready = ready_replicas_of(canary_dep, canary["version"]) if canary else 0
+    moment = utc_now()
+    canary_dep = CACHE.get("deployments", namespace, child_name(name, "canary"))
+    canary_ready = ready_replicas_of(canary_dep, status.canary.version) if status.canary else 0
     measurement, message = None, ""
-    if status.get("stable") and measurement_due(spec, status, moment):
-        judged = canary or status["stable"]
-        prometheus = spec.prometheus_url or os.environ.get("MLOPS_PROMETHEUS_URL")
+    if status.stable and measurement_due(spec, status, moment):
+        judged = status.canary or status.stable
+        prometheus = spec.prometheus_url or OperatorConfig.from_env().prometheus_url
         measurement, message, results = measure(
-            spec.analysis.metrics, prometheus_url=prometheus, namespace=namespace, model=model,
-            version=judged["version"], window=spec.analysis.interval if spec.analysis.interval.endswith("m") else "1m",
+            metrics_to_judge(spec, status), prometheus_url=prometheus, namespace=namespace, model=model,
+            version=judged.version, window=spec.analysis.interval if spec.analysis.interval.endswith("m") else "1m",
         )  # fmt: skip
-        status["lastAnalysis"] = [
-            {"metric": r.metric, "phase": r.phase, "value": r.value, "message": r.message, "measuredAt": now}
+        status.last_analysis = [
+            AnalysisResult(metric=r.metric, phase=r.phase, value=r.value, message=r.message,
+                           measured_at=format_time(moment))
             for r in results
-        ]
+        ]  # fmt: skip
     annotations = observed.body["metadata"].get("annotations") or {}
     commands = {command: annotations[key] for command, key in COMMANDS.items() if annotations.get(key)}
     decision = next_rollout(
@@ -94,113 +113,121 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     status = decision.status
     for kind, reason, words in decision.events:
         (kopf.info if kind == "Normal" else kopf.warn)(observed.body, reason=reason, message=words)
-    if status.get("stable"):
-        status = apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
-    record_metrics(observed, previous=observed.status, status=status)
+    if status.stable:
+        apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
+    record_metrics(observed, previous=before, status=status)
     conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
-    return Outcome(
-        status={**status, "conditions": conditions, "phase": phase, "observedGeneration": observed.generation},
-        requeue_after=decision.requeue_after,
-    )
+    status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
+    # The deadlines as they are after applying (the pods the canary now needs are in status).
+    return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True),
+                   wake_at=next_wake(spec, status, moment))  # fmt: skip
 
 
-def apply_serving(spec: ModelDeploymentSpec, status: dict[str, Any], *, observed: Observed, model: str,
-                  weight: int) -> dict[str, Any]:  # fmt: skip
-    """Apply the Deployments, the Services and the traffic split; return status with what was achieved."""
+def apply_child(plural: str, namespace: str, desired: dict[str, Any]) -> dict[str, Any]:
+    """The child as it is after making it `desired`: applied only when the watched one differs."""
+    desired = with_fingerprint(desired)
+    actual = CACHE.get(plural, namespace, desired["metadata"]["name"])
+    if is_current(desired, actual):
+        return actual  # type: ignore[return-value]
+    applied = (kube.apply_deployment if plural == "deployments" else kube.apply_service)(namespace, desired)
+    CACHE.observe(plural, applied)
+    return applied
+
+
+def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str,
+                  weight: int) -> None:  # fmt: skip
+    """Apply the Deployments, the Services and the traffic split; record in status what was achieved."""
     name, namespace, config = observed.name, observed.namespace, OperatorConfig.from_env()
-    canary = status.get("canary")
+    canary, stable = status.canary, status.stable
+    assert stable is not None
     gateway = spec.traffic_routing.mode == "GatewayAPI"
     stable_replicas, canary_replicas = replica_split(spec.replicas, weight)
     if gateway:  # the route splits traffic: the stable keeps all its pods, the canary gets pods for its share
         stable_replicas = spec.replicas
-    apps, core = kube.apps(), kube.core()
-    for variant, version, replicas in (("stable", status["stable"], stable_replicas),
-                                       ("canary", canary or status["stable"], canary_replicas)):  # fmt: skip
+    for variant, served, replicas in (("stable", stable, stable_replicas),
+                                      ("canary", canary or stable, canary_replicas)):  # fmt: skip
+        version = {"version": served.version, "modelUri": served.model_uri, "sha256": served.sha256}
         body = desired_server_deployment(md=name, uid=observed.uid, variant=variant, spec=spec, model=model,
                                          version=version, replicas=replicas, config=config)  # fmt: skip
-        applied = kube.server_side_apply(apps.patch_namespaced_deployment, namespace, body)
-        ready = (applied.status.ready_replicas or 0) if applied.status else 0
-        key = "stable" if variant == "stable" else ("canary" if canary else None)
-        if key:
-            status[key] = {**status[key], "replicas": replicas, "readyReplicas": ready}
-        variant_service = desired_variant_service(md=name, uid=observed.uid, variant=variant)
-        kube.server_side_apply_if_changed(core.patch_namespaced_service, namespace, variant_service)
-    kube.server_side_apply_if_changed(
-        core.patch_namespaced_service, namespace, desired_service(md=name, uid=observed.uid, spec=spec)
-    )
+        applied = apply_child("deployments", namespace, body)
+        ready = int((applied.get("status") or {}).get("readyReplicas") or 0)
+        if variant == "stable" or canary:
+            served.replicas, served.ready_replicas = replicas, ready
+        apply_child("services", namespace, desired_variant_service(md=name, uid=observed.uid, variant=variant))
+    apply_child("services", namespace, desired_service(md=name, uid=observed.uid, spec=spec))
     if gateway:
-        achieved, status["routing"] = route_traffic(spec, namespace=namespace, md=name, weight=weight if canary else 0)
+        achieved, status.routing = route_traffic(spec, namespace=namespace, md=name, weight=weight if canary else 0)
     else:
         achieved = round(100 * canary_replicas / max(stable_replicas + canary_replicas, 1)) if canary else 0
-        status["routing"] = f"replica ratio behind Service {name}: {stable_replicas} stable, {canary_replicas} canary"
-    status["stable"]["weight"] = 100 - achieved
+        status.routing = f"replica ratio behind Service {name}: {stable_replicas} stable, {canary_replicas} canary"
+    stable.weight = 100 - achieved
     if canary:
-        status["canary"]["weight"] = achieved
-    return status
+        canary.weight = achieved
 
 
 def route_traffic(spec: ModelDeploymentSpec, *, namespace: str, md: str, weight: int) -> tuple[int, str]:
     """Set our backendRefs' weights on the HTTPRoute; (achieved canary weight, what happened in words)."""
     route_name = spec.traffic_routing.gateway_api.http_route
     stable, canary = child_name(md, "stable"), child_name(md, "canary")
-    route = kube.get_httproute(namespace, route_name)
+    route = CACHE.get("httproutes", namespace, route_name)  # the user's routes are watched, not read each time
     if route is None:
         return 0, f"HTTPRoute {route_name} does not exist: traffic cannot be shifted"
     operations = weight_patch(route, stable=stable, canary=canary, canary_weight=weight)
     if operations:
         route = kube.json_patch_httproute(namespace, route_name, operations)
+        CACHE.observe("httproutes", route)
     achieved = routed_weight(route, stable=stable, canary=canary)
     if achieved is None:
         return 0, f"HTTPRoute {route_name} has no rule with backendRefs to both {stable} and {canary}"
     return achieved, f"HTTPRoute {route_name}: {100 - achieved}% {stable}, {achieved}% {canary}"
 
 
-def record_metrics(observed: Observed, *, previous: dict[str, Any], status: dict[str, Any]) -> None:
-    weight = (status.get("canary") or {}).get("weight", 0)
-    CANARY_WEIGHT.labels(observed.namespace, observed.name).set(weight)
-    if (status.get("degraded") or {}) != (previous.get("degraded") or {}) and status.get("degraded"):
-        ROLLBACKS.labels(observed.namespace, observed.name, status["degraded"]["reason"]).inc()
+def record_metrics(observed: Observed, *, previous: ModelDeploymentStatus, status: ModelDeploymentStatus) -> None:
+    CANARY_WEIGHT.labels(observed.namespace, observed.name).set(status.canary.weight if status.canary else 0)
+    if status.degraded is not None and status.degraded != previous.degraded:
+        ROLLBACKS.labels(observed.namespace, observed.name, status.degraded.reason).inc()
 
 
-def deployment_conditions(status: dict[str, Any], *, why: str, generation: int | None, now: str) -> tuple[list, str]:
-    stable, canary, degraded = status.get("stable"), status.get("canary"), status.get("degraded")
-    conditions = status.get("conditions") or []
+def deployment_conditions(
+    status: ModelDeploymentStatus, *, why: str, generation: int | None, now: str
+) -> tuple[list[Condition], DeploymentPhase]:
+    """Available, Progressing, Degraded and the aggregate Ready, and the phase, from the rollout's status."""
+    stable, canary, degraded = status.stable, status.canary, status.degraded
+    conditions = list(status.conditions)
+    T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
 
-    def put(type_: str, state: str, reason: str, message: str) -> None:
+    def put(type_: ConditionType, state: ConditionStatus, reason: str, message: str) -> None:
         nonlocal conditions
         conditions = c.set_condition(conditions, type_=type_, status=state, reason=reason, message=message,
-                                     generation=generation, now=now)  # fmt: skip
+                                     generation=generation, now=now, typed=True)  # fmt: skip
 
-    if not stable:
-        put(c.AVAILABLE, "False", c.MODEL_NOT_FOUND, why)
-        put(c.READY, "False", c.MODEL_NOT_FOUND, why)
-        return conditions, "Pending"
-    available = (stable.get("readyReplicas") or 0) > 0
-    put(c.AVAILABLE, "True" if available else "False", "ServingStable" if available else "StableNotReady",
-        f"{stable['version']}: {stable.get('readyReplicas', 0)}/{stable.get('replicas', 0)} pods ready")  # fmt: skip
-    if canary:
-        pause = status.get("pauseReason")
-        words = f"{canary['version']} at {canary.get('weight', 0)}%, step {canary['stepIndex']}"
-        put(c.PROGRESSING, "True", pause or "CanaryInProgress", words + (f" (paused: {pause})" if pause else ""))
+    if stable is None:
+        put(ConditionType.AVAILABLE, F, Reason.MODEL_NOT_FOUND, why)
+        put(ConditionType.READY, F, Reason.MODEL_NOT_FOUND, why)
+        return conditions, DeploymentPhase.PENDING
+    available = stable.ready_replicas > 0
+    put(ConditionType.AVAILABLE, T if available else F, Reason.SERVING_STABLE if available else Reason.STABLE_NOT_READY,
+        f"{stable.version}: {stable.ready_replicas}/{stable.replicas} pods ready")  # fmt: skip
+    if canary is not None:
+        pause = status.pause_reason
+        words = f"{canary.version} at {canary.weight}%, step {canary.step_index}"
+        put(ConditionType.PROGRESSING, T, pause or Reason.CANARY_IN_PROGRESS,
+            words + (f" (paused: {pause})" if pause else ""))  # fmt: skip
     else:
-        put(c.PROGRESSING, "False", "RolloutComplete", f"{stable['version']} serves 100%")
-    if degraded:
-        put(c.DEGRADED, "True", degraded["reason"], degraded["message"])
-    else:
-        put(c.DEGRADED, "False", "NoRollback", "no rollback since the last promotion")
-    if degraded:
-        put(c.READY, "False", degraded["reason"], degraded["message"])
-        phase = "Degraded"
-    elif canary:
-        put(c.READY, "False", "RolloutInProgress", f"rolling out {canary['version']}")
-        phase = "Paused" if status.get("pauseReason") else "Progressing"
-    elif not available:
-        put(c.READY, "False", "StableNotReady", f"waiting for pods of {stable['version']}")
-        phase = "Progressing"
-    else:
-        put(c.READY, "True", "ServingStable", f"{stable['version']} serves 100%")
-        phase = "Healthy"
-    return conditions, phase
+        put(ConditionType.PROGRESSING, F, Reason.ROLLOUT_COMPLETE, f"{stable.version} serves 100%")
+    if degraded is not None:
+        put(ConditionType.DEGRADED, T, degraded.reason, degraded.message)
+        put(ConditionType.READY, F, degraded.reason, degraded.message)
+        return conditions, DeploymentPhase.DEGRADED
+    put(ConditionType.DEGRADED, F, Reason.NO_ROLLBACK, "no rollback since the last promotion")
+    if canary is not None:
+        put(ConditionType.READY, F, Reason.ROLLOUT_IN_PROGRESS, f"rolling out {canary.version}")
+        return conditions, DeploymentPhase.PAUSED if status.pause_reason else DeploymentPhase.PROGRESSING
+    if not available:
+        put(ConditionType.READY, F, Reason.STABLE_NOT_READY, f"waiting for pods of {stable.version}")
+        return conditions, DeploymentPhase.PROGRESSING
+    put(ConditionType.READY, T, Reason.SERVING_STABLE, f"{stable.version} serves 100%")
+    return conditions, DeploymentPhase.HEALTHY
 
 
-register_reconciler("modeldeployments", ModelDeploymentSpec, reconcile_modeldeployment, resync_seconds=1)
+register_reconciler("modeldeployments", ModelDeploymentSpec, reconcile_modeldeployment)

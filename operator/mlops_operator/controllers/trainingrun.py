@@ -2,6 +2,10 @@
 
 Terminal phases are sticky: a Succeeded or Failed run never trains again (its Job's pod retries are
 attempts recorded in status); only its promotion can still move (approval, or being superseded).
+
+Each step observes (the Dataset and the Job from the cache, the champion from the API), decides with a
+pure function (TrainingRunStatus in, TrainingRunStatus out) and acts (creates the Job, hands the
+champion title over, posts Events).
 """
 
 from __future__ import annotations
@@ -11,205 +15,257 @@ from typing import Any
 
 import kopf
 
-from .. import kube
+from ..adapters import champions, kube
 from ..api import conditions as c
-from ..api.trainingrun import TrainingRunSpec
+from ..api.clock import parse_time, seconds_between
+from ..api.common import Condition
+from ..api.dataset import DatasetStatus
+from ..api.reasons import ConditionStatus, Decision, EventReason, Reason, TrainingPhase
+from ..api.trainingrun import DatasetPin, ModelArtifact, TrainingRunSpec, TrainingRunStatus
 from ..config import OperatorConfig
-from ..registry import APPROVED_ANNOTATION, MODEL_LABEL, PROMOTED_LABEL, champions
-from ..registry.promotion import SUPERSEDED, decide_promotion
-from ..resources.jobs import child_name, desired_training_job
-from .common import Observed, Outcome, artifact_store_problem, register_reconciler
+from ..registry import APPROVED_ANNOTATION, MODEL_LABEL, PROMOTED_LABEL
+from ..registry.promotion import decide_promotion, decision_due, record_decision, superseded
+from ..resources.jobs import child_name, desired_training_job, job_attempts, job_finished, latest_result
+from .cache import CACHE
+from .common import Observed, Outcome, artifact_store_problem, job_pods, plain_status, read_child, register_reconciler
 
-TERMINAL = ("Succeeded", "Failed")
-
-
-def _seconds_between(start: str, end: str) -> float:
-    parse = dt.datetime.fromisoformat
-    return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
+DEFAULT_TARGET = "target"
 
 
-def _fail(status: dict[str, Any], *, reason: str, message: str, now: str) -> dict[str, Any]:
-    return {**status, "phase": "Failed", "reason": reason, "message": message, "completedAt": now}
+def _fail(status: TrainingRunStatus, *, reason: str, message: str, now: str) -> TrainingRunStatus:
+    return status.model_copy(
+        update={"phase": TrainingPhase.FAILED, "reason": reason, "message": message, "completed_at": now}
+    )
 
 
-def pin_dataset(spec: TrainingRunSpec, dataset: dict[str, Any] | None) -> tuple[dict[str, str] | None, str]:
-    """The dataset version to train on, or None and why not (yet)."""
+def _pending(status: TrainingRunStatus, *, reason: str, message: str) -> TrainingRunStatus:
+    return status.model_copy(update={"phase": TrainingPhase.PENDING, "reason": reason, "message": message})
+
+
+def pin_dataset(
+    spec: TrainingRunSpec, dataset: DatasetStatus | None, *, target: str = DEFAULT_TARGET
+) -> tuple[DatasetPin | None, str]:
+    """The dataset version to train on, or None and why not (yet). `dataset` is the Dataset's status
+    (None: no such Dataset), `target` its spec's target column."""
     name = spec.dataset_ref.name
     if dataset is None:
         return None, f"Dataset {name} does not exist"
-    status = dataset.get("status") or {}
-    wanted = spec.dataset_ref.version or status.get("version")
+    wanted = spec.dataset_ref.version or dataset.version
     if not wanted:
         return None, f"Dataset {name} has no validated version yet"
-    entry = next((h for h in status.get("history") or [] if h.get("version") == wanted), None)
+    entry = next((h for h in dataset.history if h.version == wanted), None)
     if entry is None:
         return None, f"Dataset {name} has no version {wanted} in its history"
-    target = (dataset.get("spec") or {}).get("target", "target")
-    return {"name": name, "version": wanted, "snapshotUri": entry["snapshotUri"], "target": target}, ""
+    return DatasetPin(name=name, version=wanted, snapshot_uri=entry.snapshot_uri, target=target), ""
 
 
-def _job_result(job: Any, namespace: str) -> tuple[str | None, dict[str, Any] | None, str]:
+def waiting_for_dataset(
+    spec: TrainingRunSpec, status: TrainingRunStatus, *, why: str, waited: float, now: str
+) -> TrainingRunStatus:
+    """Pending while the Dataset has no version to pin; Failed once datasetWaitSeconds have passed."""
+    if waited > spec.dataset_wait_seconds:
+        message = f"{why} after waiting {spec.dataset_wait_seconds}s"
+        return _fail(status, reason=Reason.DATASET_NOT_READY, message=message, now=now)
+    return _pending(status, reason=Reason.DATASET_NOT_READY, message=why)
+
+
+def training_outcome(
+    spec: TrainingRunSpec,
+    status: TrainingRunStatus,
+    *,
+    finished: str | None,
+    result: dict[str, Any] | None,
+    job_reason: str,
+    run: str,
+    now: str,
+) -> TrainingRunStatus:
+    """The status once the Job's state is known: Running, Succeeded with its results, or Failed and why.
+
+    `finished` is the Job's Complete or Failed condition type (None while it runs), `result` what the
+    trainer reported in its termination message, `job_reason` the reason of the Job's Failed condition.
+    """
+    if finished is None:
+        return status.model_copy(update={"phase": TrainingPhase.RUNNING, "reason": Reason.JOB_RUNNING,
+                                         "message": f"Job {status.job_name} is training"})  # fmt: skip
+    if finished == "Complete" and result and result.get("ok"):
+        metrics = {name: float(value) for name, value in (result.get("metrics") or {}).items()}
+        primary = result.get("primaryMetric")
+        started = status.started_at or now
+        return status.model_copy(
+            update={
+                "phase": TrainingPhase.SUCCEEDED,
+                "reason": Reason.JOB_SUCCEEDED,
+                "message": f"model stored at {result['modelUri']}",
+                "completed_at": now,
+                "duration_seconds": round(seconds_between(started, now), 1),
+                "metrics": metrics,
+                "primary_metric": primary,
+                "primary_value": f"{metrics[primary]:.4f}" if primary in metrics else None,
+                "model": ModelArtifact(uri=result["modelUri"], sha256=result["sha256"], version=run),
+            }
+        )
+    if job_reason == "DeadlineExceeded":
+        message = f"training exceeded activeDeadlineSeconds={spec.active_deadline_seconds}"
+        return _fail(status, reason=Reason.DEADLINE_EXCEEDED, message=message, now=now)
+    said = (result or {}).get("message") or f"the Job failed ({job_reason or 'no result'})"
+    return _fail(status, reason=Reason.JOB_FAILED, message=f"after {status.attempts} attempt(s): {said}", now=now)
+
+
+def training_conditions(status: TrainingRunStatus, *, generation: int | None, now: str) -> list[Condition]:
+    """Succeeded, Promoted (once succeeded) and Ready, from the phase, its reason and the promotion."""
+    phase, reason, message = status.phase, status.reason or Reason.RECONCILING, status.message or ""
+    conditions = status.conditions
+
+    def put(type_: str, state: ConditionStatus, why: str, words: str) -> None:
+        nonlocal conditions
+        conditions = c.set_condition(conditions, type_=type_, status=state, reason=why, message=words,
+                                     generation=generation, now=now, typed=True)  # fmt: skip
+
+    if phase == TrainingPhase.SUCCEEDED:
+        put(c.SUCCEEDED, ConditionStatus.TRUE, reason, message)
+        promotion = status.promotion
+        if promotion is None:
+            put(c.PROMOTED, ConditionStatus.UNKNOWN, Reason.RECONCILING, "deciding")
+        else:
+            promoted = ConditionStatus.TRUE if promotion.decision == Decision.PROMOTED else ConditionStatus.FALSE
+            put(c.PROMOTED, promoted, promotion.reason, promotion.message)
+        decision = promotion.decision if promotion else "deciding"
+        put(c.READY, ConditionStatus.TRUE, reason, f"{message}; promotion: {decision}")
+    elif phase == TrainingPhase.FAILED:
+        put(c.SUCCEEDED, ConditionStatus.FALSE, reason, message)
+        put(c.READY, ConditionStatus.FALSE, reason, message)
+    else:
+        put(c.SUCCEEDED, ConditionStatus.UNKNOWN, reason, message)
+        put(c.READY, ConditionStatus.FALSE, reason, message)
+    return conditions
+
+
+def wire(status: TrainingRunStatus) -> dict[str, Any]:
+    """The status as the API stores it; a field left None is absent (the patch removes it)."""
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _job_result(job: dict[str, Any], namespace: str) -> tuple[str | None, dict[str, Any] | None, str]:
     """(Complete | Failed | None, the trainer's result, the Job's failure reason)."""
-    finished = next(
-        (
-            cond
-            for cond in (job.status.conditions or [])
-            if cond.type in ("Complete", "Failed") and cond.status == "True"
-        ),
-        None,
-    )
+    finished = job_finished(job)
     if finished is None:
         return None, None, ""
-    for pod in reversed(kube.job_pods(namespace, job.metadata.name)):
-        result = kube.termination_message(pod)
-        if result is not None:
-            return finished.type, result, finished.reason or ""
-    return finished.type, None, finished.reason or ""
+    return finished["type"], latest_result(job_pods(namespace, job)), finished.get("reason") or ""
 
 
-def progress_training(spec: TrainingRunSpec, observed: Observed, status: dict[str, Any]) -> dict[str, Any]:
+def _observe_dataset(namespace: str, name: str) -> tuple[DatasetStatus | None, str]:
+    """The Dataset's status (None: no such Dataset) and target column, from the cache."""
+    body = CACHE.get("datasets", namespace, name)
+    if body is None:
+        return None, DEFAULT_TARGET
+    # The target is read as written, not through DatasetSpec: a Dataset whose spec no longer parses
+    # still offers the versions it validated before.
+    target = (body.get("spec") or {}).get("target", DEFAULT_TARGET)
+    return DatasetStatus.model_validate(plain_status(body)), target
+
+
+def dataset_wait_ends(spec: TrainingRunSpec, body: dict[str, Any]) -> dt.datetime:
+    """When a run still waiting for its Dataset fails (a new Dataset version wakes it before that)."""
+    created = parse_time(body["metadata"]["creationTimestamp"])
+    return created + dt.timedelta(seconds=spec.dataset_wait_seconds)  # type: ignore[operator]
+
+
+def progress_training(spec: TrainingRunSpec, observed: Observed, status: TrainingRunStatus) -> TrainingRunStatus:
     """Move a non-terminal run one step: pin the dataset, create the Job, or read its outcome."""
     now, namespace, name = observed.now, observed.namespace, observed.name
-    if not status.get("dataset"):
-        dataset = kube.get_custom("datasets", namespace, spec.dataset_ref.name)
-        pin, why = pin_dataset(spec, dataset)
+    if status.dataset is None:
+        dataset, target = _observe_dataset(namespace, spec.dataset_ref.name)
+        pin, why = pin_dataset(spec, dataset, target=target)
         if pin is None:
-            waited = _seconds_between(observed.body["metadata"]["creationTimestamp"], now)
-            if waited > spec.dataset_wait_seconds:
-                return _fail(status, reason=c.DATASET_NOT_READY, now=now,
-                             message=f"{why} after waiting {spec.dataset_wait_seconds}s")  # fmt: skip
-            return {**status, "phase": "Pending", "reason": c.DATASET_NOT_READY, "message": why}
-        status = {**status, "dataset": pin}
-        kopf.info(observed.body, reason="DatasetPinned", message=f"{pin['name']} {pin['version']}")
+            waited = seconds_between(observed.body["metadata"]["creationTimestamp"], now)
+            return waiting_for_dataset(spec, status, why=why, waited=waited, now=now)
+        status = status.model_copy(update={"dataset": pin})
+        kopf.info(observed.body, reason=EventReason.DATASET_PINNED, message=f"{pin.name} {pin.version}")
     job_name = child_name(name, "train")
-    job = kube.read_or_none(kube.batch().read_namespaced_job, job_name, namespace)
+    job = read_child("jobs", namespace, job_name)
     if job is None:
         store_problem = artifact_store_problem(namespace)
         if store_problem:
-            return {**status, "phase": "Pending", "reason": c.ARTIFACT_STORE_MISSING, "message": store_problem}
+            return _pending(status, reason=Reason.ARTIFACT_STORE_MISSING, message=store_problem)
         manifest = desired_training_job(
             name=name,
             namespace=namespace,
             uid=observed.uid,
             spec=spec,
-            dataset=status["dataset"],
+            dataset=status.dataset.model_dump(mode="json", by_alias=True, exclude_none=True),
             config=OperatorConfig.from_env(),
         )
-        job = kube.create_or_get(
-            kube.batch().create_namespaced_job, kube.batch().read_namespaced_job, namespace, manifest
-        )
-        kopf.info(observed.body, reason=c.JOB_CREATED, message=f"Job {job_name} trains {spec.model.estimator}")
-        status = {**status, "jobName": job_name, "startedAt": status.get("startedAt") or now}
-    counts = job.status
-    attempts = (counts.failed or 0) + (counts.succeeded or 0) + (counts.active or 0) if counts else 0
-    status = {**status, "jobName": job_name, "attempts": attempts, "startedAt": status.get("startedAt") or now}
-    outcome, result, job_reason = _job_result(job, namespace)
-    if outcome is None:
-        return {**status, "phase": "Running", "reason": c.JOB_RUNNING, "message": f"Job {job_name} is training"}
-    if outcome == "Complete" and result and result.get("ok"):
-        metrics = result.get("metrics") or {}
-        primary = result.get("primaryMetric")
-        status = {
-            **status,
-            "phase": "Succeeded",
-            "reason": c.JOB_SUCCEEDED,
-            "message": f"model stored at {result['modelUri']}",
-            "completedAt": now,
-            "durationSeconds": round(_seconds_between(status["startedAt"], now), 1),
-            "metrics": metrics,
-            "primaryMetric": primary,
-            "primaryValue": f"{metrics[primary]:.4f}" if primary in metrics else None,
-            "model": {"uri": result["modelUri"], "sha256": result["sha256"], "version": name},
-        }
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-        kopf.info(observed.body, reason="TrainingSucceeded", message=shown or "no metrics")
-        return status
-    if job_reason == "DeadlineExceeded":
-        failed = _fail(status, reason=c.DEADLINE_EXCEEDED, now=now,
-                       message=f"training exceeded activeDeadlineSeconds={spec.active_deadline_seconds}")  # fmt: skip
-    else:
-        said = (result or {}).get("message") or f"the Job failed ({job_reason or 'no result'})"
-        failed = _fail(status, reason=c.JOB_FAILED, now=now, message=f"after {attempts} attempt(s): {said}")
-    kopf.warn(observed.body, reason=failed["reason"], message=failed["message"])
-    return failed
+        job = kube.create_job(namespace, manifest)
+        CACHE.observe("jobs", job)
+        kopf.info(observed.body, reason=Reason.JOB_CREATED, message=f"Job {job_name} trains {spec.model.estimator}")
+    status = status.model_copy(
+        update={"job_name": job_name, "attempts": job_attempts(job), "started_at": status.started_at or now}
+    )
+    finished, result, job_reason = _job_result(job, namespace)
+    status = training_outcome(spec, status, finished=finished, result=result, job_reason=job_reason, run=name, now=now)
+    if status.phase == TrainingPhase.SUCCEEDED:
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in status.metrics.items())
+        kopf.info(observed.body, reason=EventReason.TRAINING_SUCCEEDED, message=shown or "no metrics")
+    elif status.phase == TrainingPhase.FAILED:
+        kopf.warn(observed.body, reason=status.reason, message=status.message)
+    return status
 
 
-def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: dict[str, Any]) -> dict[str, Any]:
+def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: TrainingRunStatus) -> TrainingRunStatus:
     """The status after deciding, or re-checking, the promotion of a succeeded run."""
-    promotion = status.get("promotion")
-    labels = dict(observed.body["metadata"].get("labels") or {})
-    if promotion and promotion["decision"] == "Promoted" and labels.get(PROMOTED_LABEL) != "true":
-        superseded = {**promotion, "decision": "Superseded", "reason": SUPERSEDED,
-                      "message": "another version of the model became the champion"}  # fmt: skip
-        return {**status, "promotion": superseded}
-    if promotion and promotion["decision"] != "PendingApproval":
+    labels = observed.body["metadata"].get("labels") or {}
+    demoted = superseded(status.promotion, labelled_champion=labels.get(PROMOTED_LABEL) == "true")
+    if demoted is not None:
+        return status.model_copy(update={"promotion": demoted})
+    if not decision_due(status.promotion):
         return status
     approved = (observed.body["metadata"].get("annotations") or {}).get(APPROVED_ANNOTATION) == "true"
     model, namespace = spec.model.name, observed.namespace
     with champions.model_lock(namespace, model):
         champion = champions.current_champion(namespace, model, exclude=observed.name)
-        decision = decide_promotion(
-            metrics=status.get("metrics") or {}, promotion=spec.promotion, champion=champion, approved=approved
-        )
-        if promotion and promotion["decision"] == decision.decision:
+        decision = decide_promotion(metrics=status.metrics, promotion=spec.promotion, champion=champion,
+                                    approved=approved)  # fmt: skip
+        promotion = record_decision(status.promotion, decision, now=observed.now)
+        if promotion is None:
             return status
-        status = {**status, "promotion": decision.as_status(decided_at=observed.now)}
-        if decision.decision == "Promoted":
+        status = status.model_copy(update={"promotion": promotion})
+        if decision.decision == Decision.PROMOTED:
             # Under the model's lock: first the metrics and the decision, then the label. A run that
             # looks for the champion next finds it with the metrics it must be compared with; and the
             # label is never written by kopf's patch after the handler, which could land after another
             # run took the title over.
-            kube.patch_status("trainingruns", namespace, observed.name,
-                              {"metrics": status.get("metrics") or {}, "promotion": status["promotion"]})  # fmt: skip
-            demoted = champions.hand_over(namespace, model, to=observed.name)
+            written = wire(status)
+            patch = {"metrics": written.get("metrics") or {}, "promotion": written["promotion"]}
+            CACHE.observe("trainingruns", kube.patch_status("trainingruns", namespace, observed.name, patch))
+            replaced = champions.hand_over(namespace, model, to=observed.name)
             kopf.info(
                 observed.body,
-                reason="Promoted",
-                message=decision.message + (f"; replaces {demoted}" if demoted else ""),
+                reason=EventReason.PROMOTED,
+                message=decision.message + (f"; replaces {replaced}" if replaced else ""),
             )
-        elif decision.decision == "Rejected":
-            kopf.warn(observed.body, reason="PromotionRejected", message=decision.message)
+        elif decision.decision == Decision.REJECTED:
+            kopf.warn(observed.body, reason=EventReason.PROMOTION_REJECTED, message=decision.message)
         else:
             kopf.info(observed.body, reason=decision.reason, message=decision.message)
     return status
 
 
-def training_conditions(status: dict[str, Any], *, generation: int | None, now: str) -> list[dict[str, Any]]:
-    phase, reason, message = status.get("phase"), status.get("reason") or c.RECONCILING, status.get("message") or ""
-    conditions = status.get("conditions") or []
-
-    def put(type_: str, state: str, why: str, words: str) -> None:
-        nonlocal conditions
-        conditions = c.set_condition(conditions, type_=type_, status=state, reason=why, message=words,
-                                     generation=generation, now=now)  # fmt: skip
-
-    if phase == "Succeeded":
-        put(c.SUCCEEDED, "True", reason, message)
-        promotion = status.get("promotion") or {}
-        decision = promotion.get("decision")
-        put(c.PROMOTED, "True" if decision == "Promoted" else ("Unknown" if not decision else "False"),
-            promotion.get("reason", c.RECONCILING), promotion.get("message", "deciding"))  # fmt: skip
-        put(c.READY, "True", reason, f"{message}; promotion: {decision or 'deciding'}")
-    elif phase == "Failed":
-        put(c.SUCCEEDED, "False", reason, message)
-        put(c.READY, "False", reason, message)
-    else:
-        put(c.SUCCEEDED, "Unknown", reason, message)
-        put(c.READY, "False", reason, message)
-    return conditions
-
-
 def reconcile_trainingrun(spec: TrainingRunSpec, observed: Observed, logger: Any) -> Outcome:
-    status = dict(observed.status)
+    status = TrainingRunStatus.model_validate(observed.status)
     labels: dict[str, str | None] = {MODEL_LABEL: spec.model.name}
-    if status.get("phase") not in TERMINAL:
+    if status.phase is None or not status.phase.terminal:
         status = progress_training(spec, observed, status)
-    if status.get("phase") == "Succeeded":
+    if status.phase == TrainingPhase.SUCCEEDED:
         status = reconcile_promotion(spec, observed, status)
     conditions = training_conditions(status, generation=observed.generation, now=observed.now)
+    status = status.model_copy(update={"conditions": conditions, "observed_generation": observed.generation})
+    # The Job's and the Dataset's events wake a run; only the wait for a Dataset has a deadline.
+    waiting = status.phase == TrainingPhase.PENDING and status.reason == Reason.DATASET_NOT_READY
     return Outcome(
-        status={**status, "conditions": conditions, "observedGeneration": observed.generation}, labels=labels
+        status=wire(status),
+        labels=labels,
+        wake_at=dataset_wait_ends(spec, observed.body) if waiting else None,
     )
 
 
-register_reconciler("trainingruns", TrainingRunSpec, reconcile_trainingrun, resync_seconds=2)
+register_reconciler("trainingruns", TrainingRunSpec, reconcile_trainingrun)

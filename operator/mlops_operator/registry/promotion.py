@@ -1,4 +1,5 @@
-"""The promotion policy as a pure function: metrics, gates and the champion in, a decision out.
+"""The promotion policy as pure functions: metrics, gates and the champion in, a decision out; and the
+bookkeeping of a decision already recorded (superseded, still pending).
 
 Never promote on missing evidence: a gate on a metric that was not computed, a champion comparison
 where either side lacks the metric, or a run with no metrics at all is a rejection, never a pass.
@@ -10,16 +11,17 @@ import math
 from dataclasses import dataclass
 
 from ..api.estimators import LOWER_IS_BETTER
-from ..api.trainingrun import PromotionSpec
+from ..api.reasons import Decision, PromotionReason
+from ..api.trainingrun import PromotionSpec, PromotionStatus
 
-# Reasons of the Promoted condition and status.promotion.reason.
-GATES_PASSED = "GatesPassed"
-GATE_FAILED = "GateFailed"
-MISSING_METRIC = "MissingMetric"
-NOT_BETTER = "NotBetterThanChampion"
-AWAITING_APPROVAL = "AwaitingApproval"
-APPROVED = "Approved"
-SUPERSEDED = "Superseded"
+# The reasons under their former module-level names.
+GATES_PASSED = PromotionReason.GATES_PASSED
+GATE_FAILED = PromotionReason.GATE_FAILED
+MISSING_METRIC = PromotionReason.MISSING_METRIC
+NOT_BETTER = PromotionReason.NOT_BETTER
+AWAITING_APPROVAL = PromotionReason.AWAITING_APPROVAL
+APPROVED = PromotionReason.APPROVED
+SUPERSEDED = PromotionReason.SUPERSEDED
 
 
 @dataclass(frozen=True)
@@ -30,20 +32,19 @@ class Champion:
 
 @dataclass(frozen=True)
 class PromotionDecision:
-    decision: str  # Promoted | Rejected | PendingApproval
-    reason: str
+    decision: Decision  # Promoted | Rejected | PendingApproval (Superseded comes later, from supersede())
+    reason: PromotionReason
     message: str
     champion: str | None = None
     metric: str | None = None
     value: float | None = None
     champion_value: float | None = None
 
-    def as_status(self, *, decided_at: str) -> dict[str, object]:
+    def as_status(self, *, decided_at: str) -> PromotionStatus:
         """The TrainingRun's `status.promotion` record of this decision."""
-        record = {"decision": self.decision, "reason": self.reason, "message": self.message,
-                  "champion": self.champion, "metric": self.metric, "value": self.value,
-                  "championValue": self.champion_value, "decidedAt": decided_at}  # fmt: skip
-        return {k: v for k, v in record.items() if v is not None}
+        return PromotionStatus(decision=self.decision, reason=self.reason, message=self.message,
+                               champion=self.champion, metric=self.metric, value=self.value,
+                               champion_value=self.champion_value, decided_at=decided_at)  # fmt: skip
 
 
 def _finite(metrics: dict[str, float], name: str) -> float | None:
@@ -58,20 +59,21 @@ def _fmt(value: float) -> str:
 def decide_promotion(
     *, metrics: dict[str, float], promotion: PromotionSpec, champion: Champion | None, approved: bool
 ) -> PromotionDecision:
+    rejected, missing = Decision.REJECTED, MISSING_METRIC
     if not any(_finite(metrics, name) is not None for name in metrics):
-        return PromotionDecision("Rejected", MISSING_METRIC, "the run recorded no finite metric")
+        return PromotionDecision(rejected, missing, "the run recorded no finite metric")
     passed = []
     for gate in promotion.gates:
         value = _finite(metrics, gate.metric)
         if value is None:
-            return PromotionDecision("Rejected", MISSING_METRIC, f"gate on {gate.metric}: the metric was not computed")
+            return PromotionDecision(rejected, missing, f"gate on {gate.metric}: the metric was not computed")
         if gate.min is not None and value < gate.min:
             return PromotionDecision(
-                "Rejected", GATE_FAILED, f"{gate.metric} {_fmt(value)} is below the gate's min {_fmt(gate.min)}"
+                rejected, GATE_FAILED, f"{gate.metric} {_fmt(value)} is below the gate's min {_fmt(gate.min)}"
             )
         if gate.max is not None and value > gate.max:
             return PromotionDecision(
-                "Rejected", GATE_FAILED, f"{gate.metric} {_fmt(value)} is above the gate's max {_fmt(gate.max)}"
+                rejected, GATE_FAILED, f"{gate.metric} {_fmt(value)} is above the gate's max {_fmt(gate.max)}"
             )
         passed.append(f"{gate.metric} {_fmt(value)}")
     comparison: dict = {}
@@ -79,7 +81,7 @@ def decide_promotion(
     if beat:
         value = _finite(metrics, beat.metric)
         if value is None:
-            return PromotionDecision("Rejected", MISSING_METRIC, f"{beat.metric} was not computed for this run")
+            return PromotionDecision(rejected, missing, f"{beat.metric} was not computed for this run")
         if champion is None:
             passed.append(f"first version of the model ({beat.metric} {_fmt(value)})")
         else:
@@ -87,21 +89,50 @@ def decide_promotion(
             comparison = {"champion": champion.name, "metric": beat.metric, "value": value, "champion_value": theirs}
             if theirs is None:
                 message = f"cannot compare {beat.metric}: champion {champion.name} has no value"
-                return PromotionDecision("Rejected", MISSING_METRIC, message, **comparison)
+                return PromotionDecision(rejected, missing, message, **comparison)
             gain = theirs - value if beat.metric in LOWER_IS_BETTER else value - theirs
             better = gain >= beat.margin if beat.margin > 0 else gain > 0
             words = f"{beat.metric} {_fmt(value)} vs champion {champion.name}'s {_fmt(theirs)}"
             if not better:
                 margin = f" by at least {_fmt(beat.margin)}" if beat.margin > 0 else ""
-                return PromotionDecision("Rejected", NOT_BETTER, f"{words}: does not beat it{margin}", **comparison)
+                return PromotionDecision(rejected, NOT_BETTER, f"{words}: does not beat it{margin}", **comparison)
             passed.append(words)
     evidence = "; ".join(passed) or "no gates configured"
     if promotion.policy == "manual" and not approved:
         return PromotionDecision(
-            "PendingApproval",
+            Decision.PENDING_APPROVAL,
             AWAITING_APPROVAL,
             f"gates passed ({evidence}); approve with: kubectl annotate trainingrun <name> mlops.dev/approved=true",
             **comparison,
         )
     reason = APPROVED if promotion.policy == "manual" else GATES_PASSED
-    return PromotionDecision("Promoted", reason, f"gates passed: {evidence}", **comparison)
+    return PromotionDecision(Decision.PROMOTED, reason, f"gates passed: {evidence}", **comparison)
+
+
+# --- the bookkeeping of a recorded decision ------------------------------------------------------------------
+
+
+def superseded(promotion: PromotionStatus | None, *, labelled_champion: bool) -> PromotionStatus | None:
+    """The record of a promoted run that lost the champion label to another version; else None.
+
+    The label is the truth (the registry is the Kubernetes API): the hand-over moved it, status follows.
+    """
+    if promotion is None or promotion.decision != Decision.PROMOTED or labelled_champion:
+        return None
+    return promotion.model_copy(update={"decision": Decision.SUPERSEDED, "reason": SUPERSEDED,
+                                        "message": "another version of the model became the champion"})  # fmt: skip
+
+
+def decision_due(promotion: PromotionStatus | None) -> bool:
+    """Whether the policy is (still) to be asked: never asked, or waiting for approval. Other decisions stick."""
+    return promotion is None or promotion.decision == Decision.PENDING_APPROVAL
+
+
+def record_decision(
+    promotion: PromotionStatus | None, decision: PromotionDecision, *, now: str
+) -> PromotionStatus | None:
+    """The new status.promotion, or None when the decision is the one already recorded: a run waiting
+    for approval keeps the time it started waiting."""
+    if promotion is not None and promotion.decision == decision.decision:
+        return None
+    return decision.as_status(decided_at=now)

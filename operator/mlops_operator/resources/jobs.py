@@ -169,3 +169,38 @@ def desired_training_job(
         backoff_limit=spec.backoff_limit,
         resources=resources,
     )
+
+
+# Reading the Jobs back, as the watches deliver them (plain dicts).
+
+
+def job_finished(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The Job's Complete or Failed condition once it has one, else None."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return next((x for x in conditions if x.get("type") in ("Complete", "Failed") and x.get("status") == "True"), None)
+
+
+def job_attempts(job: dict[str, Any]) -> int:
+    counts = job.get("status") or {}
+    return sum(int(counts.get(k) or 0) for k in ("failed", "succeeded", "active"))
+
+
+def termination_result(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON result a Job's container left in its termination message, if any."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        message = ((status.get("state") or {}).get("terminated") or {}).get("message")
+        if message:
+            try:
+                return json.loads(message)
+            except ValueError:
+                return {"ok": False, "message": message[:500]}
+    return None
+
+
+def latest_result(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The result of the newest pod that left one (a retried Job has several pods)."""
+    for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True):
+        result = termination_result(pod)
+        if result is not None:
+            return result
+    return None

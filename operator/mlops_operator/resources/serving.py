@@ -6,6 +6,8 @@ traffic routing the share of each is the share of its ready pods (replica ratio)
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from ..api.modeldeployment import ModelDeploymentSpec
@@ -142,3 +144,27 @@ def desired_variant_service(*, md: str, uid: str, variant: str) -> dict[str, Any
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
+
+
+DESIRED_ANNOTATION = "mlops.dev/desired"  # fingerprint of the body we last applied to a child
+
+
+def with_fingerprint(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with an annotation naming its content: the next reconcile compares fingerprints instead
+    of applying again, so an unchanged child costs no request."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    metadata = {**body["metadata"], "annotations": {**(body["metadata"].get("annotations") or {}),
+                                                   DESIRED_ANNOTATION: digest}}  # fmt: skip
+    return {**body, "metadata": metadata}
+
+
+def is_current(desired: dict[str, Any], actual: dict[str, Any] | None) -> bool:
+    """Whether the child as watched is what we would apply: same fingerprint, and for a Deployment the
+    same replica count (the one field someone else — `kubectl scale` — is likely to change)."""
+    if actual is None or actual["metadata"].get("deletionTimestamp"):
+        return False
+    fingerprint = (desired["metadata"].get("annotations") or {}).get(DESIRED_ANNOTATION)
+    if (actual["metadata"].get("annotations") or {}).get(DESIRED_ANNOTATION) != fingerprint:
+        return False
+    wanted = (desired.get("spec") or {}).get("replicas")
+    return wanted is None or (actual.get("spec") or {}).get("replicas") == wanted

@@ -1,21 +1,21 @@
-"""Judging a model version on Prometheus: built-in templates and raw PromQL, each with a verdict.
+"""Judging a model version: which metrics a measurement judges, their PromQL, and the verdict.
 
 A measurement is Successful when every metric passes, Failed when any metric fails, and Inconclusive
-when Prometheus cannot be reached or has no data for a metric: never a pass on missing evidence.
+when a metric has no data (or Prometheus cannot be reached): never a pass on missing evidence. An
+analysis step judges the metrics it names; every other measurement (during other steps, and of the
+stable version after promotion) judges all of them. The queries themselves run in
+`adapters.prometheus`: this module stays pure, so the verdicts are table-tested without Prometheus.
 """
 
 from __future__ import annotations
 
-import math
 import operator
 import re
 from dataclasses import dataclass
 
-import requests
+from ..api.modeldeployment import AnalysisMetric, ModelDeploymentSpec, ModelDeploymentStatus
+from .timing import current_step
 
-from ..api.modeldeployment import AnalysisMetric
-
-TIMEOUT = (3, 10)
 # {selector} is replaced by the version's label selector, {window} by the range.
 TEMPLATES = {
     "errorRate": (
@@ -51,6 +51,20 @@ class MetricResult:
     message: str
 
 
+def metrics_to_judge(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> list[AnalysisMetric]:
+    """The metrics the next measurement judges: at an analysis step that names metrics, those; otherwise all.
+
+    All is spec.analysis.metrics, or DEFAULT_METRICS when it is empty. The spec validation refuses a
+    step naming an undefined metric, except when the defaults are in use (it cannot see them): a step
+    whose names match none of the defaults judges all of them rather than nothing.
+    """
+    defined = spec.analysis.metrics or DEFAULT_METRICS
+    step = current_step(spec, status.canary) if status.canary is not None else None
+    names = set(step.analysis.metrics) if step is not None and step.analysis is not None else set()
+    named = [metric for metric in defined if metric.name in names]
+    return named or defined
+
+
 def promql(metric: AnalysisMetric, *, namespace: str, model: str, version: str, window: str) -> str:
     selector = f'namespace="{namespace}",model="{model}",version="{version}"'
     if metric.template:
@@ -70,44 +84,23 @@ def judge(metric: AnalysisMetric, value: float) -> tuple[bool, str]:
     return passed, f"{metric.name} {value:.4g} ({'meets' if passed else 'fails'} {metric.success_condition})"
 
 
-def query(prometheus_url: str, expression: str) -> float | None:
-    """The single number an instant query returns; None when there is no data. Raises on transport errors."""
-    response = requests.get(f"{prometheus_url.rstrip('/')}/api/v1/query", params={"query": expression}, timeout=TIMEOUT)
-    response.raise_for_status()
-    data = response.json()["data"]
-    if data["resultType"] == "scalar":
-        values = [data["result"][1]]
-    else:
-        values = [sample["value"][1] for sample in data["result"]]
-    numbers = [float(v) for v in values if math.isfinite(float(v))]
-    return max(numbers) if numbers else None
+def result(metric: AnalysisMetric, value: float | None, *, missing: str = "") -> MetricResult:
+    """The verdict on one metric's value; without a value it is Inconclusive, saying why (`missing`)."""
+    if value is None:
+        return MetricResult(metric.name, "Inconclusive", None, missing or f"{metric.name}: no data yet")
+    passed, words = judge(metric, value)
+    return MetricResult(metric.name, "Successful" if passed else "Failed", value, words)
 
 
-def measure(
-    metrics: list[AnalysisMetric], *, prometheus_url: str | None, namespace: str, model: str, version: str,
-    window: str = "1m",
-) -> tuple[str, str, list[MetricResult]]:  # fmt: skip
-    """(phase, message, per-metric results) of one measurement of a version."""
-    results = []
-    for metric in metrics or DEFAULT_METRICS:
-        if not prometheus_url:
-            results.append(MetricResult(metric.name, "Inconclusive", None, "no Prometheus URL is configured"))
-            continue
-        try:
-            value = query(prometheus_url, promql(metric, namespace=namespace, model=model, version=version,
-                                                 window=window))  # fmt: skip
-        except (requests.RequestException, ValueError, KeyError) as error:
-            results.append(MetricResult(metric.name, "Inconclusive", None, f"Prometheus query failed: {error}"))
-            continue
-        if value is None:
-            results.append(MetricResult(metric.name, "Inconclusive", None, f"{metric.name}: no data yet"))
-            continue
-        passed, words = judge(metric, value)
-        results.append(MetricResult(metric.name, "Successful" if passed else "Failed", value, words))
+def combine(results: list[MetricResult]) -> tuple[str, str]:
+    """(phase, message) of a measurement: Failed if any metric failed, else Inconclusive if any had no
+    data (or none was judged), else Successful; the message names the metrics that decided it."""
     failed = [r for r in results if r.phase == "Failed"]
     unknown = [r for r in results if r.phase == "Inconclusive"]
     if failed:
-        return "Failed", "; ".join(r.message for r in failed), results
+        return "Failed", "; ".join(r.message for r in failed)
     if unknown:
-        return "Inconclusive", "; ".join(r.message for r in unknown), results
-    return "Successful", "; ".join(r.message for r in results), results
+        return "Inconclusive", "; ".join(r.message for r in unknown)
+    if not results:
+        return "Inconclusive", "no metric was judged"
+    return "Successful", "; ".join(r.message for r in results)

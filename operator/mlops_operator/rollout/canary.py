@@ -1,48 +1,57 @@
-"""The canary state machine of a ModelDeployment, as one pure function.
+"""The canary state machine of a ModelDeployment: an ordered list of named steps, as pure functions.
 
-`next_rollout(spec, status, observation)` takes the rollout fields of status and what the controller
-observed (the target version, ready pods, the latest measurement, manual commands, the time) and
-returns the new rollout fields, the traffic weight to apply, Events, and when to look again. All
-state lives in status (step index, pause start, measurement counts), so a restarted operator resumes
-the same step. Like Argo Rollouts' canary: steps set a weight, pause, or wait for a passing analysis;
-failed measurements roll the canary back; a version rolled back here is not retried by itself.
+`next_rollout(spec, status, observation)` takes the status and what the controller observed (the
+target version, ready canary pods, the latest measurement, manual commands, the time) and returns
+the new status, the traffic weight to apply, Events, and when to look again. All state lives in
+status (step index, pause start, measurement counts), so a restarted operator resumes the same step.
+Like Argo Rollouts' canary: steps set a weight, pause, or wait for a passing analysis; failed
+measurements roll the canary back; a version rolled back here is not retried by itself.
+
+Each step `next_rollout` lists either makes the decision (returns True) or hands on to the next,
+like the early returns of Argo's `rolloutCanary`; the timing rules they share live in `rollout.timing`.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
-from ..api.modeldeployment import ModelDeploymentSpec
+from ..api.clock import format_time
+from ..api.modeldeployment import (
+    CanaryStatus,
+    Degradation,
+    HistoryEntry,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    VersionStatus,
+)
+from ..api.reasons import Reason
+from . import timing
 
-_DURATION = re.compile(r"([0-9.]+)(ms|s|m|h)")
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-HISTORY_LIMIT = 20
-WAIT_FOR_PODS = 1.0  # seconds between looks while pods become ready
+__all__ = [
+    "COMMANDS",
+    "HISTORY_LIMIT",
+    "PAUSE_INCONCLUSIVE",
+    "PAUSE_SPEC",
+    "PAUSE_STEP",
+    "Observation",
+    "RolloutDecision",
+    "Target",
+    "next_rollout",
+    "replica_split",
+]
 
-# Why a rollout holds, in status.pauseReason.
-PAUSE_STEP = "PauseStep"  # an indefinite pause step: waits for promote
-PAUSE_INCONCLUSIVE = "InconclusiveAnalysis"  # too many measurements without data: waits for resume
-PAUSE_SPEC = "SpecPaused"  # spec.paused
+HISTORY_LIMIT = 20  # history entries and failed versions kept in status
 # Manual controls: annotations whose every new value (a token) the controller acts on once.
 COMMANDS = {"promote": "mlops.dev/promote", "abort": "mlops.dev/abort", "resume": "mlops.dev/resume"}
 
-
-def seconds(duration: str) -> float:
-    return sum(float(n) * _SECONDS[u] for n, u in _DURATION.findall(duration))
-
-
-def _iso(moment: dt.datetime) -> str:
-    """RFC 3339 with milliseconds: a pause or an interval is timed from these, so whole seconds would
-    stretch or shorten it by up to a second."""
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse(text: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+# Why a rollout holds, in status.pauseReason.
+PAUSE_STEP = Reason.PAUSE_STEP  # an indefinite pause step: waits for promote
+PAUSE_INCONCLUSIVE = Reason.INCONCLUSIVE_ANALYSIS  # too many measurements without data: waits for resume
+PAUSE_SPEC = Reason.SPEC_PAUSED  # spec.paused
+Outcome = Literal["Promoted", "RolledBack", "Aborted"]
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,8 @@ class Target:
     model_uri: str
     sha256: str
 
-    def as_status(self) -> dict[str, str]:
-        return {"version": self.version, "modelUri": self.model_uri, "sha256": self.sha256}
+    def as_status(self) -> VersionStatus:
+        return VersionStatus(version=self.version, model_uri=self.model_uri, sha256=self.sha256)
 
 
 @dataclass(frozen=True)
@@ -69,29 +78,10 @@ class Observation:
 
 @dataclass
 class RolloutDecision:
-    status: dict[str, Any]
+    status: ModelDeploymentStatus
     canary_weight: int  # percent of traffic the canary should get now
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (Normal|Warning, reason, message)
-    requeue_after: float | None = None
-
-
-def measurement_due(spec: ModelDeploymentSpec, status: dict[str, Any], now: dt.datetime) -> bool:
-    """Whether the controller should measure now: during a canary once one of its pods serves (a version
-    with no ready pod has no metrics to judge), or in the post-promotion window."""
-    canary = status.get("canary")
-    if canary and not canary.get("readyReplicas"):
-        return False
-    guarding = (
-        not canary
-        and spec.post_promotion.enabled
-        and status.get("lastGood")
-        and (promoted := _parse(status.get("promotedAt"))) is not None
-        and (now - promoted).total_seconds() < seconds(spec.post_promotion.window)
-    )
-    if not canary and not guarding:
-        return False
-    last = _parse((canary or status).get("lastAnalysisAt"))
-    return last is None or (now - last).total_seconds() >= seconds(spec.analysis.interval)
+    wake_at: dt.datetime | None = None  # when to look again by itself; None: settled
 
 
 def replica_split(total: int, weight: int) -> tuple[int, int]:
@@ -104,157 +94,274 @@ def replica_split(total: int, weight: int) -> tuple[int, int]:
     return max(total - canary, 1), canary
 
 
-def next_rollout(spec: ModelDeploymentSpec, status: dict[str, Any], obs: Observation) -> RolloutDecision:
-    status = copy.deepcopy(status)  # the caller's status stays as observed: it is the base of the patch
-    events: list[tuple[str, str, str]] = []
-    now = _iso(obs.now)
-    handled = dict(status.get("handledCommands") or {})
+@dataclass
+class _Rollout:
+    """One decision being made: the status as it becomes, and what was observed."""
+
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus
+    obs: Observation
+    fresh: dict[str, str]  # commands whose token was not acted on before
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    canary_started: bool = False  # the canary began in this decision: nothing observed is about it yet
+    settled: bool = False  # nothing changes by itself until something outside does
+
+    @property
+    def now(self) -> str:
+        return format_time(self.obs.now)
+
+    @property
+    def ready_pods(self) -> int:
+        """Ready canary pods; none for a canary that began now (its Deployment still runs the version before)."""
+        return 0 if self.canary_started else self.obs.canary_ready_replicas
+
+    @property
+    def canary(self) -> CanaryStatus:
+        assert self.status.canary is not None, "a canary step ran without a canary"
+        return self.status.canary
+
+    def event(self, kind: str, reason: str, message: str) -> None:
+        self.events.append((kind, reason, message))
+
+
+def next_rollout(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: Observation) -> RolloutDecision:
+    """The next state of the rollout; `status` is left as observed (it is the base of the status patch)."""
+    status = status.model_copy(deep=True)
+    handled = status.handled_commands
     fresh = {k: v for k, v in obs.commands.items() if v and handled.get(k) != v}
-    status["handledCommands"] = {**handled, **fresh}
-    failed_versions = list(status.get("failedVersions") or [])
-    target = obs.target
+    status.handled_commands = {**handled, **fresh}
+    rollout = _Rollout(spec=spec, status=status, obs=obs, fresh=fresh)
+    steps: tuple[Callable[[_Rollout], bool], ...] = (
+        _hold_without_target,
+        _serve_first_version,
+        _follow_target,
+        _guard_promoted_version,
+        _abort_on_command,
+        _resume_on_command,
+        _count_measurement,
+        _observe_canary_pods,
+        _enforce_progress_deadline,
+        _freeze_on_spec_paused,
+        _hold_on_inconclusive,
+        _walk_steps,
+        _promote,
+    )
+    for step in steps:
+        if step(rollout):  # this step made the decision
+            break
+    return _decision(rollout)
 
-    if target is None:
-        return RolloutDecision(status, _weight(status), events)
-    if not status.get("stable"):
-        status.update(stable=target.as_status(), promotedAt=now, lastGood=None)
-        events.append(("Normal", "Deployed", f"serving {target.version}"))
-        return RolloutDecision(status, 0, events)
 
-    canary = status.get("canary")
-    if canary and canary["version"] != target.version:
-        events.append(("Normal", "CanaryReplaced", f"{canary['version']} replaced by {target.version} mid-rollout"))
+# ----------------------------------------------------------------------------------------- the steps
+
+
+def _hold_without_target(r: _Rollout) -> bool:
+    """No version to serve (no champion yet, or its run is gone): everything stays as it is."""
+    if r.obs.target is not None:
+        return False
+    r.settled = True
+    return True
+
+
+def _serve_first_version(r: _Rollout) -> bool:
+    """Nothing served yet: the target is served at once, without a canary."""
+    if r.status.stable is not None:
+        return False
+    target = _target(r)
+    r.status.stable, r.status.promoted_at, r.status.last_good = target.as_status(), r.now, None
+    r.event("Normal", "Deployed", f"serving {target.version}")
+    return True
+
+
+def _follow_target(r: _Rollout) -> bool:
+    """A new target starts a canary; a canary of a superseded target gives way to the new one."""
+    status, target, stable = r.status, _target(r), _stable(r)
+    canary = status.canary
+    if canary is not None and canary.version != target.version:
+        r.event("Normal", "CanaryReplaced", f"{canary.version} replaced by {target.version} mid-rollout")
         canary = None
-    if not canary and target.version != status["stable"]["version"] and target.version not in failed_versions:
-        canary = {**target.as_status(), "stepIndex": 0, "stepStartedAt": now, "weight": 0, "successes": 0,
-                  "failures": 0, "inconclusives": 0, "stepSuccesses": 0, "startedAt": now}  # fmt: skip
-        status.update(pauseReason=None, degraded=None)
-        events.append(("Normal", "CanaryStarted", f"rolling out {target.version} over {status['stable']['version']}"))
-    status["canary"] = canary
+    if canary is None and target.version != stable.version and target.version not in status.failed_versions:
+        canary = CanaryStatus(
+            version=target.version,
+            model_uri=target.model_uri,
+            sha256=target.sha256,
+            step_started_at=r.now,
+            started_at=r.now,
+        )
+        status.pause_reason, status.degraded = None, None
+        r.canary_started = True
+        r.event("Normal", "CanaryStarted", f"rolling out {target.version} over {stable.version}")
+    status.canary = canary
+    return False
 
-    if not canary:
-        return _guard(spec, status, obs, events)
 
-    if "abort" in fresh:
-        return _rollback(status, reason="Aborted", message="aborted by the user", events=events, now=now)
-    if "resume" in fresh and status.get("pauseReason") == PAUSE_INCONCLUSIVE:
-        status["pauseReason"] = None
-        canary["inconclusives"] = 0
-    if obs.measurement:
-        canary["lastAnalysisAt"] = now
-        if obs.measurement == "Failed":
-            canary["failures"] += 1
-            if canary["failures"] >= spec.analysis.failure_limit:
-                return _rollback(status, reason="AnalysisFailed", message=obs.measurement_message, events=events,
-                                 now=now)  # fmt: skip
-        elif obs.measurement == "Successful":
-            canary["successes"] += 1
-            canary["stepSuccesses"] = canary.get("stepSuccesses", 0) + 1
-            canary["inconclusives"] = 0
-        else:
-            canary["inconclusives"] += 1
-            if canary["inconclusives"] >= spec.analysis.inconclusive_limit:
-                if status.get("pauseReason") != PAUSE_INCONCLUSIVE:
-                    events.append(("Warning", PAUSE_INCONCLUSIVE, f"paused: {obs.measurement_message}"))
-                status["pauseReason"] = PAUSE_INCONCLUSIVE
-    progress_deadline = spec.progress_deadline_seconds
-    started = _parse(canary["stepStartedAt"])
-    wanted = replica_split(spec.replicas, canary["weight"])[1]
-    if wanted and obs.canary_ready_replicas < wanted and (obs.now - started).total_seconds() > progress_deadline:
-        message = f"canary pods of {canary['version']} not ready within progressDeadlineSeconds={progress_deadline}"
-        return _rollback(status, reason="ProgressDeadlineExceeded", message=message, events=events, now=now)
-    if spec.paused:
-        status["pauseReason"] = PAUSE_SPEC
-        return RolloutDecision(status, canary["weight"], events)
-    if status.get("pauseReason") == PAUSE_SPEC:
-        status["pauseReason"] = None
-    promote = "promote" in fresh
-    if status.get("pauseReason") == PAUSE_INCONCLUSIVE and not promote:
-        return RolloutDecision(status, canary["weight"], events)
+def _guard_promoted_version(r: _Rollout) -> bool:
+    """No canary: failed measurements of the stable version after its promotion roll back to the last good one."""
+    status = r.status
+    if status.canary is not None:
+        return False
+    if r.obs.measurement and status.last_good is not None:
+        status.last_analysis_at = r.now
+        if r.obs.measurement == "Failed":
+            status.guard_failures += 1
+            if status.guard_failures >= r.spec.analysis.failure_limit:
+                bad, good = _stable(r), status.last_good
+                status.stable, status.last_good, status.promoted_at, status.guard_failures = good, None, None, 0
+                _mark_failed(status, bad.version)
+                message = f"{bad.version} failed after promotion: {r.obs.measurement_message}"
+                _record_history(r, bad.version, "RolledBack", message)
+                status.degraded = Degradation(reason=Reason.POST_PROMOTION_ANALYSIS_FAILED, message=message)
+                r.event("Warning", "RolledBack", f"{message}; back to {good.version}")
+    return True
 
-    requeue: float | None = None
-    steps = spec.strategy.canary.steps
-    while canary["stepIndex"] < len(steps):
-        step = steps[canary["stepIndex"]]
+
+def _abort_on_command(r: _Rollout) -> bool:
+    if "abort" not in r.fresh:
+        return False
+    return _roll_back(r, reason=Reason.ABORTED, message="aborted by the user")
+
+
+def _resume_on_command(r: _Rollout) -> bool:
+    """Resume continues a rollout held on inconclusive analysis, with a fresh count."""
+    if "resume" in r.fresh and r.status.pause_reason == PAUSE_INCONCLUSIVE:
+        r.status.pause_reason = None
+        r.canary.inconclusives = 0
+    return False
+
+
+def _count_measurement(r: _Rollout) -> bool:
+    """The measurement taken now counts for the canary; enough failures roll it back, enough
+    measurements without data hold the rollout."""
+    obs, canary, analysis = r.obs, r.canary, r.spec.analysis
+    if not obs.measurement or r.canary_started:  # a measurement of the version before: not of this canary
+        return False
+    canary.last_analysis_at = r.now
+    if obs.measurement == "Failed":
+        canary.failures += 1
+        if canary.failures >= analysis.failure_limit:
+            return _roll_back(r, reason=Reason.ANALYSIS_FAILED, message=obs.measurement_message)
+    elif obs.measurement == "Successful":
+        canary.successes += 1
+        canary.step_successes += 1
+        canary.inconclusives = 0
+    else:
+        canary.inconclusives += 1
+        if canary.inconclusives >= analysis.inconclusive_limit:
+            if r.status.pause_reason != PAUSE_INCONCLUSIVE:
+                r.event("Warning", PAUSE_INCONCLUSIVE, f"paused: {obs.measurement_message}")
+            r.status.pause_reason = PAUSE_INCONCLUSIVE
+    return False
+
+
+def _observe_canary_pods(r: _Rollout) -> bool:
+    """Record the canary pods its weight needs and how many are ready: the progress deadline and the
+    next wake are judged from them."""
+    canary = r.canary
+    canary.replicas = replica_split(r.spec.replicas, canary.weight)[1]
+    canary.ready_replicas = r.ready_pods
+    return False
+
+
+def _enforce_progress_deadline(r: _Rollout) -> bool:
+    if not timing.progress_deadline_exceeded(r.spec, r.canary, r.obs.now):
+        return False
+    deadline = r.spec.progress_deadline_seconds
+    message = f"canary pods of {r.canary.version} not ready within progressDeadlineSeconds={deadline}"
+    return _roll_back(r, reason=Reason.PROGRESS_DEADLINE_EXCEEDED, message=message)
+
+
+def _freeze_on_spec_paused(r: _Rollout) -> bool:
+    if r.spec.paused:
+        r.status.pause_reason = PAUSE_SPEC
+        return True
+    if r.status.pause_reason == PAUSE_SPEC:
+        r.status.pause_reason = None
+    return False
+
+
+def _hold_on_inconclusive(r: _Rollout) -> bool:
+    """Held on inconclusive analysis until resumed; a promote skips the step anyway."""
+    return r.status.pause_reason == PAUSE_INCONCLUSIVE and "promote" not in r.fresh
+
+
+def _walk_steps(r: _Rollout) -> bool:
+    """Complete every step that is done, in order; stop at the first one that is not.
+
+    A step is done when its pods are ready (setWeight), its time is up (pause), or a measurement
+    during it passed (analysis). A promote command completes one step, whatever it is.
+    """
+    canary, steps = r.canary, r.spec.strategy.canary.steps
+    promote = "promote" in r.fresh
+    while (step := timing.current_step(r.spec, canary)) is not None:
         done = promote
         if step.set_weight is not None:
-            canary["weight"] = step.set_weight
-            done = done or obs.canary_ready_replicas >= replica_split(spec.replicas, step.set_weight)[1]
-            requeue = None if done else WAIT_FOR_PODS
+            canary.weight = step.set_weight
+            done = done or r.ready_pods >= replica_split(r.spec.replicas, step.set_weight)[1]
         elif step.pause is not None:
             if step.pause.duration is None:
-                status["pauseReason"] = PAUSE_STEP
+                r.status.pause_reason = PAUSE_STEP
             else:
-                canary["pauseStartedAt"] = canary.get("pauseStartedAt") or now
-                remaining = seconds(step.pause.duration) - (obs.now - _parse(canary["pauseStartedAt"])).total_seconds()
-                done = done or remaining <= 0
-                requeue = None if done else max(remaining, 0.05)
-        else:  # analysis: a passing measurement taken during this step
-            done = done or canary.get("stepSuccesses", 0) > 0
-            requeue = None if done else seconds(spec.analysis.interval)
+                canary.pause_started_at = canary.pause_started_at or r.now
+                end = timing.pause_end(r.spec, canary)
+                done = done or (end is not None and r.obs.now >= end)
+        else:
+            done = done or canary.step_successes > 0
         if not done:
-            break
-        promote = False  # a promote command skips one step
-        canary.update(stepIndex=canary["stepIndex"] + 1, stepStartedAt=now, pauseStartedAt=None, stepSuccesses=0)
-        status["pauseReason"] = None
-        done_message = f"step {canary['stepIndex']}/{len(steps)} done, weight {canary['weight']}%"
-        events.append(("Normal", "StepCompleted", done_message))
-    if canary["stepIndex"] < len(steps):
-        return RolloutDecision(status, canary["weight"], events, requeue)
-    # Every step passed: the canary becomes the stable version at 100 %.
-    previous = status["stable"]
-    status.update(
-        stable={k: canary[k] for k in ("version", "modelUri", "sha256")},
-        canary=None,
-        promotedAt=now,
-        lastGood=previous,
-        pauseReason=None,
-        lastAnalysisAt=None,
-        guardFailures=0,
-    )
-    status["history"] = _history(status, canary["version"], "Promoted", f"after {len(steps)} steps", now)
-    events.append(("Normal", "Promoted", f"{canary['version']} is stable at 100 %, replacing {previous['version']}"))
-    return RolloutDecision(status, 0, events)
+            return True
+        promote = False
+        canary.step_index += 1
+        canary.step_started_at, canary.pause_started_at, canary.step_successes = r.now, None, 0
+        r.status.pause_reason = None
+        r.event("Normal", "StepCompleted", f"step {canary.step_index}/{len(steps)} done, weight {canary.weight}%")
+    return False
 
 
-def _guard(spec: ModelDeploymentSpec, status: dict[str, Any], obs: Observation, events: list) -> RolloutDecision:
-    """After promotion: failed measurements within the window roll back to the last good version."""
-    now = _iso(obs.now)
-    if obs.measurement and status.get("lastGood"):
-        status["lastAnalysisAt"] = now
-        if obs.measurement == "Failed":
-            status["guardFailures"] = int(status.get("guardFailures") or 0) + 1
-            if status["guardFailures"] >= spec.analysis.failure_limit:
-                bad, good = status["stable"], status["lastGood"]
-                status.update(stable=good, lastGood=None, promotedAt=None, guardFailures=0)
-                status["failedVersions"] = [*(status.get("failedVersions") or []), bad["version"]][-HISTORY_LIMIT:]
-                message = f"{bad['version']} failed after promotion: {obs.measurement_message}"
-                status["history"] = _history(status, bad["version"], "RolledBack", message, now)
-                status["degraded"] = {"reason": "PostPromotionAnalysisFailed", "message": message}
-                events.append(("Warning", "RolledBack", f"{message}; back to {good['version']}"))
-    promoted = _parse(status.get("promotedAt"))
-    guarding = (
-        status.get("lastGood")
-        and promoted
-        and (obs.now - promoted).total_seconds() < seconds(spec.post_promotion.window)
-    )
-    return RolloutDecision(status, 0, events, seconds(spec.analysis.interval) if guarding else None)
+def _promote(r: _Rollout) -> bool:
+    """Every step passed: the canary becomes the stable version at 100 %."""
+    status, canary, previous = r.status, r.canary, _stable(r)
+    status.stable = VersionStatus(version=canary.version, model_uri=canary.model_uri, sha256=canary.sha256)
+    status.canary, status.promoted_at, status.last_good = None, r.now, previous
+    status.pause_reason, status.last_analysis_at, status.guard_failures = None, None, 0
+    _record_history(r, canary.version, "Promoted", f"after {len(r.spec.strategy.canary.steps)} steps")
+    r.event("Normal", "Promoted", f"{canary.version} is stable at 100 %, replacing {previous.version}")
+    return True
 
 
-def _rollback(status: dict[str, Any], *, reason: str, message: str, events: list, now: str) -> RolloutDecision:
-    canary = status["canary"]
-    status.update(canary=None, pauseReason=None, degraded={"reason": reason, "message": message})
-    status["failedVersions"] = [*(status.get("failedVersions") or []), canary["version"]][-HISTORY_LIMIT:]
-    outcome = "Aborted" if reason == "Aborted" else "RolledBack"
-    status["history"] = _history(status, canary["version"], outcome, f"{reason}: {message}", now)
-    events.append(("Warning", "RolledBack", f"{canary['version']} rolled back ({reason}): {message}"))
-    return RolloutDecision(status, 0, events)
+# ------------------------------------------------------------------------------------------- helpers
 
 
-def _history(status: dict[str, Any], version: str, outcome: str, reason: str, now: str) -> list[dict]:
-    entry = {"version": version, "outcome": outcome, "reason": reason, "at": now}
-    return [entry, *(status.get("history") or [])][:HISTORY_LIMIT]
+def _decision(r: _Rollout) -> RolloutDecision:
+    canary = r.status.canary
+    if canary is not None and not r.settled:
+        _observe_canary_pods(r)  # again: the steps may have changed the weight
+    wake_at = None if r.settled else timing.next_wake(r.spec, r.status, r.obs.now)
+    return RolloutDecision(r.status, canary.weight if canary else 0, r.events, wake_at)
 
 
-def _weight(status: dict[str, Any]) -> int:
-    return int((status.get("canary") or {}).get("weight") or 0)
+def _roll_back(r: _Rollout, *, reason: str, message: str) -> bool:
+    status, canary = r.status, r.canary
+    status.canary, status.pause_reason = None, None
+    status.degraded = Degradation(reason=reason, message=message)
+    _mark_failed(status, canary.version)
+    _record_history(r, canary.version, "Aborted" if reason == Reason.ABORTED else "RolledBack", f"{reason}: {message}")
+    r.event("Warning", "RolledBack", f"{canary.version} rolled back ({reason}): {message}")
+    return True
+
+
+def _mark_failed(status: ModelDeploymentStatus, version: str) -> None:
+    status.failed_versions = [*status.failed_versions, version][-HISTORY_LIMIT:]
+
+
+def _record_history(r: _Rollout, version: str, outcome: Outcome, reason: str) -> None:
+    entry = HistoryEntry(version=version, outcome=outcome, reason=reason, at=r.now)
+    r.status.history = [entry, *r.status.history][:HISTORY_LIMIT]
+
+
+def _target(r: _Rollout) -> Target:
+    assert r.obs.target is not None, "steps after _hold_without_target have a target"
+    return r.obs.target
+
+
+def _stable(r: _Rollout) -> VersionStatus:
+    assert r.status.stable is not None, "steps after _serve_first_version have a stable version"
+    return r.status.stable

@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
-from .. import kube
-from . import MODEL_LABEL, PROMOTED_LABEL
-from .promotion import Champion
+from ..registry import MODEL_LABEL, PROMOTED_LABEL
+from ..registry.promotion import Champion
+from . import kube
 
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 _locks_guard = threading.Lock()
@@ -23,6 +23,7 @@ def model_lock(namespace: str, model: str) -> threading.Lock:
 
 
 def champions(namespace: str, model: str) -> list[dict]:
+    """Listed from the API, not the cache: a promotion must see a title handed over a moment ago."""
     return kube.list_custom("trainingruns", namespace, f"{MODEL_LABEL}={model},{PROMOTED_LABEL}=true")
 
 

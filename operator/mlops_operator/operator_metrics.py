@@ -17,3 +17,11 @@ CANARY_WEIGHT = Gauge(
 ROLLBACKS = Counter(
     "mlops_modeldeployment_rollbacks", "Automatic or manual rollbacks.", ["namespace", "modeldeployment", "reason"]
 )
+API_REQUESTS = Counter(
+    "mlops_operator_api_requests",
+    "Requests the operator sent to the Kubernetes API, by client (reconciler or kopf), verb and resource.",
+    ["client", "verb", "resource"],
+)
+RECONCILES = Counter(
+    "mlops_reconciles", "Reconciles run, by kind and by what woke them (event, deadline, resync).", ["kind", "trigger"]
+)

@@ -1,0 +1,194 @@
+"""Kubernetes API access for the reconcilers: the official client, every request counted.
+
+The reconcilers run in worker threads, so the synchronous client never blocks kopf's event loop.
+Every request, the reconcilers' and kopf's own, is counted by verb and resource in
+`mlops_operator_api_requests_total`: an idle operator can be seen to be idle.
+"""
+
+from __future__ import annotations
+
+import functools
+import urllib.parse
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from ..api import GROUP, VERSION
+from ..operator_metrics import API_REQUESTS
+
+
+def request_kind(method: str, url: str) -> tuple[str, str]:
+    """(verb, resource) of an API request as the API server's audit log names them:
+    `GET /apis/mlops.dev/v1alpha1/namespaces/ml/trainingruns` is (list, trainingruns)."""
+    parsed = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parsed.query)
+    parts = [p for p in parsed.path.split("/") if p]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return method.lower(), parsed.path or "/"
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        rest = rest[2:]  # a namespaced resource (a Namespace itself is `namespaces`, name)
+    resource = "/".join(rest[i] for i in (0, 2) if i < len(rest))
+    named = len(rest) >= 2
+    method = method.upper()
+    if method == "GET":
+        verb = "watch" if query.get("watch") in (["true"], ["1"]) else ("get" if named else "list")
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+    return verb, resource or "/"
+
+
+def count_request(method: str, url: str, *, client: str) -> None:
+    verb, resource = request_kind(method, url)
+    API_REQUESTS.labels(client=client, verb=verb, resource=resource).inc()
+
+
+def count_kopf_requests() -> None:
+    """Count kopf's own requests too (watches, finalizers, Events, peering): kopf has no hook for
+    this, so its one request function is wrapped; every kopf call goes through it by name."""
+    from kopf._cogs.clients import api as kopf_api
+
+    if getattr(kopf_api.request, "_counted", False):
+        return
+    original = kopf_api.request
+
+    async def request(method: str, url: str, **kwargs: Any) -> Any:
+        count_request(method, url, client="kopf")
+        return await original(method, url, **kwargs)
+
+    request._counted = True  # type: ignore[attr-defined]
+    kopf_api.request = request
+
+
+@functools.cache
+def _client() -> kubernetes.client.ApiClient:
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    client = kubernetes.client.ApiClient()
+    send = client.rest_client.request
+
+    def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        count_request(method, url, client="reconciler")
+        return send(method, url, *args, **kwargs)
+
+    client.rest_client.request = counted
+    return client
+
+
+def core() -> kubernetes.client.CoreV1Api:
+    return kubernetes.client.CoreV1Api(_client())
+
+
+def apps() -> kubernetes.client.AppsV1Api:
+    return kubernetes.client.AppsV1Api(_client())
+
+
+def batch() -> kubernetes.client.BatchV1Api:
+    return kubernetes.client.BatchV1Api(_client())
+
+
+def custom() -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(_client())
+
+
+FIELD_MANAGER = "mlops-operator"
+
+
+def plain(obj: Any) -> dict[str, Any]:
+    """A client model object as the plain camelCase dict the API server sent (what watches deliver)."""
+    return _client().sanitize_for_serialization(obj)
+
+
+def read_or_none(read: Any, *args: Any) -> Any:
+    try:
+        return read(*args)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def apply_deployment(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply of a Deployment we own (field manager mlops-operator): idempotent."""
+    return plain(_apply(apps().patch_namespaced_deployment, namespace, body))
+
+
+def apply_service(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return plain(_apply(core().patch_namespaced_service, namespace, body))
+
+
+def _apply(patch: Any, namespace: str, body: dict[str, Any]) -> Any:
+    return patch(body["metadata"]["name"], namespace, body, field_manager=FIELD_MANAGER, force=True,
+                 _content_type="application/apply-patch+yaml")  # fmt: skip
+
+
+def create_job(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a Job with a deterministic name; "already exists" is success (idempotent children)."""
+    try:
+        return plain(batch().create_namespaced_job(namespace, body))
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return plain(batch().read_namespaced_job(body["metadata"]["name"], namespace))
+
+
+def read_pvc(namespace: str, name: str) -> dict[str, Any] | None:
+    found = read_or_none(core().read_namespaced_persistent_volume_claim, name, namespace)
+    return plain(found) if found is not None else None
+
+
+def read_config_map(namespace: str, name: str) -> dict[str, Any] | None:
+    found = read_or_none(core().read_namespaced_config_map, name, namespace)
+    return plain(found) if found is not None else None
+
+
+def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    return read_or_none(custom().get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
+
+
+def list_custom(plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+    listed = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, label_selector=label_selector)
+    return listed.get("items", [])
+
+
+def patch_labels(plural: str, namespace: str, name: str, labels: dict[str, str | None]) -> dict[str, Any]:
+    body = {"metadata": {"labels": labels}}
+    return custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body)
+
+
+def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch of the status subresource: the only place the operator writes our kinds' state.
+    Returns the object as written (the cache keeps it until the watch brings the same or newer)."""
+    body = {"status": status}
+    return custom().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
+
+
+GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
+
+
+def json_patch_httproute(namespace: str, name: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+    return custom().patch_namespaced_custom_object(
+        GATEWAY_GROUP, GATEWAY_VERSION, namespace, "httproutes", name, operations,
+        _content_type="application/json-patch+json",
+    )  # fmt: skip
+
+
+def read_job(namespace: str, name: str) -> dict[str, Any] | None:
+    found = read_or_none(batch().read_namespaced_job, name, namespace)
+    return plain(found) if found is not None else None
+
+
+def read_deployment(namespace: str, name: str) -> dict[str, Any] | None:
+    found = read_or_none(apps().read_namespaced_deployment, name, namespace)
+    return plain(found) if found is not None else None
+
+
+def list_pods(namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+    return [plain(p) for p in core().list_namespaced_pod(namespace, label_selector=selector).items]

@@ -1,0 +1,139 @@
+"""Every word the operator writes for a machine to read: condition types, reasons, phases, decisions.
+
+They are StrEnums, so a member is its CamelCase string: it compares equal to what is read back from
+the API, serialises as plain text, and a misspelt name fails at import instead of becoming a new
+reason nobody matches on. Values are part of the API (Argo CD health scripts, `kubectl wait`,
+alerts match on them): renaming a member is free, changing a value is a breaking change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ConditionType(StrEnum):
+    """The `type` of a condition (metav1.Condition)."""
+
+    READY = "Ready"  # every kind: the aggregate a person or `kubectl wait` looks at
+    VALIDATED = "Validated"  # Dataset: the current source content passed the schema
+    SUCCEEDED = "Succeeded"  # TrainingRun: the Job finished and results were recorded
+    PROMOTED = "Promoted"  # TrainingRun: this run is the champion of its model name
+    AVAILABLE = "Available"  # ModelDeployment: the stable version serves
+    PROGRESSING = "Progressing"  # ModelDeployment: a rollout is under way
+    DEGRADED = "Degraded"  # ModelDeployment: a version was rolled back
+
+
+class ConditionStatus(StrEnum):
+    """The `status` of a condition."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Reason(StrEnum):
+    """Why a condition (or a phase, or a check) is what it is."""
+
+    # Shared by all kinds.
+    INVALID_SPEC = "InvalidSpec"
+    RECONCILING = "Reconciling"
+    RECONCILE_ERROR = "ReconcileError"
+    ARTIFACT_STORE_MISSING = "ArtifactStoreMissing"
+
+    # Dataset.
+    VALIDATION_PENDING = "ValidationPending"
+    VALIDATION_SUCCEEDED = "ValidationSucceeded"
+    SOURCE_UNAVAILABLE = "SourceUnavailable"
+    SCHEMA_VIOLATION = "SchemaViolation"
+    CHECKSUM_MISMATCH = "ChecksumMismatch"
+
+    # TrainingRun.
+    DATASET_NOT_READY = "DatasetNotReady"
+    JOB_CREATED = "JobCreated"
+    JOB_RUNNING = "JobRunning"
+    JOB_SUCCEEDED = "JobSucceeded"
+    JOB_FAILED = "JobFailed"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+
+    # ModelDeployment: conditions.
+    MODEL_NOT_FOUND = "ModelNotFound"
+    ROLLOUT_PENDING = "RolloutPending"
+    SERVING_STABLE = "ServingStable"
+    STABLE_NOT_READY = "StableNotReady"
+    CANARY_IN_PROGRESS = "CanaryInProgress"
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    NO_ROLLBACK = "NoRollback"
+    # ModelDeployment: why a canary was rolled back (status.degraded.reason).
+    ABORTED = "Aborted"
+    ANALYSIS_FAILED = "AnalysisFailed"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    POST_PROMOTION_ANALYSIS_FAILED = "PostPromotionAnalysisFailed"
+    # ModelDeployment: why a rollout holds (status.pauseReason).
+    PAUSE_STEP = "PauseStep"
+    INCONCLUSIVE_ANALYSIS = "InconclusiveAnalysis"
+    SPEC_PAUSED = "SpecPaused"
+
+
+class EventReason(StrEnum):
+    """The `reason` of Events (`kubectl describe`) that are not a condition reason."""
+
+    CHECK_STARTED = "CheckStarted"
+    NEW_VERSION = "NewVersion"
+    DATASET_PINNED = "DatasetPinned"
+    TRAINING_SUCCEEDED = "TrainingSucceeded"
+    PROMOTED = "Promoted"
+    PROMOTION_REJECTED = "PromotionRejected"
+
+
+class DatasetPhase(StrEnum):
+    """`status.phase` of a Dataset (printer columns only: decisions read the conditions)."""
+
+    PENDING = "Pending"
+    READY = "Ready"
+    FAILED = "Failed"
+
+
+class TrainingPhase(StrEnum):
+    """`status.phase` of a TrainingRun; Succeeded and Failed are terminal."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TrainingPhase.SUCCEEDED, TrainingPhase.FAILED)
+
+
+class DeploymentPhase(StrEnum):
+    """`status.phase` of a ModelDeployment."""
+
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"  # an invalid spec
+
+
+class Decision(StrEnum):
+    """A TrainingRun's promotion decision (status.promotion.decision)."""
+
+    PROMOTED = "Promoted"
+    REJECTED = "Rejected"
+    PENDING_APPROVAL = "PendingApproval"
+    SUPERSEDED = "Superseded"  # was Promoted; another version of the model took the title over
+
+
+class PromotionReason(StrEnum):
+    """Why a promotion was decided as it was (status.promotion.reason, the Promoted condition's reason)."""
+
+    GATES_PASSED = "GatesPassed"
+    GATE_FAILED = "GateFailed"
+    MISSING_METRIC = "MissingMetric"
+    NOT_BETTER = "NotBetterThanChampion"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    APPROVED = "Approved"
+    SUPERSEDED = "Superseded"

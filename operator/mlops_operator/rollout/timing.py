@@ -1,0 +1,101 @@
+"""When a rollout changes by itself: pause ends, progress deadlines, measurements, the guard window.
+
+The state machine decides with these rules, the controller schedules its next look with `next_wake`,
+and the kubectl plugin says how long is left with them: each rule is written once, so what the
+plugin announces is what the operator does. Every moment is computed from timestamps in status, so a
+restarted operator keeps the same schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ..api.clock import parse_duration, parse_time
+from ..api.modeldeployment import CanaryStatus, CanaryStep, ModelDeploymentSpec, ModelDeploymentStatus
+from ..api.reasons import Reason
+
+
+def _after(start: str | None, seconds: float) -> dt.datetime | None:
+    moment = parse_time(start)
+    return None if moment is None else moment + dt.timedelta(seconds=seconds)
+
+
+def current_step(spec: ModelDeploymentSpec, canary: CanaryStatus) -> CanaryStep | None:
+    """The step the canary is at; None once every step is done."""
+    steps = spec.strategy.canary.steps
+    return steps[canary.step_index] if canary.step_index < len(steps) else None
+
+
+def pause_end(spec: ModelDeploymentSpec, canary: CanaryStatus) -> dt.datetime | None:
+    """When the timed pause of the current step ends; None at other steps and before the pause began."""
+    step = current_step(spec, canary)
+    if step is None or step.pause is None or step.pause.duration is None:
+        return None
+    return _after(canary.pause_started_at, parse_duration(step.pause.duration))
+
+
+def progress_deadline(spec: ModelDeploymentSpec, canary: CanaryStatus) -> dt.datetime | None:
+    """When canary pods still not ready roll the canary back: progressDeadlineSeconds after its step began."""
+    return _after(canary.step_started_at, spec.progress_deadline_seconds)
+
+
+def waiting_for_pods(canary: CanaryStatus) -> bool:
+    """Whether fewer canary pods are ready than its weight needs."""
+    return canary.ready_replicas < canary.replicas
+
+
+def progress_deadline_exceeded(spec: ModelDeploymentSpec, canary: CanaryStatus, now: dt.datetime) -> bool:
+    """Whether pods are still missing when the deadline has come (a look woken at the deadline acts)."""
+    deadline = progress_deadline(spec, canary)
+    return waiting_for_pods(canary) and deadline is not None and now >= deadline
+
+
+def guard_window_end(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: dt.datetime) -> dt.datetime | None:
+    """When the post-promotion guard stops judging the stable version; None when it is not judging it now
+    (a rollout in progress, the guard disabled, nothing to roll back to, or the window over)."""
+    if status.canary is not None or not spec.post_promotion.enabled or status.last_good is None:
+        return None
+    end = _after(status.promoted_at, parse_duration(spec.post_promotion.window))
+    return end if end is not None and now < end else None
+
+
+def measuring(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: dt.datetime) -> bool:
+    """Whether a version is being judged: a canary once one of its pods serves (a version with no ready
+    pod has no metrics to judge), or the stable version inside the post-promotion window."""
+    if status.canary is not None:
+        return status.canary.ready_replicas > 0
+    return guard_window_end(spec, status, now) is not None
+
+
+def next_measurement(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> dt.datetime | None:
+    """One analysis interval after the last measurement of the judged version; None before its first."""
+    last = status.canary.last_analysis_at if status.canary is not None else status.last_analysis_at
+    return _after(last, parse_duration(spec.analysis.interval))
+
+
+def measurement_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: dt.datetime) -> bool:
+    """Whether the controller should measure now."""
+    if not measuring(spec, status, now):
+        return False
+    due = next_measurement(spec, status)
+    return due is None or due <= now
+
+
+def next_wake(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: dt.datetime) -> dt.datetime | None:
+    """The earliest moment the rollout changes without anything else changing; None when it is settled.
+
+    A moment at or before `now` means: look again at once (a first measurement is due). Pods becoming
+    ready need no wake, since their Deployment's status changes wake the controller; the deadline by
+    which they must be ready does. A held rollout (spec.paused, inconclusive analysis) keeps measuring
+    and keeps its deadline, but its pause does not end by itself.
+    """
+    moments = [guard_window_end(spec, status, now)]
+    if measuring(spec, status, now):
+        moments.append(next_measurement(spec, status) or now)
+    canary = status.canary
+    if canary is not None:
+        if status.pause_reason not in (Reason.SPEC_PAUSED, Reason.INCONCLUSIVE_ANALYSIS):
+            moments.append(pause_end(spec, canary))
+        if waiting_for_pods(canary):
+            moments.append(progress_deadline(spec, canary))
+    return min((m for m in moments if m is not None), default=None)

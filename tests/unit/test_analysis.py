@@ -1,0 +1,139 @@
+"""Judging a version: each metric's verdict and words, the verdict of a measurement, the PromQL sent,
+and the Prometheus adapter against a fake Prometheus (no data and failures are never a pass)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+
+import pytest
+
+from mlops_operator.adapters.prometheus import measure
+from mlops_operator.api.modeldeployment import AnalysisMetric
+from mlops_operator.rollout.analysis import MetricResult, combine, judge, promql, result
+
+ERRORS = AnalysisMetric(name="errors", template="errorRate", threshold=0.05)
+ACCURACY = AnalysisMetric(name="accuracy", template="accuracy", threshold=0.8)
+CUSTOM = AnalysisMetric(
+    name="p99", query='p99{version="{{version}}",ns="{{namespace}}"}', successCondition="result < 2"
+)
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "passed", "words"),
+    [(ERRORS, 0.01, True, "errors 0.01 <= 0.05"), (ERRORS, 0.2, False, "errors 0.2 > 0.05"),
+     (ACCURACY, 0.9, True, "accuracy 0.9 >= 0.8"), (ACCURACY, 0.31, False, "accuracy 0.31 < 0.8"),
+     (CUSTOM, 1.5, True, "p99 1.5 (meets result < 2)"), (CUSTOM, 2.0, False, "p99 2 (fails result < 2)")],
+)  # fmt: skip
+def test_judge(metric: AnalysisMetric, value: float, passed: bool, words: str) -> None:
+    assert judge(metric, value) == (passed, words)
+
+
+def ok(name: str) -> MetricResult:
+    return MetricResult(name, "Successful", 0.0, f"{name} ok")
+
+
+def bad(name: str) -> MetricResult:
+    return MetricResult(name, "Failed", 1.0, f"{name} bad")
+
+
+def unknown(name: str) -> MetricResult:
+    return MetricResult(name, "Inconclusive", None, f"{name}: no data yet")
+
+
+@pytest.mark.parametrize(
+    ("results", "verdict"),
+    [([ok("a"), ok("b")], ("Successful", "a ok; b ok")),
+     ([ok("a"), bad("b"), unknown("c")], ("Failed", "b bad")),
+     ([ok("a"), unknown("c")], ("Inconclusive", "c: no data yet")),
+     ([], ("Inconclusive", "no metric was judged"))],
+)  # fmt: skip
+def test_combine(results: list[MetricResult], verdict: tuple[str, str]) -> None:
+    assert combine(results) == verdict
+
+
+def test_a_missing_value_is_inconclusive_and_says_why() -> None:
+    assert result(ERRORS, None) == MetricResult("errors", "Inconclusive", None, "errors: no data yet")
+    assert result(ERRORS, None, missing="down").message == "down"
+    assert result(ERRORS, 0.2).phase == "Failed"
+
+
+def test_promql_selects_the_version() -> None:
+    selector = 'namespace="ml",model="iris",version="v2"'
+    assert f'mlops_requests_total{{{selector},code=~"5.."}}[1m]' in promql(
+        ERRORS, namespace="ml", model="iris", version="v2", window="1m"
+    )
+    assert promql(CUSTOM, namespace="ml", model="iris", version="v2", window="1m") == 'p99{version="v2",ns="ml"}'
+
+
+class FakePrometheus(http.server.ThreadingHTTPServer):
+    """Answers instant queries from a table keyed by a word of the query; records the queries."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), FakePrometheusHandler)
+        self.answers: dict[str, tuple[int, dict]] = {}
+        self.queries: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class FakePrometheusHandler(http.server.BaseHTTPRequestHandler):
+    server: FakePrometheus
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        expression = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["query"][0]
+        self.server.queries.append(expression)
+        code, body = next((a for word, a in self.server.answers.items() if word in expression), (200, vector()))
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def vector(*values: str) -> dict:
+    samples = [{"metric": {}, "value": [0, v]} for v in values]
+    return {"status": "success", "data": {"resultType": "vector", "result": samples}}
+
+
+@pytest.fixture
+def prometheus() -> Iterator[FakePrometheus]:
+    server = FakePrometheus()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def run(metrics: list[AnalysisMetric], url: str | None) -> tuple[str, str, list[MetricResult]]:
+    return measure(metrics, prometheus_url=url, namespace="ml", model="iris", version="v2", window="1m")
+
+
+def test_measure_judges_each_metric(prometheus: FakePrometheus) -> None:
+    prometheus.answers = {"mlops_requests_total": (200, vector("0.01")), "feedback": (200, vector("0.5", "0.31"))}
+    phase, message, results = run([ERRORS, ACCURACY], prometheus.url)
+    assert (phase, message) == ("Failed", "accuracy 0.5 < 0.8"), "the largest sample is judged"
+    assert [r.phase for r in results] == ["Successful", "Failed"] and len(prometheus.queries) == 2
+
+
+def test_measure_without_data_or_prometheus_is_inconclusive(prometheus: FakePrometheus) -> None:
+    prometheus.answers = {"mlops_requests_total": (200, vector("NaN"))}
+    assert run([ERRORS], prometheus.url)[:2] == ("Inconclusive", "errors: no data yet")
+    prometheus.answers = {"mlops_requests_total": (503, {"status": "error"})}
+    phase, message, _ = run([ERRORS], prometheus.url)
+    assert phase == "Inconclusive" and message.startswith("Prometheus query failed: 503")
+    assert run([ERRORS], None)[:2] == ("Inconclusive", "no Prometheus URL is configured")
+
+
+def test_measure_with_no_metrics_judges_the_defaults(prometheus: FakePrometheus) -> None:
+    phase, _, results = run([], prometheus.url)
+    assert [r.metric for r in results] == ["error-rate", "latency-p95"] and phase == "Inconclusive"

@@ -1,0 +1,170 @@
+"""The event-driven control loop's pure parts: which objects an event wakes, when an unchanged child is
+left alone, how the cache keeps the newest version, what a request is counted as, and the deadlines."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mlops_operator.adapters.kube import request_kind
+from mlops_operator.api.dataset import DatasetSpec, DatasetStatus
+from mlops_operator.api.trainingrun import TrainingRunSpec
+from mlops_operator.controllers.cache import ObjectCache
+from mlops_operator.controllers.common import MIN_WAKE_SECONDS, SAFETY_RESYNC_SECONDS, seconds_until
+from mlops_operator.controllers.dataset import next_check_at
+from mlops_operator.controllers.trainingrun import dataset_wait_ends
+from mlops_operator.controllers.watches import objects_to_wake
+from mlops_operator.resources.serving import DESIRED_ANNOTATION, is_current, with_fingerprint
+
+NS = "ml"
+
+
+def obj(name: str, *, rv: str = "1", uid: str = "u", labels=None, spec=None, status=None, owners=None) -> dict:
+    meta = {"name": name, "namespace": NS, "resourceVersion": rv, "uid": uid, "labels": labels or {}}
+    if owners:
+        meta["ownerReferences"] = owners
+    return {"metadata": meta, "spec": spec or {}, "status": status or {}}
+
+
+def owner(kind: str, name: str) -> dict:
+    return {"apiVersion": "mlops.dev/v1alpha1", "kind": kind, "name": name, "uid": "x", "controller": True}
+
+
+@pytest.fixture
+def cache() -> ObjectCache:
+    cache = ObjectCache()
+    cache.observe("modeldeployments", obj("follows-iris", spec={"model": {"name": "iris"}}))
+    cache.observe("modeldeployments", obj("pins-run-a", spec={"model": {"trainingRun": "run-a"}}))
+    cache.observe("modeldeployments", obj("other-model", spec={"model": {"name": "wine"}}))
+    cache.observe(
+        "modeldeployments",
+        obj("routed", spec={"model": {"name": "wine"}, "trafficRouting": {"gatewayAPI": {"httpRoute": "r"}}}),
+    )
+    cache.observe("trainingruns", obj("waits-for-iris", spec={"datasetRef": {"name": "iris"}}))
+    cache.observe(
+        "trainingruns",
+        obj(
+            "pinned-already",
+            spec={"datasetRef": {"name": "iris"}},
+            status={"dataset": {"name": "iris"}, "phase": "Running"},
+        ),
+    )
+    cache.observe("trainingruns", obj("finished", spec={"datasetRef": {"name": "x"}}, status={"phase": "Failed"}))
+    cache.observe("datasets", obj("iris"))
+    cache.observe("jobs", obj("run-a-train", owners=[owner("TrainingRun", "run-a")]))
+    cache.observe("jobs", obj("iris-check-1", owners=[owner("Dataset", "iris")]))
+    return cache
+
+
+@pytest.mark.parametrize(
+    ("plural", "body", "woken"),
+    [
+        ("jobs", obj("run-a-train", owners=[owner("TrainingRun", "run-a")]), [("trainingruns", NS, "run-a")]),
+        ("deployments", obj("md-canary", owners=[owner("ModelDeployment", "md")]), [("modeldeployments", NS, "md")]),
+        ("services", obj("md", owners=[{"apiVersion": "v1", "kind": "Pod", "name": "p"}]), []),
+        ("pods", obj("p", labels={"batch.kubernetes.io/job-name": "run-a-train"}), [("trainingruns", NS, "run-a")]),
+        ("pods", obj("p", labels={"batch.kubernetes.io/job-name": "iris-check-1"}), [("datasets", NS, "iris")]),
+        ("pods", obj("p", labels={"batch.kubernetes.io/job-name": "unknown"}), []),
+        ("trainingruns", obj("run-a", labels={"mlops.dev/model": "iris"}),
+         [("trainingruns", NS, "run-a"), ("modeldeployments", NS, "follows-iris"),
+          ("modeldeployments", NS, "pins-run-a")]),
+        ("trainingruns", obj("run-b", spec={"model": {"name": "wine"}}),
+         [("trainingruns", NS, "run-b"), ("modeldeployments", NS, "other-model"), ("modeldeployments", NS, "routed")]),
+        ("datasets", obj("iris"), [("datasets", NS, "iris"), ("trainingruns", NS, "waits-for-iris")]),
+        ("persistentvolumeclaims", obj("mlops-artifacts"),
+         [("datasets", NS, "iris"), ("trainingruns", NS, "waits-for-iris"), ("trainingruns", NS, "pinned-already")]),
+        ("httproutes", obj("r"), [("modeldeployments", NS, "routed")]),
+        ("httproutes", obj("someone-elses"), []),
+    ],
+)  # fmt: skip
+def test_an_event_wakes_exactly_the_objects_it_concerns(cache, plural, body, woken) -> None:
+    assert sorted(objects_to_wake(plural, body, cache)) == sorted(woken)
+
+
+def test_the_cache_keeps_the_newest_version_whatever_the_order_of_arrival() -> None:
+    cache = ObjectCache()
+    cache.observe("trainingruns", obj("a", rv="105", status={"phase": "Running"}))  # our own write's response
+    cache.observe("trainingruns", obj("a", rv="103", status={}))  # an older event still in the queue
+    assert cache.get("trainingruns", NS, "a")["status"] == {"phase": "Running"}
+    cache.observe("trainingruns", obj("a", rv="106", status={"phase": "Succeeded"}))
+    assert cache.get("trainingruns", NS, "a")["status"] == {"phase": "Succeeded"}
+    cache.observe("trainingruns", obj("a", rv="2", uid="recreated"))  # a new object of the same name
+    assert cache.get("trainingruns", NS, "a")["metadata"]["uid"] == "recreated"
+    cache.forget("trainingruns", obj("a", uid="old"))
+    assert cache.get("trainingruns", NS, "a") is not None, "a deletion of another uid forgets nothing"
+    cache.forget("trainingruns", obj("a", uid="recreated"))
+    assert cache.get("trainingruns", NS, "a") is None
+
+
+def test_the_cache_lists_by_namespace_and_labels() -> None:
+    cache = ObjectCache()
+    cache.observe("pods", obj("p1", labels={"job": "a", "x": "1"}))
+    cache.observe("pods", obj("p2", labels={"job": "b"}))
+    cache.observe("pods", {**obj("p3", labels={"job": "a"}), "metadata": {"name": "p3", "namespace": "other",
+                                                                        "labels": {"job": "a"}}})  # fmt: skip
+    assert [p["metadata"]["name"] for p in cache.list("pods", NS, labels={"job": "a"})] == ["p1"]
+
+
+def deployment(replicas: int, **extra) -> dict:
+    return {"kind": "Deployment", "metadata": {"name": "md-stable", **extra}, "spec": {"replicas": replicas}}
+
+
+def test_an_unchanged_child_is_not_applied_again_but_a_changed_or_scaled_one_is() -> None:
+    desired = with_fingerprint(deployment(2))
+    assert len(desired["metadata"]["annotations"][DESIRED_ANNOTATION]) == 16
+    watched = {**desired, "status": {"readyReplicas": 2}}
+    assert is_current(desired, watched)
+    assert not is_current(desired, None), "deleted by someone: applied again"
+    assert not is_current(with_fingerprint(deployment(3)), watched), "a new desired state"
+    scaled = {**watched, "spec": {"replicas": 5}}
+    assert not is_current(desired, scaled), "scaled by hand: set back"
+    deleting = {**watched, "metadata": {**watched["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+    assert not is_current(desired, deleting)
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "counted"),
+    [
+        ("GET", "https://h/apis/mlops.dev/v1alpha1/namespaces/ml/trainingruns", ("list", "trainingruns")),
+        ("GET", "https://h/apis/mlops.dev/v1alpha1/namespaces/ml/trainingruns/a", ("get", "trainingruns")),
+        ("PATCH", "https://h/apis/mlops.dev/v1alpha1/namespaces/ml/trainingruns/a/status",
+         ("patch", "trainingruns/status")),
+        ("GET", "/apis/apps/v1/deployments?watch=true&labelSelector=x", ("watch", "deployments")),
+        ("GET", "https://h/api/v1/namespaces/ml/pods?labelSelector=a%3Db", ("list", "pods")),
+        ("POST", "https://h/api/v1/namespaces/ml/events", ("create", "events")),
+        ("GET", "https://h/api/v1/namespaces", ("list", "namespaces")),
+        ("GET", "https://h/api/v1/namespaces/ml", ("get", "namespaces")),
+        ("DELETE", "https://h/apis/batch/v1/namespaces/ml/jobs/j", ("delete", "jobs")),
+        ("GET", "/version", ("get", "/version")),
+    ],
+)  # fmt: skip
+def test_api_requests_are_counted_by_verb_and_resource(method, url, counted) -> None:
+    assert request_kind(method, url) == counted
+
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def test_a_dataset_is_woken_for_its_refresh_and_bundled_data_never() -> None:
+    url = DatasetSpec.model_validate({"source": {"url": {"url": "https://example.org/d.csv"}}, "refreshInterval": "5m"})
+    builtin = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
+    checked = DatasetStatus(checked_generation=1, last_checked_at="2026-01-01T00:00:00Z")
+    assert next_check_at(url, checked, generation=1) == T0 + dt.timedelta(minutes=5)
+    assert next_check_at(builtin, checked, generation=1) is None
+    assert next_check_at(builtin, checked, generation=2) <= T0, "a new generation is checked at once"
+    assert next_check_at(url, DatasetStatus(checked_generation=1), generation=1) is None, "its check is still running"
+
+
+def test_a_run_waiting_for_its_dataset_is_woken_when_the_wait_ends() -> None:
+    spec = TrainingRunSpec.model_validate({"datasetRef": {"name": "d"}, "datasetWaitSeconds": 90,
+        "model": {"name": "m", "estimator": "sklearn.linear_model.LogisticRegression"}})  # fmt: skip
+    body = {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}}
+    assert dataset_wait_ends(spec, body) == T0 + dt.timedelta(seconds=90)
+
+
+def test_the_loop_sleeps_until_the_deadline_never_busy_and_at_most_the_resync() -> None:
+    assert seconds_until(T0 + dt.timedelta(seconds=3), now=T0, cap=SAFETY_RESYNC_SECONDS) == 3
+    assert seconds_until(T0 - dt.timedelta(seconds=3), now=T0, cap=SAFETY_RESYNC_SECONDS) == MIN_WAKE_SECONDS
+    assert seconds_until(None, now=T0, cap=SAFETY_RESYNC_SECONDS) == SAFETY_RESYNC_SECONDS
+    assert seconds_until(T0 + dt.timedelta(days=1), now=T0, cap=SAFETY_RESYNC_SECONDS) == SAFETY_RESYNC_SECONDS

@@ -1,0 +1,45 @@
+"""The pure packages stay pure: importing any module of rollout/, resources/ or the promotion policy
+pulls in no Kubernetes client, no kopf and no HTTP client. Each module is imported in a fresh
+interpreter, since this test process has long imported them all."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import mlops_operator.resources
+import mlops_operator.rollout
+
+FORBIDDEN = ("kubernetes", "kopf", "requests", "boto3")
+PURE = sorted(
+    [f"{package.__name__}.{m.name}" for package in (mlops_operator.rollout, mlops_operator.resources)
+     for m in pkgutil.iter_modules(package.__path__)] + ["mlops_operator.registry.promotion"]
+)  # fmt: skip
+PROBE = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[2:]))))
+"""
+
+
+def test_the_pure_modules_are_found() -> None:
+    assert {"mlops_operator.rollout.canary", "mlops_operator.rollout.timing", "mlops_operator.rollout.analysis",
+            "mlops_operator.resources.serving"} <= set(PURE)  # fmt: skip
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_a_pure_module_imports_no_client(module: str) -> None:
+    done = subprocess.run([sys.executable, "-c", PROBE, module, *FORBIDDEN], capture_output=True, text=True,
+                          check=False, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [], f"{module} pulls in {done.stdout.strip()}"
+
+
+def test_the_probe_sees_a_client_when_there_is_one() -> None:
+    done = subprocess.run([sys.executable, "-c", PROBE, "mlops_operator.adapters.prometheus", *FORBIDDEN],
+                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    assert json.loads(done.stdout) == ["requests"]
