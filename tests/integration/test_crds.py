@@ -80,6 +80,42 @@ INVALID = [
     ("zero-replicas", MD + "  model: {name: iris}\n  replicas: 0", "spec.replicas", "greater than or equal to 1"),
     ("prometheus-file-url", MD + "  model: {name: iris}\n  prometheusUrl: 'file:///etc/passwd'", "spec.prometheusUrl",
      "must be an http(s) URL"),
+    # Durations have a shortest and a longest value; the analysis interval is also a Prometheus range.
+    ("refresh-back-to-back", DS + "  source: {builtin: {name: iris}}\n  refreshInterval: 0s", "spec.refreshInterval",
+     "must be at least 1m and at most 168h"),
+    ("refresh-yearly", DS + "  source: {builtin: {name: iris}}\n  refreshInterval: 8760h", "spec.refreshInterval",
+     "must be at least 1m and at most 168h"),
+    ("interval-fraction", MD + "  model: {name: iris}\n  analysis: {interval: 1.5m}", "spec.analysis.interval",
+     "must be whole numbers of units"),
+    ("interval-zero", MD + "  model: {name: iris}\n  analysis: {interval: 0s}", "spec.analysis.interval",
+     "must be at least 1s and at most 1h"),
+    ("pause-too-long", MD + "  model: {name: iris}\n  strategy: {canary: {steps: [{pause: {duration: 25h}}]}}",
+     "spec.strategy.canary.steps[0].pause.duration", "must be at least 1s and at most 24h"),
+    ("guard-window-unbounded", MD + "  model: {name: iris}\n  postPromotion: {window: 200h}",
+     "spec.postPromotion.window", "must be at least 1m and at most 168h"),
+    # An analysis step names metrics that exist: without spec.analysis.metrics, only the defaults do.
+    ("step-names-undefined-metric", MD + "  model: {name: iris}\n"
+     "  strategy: {canary: {steps: [{setWeight: 10}, {analysis: {metrics: [accuracy]}}]}}", "spec",
+     "must name metrics of analysis.metrics"),
+    ("step-names-default-beside-defined", MD + "  model: {name: iris}\n"
+     "  analysis: {metrics: [{name: errors, template: errorRate, threshold: 0.05}]}\n"
+     "  strategy: {canary: {steps: [{analysis: {metrics: [error-rate]}}]}}", "spec",
+     "must name metrics of analysis.metrics"),
+    # Resources are quantities; free-form fields have sizes.
+    ("resources-garbage", TR + TR_OK + "  resources: {requests: {cpu: lots}}", "spec.resources.requests.cpu",
+     "should match"),
+    ("resources-negative", TR + TR_OK + "  resources: {limits: {memory: '-1Gi'}}", "spec.resources.limits.memory",
+     "should match"),
+    ("server-resources-garbage", MD + "  model: {name: iris}\n  server: {resources: {limits: {cpu: '2 cores'}}}",
+     "spec.server.resources.limits.cpu", "should match"),
+    ("params-too-many", TR + "  datasetRef: {name: iris}\n  model: {name: iris, estimator: sklearn.svm.SVC, params: {"
+     + ", ".join(f"p{i}: {i}" for i in range(65)) + "}}", "spec.model.params", "64"),
+    ("seed-over-32-bits", TR + TR_OK + "  evaluation: {seed: 4294967296}", "spec.evaluation.seed",
+     "less than or equal to 4294967295"),
+    ("dataset-ref-dots", TR + "  datasetRef: {name: iris.v2}\n  model: {name: iris, estimator: sklearn.svm.SVC}",
+     "spec.datasetRef.name", "should match"),
+    ("format-parquet", DS + "  source: {builtin: {name: iris}}\n  format: parquet", "spec.format", "Unsupported value"),
+    ("training-run-ref-too-long", MD + f"  model: {{trainingRun: {'r' * 58}}}", "spec.model.trainingRun", "Too long"),
 ]  # fmt: skip
 
 
@@ -92,6 +128,45 @@ def test_api_server_rejects_invalid_spec(crds: Kubectl, namespace: str, manifest
     assert words in result.stderr, result.stderr
     kind = manifest.split("kind: ")[1].split("\n")[0]
     assert crds.get(kind, "bad", namespace) is None
+
+
+# Names become child names and label values (api.common.NameRule): (id, kind, name, words of the error).
+BAD_NAMES = [
+    ("dataset-64-characters", "Dataset", "d" * 64, "Too long"),
+    ("dataset-dots", "Dataset", "iris.v2", "should match"),
+    ("trainingrun-58-characters", "TrainingRun", "r" * 58, "Too long"),
+    ("trainingrun-dots", "TrainingRun", "iris.logreg", "should match"),
+    ("modeldeployment-57-characters", "ModelDeployment", "m" * 57, "Too long"),
+    ("modeldeployment-leading-digit", "ModelDeployment", "1iris", "should match"),
+    ("modeldeployment-dots", "ModelDeployment", "iris.prod", "should match"),
+]
+SPECS = {"Dataset": "  source: {builtin: {name: iris}}", "TrainingRun": TR_OK.rstrip("\n"),
+         "ModelDeployment": "  model: {name: iris}"}  # fmt: skip
+
+
+def _named(kind: str, name: str) -> str:
+    return f"apiVersion: mlops.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec:\n{SPECS[kind]}\n"
+
+
+@pytest.mark.parametrize(("kind", "name", "words"), [b[1:] for b in BAD_NAMES], ids=[b[0] for b in BAD_NAMES])
+def test_api_server_rejects_names_children_and_labels_cannot_carry(
+    crds: Kubectl, namespace: str, kind: str, name: str, words: str
+) -> None:
+    result = crds.run("create", "-n", namespace, "-f", "-", input=_named(kind, name), check=False)
+    assert result.returncode != 0, f"the API server accepted {kind} {name}"
+    assert "metadata.name:" in result.stderr, f"error does not name metadata.name: {result.stderr}"
+    assert words in result.stderr, result.stderr
+    assert crds.get(kind, name, namespace) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("Dataset", "d" * 63), ("Dataset", "2026-iris"), ("TrainingRun", "r" * 57), ("ModelDeployment", "m" * 56)],
+    ids=["dataset-63", "dataset-leading-digit", "trainingrun-57", "modeldeployment-56"],
+)
+def test_api_server_accepts_the_longest_names(crds: Kubectl, namespace: str, kind: str, name: str) -> None:
+    done = crds.run("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=_named(kind, name), check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_readmes_manifests_and_the_examples_are_accepted(crds: Kubectl, namespace: str) -> None:

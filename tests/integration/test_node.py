@@ -38,31 +38,38 @@ def test_the_node_is_ready(cluster: Kubectl) -> None:
     assert node["spec"]["podCIDR"]
 
 
-def test_pod_runs_the_project_image(cluster: Kubectl, image: str, namespace: str) -> None:
+def _run_pod(cluster: Kubectl, namespace: str, name: str, container: dict) -> tuple[str, str]:
+    """Run one restricted pod of the project image to its end: (phase, logs)."""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "version"},
-        "spec": {
-            **RESTRICTED_POD,
-            "restartPolicy": "Never",
-            "containers": [{"name": "main", "image": image, "args": ["--version"], **RESTRICTED_CONTAINER}],
-        },
+        "metadata": {"name": name},
+        "spec": {**RESTRICTED_POD, "restartPolicy": "Never", "containers": [{"name": "main", **container}]},
     }
     cluster.apply(json.dumps(pod), namespace)
     phase = wait_for(
-        lambda: (
-            _phase(cluster, namespace, "version") in ("Succeeded", "Failed") and _phase(cluster, namespace, "version")
-        ),
+        lambda: _phase(cluster, namespace, name) in ("Succeeded", "Failed") and _phase(cluster, namespace, name),
         timeout=60,
-        what="the version pod to finish",
+        what=f"the {name} pod to finish",
     )
-    logs = cluster.run("logs", "version", "-n", namespace).stdout
+    return phase, cluster.run("logs", name, "-n", namespace).stdout
+
+
+def test_pod_runs_the_project_image(cluster: Kubectl, image: str, namespace: str) -> None:
+    phase, logs = _run_pod(
+        cluster, namespace, "version", {"image": image, "args": ["--version"], **RESTRICTED_CONTAINER}
+    )
     assert phase == "Succeeded", logs
     assert logs.strip() == "mlops-operator 0.1.0"
-    # The image runs as its own non-root user.
-    status = cluster.get("pod", "version", namespace)["status"]["containerStatuses"][0]
-    assert status["state"]["terminated"]["exitCode"] == 0
+
+
+def test_the_image_runs_as_its_own_non_root_user(cluster: Kubectl, image: str, namespace: str) -> None:
+    """The pod sets no runAsUser: the user is the image's own (USER 10001:10001 in operator/Dockerfile)."""
+    whoami = "import os, pwd; print(os.getuid(), os.getgid(), pwd.getpwuid(os.getuid()).pw_name)"
+    container = {"image": image, "command": ["python3", "-c", whoami], **RESTRICTED_CONTAINER}
+    phase, logs = _run_pod(cluster, namespace, "whoami", container)
+    assert phase == "Succeeded", logs
+    assert logs.split() == ["10001", "10001", "mlops"], logs
 
 
 def test_job_runs_to_completion(cluster: Kubectl, image: str, namespace: str) -> None:

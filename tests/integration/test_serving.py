@@ -3,6 +3,7 @@ version is rolled out through canary steps to 100 % with real pods and real traf
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import threading
@@ -206,7 +207,12 @@ def test_pods_that_never_become_ready_are_rolled_back(cluster: Kubectl, ns: str)
     assert status["stable"]["version"] == "iris-baseline" and "iris-tampered" in status["failedVersions"]
 
 
+def _moment(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, operator) -> None:
+    pause = dt.timedelta(seconds=20)
     spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "20s"}}]}},
             "prometheusUrl": "http://127.0.0.1:9", "analysis": {"interval": "1h"}}  # fmt: skip
     cluster.apply(_md("steady", run="iris-baseline", **spec), ns)
@@ -215,14 +221,25 @@ def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, o
                 '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
     paused = wait_for(lambda: ((c := _status(cluster, ns, "steady").get("canary")) or {}).get("pauseStartedAt") and c,
                       timeout=120, what="the canary in its pause step")  # fmt: skip
+    assert paused["stepIndex"] == 1, paused
     killed = operator.kill()
-    operator.wait_ready(not_named=killed)
-    resumed = _status(cluster, ns, "steady")["canary"]
-    assert (resumed["stepIndex"], resumed["pauseStartedAt"]) == (paused["stepIndex"], paused["pauseStartedAt"])
-    status = wait_for(lambda: (s := _status(cluster, ns, "steady"))["stable"]["version"] == "iris-logreg" and s,
-                      timeout=90, what="the promotion after the pause")  # fmt: skip
-    promoted = status["promotedAt"]
-    assert promoted >= paused["pauseStartedAt"]
+    restarted = operator.wait_ready(not_named=killed)
+    running = [s["state"]["running"] for s in restarted["status"]["containerStatuses"] if "running" in s["state"]]
+    assert running, restarted["status"]
+    started = _moment(running[0]["startedAt"])  # the new operator cannot have reconciled before this
+    status = wait_for(lambda: ((s := _status(cluster, ns, "steady")).get("stable") or {}).get("version")
+                      == "iris-logreg" and s, timeout=90, what="the promotion after the pause")  # fmt: skip
+    # The pause is timed from its start as stored before the restart, however long the restart took: it
+    # ends at pauseStartedAt + 20 s, or at once if that passed while no operator ran. An operator that
+    # began the step (or the rollout) again would promote no sooner than 20 s after it started.
+    promoted, pause_ends = _moment(status["promotedAt"]), _moment(paused["pauseStartedAt"]) + pause
+    assert promoted >= pause_ends, f"promoted at {promoted}, before the pause ended at {pause_ends}"
+    assert promoted < started + pause, (
+        f"promoted at {promoted}: the pause began again after the restart (operator started at {started}, "
+        f"the pause had started at {paused['pauseStartedAt']})"
+    )
+    latest = status["history"][0]
+    assert (latest["version"], latest["outcome"]) == ("iris-logreg", "Promoted"), status["history"]
 
 
 def test_gateway_api_routing_sets_only_our_weights(cluster: Kubectl, ns: str) -> None:

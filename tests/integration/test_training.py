@@ -93,12 +93,18 @@ def test_first_run_becomes_champion_and_a_better_run_takes_over(cluster: Kubectl
     assert (promotion["champion"], promotion["metric"]) == ("iris-baseline", "accuracy")
     assert promotion["value"] > promotion["championValue"] + 0.05
     wait_for(lambda: _champions(cluster, ns) == ["iris-logreg"], timeout=30, what="exactly one champion: iris-logreg")
-    superseded = wait_for(
-        lambda: cluster.get("trainingrun", "iris-baseline", ns)["status"]["promotion"]["decision"] == "Superseded",
+    # The former champion's record says it lost the title; its Promoted condition and its label follow.
+    former = wait_for(
+        lambda: (b := cluster.get("trainingrun", "iris-baseline", ns))["status"]["promotion"]["decision"]
+        == "Superseded" and b,
         timeout=30,
         what="iris-baseline marked Superseded",
-    )
-    assert superseded
+    )  # fmt: skip
+    record = former["status"]["promotion"]
+    assert (record["reason"], record["message"]) == ("Superseded", "another version of the model became the champion")
+    promoted = condition(former, "Promoted")
+    assert (promoted["status"], promoted["reason"]) == ("False", "Superseded"), promoted
+    assert (former["metadata"].get("labels") or {}).get("mlops.dev/promoted") != "true"
     # Lineage and the stored model: the dataset version pinned, the file's sha256 as recorded.
     ds = cluster.get("dataset", "iris", ns)
     assert status["dataset"]["version"] == ds["status"]["version"]
@@ -269,6 +275,18 @@ def test_pvc_source_is_read_from_the_claim(cluster: Kubectl, ns: str) -> None:
     ds = wait_phase(cluster, "dataset", "iris-pvc", ns, ("Ready", "Failed"))["status"]
     assert ds["phase"] == "Ready", ds.get("lastCheck")
     assert ds["version"] == cluster.get("dataset", "iris", ns)["status"]["version"], "same data, same version"
+
+
+def test_a_pvc_source_on_the_artifact_claim_fails_at_once_saying_why(cluster: Kubectl, ns: str) -> None:
+    """The check Job mounts the artifact claim already; a pod with one claim twice would never start."""
+    cluster.apply(_dataset("iris-store", {"pvc": {"claimName": "mlops-artifacts", "path": "iris.csv"}}), ns)
+    ds = wait_phase(cluster, "dataset", "iris-store", ns, ("Ready", "Failed"), timeout=30)
+    ready = condition(ds, "Ready")
+    assert (ds["status"]["phase"], ready["reason"]) == ("Failed", "SourceUnavailable"), ready
+    assert "PersistentVolumeClaim mlops-artifacts is the artifact store" in ready["message"], ready["message"]
+    assert not ds["status"].get("activeCheck") and ds["status"].get("checks", 0) == 0, "no check Job was started"
+    jobs = cluster.json("get", "jobs", "-n", ns, "-l", "mlops.dev/dataset=iris-store")["items"]
+    assert jobs == [], [j["metadata"]["name"] for j in jobs]
 
 
 def test_params_that_make_fit_fail_end_in_job_failed_without_retries(cluster: Kubectl, ns: str) -> None:

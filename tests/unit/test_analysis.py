@@ -3,14 +3,17 @@ and the Prometheus adapter against a fake Prometheus (no data and failures are n
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 
 import pytest
 
+from mlops_operator.adapters import prometheus as prom
 from mlops_operator.adapters.prometheus import measure
 from mlops_operator.api.modeldeployment import AnalysisMetric
 from mlops_operator.rollout.analysis import MetricResult, combine, judge, promql, result
@@ -92,12 +95,31 @@ class FakePrometheusHandler(http.server.BaseHTTPRequestHandler):
         expression = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["query"][0]
         self.server.queries.append(expression)
         code, body = next((a for word, a in self.server.answers.items() if word in expression), (200, vector()))
-        data = json.dumps(body).encode()
+        if code == TRICKLE:  # accepts, answers 200 and then a byte now and then, never the end
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:  # the client gave up, as it should
+                pass
+            return
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if code == GZIP:  # as Prometheus answers a client that accepts gzip
+            code, data = 200, gzip.compress(data)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        if data[:2] == b"\x1f\x8b":
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+TRICKLE, GZIP = 0, 1
 
 
 def vector(*values: str) -> dict:
@@ -137,3 +159,44 @@ def test_measure_without_data_or_prometheus_is_inconclusive(prometheus: FakeProm
 def test_measure_with_no_metrics_judges_the_defaults(prometheus: FakePrometheus) -> None:
     phase, _, results = run([], prometheus.url)
     assert [r.metric for r in results] == ["error-rate", "latency-p95"] and phase == "Inconclusive"
+
+
+def test_a_prometheus_that_trickles_its_answer_is_cut_off_at_the_deadline(prometheus, monkeypatch) -> None:
+    monkeypatch.setattr(prom, "DEADLINE_SECONDS", 0.5)
+    prometheus.answers = {"mlops_requests_total": (TRICKLE, {})}
+    started = time.monotonic()
+    phase, message, _ = run([ERRORS], prometheus.url)
+    assert time.monotonic() - started < 2, "one query never takes longer than its deadline (plus a read)"
+    assert phase == "Inconclusive" and "deadline" in message
+
+
+def test_a_measurement_stops_querying_when_its_own_deadline_passed(prometheus, monkeypatch) -> None:
+    monkeypatch.setattr(prom, "DEADLINE_SECONDS", 0.3)
+    monkeypatch.setattr(prom, "MEASUREMENT_DEADLINE_SECONDS", 0.5)
+    prometheus.answers = {"mlops": (TRICKLE, {})}
+    started = time.monotonic()
+    _, _, results = run([ERRORS, ACCURACY, ERRORS.model_copy(update={"name": "third"})], prometheus.url)
+    assert time.monotonic() - started < 2
+    assert "ran out of time" in results[-1].message and len(prometheus.queries) < 3
+
+
+def test_a_huge_or_odd_answer_is_refused_not_raised(prometheus, monkeypatch) -> None:
+    monkeypatch.setattr(prom, "MAX_ANSWER_BYTES", 10_000)
+    prometheus.answers = {"mlops_requests_total": (200, b"[" * 50_000)}
+    phase, message, _ = run([ERRORS], prometheus.url)
+    assert phase == "Inconclusive" and "exceeds 10000 bytes" in message
+    for odd in (
+        {"data": {"resultType": "vector", "result": [{"value": "x"}]}},
+        {"data": {"resultType": "matrix", "result": [{"values": [[0, "1"]]}]}},
+        {"data": ["not", "a", "result"]},
+        [1, 2],
+        {"data": {"resultType": "string", "result": [0, "abc"]}},
+    ):
+        prometheus.answers = {"mlops_requests_total": (200, odd)}
+        phase, message, _ = run([ERRORS], prometheus.url)
+        assert phase == "Inconclusive" and "not an instant query result" in message, (odd, message)
+
+
+def test_a_compressed_answer_is_read(prometheus) -> None:
+    prometheus.answers = {"mlops_requests_total": (GZIP, vector("0.01"))}
+    assert run([ERRORS], prometheus.url)[:2] == ("Successful", "errors 0.01 <= 0.05")

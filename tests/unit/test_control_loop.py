@@ -168,3 +168,32 @@ def test_the_loop_sleeps_until_the_deadline_never_busy_and_at_most_the_resync() 
     assert seconds_until(T0 - dt.timedelta(seconds=3), now=T0, cap=SAFETY_RESYNC_SECONDS) == MIN_WAKE_SECONDS
     assert seconds_until(None, now=T0, cap=SAFETY_RESYNC_SECONDS) == SAFETY_RESYNC_SECONDS
     assert seconds_until(T0 + dt.timedelta(days=1), now=T0, cap=SAFETY_RESYNC_SECONDS) == SAFETY_RESYNC_SECONDS
+
+
+def test_a_measurement_runs_beside_the_reconcile_and_is_taken_once() -> None:
+    import threading
+
+    from mlops_operator.controllers.measurements import take_measurement
+
+    key, release, calls = ("modeldeployments", NS, "m"), threading.Event(), []
+
+    def slow(result: str):
+        def measure():
+            calls.append(result)
+            release.wait(5)
+            return result
+
+        return measure
+
+    assert take_measurement(key, version="v1", measure=slow("first")) is None, "started, not waited for"
+    assert take_measurement(key, version="v1", measure=slow("again")) is None, "still running: not started twice"
+    release.set()
+    from mlops_operator.controllers.measurements import _in_flight
+
+    _in_flight[key].future.result(timeout=5)
+    assert take_measurement(key, version="v1", measure=slow("x")) == "first"
+    assert take_measurement(key, version="v1", measure=slow("second")) is None, "taken once; the next one starts"
+    assert take_measurement(key, version="v2", measure=slow("other")) is None, "another version: measured anew"
+    _in_flight[key].future.result(timeout=5)
+    assert take_measurement(key, version="v2", measure=slow("y")) == "other"
+    assert calls == ["first", "second", "other"]

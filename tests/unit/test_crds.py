@@ -63,5 +63,35 @@ def test_cel_rules_are_present_where_openapi_cannot_say_it() -> None:
         "setWeight must not decrease from one step to the next",
         "url must be an http:// or https:// URL",
         "set exactly one of name or trainingRun",
+        "strategy.canary.steps[].analysis.metrics must name metrics of analysis.metrics",
+        "must be at least 1m and at most 168h",
+        "must be at least 1s and at most 1h",
+        "must be at least 1s and at most 24h",
+        "must be whole numbers of units, e.g. 90s, not 1.5m",
     ):
         assert message in text
+
+
+@pytest.mark.parametrize("info", crd.KINDS, ids=lambda i: i.kind)
+def test_metadata_constrains_only_the_name(info: crd.KindInfo) -> None:
+    """The API server refuses a CRD whose metadata schema says anything but name and generateName."""
+    schema = crd.crd_for(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    metadata = schema["properties"]["metadata"]
+    assert metadata.keys() == {"type", "properties"} and metadata["properties"].keys() == {"name"}
+    name = metadata["properties"]["name"]
+    assert name["type"] == "string" and name["maxLength"] <= 63 and name["pattern"].startswith("^[a-z")
+
+
+def test_no_cel_rule_reads_a_string_or_list_without_a_bound() -> None:
+    """The API server refuses a CRD whose CEL rules may cost too much; a rule's cost grows with the sizes
+    of what it reads, so every node a rule sits on, and every list or string inside it, is bounded."""
+    for info in crd.KINDS:
+        spec = crd.crd_for(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        for path, node in _walk(spec, "spec"):
+            if not node.get("x-kubernetes-validations"):
+                continue
+            for inner_path, inner in _walk(node, path):
+                if inner.get("type") == "string" and "enum" not in inner:
+                    assert "maxLength" in inner, f"{info.kind} {inner_path}"
+                if inner.get("type") == "array":
+                    assert "maxItems" in inner, f"{info.kind} {inner_path}"

@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -328,12 +329,61 @@ def test_each_command_sets_its_annotation_to_the_token(command: str) -> None:
     assert plugin.command_patch(command, "t-1") == {"metadata": {"annotations": {f"mlops.dev/{command}": "t-1"}}}
 
 
-def test_the_annotations_are_the_ones_the_controller_reads() -> None:
-    from mlops_operator.controllers.modeldeployment import COMMANDS
+class _Read(Exception):
+    """Stops a reconcile once it has read what the test looks at."""
 
-    assert plugin.COMMANDS == COMMANDS
-    # The TrainingRun controller promotes a manual run only when the annotation is exactly "true".
-    assert plugin.approval_patch() == {"metadata": {"annotations": {APPROVED_ANNOTATION: "true"}}}
+
+def _observed(name: str, metadata: dict) -> Any:
+    from mlops_operator.controllers.common import Observed
+
+    body = {"metadata": {"name": name, "namespace": "ml", "uid": "u", "generation": 1, "labels": {}, **metadata}}
+    return Observed(body=body, status={}, generation=1, now="2026-03-02T10:06:02.000Z")
+
+
+@pytest.mark.parametrize("command", ["promote", "abort", "resume"])
+def test_the_annotation_each_command_writes_is_the_one_the_controller_reads(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_operator.controllers import modeldeployment as controller
+    from mlops_operator.controllers.cache import ObjectCache
+
+    read: dict[str, str] = {}
+
+    def next_rollout(spec, status, obs):  # what the controller hands the state machine
+        read.update(obs.commands)
+        raise _Read
+
+    monkeypatch.setattr(controller, "CACHE", ObjectCache())
+    monkeypatch.setattr(controller, "next_rollout", next_rollout)
+    annotations = {"unrelated.example.com/note": "x"} | plugin.command_patch(command, "t-1")["metadata"]["annotations"]
+    with pytest.raises(_Read):
+        controller.reconcile_modeldeployment(ModelDeploymentSpec.model_validate({"model": {"name": "iris"}}),
+                                             _observed("iris", {"annotations": annotations}), logger=None)  # fmt: skip
+    assert read == {command: "t-1"}
+
+
+def test_the_approval_the_plugin_writes_is_the_one_the_trainingrun_controller_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlops_operator.api.trainingrun import TrainingRunSpec, TrainingRunStatus
+    from mlops_operator.controllers import trainingrun as controller
+
+    read: list[bool] = []
+
+    def decide_promotion(**kwargs):
+        read.append(kwargs["approved"])
+        raise _Read
+
+    monkeypatch.setattr(controller, "decide_promotion", decide_promotion)
+    monkeypatch.setattr(controller.champions, "current_champion", lambda *args, **kwargs: None)
+    spec = TrainingRunSpec.model_validate({"datasetRef": {"name": "iris"}, "promotion": {"policy": "manual"},
+                                           "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}})  # fmt: skip
+    status = TrainingRunStatus.model_validate({"phase": "Succeeded", "metrics": {"accuracy": 0.9}})
+    # Approved only by exactly what `kubectl mlops approve` writes.
+    for metadata in (plugin.approval_patch()["metadata"], {"annotations": {APPROVED_ANNOTATION: "yes"}}, {}):
+        with pytest.raises(_Read):
+            controller.reconcile_promotion(spec, _observed("iris-logreg", metadata), status)
+    assert read == [True, False, False]
 
 
 def test_tokens_are_fresh_and_say_when() -> None:

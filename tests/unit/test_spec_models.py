@@ -61,6 +61,18 @@ def test_step_analysis_must_name_defined_metrics() -> None:
     assert "strategy.canary.steps[1].analysis.metrics" in error and "latency" in error
 
 
+def test_step_analysis_without_defined_metrics_may_name_only_the_defaults() -> None:
+    steps = {"canary": {"steps": [{"setWeight": 10}, {"analysis": {"metrics": ["accuracy"]}}]}}
+    spec, error = parse_spec(ModelDeploymentSpec, {"spec": {"model": {"name": "m"}, "strategy": steps}})
+    assert spec is None
+    assert error == (
+        "spec.strategy.canary.steps[1].analysis.metrics names ['accuracy'], but spec.analysis.metrics is empty, "
+        "so only the defaults ['error-rate', 'latency-p95'] exist"
+    )
+    steps["canary"]["steps"][1]["analysis"]["metrics"] = ["latency-p95"]
+    assert parse_spec(ModelDeploymentSpec, {"spec": {"model": {"name": "m"}, "strategy": steps}})[0] is not None
+
+
 def test_validation_errors_name_the_field_path() -> None:
     with pytest.raises(ValidationError) as caught:
         DatasetSpec.model_validate({"source": {"builtin": {"name": "mnist"}}, "historyLimit": 0})

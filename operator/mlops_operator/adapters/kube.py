@@ -192,3 +192,7 @@ def read_deployment(namespace: str, name: str) -> dict[str, Any] | None:
 def list_pods(namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
     selector = ",".join(f"{k}={v}" for k, v in labels.items())
     return [plain(p) for p in core().list_namespaced_pod(namespace, label_selector=selector).items]
+
+
+def scale_deployment(namespace: str, name: str, replicas: int) -> dict[str, Any]:
+    return plain(apps().patch_namespaced_deployment(name, namespace, {"spec": {"replicas": replicas}}))

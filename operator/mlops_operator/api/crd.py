@@ -3,6 +3,12 @@
 Pydantic emits JSON Schema 2020-12; Kubernetes wants a *structural* OpenAPI v3 schema: no $ref,
 every node typed, no anyOf for optional fields, no additionalProperties beside properties.
 `structural_schema()` does that translation; CEL rules travel through `json_schema_extra`.
+
+Names are constrained on `metadata.name` with OpenAPI (maxLength, pattern), the one part of metadata a
+CRD may constrain, rather than with a CEL rule at the root: the API server's error then names
+`metadata.name` (a root rule reports `<nil>`), the constraint costs nothing in the CEL budget, and
+validation ratcheting leaves an object created before the rule writable (a root rule would be evaluated
+again on every status write, and lock the operator out of an old object's status).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import yaml
 from pydantic import BaseModel
 
 from . import GROUP, VERSION
+from .common import DATASET_NAME, MODEL_DEPLOYMENT_NAME, TRAINING_RUN_NAME, NameRule
 from .dataset import DatasetSpec, DatasetStatus
 from .modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from .trainingrun import TrainingRunSpec, TrainingRunStatus
@@ -31,6 +38,7 @@ class KindInfo:
     short_names: list[str]
     spec_model: type[BaseModel]
     status_model: type[BaseModel]
+    name_rule: NameRule
     printer_columns: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -53,6 +61,7 @@ KINDS = [
         short_names=["dset"],  # "ds" is DaemonSet's: kubectl would never reach us
         spec_model=DatasetSpec,
         status_model=DatasetStatus,
+        name_rule=DATASET_NAME,
         printer_columns=[
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             _ready_column(),
@@ -67,6 +76,7 @@ KINDS = [
         short_names=["tr"],
         spec_model=TrainingRunSpec,
         status_model=TrainingRunStatus,
+        name_rule=TRAINING_RUN_NAME,
         printer_columns=[
             {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -84,6 +94,7 @@ KINDS = [
         short_names=["md"],
         spec_model=ModelDeploymentSpec,
         status_model=ModelDeploymentStatus,
+        name_rule=MODEL_DEPLOYMENT_NAME,
         printer_columns=[
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             _ready_column(),
@@ -129,6 +140,8 @@ def _translate(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out["additionalProperties"] = _translate(additional, defs)
     elif additional is True and "properties" not in node:
         out["x-kubernetes-preserve-unknown-fields"] = True
+    if "const" in node and "enum" not in node:  # a one-value Literal: JSON Schema's const is no CRD keyword
+        out["enum"] = [node["const"]]
     if "exclusiveMinimum" in out:
         out["minimum"], out["exclusiveMinimum"] = out["exclusiveMinimum"], True
     if "exclusiveMaximum" in out:
@@ -137,7 +150,9 @@ def _translate(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collapse_any_of(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """Optional[X] becomes X (optional = not required); str | int becomes int-or-string."""
+    """Optional[X] becomes X (optional = not required); str | int becomes int-or-string, keeping the
+    string's pattern and length (they apply to string values only; an integer's bounds would apply to
+    both, so the model alone checks those)."""
     options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
     types = sorted(o.get("type", "") for o in options)
     if len(options) == 1:
@@ -146,7 +161,9 @@ def _collapse_any_of(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, An
             inner = _translate(inner, defs)
         return {**inner, **node}
     if types == ["integer", "string"]:
-        return {**node, "x-kubernetes-int-or-string": True}
+        text = next(o for o in options if o.get("type") == "string")
+        kept = {k: v for k, v in text.items() if k in ("pattern", "maxLength", "minLength")}
+        return {**kept, **node, "x-kubernetes-int-or-string": True}
     raise ValueError(f"cannot express anyOf {options} in a structural schema")
 
 
@@ -197,7 +214,10 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "API version of the object."},
                                 "kind": {"type": "string", "description": "Kind of the object."},
-                                "metadata": {"type": "object"},
+                                "metadata": {
+                                    "type": "object",
+                                    "properties": {"name": info.name_rule.schema()},
+                                },
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },

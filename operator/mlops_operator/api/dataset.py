@@ -6,10 +6,24 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .common import Condition, Duration, ObjectName, Sha256Version, SpecModel, StatusModel, Timestamp
+from .common import (
+    Condition,
+    ObjectName,
+    Sha256Version,
+    SpecModel,
+    StatusModel,
+    Timestamp,
+    at_most_bytes,
+    bounded_duration,
+)
 from .reasons import DatasetPhase
 
 BUILTIN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+# The schema goes to every check Job with the rest of the spec (common.JOB_ENV_VALUE_MAX_BYTES): it may
+# take 120 KiB of the 128; the rest of a spec (one source, the target, ...) takes at most 4 KiB.
+SCHEMA_MAX_BYTES = 120 * 1024
+# Re-reading a source starts a Job: not more often than once a minute; at least once a week.
+RefreshInterval = bounded_duration("1m", "168h")
 
 
 class BuiltinSource(SpecModel):
@@ -37,6 +51,7 @@ class UrlSource(SpecModel):
     )
     sha256: str | None = Field(
         default=None,
+        max_length=64,
         pattern=r"^[a-f0-9]{64}$",
         description="Expected sha256 of the downloaded bytes (64 hex digits); a mismatch is refused.",
     )
@@ -130,7 +145,7 @@ class DatasetSchema(SpecModel):
         description="Expected columns; columns not listed are accepted unchecked.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    min_rows: int = Field(default=1, ge=1, description="Fewest rows the data must have.")
+    min_rows: int = Field(default=1, ge=1, le=1_000_000_000, description="Fewest rows the data must have.")
 
 
 class DatasetSpec(SpecModel):
@@ -144,11 +159,14 @@ class DatasetSpec(SpecModel):
         max_length=253,
         description="Name of the column models learn to predict.",
     )
-    schema_: DatasetSchema | None = Field(
-        default=None, alias="schema", description="Column types, ranges, nullability and minimum row count."
+    schema_: Annotated[DatasetSchema | None, at_most_bytes(SCHEMA_MAX_BYTES, what="the columns")] = Field(
+        default=None,
+        alias="schema",
+        description="Column types, ranges, nullability and minimum row count (at most 120 KiB as JSON).",
     )
-    refresh_interval: Duration = Field(
-        default="10m", description="How often url, configMap and pvc sources are re-read for a new version."
+    refresh_interval: RefreshInterval = Field(
+        default="10m",
+        description="How often url, configMap and pvc sources are re-read for a new version (1m to 168h).",
     )
     history_limit: int = Field(default=10, ge=1, le=100, description="How many recent versions status keeps.")
 

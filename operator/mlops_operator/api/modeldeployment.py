@@ -9,13 +9,24 @@ from pydantic import Field, model_validator
 from .common import (
     Condition,
     DnsLabel,
-    Duration,
     ObjectName,
     ResourceRequirements,
     SpecModel,
     StatusModel,
     Timestamp,
+    TrainingRunName,
+    bounded_duration,
 )
+
+# The metrics judged when spec.analysis.metrics is empty (rollout.analysis.DEFAULT_METRICS): the only
+# names an analysis step may give then.
+DEFAULT_METRIC_NAMES = ("error-rate", "latency-p95")
+# A timed pause longer than a day is a manual one (no duration) that someone forgot.
+PauseDuration = bounded_duration("1s", "24h")
+# The interval is also the range of the templates' queries (`rate(...[interval])`): whole units only,
+# as Prometheus refuses `[1.5m]`.
+AnalysisInterval = bounded_duration("1s", "1h", whole_units=True)
+GuardWindow = bounded_duration("1m", "168h")
 
 
 def _exactly_one(fields: list[str], message: str) -> dict:
@@ -35,7 +46,7 @@ class ModelSelector(SpecModel):
     }
 
     name: DnsLabel | None = Field(default=None, description="Model name: serve its current champion.")
-    training_run: ObjectName | None = Field(default=None, description="Serve the model of this TrainingRun.")
+    training_run: TrainingRunName | None = Field(default=None, description="Serve the model of this TrainingRun.")
 
 
 class ServerSpec(SpecModel):
@@ -52,18 +63,19 @@ class ServerSpec(SpecModel):
 class PauseSpec(SpecModel):
     """Wait before the next step."""
 
-    duration: Duration | None = Field(
-        default=None, description="How long to wait (e.g. 30s, 5m); absent: wait for a manual promote."
+    duration: PauseDuration | None = Field(
+        default=None, description="How long to wait (e.g. 30s, 5m; 1s to 24h); absent: wait for a manual promote."
     )
 
 
 class StepAnalysis(SpecModel):
     """Judge the canary now, with the deployment's analysis metrics."""
 
-    metrics: list[str] = Field(
+    metrics: list[DnsLabel] = Field(
         default_factory=list,
         max_length=16,
-        description="Names of analysis metrics to run; empty: all of them.",
+        description="Names of analysis metrics to run, defined in spec.analysis.metrics (or, when that is "
+        "empty, the defaults error-rate and latency-p95); empty: all of them.",
     )
 
 
@@ -189,7 +201,11 @@ class AnalysisMetric(SpecModel):
 class AnalysisSpec(SpecModel):
     """How the canary (and, after promotion, the stable version) is judged."""
 
-    interval: Duration = Field(default="30s", description="Time between two measurements.")
+    interval: AnalysisInterval = Field(
+        default="30s",
+        description="Time between two measurements (1s to 1h, whole units), and the range of the built-in "
+        "templates' queries when it is a number of minutes.",
+    )
     failure_limit: int = Field(default=2, ge=1, le=100, description="Failed measurements that trigger a rollback.")
     inconclusive_limit: int = Field(
         default=3, ge=1, le=100, description="Inconclusive measurements (no data) that pause the rollout."
@@ -206,11 +222,30 @@ class PostPromotionSpec(SpecModel):
     """Keep judging the new stable version after it reached 100 %."""
 
     enabled: bool = Field(default=True, description="Whether the guard runs.")
-    window: Duration = Field(default="10m", description="How long after promotion the version is still judged.")
+    window: GuardWindow = Field(
+        default="10m", description="How long after promotion the version is still judged (1m to 168h)."
+    )
 
 
 class ModelDeploymentSpec(SpecModel):
     """What the user wants: a model served by N replicas, updated through canary steps."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.strategy) || !has(self.strategy.canary) || !has(self.strategy.canary.steps)"
+                    " || self.strategy.canary.steps.all(s, !has(s.analysis) || !has(s.analysis.metrics)"
+                    " || s.analysis.metrics.all(m,"
+                    " (has(self.analysis) && has(self.analysis.metrics) && self.analysis.metrics.size() > 0)"
+                    " ? self.analysis.metrics.exists(d, d.name == m)"
+                    f" : m in {list(DEFAULT_METRIC_NAMES)}))",
+                    "message": "strategy.canary.steps[].analysis.metrics must name metrics of analysis.metrics "
+                    f"(without any, the defaults {' and '.join(DEFAULT_METRIC_NAMES)})",
+                }
+            ]
+        }
+    }
 
     model: ModelSelector = Field(description="The model to serve: a model name's champion, or one TrainingRun.")
     replicas: int = Field(default=2, ge=1, le=100, description="Server pods when no rollout is in progress.")
@@ -237,13 +272,14 @@ class ModelDeploymentSpec(SpecModel):
     @model_validator(mode="after")
     def _steps_name_defined_metrics(self) -> ModelDeploymentSpec:
         defined = {m.name for m in self.analysis.metrics}
+        known = defined or set(DEFAULT_METRIC_NAMES)
         for index, step in enumerate(self.strategy.canary.steps):
-            unknown = sorted(set(step.analysis.metrics) - defined) if step.analysis else []
-            if unknown and defined:
-                raise ValueError(
-                    f"strategy.canary.steps[{index}].analysis.metrics names {unknown}, "
-                    f"which spec.analysis.metrics does not define (defined: {sorted(defined)})"
-                )
+            unknown = sorted(set(step.analysis.metrics) - known) if step.analysis else []
+            if unknown:
+                where = f"spec.analysis.metrics defines {sorted(defined)}"
+                if not defined:
+                    where = f"spec.analysis.metrics is empty, so only the defaults {list(DEFAULT_METRIC_NAMES)} exist"
+                raise ValueError(f"strategy.canary.steps[{index}].analysis.metrics names {unknown}, but {where}")
         return self
 
 

@@ -50,7 +50,9 @@ def render_reference() -> str:
         "is absent (`{}`: an object whose fields all take their own defaults); scalar defaults are also in "
         "the CRD schema, where the API server fills them in. A required field must be set whenever the object "
         "that holds it is. Rules marked CEL are `x-kubernetes-validations`, checked by the API server on every "
-        "write.",
+        "write. Every free-form value is bounded (lengths, item counts, durations from a shortest to a longest); "
+        "what a schema cannot bound (a size in bytes, resource names, requests above limits) the operator "
+        "checks when it reads the spec, and reports as `Ready=False`, reason `InvalidSpec`, naming the field.",
         "",
     ]
     lines += [f"- [{info.kind}](#{info.kind.lower()})" for info in KINDS]
@@ -72,6 +74,9 @@ def _kind_section(info: KindInfo) -> list[str]:
         f"short name {short_names}, category `mlops`.",
         "",
         f"Columns of `kubectl get {info.plural}`: {columns}.",
+        "",
+        f"`metadata.name`: {' '.join(info.name_rule.why.split())} The API server refuses any other name "
+        f"(`maxLength: {info.name_rule.max_length}`, pattern `{info.name_rule.pattern}`).",
     ]
     for part, model in (("spec", info.spec_model), ("status", info.status_model)):
         node = schema["properties"][part]
@@ -171,7 +176,11 @@ def _constraints(node: dict[str, Any]) -> list[str]:
         out.append(f"pattern `{node['pattern']}`")
     if "format" in node:
         out.append(f"format `{node['format']}`")
-    for low, high, words in (("minLength", "maxLength", "length"), ("minItems", "maxItems", "items")):
+    for low, high, words in (
+        ("minLength", "maxLength", "length"),
+        ("minItems", "maxItems", "items"),
+        ("minProperties", "maxProperties", "keys"),
+    ):
         if low in node and high in node:
             out.append(f"{words} {node[low]}–{node[high]}")
         elif low in node or high in node:

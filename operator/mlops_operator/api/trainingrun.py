@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from .common import (
     Condition,
+    DatasetName,
     DnsLabel,
-    ObjectName,
     ResourceRequirements,
     Sha256Version,
     SpecModel,
     StatusModel,
     Timestamp,
+    at_most_bytes,
 )
 from .estimators import CLASSIFICATION_METRICS, EstimatorName, MetricName, PreprocessorName, task_of
 from .reasons import Decision, TrainingPhase
+
+# The parameters go to the training Job with the rest of the spec (common.JOB_ENV_VALUE_MAX_BYTES); the
+# schema cannot bound the size of free-form values, so it bounds their number and the model their bytes.
+PARAMS_MAX_KEYS = 64
+PARAMS_MAX_BYTES = 64 * 1024
 
 
 class DatasetRef(SpecModel):
     """The Dataset to train on, optionally pinned to one content version."""
 
-    name: ObjectName = Field(description="Name of the Dataset in the same namespace.")
+    name: DatasetName = Field(description="Name of the Dataset in the same namespace.")
     version: Sha256Version | None = Field(
         default=None,
         description="Content version to train on (sha256:...); default: the Dataset's current one.",
@@ -37,9 +43,11 @@ class ModelSpec(SpecModel):
         description="Logical model name; every run with the same name is a version of the same model."
     )
     estimator: EstimatorName = Field(description="Allow-listed scikit-learn estimator class path.")
-    params: dict[str, Any] = Field(
+    params: Annotated[dict[str, Any], at_most_bytes(PARAMS_MAX_BYTES, what="the parameters")] = Field(
         default_factory=dict,
-        description="Keyword arguments of the estimator, e.g. {C: 1.0, max_iter: 200}.",
+        max_length=PARAMS_MAX_KEYS,
+        description="Keyword arguments of the estimator, e.g. {C: 1.0, max_iter: 200}; at most 64 of them, "
+        "64 KiB as JSON.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     preprocessing: list[PreprocessorName] = Field(
@@ -53,7 +61,9 @@ class EvaluationSpec(SpecModel):
     """How the model is evaluated on held-out data."""
 
     test_size: float = Field(default=0.2, ge=0.05, le=0.5, description="Fraction of rows held out for evaluation.")
-    seed: int = Field(default=42, ge=0, description="Seed of the train/test split and of the estimator.")
+    seed: int = Field(
+        default=42, ge=0, le=2**32 - 1, description="Seed of the train/test split and of the estimator (32 bits)."
+    )
     metrics: list[MetricName] = Field(
         default_factory=list,
         max_length=8,
@@ -112,7 +122,10 @@ class TrainingRunSpec(SpecModel):
     )
     backoff_limit: int = Field(default=1, ge=0, le=10, description="How many times a failed training pod is retried.")
     dataset_wait_seconds: int = Field(
-        default=600, ge=0, description="How long to wait for the Dataset to become Ready before failing."
+        default=600,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="How long to wait for the Dataset to become Ready before failing, in seconds.",
     )
 
     @model_validator(mode="after")

@@ -157,7 +157,12 @@ def _finished_check_result(job: dict[str, Any], namespace: str) -> dict[str, Any
 
 
 def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
-    """A source object that does not exist: reported at once instead of a pod stuck on a missing volume."""
+    """A source the check Job could not read: reported at once instead of a pod stuck on its volume.
+
+    A missing object, and the artifact claim itself: the check Job mounts that claim already (read-write,
+    for the snapshot); a pod given the same claim twice never starts (ContainerCreating until the
+    deadline). The claim's name is operator configuration, so the CRD cannot refuse it.
+    """
     # Read only when a check is due: not cached, since they are the user's objects, not ours.
     if spec.source.config_map:
         cm = kube.read_config_map(namespace, spec.source.config_map.name)
@@ -167,6 +172,12 @@ def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
             return f"ConfigMap {spec.source.config_map.name} has no key {spec.source.config_map.key!r}"
     if spec.source.pvc:
         claim = spec.source.pvc.claim_name
+        artifacts = OperatorConfig.from_env().artifact_pvc
+        if claim == artifacts:
+            return (
+                f"PersistentVolumeClaim {claim} is the artifact store, which the check Job mounts already; "
+                "a pod cannot mount one claim twice: put the file on another claim"
+            )
         if kube.read_pvc(namespace, claim) is None:
             return f"PersistentVolumeClaim {claim} does not exist"
     return None

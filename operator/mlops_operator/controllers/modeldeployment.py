@@ -27,6 +27,7 @@ from ..resources.serving import (
     desired_server_deployment,
     desired_service,
     desired_variant_service,
+    held_replicas,
     is_current,
     with_fingerprint,
 )
@@ -35,6 +36,7 @@ from ..rollout.canary import COMMANDS, Observation, Target, next_rollout, replic
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
 from .common import Observed, Outcome, register_reconciler
+from .measurements import take_measurement
 
 
 def _champion(namespace: str, model: str) -> dict[str, Any] | None:
@@ -83,19 +85,26 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     moment = utc_now()
     canary_dep = CACHE.get("deployments", namespace, child_name(name, "canary"))
     canary_ready = ready_replicas_of(canary_dep, status.canary.version) if status.canary else 0
-    measurement, message = None, ""
+    measurement, message, running = None, "", False
     if status.stable and measurement_due(spec, status, moment):
         judged = status.canary or status.stable
         prometheus = spec.prometheus_url or OperatorConfig.from_env().prometheus_url
-        measurement, message, results = measure(
-            metrics_to_judge(spec, status), prometheus_url=prometheus, namespace=namespace, model=model,
-            version=judged.version, window=spec.analysis.interval if spec.analysis.interval.endswith("m") else "1m",
+        metrics = metrics_to_judge(spec, status)
+        window = spec.analysis.interval if spec.analysis.interval.endswith("m") else "1m"
+        taken = take_measurement(
+            ("modeldeployments", namespace, name),
+            version=judged.version,
+            measure=lambda: measure(metrics, prometheus_url=prometheus, namespace=namespace, model=model,
+                                    version=judged.version, window=window),
         )  # fmt: skip
-        status.last_analysis = [
-            AnalysisResult(metric=r.metric, phase=r.phase, value=r.value, message=r.message,
-                           measured_at=format_time(moment))
-            for r in results
-        ]  # fmt: skip
+        running = taken is None
+        if taken is not None:
+            measurement, message, results = taken
+            status.last_analysis = [
+                AnalysisResult(metric=r.metric, phase=r.phase, value=r.value, message=r.message,
+                               measured_at=format_time(moment))
+                for r in results
+            ]  # fmt: skip
     annotations = observed.body["metadata"].get("annotations") or {}
     commands = {command: annotations[key] for command, key in COMMANDS.items() if annotations.get(key)}
     decision = next_rollout(
@@ -120,7 +129,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
     # The deadlines as they are after applying (the pods the canary now needs are in status).
     return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True),
-                   wake_at=next_wake(spec, status, moment))  # fmt: skip
+                   wake_at=next_wake(spec, status, moment, measurement_running=running))  # fmt: skip
 
 
 def apply_child(plural: str, namespace: str, desired: dict[str, Any]) -> dict[str, Any]:
@@ -134,22 +143,53 @@ def apply_child(plural: str, namespace: str, desired: dict[str, Any]) -> dict[st
     return applied
 
 
+def _running_version(deployment: dict[str, Any] | None) -> str | None:
+    """The version label of the pods a server Deployment runs (its template's)."""
+    template = ((deployment or {}).get("spec") or {}).get("template") or {}
+    return ((template.get("metadata") or {}).get("labels") or {}).get("mlops.dev/version")
+
+
+def _replicas(deployment: dict[str, Any] | None) -> int:
+    return int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
+
+
 def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str,
                   weight: int) -> None:  # fmt: skip
-    """Apply the Deployments, the Services and the traffic split; record in status what was achieved."""
+    """Apply the Deployments, the Services and the traffic split; record in status what was achieved.
+
+    Capacity never drops while traffic moves (resources.serving.held_replicas): the variant losing
+    traffic keeps its ready pods until the other has ready pods in their place. After an abort or a
+    rollback the canary Deployment still runs the version that was rolled back: it is only scaled
+    down (not re-templated, which would restart its pods) until it has none.
+    """
     name, namespace, config = observed.name, observed.namespace, OperatorConfig.from_env()
     canary, stable = status.canary, status.stable
     assert stable is not None
     gateway = spec.traffic_routing.mode == "GatewayAPI"
-    stable_replicas, canary_replicas = replica_split(spec.replicas, weight)
+    wanted = replica_split(spec.replicas, weight)
     if gateway:  # the route splits traffic: the stable keeps all its pods, the canary gets pods for its share
-        stable_replicas = spec.replicas
+        wanted = (spec.replicas, wanted[1])
+    deployments = {v: CACHE.get("deployments", namespace, child_name(name, v)) for v in ("stable", "canary")}
+    canary_version = (canary or stable).version
+    draining = canary is None and _running_version(deployments["canary"]) not in (None, stable.version[:63])
+    if draining:  # the canary's pods run a version rolled back: they serve until stable is whole again
+        canary_version = _running_version(deployments["canary"]) or ""
+    stable_replicas, canary_replicas = held_replicas(
+        wanted=wanted,
+        current=(_replicas(deployments["stable"]), _replicas(deployments["canary"])),
+        ready=(ready_replicas_of(deployments["stable"], stable.version),
+               ready_replicas_of(deployments["canary"], canary_version)),
+        total=sum(wanted),
+    )  # fmt: skip
     for variant, served, replicas in (("stable", stable, stable_replicas),
                                       ("canary", canary or stable, canary_replicas)):  # fmt: skip
-        version = {"version": served.version, "modelUri": served.model_uri, "sha256": served.sha256}
-        body = desired_server_deployment(md=name, uid=observed.uid, variant=variant, spec=spec, model=model,
-                                         version=version, replicas=replicas, config=config)  # fmt: skip
-        applied = apply_child("deployments", namespace, body)
+        if variant == "canary" and draining and replicas > 0:
+            applied = scale_child(namespace, deployments["canary"], replicas)
+        else:
+            version = {"version": served.version, "modelUri": served.model_uri, "sha256": served.sha256}
+            body = desired_server_deployment(md=name, uid=observed.uid, variant=variant, spec=spec, model=model,
+                                             version=version, replicas=replicas, config=config)  # fmt: skip
+            applied = apply_child("deployments", namespace, body)
         ready = int((applied.get("status") or {}).get("readyReplicas") or 0)
         if variant == "stable" or canary:
             served.replicas, served.ready_replicas = replicas, ready
@@ -163,6 +203,15 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
     stable.weight = 100 - achieved
     if canary:
         canary.weight = achieved
+
+
+def scale_child(namespace: str, deployment: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """Only the replica count of a Deployment, leaving its pods' template as it is."""
+    if _replicas(deployment) == replicas:
+        return deployment
+    scaled = kube.scale_deployment(namespace, deployment["metadata"]["name"], replicas)
+    CACHE.observe("deployments", scaled)
+    return scaled
 
 
 def route_traffic(spec: ModelDeploymentSpec, *, namespace: str, md: str, weight: int) -> tuple[int, str]:

@@ -2,6 +2,12 @@
 
 Pods are `restricted` Pod Security compliant: non-root, no privilege escalation, all capabilities
 dropped, RuntimeDefault seccomp, read-only root filesystem with an emptyDir at /tmp.
+
+A Job gets its request (the spec and what the operator pinned) in one environment variable,
+MLOPS_REQUEST. The kernel refuses to start a process with an environment string over 128 KiB, and the
+pod then fails with "argument list too long" while the Job says only BackoffLimitExceeded. The spec
+models bound every part of a spec so that this cannot happen; `request_env` refuses it anyway, before
+the Job exists, with the reason in words.
 """
 
 from __future__ import annotations
@@ -11,12 +17,33 @@ import json
 from typing import Any
 
 from ..api import API_VERSION
+from ..api.common import JOB_ENV_VALUE_MAX_BYTES, job_wire
 from ..api.dataset import DatasetSpec
 from ..api.trainingrun import TrainingRunSpec
 from ..config import OperatorConfig
 
 JOB_CONTAINER = "main"
 PERMANENT_FAILURE_EXIT_CODE = 2
+REQUEST_ENV = "MLOPS_REQUEST"
+
+
+class RequestTooLarge(ValueError):
+    """The request of a Job does not fit in an environment variable: creating the Job would be futile."""
+
+
+def request_env(request: dict[str, Any]) -> str:
+    """The request as the value of MLOPS_REQUEST; RequestTooLarge if the kernel would refuse it.
+
+    The kernel's limit (MAX_ARG_STRLEN) counts the whole `NAME=value` string and its terminating NUL.
+    """
+    value = json.dumps(request)
+    size = len(f"{REQUEST_ENV}={value}".encode()) + 1
+    if size > JOB_ENV_VALUE_MAX_BYTES:
+        raise RequestTooLarge(
+            f"the request for the Job takes {size} bytes, more than the {JOB_ENV_VALUE_MAX_BYTES} bytes the "
+            f"kernel allows an environment variable ({REQUEST_ENV}); shorten the spec's free-form fields"
+        )
+    return value
 
 
 def child_name(parent: str, suffix: str, *, limit: int = 63) -> str:
@@ -126,13 +153,13 @@ def desired_dataset_check_job(
             {"name": "source", "persistentVolumeClaim": {"claimName": spec.source.pvc.claim_name, "readOnly": True}}
         )
         mounts.append({"name": "source", "mountPath": "/input/pvc", "readOnly": True})
-    request = {"namespace": namespace, "name": name, "spec": spec.model_dump(mode="json", by_alias=True)}
+    request = {"namespace": namespace, "name": name, "spec": job_wire(spec)}
     return _job(
         name=child_name(name, f"check-{check}"),
         owner=owner_reference(kind="Dataset", name=name, uid=uid),
         labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/dataset": name[:63]},
         command="dataset-check",
-        env={**env, "MLOPS_REQUEST": json.dumps(request), "MLOPS_INPUT_DIR": "/input"},
+        env={**env, REQUEST_ENV: request_env(request), "MLOPS_INPUT_DIR": "/input"},
         volumes=volumes,
         mounts=mounts,
         config=config,
@@ -153,15 +180,14 @@ def desired_training_job(
 ) -> dict[str, Any]:
     """The Job that trains TrainingRun `name` on the pinned `dataset` ({name, version, snapshotUri, target})."""
     volume, mount, env = _store(config, read_only=False)
-    request = {"namespace": namespace, "run": name, "spec": spec.model_dump(mode="json", by_alias=True),
-               "dataset": dataset}  # fmt: skip
+    request = {"namespace": namespace, "run": name, "spec": job_wire(spec), "dataset": dataset}
     resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
     return _job(
         name=child_name(name, "train"),
         owner=owner_reference(kind="TrainingRun", name=name, uid=uid),
         labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/training-run": name[:63]},
         command="train",
-        env={**env, "MLOPS_REQUEST": json.dumps(request)},
+        env={**env, REQUEST_ENV: request_env(request)},
         volumes=[volume],
         mounts=[mount],
         config=config,

@@ -63,6 +63,13 @@ def desired_server_deployment(
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 1},
         # A pod scaled away keeps answering until kube-proxy (or a gateway) has dropped its endpoint.
         "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
+        # Loading Python, scikit-learn and the model takes seconds, minutes on a busy node: liveness
+        # is judged only once the server has started, or a slow start would be killed over and over.
+        "startupProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 1,
+            "failureThreshold": 300,
+        },
         "livenessProbe": {
             "httpGet": {"path": "/v2/health/live", "port": "http"},
             "periodSeconds": 10,
@@ -88,6 +95,8 @@ def desired_server_deployment(
             "replicas": replicas,
             "selector": {"matchLabels": selector_labels(md, variant)},
             "progressDeadlineSeconds": spec.progress_deadline_seconds,
+            # A new version replaces pods one surge pod at a time, never one fewer than wanted.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 "metadata": {
                     "labels": labels,
@@ -168,3 +177,24 @@ def is_current(desired: dict[str, Any], actual: dict[str, Any] | None) -> bool:
         return False
     wanted = (desired.get("spec") or {}).get("replicas")
     return wanted is None or (actual.get("spec") or {}).get("replicas") == wanted
+
+
+def held_replicas(*, wanted: tuple[int, int], current: tuple[int, int], ready: tuple[int, int],
+                  total: int) -> tuple[int, int]:  # fmt: skip
+    """(stable, canary) replicas to apply so that serving capacity never drops while traffic moves.
+
+    `wanted` is the split of the current weight; `current` the replicas the two Deployments have now;
+    `ready` their ready pods that run the version each should serve. A variant that grows gets what it
+    wants at once; a variant that shrinks keeps as many of its ready pods as the other still lacks
+    ready ones (pods that are not ready carry no traffic: they go at once). So a promotion keeps the
+    canary's pods until the stable Deployment serves the new version on all its pods, and an abort or
+    a rollback keeps them until the stable version is back at full strength: the Service always has
+    `total` ready pods behind it, of one version or the other.
+    """
+    (want_stable, want_canary), (has_stable, has_canary), (ready_stable, ready_canary) = wanted, current, ready
+    stable, canary = want_stable, want_canary
+    if want_stable < has_stable:
+        stable = max(want_stable, min(has_stable, ready_stable, total - ready_canary))
+    if want_canary < has_canary:
+        canary = max(want_canary, min(has_canary, ready_canary, total - ready_stable))
+    return stable, canary

@@ -55,8 +55,7 @@ def metrics_to_judge(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -
     """The metrics the next measurement judges: at an analysis step that names metrics, those; otherwise all.
 
     All is spec.analysis.metrics, or DEFAULT_METRICS when it is empty. The spec validation refuses a
-    step naming an undefined metric, except when the defaults are in use (it cannot see them): a step
-    whose names match none of the defaults judges all of them rather than nothing.
+    step naming a metric that is neither; should one get through, all are judged rather than nothing.
     """
     defined = spec.analysis.metrics or DEFAULT_METRICS
     step = current_step(spec, status.canary) if status.canary is not None else None

@@ -81,16 +81,19 @@ def measurement_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, no
     return due is None or due <= now
 
 
-def next_wake(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: dt.datetime) -> dt.datetime | None:
+def next_wake(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: dt.datetime, *, measurement_running: bool = False
+) -> dt.datetime | None:
     """The earliest moment the rollout changes without anything else changing; None when it is settled.
 
     A moment at or before `now` means: look again at once (a first measurement is due). Pods becoming
     ready need no wake, since their Deployment's status changes wake the controller; the deadline by
     which they must be ready does. A held rollout (spec.paused, inconclusive analysis) keeps measuring
-    and keeps its deadline, but its pause does not end by itself.
+    and keeps its deadline, but its pause does not end by itself. A measurement already running wakes
+    the controller when it finishes: its moment is not a deadline then.
     """
     moments = [guard_window_end(spec, status, now)]
-    if measuring(spec, status, now):
+    if measuring(spec, status, now) and not measurement_running:
         moments.append(next_measurement(spec, status) or now)
     canary = status.canary
     if canary is not None:

@@ -1,0 +1,176 @@
+"""Version switches lose no request: steady traffic through the Service while a canary is promoted
+from 50 % to 100 % and becomes stable, a canary at 100 % is aborted, a canary at 100 % is rolled back
+by a failing analysis, and the pinned TrainingRun changes. Every request is counted: a non-2xx answer
+or a transport error is a failure, and there must be none."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+
+from support import REPO, Kubectl, training_run_manifest, wait_for, wait_phase
+
+pytestmark = pytest.mark.usefixtures("operator")
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
+STEPS = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]
+FAILING = {"name": "always-fails", "query": "vector(1)", "successCondition": "result < 0"}
+
+
+@dataclass
+class Traffic:
+    """Requests through the Service, one after another, about 40 a second; failures kept with their cause."""
+
+    url: str
+    sent: int = 0
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
+        while not self.stop.is_set():
+            request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+            self.sent += 1
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    response.read()
+            except urllib.error.HTTPError as error:
+                self.failures.append(f"HTTP {error.code} at request {self.sent}")
+            except OSError as error:
+                self.failures.append(f"{type(error).__name__}: {error} at request {self.sent}")
+            self.stop.wait(0.025)
+
+
+@pytest.fixture(scope="module")
+def runs(cluster: Kubectl, ns: str) -> tuple[str, str]:
+    cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
+    cluster.apply(training_run_manifest("logreg-a", "sklearn.linear_model.LogisticRegression"), ns)
+    cluster.apply(training_run_manifest("logreg-b", "sklearn.linear_model.LogisticRegression", params={"C": 0.5}), ns)
+    for run in ("logreg-a", "logreg-b"):
+        wait_phase(cluster, "trainingrun", run, ns, ("Succeeded",), timeout=240)
+    return "logreg-a", "logreg-b"
+
+
+def deployment(name: str, run: str, **spec) -> str:
+    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+            "spec": {"model": {"trainingRun": run}, "replicas": 2, "postPromotion": {"enabled": False},
+                     "strategy": {"canary": {"steps": STEPS}}, "analysis": {"interval": "1h"}, **spec}}  # fmt: skip
+    return json.dumps(body)
+
+
+def status(cluster: Kubectl, ns: str, name: str) -> dict:
+    return (cluster.get("modeldeployment", name, ns) or {}).get("status") or {}
+
+
+def command(cluster: Kubectl, ns: str, name: str, verb: str) -> None:
+    cluster.run("annotate", "--overwrite", "modeldeployment", name, "-n", ns, f"mlops.dev/{verb}={uuid.uuid4().hex}")
+
+
+def at_weight(cluster: Kubectl, ns: str, name: str, weight: int) -> dict:
+    """Wait until the canary is at `weight` with every pod it needs ready, and the stable one at its share."""
+
+    def reached():
+        s = status(cluster, ns, name)
+        canary = s.get("canary") or {}
+        ok = canary.get("weight") == weight and canary.get("readyReplicas") == canary.get("replicas")
+        return s if ok and (s.get("stable") or {}).get("readyReplicas") == s["stable"].get("replicas") else None
+
+    return wait_for(reached, timeout=180, what=f"{name}'s canary at {weight}% with its pods ready")
+
+
+def settled_on(cluster: Kubectl, ns: str, name: str, version: str) -> dict:
+    """Wait until `version` is stable, Healthy, and no canary pod is left."""
+
+    def settled():
+        s = status(cluster, ns, name)
+        canary = cluster.get("deployment", f"{name}-canary", ns) or {}
+        gone = not (canary.get("status") or {}).get("replicas")
+        return s if s.get("phase") == "Healthy" and s["stable"]["version"] == version and gone else None
+
+    return wait_for(settled, timeout=180, what=f"{name} settled on {version} with no canary pod left")
+
+
+def with_traffic(cluster: Kubectl, ns: str, name: str) -> tuple[Traffic, threading.Thread]:
+    cluster_ip = cluster.get("service", name, ns)["spec"]["clusterIP"]
+    traffic = Traffic(url=f"http://{cluster_ip}/v2/models/iris/infer")
+    wait_for(lambda: answers(traffic.url), timeout=60, what="kube-proxy to program the new Service")
+    thread = threading.Thread(target=traffic.run, daemon=True)
+    thread.start()
+    wait_for(lambda: traffic.sent > 20, timeout=30, what="traffic to flow")
+    return traffic, thread
+
+
+def answers(url: str) -> bool:
+    body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def finish(traffic: Traffic, thread: threading.Thread) -> None:
+    traffic.stop.set()
+    thread.join(timeout=10)
+    assert traffic.sent > 100, f"only {traffic.sent} requests were sent"
+    assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.sent} requests failed: {traffic.failures[:5]}"
+
+
+def test_promotion_from_50_to_100_percent_and_to_stable_loses_no_request(cluster, ns, runs) -> None:
+    a, b = runs
+    cluster.apply(deployment("promote", a), ns)
+    settled_on(cluster, ns, "promote", a)
+    traffic, thread = with_traffic(cluster, ns, "promote")
+    try:
+        cluster.apply(deployment("promote", b), ns)  # a change of the pinned TrainingRun
+        at_weight(cluster, ns, "promote", 50)
+        command(cluster, ns, "promote", "promote")  # past the pause
+        at_weight(cluster, ns, "promote", 100)
+        # The stable Deployment has no pod now: the canary alone serves, until the stable one runs b.
+        command(cluster, ns, "promote", "promote")  # past the last pause: becomes stable
+        settled_on(cluster, ns, "promote", b)
+    finally:
+        finish(traffic, thread)
+
+
+def test_abort_at_100_percent_loses_no_request(cluster, ns, runs) -> None:
+    a, b = runs
+    cluster.apply(deployment("abort", a), ns)
+    settled_on(cluster, ns, "abort", a)
+    traffic, thread = with_traffic(cluster, ns, "abort")
+    try:
+        cluster.apply(deployment("abort", b), ns)
+        at_weight(cluster, ns, "abort", 50)
+        command(cluster, ns, "abort", "promote")
+        at_weight(cluster, ns, "abort", 100)
+        command(cluster, ns, "abort", "abort")
+        settled = wait_for(lambda: (s := status(cluster, ns, "abort")).get("degraded") and s, timeout=30,
+                           what="the abort to be recorded")  # fmt: skip
+        assert settled["degraded"]["reason"] == "Aborted" and settled["stable"]["version"] == a
+        wait_for(lambda: not (cluster.get("deployment", "abort-canary", ns)["status"].get("replicas")),
+                 timeout=120, what="the aborted canary's pods gone once stable is whole")  # fmt: skip
+    finally:
+        finish(traffic, thread)
+
+
+def test_automatic_rollback_at_100_percent_loses_no_request(cluster, ns, runs) -> None:
+    a, b = runs
+    spec = {"strategy": {"canary": {"steps": [{"setWeight": 100}, {"analysis": {}}]}},
+            "analysis": {"interval": "5s", "failureLimit": 2, "metrics": [FAILING]}}  # fmt: skip
+    cluster.apply(deployment("rollback", a, **spec), ns)
+    settled_on(cluster, ns, "rollback", a)
+    traffic, thread = with_traffic(cluster, ns, "rollback")
+    try:
+        cluster.apply(deployment("rollback", b, **spec), ns)
+        rolled = wait_for(lambda: (s := status(cluster, ns, "rollback")).get("degraded") and s, timeout=180,
+                          what="the rollback on the failing analysis")  # fmt: skip
+        assert rolled["degraded"]["reason"] == "AnalysisFailed" and rolled["stable"]["version"] == a
+        wait_for(lambda: not (cluster.get("deployment", "rollback-canary", ns)["status"].get("replicas")),
+                 timeout=120, what="the rolled back canary's pods gone once stable is whole")  # fmt: skip
+    finally:
+        finish(traffic, thread)

@@ -1,0 +1,62 @@
+"""The model-server Deployment as the operator builds it: what keeps a slow start alive and a scaled-away
+pod answering, and a fingerprint that changes exactly when the Deployment would."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_operator.api.modeldeployment import ModelDeploymentSpec
+from mlops_operator.config import OperatorConfig
+from mlops_operator.resources.serving import (
+    DESIRED_ANNOTATION,
+    desired_server_deployment,
+    held_replicas,
+    with_fingerprint,
+)
+
+VERSION = {"version": "iris-a", "modelUri": "pvc://mlops-artifacts/models/ml/iris/iris-a", "sha256": "1" * 64}
+
+
+def deployment(replicas: int = 2, version: dict = VERSION) -> dict:
+    spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}})
+    return desired_server_deployment(md="iris", uid="u", variant="stable", spec=spec, model="iris",
+                                     version=version, replicas=replicas, config=OperatorConfig())  # fmt: skip
+
+
+def test_a_slow_start_is_not_killed_by_liveness() -> None:
+    [container] = deployment()["spec"]["template"]["spec"]["containers"]
+    startup, liveness = container["startupProbe"], container["livenessProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, "minutes to start on a busy node"
+    assert liveness["httpGet"] == startup["httpGet"]
+    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0, "answers until its endpoint is gone"
+
+
+def test_the_fingerprint_follows_the_content() -> None:
+    def fingerprint(body: dict) -> str:
+        return with_fingerprint(body)["metadata"]["annotations"][DESIRED_ANNOTATION]
+
+    assert fingerprint(deployment()) == fingerprint(deployment())
+    assert fingerprint(deployment(replicas=3)) != fingerprint(deployment())
+    assert fingerprint(deployment(version={**VERSION, "version": "iris-b"})) != fingerprint(deployment())
+
+
+@pytest.mark.parametrize(
+    ("wanted", "current", "ready", "applied", "situation"),
+    [
+        ((4, 0), (4, 0), (4, 0), (4, 0), "settled"),
+        ((3, 1), (4, 0), (4, 0), (4, 1), "a canary step: stable keeps its pods until the canary's is ready"),
+        ((3, 1), (4, 1), (4, 1), (3, 1), "the canary's pod is ready: stable shrinks"),
+        ((0, 4), (2, 2), (2, 2), (2, 4), "to 100 %: stable stays until every canary pod is ready"),
+        ((0, 4), (2, 4), (2, 4), (0, 4), "at 100 %"),
+        ((4, 0), (0, 4), (0, 4), (4, 4), "promoted at 100 %: the canary serves until stable runs the new version"),
+        ((4, 0), (4, 4), (2, 4), (4, 2), "half of stable ready with the new version: half the canary goes"),
+        ((4, 0), (4, 2), (4, 2), (4, 0), "stable at full strength: the canary goes"),
+        ((4, 0), (0, 4), (0, 4), (4, 4), "aborted at 100 %: the canary's pods serve until stable is back"),
+        ((4, 0), (1, 3), (1, 3), (4, 3), "rolled back at 75 %: the canary keeps what stable lacks"),
+        ((2, 0), (1, 1), (1, 0), (2, 0), "a canary pod that never got ready carries nothing: it goes"),
+        ((1, 1), (2, 0), (1, 0), (1, 1), "a stable pod that is not ready is not kept for capacity"),
+    ],
+)  # fmt: skip
+def test_capacity_never_drops_while_traffic_moves(wanted, current, ready, applied, situation) -> None:
+    total = max(sum(wanted), 1)
+    assert held_replicas(wanted=wanted, current=current, ready=ready, total=total) == applied, situation
