@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="serve a stored model over the Open Inference Protocol v2 (REST)")
     serve.add_argument("--model-uri", required=True, help="pvc://… (store at MLOPS_STORE_PATH) or file://… model dir")
-    serve.add_argument("--sha256", default=None, help="refuse to start unless model.skops has this sha256")
+    serve.add_argument(
+        "--sha256",
+        default=None,
+        help="refuse to start unless the model's MANIFEST.json (and each file it lists) checks out",
+    )
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--max-batch-size", type=int, default=64, help="most rows one predict call batches")

@@ -13,6 +13,7 @@ class OperatorConfig:
     artifact_pvc: str = "mlops-artifacts"  # in each namespace, the claim that holds its artifacts
     artifact_mount: str = "/artifacts"
     prometheus_url: str | None = None  # for analysis, unless a ModelDeployment names its own
+    allow_raw_queries: bool = True  # false: analysis only on the built-in, namespace-scoped templates
 
     @property
     def store_uri(self) -> str:
@@ -25,4 +26,5 @@ class OperatorConfig:
             image_pull_policy=os.environ.get("MLOPS_IMAGE_PULL_POLICY", cls.image_pull_policy),
             artifact_pvc=os.environ.get("MLOPS_ARTIFACT_PVC", cls.artifact_pvc),
             prometheus_url=os.environ.get("MLOPS_PROMETHEUS_URL") or None,
+            allow_raw_queries=os.environ.get("MLOPS_ALLOW_RAW_QUERIES", "true").lower() != "false",
         )

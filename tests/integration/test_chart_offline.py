@@ -200,6 +200,7 @@ def test_operator_pod_is_restricted_and_probed(helm: Helm) -> None:
     assert env["MLOPS_IMAGE"] == operator["image"] == "mlops-operator:dev"
     assert env["MLOPS_IMAGE_PULL_POLICY"] == operator["imagePullPolicy"] == "IfNotPresent"
     assert "MLOPS_PROMETHEUS_URL" not in env
+    assert env["MLOPS_ALLOW_RAW_QUERIES"] == "true" and env["MALLOC_ARENA_MAX"] == "2"
 
 
 def test_image_prometheus_and_extra_env_reach_the_operator(helm: Helm) -> None:
@@ -209,6 +210,7 @@ def test_image_prometheus_and_extra_env_reach_the_operator(helm: Helm) -> None:
             "image.tag": "0.1.0",
             "image.pullPolicy": "Always",
             "prometheus.url": "http://prometheus.monitoring:9090",
+            "prometheus.allowRawQueries": "false",
             "extraEnv[0].name": "MLOPS_ARTIFACT_PVC",
             "extraEnv[0].value": "store",
         },
@@ -218,6 +220,7 @@ def test_image_prometheus_and_extra_env_reach_the_operator(helm: Helm) -> None:
     assert operator["image"] == env["MLOPS_IMAGE"] == "registry.example/mlops-operator:0.1.0"
     assert env["MLOPS_IMAGE_PULL_POLICY"] == "Always"
     assert env["MLOPS_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
+    assert env["MLOPS_ALLOW_RAW_QUERIES"] == "false"
     assert env["MLOPS_ARTIFACT_PVC"] == "store"
 
 

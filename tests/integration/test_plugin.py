@@ -29,7 +29,8 @@ pytestmark = pytest.mark.usefixtures("operator")
 
 PLUGIN = REPO / ".venv/bin/kubectl-mlops"
 # Two manual gates after 50 %. Prometheus is unreachable and the interval long: the one measurement at
-# the start of a canary is inconclusive (below the limit), so only the promote commands move it on.
+# the start of a canary is inconclusive (below the limit), so only the promote commands move it on, and
+# the one that completes the last gate promotes without a Successful measurement (a person decided).
 SPEC = {
     "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}, {"pause": {}}]}},
     "prometheusUrl": "http://127.0.0.1:9",

@@ -1,5 +1,8 @@
 """ModelDeployment on the local cluster: the champion is served behind one Service, and a better
-version is rolled out through canary steps to 100 % with real pods and real traffic from the host."""
+version is rolled out through canary steps to 100 % with real pods and real traffic from the host.
+
+A canary is promoted only on a Successful measurement: a test about something else than judging
+traffic (a restart, route weights) judges an always-passing query on the cluster's Prometheus."""
 
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from support import REPO, Kubectl, condition, wait_for, wait_phase
 pytestmark = pytest.mark.usefixtures("operator")
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5], [6.7, 3.0, 5.2, 2.3]]  # one of each species: 0, 1, 2
+# Evidence that does not depend on traffic: one measurement when the canary's pod is ready, Successful.
+PASSING = {"analysis": {"interval": "1h", "metrics": [{"name": "always-passes", "query": "vector(0)",
+                                                       "successCondition": "result == 0"}]}}  # fmt: skip
 MD = {
     "apiVersion": "mlops.dev/v1alpha1",
     "kind": "ModelDeployment",
@@ -24,6 +30,9 @@ MD = {
         "model": {"name": "iris"},
         "replicas": 2,
         "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "5s"}}]}},
+        # The default metrics (error rate, p95 latency) on the traffic the test sends during the canary:
+        # the first measurement, as soon as a canary pod is ready, has no data yet; one of the next ones passes.
+        "analysis": {"interval": "5s", "inconclusiveLimit": 20},
         "postPromotion": {"enabled": False},
     },
 }
@@ -58,32 +67,41 @@ def _try_predict(cluster_ip: str) -> list | None:
 
 
 def test_a_better_version_is_canaried_to_100_percent(cluster: Kubectl, ns: str) -> None:
-    cluster.apply((REPO / "examples/trainingrun-iris-logreg.yaml").read_text(), ns)
-    seen = wait_for(
-        lambda: (
-            ((cluster.get("modeldeployment", "iris", ns)["status"].get("canary") or {}).get("weight") == 50)
-            and cluster.get("modeldeployment", "iris", ns)
-        ),
-        timeout=180,
-        what="the canary at 50 %",
-    )
-    assert seen["status"]["canary"]["version"] == "iris-logreg"
-    assert condition(seen, "Progressing")["status"] == "True"
-    md = wait_for(
-        lambda: (
-            (m := cluster.get("modeldeployment", "iris", ns))["status"]["stable"]["version"] == "iris-logreg"
-            and m["status"]["phase"] == "Healthy"
-            and m
-        ),
-        timeout=120,
-        what="iris-logreg stable at 100 %",
-    )
+    cluster_ip = cluster.get("service", "iris", ns)["spec"]["clusterIP"]
+    stop = threading.Event()
+    traffic = threading.Thread(target=_labelled_traffic, args=(cluster_ip, stop), daemon=True)
+    traffic.start()  # the canary is judged on it: without traffic there is no data, and no promotion
+    try:
+        cluster.apply((REPO / "examples/trainingrun-iris-logreg.yaml").read_text(), ns)
+        seen = wait_for(
+            lambda: (
+                ((cluster.get("modeldeployment", "iris", ns)["status"].get("canary") or {}).get("weight") == 50)
+                and cluster.get("modeldeployment", "iris", ns)
+            ),
+            timeout=180,
+            what="the canary at 50 %",
+        )
+        assert seen["status"]["canary"]["version"] == "iris-logreg"
+        assert condition(seen, "Progressing")["status"] == "True"
+        md = wait_for(
+            lambda: (
+                (m := cluster.get("modeldeployment", "iris", ns))["status"]["stable"]["version"] == "iris-logreg"
+                and m["status"]["phase"] == "Healthy"
+                and m
+            ),
+            timeout=120,
+            what="iris-logreg stable at 100 % after a passing measurement",
+        )
+    finally:
+        stop.set()
+        traffic.join(timeout=10)
     assert md["status"]["history"][0]["outcome"] == "Promoted"
+    judged = {r["metric"]: r["phase"] for r in md["status"].get("lastAnalysis") or []}
+    assert judged and set(judged.values()) == {"Successful"}, md["status"].get("lastAnalysis")
     assert md["status"]["lastGood"]["version"] == "iris-baseline"
     events = [e["reason"] for e in cluster.json("get", "events", "-n", ns)["items"]
               if e["involvedObject"]["kind"] == "ModelDeployment"]  # fmt: skip
     assert {"CanaryStarted", "StepCompleted", "Promoted"} <= set(events)
-    cluster_ip = cluster.get("service", "iris", ns)["spec"]["clusterIP"]
 
     def served_by_logreg() -> list | None:
         predictions = _try_predict(cluster_ip)
@@ -175,16 +193,26 @@ def _labelled_traffic(cluster_ip: str, stop: threading.Event) -> None:
         stop.wait(0.05)  # about 20 labelled requests a second
 
 
-def test_prometheus_down_pauses_and_never_promotes(cluster: Kubectl, ns: str) -> None:
-    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {}}]}},
-            "analysis": {"interval": "2s", "inconclusiveLimit": 2}, "prometheusUrl": "http://127.0.0.1:9"}  # fmt: skip
-    cluster.apply(_md("blind", run="iris-baseline", **spec), ns)
-    wait_for(lambda: _status(cluster, ns, "blind").get("phase") == "Healthy", timeout=120, what="blind serving")
-    cluster.run("patch", "modeldeployment", "blind", "-n", ns, "--type=merge", "-p",
+@pytest.mark.parametrize(
+    ("name", "steps"),
+    [
+        ("blind", [{"setWeight": 50}, {"analysis": {}}]),
+        # No analysis step (background measurements only): the pause ends long before the limit.
+        ("blind-pause", [{"setWeight": 50}, {"pause": {"duration": "1s"}}]),
+    ],
+)  # fmt: skip
+def test_prometheus_down_pauses_and_never_promotes(cluster: Kubectl, ns: str, name: str, steps: list) -> None:
+    spec = {"strategy": {"canary": {"steps": steps}},
+            "analysis": {"interval": "2s", "inconclusiveLimit": 3}, "prometheusUrl": "http://127.0.0.1:9"}  # fmt: skip
+    cluster.apply(_md(name, run="iris-baseline", **spec), ns)
+    wait_for(lambda: _status(cluster, ns, name).get("phase") == "Healthy", timeout=120, what=f"{name} serving")
+    cluster.run("patch", "modeldeployment", name, "-n", ns, "--type=merge", "-p",
                 '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
-    status = wait_for(lambda: (s := _status(cluster, ns, "blind")).get("pauseReason") == "InconclusiveAnalysis" and s,
+    status = wait_for(lambda: (s := _status(cluster, ns, name)).get("pauseReason") == "InconclusiveAnalysis" and s,
                       timeout=120, what="the rollout paused on inconclusive analysis")  # fmt: skip
     assert status["stable"]["version"] == "iris-baseline" and status["canary"]["version"] == "iris-logreg"
+    assert status["canary"]["stepIndex"] == 1 and status["canary"]["successes"] == 0, status["canary"]
+    assert not any(h["outcome"] == "Promoted" for h in status.get("history") or []), status["history"]
     assert any("Prometheus query failed" in r["message"] for r in status["lastAnalysis"])
     assert status["phase"] == "Paused"
 
@@ -213,8 +241,7 @@ def _moment(text: str) -> dt.datetime:
 
 def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, operator) -> None:
     pause = dt.timedelta(seconds=20)
-    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "20s"}}]}},
-            "prometheusUrl": "http://127.0.0.1:9", "analysis": {"interval": "1h"}}  # fmt: skip
+    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "20s"}}]}}, **PASSING}
     cluster.apply(_md("steady", run="iris-baseline", **spec), ns)
     wait_for(lambda: _status(cluster, ns, "steady").get("phase") == "Healthy", timeout=120, what="steady serving")
     cluster.run("patch", "modeldeployment", "steady", "-n", ns, "--type=merge", "-p",
@@ -230,8 +257,9 @@ def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, o
     status = wait_for(lambda: ((s := _status(cluster, ns, "steady")).get("stable") or {}).get("version")
                       == "iris-logreg" and s, timeout=90, what="the promotion after the pause")  # fmt: skip
     # The pause is timed from its start as stored before the restart, however long the restart took: it
-    # ends at pauseStartedAt + 20 s, or at once if that passed while no operator ran. An operator that
-    # began the step (or the rollout) again would promote no sooner than 20 s after it started.
+    # ends at pauseStartedAt + 20 s, or at once if that passed while no operator ran (the new operator
+    # measures at once if the old one had no result yet). An operator that began the step (or the
+    # rollout) again would promote no sooner than 20 s after it started.
     promoted, pause_ends = _moment(status["promotedAt"]), _moment(paused["pauseStartedAt"]) + pause
     assert promoted >= pause_ends, f"promoted at {promoted}, before the pause ended at {pause_ends}"
     assert promoted < started + pause, (
@@ -243,7 +271,8 @@ def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, o
 
 
 def test_gateway_api_routing_sets_only_our_weights(cluster: Kubectl, ns: str) -> None:
-    """Weights on a user's HTTPRoute (Gateway API CRDs only: no gateway runs here, so no traffic flows)."""
+    """Weights on a user's HTTPRoute (Gateway API CRDs only: no gateway runs here, so no traffic flows and
+    the canary is judged on an always-passing query)."""
     made = subprocess.run(["python3", str(REPO / "hack/localcluster/cluster.py"), "gateway-api-crds"],
                           capture_output=True, text=True)  # fmt: skip
     assert made.returncode == 0, made.stderr
@@ -258,8 +287,7 @@ def test_gateway_api_routing_sets_only_our_weights(cluster: Kubectl, ns: str) ->
     cluster.apply(json.dumps(route), ns)
     foreign_rule = cluster.get("httproute", "iris-route", ns)["spec"]["rules"][0]  # as the API server defaulted it
     spec = {"strategy": {"canary": {"steps": [{"setWeight": 30}, {"pause": {"duration": "8s"}}]}},
-            "trafficRouting": {"mode": "GatewayAPI", "gatewayAPI": {"httpRoute": "iris-route"}},
-            "prometheusUrl": "http://127.0.0.1:9", "analysis": {"interval": "1h"}}  # fmt: skip
+            "trafficRouting": {"mode": "GatewayAPI", "gatewayAPI": {"httpRoute": "iris-route"}}, **PASSING}  # fmt: skip
     cluster.apply(_md("routed", run="iris-baseline", **spec), ns)
     wait_for(lambda: _status(cluster, ns, "routed").get("phase") == "Healthy", timeout=120, what="routed serving")
     cluster.run("patch", "modeldeployment", "routed", "-n", ns, "--type=merge", "-p",

@@ -109,7 +109,11 @@ def test_first_run_becomes_champion_and_a_better_run_takes_over(cluster: Kubectl
     ds = cluster.get("dataset", "iris", ns)
     assert status["dataset"]["version"] == ds["status"]["version"]
     model_dir = artifact_path(ns, status["model"]["uri"])
-    assert hashlib.sha256((model_dir / "model.skops").read_bytes()).hexdigest() == status["model"]["sha256"]
+    manifest = json.loads((model_dir / "MANIFEST.json").read_bytes())
+    assert hashlib.sha256((model_dir / "MANIFEST.json").read_bytes()).hexdigest() == status["model"]["sha256"]
+    assert set(manifest["files"]) >= {"model.skops", "metadata.json"}, manifest
+    for filename, digest in manifest["files"].items():
+        assert hashlib.sha256((model_dir / filename).read_bytes()).hexdigest() == digest, filename
     metadata = json.loads((model_dir / "metadata.json").read_text())
     assert metadata["dataset"]["version"] == ds["status"]["version"]
     assert metadata["metrics"] == status["metrics"]

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.usefixtures("operator")
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
 STEPS = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]
 FAILING = {"name": "always-fails", "query": "vector(1)", "successCondition": "result < 0"}
+# The judging is not what these tests are about: one measurement when the canary's pod is ready, and it
+# passes (a setWeight step waits while the latest measurement is inconclusive, as a fresh pod's would be).
+PASSING = {"name": "always-passes", "query": "vector(0)", "successCondition": "result == 0"}
 
 
 @dataclass
@@ -59,7 +62,8 @@ def runs(cluster: Kubectl, ns: str) -> tuple[str, str]:
 def deployment(name: str, run: str, **spec) -> str:
     body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
             "spec": {"model": {"trainingRun": run}, "replicas": 2, "postPromotion": {"enabled": False},
-                     "strategy": {"canary": {"steps": STEPS}}, "analysis": {"interval": "1h"}, **spec}}  # fmt: skip
+                     "strategy": {"canary": {"steps": STEPS}}, "analysis": {"interval": "1h", "metrics": [PASSING]},
+                     **spec}}  # fmt: skip
     return json.dumps(body)
 
 
@@ -81,6 +85,17 @@ def at_weight(cluster: Kubectl, ns: str, name: str, weight: int) -> dict:
         return s if ok and (s.get("stable") or {}).get("readyReplicas") == s["stable"].get("replicas") else None
 
     return wait_for(reached, timeout=180, what=f"{name}'s canary at {weight}% with its pods ready")
+
+
+def at_gate(cluster: Kubectl, ns: str, name: str, step_index: int) -> dict:
+    """Wait until the canary waits at the manual pause `step_index` (a promote completes exactly that one)."""
+
+    def waiting():
+        s = status(cluster, ns, name)
+        at = (s.get("canary") or {}).get("stepIndex") == step_index and s.get("pauseReason") == "PauseStep"
+        return s if at else None
+
+    return wait_for(waiting, timeout=120, what=f"{name}'s canary waiting at the manual pause {step_index}")
 
 
 def settled_on(cluster: Kubectl, ns: str, name: str, version: str) -> dict:
@@ -129,8 +144,10 @@ def test_promotion_from_50_to_100_percent_and_to_stable_loses_no_request(cluster
     try:
         cluster.apply(deployment("promote", b), ns)  # a change of the pinned TrainingRun
         at_weight(cluster, ns, "promote", 50)
+        at_gate(cluster, ns, "promote", 1)
         command(cluster, ns, "promote", "promote")  # past the pause
         at_weight(cluster, ns, "promote", 100)
+        at_gate(cluster, ns, "promote", 3)
         # The stable Deployment has no pod now: the canary alone serves, until the stable one runs b.
         command(cluster, ns, "promote", "promote")  # past the last pause: becomes stable
         settled_on(cluster, ns, "promote", b)
@@ -146,6 +163,7 @@ def test_abort_at_100_percent_loses_no_request(cluster, ns, runs) -> None:
     try:
         cluster.apply(deployment("abort", b), ns)
         at_weight(cluster, ns, "abort", 50)
+        at_gate(cluster, ns, "abort", 1)
         command(cluster, ns, "abort", "promote")
         at_weight(cluster, ns, "abort", 100)
         command(cluster, ns, "abort", "abort")

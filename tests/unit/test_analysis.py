@@ -200,3 +200,17 @@ def test_a_huge_or_odd_answer_is_refused_not_raised(prometheus, monkeypatch) -> 
 def test_a_compressed_answer_is_read(prometheus) -> None:
     prometheus.answers = {"mlops_requests_total": (GZIP, vector("0.01"))}
     assert run([ERRORS], prometheus.url)[:2] == ("Successful", "errors 0.01 <= 0.05")
+
+
+def test_raw_queries_are_refused_when_the_operator_confines_analysis_to_templates() -> None:
+    from mlops_operator.api.modeldeployment import ModelDeploymentSpec
+    from mlops_operator.rollout.analysis import refused_queries
+
+    raw = {"name": "other-teams", "query": 'sum(up{namespace="other"})', "successCondition": "result > 0"}
+    templated = {"name": "errors", "template": "errorRate", "threshold": 0.05}
+    spec = ModelDeploymentSpec.model_validate({"model": {"name": "m"}, "analysis": {"metrics": [templated, raw]}})
+    assert refused_queries(spec, allow_raw_queries=True) is None
+    message = refused_queries(spec, allow_raw_queries=False)
+    assert "['other-teams']" in message and "allowRawQueries=false" in message
+    only_templates = ModelDeploymentSpec.model_validate({"model": {"name": "m"}, "analysis": {"metrics": [templated]}})
+    assert refused_queries(only_templates, allow_raw_queries=False) is None

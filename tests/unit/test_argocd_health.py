@@ -462,6 +462,7 @@ def modeldeployment_samples() -> dict[str, dict[str, Any]]:
     for seconds in (20, 40, 60, 80):
         inconclusive.reconcile(seconds, V2, ready_canary=1, measurement="Inconclusive", message="accuracy: no data yet")
     guarded = serving(single_step).reconcile(10, V2).reconcile(11, V2, ready_canary=2)
+    guarded.reconcile(12, V2, ready_canary=2, measurement="Successful")  # promoted on a passing measurement
     assert guarded.status["stable"]["version"] == "iris-logreg" and guarded.status["lastGood"], guarded.status
     for seconds in (30, 60):
         guarded.reconcile(seconds, V2, measurement="Failed", message=failed)

@@ -1,6 +1,6 @@
 """The canary state machine as a table of situations: advance, pause, manual gate, inconclusive,
-failure limit, abort, promote, post-promotion guard, resuming from status after a restart, and when
-the rollout next needs a look by itself."""
+never promoted on missing evidence, failure limit, abort, promote, post-promotion guard, resuming from
+status after a restart, and when the rollout next needs a look by itself."""
 
 from __future__ import annotations
 
@@ -121,8 +121,12 @@ def test_inconclusive_measurements_pause_until_resumed() -> None:
     assert d.wake_at == at(61), "held: the pause end (10 s) does not wake it, the next measurement does"
     _, st = step(s, st, 100, canary_ready_replicas=4)
     assert st.canary.step_index == 1, "paused: never promoted on missing evidence"
-    _, st = step(s, st, 101, canary_ready_replicas=4, commands={"resume": "r1"})
-    assert st.canary is None and st.stable.version == "v2"
+    d, st = step(s, st, 101, canary_ready_replicas=4, commands={"resume": "r1"})
+    assert st.pause_reason is None and st.canary.inconclusives == 0, "resumed with a fresh count"
+    assert st.canary.step_index == 2 and st.canary is not None, "the pause goes on, the promotion needs evidence"
+    assert d.wake_at == at(61) < at(101), "the measurement due since 61 is taken at once"
+    d, st = step(s, st, 102, canary_ready_replicas=4, measurement="Successful")
+    assert st.canary is None and st.stable.version == "v2" and d.events[-1][1] == "Promoted"
 
 
 def test_promote_skips_a_step_held_on_inconclusive_analysis() -> None:
@@ -133,6 +137,161 @@ def test_promote_skips_a_step_held_on_inconclusive_analysis() -> None:
     assert st.pause_reason == PAUSE_INCONCLUSIVE and st.canary.step_index == 1
     _, st = step(s, st, 40, canary_ready_replicas=4, commands={"promote": "p1"})
     assert st.canary.step_index == 2 and st.pause_reason == PAUSE_STEP, "one step skipped, then the manual gate"
+
+
+# ---------------------------------------------------------------- never promoted on missing evidence
+
+SHORT = [{"setWeight": 20}, {"pause": {"duration": "5s"}}]  # the issue's rollout: no analysis step
+
+
+def measured(s: ModelDeploymentSpec, measurements: tuple[str, ...]) -> ModelDeploymentStatus:
+    """v2 canaried from 0, its pods ready at 1 (the 5 s pause begins), then one measurement a second from 2."""
+    _, st = step(s, canary_of_v2(s, 0), 1, canary_ready_replicas=4)
+    for i, phase in enumerate(measurements):
+        _, st = step(s, st, 2 + i, canary_ready_replicas=4, measurement=phase, measurement_message=phase)
+    return st
+
+
+def test_background_measurements_without_data_never_promote() -> None:
+    """The issue: metrics defined, only setWeight/pause steps, Prometheus unreachable. Before, the 5 s
+    pause ended and the canary went to 100 % on inconclusive measurements only."""
+    s = spec(steps=SHORT, analysis={"interval": "30s", "inconclusiveLimit": 3})
+    _, st = step(s, canary_of_v2(s, 0), 0)
+    d, st = step(s, st, 1, canary_ready_replicas=4)
+    assert st.canary.step_index == 1 and d.wake_at == at(1), "pods ready: pause begins, first measurement at once"
+    no_data = {"measurement": "Inconclusive", "measurement_message": "Prometheus query failed: connection refused"}
+    d, st = step(s, st, 2, canary_ready_replicas=4, **no_data)
+    assert d.wake_at == at(32), "the next measurement wakes it, not the end of the pause at 6"
+    d, st = step(s, st, 6, canary_ready_replicas=4)
+    assert st.canary.step_index == 1 and st.pause_reason is None, "pause over, held for the next measurement"
+    assert d.wake_at == at(32), "a pause end already past is no deadline: no busy loop"
+    d, st = step(s, st, 32, canary_ready_replicas=4, **no_data)
+    assert st.canary.step_index == 1 and st.pause_reason is None and d.events == []
+    d, st = step(s, st, 62, canary_ready_replicas=4, **no_data)
+    assert st.pause_reason == PAUSE_INCONCLUSIVE, "the hold becomes the visible pause at inconclusiveLimit"
+    assert d.events == [("Warning", PAUSE_INCONCLUSIVE, "paused: Prometheus query failed: connection refused")]
+    assert d.wake_at == at(92) and d.canary_weight == 20
+    for t in (92, 122, 1000):
+        _, st = step(s, st, t, canary_ready_replicas=4, **(no_data if t < 1000 else {}))
+    assert st.canary is not None and st.canary.step_index == 1 and st.stable.version == "v1", "never promoted"
+
+
+@pytest.mark.parametrize(
+    ("measurements", "step_index", "why"),
+    [
+        ((), 2, "no measurement yet: the pause completes (the promotion will want one)"),
+        (("Successful",), 2, "passed"),
+        (("Inconclusive",), 1, "the latest measurement has no data: wait for the next"),
+        (("Successful", "Inconclusive"), 1, "the latest counts, not an earlier one"),
+        (("Inconclusive", "Successful"), 2, "a Successful measurement after inconclusive ones lets it go on"),
+        (("Inconclusive", "Failed"), 2, "a failure below failureLimit is evidence, tolerated as before"),
+    ],
+)  # fmt: skip
+def test_a_pause_over_completes_unless_the_latest_measurement_is_inconclusive(
+    measurements: tuple[str, ...], step_index: int, why: str
+) -> None:
+    s = spec(steps=[*SHORT, {"setWeight": 50}], analysis={"interval": "30s", "inconclusiveLimit": 3})
+    _, st = step(s, measured(s, measurements), 10)  # at 2 the pods for 50 % are not ready yet: it stops there
+    assert st.canary.step_index == step_index, why
+
+
+def test_a_set_weight_with_its_pods_ready_waits_for_a_measurement_with_data() -> None:
+    s = spec(steps=[*SHORT, {"setWeight": 50}, {"pause": {}}], analysis={"interval": "30s", "inconclusiveLimit": 3},
+             replicas=4)  # fmt: skip
+    _, st = step(s, measured(s, ("Successful",)), 10, canary_ready_replicas=1)
+    _, st = step(s, st, 11, canary_ready_replicas=1, measurement="Inconclusive", measurement_message="no data")
+    _, st = step(s, st, 12, canary_ready_replicas=2)
+    assert st.canary.step_index == 2 and st.canary.weight == 50, "pods for 50 % ready, but no data"
+    _, st = step(s, st, 41, canary_ready_replicas=2, measurement="Successful")
+    assert st.canary.step_index == 3 and st.pause_reason == PAUSE_STEP
+
+
+@pytest.mark.parametrize(
+    ("measurements", "promoted", "why"),
+    [
+        ((), False, "no measurement at all: held at the last step's weight"),
+        (("Successful",), True, "the first measurement, at once when a pod is ready, passed before the pause ended"),
+        (("Failed",), False, "a tolerated failure is no evidence for a promotion"),
+        (("Inconclusive", "Inconclusive"), False, "no data"),
+        (("Successful", "Inconclusive"), False, "the latest has no data: the pause waits"),
+        (("Inconclusive", "Successful"), True, "data came"),
+        (("Failed", "Successful"), True, "passed after a tolerated failure"),
+    ],
+)  # fmt: skip
+def test_the_promotion_needs_a_successful_measurement(measurements: tuple[str, ...], promoted: bool, why: str) -> None:
+    s = spec(steps=SHORT, analysis={"interval": "30s", "failureLimit": 2, "inconclusiveLimit": 3})
+    d, st = step(s, measured(s, measurements), 10, canary_ready_replicas=4)
+    assert (st.canary is None) == promoted, why
+    if not promoted:
+        assert d.canary_weight == 20 and st.stable.version == "v1" and st.pause_reason is None
+        assert d.wake_at is not None and d.wake_at <= at(33), "the next measurement wakes it"
+
+
+def test_the_steps_done_and_no_evidence_yet_waits_for_the_running_first_measurement() -> None:
+    s = spec(steps=SHORT)
+    d, st = step(s, measured(s, ()), 10, canary_ready_replicas=4)
+    assert st.canary.step_index == 2 and st.canary.weight == 20, "every step done, not promoted"
+    assert next_wake(s, st, at(10), measurement_running=True) is None, "the running measurement wakes it"
+    d, st = step(s, st, 15, canary_ready_replicas=4, measurement="Successful")
+    assert st.canary is None and st.stable.version == "v2" and st.history[0].outcome == "Promoted"
+
+
+def test_a_canary_the_steps_never_give_traffic_is_promoted_without_measurements() -> None:
+    """No setWeight above 0: no canary pods, nothing to measure; the post-promotion guard judges it."""
+    s = spec(steps=[{"pause": {"duration": "10s"}}])
+    _, st = step(s, canary_of_v2(s, 0), 1)
+    assert st.canary.step_index == 0 and st.canary.replicas == 0
+    _, st = step(s, st, 11)
+    assert st.canary is None and st.stable.version == "v2"
+
+
+@pytest.mark.parametrize(
+    ("measurements", "pause_reason"),
+    [
+        (("Inconclusive",), None),
+        (("Inconclusive", "Inconclusive"), None),
+        (("Inconclusive", "Inconclusive", "Inconclusive"), PAUSE_INCONCLUSIVE),
+        (("Inconclusive", "Failed", "Inconclusive", "Inconclusive"), None),
+        (("Inconclusive", "Successful", "Inconclusive", "Inconclusive"), None),
+    ],
+)  # fmt: skip
+def test_the_hold_turns_into_the_inconclusive_pause_at_the_limit(measurements: tuple[str, ...],
+                                                                 pause_reason: str | None) -> None:  # fmt: skip
+    s = spec(steps=SHORT, analysis={"interval": "30s", "failureLimit": 2, "inconclusiveLimit": 3})
+    st = measured(s, measurements)
+    assert st.canary is not None and st.canary.step_index == 1 and st.pause_reason == pause_reason
+    assert st.canary.inconclusives == len(measurements) - 1 - max(
+        (i for i, m in enumerate(measurements) if m != "Inconclusive"), default=-1
+    ), "inconclusive measurements since the last conclusive one"
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_promote_overrides_missing_evidence(paused: bool) -> None:
+    """A person decided: promote completes the held last step and promotes, with or without the pause."""
+    s = spec(steps=SHORT, analysis={"interval": "30s", "inconclusiveLimit": 2 if paused else 3})
+    st = measured(s, ("Inconclusive", "Inconclusive"))
+    assert st.pause_reason == (PAUSE_INCONCLUSIVE if paused else None) and st.canary.step_index == 1
+    d, st = step(s, st, 10, canary_ready_replicas=4, commands={"promote": "p1"})
+    assert st.canary is None and st.stable.version == "v2" and st.pause_reason is None
+    assert [e[1] for e in d.events] == ["StepCompleted", "Promoted"]
+
+
+def test_promote_with_every_step_done_promotes_without_evidence() -> None:
+    s = spec(steps=SHORT)
+    _, st = step(s, measured(s, ()), 10, canary_ready_replicas=4)
+    assert st.canary.step_index == 2, "held for evidence"
+    d, st = step(s, st, 11, canary_ready_replicas=4, commands={"promote": "p1"})
+    assert st.canary is None and [e[1] for e in d.events] == ["Promoted"]
+
+
+def test_promote_on_an_earlier_step_does_not_waive_the_evidence_for_the_promotion() -> None:
+    s = spec(steps=[{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}], replicas=4)
+    _, st = step(s, canary_of_v2(s, 0), 1, canary_ready_replicas=4)
+    assert st.pause_reason == PAUSE_STEP
+    d, st = step(s, st, 2, canary_ready_replicas=4, commands={"promote": "p1"})
+    assert st.canary is not None and st.canary.step_index == 3, "the last step completed by itself: evidence needed"
+    _, st = step(s, st, 3, canary_ready_replicas=4, measurement="Successful")
+    assert st.canary is None
 
 
 def test_abort_rolls_back_and_marks_the_version() -> None:
@@ -197,9 +356,17 @@ def test_a_measurement_of_the_version_before_does_not_count_for_a_new_canary() -
     assert st.canary.version == "v3" and st.canary.failures == 0 and st.canary.last_analysis_at is None
 
 
+def promoted_v2(s: ModelDeploymentSpec, seconds: float) -> ModelDeploymentStatus:
+    """v2 canaried over v1 from 0 with its pods ready at once, promoted on a Successful measurement at `seconds`."""
+    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
+    _, st = step(s, st, seconds, canary_ready_replicas=4, measurement="Successful")
+    assert st.canary is None and st.stable.version == "v2", st
+    return st
+
+
 def test_post_promotion_guard_rolls_back_to_the_last_good_version() -> None:
     s = spec(steps=[{"setWeight": 50}], postPromotion={"window": "10m"})
-    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
+    st = promoted_v2(s, 1)
     assert st.stable.version == "v2" and measurement_due(s, st, at(1))
     d, st = step(s, st, 30, measurement="Failed", measurement_message="errorRate 0.2 > 0.05")
     assert st.guard_failures == 1 and d.wake_at == at(60)
@@ -221,17 +388,18 @@ def test_a_canary_is_measured_only_once_one_of_its_pods_is_ready() -> None:
 
 def test_guard_window_ends() -> None:
     s = spec(steps=[{"setWeight": 50}], postPromotion={"window": "1m"})
-    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
+    st = promoted_v2(s, 1)
     assert measurement_due(s, st, at(30)) and not measurement_due(s, st, at(61))
     _, st = step(s, st, 45, measurement="Successful")
-    assert next_wake(s, st, at(45)) == at(60), "the window's end comes before the next measurement"
-    assert next_wake(s, st, at(60)) is None, "window over: settled"
+    assert next_wake(s, st, at(45)) == at(61), "the window's end comes before the next measurement"
+    assert next_wake(s, st, at(61)) is None, "window over: settled"
 
 
 def test_a_disabled_guard_neither_measures_nor_wakes() -> None:
     s = spec(steps=[{"setWeight": 50}], postPromotion={"enabled": False})
-    d, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
-    assert st.last_good.version == "v1" and not measurement_due(s, st, at(1)) and d.wake_at is None
+    _, st = step(s, canary_of_v2(s, 0), 0, canary_ready_replicas=4)
+    d, st = step(s, st, 1, canary_ready_replicas=4, measurement="Successful")
+    assert st.last_good.version == "v1" and not measurement_due(s, st, at(2)) and d.wake_at is None
 
 
 def test_without_a_target_nothing_changes_by_itself() -> None:

@@ -197,3 +197,108 @@ def test_a_measurement_runs_beside_the_reconcile_and_is_taken_once() -> None:
     _in_flight[key].future.result(timeout=5)
     assert take_measurement(key, version="v2", measure=slow("y")) == "other"
     assert calls == ["first", "second", "other"]
+
+
+# ------------------------------------------------------------------- liveness: reconciles that are stuck
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_oldest_running_reconcile_and_its_age() -> None:
+    from mlops_operator.controllers.common import RunningReconciles, stuck_reconcile
+
+    clock = FakeClock()
+    running = RunningReconciles(clock=clock)
+    assert running.oldest() is None and stuck_reconcile(running) is None, "nothing runs: alive"
+    md, tr = ("modeldeployments", NS, "iris"), ("trainingruns", NS, "run-a")
+    with running.running(md):
+        clock.now += 30
+        with running.running(tr):
+            clock.now += 90
+            oldest = running.oldest()
+            assert (oldest.key, oldest.seconds, len(running)) == (md, 120, 2)
+            assert stuck_reconcile(running) is None, "exactly the bound: not stuck yet"
+            clock.now += 1
+            assert stuck_reconcile(running) == (
+                f"the reconcile of modeldeployments {NS}/iris has run for 121s (more than 120s): reconciles are stuck"
+            )
+        assert running.oldest().key == md, "a finished reconcile is forgotten"
+    with pytest.raises(RuntimeError), running.running(tr):
+        raise RuntimeError("a reconcile that fails")
+    assert running.oldest() is None and len(running) == 0, "a failed reconcile is forgotten too"
+    with running.running(tr):
+        assert running.oldest().seconds == 0, "the age counts from its own start"
+
+
+def test_running_reconciles_are_recorded_from_many_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlops_operator.controllers.common import RunningReconciles
+
+    running = RunningReconciles()
+
+    def reconcile(i: int) -> None:
+        with running.running(("datasets", NS, f"d{i % 7}")):  # one object's reconciles may share a key
+            assert running.oldest() is not None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(reconcile, range(2000)))
+    assert running.oldest() is None and len(running) == 0
+
+
+def test_kopf_healthz_fails_with_500_while_a_reconcile_is_stuck(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through kopf's own /healthz server (what the chart's livenessProbe requests): the probe answers
+    200 with the running count, and 500 once the oldest reconcile runs beyond the bound."""
+    import asyncio
+    import socket
+
+    import aiohttp
+    import kopf
+    from kopf._cogs.configs import configuration
+    from kopf._core.engines import probing
+    from kopf._core.intents.causes import Activity
+
+    from mlops_operator.controllers import common
+
+    common.register_liveness_probe()
+    common.register_liveness_probe()  # with every reconcile loop: registered once all the same
+    probes = kopf.get_default_registry()._activities.get_handlers(activity=Activity.PROBE)
+    assert [h.id for h in probes].count("reconciles") == 1
+    clock = FakeClock()
+    monkeypatch.setattr(common, "RUNNING", common.RunningReconciles(clock=clock))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def healthz_answers() -> list[tuple[int, str]]:
+        ready, answers = asyncio.Event(), []
+        settings = configuration.OperatorSettings()
+        reporter = asyncio.create_task(probing.health_reporter(
+            f"http://127.0.0.1:{port}/healthz", memo=kopf.Memo(), indices={}, registry=kopf.get_default_registry(),
+            settings=settings, ready_flag=ready))  # fmt: skip
+        await asyncio.wait_for(ready.wait(), 5)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+
+            async def get() -> None:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    answers.append((response.status, await response.text()))
+
+            with common.RUNNING.running(("modeldeployments", NS, "iris")):
+                clock.now += 121
+                await get()
+                await get()  # a failed probe is not cached: kopf asks it again
+            with common.RUNNING.running(("modeldeployments", NS, "iris")):
+                clock.now += 5
+                await get()  # kopf caches a passing probe for 10 s: the last request
+        reporter.cancel()
+        return answers
+
+    (stuck, _), (still, _), (ok, ok_body) = asyncio.run(healthz_answers())
+    assert stuck == still == 500, "stuck: /healthz fails, and the kubelet restarts the operator"
+    assert ok == 200 and '"reconciles": {"running": 1, "oldestSeconds": 5.0}' in ok_body

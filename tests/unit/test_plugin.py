@@ -719,3 +719,21 @@ def test_describe_api_errors() -> None:
     conflict = describe(Error(500, json.dumps({"message": "etcdserver:\n  timeout"})), verb="patch", kind=md,
                         name="iris", namespace="ml")  # fmt: skip
     assert conflict == "patch ModelDeployment iris: 500 etcdserver: timeout"
+
+
+def test_a_held_step_says_it_waits_for_data() -> None:
+    import datetime as dt
+
+    from mlops_operator.plugin.views import Deployment, step_activity
+
+    steps = [{"setWeight": 50}, {"pause": {"duration": "5s"}}]
+    canary = {"version": "b", "stepIndex": 1, "pauseStartedAt": "2026-01-01T00:00:00.000Z", "inconclusives": 1,
+              "replicas": 1, "readyReplicas": 1}  # fmt: skip
+    body = {"metadata": {"name": "iris", "namespace": "ml"},
+            "spec": {"model": {"name": "iris"}, "strategy": {"canary": {"steps": steps}}},
+            "status": {"stable": {"version": "a"}, "canary": canary}}  # fmt: skip
+    now = dt.datetime(2026, 1, 1, 0, 1, tzinfo=dt.UTC)
+    md = Deployment.parse(body)
+    assert step_activity(md, md.status.canary, now) == "pause over: waiting for a measurement with data"
+    md.status.canary.inconclusives = 0
+    assert step_activity(md, md.status.canary, now) == "pause over"

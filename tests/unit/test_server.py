@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import requests
 
+from mlops_operator.server.batching import MicroBatcher, RowsRefused
 from mlops_operator.server.codec import CodecError, decode_request, split_binary_request
 from mlops_operator.server.monitoring import AccuracyWindow, DriftWindow
 from support import REPO, wait_for
@@ -35,6 +37,16 @@ def _infer_body(rows: list[list[float]], **extra) -> dict:
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ["a", 1, 2, 3]}]}, "only numbers"),
         ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, "takes 4 features"),
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, float("nan")]}]}, "NaN"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 1e300, 3]}]},
+         r"beyond float32's ±3.403e\+38\): row 0, feature 2 is 1e\+300"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [-float("inf"), 2, 1, 3]}]}, "-inf"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [10**400, 2, 1, 3]}]},
+         "too large for a float"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [[1, 2, 3], [4]]}]}, "equal length"),
+        ({"inputs": [{"name": "x", "shape": [10**400, 4], "datatype": "FP64", "data": ROW}]}, "non-negative integers"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": ["FP64"], "data": ROW}]}, "not supported"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW}], "id": "i" * 129},
+         "at most 128"),
         ({"inputs": [{"name": "x", "shape": [1, 2, 2], "datatype": "FP64", "data": ROW}]}, "1 or 2 dimensions"),
         ({"inputs": [{"shape": [1, 4], "datatype": "FP64", "data": ROW}]}, "no 'name'"),
         ({"inputs": [{"name": "a", "shape": [2], "datatype": "FP64", "data": [1, 2]},
@@ -62,6 +74,11 @@ def test_binary_tensor_extension() -> None:
     assert np.allclose(matrix, [ROW])
     with pytest.raises(CodecError, match="not there"):
         split_binary_request(header + b"\0" * 8, len(header))
+    for bad_header, words in [(b"[1]", "JSON object"), (b"{", "not valid JSON"), (b"[" * 100_000, "too deeply"),
+                              (b'{"inputs": [{"datatype": {}, "parameters": {"binary_data_size": 4}}]}', "binary"),
+                              (b'{"inputs": [{"parameters": {"binary_data_size": "4"}}]}', "byte count")]:  # fmt: skip
+        with pytest.raises(CodecError, match=words):
+            split_binary_request(bad_header + b"\0" * 16, len(bad_header))
 
 
 def test_drift_window_needs_enough_rows_and_sees_a_shift() -> None:
@@ -73,6 +90,76 @@ def test_drift_window_needs_enough_rows_and_sees_a_shift() -> None:
     assert window.psi_by_feature()["x"] < 0.01
     window.add(np.full((400, 1), 3.5))
     assert window.psi_by_feature()["x"] > 1
+
+
+def test_accuracy_window_memory_is_bounded_by_ids_and_rows() -> None:
+    window = AccuracyWindow(remember=3, max_rows=10)
+    for i in range(5):
+        window.remember(f"r{i}", np.zeros(4, dtype=np.int64))
+    assert len(window) == 2 and window.rows == 8  # 3 ids would be 12 rows
+    window.remember("big", np.zeros(11, dtype=np.int64))  # more rows than all may hold: not remembered
+    assert len(window) == 2
+    window.remember("r4", np.zeros(1, dtype=np.int64))  # the same id again replaces, and counts once
+    assert len(window) == 2 and window.rows == 5
+    batch = np.arange(1000)
+    window.remember("view", batch[:1])
+    assert window.score("view", [0]) == (1, 1)
+    assert len(window) == 2 and window.rows == 5
+
+
+def _batcher(predict, **options) -> MicroBatcher:
+    return MicroBatcher(predict, max_batch_size=64, max_delay=0.05, **options)
+
+
+async def _predict_all(batcher: MicroBatcher, requests: list[np.ndarray]) -> list:
+    batcher.start()
+    try:
+        return await asyncio.gather(*(batcher.predict(rows) for rows in requests), return_exceptions=True)
+    finally:
+        await batcher.stop()
+
+
+def test_a_failed_batch_answers_everyone_but_the_culprit() -> None:
+    calls: list[int] = []
+
+    def predict(rows: np.ndarray) -> np.ndarray:  # a model that refuses the value 42, as trees refuse 1e300
+        calls.append(len(rows))
+        if np.any(rows == 42):
+            raise ValueError("Input X contains a value the model refuses")
+        return rows[:, 0].astype(np.int64)
+
+    requests = [np.full((1, 2), i) for i in range(32)]
+    requests[7] = np.full((1, 2), 42)
+    outcomes = asyncio.run(_predict_all(_batcher(predict), requests))
+    assert calls[0] == 32, "the requests were not batched"
+    assert isinstance(outcomes[7], RowsRefused) and "refuses" in str(outcomes[7])
+    assert [o.tolist() for i, o in enumerate(outcomes) if i != 7] == [[i] for i in range(32) if i != 7]
+    assert len(calls) <= 2 + 2 * 5, f"bisecting 32 requests took {len(calls)} calls"
+
+
+def test_a_lone_request_the_model_refuses_is_the_inputs_fault() -> None:
+    def predict(rows: np.ndarray) -> np.ndarray:
+        if np.any(rows == 42):
+            raise ValueError("no")
+        return rows[:, 0]
+
+    outcomes = asyncio.run(_predict_all(_batcher(predict, reference=np.zeros((1, 2))), [np.full((1, 2), 42)]))
+    assert isinstance(outcomes[0], RowsRefused)
+    outcomes = asyncio.run(_predict_all(_batcher(predict), [np.full((1, 2), 42)]))  # no evidence the model works
+    assert isinstance(outcomes[0], ValueError) and not isinstance(outcomes[0], RowsRefused)
+
+
+def test_a_broken_model_is_a_server_fault_for_everyone_without_bisecting() -> None:
+    calls: list[int] = []
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        calls.append(len(rows))
+        raise ValueError("the model is broken")
+
+    requests = [np.full((1, 2), i) for i in range(16)]
+    outcomes = asyncio.run(_predict_all(_batcher(predict, reference=np.zeros((1, 2))), requests))
+    assert all(type(o) is ValueError for o in outcomes)
+    assert calls == [16, 1]  # the batch, then the reference rows: no bisecting
 
 
 def test_accuracy_window_scores_remembered_predictions_once() -> None:
@@ -156,6 +243,12 @@ def test_infer_returns_classes(server: str) -> None:
     [
         (b"{not json", 400, "not valid JSON"),
         (json.dumps(_infer_body([[1, 2, 3]])).encode(), 400, "has 3 values but shape [1, 4]"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+        (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [' + b"9" * 400 + b', 1, 2, 3]}]}',
+         400, "too large for a float"),
+        (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [' + b"9" * 5000 + b', 1, 2, 3]}]}',
+         400, "not valid JSON: Exceeds the limit"),
+        (json.dumps(_infer_body([[1e300, 1, 2, 3]])).encode(), 400, "beyond float32"),
         (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [' + b"1," * 5_000_000 + b"1]}]}",
          413, "larger than"),
     ],
@@ -164,6 +257,41 @@ def test_client_mistakes_are_4xx_with_a_message(server: str, data: bytes, status
     response = requests.post(f"{server}/v2/models/iris/infer", data=data)
     assert response.status_code == status
     assert words in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "words"),
+    [
+        ("abc", b"{}", "must be a number of bytes"),
+        ("-1", b"{}", "must be a number of bytes"),
+        ("9" * 400, b"{}", "must be a number of bytes"),
+        ("99", b"{}", "does not fit a 2-byte body"),
+        ("3", b"[[[", "not valid JSON"),
+        ("3", b"[1]", "must be a JSON object"),
+        ("100000", b"[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_malformed_binary_requests_are_400(server: str, header: str, data: bytes, words: str) -> None:
+    response = requests.post(
+        f"{server}/v2/models/iris/infer", data=data, headers={"Inference-Header-Content-Length": header}
+    )
+    assert response.status_code == 400, response.text
+    assert words in response.json()["error"]
+
+
+def test_one_clients_bad_rows_do_not_fail_the_others(server: str) -> None:
+    """The issue's case: 1e300 and NaN from one client while others send valid rows, all batched together."""
+
+    def one(i: int) -> tuple[int, int]:
+        bad = i % 4 == 0
+        body = _infer_body([[1e300 if i % 8 == 0 else float("nan"), 3.5, 1.4, 0.2]] if bad else [ROW])
+        response = requests.post(f"{server}/v2/models/iris/infer", data=json.dumps(body), timeout=10)
+        return bad, response.status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(one, range(96)))
+    assert {code for bad, code in results if not bad} == {200}
+    assert {code for bad, code in results if bad} == {400}
 
 
 def test_concurrent_requests_share_predict_calls(server: str) -> None:
@@ -187,11 +315,10 @@ def test_feedback_gives_accuracy_by_version(server: str) -> None:
     assert again.status_code == 404
     bad = requests.post(f"{server}/v2/models/iris/feedback", json={"labels": [0]})
     assert bad.status_code == 400
-    echoed = {"model_version": "iris-v2", "predictions": [0, 0, 2], "labels": [0, 1, 2]}
+    echoed = {"model_version": "iris-v1", "predictions": [0, 0, 2], "labels": [0, 1, 2]}
     assert requests.post(f"{server}/v2/models/iris/feedback", json=echoed).json()["correct"] == 2
     metrics = requests.get(f"{server}/metrics").text
-    assert 'mlops_feedback_correct_total{model="iris",version="iris-v1"} 1.0' in metrics
-    assert 'mlops_feedback_correct_total{model="iris",version="iris-v2"} 2.0' in metrics
+    assert 'mlops_feedback_correct_total{model="iris",version="iris-v1"} 3.0' in metrics
     assert 'mlops_requests_total{code="400",model="iris",version="iris-v1"}' in metrics
     assert 'mlops_request_duration_seconds_bucket{le="0.005",model="iris",version="iris-v1"}' in metrics
 
@@ -224,3 +351,31 @@ def test_a_standard_v2_client_works_unchanged(server: str, binary: bool) -> None
     result = client.infer("iris", [tensor], request_id="triton-1")
     assert result.as_numpy("predict").tolist() == [0, 2]
     assert result.get_response()["model_version"] == "iris-v1"
+
+
+def test_feedback_only_for_the_version_served_and_bounded_ids(server: str) -> None:
+    """6b: made-up versions neither create metric series nor move another version's accuracy."""
+    url = f"{server}/v2/models/iris/feedback"
+    for version in ("iris-v2", "made-up-1", "x" * 10_000):
+        refused = requests.post(url, json={"model_version": version, "predictions": [0], "labels": [0]})
+        assert refused.status_code == 404, refused.text
+        assert "serves 'iris' version 'iris-v1'" in refused.json()["error"]
+        assert len(refused.text) < 600
+    metrics = requests.get(f"{server}/metrics").text
+    assert not [line for line in metrics.splitlines() if line.startswith("mlops_feedback") and "iris-v1" not in line
+                and not line.startswith("#")]  # fmt: skip
+    long_id = "i" * 129
+    infer = requests.post(f"{server}/v2/models/iris/infer", json=_infer_body([ROW], id=long_id))
+    assert infer.status_code == 400 and "at most 128" in infer.json()["error"]
+    scored = requests.post(url, json={"id": long_id, "labels": [0]})
+    assert scored.status_code == 400 and "at most 128" in scored.json()["error"]
+    malformed = [
+        ({"id": "q", "labels": [[[0]]]}, "numbers or strings"),
+        ({"id": "q", "labels": []}, "labels"),
+        ({"model_version": "iris-v1", "predictions": [{}], "labels": [0]}, "numbers or strings"),
+    ]
+    for body, words in malformed:
+        response = requests.post(url, json=body)
+        assert response.status_code == 400 and words in response.json()["error"], response.text
+    deep = requests.post(url, data=b'{"labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]

@@ -13,7 +13,13 @@ from mlops_operator.api.dataset import DatasetSpec
 from mlops_operator.api.estimators import CLASSIFIERS, REGRESSORS
 from mlops_operator.data.check import run_check
 from mlops_operator.storage import ArtifactStore
-from mlops_operator.trainer.modelio import ModelIntegrityError, dump_model, load_model, sha256_hex
+from mlops_operator.trainer.modelio import (
+    ModelIntegrityError,
+    dump_model,
+    load_model,
+    read_model_files,
+    sha256_hex,
+)
 from mlops_operator.trainer.pipeline import PermanentTrainingError, allowed_class, build_pipeline
 from mlops_operator.trainer.train import run_training
 
@@ -54,10 +60,16 @@ def test_trainer_on_each_builtin_dataset(tmp_path: pathlib.Path, name: str) -> N
     model_dir = store.path(result["modelUri"])
     metadata = json.loads((model_dir / "metadata.json").read_text())
     data = (model_dir / "model.skops").read_bytes()
-    assert sha256_hex(data) == result["sha256"] == metadata["sha256"]
+    manifest = json.loads((model_dir / "MANIFEST.json").read_bytes())
+    assert sha256_hex((model_dir / "MANIFEST.json").read_bytes()) == result["sha256"]
+    assert set(manifest["files"]) == {"model.skops", "metadata.json", "profile.json"}
+    for file, digest in manifest["files"].items():
+        assert sha256_hex((model_dir / file).read_bytes()) == digest
+    assert metadata["sha256"] == sha256_hex(data)
+    assert read_model_files(model_dir, expected_sha256=result["sha256"]).covered
     assert metadata["dataset"]["version"].startswith("sha256:")
     assert metadata["features"] and "target" not in metadata["features"]
-    model = load_model(data, expected_sha256=result["sha256"])
+    model = load_model(data, expected_sha256=metadata["sha256"])
     assert model.predict(np.zeros((1, len(metadata["features"])))).shape == (1,)
     if name != "diabetes":
         assert result["metrics"]["accuracy"] > 0.7
@@ -129,3 +141,110 @@ def test_metric_computation_on_known_predictions() -> None:
     regressor = DummyRegressor(strategy="constant", constant=2.0).fit(x, [1.0, 3.0, 1.0, 3.0])
     metrics = evaluate(regressor, x, np.array([1.0, 3.0, 1.0, 3.0]), task="regression", wanted=["rmse", "mae"])
     assert metrics == {"rmse": 1.0, "mae": 1.0}
+
+
+@pytest.fixture(scope="module")
+def stored_iris(tmp_path_factory) -> tuple[pathlib.Path, str]:
+    """A trained iris model directory and the sha256 the TrainingRun records for it."""
+    store = ArtifactStore.from_uri(f"file://{tmp_path_factory.mktemp('store')}")
+    result = run_training(_request(_dataset(store, "iris"), "sklearn.linear_model.LogisticRegression"), store)
+    return store.path(result["modelUri"]), result["sha256"]
+
+
+def _copy(directory: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
+    import shutil
+
+    return pathlib.Path(shutil.copytree(directory, target))
+
+
+def test_the_recorded_sha256_covers_every_file_the_server_loads(stored_iris) -> None:
+    from mlops_operator.server.runtime import load
+
+    directory, sha256 = stored_iris
+    loaded, profile = load(f"file://{directory}", expected_sha256=sha256)
+    assert loaded.features == json.loads((directory / "metadata.json").read_text())["features"]
+    assert profile == json.loads((directory / "profile.json").read_text()) and profile["features"]
+    store = ArtifactStore.from_uri(f"file://{directory.parents[3]}")  # <root>/models/ns/m/iris-run
+    retried = run_training(_request({"name": "iris", "version": "-", "snapshotUri": "-", "target": "target"},
+                                    "sklearn.dummy.DummyClassifier"), store)  # fmt: skip
+    assert retried["sha256"] == sha256  # a retried pod reports what is stored
+
+
+@pytest.mark.parametrize(
+    ("file", "words"),
+    [
+        ("metadata.json", "metadata.json has sha256 .* but MANIFEST.json records .* changed after training"),
+        ("model.skops", "model.skops has sha256 .* but MANIFEST.json records .* changed after training"),
+        ("profile.json", "profile.json has sha256 .* changed after training"),
+        ("MANIFEST.json", "MANIFEST.json has sha256 .* but the recorded sha256 is"),
+    ],
+)
+def test_an_edited_file_refuses_to_load(stored_iris, tmp_path: pathlib.Path, file: str, words: str) -> None:
+    from mlops_operator.server.runtime import load
+
+    directory, sha256 = stored_iris
+    edited = _copy(directory, tmp_path / "model")
+    path = edited / file
+    if file == "metadata.json":  # the attack of the issue: another feature order
+        metadata = json.loads(path.read_text())
+        metadata["features"] = list(reversed(metadata["features"]))
+        path.write_text(json.dumps(metadata, indent=1))
+    else:
+        path.write_bytes(path.read_bytes() + b" ")
+    with pytest.raises(ModelIntegrityError, match=words):
+        load(f"file://{edited}", expected_sha256=sha256)
+    if file != "MANIFEST.json":  # without a recorded sha256, the manifest still catches it
+        with pytest.raises(ModelIntegrityError, match=words):
+            load(f"file://{edited}", expected_sha256=None)
+
+
+def test_an_edited_manifest_with_matching_files_is_refused(stored_iris, tmp_path: pathlib.Path) -> None:
+    """Editing metadata.json and writing its new sha256 into MANIFEST.json: the recorded sha256 catches it."""
+    from mlops_operator.server.runtime import load
+
+    directory, sha256 = stored_iris
+    edited = _copy(directory, tmp_path / "model")
+    (edited / "metadata.json").write_text((edited / "metadata.json").read_text().replace('"iris"', '"other"'))
+    manifest = json.loads((edited / "MANIFEST.json").read_text())
+    manifest["files"]["metadata.json"] = sha256_hex((edited / "metadata.json").read_bytes())
+    (edited / "MANIFEST.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError, match="MANIFEST.json has sha256"):
+        load(f"file://{edited}", expected_sha256=sha256)
+
+
+def test_a_removed_manifest_is_refused(stored_iris, tmp_path: pathlib.Path) -> None:
+    """Deleting MANIFEST.json does not turn a model into an older, less covered one."""
+    from mlops_operator.server.runtime import load
+
+    directory, sha256 = stored_iris
+    edited = _copy(directory, tmp_path / "model")
+    (edited / "MANIFEST.json").unlink()
+    with pytest.raises(ModelIntegrityError, match="no MANIFEST.json"):
+        load(f"file://{edited}", expected_sha256=sha256)
+
+
+def test_a_manifest_naming_other_files_is_refused(stored_iris, tmp_path: pathlib.Path) -> None:
+    directory, _ = stored_iris
+    edited = _copy(directory, tmp_path / "model")
+    manifest = json.loads((edited / "MANIFEST.json").read_text())
+    manifest["files"]["../../etc/passwd"] = "0" * 64
+    (edited / "MANIFEST.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError, match="unknown files"):
+        read_model_files(edited, expected_sha256=None)
+
+
+def test_a_model_stored_before_manifests_still_loads(stored_iris, tmp_path: pathlib.Path) -> None:
+    """An older model version (model.skops + metadata.json, recorded sha256 = model.skops's) keeps serving."""
+    from mlops_operator.server.runtime import load
+
+    directory, _ = stored_iris
+    old = _copy(directory, tmp_path / "model")
+    (old / "MANIFEST.json").unlink()
+    (old / "profile.json").unlink()
+    skops_sha256 = sha256_hex((old / "model.skops").read_bytes())
+    loaded, _ = load(f"file://{old}", expected_sha256=skops_sha256)
+    assert loaded.name == "m" and len(loaded.features) == 4
+    assert not read_model_files(old, expected_sha256=skops_sha256).covered
+    (old / "model.skops").write_bytes((old / "model.skops").read_bytes() + b" ")
+    with pytest.raises(ModelIntegrityError, match="model sha256 is"):
+        load(f"file://{old}", expected_sha256=skops_sha256)

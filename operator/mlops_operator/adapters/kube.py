@@ -64,6 +64,9 @@ def count_kopf_requests() -> None:
     kopf_api.request = request
 
 
+REQUEST_TIMEOUT = (5, 30)  # seconds: connect, read
+
+
 @functools.cache
 def _client() -> kubernetes.client.ApiClient:
     try:
@@ -75,6 +78,8 @@ def _client() -> kubernetes.client.ApiClient:
 
     def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         count_request(method, url, client="reconciler")
+        if kwargs.get("_request_timeout") is None:  # an API server that never answers holds no thread forever
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
         return send(method, url, *args, **kwargs)
 
     client.rest_client.request = counted

@@ -156,7 +156,9 @@ class ModelArtifact(StatusModel):
     """The stored model produced by the run."""
 
     uri: str = Field(description="Artifact-store URI of the model directory.")
-    sha256: str = Field(description="sha256 of the skops model file.")
+    sha256: str = Field(
+        description="sha256 of the model's MANIFEST.json, which lists the sha256 of every file the server loads."
+    )
     version: str = Field(description="Model version: the TrainingRun's name.")
 
 

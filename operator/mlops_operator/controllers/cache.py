@@ -44,8 +44,12 @@ class ObjectCache:
         self._objects: defaultdict[str, dict[tuple[str, str], dict[str, Any]]] = defaultdict(dict)
 
     def observe(self, plural: str, body: dict[str, Any]) -> None:
-        """Keep `body` unless a newer version of the object is kept already."""
+        """Keep `body` unless a newer version of the object is kept already. managedFields are dropped:
+        nothing here reads them, and they are often the larger part of an object."""
         meta = body["metadata"]
+        if "managedFields" in meta:
+            body = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+            meta = body["metadata"]
         key = (meta.get("namespace") or "", meta["name"])
         with self._lock:
             kept = self._objects[plural].get(key)

@@ -1,4 +1,5 @@
-"""What every reconcile shares: parsing the body into its model, the status patch, timestamps.
+"""What every reconcile shares: parsing the body into its model, the status patch, timestamps, and
+the liveness probe that says whether reconciles still finish.
 
 A spec that fails the model (because it slipped past the CRD schema) is reported, not raised:
 the object gets Ready=False with reason InvalidSpec and the handler returns normally, so kopf does
@@ -11,8 +12,13 @@ import asyncio
 import contextvars
 import copy
 import datetime as dt
+import itertools
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -141,6 +147,97 @@ ERROR_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # after an unexpected f
 RECONCILE_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reconcile")
 
 
+# A reconcile reads the cache, writes a few objects and starts measurements in their own pool: it takes
+# milliseconds, seconds on a slow API server. One running longer than this is stuck (a request that
+# never returns, a deadlock), and a replica whose reconcile threads are stuck serves nobody: the
+# liveness probe then fails and the kubelet restarts it. Twice kopf's API request timeout (60 s,
+# settings.py). The reconcilers' own API client sets no request timeout (adapters/kube.py), so a
+# request the API server never answers holds its thread until this bound: the case it is here for.
+STUCK_RECONCILE_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class RunningReconcile:
+    key: tuple[str, str, str]  # (plural, namespace, name)
+    seconds: float  # how long it has been running
+
+
+class RunningReconciles:
+    """When each running reconcile started; thread-safe (reconciles run in RECONCILE_THREADS, the probe
+    reads from the event loop). A monotonic clock: a change of the wall clock is no age."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._started: dict[int, tuple[tuple[str, str, str], float]] = {}
+        self._tokens = itertools.count()
+
+    @contextmanager
+    def running(self, key: tuple[str, str, str]) -> Iterator[None]:
+        """Record a reconcile of `key` while the block runs (however it ends)."""
+        token = next(self._tokens)
+        with self._lock:
+            self._started[token] = (key, self._clock())
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._started[token]
+
+    def oldest(self) -> RunningReconcile | None:
+        """The reconcile running longest, and for how long; None when none runs."""
+        with self._lock:
+            started = list(self._started.values())
+        if not started:
+            return None
+        key, since = min(started, key=lambda entry: entry[1])
+        return RunningReconcile(key=key, seconds=max(0.0, self._clock() - since))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._started)
+
+
+RUNNING = RunningReconciles()
+
+
+def stuck_reconcile(running: RunningReconciles, *, bound: float = STUCK_RECONCILE_SECONDS) -> str | None:
+    """Why the reconciles are stuck, in words; None while the oldest running one is within `bound`."""
+    oldest = running.oldest()
+    if oldest is None or oldest.seconds <= bound:
+        return None
+    plural, namespace, name = oldest.key
+    return (
+        f"the reconcile of {plural} {namespace}/{name} has run for {oldest.seconds:.0f}s "
+        f"(more than {bound:.0f}s): reconciles are stuck"
+    )
+
+
+_probe_registered = False
+
+
+def register_liveness_probe() -> None:
+    """Make kopf's /healthz (`--liveness-port`) fail while a reconcile is stuck, not only when the event
+    loop is: kopf answers /healthz by running the probe handlers, and a handler raising PermanentError
+    fails the activity, which its HTTP server answers with 500. (A plain exception would be retried
+    after kopf's backoff, 60 s, holding the request unanswered meanwhile: a failure only by the
+    kubelet's timeout.) Registered once, with the first reconcile loop."""
+    global _probe_registered
+    if _probe_registered:
+        return
+    import kopf
+
+    @kopf.on.probe(id="reconciles")
+    async def reconciles(**_: Any) -> dict[str, Any]:  # async: no thread needed to answer
+        problem = stuck_reconcile(RUNNING)
+        if problem is not None:
+            raise kopf.PermanentError(problem)
+        oldest = RUNNING.oldest()
+        return {"running": len(RUNNING), "oldestSeconds": round(oldest.seconds, 1) if oldest else 0.0}
+
+    _probe_registered = True
+
+
 def seconds_until(moment: dt.datetime | None, *, now: dt.datetime, cap: float) -> float:
     """How long to sleep before `moment` (at most `cap`; no moment: `cap`)."""
     if moment is None:
@@ -163,6 +260,8 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
     import kopf
 
     from ..api import GROUP, VERSION
+
+    register_liveness_probe()
 
     async def run(name: str, namespace: str, logger: Any, stopped: Any, **_: Any) -> None:
         key = (plural, namespace, name)
@@ -189,7 +288,7 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
             WAKERS.unregister(key, woken)
 
     def reconcile_once(namespace: str, name: str, logger: Any) -> dt.datetime | None:
-        with RECONCILE_SECONDS.labels(plural).time():
+        with RUNNING.running((plural, namespace, name)), RECONCILE_SECONDS.labels(plural).time():
             fresh = CACHE.get(plural, namespace, name)
             if fresh is None:  # not delivered by the watch yet: read it once
                 fresh = kube.get_custom(plural, namespace, name)

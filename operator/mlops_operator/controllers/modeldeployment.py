@@ -31,11 +31,11 @@ from ..resources.serving import (
     is_current,
     with_fingerprint,
 )
-from ..rollout.analysis import metrics_to_judge
+from ..rollout.analysis import metrics_to_judge, refused_queries
 from ..rollout.canary import COMMANDS, Observation, Target, next_rollout, replica_split
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
-from .common import Observed, Outcome, register_reconciler
+from .common import Observed, Outcome, invalid_spec_status, register_reconciler
 from .measurements import take_measurement
 
 
@@ -79,6 +79,10 @@ def ready_replicas_of(deployment: dict[str, Any] | None, version: str) -> int:
 
 def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, logger: Any) -> Outcome:
     namespace, name, now = observed.namespace, observed.name, observed.now
+    refused = refused_queries(spec, allow_raw_queries=OperatorConfig.from_env().allow_raw_queries)
+    if refused:  # reported like a spec the schema let through: nothing is served or changed
+        return Outcome(status=invalid_spec_status(observed.status, message=refused, generation=observed.generation,
+                                                  now=now))  # fmt: skip
     before = ModelDeploymentStatus.model_validate(observed.status)
     status = before.model_copy(deep=True)
     target, model, why = resolve_target(spec, namespace)
@@ -180,6 +184,7 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
         ready=(ready_replicas_of(deployments["stable"], stable.version),
                ready_replicas_of(deployments["canary"], canary_version)),
         total=sum(wanted),
+        rolled_back=draining,
     )  # fmt: skip
     for variant, served, replicas in (("stable", stable, stable_replicas),
                                       ("canary", canary or stable, canary_replicas)):  # fmt: skip

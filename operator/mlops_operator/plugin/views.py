@@ -147,6 +147,8 @@ def step_activity(md: Deployment, canary: CanaryStatus, now: dt.datetime) -> str
         return "unknown: the spec is invalid"
     step = timing.current_step(spec, canary)
     if step is None:
+        if timing.awaiting_evidence(spec, canary):
+            return "all steps done: waiting for a passing measurement before becoming stable"
         return "all steps done: becoming stable"
     if step.set_weight is not None:
         words = f"waiting for canary pods ({canary.ready_replicas}/{canary.replicas} ready)"
@@ -162,7 +164,11 @@ def step_activity(md: Deployment, canary: CanaryStatus, now: dt.datetime) -> str
         if end is None:
             return "starting"
         left = _until(end, now)
-        return f"{format_duration(left)} left" if left > 0 else "pause over"
+        if left > 0:
+            return f"{format_duration(left)} left"
+        return (
+            "pause over: waiting for a measurement with data" if timing.awaiting_measurement(canary) else "pause over"
+        )
     words = "waiting for a passing measurement"
     due = timing.next_measurement(spec, md.status)
     if due is not None:

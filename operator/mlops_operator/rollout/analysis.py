@@ -103,3 +103,16 @@ def combine(results: list[MetricResult]) -> tuple[str, str]:
     if not results:
         return "Inconclusive", "no metric was judged"
     return "Successful", "; ".join(r.message for r in results)
+
+
+def refused_queries(spec: ModelDeploymentSpec, *, allow_raw_queries: bool) -> str | None:
+    """Why the spec's analysis is refused by the operator's configuration, if it is: with raw queries
+    off, only the templates (which select the object's own namespace) may judge a version."""
+    raw = [metric.name for metric in spec.analysis.metrics if metric.query]
+    if allow_raw_queries or not raw:
+        return None
+    return (
+        f"spec.analysis.metrics {raw} use a raw PromQL query, which this operator refuses "
+        "(prometheus.allowRawQueries=false: analysis may read only the object's own namespace); "
+        "use a template (errorRate, latencyP95, accuracy, drift)"
+    )

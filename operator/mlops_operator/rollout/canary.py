@@ -7,6 +7,24 @@ status (step index, pause start, measurement counts), so a restarted operator re
 Like Argo Rollouts' canary: steps set a weight, pause, or wait for a passing analysis; failed
 measurements roll the canary back; a version rolled back here is not retried by itself.
 
+Never promoted on missing evidence. The canary is measured every `analysis.interval` from the moment
+one of its pods is ready, whatever the step (Argo's background analysis), and those measurements hold
+the rollout as an analysis step does:
+- a step does not complete while the latest measurement of the canary is Inconclusive: a setWeight
+  whose pods are ready, or a pause whose time is up, waits for the next measurement (Successful or
+  Failed below `failureLimit`: it completes; inconclusive again: it waits on);
+- the promotion after the last step needs at least one Successful measurement of the canary in this
+  rollout; until one comes the canary stays where the steps left it, measured on. A canary with a
+  short pause normally has one by then (the first measurement is taken as soon as a pod is ready);
+  a canary whose pods serve no traffic has no data, so it is held instead of promoted. Only a canary
+  the steps never give traffic (no setWeight above 0: no pods, nothing to measure) is promoted
+  without one, and judged by the post-promotion guard;
+- `inconclusiveLimit` inconclusive measurements in a row turn the hold into the visible pause
+  `pauseReason: InconclusiveAnalysis` (with an Event). `resume` lifts it with a fresh count: the
+  rollout measures on, and still needs a Successful measurement to be promoted;
+- a person decides over all of it: a `promote` completes the current step however the measurements
+  went, and one that completes the last step (or comes when every step is done) promotes.
+
 Each step `next_rollout` lists either makes the decision (returns True) or hands on to the next,
 like the early returns of Argo's `rolloutCanary`; the timing rules they share live in `rollout.timing`.
 """
@@ -104,6 +122,7 @@ class _Rollout:
     fresh: dict[str, str]  # commands whose token was not acted on before
     events: list[tuple[str, str, str]] = field(default_factory=list)
     canary_started: bool = False  # the canary began in this decision: nothing observed is about it yet
+    promoted_by_person: bool = False  # a promote completed the last step, or came with every step done
     settled: bool = False  # nothing changes by itself until something outside does
 
     @property
@@ -144,6 +163,7 @@ def next_rollout(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: 
         _freeze_on_spec_paused,
         _hold_on_inconclusive,
         _walk_steps,
+        _await_evidence,
         _promote,
     )
     for step in steps:
@@ -222,7 +242,8 @@ def _abort_on_command(r: _Rollout) -> bool:
 
 
 def _resume_on_command(r: _Rollout) -> bool:
-    """Resume continues a rollout held on inconclusive analysis, with a fresh count."""
+    """Resume continues a rollout held on inconclusive analysis, with a fresh count: the step it held
+    may complete, the promotion still waits for a Successful measurement."""
     if "resume" in r.fresh and r.status.pause_reason == PAUSE_INCONCLUSIVE:
         r.status.pause_reason = None
         r.canary.inconclusives = 0
@@ -231,13 +252,15 @@ def _resume_on_command(r: _Rollout) -> bool:
 
 def _count_measurement(r: _Rollout) -> bool:
     """The measurement taken now counts for the canary; enough failures roll it back, enough
-    measurements without data hold the rollout."""
+    measurements without data in a row pause the rollout. A conclusive one (Successful or Failed)
+    ends a run of inconclusive ones: `inconclusives` is nonzero exactly while the latest was one."""
     obs, canary, analysis = r.obs, r.canary, r.spec.analysis
     if not obs.measurement or r.canary_started:  # a measurement of the version before: not of this canary
         return False
     canary.last_analysis_at = r.now
     if obs.measurement == "Failed":
         canary.failures += 1
+        canary.inconclusives = 0
         if canary.failures >= analysis.failure_limit:
             return _roll_back(r, reason=Reason.ANALYSIS_FAILED, message=obs.measurement_message)
     elif obs.measurement == "Successful":
@@ -280,7 +303,8 @@ def _freeze_on_spec_paused(r: _Rollout) -> bool:
 
 
 def _hold_on_inconclusive(r: _Rollout) -> bool:
-    """Held on inconclusive analysis until resumed; a promote skips the step anyway."""
+    """Held on inconclusive analysis until resumed; a promote skips the step (or, with every step
+    done, promotes) anyway."""
     return r.status.pause_reason == PAUSE_INCONCLUSIVE and "promote" not in r.fresh
 
 
@@ -288,32 +312,45 @@ def _walk_steps(r: _Rollout) -> bool:
     """Complete every step that is done, in order; stop at the first one that is not.
 
     A step is done when its pods are ready (setWeight), its time is up (pause), or a measurement
-    during it passed (analysis). A promote command completes one step, whatever it is.
+    during it passed (analysis); setWeight and pause steps also wait while the latest measurement is
+    inconclusive (`timing.awaiting_measurement`). A promote command completes one step, whatever it
+    is and however the measurements went.
     """
     canary, steps = r.canary, r.spec.strategy.canary.steps
     promote = "promote" in r.fresh
+    evidence_pending = timing.awaiting_measurement(canary)
+    completed_by_promote = promote  # with every step done already, the promote is for the promotion
     while (step := timing.current_step(r.spec, canary)) is not None:
         done = promote
         if step.set_weight is not None:
             canary.weight = step.set_weight
-            done = done or r.ready_pods >= replica_split(r.spec.replicas, step.set_weight)[1]
+            pods_ready = r.ready_pods >= replica_split(r.spec.replicas, step.set_weight)[1]
+            done = done or (pods_ready and not evidence_pending)
         elif step.pause is not None:
             if step.pause.duration is None:
                 r.status.pause_reason = PAUSE_STEP
             else:
                 canary.pause_started_at = canary.pause_started_at or r.now
                 end = timing.pause_end(r.spec, canary)
-                done = done or (end is not None and r.obs.now >= end)
+                done = done or (end is not None and r.obs.now >= end and not evidence_pending)
         else:
             done = done or canary.step_successes > 0
         if not done:
             return True
-        promote = False
+        completed_by_promote, promote = promote, False
         canary.step_index += 1
         canary.step_started_at, canary.pause_started_at, canary.step_successes = r.now, None, 0
         r.status.pause_reason = None
         r.event("Normal", "StepCompleted", f"step {canary.step_index}/{len(steps)} done, weight {canary.weight}%")
+    r.promoted_by_person = completed_by_promote
     return False
+
+
+def _await_evidence(r: _Rollout) -> bool:
+    """Every step is done, but no measurement of the canary passed yet: it stays where the steps left
+    it and is measured on (the measurement count pauses it at `inconclusiveLimit`), unless a person
+    promoted it."""
+    return not r.promoted_by_person and timing.awaiting_evidence(r.spec, r.canary)
 
 
 def _promote(r: _Rollout) -> bool:

@@ -73,6 +73,28 @@ def next_measurement(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -
     return _after(last, parse_duration(spec.analysis.interval))
 
 
+def awaiting_measurement(canary: CanaryStatus) -> bool:
+    """Whether the canary's steps wait for its next measurement: the latest one was inconclusive.
+
+    A setWeight or timed pause step does not complete on missing evidence; the next measurement
+    decides (Successful or Failed: the step goes on; inconclusive again: it waits on, and
+    `inconclusiveLimit` of them in a row pause the rollout). `inconclusives` counts the inconclusive
+    measurements since the last conclusive one, so it is nonzero exactly when the latest was one.
+    """
+    return canary.inconclusives > 0
+
+
+def awaiting_evidence(spec: ModelDeploymentSpec, canary: CanaryStatus) -> bool:
+    """Whether the canary lacks the evidence to be promoted by itself: its steps gave it traffic (so it
+    can be measured) and no measurement of it in this rollout was Successful yet.
+
+    A canary the steps never give traffic has no pods and nothing to measure: it is a plain replacement,
+    promoted when its steps are done and judged by the post-promotion guard.
+    """
+    gets_traffic = any(step.set_weight for step in spec.strategy.canary.steps)
+    return gets_traffic and canary.successes == 0
+
+
 def measurement_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: dt.datetime) -> bool:
     """Whether the controller should measure now."""
     if not measuring(spec, status, now):
@@ -89,15 +111,18 @@ def next_wake(
     A moment at or before `now` means: look again at once (a first measurement is due). Pods becoming
     ready need no wake, since their Deployment's status changes wake the controller; the deadline by
     which they must be ready does. A held rollout (spec.paused, inconclusive analysis) keeps measuring
-    and keeps its deadline, but its pause does not end by itself. A measurement already running wakes
-    the controller when it finishes: its moment is not a deadline then.
+    and keeps its deadline, but its pause does not end by itself; a step waiting for the next
+    measurement (`awaiting_measurement`) is woken by that measurement, not by the end of its pause
+    (already past, it would wake the controller in a loop). A measurement already running wakes the
+    controller when it finishes: its moment is not a deadline then.
     """
     moments = [guard_window_end(spec, status, now)]
     if measuring(spec, status, now) and not measurement_running:
         moments.append(next_measurement(spec, status) or now)
     canary = status.canary
     if canary is not None:
-        if status.pause_reason not in (Reason.SPEC_PAUSED, Reason.INCONCLUSIVE_ANALYSIS):
+        held = status.pause_reason in (Reason.SPEC_PAUSED, Reason.INCONCLUSIVE_ANALYSIS)
+        if not held and not awaiting_measurement(canary):
             moments.append(pause_end(spec, canary))
         if waiting_for_pods(canary):
             moments.append(progress_deadline(spec, canary))

@@ -55,29 +55,51 @@ class DriftWindow:
 
 
 class AccuracyWindow:
-    """Predictions remembered by request id; labels posted later score them over a sliding window."""
+    """Predictions remembered by request id; labels posted later score them over a sliding window.
 
-    def __init__(self, remember: int = 10_000, size: int = 1000) -> None:
-        self._predictions: collections.OrderedDict[str, list] = collections.OrderedDict()
+    Memory is bounded whatever clients send: at most `remember` ids (the codec caps an id at 128
+    characters) holding at most `max_rows` predicted rows in all, oldest forgotten first; a request with
+    more rows than that is not remembered. With the defaults, a few MB at most.
+    """
+
+    def __init__(self, remember: int = 10_000, size: int = 1000, max_rows: int = 100_000) -> None:
+        self._predictions: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self._remember = remember
+        self._max_rows = max_rows
+        self._rows = 0
         self._scores: collections.deque[bool] = collections.deque(maxlen=size)
         self._lock = threading.Lock()
 
-    def remember(self, request_id: str, predictions: list) -> None:
+    def remember(self, request_id: str, predictions: np.ndarray | list) -> None:
+        if len(predictions) > self._max_rows:
+            return
+        kept = np.array(predictions)  # a copy: a view would keep a whole batch's predictions alive
         with self._lock:
-            self._predictions[request_id] = predictions
-            while len(self._predictions) > self._remember:
-                self._predictions.popitem(last=False)
+            previous = self._predictions.pop(request_id, None)
+            if previous is not None:
+                self._rows -= len(previous)
+            self._predictions[request_id] = kept
+            self._rows += len(kept)
+            while len(self._predictions) > self._remember or self._rows > self._max_rows:
+                _, forgotten = self._predictions.popitem(last=False)
+                self._rows -= len(forgotten)
+
+    def __len__(self) -> int:
+        return len(self._predictions)
+
+    @property
+    def rows(self) -> int:
+        return self._rows
 
     def score(self, request_id: str, labels: list) -> tuple[int, int]:
         """(correct, labelled) for the labels of one earlier request; KeyError if it is unknown."""
         with self._lock:
-            predicted = self._predictions.pop(request_id)
-        if len(labels) != len(predicted):
-            with self._lock:
-                self._predictions[request_id] = predicted
-            raise ValueError(f"request {request_id} had {len(predicted)} rows, got {len(labels)} labels")
-        return self.score_predictions(predicted, labels)
+            predicted = self._predictions[request_id]
+            if len(labels) != len(predicted):
+                raise ValueError(f"request {request_id} had {len(predicted)} rows, got {len(labels)} labels")
+            del self._predictions[request_id]
+            self._rows -= len(predicted)
+        return self.score_predictions(predicted.tolist(), labels)
 
     def score_predictions(self, predicted: list, labels: list) -> tuple[int, int]:
         if len(labels) != len(predicted):
@@ -110,8 +132,8 @@ class ServerMetrics:
                                  registry=self.registry)  # fmt: skip
         self._correct = Counter("mlops_feedback_correct", "Scored predictions that were right.", names,
                                 registry=self.registry)  # fmt: skip
-        self._labelled.labels(**labels)
-        self._correct.labels(**labels)
+        self._labelled_series = self._labelled.labels(**labels)
+        self._correct_series = self._correct.labels(**labels)
         self._labels = labels
         self._drift = drift
         self._accuracy = accuracy
@@ -119,10 +141,10 @@ class ServerMetrics:
         self._by_code = {code: self._requests.labels(**labels, code=str(code)) for code in (200, 400, 404, 413, 500)}
         self._by_prediction: dict[str, Any] = {}
 
-    def feedback(self, *, version: str, correct: int, labelled: int) -> None:
-        """Scores of predictions made by `version` (possibly by another pod of it, behind the same Service)."""
-        self._labelled.labels(model=self._labels["model"], version=version).inc(labelled)
-        self._correct.labels(model=self._labels["model"], version=version).inc(correct)
+    def feedback(self, *, correct: int, labelled: int) -> None:
+        """Scores of predictions made by the version served here (possibly by another pod of it)."""
+        self._labelled_series.inc(labelled)
+        self._correct_series.inc(correct)
 
     def request(self, code: int) -> None:
         counter = self._by_code.get(code)

@@ -1,4 +1,8 @@
-"""Loading the model a server serves: metadata, sha256 check, trusted-type skops load, the drift profile."""
+"""Loading the model a server serves: checksums first, then metadata, trusted-type skops load, the drift profile.
+
+Nothing is parsed before it is verified: `read_model_files` checks MANIFEST.json against the sha256
+the TrainingRun recorded and every file against the manifest, and everything below reads those bytes.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ import os
 import pathlib
 import urllib.parse
 
-from ..storage import ArtifactStore
-from ..trainer.modelio import load_model
+from ..storage import ArtifactStore, StoreError
+from ..trainer.modelio import METADATA_FILE, MODEL_FILE, PROFILE_FILE, load_trusted, read_model_files
 from .app import LoadedModel
 
 log = logging.getLogger("mlops_operator.server")
@@ -26,16 +30,23 @@ def local_path(uri: str) -> pathlib.Path:
 def load(model_uri: str, *, expected_sha256: str | None) -> tuple[LoadedModel, dict | None]:
     """The model and its dataset profile; raises (ModelIntegrityError, OSError, ...) if it must not be served."""
     directory = local_path(model_uri)
-    metadata = json.loads((directory / "metadata.json").read_text())
-    data = (directory / "model.skops").read_bytes()
-    model = load_model(data, expected_sha256=expected_sha256 or metadata["sha256"])
-    profile = None
-    dataset_uri = (metadata.get("dataset") or {}).get("uri", "")
-    if dataset_uri.endswith("/data.csv"):
-        try:
-            profile = json.loads(local_path(dataset_uri.removesuffix("data.csv") + "profile.json").read_text())
-        except (OSError, ValueError) as error:
-            log.warning("no dataset profile for drift (%s): %s", dataset_uri, error)
+    files = read_model_files(directory, expected_sha256=expected_sha256)
+    metadata = json.loads(files[METADATA_FILE])
+    model = load_trusted(files[MODEL_FILE])
+    if files.covered:
+        profile_bytes = files.get(PROFILE_FILE)
+        profile = json.loads(profile_bytes) if profile_bytes is not None else None
+        if profile is None:
+            log.warning("the model version has no dataset profile: no drift metrics")
+        if expected_sha256 is None:
+            log.warning("no --sha256 given: the files match their MANIFEST.json, but nothing checks the manifest")
+    else:
+        log.warning(
+            "%s has no MANIFEST.json (stored by an older trainer): only model.skops is covered by the recorded "
+            "sha256, metadata.json and the dataset profile are not; retrain to cover them",
+            model_uri,
+        )
+        profile = _uncovered_profile((metadata.get("dataset") or {}).get("uri", ""))
     loaded = LoadedModel(
         name=metadata["model"],
         version=metadata["version"],
@@ -44,3 +55,14 @@ def load(model_uri: str, *, expected_sha256: str | None) -> tuple[LoadedModel, d
         classify=metadata.get("task") == "classification",
     )
     return loaded, profile
+
+
+def _uncovered_profile(dataset_uri: str) -> dict | None:
+    """The profile beside the dataset snapshot, for a model version stored before MANIFEST.json."""
+    if not dataset_uri.endswith("/data.csv"):
+        return None
+    try:
+        return json.loads(local_path(dataset_uri.removesuffix("data.csv") + PROFILE_FILE).read_text())
+    except (OSError, ValueError, StoreError) as error:
+        log.warning("no dataset profile for drift (%s): %s", dataset_uri, error)
+        return None

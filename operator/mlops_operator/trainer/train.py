@@ -1,4 +1,8 @@
-"""One training: load the pinned dataset version, split, fit, evaluate, store the model with its metadata."""
+"""One training: load the pinned dataset version, split, fit, evaluate, store the model with its metadata.
+
+The stored version holds everything the server will load — the model, its metadata, the dataset's
+profile — and a MANIFEST.json of their sha256; the reported `sha256` is the manifest's (modelio).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from ..api.trainingrun import TrainingRunSpec
 from ..data.table import TableError, parse_csv
 from ..storage import ArtifactStore, model_prefix
 from .metrics import evaluate
-from .modelio import dump_model, sha256_hex
+from .modelio import MANIFEST, METADATA_FILE, MODEL_FILE, PROFILE_FILE, dump_model, manifest_bytes, sha256_hex
 from .pipeline import PermanentTrainingError, build_pipeline
 
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "rmse"}
@@ -43,9 +47,8 @@ def run_training(request: dict[str, Any], store: ArtifactStore) -> dict[str, Any
     task = task_of(spec.model.estimator)
     dataset = request["dataset"]
     prefix = model_prefix(request["namespace"], spec.model.name, request["run"])
-    if store.exists(f"{prefix}/metadata.json"):  # a retried pod after the model was stored: report it
-        metadata = json.loads((store.root / prefix / "metadata.json").read_text())
-        return _result(metadata, store.uri(prefix), task)
+    if store.exists(f"{prefix}/{METADATA_FILE}"):  # a retried pod after the model was stored: report it
+        return _stored_result(store, prefix, task)
 
     from sklearn.model_selection import train_test_split
 
@@ -96,18 +99,36 @@ def run_training(request: dict[str, Any], store: ArtifactStore) -> dict[str, Any
         "fitSeconds": fit_seconds,
         "createdAt": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
-    uri = store.write_version(
-        prefix, {"model.skops": model_bytes, "metadata.json": json.dumps(metadata, indent=1).encode()}
-    )
-    return _result(metadata, uri, task)
+    files = {MODEL_FILE: model_bytes, METADATA_FILE: json.dumps(metadata, indent=1).encode()}
+    profile = _dataset_profile(store, dataset["snapshotUri"])
+    if profile is not None:
+        files[PROFILE_FILE] = profile
+    files[MANIFEST] = manifest_bytes(files)
+    store.write_version(prefix, files)
+    return _stored_result(store, prefix, task)  # what is stored: another pod of this run may have won the race
 
 
-def _result(metadata: dict[str, Any], uri: str, task: str) -> dict[str, Any]:
+def _dataset_profile(store: ArtifactStore, snapshot_uri: str) -> bytes | None:
+    """The profile stored beside the dataset snapshot (`…/data.csv` → `…/profile.json`), if there is one."""
+    if not snapshot_uri.endswith("/data.csv"):
+        return None
+    try:
+        return store.path(snapshot_uri.removesuffix("data.csv") + PROFILE_FILE).read_bytes()
+    except OSError:
+        return None
+
+
+def _stored_result(store: ArtifactStore, prefix: str, task: str) -> dict[str, Any]:
+    directory = store.root / prefix
+    metadata = json.loads((directory / METADATA_FILE).read_bytes())
+    manifest = directory / MANIFEST
+    # a version stored before MANIFEST.json: its checksum is model.skops's own, as it was recorded then
+    sha256 = sha256_hex(manifest.read_bytes()) if manifest.exists() else metadata["sha256"]
     return {
         "ok": True,
         "metrics": metadata["metrics"],
-        "modelUri": uri,
-        "sha256": metadata["sha256"],
+        "modelUri": store.uri(prefix),
+        "sha256": sha256,
         "fitSeconds": metadata["fitSeconds"],
         "primaryMetric": PRIMARY_METRIC[task],
     }
