@@ -103,7 +103,7 @@ class FakePrometheusHandler(http.server.BaseHTTPRequestHandler):
                 for _ in range(200):
                     self.wfile.write(b" ")
                     self.wfile.flush()
-                    time.sleep(0.05)
+                    time.sleep(0.05)  # the fake's pacing (the behaviour under test), not synchronisation
             except OSError:  # the client gave up, as it should
                 pass
             return
