@@ -167,7 +167,9 @@ def _run(args: argparse.Namespace) -> int:
     kube.count_kopf_requests()  # before kopf's first request
 
     kopf.configure(verbose=args.verbose, log_prefix=True)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # not a line per liveness probe
+    # Not a line per liveness probe: neither the HTTP access line nor kopf's "Activity succeeded".
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("kopf.activities.probe").setLevel(logging.WARNING)
     # kopf logs "Handler ... succeeded" per watch event at INFO, and posts what it logs per object as
     # Events: a write per event. Warnings and errors still reach both; decisions are posted explicitly.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)

@@ -1,11 +1,14 @@
 """The Helm chart on the local cluster: what it renders is accepted by the API server; it installs,
 upgrades and uninstalls without losing CRDs, user objects or stored models; two replicas with
-peering keep exactly one operator active, and the other takes over when it goes."""
+peering keep exactly one operator active, and the other takes over when it goes; a stuck reconcile
+fails liveness and the kubelet restarts the operator; `prometheus.allowRawQueries=false` refuses raw
+PromQL."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
 import urllib.request
 
 import pytest
@@ -149,3 +152,98 @@ def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: 
                  what=f"{standby} to take over and reconcile")  # fmt: skip
     finally:
         helm(cluster, "uninstall", release, "-n", ns, "--wait", "--timeout", "2m", check=False)
+
+
+def test_a_stuck_reconcile_fails_liveness_and_the_kubelet_restarts_the_operator(cluster, namespace, tmp_path) -> None:
+    """A reconcile that never returns (fault injection: MLOPS_TEST_HANG_RECONCILE) holds one reconcile
+    thread: the other objects are still reconciled, /healthz answers 500 once it has run past the bound
+    (the log names the stuck object), and the kubelet's liveness probe restarts the container."""
+    ns, release = namespace, f"stuck-{namespace[-6:]}"
+    values = tmp_path / "values.json"
+    values.write_text(json.dumps({"watchNamespaces": [ns], "extraEnv": [
+        {"name": "MLOPS_STUCK_RECONCILE_SECONDS", "value": "5"},
+        {"name": "MLOPS_TEST_HANG_RECONCILE", "value": f"{ns}/stuck"}]}))  # fmt: skip
+    helm(cluster, "install", release, CHART, "-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
+         "--values", str(values), "--wait", "--timeout", "3m")  # fmt: skip
+    try:
+        [pod] = wait_for(lambda: len(p := _operator_pods(cluster, release, ns)) == 1 and p, timeout=120,
+                         what="the operator pod running")  # fmt: skip
+        ip = pod["status"]["podIP"]
+
+        def health() -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(f"http://{ip}:8081/healthz", timeout=5) as response:
+                    return response.status, response.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+
+        def reconciles() -> float:
+            with urllib.request.urlopen(f"http://{ip}:9100/metrics", timeout=5) as response:
+                lines = response.read().decode().splitlines()
+            return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                       if line.startswith("mlops_reconciles_total{") and 'kind="datasets"' in line)  # fmt: skip
+
+        assert health()[0] == 200, f"/healthz of a fresh operator: {health()}"
+        dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "stuck"},
+                   "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"}}  # fmt: skip
+        cluster.apply(json.dumps(dataset), ns)
+        wait_for(lambda: health()[0] == 500, timeout=60,
+                 what="/healthz to fail once the reconcile of 'stuck' has run past 5 s")  # fmt: skip
+        log = cluster.run("logs", pod["metadata"]["name"], "-n", ns).stdout  # the probe's failure, in words
+        assert f"the reconcile of datasets {ns}/stuck has run for" in log, f"the log says:\n{log[-2000:]}"
+        before = reconciles()
+        cluster.apply(json.dumps({**dataset, "metadata": {"name": "other"}}), ns)
+        wait_for(lambda: reconciles() > before, timeout=30,
+                 what="the other Dataset reconciled beside the stuck one")  # fmt: skip
+
+        def restarted() -> int:
+            live = [p for p in _operator_pods(cluster, release, ns) if p["metadata"]["name"] == pod["metadata"]["name"]]
+            return live and sum(s.get("restartCount", 0) for s in live[0]["status"].get("containerStatuses", []))
+
+        wait_for(restarted, timeout=180, what="the kubelet to restart the operator on its failing liveness probe")
+        events = cluster.json("get", "events", "-n", ns, "--field-selector",
+                              f"involvedObject.name={pod['metadata']['name']},reason=Unhealthy")["items"]  # fmt: skip
+        assert any("Liveness probe failed" in e.get("message", "") for e in events), [e["message"] for e in events]
+    finally:
+        helm(cluster, "uninstall", release, "-n", ns, "--wait", "--timeout", "2m", check=False)
+
+
+def test_raw_queries_refused_when_the_chart_says_so(cluster, operator, namespace) -> None:
+    """prometheus.allowRawQueries=false: a ModelDeployment judging on a raw PromQL query (which could
+    read another namespace's series) is Ready=False InvalidSpec with a Warning Event; one judging on the
+    templates is not refused. The operator is then installed back with the defaults."""
+    raw = {"name": "anything", "query": 'sum(up{namespace="kube-system"})', "successCondition": "result >= 0"}
+    templated = {"name": "errors", "template": "errorRate", "threshold": 0.05}
+
+    def md(name: str, metric: dict) -> str:
+        return json.dumps(
+            {
+                "apiVersion": "mlops.dev/v1alpha1",
+                "kind": "ModelDeployment",
+                "metadata": {"name": name},
+                "spec": {"model": {"trainingRun": "none-yet"}, "analysis": {"metrics": [metric]}},
+            }
+        )
+
+    def ready(name: str) -> dict:
+        obj = cluster.get("modeldeployment", name, namespace) or {}
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), {})
+
+    operator.deploy("--set", "prometheus.allowRawQueries=false")
+    try:
+        operator.wait_ready()
+        cluster.apply(md("raw", raw), namespace)
+        cluster.apply(md("templated", templated), namespace)
+        refused = wait_for(lambda: (r := ready("raw")).get("reason") == "InvalidSpec" and r, timeout=60,
+                           what="the raw query refused as InvalidSpec")  # fmt: skip
+        assert "allowRawQueries=false" in refused["message"] and "anything" in refused["message"], refused
+        other = wait_for(lambda: (r := ready("templated")).get("reason") and r, timeout=60,
+                         what="the templated ModelDeployment's Ready condition")  # fmt: skip
+        assert other["reason"] != "InvalidSpec", f"a template was refused: {other}"
+        events = cluster.json("get", "events", "-n", namespace, "--field-selector",
+                              "involvedObject.name=raw,reason=InvalidSpec")["items"]  # fmt: skip
+        assert events and events[0]["type"] == "Warning", events
+    finally:
+        operator.deploy()
+        operator.wait_ready()

@@ -1,6 +1,7 @@
 """Version switches lose no request: steady traffic through the Service while a canary is promoted
 from 50 % to 100 % and becomes stable, a canary at 100 % is aborted, a canary at 100 % is rolled back
-by a failing analysis, and the pinned TrainingRun changes. Every request is counted: a non-2xx answer
+by a failing analysis, a promoted version is rolled back by the post-promotion guard, and the pinned
+TrainingRun changes. Every request is counted: a non-2xx answer
 or a transport error is a failure, and there must be none."""
 
 from __future__ import annotations
@@ -192,3 +193,73 @@ def test_automatic_rollback_at_100_percent_loses_no_request(cluster, ns, runs) -
                  timeout=120, what="the rolled back canary's pods gone once stable is whole")  # fmt: skip
     finally:
         finish(traffic, thread)
+
+
+def test_post_promotion_rollback_loses_no_request(cluster, ns, runs) -> None:
+    """The promoted version's live accuracy collapses (its labels come back wrong): the guard rolls the
+    stable Deployment back to the last good version, a rolling update under steady traffic."""
+    a, b = runs
+    accuracy = {"name": "accuracy", "template": "accuracy", "threshold": 0.9}
+    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+            "analysis": {"interval": "5s", "failureLimit": 2, "metrics": [accuracy]},
+            "postPromotion": {"enabled": True, "window": "10m"}}  # fmt: skip
+    cluster.apply(deployment("guarded", a, **spec), ns)
+    settled_on(cluster, ns, "guarded", a)
+    traffic, thread = with_traffic(cluster, ns, "guarded")
+    wrong = WrongLabels(url=traffic.url.replace("/infer", "/feedback"), infer=traffic.url)
+    labeller = threading.Thread(target=wrong.run, daemon=True)
+    try:
+        cluster.apply(deployment("guarded", b, **spec), ns)
+        at_weight(cluster, ns, "guarded", 50)
+        at_gate(cluster, ns, "guarded", 1)
+        command(cluster, ns, "guarded", "promote")  # no label yet: only a command promotes
+        promoted = settled_on(cluster, ns, "guarded", b)
+        assert promoted["lastGood"]["version"] == a, f"the guard has no version to go back to: {promoted}"
+        labeller.start()
+        rolled = wait_for(lambda: (s := status(cluster, ns, "guarded")).get("degraded") and s, timeout=120,
+                          what="the post-promotion guard to roll back on the wrong labels")  # fmt: skip
+        assert rolled["degraded"]["reason"] == "PostPromotionAnalysisFailed", rolled["degraded"]
+        assert rolled["stable"]["version"] == a, f"rolled back to {rolled['stable']['version']}, not {a}"
+        wrong.stop.set()
+        wait_for(lambda: served_versions(cluster, ns, "guarded") == {a}, timeout=180,
+                 what=f"every stable pod serving {a} again")  # fmt: skip
+        assert wrong.posted > 0, f"no wrong label was accepted: {wrong.refusals[:3]}"
+    finally:
+        wrong.stop.set()
+        finish(traffic, thread)
+
+
+@dataclass
+class WrongLabels:
+    """Feedback through the Service that says every prediction was wrong, in the echoed form (any pod of
+    the version scores it), a few times a second."""
+
+    url: str
+    infer: str
+    posted: int = 0
+    refusals: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(urllib.request.Request(self.infer, data=body), timeout=5) as response:
+                    answer = json.loads(response.read())
+                predicted = answer["outputs"][0]["data"]
+                feedback = {"model_version": answer["model_version"], "predictions": predicted,
+                            "labels": [f"not-{p}" for p in predicted]}  # fmt: skip
+                with urllib.request.urlopen(urllib.request.Request(self.url, data=json.dumps(feedback).encode()),
+                                            timeout=5) as response:  # fmt: skip
+                    response.read()
+                self.posted += 1
+            except OSError as error:  # a pod of the other version during the switch refuses: 404
+                self.refusals.append(f"{type(error).__name__}: {error}")
+            self.stop.wait(0.2)
+
+
+def served_versions(cluster: Kubectl, ns: str, name: str) -> set[str]:
+    """The versions the ModelDeployment's running pods serve, by their version label."""
+    pods = cluster.json("get", "pods", "-n", ns, "-l", f"mlops.dev/deployment={name}")["items"]
+    return {p["metadata"]["labels"].get("mlops.dev/version", "") for p in pods
+            if not p["metadata"].get("deletionTimestamp")}  # fmt: skip

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from ..adapters import kube
 from ..api import conditions as c
 from ..api.clock import format_time, utc_now
+from ..config import OperatorConfig
 from ..operator_metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES
 from .cache import CACHE, WAKERS
 
@@ -87,8 +88,6 @@ def ready_reason_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 def artifact_store_problem(namespace: str) -> str | None:
     """Jobs and servers mount the namespace's artifact claim: say so plainly when it is missing."""
-    from ..config import OperatorConfig
-
     claim = OperatorConfig.from_env().artifact_pvc
     # The claims are watched (by name): the cache answers, and a new claim wakes who waits for it.
     found = CACHE.get("persistentvolumeclaims", namespace, claim)
@@ -150,10 +149,11 @@ RECONCILE_THREADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reconc
 # A reconcile reads the cache, writes a few objects and starts measurements in their own pool: it takes
 # milliseconds, seconds on a slow API server. One running longer than this is stuck (a request that
 # never returns, a deadlock), and a replica whose reconcile threads are stuck serves nobody: the
-# liveness probe then fails and the kubelet restarts it. Twice kopf's API request timeout (60 s,
-# settings.py). The reconcilers' own API client sets no request timeout (adapters/kube.py), so a
-# request the API server never answers holds its thread until this bound: the case it is here for.
-STUCK_RECONCILE_SECONDS = 120.0
+# liveness probe then fails and the kubelet restarts it. Default: twice kopf's API request timeout
+# (60 s, settings.py); the reconcilers' API client gives up on a request after 30 s (adapters/kube.py),
+# so what trips it is a reconcile that waits on something no timeout covers (a lock, a bug).
+# MLOPS_STUCK_RECONCILE_SECONDS sets it (config.py).
+STUCK_RECONCILE_SECONDS = OperatorConfig.from_env().stuck_reconcile_seconds
 
 
 @dataclass(frozen=True)
@@ -199,6 +199,7 @@ class RunningReconciles:
 
 
 RUNNING = RunningReconciles()
+HANG_FOR_TESTS = OperatorConfig.from_env().test_hang_reconcile
 
 
 def stuck_reconcile(running: RunningReconciles, *, bound: float = STUCK_RECONCILE_SECONDS) -> str | None:
@@ -289,6 +290,8 @@ def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any
 
     def reconcile_once(namespace: str, name: str, logger: Any) -> dt.datetime | None:
         with RUNNING.running((plural, namespace, name)), RECONCILE_SECONDS.labels(plural).time():
+            if HANG_FOR_TESTS and f"{namespace}/{name}" == HANG_FOR_TESTS:
+                threading.Event().wait()  # fault injection (config.test_hang_reconcile): a stuck reconcile
             fresh = CACHE.get(plural, namespace, name)
             if fresh is None:  # not delivered by the watch yet: read it once
                 fresh = kube.get_custom(plural, namespace, name)
