@@ -100,15 +100,20 @@ def labelled_traffic(service_ip: str, stop: threading.Event, counts: dict[str, i
 
 
 def fresh_namespace(cluster: Cluster) -> None:
+    """The demo's namespace, new, with the credentials of the artifact store (the cluster's S3 server):
+    what a previous demo left (the namespace, and its datasets and models in the bucket) goes first."""
     ns = cluster.namespace
     if cluster.run("get", "namespace", ns, "--ignore-not-found", "-o", "name"):
-        say(f"removing the previous demo's namespace {ns} and its artifact volume")
+        say(f"removing the previous demo's namespace {ns} and its artifacts")
         cluster.run("delete", "namespace", ns, "--wait=true", "--timeout=180s")
-    cluster.run("delete", "pv", f"local-{ns}-mlops-artifacts", "--ignore-not-found")
-    shutil.rmtree(STATE / "volumes" / ns, ignore_errors=True)
+    s3 = dict(line.split("=", 1) for line in (STATE / "s3.env").read_text().splitlines() if "=" in line)
+    for kind in ("datasets", "models"):  # the S3 server's posix backend: s3://bucket/key is <root>/bucket/key
+        shutil.rmtree(STATE / "s3" / "data" / s3["MLOPS_S3_BUCKET"] / "artifacts" / kind / ns, ignore_errors=True)
     cluster.run("create", "namespace", ns)
     cluster.run("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-    subprocess.run([*CLUSTER, "volume", ns, "mlops-artifacts"], check=True, capture_output=True)
+    cluster.run("create", "secret", "generic", "mlops-s3", "-n", ns,
+                f"--from-literal=AWS_ACCESS_KEY_ID={s3['AWS_ACCESS_KEY_ID']}",
+                f"--from-literal=AWS_SECRET_ACCESS_KEY={s3['AWS_SECRET_ACCESS_KEY']}")  # fmt: skip
 
 
 def check_operator(cluster: Cluster, operator_namespace: str) -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the local cluster's binaries (etcd, Kubernetes components, kubectl, helm) from the Go
+# Builds the local cluster's binaries (etcd, Kubernetes components, kubectl, helm, VersityGW) from the Go
 # module proxy into a cache directory keyed by version. A binary is rebuilt only when missing.
 #
 #   hack/localcluster/build.sh            # build everything missing, print the bin directory
@@ -42,12 +42,14 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ldflags+=" -X $pkg.k8sVersionMajor=$K8S_MAJOR -X $pkg.k8sVersionMinor=$K8S_MINOR"
 done
 
-components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm})
+components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw})
 for c in "${components[@]}"; do
   case "$c" in
     etcd) build etcd etcd go.etcd.io/etcd/server/v3 ;;
     pause) build pause pause . ;;
     helm) build helm helm helm.sh/helm/v3/cmd/helm "$helm_ldflags" ;;
+    versitygw) build versitygw "versitygw-$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw \
+      "-X main.Version=$VERSITYGW_VERSION" ;;
     *) build k8s "$c" "k8s.io/kubernetes/cmd/$c" "$k8s_ldflags" ;;
   esac
 done

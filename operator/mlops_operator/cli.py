@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import pathlib
 import sys
+import time
 
 from . import __version__
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     api_docs.add_argument("--output", default=None, help="write it to FILE (docs/api.md) instead")
 
     serve = commands.add_parser("serve", help="serve a stored model over the Open Inference Protocol v2 (REST)")
-    serve.add_argument("--model-uri", required=True, help="pvc://… (store at MLOPS_STORE_PATH) or file://… model dir")
+    serve.add_argument("--model-uri", required=True, help="s3://… or pvc://… (in MLOPS_STORE_URI) or file://…")
     serve.add_argument(
         "--sha256",
         default=None,
@@ -96,7 +97,8 @@ def _job(command: str) -> int:
     import os
     import traceback
 
-    from .storage import ArtifactStore
+    from .api.reasons import store_reason
+    from .storage import ArtifactStore, StoreError
 
     result_path = pathlib.Path(os.environ.get("MLOPS_RESULT_PATH", "/dev/termination-log"))
     code = 0
@@ -122,6 +124,8 @@ def _job(command: str) -> int:
                 result = run_training(request, store)
             except PermanentTrainingError as error:
                 result, code = {"ok": False, "permanent": True, "message": str(error)[:1500]}, 2
+    except StoreError as error:  # the store refused or is unreachable: a reason status can carry
+        result, code = {"ok": False, "reason": store_reason(error.reason), "message": str(error)[:1500]}, 1
     except Exception as error:  # reported to the operator through the termination message
         traceback.print_exc()
         result, code = {"ok": False, "message": f"{type(error).__name__}: {error}"[:1500]}, 1
@@ -139,14 +143,27 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .server.app import build_app
     from .server.runtime import load
+    from .storage import StoreError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("mlops_operator.server")
-    try:
-        loaded, profile = load(args.model_uri, expected_sha256=args.sha256)
-    except Exception as error:
-        log.error("refusing to serve %s: %s: %s", args.model_uri, type(error).__name__, error)
-        return 1
+    retry = 1.0
+    while True:
+        try:
+            loaded, profile = load(args.model_uri, expected_sha256=args.sha256)
+            break
+        except StoreError as error:
+            if error.reason not in ("Unreachable", "Unavailable"):
+                log.error("refusing to serve %s: %s", args.model_uri, error)
+                return 1
+            # The store is down: stay unready (nothing listens yet) and try again, instead of a crash
+            # loop whose back-off would outlast the outage.
+            log.error("cannot fetch %s, retrying in %.0fs: %s", args.model_uri, retry, error)
+            time.sleep(retry)
+            retry = min(retry * 2, 30.0)
+        except Exception as error:
+            log.error("refusing to serve %s: %s: %s", args.model_uri, type(error).__name__, error)
+            return 1
     log.info("serving model %s version %s (%d features)", loaded.name, loaded.version, len(loaded.features))
     app = build_app(
         loaded, profile=profile, max_batch_size=args.max_batch_size, max_batch_delay=args.max_batch_delay_ms / 1000

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from dataclasses import dataclass
+
+# A namespace annotation that puts the artifacts of its objects in a store of its own (a team's bucket):
+# `s3://bucket[/prefix]` (the operator's S3 endpoint and credentials Secret name), or `pvc://<claim>`.
+STORE_ANNOTATION = "mlops.dev/artifact-store"
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
+_PVC_URI = re.compile(r"^pvc://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -12,6 +20,14 @@ class OperatorConfig:
     image_pull_policy: str = "IfNotPresent"
     artifact_pvc: str = "mlops-artifacts"  # in each namespace, the claim that holds its artifacts
     artifact_mount: str = "/artifacts"
+    # s3://bucket[/prefix]: artifacts in object storage, read and written by the pods directly (no volume);
+    # empty: the claim above in each namespace. The S3 settings reach the pods as boto3's environment.
+    artifact_store: str = ""
+    s3_endpoint: str = ""  # AWS_ENDPOINT_URL; empty: AWS's own endpoints
+    s3_region: str = ""  # AWS_REGION
+    s3_addressing: str = "auto"  # path | virtual | auto
+    s3_credentials_secret: str = ""  # a Secret in each namespace with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+    s3_ca_configmap: str = ""  # a ConfigMap in each namespace with the store's CA bundle (key ca.crt)
     prometheus_url: str | None = None  # for analysis, unless a ModelDeployment names its own
     allow_raw_queries: bool = True  # false: analysis only on the built-in, namespace-scoped templates
     # A reconcile running longer than this is stuck: the liveness probe fails (controllers/common.py).
@@ -21,8 +37,12 @@ class OperatorConfig:
     test_hang_reconcile: str = ""
 
     @property
+    def uses_object_store(self) -> bool:
+        return self.artifact_store.startswith("s3://")
+
+    @property
     def store_uri(self) -> str:
-        return f"pvc://{self.artifact_pvc}"
+        return self.artifact_store.rstrip("/") if self.uses_object_store else f"pvc://{self.artifact_pvc}"
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -30,8 +50,29 @@ class OperatorConfig:
             image=os.environ.get("MLOPS_IMAGE", cls.image),
             image_pull_policy=os.environ.get("MLOPS_IMAGE_PULL_POLICY", cls.image_pull_policy),
             artifact_pvc=os.environ.get("MLOPS_ARTIFACT_PVC", cls.artifact_pvc),
+            artifact_store=os.environ.get("MLOPS_ARTIFACT_STORE", ""),
+            s3_endpoint=os.environ.get("MLOPS_S3_ENDPOINT", ""),
+            s3_region=os.environ.get("MLOPS_S3_REGION", ""),
+            s3_addressing=os.environ.get("MLOPS_S3_ADDRESSING") or "auto",
+            s3_credentials_secret=os.environ.get("MLOPS_S3_CREDENTIALS_SECRET", ""),
+            s3_ca_configmap=os.environ.get("MLOPS_S3_CA_CONFIGMAP", ""),
             prometheus_url=os.environ.get("MLOPS_PROMETHEUS_URL") or None,
             allow_raw_queries=os.environ.get("MLOPS_ALLOW_RAW_QUERIES", "true").lower() != "false",
             stuck_reconcile_seconds=float(os.environ.get("MLOPS_STUCK_RECONCILE_SECONDS") or 120.0),
             test_hang_reconcile=os.environ.get("MLOPS_TEST_HANG_RECONCILE", ""),
+        )
+
+    def for_namespace(self, annotations: dict[str, str] | None) -> tuple[OperatorConfig, str | None]:
+        """This configuration with the store a namespace names in its `mlops.dev/artifact-store`
+        annotation; and why the annotation is refused, if it is (the operator's own store is kept)."""
+        wanted = (annotations or {}).get(STORE_ANNOTATION, "").strip()
+        if not wanted:
+            return self, None
+        if _S3_URI.match(wanted):
+            return dataclasses.replace(self, artifact_store=wanted.rstrip("/")), None
+        if _PVC_URI.match(wanted):
+            return dataclasses.replace(self, artifact_store="", artifact_pvc=wanted.removeprefix("pvc://")), None
+        return self, (
+            f"the namespace annotation {STORE_ANNOTATION}={wanted[:200]!r} is not s3://<bucket>[/prefix] or "
+            "pvc://<claim>; fix or remove it"
         )

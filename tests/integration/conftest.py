@@ -17,7 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import KUBECONFIG, REPO, Kubectl, add_artifact_volume, wait_for
+from mlops_operator.config import STORE_ANNOTATION
+from support import KUBECONFIG, REPO, Kubectl, add_artifact_volume, add_s3_credentials, wait_for
 
 CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
 
@@ -142,12 +143,19 @@ def operator(crds: Kubectl, image: str, prometheus: str) -> Iterator[DeployedOpe
 
 
 @contextlib.contextmanager
-def restricted_namespace(cluster: Kubectl, prefix: str, *, artifacts: bool) -> Iterator[str]:
-    """A fresh namespace enforcing the `restricted` Pod Security Standard, optionally with an artifact store."""
+def restricted_namespace(cluster: Kubectl, prefix: str, *, store: str) -> Iterator[str]:
+    """A fresh namespace enforcing the `restricted` Pod Security Standard. Its artifact store: "s3" the
+    operator's (the cluster's S3 server), with the credentials Secret its pods need; "none" the same
+    without the Secret; "pvc" the claim `mlops-artifacts` (namespace annotation), created; "no-pvc"
+    that claim, missing."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     cluster.run("create", "namespace", name)
     cluster.run("label", "namespace", name, "pod-security.kubernetes.io/enforce=restricted")
-    if artifacts:
+    if store == "s3":
+        add_s3_credentials(cluster, name)
+    elif store in ("pvc", "no-pvc"):
+        cluster.run("annotate", "namespace", name, f"{STORE_ANNOTATION}=pvc://mlops-artifacts")
+    if store == "pvc":
         add_artifact_volume(name)
     try:
         yield name
@@ -157,13 +165,20 @@ def restricted_namespace(cluster: Kubectl, prefix: str, *, artifacts: bool) -> I
 
 @pytest.fixture
 def namespace(cluster: Kubectl) -> Iterator[str]:
-    """A namespace of its own for one test (no artifact store)."""
-    with restricted_namespace(cluster, "t", artifacts=False) as name:
+    """A namespace of its own for one test, without an artifact store (its claim does not exist)."""
+    with restricted_namespace(cluster, "t", store="no-pvc") as name:
         yield name
+
+
+@pytest.fixture
+def store_namespace(cluster: Kubectl):
+    """`with store_namespace(store) as name:` a fresh namespace with that artifact store (see restricted_namespace)."""
+    return lambda store: restricted_namespace(cluster, "st", store=store)
 
 
 @pytest.fixture(scope="module")
 def ns(cluster: Kubectl, image: str) -> Iterator[str]:
-    """One namespace with an artifact store for a whole test module: its tests tell one story in order."""
-    with restricted_namespace(cluster, "ml", artifacts=True) as name:
+    """One namespace with an artifact store (the cluster's S3 server) for a whole test module: its tests
+    tell one story in order."""
+    with restricted_namespace(cluster, "ml", store="s3") as name:
         yield name

@@ -43,7 +43,9 @@ NAMESPACED_RULES = {
     *{("gateway.networking.k8s.io", "httproutes", v) for v in ("get", "list", "watch", "patch")},
     ("", "events", "create"), ("events.k8s.io", "events", "create"),
 }  # fmt: skip
-CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")}
+CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")} | {
+    ("", "namespaces", v) for v in ("get", "list", "watch")
+}
 
 
 def peering_rules(resource: str) -> set[tuple[str, str, str]]:
@@ -148,7 +150,7 @@ def test_cluster_wide_ha_adds_only_cluster_peering(helm: Helm) -> None:
 def test_namespaced_mode_has_roles_per_namespace_and_a_small_cluster_role(helm: Helm) -> None:
     docs = helm.render({"watchNamespaces": "{ml,team-b}", "ha.enabled": "true"})
     (cluster_role,) = find(docs, "ClusterRole")
-    assert rule_set(cluster_role) == CLUSTER_RULES | {("", "namespaces", "list"), ("", "namespaces", "watch")}
+    assert rule_set(cluster_role) == CLUSTER_RULES
     roles = find(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml", "team-b"]
     for role in roles:

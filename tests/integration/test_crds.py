@@ -79,7 +79,22 @@ INVALID = [
      "gatewayAPI must be set exactly when mode is GatewayAPI"),
     ("zero-replicas", MD + "  model: {name: iris}\n  replicas: 0", "spec.replicas", "greater than or equal to 1"),
     ("prometheus-file-url", MD + "  model: {name: iris}\n  prometheusUrl: 'file:///etc/passwd'", "spec.prometheusUrl",
-     "must be an http(s) URL"),
+     "must be an http:// or https:// URL"),
+    # More of the same classes: URLs pasted with whitespace, gates no model passes, duplicate keys.
+    ("url-with-space", DS + "  source: {url: {url: 'https://e.org/my data.csv'}}", "spec.source.url.url",
+     "no whitespace"),
+    ("prometheus-url-no-host", MD + "  model: {name: iris}\n  prometheusUrl: 'http://'", "spec.prometheusUrl",
+     "with a host"),
+    ("gate-min-above-max", TR + TR_OK + "  promotion: {gates: [{metric: accuracy, min: 0.9, max: 0.5}]}",
+     "spec.promotion.gates[0]", "min must not be greater than max"),
+    ("gate-twice", TR + TR_OK + "  promotion: {gates: [{metric: accuracy, min: 0.9}, {metric: accuracy, min: 0.5}]}",
+     "spec.promotion.gates[1]", "Duplicate value"),
+    ("column-twice", DS + "  source: {builtin: {name: iris}}\n"
+     "  schema: {columns: [{name: a, type: float}, {name: a, type: integer}]}", "spec.schema.columns[1]",
+     "Duplicate value"),
+    ("metric-twice", MD + "  model: {name: iris}\n  analysis: {metrics: [{name: e, template: errorRate, "
+     "threshold: 0.1}, {name: e, template: latencyP95, threshold: 0.5}]}",
+     "spec.analysis.metrics[1]", "Duplicate value"),
     # Durations have a shortest and a longest value; the analysis interval is also a Prometheus range.
     ("refresh-back-to-back", DS + "  source: {builtin: {name: iris}}\n  refreshInterval: 0s", "spec.refreshInterval",
      "must be at least 1m and at most 168h"),
@@ -114,7 +129,7 @@ INVALID = [
      "less than or equal to 4294967295"),
     ("dataset-ref-dots", TR + "  datasetRef: {name: iris.v2}\n  model: {name: iris, estimator: sklearn.svm.SVC}",
      "spec.datasetRef.name", "should match"),
-    ("format-parquet", DS + "  source: {builtin: {name: iris}}\n  format: parquet", "spec.format", "Unsupported value"),
+    ("format-xlsx", DS + "  source: {builtin: {name: iris}}\n  format: xlsx", "spec.format", "Unsupported value"),
     ("training-run-ref-too-long", MD + f"  model: {{trainingRun: {'r' * 58}}}", "spec.model.trainingRun", "Too long"),
 ]  # fmt: skip
 

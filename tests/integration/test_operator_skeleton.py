@@ -151,6 +151,9 @@ def test_a_spec_no_schema_can_bound_becomes_invalid_spec_and_no_job(
     assert ready["status"] == "False"
     assert ready["message"].startswith(f"{field}: ") and words in ready["message"], ready["message"]
     assert cluster.get("job", f"{name}-train", namespace) is None, "no Job for a spec the operator refused"
+    # Deleting it completes, however large or wrong its spec (the finalizer is removed).
+    cluster.run("delete", "trainingrun", name, "-n", namespace, "--timeout=30s")
+    assert cluster.get("trainingrun", name, namespace) is None, f"{name} is still there after its deletion"
 
 
 def test_operator_writes_nothing_a_gitops_tool_would_diff(operator, cluster: Kubectl, namespace: str) -> None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import subprocess
 import threading
+import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -215,6 +218,120 @@ def test_prometheus_down_pauses_and_never_promotes(cluster: Kubectl, ns: str, na
     assert not any(h["outcome"] == "Promoted" for h in status.get("history") or []), status["history"]
     assert any("Prometheus query failed" in r["message"] for r in status["lastAnalysis"])
     assert status["phase"] == "Paused"
+
+
+class HostilePrometheus:
+    """A Prometheus the operator can reach on the node's address that accepts connections and then never
+    answers ("silent"), or answers with a body far larger than any query result ("huge", 64 MiB)."""
+
+    def __init__(self, host: str, mode: str) -> None:
+        self.mode, self.connections, self._held = mode, 0, []
+        self._server = socket.create_server((host, 0))
+        self.url = f"http://{host}:{self._server.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self._server.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            if self.mode == "silent":
+                self._held.append(connection)  # read nothing, answer nothing, keep it open
+            else:
+                threading.Thread(target=self._flood, args=(connection,), daemon=True).start()
+
+    def _flood(self, connection: socket.socket) -> None:
+        size = 64 << 20
+        try:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\n\r\n" % size)  # fmt: skip
+            chunk = b" " * (1 << 20)
+            for _ in range(size // len(chunk)):
+                connection.sendall(chunk)
+        except OSError:
+            pass  # the operator hung up once it had read enough: the point
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)  # it sees the flag within its accept timeout
+        for connection in self._held:
+            connection.close()
+        self._server.close()
+
+
+def test_a_hostile_prometheus_stalls_nothing_and_kills_nothing(cluster: Kubectl, ns: str, prometheus: str,
+                                                               operator) -> None:  # fmt: skip
+    """Three canaries measured against a Prometheus that never answers and one against a Prometheus that
+    answers 64 MiB: a new Dataset still gets its status at once, an abort acts within a second, the huge
+    answer is refused as inconclusive, a deletion completes, and the operator is neither stuck nor
+    OOM-killed."""
+    host = urllib.parse.urlparse(prometheus).hostname
+    silent, huge = HostilePrometheus(host, "silent"), HostilePrometheus(host, "huge")
+    hostile = {"silent-1": silent, "silent-2": silent, "silent-3": silent, "flooded": huge}
+    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}, "analysis": {"interval": "2s"}}
+    restarts = operator.restarts()
+    try:
+        for name, server in hostile.items():
+            cluster.apply(_md(name, run="iris-baseline", replicas=1, prometheusUrl=server.url, **spec), ns)
+        for name in hostile:
+            wait_for(
+                lambda n=name: _status(cluster, ns, n).get("phase") == "Healthy", timeout=120, what=f"{name} serving"
+            )
+            cluster.run("patch", "modeldeployment", name, "-n", ns, "--type=merge", "-p",
+                        '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
+        wait_for(lambda: silent.connections >= 3 and huge.connections >= 1, timeout=120,
+                 what="the canaries measured against the hostile Prometheus servers")  # fmt: skip
+
+        started = time.monotonic()
+        cluster.apply(
+            json.dumps(
+                {
+                    "apiVersion": "mlops.dev/v1alpha1",
+                    "kind": "Dataset",
+                    "metadata": {"name": "aside"},
+                    "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"},
+                }
+            ),
+            ns,
+        )
+        wait_for(lambda: ((cluster.get("dataset", "aside", ns) or {}).get("status") or {}).get("observedGeneration"),
+                 timeout=30, what="the new Dataset's first status while the measurements hang")  # fmt: skip
+        assert time.monotonic() - started < 5, f"the Dataset waited {time.monotonic() - started:.1f}s for a status"
+
+        sent = dt.datetime.now(dt.UTC)
+        cluster.run(
+            "annotate", "--overwrite", "modeldeployment", "silent-1", "-n", ns, f"mlops.dev/abort={sent.timestamp()}"
+        )
+        aborted = wait_for(lambda: (s := _status(cluster, ns, "silent-1")).get("degraded") and s, timeout=30,
+                           what="the abort of silent-1 acted on")  # fmt: skip
+        [entry] = [h for h in aborted["history"] if h["outcome"] == "Aborted"]
+        assert (_moment(entry["at"]) - sent).total_seconds() < 1, f"the abort took effect at {entry['at']}, sent {sent}"
+
+        def refused() -> str:
+            results = _status(cluster, ns, "flooded").get("lastAnalysis") or []
+            return next((r["message"] for r in results if "exceeds" in r["message"]), "")
+
+        message = wait_for(refused, timeout=60, what="the 64 MiB answer refused")
+        assert _status(cluster, ns, "flooded")["canary"]["successes"] == 0, "a refused answer counted as evidence"
+        assert "1048576 bytes" in message, message
+        assert operator.restarts() == restarts, f"the operator restarted:\n{operator.logs()[-3000:]}"
+        assert operator.ready_pod() is not None, "the operator is not ready"
+        # Deleting one whose measurement hangs completes (its finalizer does not wait for Prometheus).
+        cluster.run("delete", "modeldeployment", "silent-2", "-n", ns, "--timeout=30s")
+        assert cluster.get("modeldeployment", "silent-2", ns) is None, "silent-2 is still there"
+    finally:
+        silent.close()
+        huge.close()
+        for name in hostile:
+            cluster.run("delete", "modeldeployment", name, "-n", ns, "--wait=false", check=False)
 
 
 def test_pods_that_never_become_ready_are_rolled_back(cluster: Kubectl, ns: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import REPO, Kubectl, artifact_path, condition, wait_for, wait_phase
+from support import REPO, Kubectl, add_artifact_volume, artifact_path, condition, wait_for, wait_phase
 from support import champions as _champions
 from support import training_run_manifest as _run
 
@@ -281,8 +281,10 @@ def test_pvc_source_is_read_from_the_claim(cluster: Kubectl, ns: str) -> None:
     assert ds["version"] == cluster.get("dataset", "iris", ns)["status"]["version"], "same data, same version"
 
 
-def test_a_pvc_source_on_the_artifact_claim_fails_at_once_saying_why(cluster: Kubectl, ns: str) -> None:
+def test_a_pvc_source_on_the_artifact_claim_fails_at_once_saying_why(cluster: Kubectl, namespace: str) -> None:
     """The check Job mounts the artifact claim already; a pod with one claim twice would never start."""
+    ns = namespace  # its artifact store is the claim mlops-artifacts
+    add_artifact_volume(ns)
     cluster.apply(_dataset("iris-store", {"pvc": {"claimName": "mlops-artifacts", "path": "iris.csv"}}), ns)
     ds = wait_phase(cluster, "dataset", "iris-store", ns, ("Ready", "Failed"), timeout=30)
     ready = condition(ds, "Ready")

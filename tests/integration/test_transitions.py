@@ -1,5 +1,5 @@
 """Version switches lose no request: steady traffic through the Service while a canary is promoted
-from 50 % to 100 % and becomes stable, a canary at 100 % is aborted, a canary at 100 % is rolled back
+from 50 % to 100 % and becomes stable, a canary at 50 % or 100 % is aborted, a canary at 100 % is rolled back
 by a failing analysis, a promoted version is rolled back by the post-promotion guard, and the pinned
 TrainingRun changes. Every request is counted: a non-2xx answer
 or a transport error is a failure, and there must be none."""
@@ -156,22 +156,26 @@ def test_promotion_from_50_to_100_percent_and_to_stable_loses_no_request(cluster
         finish(traffic, thread)
 
 
-def test_abort_at_100_percent_loses_no_request(cluster, ns, runs) -> None:
+@pytest.mark.parametrize("weight", [50, 100])
+def test_abort_loses_no_request(cluster, ns, runs, weight: int) -> None:
+    """At 100 % the stable Deployment has no pod: it must be whole again before the canary's pods go."""
     a, b = runs
-    cluster.apply(deployment("abort", a), ns)
-    settled_on(cluster, ns, "abort", a)
-    traffic, thread = with_traffic(cluster, ns, "abort")
+    name = f"abort-{weight}"
+    cluster.apply(deployment(name, a), ns)
+    settled_on(cluster, ns, name, a)
+    traffic, thread = with_traffic(cluster, ns, name)
     try:
-        cluster.apply(deployment("abort", b), ns)
-        at_weight(cluster, ns, "abort", 50)
-        at_gate(cluster, ns, "abort", 1)
-        command(cluster, ns, "abort", "promote")
-        at_weight(cluster, ns, "abort", 100)
-        command(cluster, ns, "abort", "abort")
-        settled = wait_for(lambda: (s := status(cluster, ns, "abort")).get("degraded") and s, timeout=30,
+        cluster.apply(deployment(name, b), ns)
+        at_weight(cluster, ns, name, 50)
+        at_gate(cluster, ns, name, 1)
+        if weight == 100:
+            command(cluster, ns, name, "promote")
+            at_weight(cluster, ns, name, 100)
+        command(cluster, ns, name, "abort")
+        settled = wait_for(lambda: (s := status(cluster, ns, name)).get("degraded") and s, timeout=30,
                            what="the abort to be recorded")  # fmt: skip
         assert settled["degraded"]["reason"] == "Aborted" and settled["stable"]["version"] == a
-        wait_for(lambda: not (cluster.get("deployment", "abort-canary", ns)["status"].get("replicas")),
+        wait_for(lambda: not (cluster.get("deployment", f"{name}-canary", ns)["status"].get("replicas")),
                  timeout=120, what="the aborted canary's pods gone once stable is whole")  # fmt: skip
     finally:
         finish(traffic, thread)

@@ -97,9 +97,26 @@ def wait_phase(kubectl: Kubectl, kind: str, name: str, namespace: str, phases: t
 
 
 def artifact_path(namespace: str, uri: str) -> pathlib.Path:
-    """Where a pvc://mlops-artifacts/... URI of a test namespace lives on this host."""
+    """Where an artifact URI of a test namespace lives on this host: an object of the cluster's S3 server
+    (its posix backend keeps `s3://bucket/key` at `<root>/bucket/key`), or a file on the namespace's claim."""
+    if uri.startswith("s3://"):
+        return STATE / "s3" / "data" / uri.removeprefix("s3://")
     assert uri.startswith("pvc://mlops-artifacts/"), uri
     return STATE / "volumes" / namespace / "mlops-artifacts" / uri.removeprefix("pvc://mlops-artifacts/")
+
+
+def s3_env() -> dict[str, str]:
+    """The cluster's S3 server: AWS_ENDPOINT_URL, the credentials, MLOPS_S3_BUCKET (.localcluster/s3.env)."""
+    lines = (STATE / "s3.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def add_s3_credentials(kubectl: Kubectl, namespace: str, *, secret: str = "mlops-s3") -> None:
+    """The Secret the operator gives its pods in `namespace` (chart: artifacts.s3.credentialsSecret)."""
+    env = s3_env()
+    kubectl.run("create", "secret", "generic", secret, "-n", namespace,
+                f"--from-literal=AWS_ACCESS_KEY_ID={env['AWS_ACCESS_KEY_ID']}",
+                f"--from-literal=AWS_SECRET_ACCESS_KEY={env['AWS_SECRET_ACCESS_KEY']}")  # fmt: skip
 
 
 def add_artifact_volume(namespace: str) -> None:
@@ -147,11 +164,12 @@ def champions(kubectl: Kubectl, namespace: str, model: str = "iris") -> list[str
 
 @contextlib.contextmanager
 def deployed_operator_namespace(kubectl: Kubectl, prefix: str) -> Iterator[str]:
-    """For bench/: the operator as `make deploy` installs it, and a fresh namespace with an artifact store."""
+    """For bench/: the operator as `make deploy` installs it, and a fresh namespace with the credentials
+    of the artifact store (the cluster's S3 server)."""
     subprocess.run([str(REPO / "hack/deploy.sh")], check=True)
     namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
     kubectl.run("create", "namespace", namespace)
-    add_artifact_volume(namespace)
+    add_s3_credentials(kubectl, namespace)
     try:
         yield namespace
     finally:

@@ -11,6 +11,7 @@ import pytest
 from mlops_operator.api.clock import parse_duration
 from mlops_operator.api.dataset import DatasetCheck, DatasetSpec, DatasetStatus, DatasetVersion
 from mlops_operator.api.reasons import DatasetPhase
+from mlops_operator.config import OperatorConfig
 from mlops_operator.controllers import dataset as controller
 from mlops_operator.controllers.cache import ObjectCache
 from mlops_operator.controllers.common import Observed, status_patch
@@ -38,7 +39,14 @@ def test_version_ignores_line_endings_and_quoting() -> None:
 
 @pytest.mark.parametrize(
     ("data", "words"),
-    [(b"", "empty"), (b"a,a\n1,2\n", "repeats"), (b"a,b\n1\n", "row 1 has 1 cells"), (b"\xff\xfe", "not UTF-8")],
+    [
+        (b"", "empty"),
+        (b"a,a\n1,2\n", "repeats"),
+        (b"a,b\n1\n", "row 1 has 1 cells"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"a,b\n1\r2,3\n", "line 2: new-line character seen in unquoted field"),  # was an uncaught csv.Error
+        (b"a,b\n" + b"1,2\n" * 70_000 + b"3\n", "row 70001 has 1 cells"),  # past pyarrow's first blocks
+    ],
 )
 def test_malformed_csv(data: bytes, words: str) -> None:
     with pytest.raises(TableError, match=words):
@@ -101,8 +109,9 @@ def test_store_refuses_foreign_and_escaping_uris(tmp_path: pathlib.Path) -> None
     for uri in ("pvc://other/models/a", "pvc://artifacts/../etc/passwd", "file:///etc/passwd"):
         with pytest.raises(StoreError):
             store.path(uri)
-    with pytest.raises(StoreError):
-        ArtifactStore.from_uri("s3://bucket")
+    for root in ("gs://bucket", "s3://", "pvc://"):
+        with pytest.raises(StoreError, match="s3://<bucket>"):
+            ArtifactStore.from_uri(root)
 
 
 NOW = "2026-01-01T00:10:00Z"
@@ -236,6 +245,7 @@ class DatasetWorld:
         monkeypatch.setattr(controller, "read_child", lambda plural, namespace, name: self.jobs.get(name))
         monkeypatch.setattr(controller, "job_pods", lambda namespace, job: self.pods)
         monkeypatch.setattr(controller, "artifact_store_problem", lambda namespace: self.store_problem)
+        monkeypatch.setattr(controller, "namespace_config", lambda namespace: (OperatorConfig.from_env(), None))
         monkeypatch.setattr(controller.kube, "create_job", self._create_job)
         monkeypatch.setattr(
             controller.kopf, "info", lambda body, *, reason, message: self.events.append((reason, message))

@@ -19,6 +19,7 @@ from mlops_operator.api.trainingrun import (
     TrainingRunSpec,
     TrainingRunStatus,
 )
+from mlops_operator.config import OperatorConfig
 from mlops_operator.controllers import trainingrun as controller
 from mlops_operator.controllers.cache import ObjectCache
 from mlops_operator.controllers.common import Observed, status_patch
@@ -289,6 +290,7 @@ class RunWorld:
         monkeypatch.setattr(controller, "read_child", lambda plural, namespace, name: self.jobs.get(name))
         monkeypatch.setattr(controller, "job_pods", lambda namespace, job: self.pods)
         monkeypatch.setattr(controller, "artifact_store_problem", lambda namespace: None)
+        monkeypatch.setattr(controller, "namespace_config", lambda namespace: (OperatorConfig.from_env(), None))
         monkeypatch.setattr(controller.kube, "create_job", self._create_job)
         monkeypatch.setattr(controller.kube, "patch_status", self._patch_status)
         monkeypatch.setattr(controller.champions, "current_champion", lambda ns, model, *, exclude: self.champion)

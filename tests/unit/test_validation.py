@@ -347,9 +347,9 @@ def test_numbers_without_a_sane_upper_bound_are_refused(model: type, body: dict,
     assert "maximum" in node(kind, field)
 
 
-def test_a_field_with_one_allowed_value_says_so_in_the_schema() -> None:
-    assert node("Dataset", "spec.format")["enum"] == ["csv"]
-    assert refusal(DatasetSpec, {**DS, "format": "parquet"}).startswith("spec.format: Input should be 'csv'")
+def test_a_field_with_a_few_allowed_values_says_so_in_the_schema() -> None:
+    assert node("Dataset", "spec.format")["enum"] == ["csv", "parquet", "auto"]
+    assert refusal(DatasetSpec, {**DS, "format": "xlsx"}).startswith("spec.format: Input should be 'csv'")
 
 
 def test_no_free_form_field_is_unbounded() -> None:
@@ -418,6 +418,7 @@ def test_the_largest_specs_the_models_accept_fit_in_the_jobs_environment() -> No
 def test_a_pvc_source_on_the_artifact_claim_fails_at_once_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_ARTIFACT_PVC", "store")
     monkeypatch.setattr(dataset_controller.kube, "read_pvc", lambda namespace, name: {"metadata": {"name": name}})
+    monkeypatch.setattr(dataset_controller.kube, "read_namespace", lambda name: {"metadata": {"name": name}})
     monkeypatch.setattr(
         dataset_controller.kube, "create_job", lambda *a: pytest.fail("no Job for a source it cannot read")
     )

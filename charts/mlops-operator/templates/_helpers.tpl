@@ -99,12 +99,11 @@ watches instead of polling.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
-{{- if .Values.watchNamespaces }}
-# Restricted to namespaces, kopf watches the Namespace objects to follow which of them exist.
+# Namespaces: their `mlops.dev/artifact-store` annotation names a store of their own (watched); with
+# watchNamespaces, kopf also follows which of them exist.
 - apiGroups: [""]
   resources: [namespaces]
-  verbs: [list, watch]
-{{- end }}
+  verbs: [get, list, watch]
 {{- end -}}
 
 {{/* kopf peering (ha.enabled): each replica reads the peering object and writes its heartbeat into it. */}}

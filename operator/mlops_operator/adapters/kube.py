@@ -148,6 +148,11 @@ def read_pvc(namespace: str, name: str) -> dict[str, Any] | None:
     return plain(found) if found is not None else None
 
 
+def read_namespace(name: str) -> dict[str, Any] | None:
+    found = read_or_none(core().read_namespace, name)
+    return plain(found) if found is not None else None
+
+
 def read_config_map(namespace: str, name: str) -> dict[str, Any] | None:
     found = read_or_none(core().read_namespaced_config_map, name, namespace)
     return plain(found) if found is not None else None

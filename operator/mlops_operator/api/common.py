@@ -87,8 +87,22 @@ TrainingRunName = TRAINING_RUN_NAME.field
 
 # ------------------------------------------------------------------------------------------ durations
 
+
 # A Go-style duration as Argo Rollouts and Kubernetes write them: 30s, 5m, 1h30m. CEL's duration() reads
 # the same syntax, so the API server compares them with bounds; every duration field has both.
+def http_url_rule(field: str) -> dict[str, Any]:
+    """CEL: an http(s) URL with a host and no whitespace anywhere (a pasted URL with a space or a newline
+    is a mistake the API server can name; requests would only fail later, far from the spec)."""
+    return {
+        "x-kubernetes-validations": [
+            {
+                "rule": "self.matches('^https?://[^/[:space:]]+[^[:space:]]*$')",
+                "message": f"{field} must be an http:// or https:// URL with a host and no whitespace",
+            }
+        ]
+    }
+
+
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 

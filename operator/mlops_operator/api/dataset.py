@@ -15,6 +15,7 @@ from .common import (
     Timestamp,
     at_most_bytes,
     bounded_duration,
+    http_url_rule,
 )
 from .reasons import DatasetPhase
 
@@ -35,19 +36,12 @@ class BuiltinSource(SpecModel):
 
 
 class UrlSource(SpecModel):
-    """A CSV file fetched over HTTP(S)."""
+    """A CSV or Parquet file fetched over HTTP(S)."""
 
     url: str = Field(
         max_length=2048,
-        description="http:// or https:// address of the CSV file.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.matches('^https?://[^/]+')",
-                    "message": "url must be an http:// or https:// URL",
-                }
-            ]
-        },
+        description="http:// or https:// address of the CSV or Parquet file.",
+        json_schema_extra=http_url_rule("url"),
     )
     sha256: str | None = Field(
         default=None,
@@ -58,14 +52,14 @@ class UrlSource(SpecModel):
 
 
 class ConfigMapSource(SpecModel):
-    """CSV text held in a key of a ConfigMap in the Dataset's namespace."""
+    """CSV text, or Parquet in binaryData, held in a key of a ConfigMap in the Dataset's namespace."""
 
     name: ObjectName = Field(description="Name of the ConfigMap.")
-    key: str = Field(min_length=1, max_length=253, description="Key of the ConfigMap whose value is the CSV.")
+    key: str = Field(min_length=1, max_length=253, description="Key of the ConfigMap holding the CSV or Parquet.")
 
 
 class PvcSource(SpecModel):
-    """A CSV file on a PersistentVolumeClaim in the Dataset's namespace."""
+    """A CSV or Parquet file on a PersistentVolumeClaim in the Dataset's namespace."""
 
     claim_name: ObjectName = Field(description="Name of the PersistentVolumeClaim.")
     path: str = Field(
@@ -97,9 +91,9 @@ class DatasetSource(SpecModel):
     }
 
     builtin: BuiltinSource | None = Field(default=None, description="A scikit-learn bundled dataset.")
-    url: UrlSource | None = Field(default=None, description="A CSV file over HTTP(S).")
-    config_map: ConfigMapSource | None = Field(default=None, description="CSV text in a ConfigMap key.")
-    pvc: PvcSource | None = Field(default=None, description="A CSV file on a PersistentVolumeClaim.")
+    url: UrlSource | None = Field(default=None, description="A CSV or Parquet file over HTTP(S).")
+    config_map: ConfigMapSource | None = Field(default=None, description="CSV or Parquet in a ConfigMap key.")
+    pvc: PvcSource | None = Field(default=None, description="A CSV or Parquet file on a PersistentVolumeClaim.")
 
 
 class ColumnSchema(SpecModel):
@@ -152,7 +146,11 @@ class DatasetSpec(SpecModel):
     """What the user wants: a source, a format, a target column and checks."""
 
     source: DatasetSource = Field(description="Where the data is: exactly one of builtin, url, configMap, pvc.")
-    format: Literal["csv"] = Field(default="csv", description="File format of url, configMap and pvc sources.")
+    format: Literal["csv", "parquet", "auto"] = Field(
+        default="csv",
+        description="File format of url, configMap and pvc sources: csv, parquet, or auto (Parquet if the "
+        "bytes start and end with PAR1, else CSV).",
+    )
     target: str = Field(
         default="target",
         min_length=1,

@@ -16,6 +16,7 @@ from .common import (
     Timestamp,
     TrainingRunName,
     bounded_duration,
+    http_url_rule,
 )
 
 # The metrics judged when spec.analysis.metrics is empty (rollout.analysis.DEFAULT_METRICS): the only
@@ -258,11 +259,7 @@ class ModelDeploymentSpec(SpecModel):
         default=None,
         max_length=2048,
         description="Prometheus HTTP API base URL; default: the operator's configured one.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": "self.matches('^https?://[^/]+')", "message": "prometheusUrl must be an http(s) URL"}
-            ]
-        },
+        json_schema_extra=http_url_rule("prometheusUrl"),
     )
     paused: bool = Field(default=False, description="Freeze the rollout where it is.")
     progress_deadline_seconds: int = Field(

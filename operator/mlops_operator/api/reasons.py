@@ -39,6 +39,13 @@ class Reason(StrEnum):
     RECONCILING = "Reconciling"
     RECONCILE_ERROR = "ReconcileError"
     ARTIFACT_STORE_MISSING = "ArtifactStoreMissing"
+    # A Job could not use the artifact store (storage.StoreError.reason says which).
+    ARTIFACT_STORE_UNREACHABLE = "ArtifactStoreUnreachable"
+    ARTIFACT_STORE_ACCESS_DENIED = "ArtifactStoreAccessDenied"
+    ARTIFACT_STORE_BUCKET_MISSING = "ArtifactStoreBucketMissing"
+    ARTIFACT_MISSING = "ArtifactMissing"
+    ARTIFACT_STORE_UNAVAILABLE = "ArtifactStoreUnavailable"
+    POD_CANNOT_START = "PodCannotStart"  # a Job's pod: a missing Secret or ConfigMap, an image not pulled
 
     # Dataset.
     VALIDATION_PENDING = "ValidationPending"
@@ -137,3 +144,16 @@ class PromotionReason(StrEnum):
     AWAITING_APPROVAL = "AwaitingApproval"
     APPROVED = "Approved"
     SUPERSEDED = "Superseded"
+
+
+STORE_REASONS = {
+    "Unreachable": Reason.ARTIFACT_STORE_UNREACHABLE,
+    "AccessDenied": Reason.ARTIFACT_STORE_ACCESS_DENIED,
+    "BucketMissing": Reason.ARTIFACT_STORE_BUCKET_MISSING,
+    "ObjectMissing": Reason.ARTIFACT_MISSING,
+}
+
+
+def store_reason(cause: str) -> Reason:
+    """The status reason for a storage.StoreError's `reason`."""
+    return STORE_REASONS.get(cause, Reason.ARTIFACT_STORE_UNAVAILABLE)

@@ -78,6 +78,10 @@ class MetricGate(SpecModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {"rule": "has(self.min) || has(self.max)", "message": "a gate needs min or max"},
+                {
+                    "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
+                    "message": "min must not be greater than max: no model could pass this gate",
+                },
             ]
         }
     }
@@ -103,7 +107,12 @@ class PromotionSpec(SpecModel):
         default="auto",
         description="auto: promote when every gate passes; manual: also wait for approval (annotation).",
     )
-    gates: list[MetricGate] = Field(default_factory=list, max_length=16, description="Absolute bounds on metrics.")
+    gates: list[MetricGate] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Absolute bounds on metrics, one gate per metric.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["metric"]},
+    )
     beat_champion: ChampionGate | None = Field(
         default=None, description="Must beat the current champion by at least a margin on one metric."
     )

@@ -86,9 +86,24 @@ def ready_reason_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return (before.get("status"), before.get("reason")) != (after.get("status"), after.get("reason"))
 
 
+def namespace_config(namespace: str) -> tuple[OperatorConfig, str | None]:
+    """The operator's configuration for the objects of a namespace: its own artifact store if the
+    namespace names one (config.STORE_ANNOTATION), and why that annotation is refused, if it is."""
+    found = CACHE.get("namespaces", "", namespace)
+    if found is None and (found := kube.read_namespace(namespace)) is not None:  # watch not listed yet
+        CACHE.observe("namespaces", found)
+    return OperatorConfig.from_env().for_namespace(((found or {}).get("metadata") or {}).get("annotations"))
+
+
 def artifact_store_problem(namespace: str) -> str | None:
-    """Jobs and servers mount the namespace's artifact claim: say so plainly when it is missing."""
-    claim = OperatorConfig.from_env().artifact_pvc
+    """Jobs and servers mount the namespace's artifact claim: say so plainly when it is missing. (With
+    the artifacts in object storage there is no claim: what the pods cannot reach, they report.)"""
+    config, refused = namespace_config(namespace)
+    if refused:
+        return refused
+    if config.uses_object_store:
+        return None
+    claim = config.artifact_pvc
     # The claims are watched (by name): the cache answers, and a new claim wakes who waits for it.
     found = CACHE.get("persistentvolumeclaims", namespace, claim)
     if found is None and (found := kube.read_pvc(namespace, claim)) is not None:  # watch not listed yet

@@ -20,10 +20,17 @@ from ..api.clock import parse_duration, parse_time
 from ..api.common import Condition
 from ..api.dataset import DatasetCheck, DatasetSpec, DatasetStatus, DatasetVersion
 from ..api.reasons import ConditionStatus, DatasetPhase, EventReason, Reason
-from ..config import OperatorConfig
-from ..resources.jobs import desired_dataset_check_job, job_finished, latest_result
+from ..resources.jobs import desired_dataset_check_job, job_finished, latest_result, pod_cannot_start
 from .cache import CACHE
-from .common import Observed, Outcome, artifact_store_problem, job_pods, read_child, register_reconciler
+from .common import (
+    Observed,
+    Outcome,
+    artifact_store_problem,
+    job_pods,
+    namespace_config,
+    read_child,
+    register_reconciler,
+)
 
 EPOCH = "1970-01-01T00:00:00Z"
 
@@ -148,7 +155,9 @@ def _finished_check_result(job: dict[str, Any], namespace: str) -> dict[str, Any
     """The result of a finished check Job, or None while it runs."""
     finished = job_finished(job)
     if finished is None:
-        return None
+        stuck = pod_cannot_start(job_pods(namespace, job))
+        # Failed now rather than at the Job's deadline; a spec change or the next refresh checks again.
+        return {"ok": False, "reason": Reason.POD_CANNOT_START, "message": stuck} if stuck else None
     result = latest_result(job_pods(namespace, job))
     if result is not None:
         return result if finished["type"] == "Complete" or not result.get("ok") else {**result, "ok": False}
@@ -168,12 +177,13 @@ def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
         cm = kube.read_config_map(namespace, spec.source.config_map.name)
         if cm is None:
             return f"ConfigMap {spec.source.config_map.name} does not exist"
-        if spec.source.config_map.key not in (cm.get("data") or {}):
+        keys = {*(cm.get("data") or {}), *(cm.get("binaryData") or {})}  # a Parquet file is binaryData
+        if spec.source.config_map.key not in keys:
             return f"ConfigMap {spec.source.config_map.name} has no key {spec.source.config_map.key!r}"
     if spec.source.pvc:
         claim = spec.source.pvc.claim_name
-        artifacts = OperatorConfig.from_env().artifact_pvc
-        if claim == artifacts:
+        config, _ = namespace_config(namespace)
+        if claim == config.artifact_pvc and not config.uses_object_store:
             return (
                 f"PersistentVolumeClaim {claim} is the artifact store, which the check Job mounts already; "
                 "a pod cannot mount one claim twice: put the file on another claim"
@@ -219,7 +229,7 @@ def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) ->
         uid=observed.uid,
         spec=spec,
         check=number,
-        config=OperatorConfig.from_env(),
+        config=namespace_config(namespace)[0],
     )
     CACHE.observe("jobs", kube.create_job(namespace, job))
     job_name = job["metadata"]["name"]

@@ -35,7 +35,7 @@ from ..rollout.analysis import metrics_to_judge, refused_queries
 from ..rollout.canary import COMMANDS, Observation, Target, next_rollout, replica_split
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
-from .common import Observed, Outcome, invalid_spec_status, register_reconciler
+from .common import Observed, Outcome, invalid_spec_status, namespace_config, register_reconciler
 from .measurements import take_measurement
 
 
@@ -166,7 +166,8 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
     rollback the canary Deployment still runs the version that was rolled back: it is only scaled
     down (not re-templated, which would restart its pods) until it has none.
     """
-    name, namespace, config = observed.name, observed.namespace, OperatorConfig.from_env()
+    name, namespace = observed.name, observed.namespace
+    config, _ = namespace_config(namespace)  # the servers read the store their model's URI names
     canary, stable = status.canary, status.stable
     assert stable is not None
     gateway = spec.traffic_routing.mode == "GatewayAPI"

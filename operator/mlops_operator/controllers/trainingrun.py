@@ -22,12 +22,27 @@ from ..api.common import Condition
 from ..api.dataset import DatasetStatus
 from ..api.reasons import ConditionStatus, Decision, EventReason, Reason, TrainingPhase
 from ..api.trainingrun import DatasetPin, ModelArtifact, TrainingRunSpec, TrainingRunStatus
-from ..config import OperatorConfig
 from ..registry import APPROVED_ANNOTATION, MODEL_LABEL, PROMOTED_LABEL
 from ..registry.promotion import decide_promotion, decision_due, record_decision, superseded
-from ..resources.jobs import child_name, desired_training_job, job_attempts, job_finished, latest_result
+from ..resources.jobs import (
+    child_name,
+    desired_training_job,
+    job_attempts,
+    job_finished,
+    latest_result,
+    pod_cannot_start,
+)
 from .cache import CACHE
-from .common import Observed, Outcome, artifact_store_problem, job_pods, plain_status, read_child, register_reconciler
+from .common import (
+    Observed,
+    Outcome,
+    artifact_store_problem,
+    job_pods,
+    namespace_config,
+    plain_status,
+    read_child,
+    register_reconciler,
+)
 
 DEFAULT_TARGET = "target"
 
@@ -108,7 +123,8 @@ def training_outcome(
         message = f"training exceeded activeDeadlineSeconds={spec.active_deadline_seconds}"
         return _fail(status, reason=Reason.DEADLINE_EXCEEDED, message=message, now=now)
     said = (result or {}).get("message") or f"the Job failed ({job_reason or 'no result'})"
-    return _fail(status, reason=Reason.JOB_FAILED, message=f"after {status.attempts} attempt(s): {said}", now=now)
+    reason = (result or {}).get("reason") or Reason.JOB_FAILED  # e.g. ArtifactStoreAccessDenied
+    return _fail(status, reason=reason, message=f"after {status.attempts} attempt(s): {said}", now=now)
 
 
 def training_conditions(status: TrainingRunStatus, *, generation: int | None, now: str) -> list[Condition]:
@@ -193,7 +209,7 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
             uid=observed.uid,
             spec=spec,
             dataset=status.dataset.model_dump(mode="json", by_alias=True, exclude_none=True),
-            config=OperatorConfig.from_env(),
+            config=namespace_config(namespace)[0],
         )
         job = kube.create_job(namespace, manifest)
         CACHE.observe("jobs", job)
@@ -203,6 +219,9 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
     )
     finished, result, job_reason = _job_result(job, namespace)
     status = training_outcome(spec, status, finished=finished, result=result, job_reason=job_reason, run=name, now=now)
+    stuck = pod_cannot_start(job_pods(namespace, job)) if finished is None else None
+    if stuck:  # not terminal: the pod starts once the Secret exists; the Job's deadline ends the wait
+        status = status.model_copy(update={"reason": Reason.POD_CANNOT_START, "message": stuck})
     if status.phase == TrainingPhase.SUCCEEDED:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in status.metrics.items())
         kopf.info(observed.body, reason=EventReason.TRAINING_SUCCEEDED, message=shown or "no metrics")

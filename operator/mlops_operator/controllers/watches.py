@@ -2,15 +2,17 @@
 
 The API server filters the children's watches by our labels (`watch_selectors`), so the operator
 never caches the cluster: only our three kinds, the Jobs, Deployments and Services we created, the
-Jobs' pods, the artifact store claims, and the HTTPRoutes a ModelDeployment may name (those are the
-user's, so they cannot carry our label; there are few of them).
+Jobs' pods, the artifact store claims, the Namespaces (for their artifact store annotation), and the
+HTTPRoutes a ModelDeployment may name (those are the user's, so they cannot carry our label; there
+are few of them).
 
 Every event updates the cache and wakes exactly the objects it concerns (`objects_to_wake`, pure):
 - a child (Job, Deployment, Service) wakes its owner; a Job's pod wakes the run or Dataset it works for;
 - a TrainingRun wakes the ModelDeployments that follow its model or pin it (a champion change);
 - a Dataset wakes itself and the TrainingRuns waiting for a version of it;
 - an artifact store claim wakes the unfinished Datasets and TrainingRuns of its namespace;
-- an HTTPRoute wakes the ModelDeployments that route through it.
+- an HTTPRoute wakes the ModelDeployments that route through it;
+- a Namespace (its artifact store annotation) wakes its Datasets.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def objects_to_wake(plural: str, body: dict[str, Any], cache: ObjectCache) -> li
         wake += [("datasets", namespace, d["metadata"]["name"]) for d in cache.list("datasets", namespace)]
         wake += [("trainingruns", namespace, r["metadata"]["name"]) for r in cache.list("trainingruns", namespace)
                  if (r.get("status") or {}).get("phase") not in TERMINAL_RUN_PHASES]  # fmt: skip
+    elif plural == "namespaces":  # its artifact store annotation: the Datasets may have a check to start
+        wake += [("datasets", name, d["metadata"]["name"]) for d in cache.list("datasets", name)]
     elif plural == "httproutes":
         for md in cache.list("modeldeployments", namespace):
             routing = (_spec(md).get("trafficRouting") or {}).get("gatewayAPI") or {}
@@ -105,3 +109,4 @@ _watch("apps", "v1", "deployments")
 _watch("", "v1", "services")
 _watch("", "v1", "persistentvolumeclaims")
 _watch("gateway.networking.k8s.io", "v1", "httproutes")
+_watch("", "v1", "namespaces")

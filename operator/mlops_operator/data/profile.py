@@ -2,16 +2,19 @@
 
 Per numeric feature: decile bin edges and the share of rows in each bin, so that the Population
 Stability Index (PSI) of live traffic can be computed bin by bin. For the target: class balance.
+The JSON is the model server's drift reference (server/monitoring.py): its shape does not change.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 
-from .table import Table, TableError
+from .table import Table, TableError, in_order
 
 BINS = 10
 MAX_CLASSES = 50
@@ -35,39 +38,49 @@ def psi(expected: list[float], actual: list[float], *, floor: float = 1e-4) -> f
     return total
 
 
-def build_profile(table: Table, target: str) -> dict[str, Any]:
-    features: dict[str, Any] = {}
-    for name in table.header:
-        if name == target:
-            continue
-        try:
-            values = table.numeric_matrix([name])[:, 0]
-        except TableError:
-            categories, counts = np.unique(np.asarray(table.column(name)), return_counts=True)
-            order = np.argsort(-counts)[:20]
-            features[name] = {
-                "kind": "categorical",
-                "frequencies": {str(categories[i]): float(counts[i] / counts.sum()) for i in order},
-            }
-            continue
-        finite = values[~np.isnan(values)]
-        edges = sorted(set(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1]).tolist())) if finite.size else []
-        features[name] = {
-            "kind": "numeric",
-            "edges": edges,
-            "shares": bin_shares(values, edges),
-            "min": float(finite.min()) if finite.size else None,
-            "max": float(finite.max()) if finite.size else None,
-            "mean": float(finite.mean()) if finite.size else None,
-            "std": float(finite.std()) if finite.size else None,
-            "missing": float(np.isnan(values).mean()),
+def value_counts(table: Table, name: str) -> tuple[list[str], np.ndarray]:
+    """The column's distinct texts in code-point order and their counts: what np.unique of the texts gave."""
+    counted = pc.value_counts(table.text(name))
+    values = counted.field("values")
+    order = pc.sort_indices(values)  # UTF-8 byte order is code-point order
+    return values.take(order).to_pylist(), np.asarray(counted.field("counts").take(order), dtype=np.int64)
+
+
+def feature_profile(table: Table, name: str) -> dict[str, Any]:
+    """One feature: decile bins when every cell is a number (or blank), else its 20 most frequent texts."""
+    try:
+        values = table.numeric_column(name)
+    except TableError:
+        categories, counts = value_counts(table, name)
+        order = np.argsort(-counts)[:20]
+        return {
+            "kind": "categorical",
+            "frequencies": {categories[i]: float(counts[i] / counts.sum()) for i in order},
         }
-    labels, counts = np.unique(np.asarray(table.column(target)), return_counts=True)
+    finite = values[~np.isnan(values)]
+    edges = sorted(set(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1]).tolist())) if finite.size else []
+    return {
+        "kind": "numeric",
+        "edges": edges,
+        "shares": bin_shares(values, edges),
+        "min": float(finite.min()) if finite.size else None,
+        "max": float(finite.max()) if finite.size else None,
+        "mean": float(finite.mean()) if finite.size else None,
+        "std": float(finite.std()) if finite.size else None,
+        "missing": float(np.isnan(values).mean()) if values.size else 0.0,
+    }
+
+
+def build_profile(table: Table, target: str) -> dict[str, Any]:
+    """The profile; features are worked out on a few threads (numpy and pyarrow release the GIL)."""
+    names = [name for name in table.header if name != target]
+    features = dict(zip(names, in_order(functools.partial(feature_profile, table), names), strict=True))
+    labels, counts = value_counts(table, target)
     target_profile: dict[str, Any]
     if len(labels) <= MAX_CLASSES:
-        shares = {str(k): float(c / counts.sum()) for k, c in zip(labels, counts, strict=True)}
+        shares = {k: float(c / counts.sum()) for k, c in zip(labels, counts, strict=True)}
         target_profile = {"kind": "classes", "shares": shares}
     else:
-        values = table.numeric_matrix([target])[:, 0]
+        values = table.numeric_column(target)
         target_profile = {"kind": "numeric", "mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
-    return {"rows": len(table.rows), "features": features, "target": {"name": target, **target_profile}}
+    return {"rows": table.num_rows, "features": features, "target": {"name": target, **target_profile}}

@@ -1,4 +1,8 @@
-"""Reads a Dataset's source into a Table; failures carry the reason the Dataset's condition will show."""
+"""Reads a Dataset's source into a Table; failures carry the reason the Dataset's condition will show.
+
+url, configMap and pvc sources are CSV or Parquet (`spec.format`: csv, parquet, or auto, which takes
+bytes that start and end with PAR1 for Parquet); builtin sources are scikit-learn's arrays.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import requests
 
 from ..api import conditions as c
 from ..api.dataset import DatasetSpec
-from .table import Table, TableError, from_arrays, parse_csv
+from .table import Table, TableError, from_arrays, is_parquet, parse_csv, parse_parquet
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 CONNECT_TIMEOUT, READ_TIMEOUT = 5, 30
@@ -76,7 +80,24 @@ def read_source(spec: DatasetSpec, *, input_dir: pathlib.Path, max_bytes: int = 
         data = read_file(input_dir / "pvc" / source.pvc.path, what=what, max_bytes=max_bytes)
     else:  # the CRD's CEL rule makes this unreachable
         raise SourceError(c.INVALID_SPEC, "spec.source has no source")
+    return parse_source(data, spec.format)
+
+
+def source_format(data: bytes, wanted: str) -> str:
+    """csv or parquet: the spec's format, or for auto the one the bytes are (Parquet's magic bytes, else CSV)."""
+    if wanted == "auto":
+        return "parquet" if is_parquet(data) else "csv"
+    return wanted
+
+
+def parse_source(data: bytes, wanted: str) -> Table:
+    """The bytes as a table in the format wanted; what is not one is a SchemaViolation that says why."""
+    kind = source_format(data, wanted)
     try:
-        return parse_csv(data)
+        return parse_parquet(data) if kind == "parquet" else parse_csv(data)
     except TableError as error:
-        raise SourceError(c.SCHEMA_VIOLATION, f"the source is not a CSV table: {error}") from None
+        hint = ""
+        if kind == "csv" and is_parquet(data):
+            hint = " (the bytes are a Parquet file: set spec.format to parquet or auto)"
+        name = "Parquet" if kind == "parquet" else "CSV"
+        raise SourceError(c.SCHEMA_VIOLATION, f"the source is not a {name} table: {error}{hint}") from None

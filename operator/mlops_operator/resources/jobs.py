@@ -21,6 +21,7 @@ from ..api.common import JOB_ENV_VALUE_MAX_BYTES, job_wire
 from ..api.dataset import DatasetSpec
 from ..api.trainingrun import TrainingRunSpec
 from ..config import OperatorConfig
+from .store import store_access
 
 JOB_CONTAINER = "main"
 PERMANENT_FAILURE_EXIT_CODE = 2
@@ -79,6 +80,7 @@ def _job(
     volumes: list[dict[str, Any]],
     mounts: list[dict[str, Any]],
     config: OperatorConfig,
+    env_from: list[dict[str, Any]] | None = None,
     deadline: int,
     backoff_limit: int,
     resources: dict[str, Any] | None = None,
@@ -90,6 +92,7 @@ def _job(
         "imagePullPolicy": config.image_pull_policy,
         "args": [command],
         "env": [{"name": k, "value": v} for k, v in env.items()],
+        **({"envFrom": env_from} if env_from else {}),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *mounts],
         "securityContext": restricted_container_security(),
         "terminationMessagePolicy": "File",
@@ -131,19 +134,12 @@ def _job(
     }
 
 
-def _store(config: OperatorConfig, *, read_only: bool) -> tuple[dict, dict, dict[str, str]]:
-    volume = {"name": "artifacts", "persistentVolumeClaim": {"claimName": config.artifact_pvc}}
-    mount = {"name": "artifacts", "mountPath": config.artifact_mount, "readOnly": read_only}
-    env = {"MLOPS_STORE_URI": config.store_uri, "MLOPS_STORE_PATH": config.artifact_mount, "HOME": "/tmp"}
-    return volume, mount, env
-
-
 def desired_dataset_check_job(
     *, name: str, namespace: str, uid: str, spec: DatasetSpec, check: int, config: OperatorConfig
 ) -> dict[str, Any]:
     """The Job that reads, validates, versions and profiles the source of Dataset `name` (check number `check`)."""
-    volume, mount, env = _store(config, read_only=False)
-    volumes, mounts = [volume], [mount]
+    store = store_access(config, read_only=False)
+    volumes, mounts = list(store.volumes), list(store.mounts)
     if spec.source.config_map:
         items = [{"key": spec.source.config_map.key, "path": "data.csv"}]
         volumes.append({"name": "source", "configMap": {"name": spec.source.config_map.name, "items": items}})
@@ -159,7 +155,8 @@ def desired_dataset_check_job(
         owner=owner_reference(kind="Dataset", name=name, uid=uid),
         labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/dataset": name[:63]},
         command="dataset-check",
-        env={**env, REQUEST_ENV: request_env(request), "MLOPS_INPUT_DIR": "/input"},
+        env={**store.env, "HOME": "/tmp", REQUEST_ENV: request_env(request), "MLOPS_INPUT_DIR": "/input"},
+        env_from=store.env_from,
         volumes=volumes,
         mounts=mounts,
         config=config,
@@ -179,7 +176,7 @@ def desired_training_job(
     config: OperatorConfig,
 ) -> dict[str, Any]:
     """The Job that trains TrainingRun `name` on the pinned `dataset` ({name, version, snapshotUri, target})."""
-    volume, mount, env = _store(config, read_only=False)
+    store = store_access(config, read_only=False)
     request = {"namespace": namespace, "run": name, "spec": job_wire(spec), "dataset": dataset}
     resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
     return _job(
@@ -187,9 +184,10 @@ def desired_training_job(
         owner=owner_reference(kind="TrainingRun", name=name, uid=uid),
         labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/training-run": name[:63]},
         command="train",
-        env={**env, REQUEST_ENV: request_env(request)},
-        volumes=[volume],
-        mounts=[mount],
+        env={**store.env, "HOME": "/tmp", REQUEST_ENV: request_env(request)},
+        env_from=store.env_from,
+        volumes=store.volumes,
+        mounts=store.mounts,
         config=config,
         deadline=spec.active_deadline_seconds,
         backoff_limit=spec.backoff_limit,
@@ -229,4 +227,20 @@ def latest_result(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
         result = termination_result(pod)
         if result is not None:
             return result
+    return None
+
+
+# Waiting reasons of a container that will not start by itself soon: a missing Secret or ConfigMap
+# (CreateContainerConfigError: e.g. the artifact store's credentials), an image that cannot be pulled.
+CANNOT_START = ("CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff",
+                "InvalidImageName")  # fmt: skip
+
+
+def pod_cannot_start(pods: list[dict[str, Any]]) -> str | None:
+    """Why the newest pod of a Job cannot start its container, in the kubelet's words; None if it can."""
+    for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)[:1]:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in CANNOT_START:
+                return f"pod {pod['metadata']['name']} cannot start: {waiting['reason']}: {waiting.get('message', '')}"
     return None

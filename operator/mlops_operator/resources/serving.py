@@ -13,6 +13,7 @@ from typing import Any
 from ..api.modeldeployment import ModelDeploymentSpec
 from ..config import OperatorConfig
 from .jobs import child_name, owner_reference, restricted_container_security, restricted_pod_security
+from .store import serving_store_access
 
 SERVER_CONTAINER = "server"
 
@@ -37,6 +38,7 @@ def desired_server_deployment(
     labels = {**selector_labels(md, variant), "mlops.dev/model": model, "mlops.dev/version": version["version"][:63],
               "app.kubernetes.io/managed-by": "mlops-operator"}  # fmt: skip
     server = spec.server
+    store = serving_store_access(version["modelUri"], config)
     container = {
         "name": SERVER_CONTAINER,
         "image": config.image,
@@ -55,10 +57,9 @@ def desired_server_deployment(
             str(server.max_batch_delay_ms),
         ],  # fmt: skip
         "env": [
-            {"name": "MLOPS_STORE_URI", "value": config.store_uri},
-            {"name": "MLOPS_STORE_PATH", "value": config.artifact_mount},
-            {"name": "HOME", "value": "/tmp"},
+            {"name": k, "value": v} for k, v in {**store.env, "HOME": "/tmp", "MLOPS_MODEL_DIR": "/tmp/models"}.items()
         ],
+        **({"envFrom": store.env_from} if store.env_from else {}),
         "ports": [{"name": "http", "containerPort": server.port}],
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 1},
         # A pod scaled away keeps answering until kube-proxy (or a gateway) has dropped its endpoint.
@@ -75,10 +76,7 @@ def desired_server_deployment(
             "periodSeconds": 10,
             "failureThreshold": 3,
         },  # fmt: skip
-        "volumeMounts": [
-            {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "artifacts", "mountPath": config.artifact_mount, "readOnly": True},
-        ],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *store.mounts],
         "securityContext": restricted_container_security(),
     }
     if server.resources:
@@ -111,13 +109,8 @@ def desired_server_deployment(
                     "enableServiceLinks": False,
                     "securityContext": restricted_pod_security(),
                     "containers": [container],
-                    "volumes": [
-                        {"name": "tmp", "emptyDir": {}},
-                        {
-                            "name": "artifacts",
-                            "persistentVolumeClaim": {"claimName": config.artifact_pvc, "readOnly": True},
-                        },
-                    ],  # fmt: skip
+                    # /tmp holds the downloaded model too (from object storage), checked before it loads.
+                    "volumes": [{"name": "tmp", "emptyDir": {}}, *store.volumes],
                 },
             },
         },

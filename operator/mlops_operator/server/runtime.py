@@ -6,11 +6,11 @@ the TrainingRun recorded and every file against the manifest, and everything bel
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import pathlib
-import urllib.parse
 
 from ..storage import ArtifactStore, StoreError
 from ..trainer.modelio import METADATA_FILE, MODEL_FILE, PROFILE_FILE, load_trusted, read_model_files
@@ -19,17 +19,27 @@ from .app import LoadedModel
 log = logging.getLogger("mlops_operator.server")
 
 
-def local_path(uri: str) -> pathlib.Path:
-    """The path of a file:// URI, or of a pvc:// URI inside the store mounted at MLOPS_STORE_PATH."""
+def _store(uri: str) -> ArtifactStore:
+    """The store a URI is in: a file:// URI is its own; otherwise the one MLOPS_STORE_URI configures
+    (s3://, or pvc:// mounted at MLOPS_STORE_PATH)."""
     if uri.startswith("file://"):
-        return pathlib.Path(urllib.parse.urlparse(uri).path)
-    store = ArtifactStore.from_uri(os.environ.get("MLOPS_STORE_URI", ""), os.environ.get("MLOPS_STORE_PATH"))
-    return store.path(uri)
+        return ArtifactStore.from_uri(uri)
+    return ArtifactStore.from_uri(os.environ.get("MLOPS_STORE_URI", ""), os.environ.get("MLOPS_STORE_PATH"))
+
+
+def model_directory(model_uri: str) -> pathlib.Path:
+    """A local directory with the version's files: the mounted store's own, or downloaded from object
+    storage into MLOPS_MODEL_DIR (an emptyDir) — verified by `read_model_files` before anything loads."""
+    scratch = (
+        pathlib.Path(os.environ.get("MLOPS_MODEL_DIR", "/tmp/models"))
+        / hashlib.sha256(model_uri.encode()).hexdigest()[:16]
+    )
+    return _store(model_uri).local_version(model_uri, scratch)
 
 
 def load(model_uri: str, *, expected_sha256: str | None) -> tuple[LoadedModel, dict | None]:
-    """The model and its dataset profile; raises (ModelIntegrityError, OSError, ...) if it must not be served."""
-    directory = local_path(model_uri)
+    """The model and its dataset profile; raises (ModelIntegrityError, StoreError, ...) if it must not be served."""
+    directory = model_directory(model_uri)
     files = read_model_files(directory, expected_sha256=expected_sha256)
     metadata = json.loads(files[METADATA_FILE])
     model = load_trusted(files[MODEL_FILE])
@@ -62,7 +72,8 @@ def _uncovered_profile(dataset_uri: str) -> dict | None:
     if not dataset_uri.endswith("/data.csv"):
         return None
     try:
-        return json.loads(local_path(dataset_uri.removesuffix("data.csv") + PROFILE_FILE).read_text())
+        profile_uri = dataset_uri.removesuffix("data.csv") + PROFILE_FILE
+        return json.loads(_store(profile_uri).read(profile_uri))
     except (OSError, ValueError, StoreError) as error:
         log.warning("no dataset profile for drift (%s): %s", dataset_uri, error)
         return None

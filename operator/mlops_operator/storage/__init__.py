@@ -1,80 +1,83 @@
-"""The artifact store: datasets and models behind URIs (pvc://claim/path, file:///path).
+"""The artifact store: datasets and models behind URIs (s3://bucket/prefix, pvc://claim, file:///path).
 
-Layout: `datasets/<ns>/<name>/<sha256>/…` and `models/<ns>/<model>/<run>/…`. Writes are atomic
-(a temporary sibling renamed into place) and a version, once written, is never overwritten.
+Layout under the store's root: `datasets/<ns>/<name>/<sha256>/…` and `models/<ns>/<model>/<run>/…`.
+A version is a directory of files written once: readers see all of it or none of it, and once
+written it is never overwritten. `local.py` keeps versions on a mounted file system (a temporary
+sibling renamed into place); `s3.py` in object storage (the files, then a publish marker).
 """
 
 from __future__ import annotations
 
-import os
 import pathlib
-import shutil
-import tempfile
 import urllib.parse
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
 
 
 class StoreError(Exception):
-    """A URI the store cannot serve, or an attempt to overwrite a stored version."""
+    """A URI the store cannot serve, a version that is not there, or the store refusing or unreachable;
+    `reason` says which, in one word status can carry (ObjectMissing, AccessDenied, BucketMissing,
+    Unreachable, Unavailable, InvalidUri, ...)."""
+
+    def __init__(self, message: str, *, reason: str = "InvalidUri") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
-@dataclass(frozen=True)
-class ArtifactStore:
-    """A store whose root URI (`pvc://mlops-artifacts` or `file:///data`) is mounted at `root`."""
+class ArtifactStore(ABC):
+    """Where versions live, behind URIs that start with `root_uri`."""
 
     root_uri: str
-    root: pathlib.Path
 
-    @classmethod
-    def from_uri(cls, root_uri: str, mount_path: str | None = None) -> ArtifactStore:
-        """`file:///x` is its own mount; `pvc://claim` needs the path the claim is mounted at."""
+    @staticmethod
+    def from_uri(root_uri: str, mount_path: str | None = None) -> ArtifactStore:
+        """`s3://bucket[/prefix]` (configured from the environment, see s3.py), `file:///x`, or
+        `pvc://claim` mounted at `mount_path`."""
         parsed = urllib.parse.urlparse(root_uri)
+        if parsed.scheme == "s3":
+            from .s3 import S3Store
+
+            return S3Store.from_uri(root_uri)
+        from .local import LocalStore
+
         if parsed.scheme == "file":
-            return cls(root_uri.rstrip("/"), pathlib.Path(parsed.path))
+            return LocalStore(root_uri.rstrip("/"), pathlib.Path(parsed.path))
         if parsed.scheme == "pvc" and parsed.netloc:
             if not mount_path:
                 raise StoreError(f"{root_uri}: a pvc:// store needs the path where the claim is mounted")
-            return cls(root_uri.rstrip("/"), pathlib.Path(mount_path))
-        raise StoreError(f"unsupported artifact store URI {root_uri!r}: use pvc://<claim>[/path] or file:///path")
+            return LocalStore(root_uri.rstrip("/"), pathlib.Path(mount_path))
+        raise StoreError(
+            f"unsupported artifact store URI {root_uri!r}: use s3://<bucket>[/prefix], pvc://<claim> or file:///path"
+        )
 
     def uri(self, relative: str) -> str:
         return f"{self.root_uri}/{relative.strip('/')}"
 
-    def path(self, uri: str) -> pathlib.Path:
-        """The local path of a URI inside this store; refuses URIs of another store or escaping it."""
+    def relative(self, uri: str) -> str:
+        """The path of a URI inside this store; refuses URIs of another store or escaping it."""
         if not (uri == self.root_uri or uri.startswith(self.root_uri + "/")):
             raise StoreError(f"{uri} is not inside the store {self.root_uri}")
         relative = uri[len(self.root_uri) :].strip("/")
-        path = (self.root / relative).resolve()
-        if path != self.root.resolve() and self.root.resolve() not in path.parents:
+        if any(part in ("..", ".") for part in relative.split("/")):
             raise StoreError(f"{uri} escapes the store")
-        return path
+        return relative
 
-    def exists(self, relative: str) -> bool:
-        return (self.root / relative).exists()
+    @abstractmethod
+    def has_version(self, relative: str) -> bool:
+        """Whether the version at `relative` is written (all of it)."""
 
+    @abstractmethod
     def write_version(self, relative: str, files: dict[str, bytes]) -> str:
-        """Write a directory of files atomically; an existing version is kept as it is. Returns its URI."""
-        target = self.root / relative
-        if target.exists():
-            return self.uri(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            for name, content in files.items():
-                (staging / name).write_bytes(content)
-                with open(staging / name, "rb") as handle:
-                    os.fsync(handle.fileno())
-            staging.chmod(0o755)
-            try:
-                os.rename(staging, target)  # atomic; fails if another writer got there first
-            except OSError:
-                if not target.exists():
-                    raise
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-        return self.uri(relative)
+        """Write a version's files so readers see all or none; an existing version is kept as it is.
+        Returns its URI."""
+
+    @abstractmethod
+    def read(self, uri: str) -> bytes:
+        """One file of a written version, by its URI (`<version uri>/<name>`)."""
+
+    @abstractmethod
+    def local_version(self, uri: str, scratch: pathlib.Path) -> pathlib.Path:
+        """A local directory holding the version's files: the store's own (mounted), or a copy
+        downloaded into `scratch`."""
 
 
 def dataset_prefix(namespace: str, name: str, version: str) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 from ..api.estimators import task_of
 from ..api.trainingrun import TrainingRunSpec
 from ..data.table import TableError, parse_csv
-from ..storage import ArtifactStore, model_prefix
+from ..storage import ArtifactStore, StoreError, model_prefix
 from .metrics import evaluate
 from .modelio import MANIFEST, METADATA_FILE, MODEL_FILE, PROFILE_FILE, dump_model, manifest_bytes, sha256_hex
 from .pipeline import PermanentTrainingError, build_pipeline
@@ -27,10 +27,13 @@ PRIMARY_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
 def load_dataset(store: ArtifactStore, *, snapshot_uri: str, version: str, target: str, task: str):
     """Features, labels and feature names of a stored dataset version, after checking its sha256."""
-    data = store.path(snapshot_uri).read_bytes()
+    data = store.read(snapshot_uri)
     if "sha256:" + hashlib.sha256(data).hexdigest() != version:
         raise PermanentTrainingError(f"the snapshot at {snapshot_uri} does not match dataset version {version}")
-    table = parse_csv(data)
+    try:
+        table = parse_csv(data)
+    except TableError as error:
+        raise PermanentTrainingError(f"the snapshot at {snapshot_uri} is not a CSV table: {error}") from None
     features = [h for h in table.header if h != target]
     try:
         x = table.numeric_matrix(features)
@@ -47,7 +50,7 @@ def run_training(request: dict[str, Any], store: ArtifactStore) -> dict[str, Any
     task = task_of(spec.model.estimator)
     dataset = request["dataset"]
     prefix = model_prefix(request["namespace"], spec.model.name, request["run"])
-    if store.exists(f"{prefix}/{METADATA_FILE}"):  # a retried pod after the model was stored: report it
+    if store.has_version(prefix):  # a retried pod after the model was stored: report it
         return _stored_result(store, prefix, task)
 
     from sklearn.model_selection import train_test_split
@@ -113,17 +116,22 @@ def _dataset_profile(store: ArtifactStore, snapshot_uri: str) -> bytes | None:
     if not snapshot_uri.endswith("/data.csv"):
         return None
     try:
-        return store.path(snapshot_uri.removesuffix("data.csv") + PROFILE_FILE).read_bytes()
-    except OSError:
-        return None
+        return store.read(snapshot_uri.removesuffix("data.csv") + PROFILE_FILE)
+    except StoreError as error:
+        if error.reason == "ObjectMissing":
+            return None
+        raise
 
 
 def _stored_result(store: ArtifactStore, prefix: str, task: str) -> dict[str, Any]:
-    directory = store.root / prefix
-    metadata = json.loads((directory / METADATA_FILE).read_bytes())
-    manifest = directory / MANIFEST
-    # a version stored before MANIFEST.json: its checksum is model.skops's own, as it was recorded then
-    sha256 = sha256_hex(manifest.read_bytes()) if manifest.exists() else metadata["sha256"]
+    metadata = json.loads(store.read(store.uri(f"{prefix}/{METADATA_FILE}")))
+    try:
+        sha256 = sha256_hex(store.read(store.uri(f"{prefix}/{MANIFEST}")))
+    except StoreError as error:
+        if error.reason != "ObjectMissing":
+            raise
+        # a version stored before MANIFEST.json: its checksum is model.skops's own, as it was recorded then
+        sha256 = metadata["sha256"]
     return {
         "ok": True,
         "metrics": metadata["metrics"],

@@ -1,0 +1,106 @@
+"""The cluster's certificate authority, the certificates it signs (with openssl) and kubeconfigs using them."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+
+from settings import KUBERNETES_SERVICE_IP, NODE_NAME, PKI
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def _ec_key(path: pathlib.Path) -> None:
+    if not path.exists():
+        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path))
+        path.chmod(0o600)
+
+
+def _issue_cert(name: str, *, subject: str, usage: str, sans: list[str] | None = None) -> None:
+    """A key and a certificate signed by the cluster CA, unless both exist."""
+    key, crt = PKI / f"{name}.key", PKI / f"{name}.crt"
+    if key.exists() and crt.exists():
+        return
+    _ec_key(key)
+    ext = PKI / f"{name}.ext"
+    lines = [
+        "basicConstraints=CA:FALSE",
+        "keyUsage=critical,digitalSignature,keyEncipherment",
+        f"extendedKeyUsage={usage}",
+    ]
+    if sans:
+        lines.append("subjectAltName=" + ",".join(sans))
+    ext.write_text("\n".join(lines) + "\n")
+    csr = PKI / f"{name}.csr"
+    _openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(PKI / "ca.crt"), "-CAkey", str(PKI / "ca.key"),
+        "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(crt),
+    )  # fmt: skip
+    csr.unlink()
+    ext.unlink()
+
+
+def ensure_pki(ip: str) -> None:
+    PKI.mkdir(parents=True, exist_ok=True)
+    if not (PKI / "ca.crt").exists():
+        _ec_key(PKI / "ca.key")
+        _openssl(
+            "req", "-x509", "-new", "-key", str(PKI / "ca.key"), "-subj", "/CN=mlops-localcluster-ca",
+            "-days", "3650", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", str(PKI / "ca.crt"),
+        )  # fmt: skip
+    sans = [
+        "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
+        "DNS:kubernetes.default.svc.cluster.local", "DNS:localhost",
+        "IP:127.0.0.1", f"IP:{KUBERNETES_SERVICE_IP}", f"IP:{ip}",
+    ]  # fmt: skip
+    _issue_cert("apiserver", subject="/CN=kube-apiserver", usage="serverAuth", sans=sans)
+    _issue_cert("admin", subject="/O=system:masters/CN=mlops-admin", usage="clientAuth")
+    _issue_cert("controller-manager", subject="/CN=system:kube-controller-manager", usage="clientAuth")
+    _issue_cert("scheduler", subject="/CN=system:kube-scheduler", usage="clientAuth")
+    _issue_cert(
+        "apiserver-kubelet-client",
+        subject="/O=system:masters/CN=kube-apiserver-kubelet-client",
+        usage="clientAuth",
+    )
+    _issue_cert("kubelet", subject=f"/O=system:nodes/CN=system:node:{NODE_NAME}", usage="clientAuth")
+    _issue_cert(
+        "kubelet-serving",
+        subject=f"/O=system:nodes/CN=system:node:{NODE_NAME}",
+        usage="serverAuth",
+        sans=[f"DNS:{NODE_NAME}", "DNS:localhost", "IP:127.0.0.1", f"IP:{ip}"],
+    )
+    _issue_cert("kube-proxy", subject="/CN=system:kube-proxy", usage="clientAuth")
+    _ec_key(PKI / "sa.key")
+    if not (PKI / "sa.pub").exists():
+        _openssl("pkey", "-in", str(PKI / "sa.key"), "-pubout", "-out", str(PKI / "sa.pub"))
+
+
+def write_kubeconfig(path: pathlib.Path, *, cert: str, server: str) -> None:
+    """A kubeconfig authenticating with a client certificate of the cluster CA (YAML is JSON's superset)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "mlops-local",
+                "cluster": {"server": server, "certificate-authority": str(PKI / "ca.crt")},
+            }
+        ],
+        "users": [
+            {
+                "name": cert,
+                "user": {
+                    "client-certificate": str(PKI / f"{cert}.crt"),
+                    "client-key": str(PKI / f"{cert}.key"),
+                },
+            }
+        ],
+        "contexts": [{"name": "mlops-local", "context": {"cluster": "mlops-local", "user": cert}}],
+        "current-context": "mlops-local",
+    }
+    path.write_text(json.dumps(config, indent=2) + "\n")

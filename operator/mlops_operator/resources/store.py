@@ -1,0 +1,57 @@
+"""How the operator's pods reach the artifact store: the namespace's claim mounted, or object storage
+through the environment boto3 reads (no volume, so pods can run on any node). Pure, table-tested."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import OperatorConfig
+
+CA_MOUNT = "/etc/mlops/s3-ca"
+
+
+@dataclass(frozen=True)
+class StoreAccess:
+    env: dict[str, str]
+    env_from: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def store_access(config: OperatorConfig, *, read_only: bool) -> StoreAccess:
+    """What a Job or server container needs to read (and, unless `read_only`, write) the store."""
+    if not config.uses_object_store:
+        return StoreAccess(
+            env={"MLOPS_STORE_URI": config.store_uri, "MLOPS_STORE_PATH": config.artifact_mount},
+            volumes=[{"name": "artifacts",
+                      "persistentVolumeClaim": {"claimName": config.artifact_pvc, "readOnly": read_only}}],
+            mounts=[{"name": "artifacts", "mountPath": config.artifact_mount, "readOnly": read_only}],
+        )  # fmt: skip
+    env = {"MLOPS_STORE_URI": config.store_uri, "MLOPS_S3_ADDRESSING": config.s3_addressing}
+    if config.s3_endpoint:
+        env["AWS_ENDPOINT_URL"] = config.s3_endpoint
+    if config.s3_region:
+        env["AWS_REGION"] = config.s3_region
+    env_from = [{"secretRef": {"name": config.s3_credentials_secret}}] if config.s3_credentials_secret else []
+    volumes, mounts = [], []
+    if config.s3_ca_configmap:
+        env["AWS_CA_BUNDLE"] = f"{CA_MOUNT}/ca.crt"
+        volumes.append({"name": "s3-ca", "configMap": {"name": config.s3_ca_configmap, "items": [
+            {"key": "ca.crt", "path": "ca.crt"}]}})  # fmt: skip
+        mounts.append({"name": "s3-ca", "mountPath": CA_MOUNT, "readOnly": True})
+    return StoreAccess(env=env, env_from=env_from, volumes=volumes, mounts=mounts)
+
+
+def serving_store_access(model_uri: str, config: OperatorConfig) -> StoreAccess:
+    """A model server reads the store its model's URI is in, whatever the store for new artifacts is
+    now (a namespace moved to a bucket keeps serving the models stored on its claim)."""
+    if model_uri.startswith("pvc://"):
+        claim = model_uri.removeprefix("pvc://").split("/", 1)[0]
+        return store_access(dataclasses.replace(config, artifact_store="", artifact_pvc=claim), read_only=True)
+    if model_uri.startswith("s3://"):
+        inside = config.uses_object_store and model_uri.startswith(config.store_uri + "/")
+        root = config.store_uri if inside else "s3://" + model_uri.removeprefix("s3://").split("/", 1)[0]
+        return store_access(dataclasses.replace(config, artifact_store=root), read_only=True)
+    return store_access(config, read_only=True)

@@ -1,0 +1,152 @@
+"""Versions in S3-compatible object storage, through boto3.
+
+Configured from the environment of the pod (the chart and the operator set it for its Jobs and
+servers): `MLOPS_STORE_URI=s3://bucket[/prefix]`; boto3's own `AWS_ENDPOINT_URL`, `AWS_REGION`,
+`AWS_CA_BUNDLE` and credentials (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` from a Secret, or the
+pod's web identity or instance role); `MLOPS_S3_ADDRESSING` = `path`, `virtual` or `auto` (default).
+
+Write-then-publish: a version's files are written first, then its index `.published` (the names of
+its files) with `If-None-Match: *`, so the first writer to publish wins and a published version is
+never written again. Readers look at the index only: a version without one does not exist yet, and
+files a losing writer left beside it are never read. What a version's files hold is checked by the
+readers themselves (dataset sha256, the model's MANIFEST.json).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ArtifactStore, StoreError
+
+INDEX = ".published"
+
+
+def client_from_env() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    addressing = os.environ.get("MLOPS_S3_ADDRESSING", "auto")
+    config = Config(
+        s3={"addressing_style": addressing if addressing in ("path", "virtual") else "auto"},
+        connect_timeout=5,
+        read_timeout=30,
+        retries={"max_attempts": 3, "mode": "standard"},
+        # Checksums only where S3 requires them: S3-compatible servers differ in the newer ones.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    # A session of its own: boto3's default session keeps the credentials it found first.
+    return boto3.session.Session().client("s3", region_name=region, config=config)
+
+
+@dataclass(frozen=True)
+class S3Store(ArtifactStore):
+    root_uri: str  # s3://bucket[/prefix]
+    bucket: str
+    prefix: str
+    client: Any = field(repr=False, compare=False)
+
+    @classmethod
+    def from_uri(cls, root_uri: str, client: Any = None) -> S3Store:
+        parsed = urllib.parse.urlparse(root_uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise StoreError(f"{root_uri!r} is not an s3://<bucket>[/prefix] URI")
+        prefix = parsed.path.strip("/")
+        return cls(root_uri.rstrip("/"), parsed.netloc, prefix, client or client_from_env())
+
+    def _key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative.strip('/')}" if self.prefix else relative.strip("/")
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def has_version(self, relative: str) -> bool:
+        return self._exists(self._key(f"{relative}/{INDEX}"))
+
+    def write_version(self, relative: str, files: dict[str, bytes]) -> str:
+        index_key = self._key(f"{relative}/{INDEX}")
+        if self._exists(index_key):
+            return self.uri(relative)
+        for name, content in files.items():
+            self._call("put_object", self._key(f"{relative}/{name}"), Body=content)
+        index = json.dumps({"files": sorted(files)}).encode()
+        try:
+            self._call("put_object", index_key, Body=index, IfNoneMatch="*")
+        except StoreError as failure:
+            if failure.reason == "PreconditionFailed":
+                return self.uri(relative)  # another writer published first: its version stands
+            if failure.reason != "NotImplemented":
+                raise
+            if not self._exists(index_key):  # a server without conditional writes: check, then write
+                self._call("put_object", index_key, Body=index)
+        return self.uri(relative)
+
+    def read(self, uri: str) -> bytes:
+        response = self._call("get_object", self._key(self.relative(uri)))
+        return response["Body"].read()
+
+    def local_version(self, uri: str, scratch: pathlib.Path) -> pathlib.Path:
+        relative = self.relative(uri)
+        try:
+            index = json.loads(self.read(self.uri(f"{relative}/{INDEX}")))
+        except StoreError as failure:
+            if failure.reason == "ObjectMissing":
+                raise StoreError(f"{uri} is not a published version (no {INDEX})", reason="ObjectMissing") from None
+            raise
+        scratch.mkdir(parents=True, exist_ok=True)
+        for name in index["files"]:
+            if "/" in name or name in ("", ".", ".."):
+                raise StoreError(f"{uri}: the version index names {name!r}, not a file of the version")
+            (scratch / name).write_bytes(self.read(self.uri(f"{relative}/{name}")))
+        return scratch
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self._call("head_object", key)
+        except StoreError as failure:
+            if failure.reason == "ObjectMissing":
+                return False
+            raise
+        return True
+
+    def _call(self, operation: str, key: str, **kwargs: Any) -> Any:
+        """One request to the store; every failure becomes a StoreError that names the object and the cause."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, Key=key, **kwargs)
+        except ClientError as error:
+            raise _client_failure(error, self._where(key), self.bucket) from None
+        except NoCredentialsError:
+            raise StoreError(
+                f"no credentials for {self._where(key)}: give the pod a Secret with AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or a role",
+                reason="AccessDenied",
+            ) from None
+        except BotoCoreError as error:  # connection refused, timeouts, TLS, endpoint resolution
+            endpoint = getattr(self.client.meta, "endpoint_url", "?")
+            raise StoreError(f"the object store at {endpoint} is unreachable: {error}", reason="Unreachable") from None
+
+
+def _client_failure(error: Any, where: str, bucket: str) -> StoreError:
+    details = error.response.get("Error") or {}
+    code = str(details.get("Code") or "")
+    status = (error.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    message = details.get("Message") or code
+    if code == "NoSuchBucket":
+        return StoreError(f"the bucket {bucket} does not exist (reading {where})", reason="BucketMissing")
+    if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+        return StoreError(f"{where} does not exist", reason="ObjectMissing")
+    if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden") or status == 403:
+        return StoreError(f"access to {where} denied ({code}): check the store's credentials", reason="AccessDenied")
+    if code == "PreconditionFailed" or status == 412:
+        return StoreError(f"{where} exists already", reason="PreconditionFailed")
+    if code == "NotImplemented" or status == 501:
+        return StoreError(f"the store does not implement this request for {where}: {message}", reason="NotImplemented")
+    return StoreError(f"the store answered {code or status} for {where}: {message}", reason="Unavailable")

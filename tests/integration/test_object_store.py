@@ -1,0 +1,174 @@
+"""The artifact store in object storage (the cluster's S3 server, VersityGW), and its faults: wrong or
+missing credentials, a missing bucket, a tampered model object, the store down while a server restarts;
+and the claim store, which stays supported beside it.
+
+The rest of the suite runs on the S3 store too (`make deploy` configures it, as a real cluster would):
+every Dataset, TrainingRun and ModelDeployment there has no volume in its namespace."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from mlops_operator.config import STORE_ANNOTATION
+from support import (
+    REPO,
+    STATE,
+    Kubectl,
+    artifact_path,
+    condition,
+    s3_env,
+    training_run_manifest,
+    wait_for,
+    wait_phase,
+)
+
+pytestmark = pytest.mark.usefixtures("operator")
+CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
+DATASET = (REPO / "examples/dataset-iris.yaml").read_text()
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
+
+
+def _secret(cluster: Kubectl, namespace: str, *, secret_key: str) -> None:
+    env = s3_env()
+    cluster.run("create", "secret", "generic", "mlops-s3", "-n", namespace,
+                f"--from-literal=AWS_ACCESS_KEY_ID={env['AWS_ACCESS_KEY_ID']}",
+                f"--from-literal=AWS_SECRET_ACCESS_KEY={secret_key}")  # fmt: skip
+
+
+def _failed_check(cluster: Kubectl, namespace: str) -> dict:
+    ds = wait_phase(cluster, "dataset", "iris", namespace, ("Failed", "Ready"), timeout=120)
+    assert ds["status"]["phase"] == "Failed", ds["status"]
+    return condition(ds, "Ready")
+
+
+def test_the_lifecycle_keeps_nothing_on_a_volume(cluster: Kubectl, ns: str) -> None:
+    """A Dataset, a TrainingRun and a served model in a namespace with no claim: everything is in the bucket."""
+    cluster.apply(DATASET, ns)
+    ds = wait_phase(cluster, "dataset", "iris", ns, ("Ready",), timeout=120)["status"]
+    bucket = s3_env()["MLOPS_S3_BUCKET"]
+    assert ds["snapshotUri"].startswith(f"s3://{bucket}/artifacts/datasets/{ns}/iris/"), ds["snapshotUri"]
+    cluster.apply(training_run_manifest("iris-a", "sklearn.linear_model.LogisticRegression"), ns)
+    run = wait_phase(cluster, "trainingrun", "iris-a", ns, ("Succeeded",), timeout=180)["status"]
+    assert run["model"]["uri"] == f"s3://{bucket}/artifacts/models/{ns}/iris/iris-a"
+    assert artifact_path(ns, run["model"]["uri"] + "/MANIFEST.json").exists(), "the model is in the bucket"
+    cluster.apply(json.dumps({"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment",
+                              "metadata": {"name": "iris"},
+                              "spec": {"model": {"name": "iris"}, "replicas": 2,
+                                       "postPromotion": {"enabled": False}}}), ns)  # fmt: skip
+    wait_phase(cluster, "modeldeployment", "iris", ns, ("Healthy",), timeout=120)
+    assert cluster.json("get", "pvc", "-n", ns)["items"] == [], "no claim in the namespace"
+    for pod in cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]:
+        volumes = {v["name"] for v in pod["spec"]["volumes"]}
+        assert volumes == {"tmp"}, f"{pod['metadata']['name']} mounts {volumes}"
+    wait_for(lambda: _predict(cluster, ns, "iris"), timeout=60, what="predictions through the new Service")
+
+
+def _predict(cluster: Kubectl, ns: str, name: str) -> list | None:
+    ip = cluster.get("service", name, ns)["spec"]["clusterIP"]
+    body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"http://{ip}/v2/models/iris/infer", data=body),
+                                    timeout=5) as response:  # fmt: skip
+            return json.load(response)["outputs"][0]["data"]
+    except OSError:
+        return None
+
+
+def test_a_server_restarted_while_the_store_is_down_stays_unready_and_the_others_serve(cluster, ns) -> None:
+    pods = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]
+    assert len(pods) == 2, [p["metadata"]["name"] for p in pods]
+    stop = subprocess.run([*CLUSTER, "stop", "s3"], capture_output=True, text=True)
+    assert stop.returncode == 0, stop.stderr
+    try:
+        victim = pods[0]["metadata"]["name"]
+        cluster.run("delete", "pod", victim, "-n", ns, "--wait=false")
+
+        def replacement() -> dict | None:
+            live = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]
+            new = [p for p in live if p["metadata"]["name"] not in {x["metadata"]["name"] for x in pods}]
+            running = new and ((new[0]["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get("running")
+            return new[0] if running else None
+
+        new = wait_for(replacement, timeout=60, what="the replacement server pod started")["metadata"]["name"]
+        log = wait_for(lambda: "cannot fetch" in (out := cluster.run("logs", new, "-n", ns, check=False).stdout)
+                       and out, timeout=60, what="the replacement to say it cannot fetch its model")  # fmt: skip
+        assert "unreachable" in log and "retrying" in log, log[-1500:]
+        ready = cluster.get("pod", new, ns)["status"].get("conditions") or []
+        assert not any(c["type"] == "Ready" and c["status"] == "True" for c in ready), "ready without a model"
+        answered = [_predict(cluster, ns, "iris") for _ in range(20)]
+        assert all(a is not None for a in answered), "the pod still serving failed requests"
+    finally:
+        start = subprocess.run([*CLUSTER, "start", "s3"], capture_output=True, text=True)
+        assert start.returncode == 0, start.stderr
+
+    def both_ready() -> bool:
+        live = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]
+        return len(live) == 2 and all(any(c["type"] == "Ready" and c["status"] == "True"
+                                          for c in p["status"].get("conditions") or []) for p in live)  # fmt: skip
+
+    wait_for(both_ready, timeout=90, what="the replacement serving once the store is back")
+
+
+def test_a_tampered_model_object_is_refused_and_the_canary_rolled_back(cluster: Kubectl, ns: str) -> None:
+    cluster.apply(training_run_manifest("iris-b", "sklearn.linear_model.LogisticRegression", params={"C": 0.5},
+                                        promotion={"policy": "manual"}), ns)  # fmt: skip
+    run = wait_phase(cluster, "trainingrun", "iris-b", ns, ("Succeeded",), timeout=180)["status"]
+    stored = artifact_path(ns, run["model"]["uri"] + "/model.skops")
+    stored.write_bytes(stored.read_bytes() + b"tampered")  # in the bucket, behind the server's back
+    cluster.run("patch", "modeldeployment", "iris", "-n", ns, "--type=merge", "-p", json.dumps({"spec": {
+        "model": {"name": None, "trainingRun": "iris-b"}, "progressDeadlineSeconds": 20,
+        "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}}))  # fmt: skip
+    status = wait_for(lambda: (s := cluster.get("modeldeployment", "iris", ns)["status"]).get("degraded") and s,
+                      timeout=120, what="the rollback of the tampered version")  # fmt: skip
+    assert status["degraded"]["reason"] == "ProgressDeadlineExceeded", status["degraded"]
+    assert status["stable"]["version"] == "iris-a" and "iris-b" in status["failedVersions"]
+    canary = [
+        p["metadata"]["name"]
+        for p in cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris,mlops.dev/variant=canary")[
+            "items"
+        ]
+    ]
+    logs = "".join(cluster.run("logs", p, "-n", ns, check=False).stdout for p in canary)
+    assert not canary or "refusing to serve" in logs, logs[-1500:]
+
+
+@pytest.mark.parametrize(
+    ("case", "reason", "words"),
+    [
+        ("wrong-secret", "ArtifactStoreAccessDenied", "check the store's credentials"),
+        ("no-secret", "PodCannotStart", 'secret "mlops-s3" not found'),
+        ("no-bucket", "ArtifactStoreBucketMissing", "the bucket no-such-bucket does not exist"),
+        ("bad-annotation", "ArtifactStoreMissing", f"the namespace annotation {STORE_ANNOTATION}="),
+    ],
+)
+def test_a_store_the_pods_cannot_use_fails_the_check_saying_why(cluster, store_namespace, case, reason, words) -> None:
+    with store_namespace("s3" if case == "no-bucket" else "none") as namespace:
+        if case == "wrong-secret":
+            _secret(cluster, namespace, secret_key="not-the-secret")
+        elif case == "no-bucket":
+            cluster.run("annotate", "namespace", namespace, f"{STORE_ANNOTATION}=s3://no-such-bucket/x")
+        elif case == "bad-annotation":
+            cluster.run("annotate", "namespace", namespace, f"{STORE_ANNOTATION}=gs://elsewhere")
+        cluster.apply(DATASET, namespace)
+        ready = _failed_check(cluster, namespace)
+        assert ready["reason"] == reason, ready
+        assert words in ready["message"], ready["message"]
+        if case in ("wrong-secret", "no-bucket"):
+            assert "datasets/" in ready["message"], f"the message does not name the object: {ready['message']}"
+
+
+def test_the_claim_store_still_works_beside_object_storage(cluster: Kubectl, store_namespace) -> None:
+    """A namespace annotated pvc://mlops-artifacts keeps its artifacts on its claim."""
+    with store_namespace("pvc") as namespace:
+        cluster.apply(DATASET, namespace)
+        ds = wait_phase(cluster, "dataset", "iris", namespace, ("Ready",), timeout=120)["status"]
+        assert ds["snapshotUri"].startswith(f"pvc://mlops-artifacts/datasets/{namespace}/iris/")
+        cluster.apply(training_run_manifest("iris-a", "sklearn.linear_model.LogisticRegression"), namespace)
+        run = wait_phase(cluster, "trainingrun", "iris-a", namespace, ("Succeeded",), timeout=180)["status"]
+        assert run["model"]["uri"].startswith("pvc://mlops-artifacts/models/"), run["model"]
+        assert (STATE / "volumes" / namespace / "mlops-artifacts" / "models").is_dir()

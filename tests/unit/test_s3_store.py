@@ -1,0 +1,144 @@
+"""The S3 artifact store against a real S3 server (VersityGW on loopback): versions are written once,
+readers see all of a version or none of it, and every failure names the object and its cause."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+
+from mlops_operator.storage import ArtifactStore, StoreError
+from mlops_operator.storage.s3 import INDEX, S3Store
+from support.s3server import S3Server, s3_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[S3Server]:
+    root = tmp_path_factory.mktemp("s3") / "data"
+    root.mkdir()
+    with s3_server(root) as running:
+        yield running
+
+
+@pytest.fixture
+def store(server: S3Server, monkeypatch, request) -> S3Store:
+    """A store configured the way a pod is: from the environment."""
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = server.bucket("artifacts")
+    made = ArtifactStore.from_uri(f"s3://{bucket}/team-a/{request.node.name[:40]}")
+    assert isinstance(made, S3Store)
+    return made
+
+
+def test_a_version_is_written_read_and_downloaded_whole(store: S3Store, tmp_path: pathlib.Path) -> None:
+    files = {"data.csv": b"a,b\n1,2\n", "profile.json": b"{}"}
+    uri = store.write_version("datasets/ns/iris/abc", files)
+    assert uri == f"{store.root_uri}/datasets/ns/iris/abc" and store.has_version("datasets/ns/iris/abc")
+    assert store.read(f"{uri}/data.csv") == files["data.csv"]
+    local = store.local_version(uri, tmp_path / "copy")
+    assert {p.name: p.read_bytes() for p in local.iterdir()} == files, "the download holds exactly the version"
+
+
+def test_a_written_version_is_never_overwritten(store: S3Store) -> None:
+    uri = store.write_version("models/ns/iris/run-1", {"model.skops": b"first"})
+    again = store.write_version("models/ns/iris/run-1", {"model.skops": b"second", "extra": b"x"})
+    assert again == uri and store.read(f"{uri}/model.skops") == b"first"
+    with pytest.raises(StoreError) as missing:
+        store.read(f"{uri}/extra")
+    assert missing.value.reason == "ObjectMissing"
+
+
+def test_the_server_refuses_a_second_publish(store: S3Store) -> None:
+    """The publish step relies on If-None-Match: * (the first writer wins a race): the real server honours it."""
+    store.write_version("v", {"f": b"1"})
+    key = f"{store.prefix}/v/{INDEX}"
+    with pytest.raises(Exception) as refused:
+        store.client.put_object(Bucket=store.bucket, Key=key, Body=b"{}", IfNoneMatch="*")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412, refused.value
+    assert json.loads(store.read(store.uri(f"v/{INDEX}"))) == {"files": ["f"]}
+
+
+def test_files_without_a_published_index_are_no_version(store: S3Store, tmp_path: pathlib.Path) -> None:
+    """A writer that died before publishing left files: readers do not see a version."""
+    store.client.put_object(Bucket=store.bucket, Key=f"{store.prefix}/half/model.skops", Body=b"partial")
+    assert not store.has_version("half")
+    with pytest.raises(StoreError, match="not a published version") as missing:
+        store.local_version(store.uri("half"), tmp_path / "x")
+    assert missing.value.reason == "ObjectMissing"
+    # A later writer publishes its own complete version over the leftovers.
+    store.write_version("half", {"model.skops": b"whole", "metadata.json": b"{}"})
+    local = store.local_version(store.uri("half"), tmp_path / "y")
+    assert sorted(p.name for p in local.iterdir()) == ["metadata.json", "model.skops"]
+    assert (local / "model.skops").read_bytes() == b"whole"
+
+
+def test_only_files_the_index_names_are_downloaded(store: S3Store, tmp_path: pathlib.Path) -> None:
+    uri = store.write_version("m", {"model.skops": b"m"})
+    store.client.put_object(Bucket=store.bucket, Key=f"{store.prefix}/m/stray", Body=b"left by a losing writer")
+    assert [p.name for p in store.local_version(uri, tmp_path / "m").iterdir()] == ["model.skops"]
+
+
+def test_uris_of_another_store_or_escaping_it_are_refused(store: S3Store) -> None:
+    for uri in ("s3://other-bucket/team-a/x", f"{store.root_uri}/../escape", f"{store.root_uri}x/y", "file:///etc"):
+        with pytest.raises(StoreError):
+            store.read(uri)
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason", "words"),
+    [
+        ("wrong-secret", "AccessDenied", "check the store's credentials"),
+        ("no-bucket", "BucketMissing", "the bucket no-such-bucket does not exist"),
+        ("unreachable", "Unreachable", "is unreachable"),
+    ],
+)
+def test_store_failures_name_the_object_and_the_cause(server: S3Server, monkeypatch, setup, reason, words) -> None:
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = server.bucket("artifacts")
+    if setup == "wrong-secret":
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    elif setup == "no-bucket":
+        bucket = "no-such-bucket"
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    store = ArtifactStore.from_uri(f"s3://{bucket}/p")
+    with pytest.raises(StoreError) as failed:
+        store.write_version("datasets/ns/d/v1", {"data.csv": b"x"})
+    assert failed.value.reason == reason, failed.value
+    assert words in str(failed.value) and (setup == "unreachable" or f"s3://{bucket}/p/datasets" in str(failed.value))
+
+
+def test_a_dataset_trained_and_served_from_object_storage(store: S3Store, tmp_path: pathlib.Path, monkeypatch) -> None:
+    """Check → train → the server's download: the model's checksums verified on the downloaded copy,
+    and a tampered object in the bucket refused."""
+    from mlops_operator.api.dataset import DatasetSpec
+    from mlops_operator.data.check import run_check
+    from mlops_operator.server.runtime import load
+    from mlops_operator.trainer.modelio import ModelIntegrityError
+    from mlops_operator.trainer.train import run_training
+
+    spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
+    ds = run_check(spec, namespace="ns", name="iris", store=store, input_dir=tmp_path)
+    assert ds["ok"] and ds["snapshotUri"].startswith(f"{store.root_uri}/datasets/ns/iris/")
+    request = {"namespace": "ns", "run": "iris-v1",
+               "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"],
+                           "target": "target"},
+               "spec": {"datasetRef": {"name": "iris"},
+                        "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression"}}}  # fmt: skip
+    result = run_training(request, store)
+    assert result["ok"] and result["modelUri"] == f"{store.root_uri}/models/ns/iris/iris-v1"
+    assert run_training(request, store) == result, "a retried pod reports the stored version"
+
+    monkeypatch.setenv("MLOPS_STORE_URI", store.root_uri)
+    monkeypatch.setenv("MLOPS_MODEL_DIR", str(tmp_path / "models"))
+    loaded, profile = load(result["modelUri"], expected_sha256=result["sha256"])
+    assert loaded.version == "iris-v1" and profile is not None
+    key = f"{store.prefix}/models/ns/iris/iris-v1/metadata.json"
+    store.client.put_object(Bucket=store.bucket, Key=key, Body=b'{"edited": true}')
+    monkeypatch.setenv("MLOPS_MODEL_DIR", str(tmp_path / "models-again"))
+    with pytest.raises(ModelIntegrityError):
+        load(result["modelUri"], expected_sha256=result["sha256"])

@@ -1,0 +1,116 @@
+"""How the operator's pods reach the artifact store (pure): a claim mounted, or object storage through
+boto3's environment; per namespace; and a Job's pod that cannot start said in words."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mlops_operator.config import STORE_ANNOTATION, OperatorConfig
+from mlops_operator.controllers.cache import ObjectCache
+from mlops_operator.controllers.watches import objects_to_wake
+from mlops_operator.resources.jobs import desired_training_job, pod_cannot_start
+from mlops_operator.resources.store import serving_store_access, store_access
+
+S3 = OperatorConfig(artifact_store="s3://ml-artifacts/prod", s3_endpoint="http://s3.local:9000", s3_region="eu-1",
+                    s3_addressing="path", s3_credentials_secret="mlops-s3")  # fmt: skip
+
+
+def test_object_storage_needs_no_volume_only_environment() -> None:
+    access = store_access(S3, read_only=False)
+    assert access.volumes == [] and access.mounts == []
+    assert access.env == {"MLOPS_STORE_URI": "s3://ml-artifacts/prod", "MLOPS_S3_ADDRESSING": "path",
+                          "AWS_ENDPOINT_URL": "http://s3.local:9000", "AWS_REGION": "eu-1"}  # fmt: skip
+    assert access.env_from == [{"secretRef": {"name": "mlops-s3"}}]
+
+
+def test_without_a_secret_the_pods_use_their_own_identity_and_a_private_ca_is_mounted() -> None:
+    access = store_access(dataclasses.replace(S3, s3_credentials_secret="", s3_ca_configmap="corp-ca"), read_only=True)
+    assert access.env_from == []
+    assert access.env["AWS_CA_BUNDLE"] == "/etc/mlops/s3-ca/ca.crt"
+    assert access.volumes == [{"name": "s3-ca", "configMap": {"name": "corp-ca", "items": [
+        {"key": "ca.crt", "path": "ca.crt"}]}}]  # fmt: skip
+
+
+def test_the_claim_store_mounts_the_claim() -> None:
+    access = store_access(OperatorConfig(), read_only=True)
+    assert access.env == {"MLOPS_STORE_URI": "pvc://mlops-artifacts", "MLOPS_STORE_PATH": "/artifacts"}
+    assert access.volumes[0]["persistentVolumeClaim"] == {"claimName": "mlops-artifacts", "readOnly": True}
+
+
+@pytest.mark.parametrize(
+    ("model_uri", "config", "store_uri", "claim"),
+    [
+        ("s3://ml-artifacts/prod/models/ns/iris/r1", S3, "s3://ml-artifacts/prod", None),
+        # Stored on a claim before the namespace moved to a bucket: still read from the claim.
+        ("pvc://old-claim/models/ns/iris/r0", S3, "pvc://old-claim", "old-claim"),
+        # In another bucket (the store's prefix changed since): that bucket, same credentials.
+        ("s3://archive/models/ns/iris/r0", S3, "s3://archive", None),
+        ("s3://ml-artifacts/models/ns/iris/r2", OperatorConfig(), "s3://ml-artifacts", None),
+    ],
+)
+def test_a_server_reads_the_store_its_model_is_in(model_uri, config, store_uri, claim) -> None:
+    access = serving_store_access(model_uri, config)
+    assert access.env["MLOPS_STORE_URI"] == store_uri
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in access.volumes if "persistentVolumeClaim" in v]
+    assert claims == ([claim] if claim else [])
+
+
+def test_a_training_job_on_object_storage_has_no_artifact_volume() -> None:
+    from mlops_operator.api.trainingrun import TrainingRunSpec
+
+    spec = TrainingRunSpec.model_validate({"datasetRef": {"name": "iris"},
+                                           "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}})  # fmt: skip
+    job = desired_training_job(
+        name="r",
+        namespace="ns",
+        uid="u",
+        spec=spec,
+        config=S3,
+        dataset={"name": "iris", "version": "v", "snapshotUri": "s3://x/y", "target": "t"},
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "mlops-s3"}}]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "store_uri", "refused"),
+    [
+        (None, "s3://ml-artifacts/prod", None),
+        ("s3://team-a/ml/", "s3://team-a/ml", None),
+        ("pvc://team-claim", "pvc://team-claim", None),
+        ("gs://team-a", "s3://ml-artifacts/prod", "is not s3://<bucket>[/prefix] or pvc://<claim>"),
+        ("s3://A_B", "s3://ml-artifacts/prod", "is not s3://"),
+    ],
+)
+def test_a_namespace_can_name_its_own_store(annotation, store_uri, refused) -> None:
+    config, problem = S3.for_namespace({STORE_ANNOTATION: annotation} if annotation else {})
+    assert config.store_uri == store_uri
+    assert (problem is None) if refused is None else (refused in problem and STORE_ANNOTATION in problem)
+
+
+def test_a_namespace_change_wakes_its_datasets() -> None:
+    cache = ObjectCache()
+    cache.observe("datasets", {"metadata": {"name": "iris", "namespace": "ml", "resourceVersion": "1"}})
+    namespace = {"metadata": {"name": "ml", "annotations": {STORE_ANNOTATION: "s3://b"}}}
+    assert objects_to_wake("namespaces", namespace, cache) == [("datasets", "ml", "iris")]
+
+
+def _pod(name: str, created: str, waiting: dict | None) -> dict:
+    state = {"waiting": waiting} if waiting else {"running": {}}
+    return {"metadata": {"name": name, "creationTimestamp": created},
+            "status": {"containerStatuses": [{"name": "main", "state": state}]}}  # fmt: skip
+
+
+def test_a_pod_that_cannot_start_is_said_in_the_kubelets_words() -> None:
+    missing = {"reason": "CreateContainerConfigError", "message": 'secret "mlops-s3" not found'}
+    assert pod_cannot_start([_pod("p1", "2026-01-01T00:00:00Z", missing)]) == (
+        'pod p1 cannot start: CreateContainerConfigError: secret "mlops-s3" not found'
+    )
+    # Only the newest pod counts; a container merely being created is not stuck.
+    assert pod_cannot_start([_pod("p1", "2026-01-01T00:00:00Z", missing),
+                             _pod("p2", "2026-01-01T00:01:00Z", None)]) is None  # fmt: skip
+    assert pod_cannot_start([_pod("p3", "2026-01-01T00:00:00Z", {"reason": "ContainerCreating"})]) is None
+    assert pod_cannot_start([]) is None
