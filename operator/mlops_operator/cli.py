@@ -121,7 +121,12 @@ def _job(command: str) -> int:
             from .trainer.train import run_training
 
             try:
-                result = run_training(request, store)
+                snapshots = None
+                if os.environ.get("MLOPS_SNAPSHOT_STORE_URI"):  # the dataset's snapshot is in another store
+                    snapshots = ArtifactStore.from_uri(
+                        os.environ["MLOPS_SNAPSHOT_STORE_URI"], os.environ.get("MLOPS_SNAPSHOT_STORE_PATH")
+                    )
+                result = run_training(request, store, snapshots=snapshots)
             except PermanentTrainingError as error:
                 result, code = {"ok": False, "permanent": True, "message": str(error)[:1500]}, 2
     except StoreError as error:  # the store refused or is unreachable: a reason status can carry

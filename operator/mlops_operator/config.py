@@ -10,6 +10,9 @@ from dataclasses import dataclass
 # A namespace annotation that puts the artifacts of its objects in a store of its own (a team's bucket):
 # `s3://bucket[/prefix]` (the operator's S3 endpoint and credentials Secret name), or `pvc://<claim>`.
 STORE_ANNOTATION = "mlops.dev/artifact-store"
+# A Dataset's s3 source with a Secret of its own: the check Job gets its keys under this prefix, and the
+# source's endpoint as <prefix>ENDPOINT (resources/jobs.py writes them, data/sources.py reads them).
+S3_SOURCE_ENV_PREFIX = "MLOPS_SOURCE_"
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
 _PVC_URI = re.compile(r"^pvc://[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 

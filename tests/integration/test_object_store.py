@@ -46,10 +46,35 @@ def _failed_check(cluster: Kubectl, namespace: str) -> dict:
     return condition(ds, "Ready")
 
 
+def _upload_parquet(key: str, *, drop: str | None = None) -> str:
+    """tests/integration/data/iris.csv (without the column `drop`) as a Parquet object in the cluster's
+    bucket; its s3:// URI."""
+    import io
+
+    import boto3
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    env = s3_env()
+    buffer = io.BytesIO()
+    table = pyarrow.csv.read_csv(REPO / "tests/integration/data/iris.csv")
+    pyarrow.parquet.write_table(table.drop_columns([drop]) if drop else table, buffer)
+    client = boto3.session.Session().client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+    client.put_object(Bucket=env["MLOPS_S3_BUCKET"], Key=key, Body=buffer.getvalue())
+    return f"s3://{env['MLOPS_S3_BUCKET']}/{key}"
+
+
 def test_the_lifecycle_keeps_nothing_on_a_volume(cluster: Kubectl, ns: str) -> None:
-    """A Dataset, a TrainingRun and a served model in a namespace with no claim: everything is in the bucket."""
-    cluster.apply(DATASET, ns)
-    ds = wait_phase(cluster, "dataset", "iris", ns, ("Ready",), timeout=120)["status"]
+    """A Dataset from a Parquet object, a TrainingRun and a served model in a namespace with no claim:
+    everything is in the bucket."""
+    source = _upload_parquet(f"sources/{ns}/iris.parquet")
+    cluster.apply(json.dumps({"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "iris"},
+                              "spec": {"source": {"s3": {"uri": source}}, "format": "auto", "target": "target",
+                                       "schema": {"minRows": 100}}}), ns)  # fmt: skip
+    ds = wait_phase(cluster, "dataset", "iris", ns, ("Ready", "Failed"), timeout=120)["status"]
+    assert ds["phase"] == "Ready" and ds["rows"] == 150, ds.get("lastCheck")
     bucket = s3_env()["MLOPS_S3_BUCKET"]
     assert ds["snapshotUri"].startswith(f"s3://{bucket}/artifacts/datasets/{ns}/iris/"), ds["snapshotUri"]
     cluster.apply(training_run_manifest("iris-a", "sklearn.linear_model.LogisticRegression"), ns)
@@ -135,6 +160,40 @@ def test_a_tampered_model_object_is_refused_and_the_canary_rolled_back(cluster: 
     ]
     logs = "".join(cluster.run("logs", p, "-n", ns, check=False).stdout for p in canary)
     assert not canary or "refusing to serve" in logs, logs[-1500:]
+
+
+def _s3_dataset(uri: str, **source) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "mlops.dev/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "iris"},
+            "spec": {"source": {"s3": {"uri": uri, **source}}, "format": "auto", "target": "target"},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "reason", "words"),
+    [
+        ("missing-object", "SourceUnavailable", "does not exist"),
+        ("parquet-without-the-target", "SchemaViolation", "target column 'target'"),
+        ("unreachable-endpoint", "SourceUnavailable", "is unreachable"),
+    ],
+)
+def test_an_object_source_that_cannot_be_used_is_reported(cluster, store_namespace, case, reason, words) -> None:
+    bucket = s3_env()["MLOPS_S3_BUCKET"]
+    with store_namespace("s3") as namespace:
+        if case == "missing-object":
+            manifest = _s3_dataset(f"s3://{bucket}/sources/{namespace}/none.parquet")
+        elif case == "parquet-without-the-target":
+            manifest = _s3_dataset(_upload_parquet(f"sources/{namespace}/x.parquet", drop="target"))
+        else:
+            manifest = _s3_dataset(f"s3://{bucket}/sources/x.parquet", endpoint="http://127.0.0.1:9")
+        cluster.apply(manifest, namespace)
+        ready = _failed_check(cluster, namespace)
+        assert ready["reason"] == reason, ready
+        assert words in ready["message"], ready["message"]
 
 
 @pytest.mark.parametrize(

@@ -142,3 +142,76 @@ def test_a_dataset_trained_and_served_from_object_storage(store: S3Store, tmp_pa
     monkeypatch.setenv("MLOPS_MODEL_DIR", str(tmp_path / "models-again"))
     with pytest.raises(ModelIntegrityError):
         load(result["modelUri"], expected_sha256=result["sha256"])
+
+
+def _put(server: S3Server, key: str, body: bytes) -> str:
+    import boto3
+
+    client = boto3.session.Session().client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
+                                            aws_access_key_id=server.access_key,
+                                            aws_secret_access_key=server.secret_key)  # fmt: skip
+    client.put_object(Bucket=server.bucket("sources"), Key=key, Body=body)
+    return f"s3://sources/{key}"
+
+
+def test_a_dataset_source_in_object_storage_as_csv_or_parquet(server: S3Server, monkeypatch) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlops_operator.api.dataset import DatasetSpec
+    from mlops_operator.data.sources import SourceError, read_source
+
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    csv = b"a,b,target\n1.5,x,0\n2.5,y,1\n"
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"a": [1.5, 2.5], "b": ["x", "y"], "target": [0, 1]}), buffer)
+    for key, body, fmt in (("team/d.csv", csv, "csv"), ("team/d.parquet", buffer.getvalue(), "auto")):
+        spec = DatasetSpec.model_validate({"source": {"s3": {"uri": _put(server, key, body)}}, "format": fmt})
+        table = read_source(spec, input_dir=pathlib.Path("/nonexistent"))
+        assert table.num_rows == 2, key
+    missing = DatasetSpec.model_validate({"source": {"s3": {"uri": "s3://sources/team/none.csv"}}})
+    with pytest.raises(SourceError) as failed:
+        read_source(missing, input_dir=pathlib.Path("/nonexistent"))
+    assert failed.value.reason == "SourceUnavailable" and "s3://sources/team/none.csv does not exist" in str(
+        failed.value
+    )
+
+
+def test_a_source_with_its_own_secret_uses_its_credentials(server: S3Server, monkeypatch) -> None:
+    """The check Job gets the source's Secret under MLOPS_SOURCE_ (resources/jobs.py): it wins over the store's."""
+    from mlops_operator.api.dataset import DatasetSpec
+    from mlops_operator.data.sources import SourceError, read_source
+
+    uri = _put(server, "own/d.csv", b"a,target\n1,0\n2,1\n")
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "the-store-credentials-do-not-reach-this-bucket")
+    monkeypatch.setenv("MLOPS_SOURCE_AWS_ACCESS_KEY_ID", server.access_key)
+    monkeypatch.setenv("MLOPS_SOURCE_AWS_SECRET_ACCESS_KEY", server.secret_key)
+    spec = DatasetSpec.model_validate({"source": {"s3": {"uri": uri, "secretName": "team-bucket"}}})
+    assert read_source(spec, input_dir=pathlib.Path("/nonexistent")).num_rows == 2
+    monkeypatch.setenv("MLOPS_SOURCE_AWS_SECRET_ACCESS_KEY", "wrong")
+    with pytest.raises(SourceError, match="access to s3://sources/own/d.csv denied"):
+        read_source(spec, input_dir=pathlib.Path("/nonexistent"))
+
+
+def test_a_version_pinned_before_the_store_moved_still_trains(store: S3Store, tmp_path: pathlib.Path) -> None:
+    """The dataset was checked into the claim the namespace had; the model goes to the bucket it has now."""
+    from mlops_operator.api.dataset import DatasetSpec
+    from mlops_operator.data.check import run_check
+    from mlops_operator.trainer.train import run_training
+
+    claim = ArtifactStore.from_uri("pvc://mlops-artifacts", str(tmp_path))
+    ds = run_check(DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}}), namespace="ns",
+                   name="iris", store=claim, input_dir=tmp_path)  # fmt: skip
+    assert ds["snapshotUri"].startswith("pvc://mlops-artifacts/")
+    request = {"namespace": "ns", "run": "moved",
+               "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"],
+                           "target": "target"},
+               "spec": {"datasetRef": {"name": "iris"},
+                        "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression"}}}  # fmt: skip
+    result = run_training(request, store, snapshots=claim)
+    assert result["ok"] and result["modelUri"].startswith(store.root_uri)

@@ -4,6 +4,7 @@ boto3's environment; per namespace; and a Job's pod that cannot start said in wo
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 
@@ -104,13 +105,71 @@ def _pod(name: str, created: str, waiting: dict | None) -> dict:
             "status": {"containerStatuses": [{"name": "main", "state": state}]}}  # fmt: skip
 
 
-def test_a_pod_that_cannot_start_is_said_in_the_kubelets_words() -> None:
+def test_a_pod_that_cannot_start_is_said_in_the_kubelets_words_once_it_is_stuck() -> None:
     missing = {"reason": "CreateContainerConfigError", "message": 'secret "mlops-s3" not found'}
-    assert pod_cannot_start([_pod("p1", "2026-01-01T00:00:00Z", missing)]) == (
-        'pod p1 cannot start: CreateContainerConfigError: secret "mlops-s3" not found'
+    created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    pods = [_pod("p1", "2026-01-01T00:00:00Z", missing)]
+    # The kubelet says so for a moment on its own (its cache): not yet stuck, but look again then.
+    assert pod_cannot_start(pods, now=created + dt.timedelta(seconds=5)) == (None, created + dt.timedelta(seconds=20))
+    assert pod_cannot_start(pods, now=created + dt.timedelta(seconds=21)) == (
+        'pod p1 cannot start: CreateContainerConfigError: secret "mlops-s3" not found',
+        None,
     )
+    later = created + dt.timedelta(minutes=5)
     # Only the newest pod counts; a container merely being created is not stuck.
-    assert pod_cannot_start([_pod("p1", "2026-01-01T00:00:00Z", missing),
-                             _pod("p2", "2026-01-01T00:01:00Z", None)]) is None  # fmt: skip
-    assert pod_cannot_start([_pod("p3", "2026-01-01T00:00:00Z", {"reason": "ContainerCreating"})]) is None
-    assert pod_cannot_start([]) is None
+    assert pod_cannot_start([*pods, _pod("p2", "2026-01-01T00:01:00Z", None)], now=later) == (None, None)
+    assert pod_cannot_start([_pod("p3", "2026-01-01T00:00:00Z", {"reason": "ContainerCreating"})], now=later) == (
+        None,
+        None,
+    )
+    assert pod_cannot_start([], now=later) == (None, None)
+
+
+def test_an_s3_source_with_its_own_secret_and_endpoint_reaches_the_check_job() -> None:
+    from mlops_operator.api.dataset import DatasetSpec
+    from mlops_operator.resources.jobs import desired_dataset_check_job
+
+    spec = DatasetSpec.model_validate({"source": {"s3": {"uri": "s3://team/d.parquet", "secretName": "team-s3",
+                                                         "endpoint": "https://s3.team.example"}}})  # fmt: skip
+    job = desired_dataset_check_job(name="d", namespace="ns", uid="u", spec=spec, check=1, config=S3)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "mlops-s3"}},
+                                    {"prefix": "MLOPS_SOURCE_", "secretRef": {"name": "team-s3"}}]  # fmt: skip
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert (
+        env["MLOPS_SOURCE_ENDPOINT"] == "https://s3.team.example" and env["AWS_ENDPOINT_URL"] == "http://s3.local:9000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "config", "expected_env", "claims"),
+    [
+        ("s3://ml-artifacts/prod/datasets/ns/iris/abc/data.csv", S3, {}, []),
+        # The namespace moved from its claim to the bucket: the pinned version is still read, from the claim.
+        ("pvc://mlops-artifacts/datasets/ns/iris/abc/data.csv", S3,
+         {"MLOPS_SNAPSHOT_STORE_URI": "pvc://mlops-artifacts", "MLOPS_SNAPSHOT_STORE_PATH": "/snapshots"},
+         ["mlops-artifacts"]),
+        # And back: a snapshot in the bucket for a namespace now on a claim, with the bucket's environment.
+        ("s3://ml-artifacts/prod/datasets/ns/iris/abc/data.csv", dataclasses.replace(S3, artifact_store=""),
+         {"MLOPS_SNAPSHOT_STORE_URI": "s3://ml-artifacts", "AWS_ENDPOINT_URL": "http://s3.local:9000"}, []),
+    ],
+)  # fmt: skip
+def test_a_training_job_reads_its_snapshot_from_the_store_it_is_in(snapshot, config, expected_env, claims) -> None:
+    from mlops_operator.api.trainingrun import TrainingRunSpec
+
+    spec = TrainingRunSpec.model_validate({"datasetRef": {"name": "iris"},
+                                           "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}})  # fmt: skip
+    job = desired_training_job(
+        name="r",
+        namespace="ns",
+        uid="u",
+        spec=spec,
+        config=config,
+        dataset={"name": "iris", "version": "v", "snapshotUri": snapshot, "target": "t"},
+    )
+    pod = job["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert {k: env[k] for k in expected_env} == expected_env
+    assert ("MLOPS_SNAPSHOT_STORE_URI" in env) == bool(expected_env)
+    mounted = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if v["name"] == "snapshots"]
+    assert mounted == claims

@@ -75,16 +75,43 @@ class PvcSource(SpecModel):
     )
 
 
+class S3Source(SpecModel):
+    """A CSV or Parquet object in S3-compatible object storage, read by the check Job."""
+
+    uri: str = Field(
+        max_length=1024,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*[^/\s]$",
+        description="s3://bucket/key of the object.",
+    )
+    secret_name: ObjectName | None = Field(
+        default=None,
+        description="A Secret in the Dataset's namespace with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for this "
+        "bucket; default: the identity the operator's pods have for the artifact store.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="The S3 API endpoint of the bucket; default: the artifact store's.",
+        json_schema_extra=http_url_rule("endpoint"),
+    )
+    sha256: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[a-f0-9]{64}$",
+        description="Expected sha256 of the object's bytes (64 hex digits); a mismatch is refused.",
+    )
+
+
 class DatasetSource(SpecModel):
-    """Where the data comes from: exactly one of builtin, url, configMap, pvc."""
+    """Where the data comes from: exactly one of builtin, url, configMap, pvc, s3."""
 
     model_config = SpecModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.builtin), has(self.url), has(self.configMap), has(self.pvc)]"
+                    "rule": "[has(self.builtin), has(self.url), has(self.configMap), has(self.pvc), has(self.s3)]"
                     ".filter(x, x).size() == 1",
-                    "message": "exactly one of builtin, url, configMap or pvc must be set",
+                    "message": "exactly one of builtin, url, configMap, pvc or s3 must be set",
                 }
             ]
         }
@@ -94,6 +121,7 @@ class DatasetSource(SpecModel):
     url: UrlSource | None = Field(default=None, description="A CSV or Parquet file over HTTP(S).")
     config_map: ConfigMapSource | None = Field(default=None, description="CSV or Parquet in a ConfigMap key.")
     pvc: PvcSource | None = Field(default=None, description="A CSV or Parquet file on a PersistentVolumeClaim.")
+    s3: S3Source | None = Field(default=None, description="A CSV or Parquet object in S3-compatible storage.")
 
 
 class ColumnSchema(SpecModel):
@@ -145,10 +173,10 @@ class DatasetSchema(SpecModel):
 class DatasetSpec(SpecModel):
     """What the user wants: a source, a format, a target column and checks."""
 
-    source: DatasetSource = Field(description="Where the data is: exactly one of builtin, url, configMap, pvc.")
+    source: DatasetSource = Field(description="Where the data is: exactly one of builtin, url, configMap, pvc, s3.")
     format: Literal["csv", "parquet", "auto"] = Field(
         default="csv",
-        description="File format of url, configMap and pvc sources: csv, parquet, or auto (Parquet if the "
+        description="File format of url, configMap, pvc and s3 sources: csv, parquet, or auto (Parquet if the "
         "bytes start and end with PAR1, else CSV).",
     )
     target: str = Field(
@@ -164,7 +192,7 @@ class DatasetSpec(SpecModel):
     )
     refresh_interval: RefreshInterval = Field(
         default="10m",
-        description="How often url, configMap and pvc sources are re-read for a new version (1m to 168h).",
+        description="How often url, configMap, pvc and s3 sources are re-read for a new version (1m to 168h).",
     )
     history_limit: int = Field(default=10, ge=1, le=100, description="How many recent versions status keeps.")
 

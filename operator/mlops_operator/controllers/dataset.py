@@ -16,7 +16,7 @@ import kopf
 
 from ..adapters import kube
 from ..api import conditions as c
-from ..api.clock import parse_duration, parse_time
+from ..api.clock import parse_duration, parse_time, utc_now
 from ..api.common import Condition
 from ..api.dataset import DatasetCheck, DatasetSpec, DatasetStatus, DatasetVersion
 from ..api.reasons import ConditionStatus, DatasetPhase, EventReason, Reason
@@ -155,7 +155,7 @@ def _finished_check_result(job: dict[str, Any], namespace: str) -> dict[str, Any
     """The result of a finished check Job, or None while it runs."""
     finished = job_finished(job)
     if finished is None:
-        stuck = pod_cannot_start(job_pods(namespace, job))
+        stuck, _ = pod_cannot_start(job_pods(namespace, job), now=utc_now())
         # Failed now rather than at the Job's deadline; a spec change or the next refresh checks again.
         return {"ok": False, "reason": Reason.POD_CANNOT_START, "message": stuck} if stuck else None
     result = latest_result(job_pods(namespace, job))
@@ -253,6 +253,8 @@ def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Out
     # A missing claim wakes it when the claim appears (the claims are watched).
     waiting = status.active_check or store_problem
     wake_at = None if waiting else next_check_at(spec, status, generation=observed.generation)
+    if status.active_check and (job := read_child("jobs", observed.namespace, status.active_check)):
+        _, wake_at = pod_cannot_start(job_pods(observed.namespace, job), now=utc_now())  # its pod may be stuck
     return Outcome(status=wire(status), wake_at=wake_at)
 
 

@@ -17,7 +17,7 @@ import kopf
 
 from ..adapters import champions, kube
 from ..api import conditions as c
-from ..api.clock import parse_time, seconds_between
+from ..api.clock import parse_time, seconds_between, utc_now
 from ..api.common import Condition
 from ..api.dataset import DatasetStatus
 from ..api.reasons import ConditionStatus, Decision, EventReason, Reason, TrainingPhase
@@ -219,7 +219,7 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
     )
     finished, result, job_reason = _job_result(job, namespace)
     status = training_outcome(spec, status, finished=finished, result=result, job_reason=job_reason, run=name, now=now)
-    stuck = pod_cannot_start(job_pods(namespace, job)) if finished is None else None
+    stuck, _ = pod_cannot_start(job_pods(namespace, job), now=utc_now()) if finished is None else (None, None)
     if stuck:  # not terminal: the pod starts once the Secret exists; the Job's deadline ends the wait
         status = status.model_copy(update={"reason": Reason.POD_CANNOT_START, "message": stuck})
     if status.phase == TrainingPhase.SUCCEEDED:
@@ -280,11 +280,12 @@ def reconcile_trainingrun(spec: TrainingRunSpec, observed: Observed, logger: Any
     status = status.model_copy(update={"conditions": conditions, "observed_generation": observed.generation})
     # The Job's and the Dataset's events wake a run; only the wait for a Dataset has a deadline.
     waiting = status.phase == TrainingPhase.PENDING and status.reason == Reason.DATASET_NOT_READY
-    return Outcome(
-        status=wire(status),
-        labels=labels,
-        wake_at=dataset_wait_ends(spec, observed.body) if waiting else None,
-    )
+    wake_at = dataset_wait_ends(spec, observed.body) if waiting else None
+    if status.job_name and not (status.phase and status.phase.terminal):  # its pod may turn out stuck
+        job = read_child("jobs", observed.namespace, status.job_name)
+        if job is not None and job_finished(job) is None:
+            _, wake_at = pod_cannot_start(job_pods(observed.namespace, job), now=utc_now())
+    return Outcome(status=wire(status), labels=labels, wake_at=wake_at)
 
 
 register_reconciler("trainingruns", TrainingRunSpec, reconcile_trainingrun)

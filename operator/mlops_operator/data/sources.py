@@ -13,6 +13,7 @@ import requests
 
 from ..api import conditions as c
 from ..api.dataset import DatasetSpec
+from ..config import S3_SOURCE_ENV_PREFIX
 from .table import Table, TableError, from_arrays, is_parquet, parse_csv, parse_parquet
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
@@ -57,6 +58,21 @@ def fetch_url(url: str, *, sha256: str | None, max_bytes: int) -> bytes:
     return data
 
 
+def fetch_object(uri: str, *, sha256: str | None, max_bytes: int) -> bytes:
+    from ..storage import StoreError
+    from ..storage.s3 import client_from_env, read_object
+
+    try:
+        data = read_object(uri, client=client_from_env(prefix=S3_SOURCE_ENV_PREFIX), max_bytes=max_bytes)
+    except StoreError as error:
+        raise SourceError(c.SOURCE_UNAVAILABLE, f"cannot read {uri}: {error}") from None
+    if sha256:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise SourceError(c.CHECKSUM_MISMATCH, f"{uri} has sha256 {actual}, but spec.source.s3.sha256 is {sha256}")
+    return data
+
+
 def read_file(path: pathlib.Path, *, what: str, max_bytes: int) -> bytes:
     if not path.is_file():
         raise SourceError(c.SOURCE_UNAVAILABLE, f"{what} does not exist")
@@ -78,6 +94,8 @@ def read_source(spec: DatasetSpec, *, input_dir: pathlib.Path, max_bytes: int = 
     elif source.pvc:
         what = f"{source.pvc.path} on PersistentVolumeClaim {source.pvc.claim_name}"
         data = read_file(input_dir / "pvc" / source.pvc.path, what=what, max_bytes=max_bytes)
+    elif source.s3:
+        data = fetch_object(source.s3.uri, sha256=source.s3.sha256, max_bytes=max_bytes)
     else:  # the CRD's CEL rule makes this unreachable
         raise SourceError(c.INVALID_SPEC, "spec.source has no source")
     return parse_source(data, spec.format)

@@ -12,16 +12,18 @@ the Job exists, with the reason in words.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from typing import Any
 
 from ..api import API_VERSION
+from ..api.clock import parse_time
 from ..api.common import JOB_ENV_VALUE_MAX_BYTES, job_wire
 from ..api.dataset import DatasetSpec
 from ..api.trainingrun import TrainingRunSpec
-from ..config import OperatorConfig
-from .store import store_access
+from ..config import S3_SOURCE_ENV_PREFIX, OperatorConfig
+from .store import snapshot_store_access, store_access
 
 JOB_CONTAINER = "main"
 PERMANENT_FAILURE_EXIT_CODE = 2
@@ -149,14 +151,20 @@ def desired_dataset_check_job(
             {"name": "source", "persistentVolumeClaim": {"claimName": spec.source.pvc.claim_name, "readOnly": True}}
         )
         mounts.append({"name": "source", "mountPath": "/input/pvc", "readOnly": True})
+    env_from, source_env = list(store.env_from), {}
+    if spec.source.s3:  # its own credentials and endpoint, if named, beside the store's (data/sources.py)
+        if spec.source.s3.secret_name:
+            env_from.append({"prefix": S3_SOURCE_ENV_PREFIX, "secretRef": {"name": spec.source.s3.secret_name}})
+        if spec.source.s3.endpoint:
+            source_env[f"{S3_SOURCE_ENV_PREFIX}ENDPOINT"] = spec.source.s3.endpoint
     request = {"namespace": namespace, "name": name, "spec": job_wire(spec)}
     return _job(
         name=child_name(name, f"check-{check}"),
         owner=owner_reference(kind="Dataset", name=name, uid=uid),
         labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/dataset": name[:63]},
         command="dataset-check",
-        env={**store.env, "HOME": "/tmp", REQUEST_ENV: request_env(request), "MLOPS_INPUT_DIR": "/input"},
-        env_from=store.env_from,
+        env={**store.env, **source_env, "HOME": "/tmp", REQUEST_ENV: request_env(request), "MLOPS_INPUT_DIR": "/input"},
+        env_from=env_from,
         volumes=volumes,
         mounts=mounts,
         config=config,
@@ -177,6 +185,7 @@ def desired_training_job(
 ) -> dict[str, Any]:
     """The Job that trains TrainingRun `name` on the pinned `dataset` ({name, version, snapshotUri, target})."""
     store = store_access(config, read_only=False)
+    snapshots = snapshot_store_access(dataset.get("snapshotUri", ""), config)
     request = {"namespace": namespace, "run": name, "spec": job_wire(spec), "dataset": dataset}
     resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
     return _job(
@@ -184,10 +193,10 @@ def desired_training_job(
         owner=owner_reference(kind="TrainingRun", name=name, uid=uid),
         labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/training-run": name[:63]},
         command="train",
-        env={**store.env, "HOME": "/tmp", REQUEST_ENV: request_env(request)},
-        env_from=store.env_from,
-        volumes=store.volumes,
-        mounts=store.mounts,
+        env={**store.env, **snapshots.env, "HOME": "/tmp", REQUEST_ENV: request_env(request)},
+        env_from=store.env_from + [e for e in snapshots.env_from if e not in store.env_from],
+        volumes=[*store.volumes, *snapshots.volumes],
+        mounts=[*store.mounts, *snapshots.mounts],
         config=config,
         deadline=spec.active_deadline_seconds,
         backoff_limit=spec.backoff_limit,
@@ -232,15 +241,25 @@ def latest_result(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 # Waiting reasons of a container that will not start by itself soon: a missing Secret or ConfigMap
 # (CreateContainerConfigError: e.g. the artifact store's credentials), an image that cannot be pulled.
+# The kubelet reports some of them for a moment on its own (a Secret created just before the pod is not
+# in its cache yet): a pod counts as stuck only once it has waited that way this long.
 CANNOT_START = ("CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff",
                 "InvalidImageName")  # fmt: skip
+STUCK_POD_SECONDS = 20.0
 
 
-def pod_cannot_start(pods: list[dict[str, Any]]) -> str | None:
-    """Why the newest pod of a Job cannot start its container, in the kubelet's words; None if it can."""
+def pod_cannot_start(pods: list[dict[str, Any]], *, now: dt.datetime) -> tuple[str | None, dt.datetime | None]:
+    """Why the newest pod of a Job cannot start its container, in the kubelet's words, once it has been
+    stuck for STUCK_POD_SECONDS; else None and, while it might still be, when to look again."""
     for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)[:1]:
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (status.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in CANNOT_START:
-                return f"pod {pod['metadata']['name']} cannot start: {waiting['reason']}: {waiting.get('message', '')}"
-    return None
+            if waiting.get("reason") not in CANNOT_START:
+                continue
+            created = pod["metadata"].get("creationTimestamp")
+            stuck_at = (parse_time(created) if created else now) + dt.timedelta(seconds=STUCK_POD_SECONDS)
+            if now < stuck_at:
+                return None, stuck_at
+            message = waiting.get("message", "")
+            return f"pod {pod['metadata']['name']} cannot start: {waiting['reason']}: {message}", None
+    return None, None

@@ -55,3 +55,22 @@ def serving_store_access(model_uri: str, config: OperatorConfig) -> StoreAccess:
         root = config.store_uri if inside else "s3://" + model_uri.removeprefix("s3://").split("/", 1)[0]
         return store_access(dataclasses.replace(config, artifact_store=root), read_only=True)
     return store_access(config, read_only=True)
+
+
+SNAPSHOT_MOUNT = "/snapshots"
+
+
+def snapshot_store_access(snapshot_uri: str, config: OperatorConfig) -> StoreAccess:
+    """What a training Job also needs when its dataset snapshot lives outside the store it writes the
+    model to (a namespace that moved stores keeps training on the versions it pinned): that store, read
+    only, under MLOPS_SNAPSHOT_STORE_URI (and its claim at /snapshots). Nothing when it is the same."""
+    if not snapshot_uri.startswith(("s3://", "pvc://")) or snapshot_uri.startswith(config.store_uri + "/"):
+        return StoreAccess(env={})
+    other = serving_store_access(snapshot_uri, config)
+    env = {k: v for k, v in other.env.items() if k not in ("MLOPS_STORE_URI", "MLOPS_STORE_PATH")}
+    env["MLOPS_SNAPSHOT_STORE_URI"] = other.env["MLOPS_STORE_URI"]
+    volumes = [{**v, "name": "snapshots"} for v in other.volumes if "persistentVolumeClaim" in v]
+    mounts = [{"name": "snapshots", "mountPath": SNAPSHOT_MOUNT, "readOnly": True}] if volumes else []
+    if volumes:
+        env["MLOPS_SNAPSHOT_STORE_PATH"] = SNAPSHOT_MOUNT
+    return StoreAccess(env=env, env_from=other.env_from, volumes=volumes, mounts=mounts)

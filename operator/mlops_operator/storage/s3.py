@@ -26,7 +26,10 @@ from . import ArtifactStore, StoreError
 INDEX = ".published"
 
 
-def client_from_env() -> Any:
+def client_from_env(*, prefix: str = "") -> Any:
+    """A client configured as the pod's environment says. With `prefix` (a Dataset's own source
+    bucket), `<prefix>AWS_ACCESS_KEY_ID`/`<prefix>AWS_SECRET_ACCESS_KEY` and `<prefix>ENDPOINT`, where set,
+    override the artifact store's."""
     import boto3
     from botocore.config import Config
 
@@ -41,8 +44,28 @@ def client_from_env() -> Any:
         response_checksum_validation="when_required",
     )
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    key, secret = os.environ.get(f"{prefix}AWS_ACCESS_KEY_ID"), os.environ.get(f"{prefix}AWS_SECRET_ACCESS_KEY")
+    credentials = {"aws_access_key_id": key, "aws_secret_access_key": secret} if prefix and key and secret else {}
+    endpoint = (
+        {"endpoint_url": os.environ[f"{prefix}ENDPOINT"]} if prefix and os.environ.get(f"{prefix}ENDPOINT") else {}
+    )
     # A session of its own: boto3's default session keeps the credentials it found first.
-    return boto3.session.Session().client("s3", region_name=region, config=config)
+    return boto3.session.Session().client("s3", region_name=region, config=config, **credentials, **endpoint)
+
+
+def read_object(uri: str, *, client: Any, max_bytes: int) -> bytes:
+    """The bytes of one object (`s3://bucket/key`), at most `max_bytes`; a StoreError names the object and
+    the cause otherwise."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    store = S3Store(f"s3://{bucket}", bucket, "", client)
+    size = store._call("head_object", key).get("ContentLength") or 0
+    if size > max_bytes:
+        raise StoreError(f"{uri} is larger than the limit of {max_bytes} bytes ({size})", reason="Unavailable")
+    body = store._call("get_object", key)["Body"]
+    data = body.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise StoreError(f"{uri} is larger than the limit of {max_bytes} bytes", reason="Unavailable")
+    return data
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,12 @@ def load_dataset(store: ArtifactStore, *, snapshot_uri: str, version: str, targe
     return x, y, features
 
 
-def run_training(request: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
+def run_training(
+    request: dict[str, Any], store: ArtifactStore, *, snapshots: ArtifactStore | None = None
+) -> dict[str, Any]:
+    """Train on the pinned dataset version and store the model in `store`. The snapshot is read from
+    `snapshots` when it lives in another store (one the namespace used before it moved)."""
+    snapshots = snapshots or store
     spec = TrainingRunSpec.model_validate(request["spec"])
     task = task_of(spec.model.estimator)
     dataset = request["dataset"]
@@ -56,7 +61,7 @@ def run_training(request: dict[str, Any], store: ArtifactStore) -> dict[str, Any
     from sklearn.model_selection import train_test_split
 
     x, y, features = load_dataset(
-        store, snapshot_uri=dataset["snapshotUri"], version=dataset["version"], target=dataset["target"], task=task
+        snapshots, snapshot_uri=dataset["snapshotUri"], version=dataset["version"], target=dataset["target"], task=task
     )
     stratify = None
     if task == "classification":
@@ -103,7 +108,7 @@ def run_training(request: dict[str, Any], store: ArtifactStore) -> dict[str, Any
         "createdAt": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
     files = {MODEL_FILE: model_bytes, METADATA_FILE: json.dumps(metadata, indent=1).encode()}
-    profile = _dataset_profile(store, dataset["snapshotUri"])
+    profile = _dataset_profile(snapshots, dataset["snapshotUri"])
     if profile is not None:
         files[PROFILE_FILE] = profile
     files[MANIFEST] = manifest_bytes(files)
