@@ -19,6 +19,7 @@ from support import (
     REPO,
     STATE,
     Kubectl,
+    add_s3_credentials,
     artifact_path,
     condition,
     s3_env,
@@ -31,13 +32,6 @@ pytestmark = pytest.mark.usefixtures("operator")
 CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
 DATASET = (REPO / "examples/dataset-iris.yaml").read_text()
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
-
-
-def _secret(cluster: Kubectl, namespace: str, *, secret_key: str) -> None:
-    env = s3_env()
-    cluster.run("create", "secret", "generic", "mlops-s3", "-n", namespace,
-                f"--from-literal=AWS_ACCESS_KEY_ID={env['AWS_ACCESS_KEY_ID']}",
-                f"--from-literal=AWS_SECRET_ACCESS_KEY={secret_key}")  # fmt: skip
 
 
 def _failed_check(cluster: Kubectl, namespace: str) -> dict:
@@ -208,7 +202,7 @@ def test_an_object_source_that_cannot_be_used_is_reported(cluster, store_namespa
 def test_a_store_the_pods_cannot_use_fails_the_check_saying_why(cluster, store_namespace, case, reason, words) -> None:
     with store_namespace("s3" if case == "no-bucket" else "none") as namespace:
         if case == "wrong-secret":
-            _secret(cluster, namespace, secret_key="not-the-secret")
+            add_s3_credentials(cluster, namespace, secret_key="not-the-secret")
         elif case == "no-bucket":
             cluster.run("annotate", "namespace", namespace, f"{STORE_ANNOTATION}=s3://no-such-bucket/x")
         elif case == "bad-annotation":

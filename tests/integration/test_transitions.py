@@ -19,6 +19,7 @@ from support import REPO, Kubectl, training_run_manifest, wait_for, wait_phase
 
 pytestmark = pytest.mark.usefixtures("operator")
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
+INFER = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
 STEPS = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]
 FAILING = {"name": "always-fails", "query": "vector(1)", "successCondition": "result < 0"}
 # The judging is not what these tests are about: one measurement when the canary's pod is ready, and it
@@ -36,9 +37,8 @@ class Traffic:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
         while not self.stop.is_set():
-            request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(self.url, data=INFER, headers={"Content-Type": "application/json"})
             self.sent += 1
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:
@@ -122,9 +122,8 @@ def with_traffic(cluster: Kubectl, ns: str, name: str) -> tuple[Traffic, threadi
 
 
 def answers(url: str) -> bool:
-    body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=5) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, data=INFER), timeout=5) as response:
             return response.status == 200
     except OSError:
         return False
@@ -245,10 +244,9 @@ class WrongLabels:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
         while not self.stop.is_set():
             try:
-                with urllib.request.urlopen(urllib.request.Request(self.infer, data=body), timeout=5) as response:
+                with urllib.request.urlopen(urllib.request.Request(self.infer, data=INFER), timeout=5) as response:
                     answer = json.loads(response.read())
                 predicted = answer["outputs"][0]["data"]
                 feedback = {"model_version": answer["model_version"], "predictions": predicted,

@@ -111,12 +111,13 @@ def s3_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
-def add_s3_credentials(kubectl: Kubectl, namespace: str, *, secret: str = "mlops-s3") -> None:
-    """The Secret the operator gives its pods in `namespace` (chart: artifacts.s3.credentialsSecret)."""
+def add_s3_credentials(kubectl: Kubectl, namespace: str, *, secret_key: str | None = None) -> None:
+    """The Secret the operator gives its pods in `namespace` (chart: artifacts.s3.credentialsSecret), with
+    the cluster's S3 credentials, or another `secret_key`."""
     env = s3_env()
-    kubectl.run("create", "secret", "generic", secret, "-n", namespace,
+    kubectl.run("create", "secret", "generic", "mlops-s3", "-n", namespace,
                 f"--from-literal=AWS_ACCESS_KEY_ID={env['AWS_ACCESS_KEY_ID']}",
-                f"--from-literal=AWS_SECRET_ACCESS_KEY={env['AWS_SECRET_ACCESS_KEY']}")  # fmt: skip
+                f"--from-literal=AWS_SECRET_ACCESS_KEY={secret_key or env['AWS_SECRET_ACCESS_KEY']}")  # fmt: skip
 
 
 def add_artifact_volume(namespace: str) -> None:

@@ -8,12 +8,15 @@ import datetime as dt
 
 import pytest
 
+from mlops_operator.api.trainingrun import TrainingRunSpec
 from mlops_operator.config import STORE_ANNOTATION, OperatorConfig
 from mlops_operator.controllers.cache import ObjectCache
 from mlops_operator.controllers.watches import objects_to_wake
 from mlops_operator.resources.jobs import desired_training_job, pod_cannot_start
 from mlops_operator.resources.store import serving_store_access, store_access
 
+RUN = TrainingRunSpec.model_validate({"datasetRef": {"name": "iris"},
+                                     "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}})  # fmt: skip
 S3 = OperatorConfig(artifact_store="s3://ml-artifacts/prod", s3_endpoint="http://s3.local:9000", s3_region="eu-1",
                     s3_addressing="path", s3_credentials_secret="mlops-s3")  # fmt: skip
 
@@ -59,15 +62,11 @@ def test_a_server_reads_the_store_its_model_is_in(model_uri, config, store_uri, 
 
 
 def test_a_training_job_on_object_storage_has_no_artifact_volume() -> None:
-    from mlops_operator.api.trainingrun import TrainingRunSpec
-
-    spec = TrainingRunSpec.model_validate({"datasetRef": {"name": "iris"},
-                                           "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}})  # fmt: skip
     job = desired_training_job(
         name="r",
         namespace="ns",
         uid="u",
-        spec=spec,
+        spec=RUN,
         config=S3,
         dataset={"name": "iris", "version": "v", "snapshotUri": "s3://x/y", "target": "t"},
     )
@@ -155,15 +154,11 @@ def test_an_s3_source_with_its_own_secret_and_endpoint_reaches_the_check_job() -
     ],
 )  # fmt: skip
 def test_a_training_job_reads_its_snapshot_from_the_store_it_is_in(snapshot, config, expected_env, claims) -> None:
-    from mlops_operator.api.trainingrun import TrainingRunSpec
-
-    spec = TrainingRunSpec.model_validate({"datasetRef": {"name": "iris"},
-                                           "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}})  # fmt: skip
     job = desired_training_job(
         name="r",
         namespace="ns",
         uid="u",
-        spec=spec,
+        spec=RUN,
         config=config,
         dataset={"name": "iris", "version": "v", "snapshotUri": snapshot, "target": "t"},
     )

@@ -25,6 +25,7 @@ from .clock import parse_duration
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
 DnsLabel = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
 Sha256Version = Annotated[str, Field(max_length=71, pattern=r"^sha256:[a-f0-9]{64}$")]
+Sha256Hex = Annotated[str, Field(max_length=64, pattern=r"^[a-f0-9]{64}$")]  # a pin on a source's bytes
 Timestamp = Annotated[str, Field(description="RFC 3339 time.", max_length=64)]
 
 # ------------------------------------------------------------------------------------ object names

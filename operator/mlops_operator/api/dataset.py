@@ -9,6 +9,7 @@ from pydantic import Field
 from .common import (
     Condition,
     ObjectName,
+    Sha256Hex,
     Sha256Version,
     SpecModel,
     StatusModel,
@@ -43,11 +44,8 @@ class UrlSource(SpecModel):
         description="http:// or https:// address of the CSV or Parquet file.",
         json_schema_extra=http_url_rule("url"),
     )
-    sha256: str | None = Field(
-        default=None,
-        max_length=64,
-        pattern=r"^[a-f0-9]{64}$",
-        description="Expected sha256 of the downloaded bytes (64 hex digits); a mismatch is refused.",
+    sha256: Sha256Hex | None = Field(
+        default=None, description="Expected sha256 of the downloaded bytes (64 hex digits); a mismatch is refused."
     )
 
 
@@ -94,11 +92,8 @@ class S3Source(SpecModel):
         description="The S3 API endpoint of the bucket; default: the artifact store's.",
         json_schema_extra=http_url_rule("endpoint"),
     )
-    sha256: str | None = Field(
-        default=None,
-        max_length=64,
-        pattern=r"^[a-f0-9]{64}$",
-        description="Expected sha256 of the object's bytes (64 hex digits); a mismatch is refused.",
+    sha256: Sha256Hex | None = Field(
+        default=None, description="Expected sha256 of the object's bytes (64 hex digits); a mismatch is refused."
     )
 
 

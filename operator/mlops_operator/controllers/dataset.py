@@ -151,18 +151,19 @@ def wire(status: DatasetStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _finished_check_result(job: dict[str, Any], namespace: str) -> dict[str, Any] | None:
-    """The result of a finished check Job, or None while it runs."""
+def _finished_check_result(job: dict[str, Any], namespace: str) -> tuple[dict[str, Any] | None, dt.datetime | None]:
+    """The result of a finished check Job, or None while it runs (and when to look again if its pod
+    may turn out stuck)."""
     finished = job_finished(job)
     if finished is None:
-        stuck, _ = pod_cannot_start(job_pods(namespace, job), now=utc_now())
+        stuck, look_again = pod_cannot_start(job_pods(namespace, job), now=utc_now())
         # Failed now rather than at the Job's deadline; a spec change or the next refresh checks again.
-        return {"ok": False, "reason": Reason.POD_CANNOT_START, "message": stuck} if stuck else None
+        return ({"ok": False, "reason": Reason.POD_CANNOT_START, "message": stuck} if stuck else None), look_again
     result = latest_result(job_pods(namespace, job))
     if result is not None:
-        return result if finished["type"] == "Complete" or not result.get("ok") else {**result, "ok": False}
+        return (result if finished["type"] == "Complete" or not result.get("ok") else {**result, "ok": False}), None
     return {"ok": False, "reason": Reason.SOURCE_UNAVAILABLE,
-            "message": f"the check Job failed ({finished.get('reason') or 'no result'})"}  # fmt: skip
+            "message": f"the check Job failed ({finished.get('reason') or 'no result'})"}, None  # fmt: skip
 
 
 def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
@@ -193,25 +194,29 @@ def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
     return None
 
 
-def finish_active_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) -> DatasetStatus:
-    """Fold the result of the check Job under way into status once it has finished."""
+def finish_active_check(
+    spec: DatasetSpec, observed: Observed, status: DatasetStatus
+) -> tuple[DatasetStatus, dt.datetime | None]:
+    """Fold the result of the check Job under way into status once it has finished; and, while it runs,
+    when to look at it again (its pod may turn out stuck)."""
     active = status.active_check
     if not active:
-        return status
+        return status, None
     job = read_child("jobs", observed.namespace, active)
     result: dict[str, Any] | None = {"ok": False, "reason": Reason.SOURCE_UNAVAILABLE,
                                      "message": f"check Job {active} disappeared"}  # fmt: skip
+    look_again = None
     if job is not None:
-        result = _finished_check_result(job, observed.namespace)
+        result, look_again = _finished_check_result(job, observed.namespace)
     if result is None:
-        return status
+        return status, look_again
     before = status.version
     status = apply_check_result(status, result, spec=spec, now=observed.now).model_copy(update={"active_check": None})
     if result.get("ok") and result["version"] != before:
         kopf.info(observed.body, reason=EventReason.NEW_VERSION, message=f"{result['version']}: {result['rows']} rows")
     elif not result.get("ok") and status.last_check is not None:
         kopf.warn(observed.body, reason=status.last_check.reason, message=status.last_check.message)
-    return status
+    return status, None
 
 
 def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) -> DatasetStatus:
@@ -238,7 +243,7 @@ def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) ->
 
 
 def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Outcome:
-    status = finish_active_check(spec, observed, DatasetStatus.model_validate(observed.status))
+    status, look_again = finish_active_check(spec, observed, DatasetStatus.model_validate(observed.status))
     due = not status.active_check and check_due(spec, status, generation=observed.generation, now=observed.now)
     store_problem = artifact_store_problem(observed.namespace) if due else None
     if store_problem:
@@ -252,9 +257,7 @@ def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Out
     # A running check wakes the Dataset through its Job's events; otherwise the next refresh is the deadline.
     # A missing claim wakes it when the claim appears (the claims are watched).
     waiting = status.active_check or store_problem
-    wake_at = None if waiting else next_check_at(spec, status, generation=observed.generation)
-    if status.active_check and (job := read_child("jobs", observed.namespace, status.active_check)):
-        _, wake_at = pod_cannot_start(job_pods(observed.namespace, job), now=utc_now())  # its pod may be stuck
+    wake_at = look_again if waiting else next_check_at(spec, status, generation=observed.generation)
     return Outcome(status=wire(status), wake_at=wake_at)
 
 

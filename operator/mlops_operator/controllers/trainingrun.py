@@ -219,9 +219,6 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
     )
     finished, result, job_reason = _job_result(job, namespace)
     status = training_outcome(spec, status, finished=finished, result=result, job_reason=job_reason, run=name, now=now)
-    stuck, _ = pod_cannot_start(job_pods(namespace, job), now=utc_now()) if finished is None else (None, None)
-    if stuck:  # not terminal: the pod starts once the Secret exists; the Job's deadline ends the wait
-        status = status.model_copy(update={"reason": Reason.POD_CANNOT_START, "message": stuck})
     if status.phase == TrainingPhase.SUCCEEDED:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in status.metrics.items())
         kopf.info(observed.body, reason=EventReason.TRAINING_SUCCEEDED, message=shown or "no metrics")
@@ -276,16 +273,27 @@ def reconcile_trainingrun(spec: TrainingRunSpec, observed: Observed, logger: Any
         status = progress_training(spec, observed, status)
     if status.phase == TrainingPhase.SUCCEEDED:
         status = reconcile_promotion(spec, observed, status)
+    status, look_again = _stuck_pod(status, observed.namespace)
     conditions = training_conditions(status, generation=observed.generation, now=observed.now)
     status = status.model_copy(update={"conditions": conditions, "observed_generation": observed.generation})
     # The Job's and the Dataset's events wake a run; only the wait for a Dataset has a deadline.
     waiting = status.phase == TrainingPhase.PENDING and status.reason == Reason.DATASET_NOT_READY
-    wake_at = dataset_wait_ends(spec, observed.body) if waiting else None
-    if status.job_name and not (status.phase and status.phase.terminal):  # its pod may turn out stuck
-        job = read_child("jobs", observed.namespace, status.job_name)
-        if job is not None and job_finished(job) is None:
-            _, wake_at = pod_cannot_start(job_pods(observed.namespace, job), now=utc_now())
+    wake_at = dataset_wait_ends(spec, observed.body) if waiting else look_again
     return Outcome(status=wire(status), labels=labels, wake_at=wake_at)
+
+
+def _stuck_pod(status: TrainingRunStatus, namespace: str) -> tuple[TrainingRunStatus, dt.datetime | None]:
+    """A running Job whose pod cannot start says why (not terminal: the pod starts once the Secret exists;
+    the Job's deadline ends the wait); and, while the pod may still turn out stuck, when to look again."""
+    if not status.job_name or (status.phase and status.phase.terminal):
+        return status, None
+    job = read_child("jobs", namespace, status.job_name)
+    if job is None or job_finished(job) is not None:
+        return status, None
+    stuck, look_again = pod_cannot_start(job_pods(namespace, job), now=utc_now())
+    if stuck:
+        status = status.model_copy(update={"reason": Reason.POD_CANNOT_START, "message": stuck})
+    return status, look_again
 
 
 register_reconciler("trainingruns", TrainingRunSpec, reconcile_trainingrun)

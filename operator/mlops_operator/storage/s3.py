@@ -57,11 +57,10 @@ def read_object(uri: str, *, client: Any, max_bytes: int) -> bytes:
     """The bytes of one object (`s3://bucket/key`), at most `max_bytes`; a StoreError names the object and
     the cause otherwise."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    store = S3Store(f"s3://{bucket}", bucket, "", client)
-    size = store._call("head_object", key).get("ContentLength") or 0
+    size = request(client, "head_object", bucket, key).get("ContentLength") or 0
     if size > max_bytes:
         raise StoreError(f"{uri} is larger than the limit of {max_bytes} bytes ({size})", reason="Unavailable")
-    body = store._call("get_object", key)["Body"]
+    body = request(client, "get_object", bucket, key)["Body"]
     data = body.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise StoreError(f"{uri} is larger than the limit of {max_bytes} bytes", reason="Unavailable")
@@ -85,9 +84,6 @@ class S3Store(ArtifactStore):
 
     def _key(self, relative: str) -> str:
         return f"{self.prefix}/{relative.strip('/')}" if self.prefix else relative.strip("/")
-
-    def _where(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
 
     def has_version(self, relative: str) -> bool:
         return self._exists(self._key(f"{relative}/{INDEX}"))
@@ -139,22 +135,27 @@ class S3Store(ArtifactStore):
         return True
 
     def _call(self, operation: str, key: str, **kwargs: Any) -> Any:
-        """One request to the store; every failure becomes a StoreError that names the object and the cause."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        return request(self.client, operation, self.bucket, key, **kwargs)
 
-        try:
-            return getattr(self.client, operation)(Bucket=self.bucket, Key=key, **kwargs)
-        except ClientError as error:
-            raise _client_failure(error, self._where(key), self.bucket) from None
-        except NoCredentialsError:
-            raise StoreError(
-                f"no credentials for {self._where(key)}: give the pod a Secret with AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or a role",
-                reason="AccessDenied",
-            ) from None
-        except BotoCoreError as error:  # connection refused, timeouts, TLS, endpoint resolution
-            endpoint = getattr(self.client.meta, "endpoint_url", "?")
-            raise StoreError(f"the object store at {endpoint} is unreachable: {error}", reason="Unreachable") from None
+
+def request(client: Any, operation: str, bucket: str, key: str, **kwargs: Any) -> Any:
+    """One request to object storage; every failure becomes a StoreError that names the object and the cause."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    where = f"s3://{bucket}/{key}"
+    try:
+        return getattr(client, operation)(Bucket=bucket, Key=key, **kwargs)
+    except ClientError as error:
+        raise _client_failure(error, where, bucket) from None
+    except NoCredentialsError:
+        raise StoreError(
+            f"no credentials for {where}: give the pod a Secret with AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or a role",
+            reason="AccessDenied",
+        ) from None
+    except BotoCoreError as error:  # connection refused, timeouts, TLS, endpoint resolution
+        endpoint = getattr(client.meta, "endpoint_url", "?")
+        raise StoreError(f"the object store at {endpoint} is unreachable: {error}", reason="Unreachable") from None
 
 
 def _client_failure(error: Any, where: str, bucket: str) -> StoreError:
