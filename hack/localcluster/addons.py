@@ -1,8 +1,16 @@
-"""Add-ons on the node: Prometheus and the pod-discovery process that feeds it its scrape targets, and
-an S3 server (VersityGW on a posix backend) for the artifact store and datasets in object storage."""
+"""Add-ons on the node: Prometheus and the pod-discovery process that feeds it its scrape targets; an S3
+server (VersityGW on a posix backend) for the artifact store and datasets in object storage; and the
+metrics APIs behind the API server's aggregation layer: metrics-server (metrics.k8s.io: `kubectl top`,
+CPU autoscaling) and prometheus-adapter (custom.metrics.k8s.io: the model servers' request rate).
+
+The metrics add-ons run on the node as processes, like the others: each is registered as an APIService
+whose Service has no selector and one endpoint, the add-on's port on the node IP (the API server
+routes to endpoints, `--enable-aggregator-routing`). They use the admin kubeconfig for their own
+requests (delegated authentication and authorization, the kubelets' metrics, the object lists)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pathlib
@@ -12,17 +20,21 @@ import subprocess
 import sys
 import time
 
-from processes import Component, _http_ok
+from processes import Component, _http_ok, _https_ok
 from settings import (
     BINARY,
     HERE,
     KUBECONFIG,
+    METRICS_ADDONS,
+    PKI,
     PROMETHEUS,
     PROMETHEUS_PORT,
+    REPO,
     S3,
     S3_BUCKET,
     S3_ENV,
     S3_PORT,
+    STATE,
     bin_dir,
     versions,
 )
@@ -41,6 +53,15 @@ scrape_configs:
 """
 BINARY["pod-discovery"] = pathlib.Path(os.path.realpath(sys.executable)).name
 BINARY["s3"] = f"versitygw-{versions()['VERSITYGW_VERSION']}"
+BINARY["metrics-server"] = f"metrics-server-{versions()['METRICS_SERVER_VERSION']}"
+BINARY["prometheus-adapter"] = f"prometheus-adapter-{versions()['PROMETHEUS_ADAPTER_VERSION']}"
+# The adapter's rules: the same file docs/autoscaling.md gives users.
+ADAPTER_RULES = REPO / "docs" / "autoscaling" / "prometheus-adapter.yaml"
+# The API groups and versions each metrics add-on serves.
+METRICS_APIS = {
+    "metrics-server": [("metrics.k8s.io", "v1beta1")],
+    "prometheus-adapter": [("custom.metrics.k8s.io", "v1beta2"), ("custom.metrics.k8s.io", "v1beta1")],
+}
 
 
 def prometheus_url(ip: str) -> str:
@@ -115,7 +136,78 @@ def addons(ip: str) -> list[Component]:
             ready=lambda: _http_ok(f"{s3_url(ip)}/health"),
             ready_timeout=30,
         ),
+        *metrics_addons(ip),
     ]
+
+
+def _serving(name: str, ip: str, *, kubeconfig_flag: str = "--kubeconfig") -> list[str]:
+    """The flags every aggregated API server here shares: where it listens, its certificate, its kubeconfigs."""
+    return [
+        f"--bind-address={ip}",
+        f"--secure-port={METRICS_ADDONS[name]}",
+        f"--tls-cert-file={PKI / f'{name}.crt'}",
+        f"--tls-private-key-file={PKI / f'{name}.key'}",
+        f"{kubeconfig_flag}={KUBECONFIG}",
+        f"--authentication-kubeconfig={KUBECONFIG}",
+        f"--authorization-kubeconfig={KUBECONFIG}",
+    ]
+
+
+def metrics_addons(ip: str) -> list[Component]:
+    """metrics-server, reading the kubelet's resource metrics (its serving certificate checked against the
+    cluster CA), and prometheus-adapter, answering custom metrics from the local Prometheus."""
+    return [
+        Component(
+            name="metrics-server",
+            argv=lambda b: [
+                str(b / BINARY["metrics-server"]),
+                *_serving("metrics-server", ip),
+                f"--kubelet-certificate-authority={PKI / 'ca.crt'}",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--metric-resolution=15s",  # as its own manifests set it: CPU autoscaling reacts sooner than at 1m
+            ],  # fmt: skip
+            ready=lambda: _https_ok(f"https://{ip}:{METRICS_ADDONS['metrics-server']}/livez", cert="admin"),
+            ready_timeout=30,
+            after_ready=lambda b: register_metrics_api("metrics-server", ip, b),
+        ),
+        Component(
+            name="prometheus-adapter",
+            argv=lambda b: [
+                str(b / BINARY["prometheus-adapter"]),
+                *_serving("prometheus-adapter", ip, kubeconfig_flag="--lister-kubeconfig"),
+                f"--prometheus-url={prometheus_url(ip)}",
+                f"--config={ADAPTER_RULES}",
+                "--metrics-relist-interval=10s",  # a model server's new series are known within 10 s
+            ],  # fmt: skip
+            ready=lambda: _https_ok(f"https://{ip}:{METRICS_ADDONS['prometheus-adapter']}/livez", cert="admin"),
+            ready_timeout=30,
+            after_ready=lambda b: register_metrics_api("prometheus-adapter", ip, b),
+        ),
+    ]
+
+
+def register_metrics_api(name: str, ip: str, binaries: pathlib.Path) -> None:
+    """The Service (no selector), its one endpoint on the node and the APIServices of add-on `name`."""
+    port = METRICS_ADDONS[name]
+    ca = base64.b64encode((PKI / "ca.crt").read_bytes()).decode()
+    meta = {"name": name, "namespace": "kube-system", "labels": {"app.kubernetes.io/name": name}}
+    objects: list[dict] = [
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
+        {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
+         "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port}]}]},
+    ]  # fmt: skip
+    for group, version in METRICS_APIS[name]:
+        objects.append({
+            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": f"{version}.{group}", "labels": {"app.kubernetes.io/name": name}},
+            "spec": {"group": group, "version": version, "caBundle": ca, "groupPriorityMinimum": 100,
+                     "versionPriority": 100, "service": {"name": name, "namespace": "kube-system", "port": 443}},
+        })  # fmt: skip
+    kubectl = [str(binaries / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--cache-dir={STATE / 'kubectl-cache'}"]
+    subprocess.run([*kubectl, "apply", "--warnings-as-errors=false", "-f", "-"],
+                   input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}), text=True, check=True,
+                   capture_output=True)  # fmt: skip
 
 
 def write_prometheus_config() -> None:

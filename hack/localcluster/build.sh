@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the local cluster's binaries (etcd, Kubernetes components, kubectl, helm, VersityGW) from the Go
-# module proxy into a cache directory keyed by version. A binary is rebuilt only when missing.
+# Builds the local cluster's binaries (etcd, Kubernetes components, kubectl, helm, and the add-ons VersityGW,
+# metrics-server and prometheus-adapter) from the Go module proxy into a cache directory keyed by version.
+# A binary is rebuilt only when missing.
 #
 #   hack/localcluster/build.sh            # build everything missing, print the bin directory
 #   BIN_ONLY=1 hack/localcluster/build.sh # only print the bin directory
@@ -42,7 +43,8 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ldflags+=" -X $pkg.k8sVersionMajor=$K8S_MAJOR -X $pkg.k8sVersionMinor=$K8S_MINOR"
 done
 
-components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw})
+components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
+  metrics-server prometheus-adapter})
 for c in "${components[@]}"; do
   case "$c" in
     etcd) build etcd etcd go.etcd.io/etcd/server/v3 ;;
@@ -50,6 +52,12 @@ for c in "${components[@]}"; do
     helm) build helm helm helm.sh/helm/v3/cmd/helm "$helm_ldflags" ;;
     versitygw) build versitygw "versitygw-$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw \
       "-X main.Version=$VERSITYGW_VERSION" ;;
+    # As metrics-server's Makefile does (there is no git commit to stamp here).
+    metrics-server) build metrics-server "metrics-server-$METRICS_SERVER_VERSION" sigs.k8s.io/metrics-server/cmd/metrics-server \
+      "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION -X k8s.io/client-go/pkg/version.buildDate=1970-01-01T00:00:00Z" ;;
+    # prometheus-adapter's Makefile stamps no version.
+    prometheus-adapter) build prometheus-adapter "prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION" \
+      sigs.k8s.io/prometheus-adapter/cmd/adapter ;;
     *) build k8s "$c" "k8s.io/kubernetes/cmd/$c" "$k8s_ldflags" ;;
   esac
 done

@@ -15,7 +15,8 @@ The parts live next to this file, which holds the commands (`up`, `down`, `statu
   processes.py     `Component`, and starting, awaiting and stopping its process by PID file
   controlplane.py  etcd, kube-apiserver, kube-controller-manager, kube-scheduler
   node.py          containerd, kubelet, kube-proxy and their configuration
-  addons.py        Prometheus and its pod discovery; the S3 server (VersityGW) and .localcluster/s3.env
+  addons.py        Prometheus and its pod discovery; the S3 server (VersityGW) and .localcluster/s3.env;
+                   metrics-server and prometheus-adapter behind the aggregation layer
   cleanup.py       removing what the node leaves behind; `leftovers`
   objects.py       hostPath volumes (`volume`) and the Gateway API CRDs (`gateway-api-crds`)
 
@@ -65,7 +66,8 @@ def components(ip: str) -> list[Component]:
 def up() -> None:
     binaries = bin_dir()
     wanted = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
-    wanted += ["kubelet", "kube-proxy", "pause", BINARY["s3"]] if WITH_NODE else []
+    wanted += ["kubelet", "kube-proxy", "pause", BINARY["s3"], BINARY["metrics-server"],
+               BINARY["prometheus-adapter"]] if WITH_NODE else []  # fmt: skip
     missing = [c for c in wanted if not (binaries / c).exists()]
     if missing:
         raise SystemExit(f"binaries missing in {binaries}: {missing}; run hack/localcluster/build.sh (make binaries)")

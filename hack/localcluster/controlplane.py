@@ -51,6 +51,17 @@ def control_plane(ip: str) -> list[Component]:
                 f"--kubelet-client-key={PKI / 'apiserver-kubelet-client.key'}",
                 "--kubelet-preferred-address-types=InternalIP,Hostname",
                 "--allow-privileged=true",
+                # The aggregation layer, for the metrics APIs the add-ons serve (kubectl top, autoscaling):
+                # requests are proxied with the front proxy's client certificate, the user in headers,
+                # straight to the add-on's endpoint (it runs on the node, not behind kube-proxy).
+                f"--requestheader-client-ca-file={PKI / 'front-proxy-ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={PKI / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={PKI / 'front-proxy-client.key'}",
+                "--enable-aggregator-routing=true",
                 "--profiling=false",
                 "--v=1",
             ],  # fmt: skip
@@ -77,6 +88,8 @@ def control_plane(ip: str) -> list[Component]:
                 f"--cluster-cidr={POD_CIDR}",
                 "--node-cidr-mask-size=24",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # The autoscalers look every 5 s, not 15: a test of scaling waits for fewer of their periods.
+                "--horizontal-pod-autoscaler-sync-period=5s",
                 "--leader-elect=false",
                 "--v=1",
             ],  # fmt: skip

@@ -6,7 +6,7 @@ import json
 import pathlib
 import subprocess
 
-from settings import KUBERNETES_SERVICE_IP, NODE_NAME, PKI
+from settings import KUBERNETES_SERVICE_IP, METRICS_ADDONS, NODE_NAME, PKI
 
 
 def _openssl(*args: str) -> None:
@@ -19,8 +19,8 @@ def _ec_key(path: pathlib.Path) -> None:
         path.chmod(0o600)
 
 
-def _issue_cert(name: str, *, subject: str, usage: str, sans: list[str] | None = None) -> None:
-    """A key and a certificate signed by the cluster CA, unless both exist."""
+def _issue_cert(name: str, *, subject: str, usage: str, sans: list[str] | None = None, ca: str = "ca") -> None:
+    """A key and a certificate signed by the cluster CA (or another of ours, `ca`), unless both exist."""
     key, crt = PKI / f"{name}.key", PKI / f"{name}.crt"
     if key.exists() and crt.exists():
         return
@@ -37,22 +37,34 @@ def _issue_cert(name: str, *, subject: str, usage: str, sans: list[str] | None =
     csr = PKI / f"{name}.csr"
     _openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
     _openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(PKI / "ca.crt"), "-CAkey", str(PKI / "ca.key"),
+        "x509", "-req", "-in", str(csr), "-CA", str(PKI / f"{ca}.crt"), "-CAkey", str(PKI / f"{ca}.key"),
         "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(crt),
     )  # fmt: skip
     csr.unlink()
     ext.unlink()
 
 
+def _ensure_ca(name: str, subject: str) -> None:
+    if not (PKI / f"{name}.crt").exists():
+        _ec_key(PKI / f"{name}.key")
+        _openssl(
+            "req", "-x509", "-new", "-key", str(PKI / f"{name}.key"), "-subj", subject,
+            "-days", "3650", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", str(PKI / f"{name}.crt"),
+        )  # fmt: skip
+
+
 def ensure_pki(ip: str) -> None:
     PKI.mkdir(parents=True, exist_ok=True)
-    if not (PKI / "ca.crt").exists():
-        _ec_key(PKI / "ca.key")
-        _openssl(
-            "req", "-x509", "-new", "-key", str(PKI / "ca.key"), "-subj", "/CN=mlops-localcluster-ca",
-            "-days", "3650", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", str(PKI / "ca.crt"),
-        )  # fmt: skip
+    _ensure_ca("ca", "/CN=mlops-localcluster-ca")
+    # The aggregation layer: the API server proxies to the metrics add-ons with this client certificate,
+    # which they trust (through extension-apiserver-authentication) to carry the user in headers. Its CA
+    # is its own, as kubeadm's is: a client certificate of the cluster CA cannot pose as the proxy.
+    _ensure_ca("front-proxy-ca", "/CN=mlops-localcluster-front-proxy-ca")
+    _issue_cert("front-proxy-client", subject="/CN=front-proxy-client", usage="clientAuth", ca="front-proxy-ca")
+    for addon in METRICS_ADDONS:  # served behind their Service's name, which the API server checks
+        _issue_cert(addon, subject=f"/CN={addon}", usage="serverAuth",
+                    sans=[f"DNS:{addon}.kube-system.svc", f"IP:{ip}"])  # fmt: skip
     sans = [
         "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
         "DNS:kubernetes.default.svc.cluster.local", "DNS:localhost",

@@ -38,6 +38,8 @@ S3 = STATE / "s3"  # VersityGW: its posix backend (one directory per bucket) and
 S3_PORT = 19000
 S3_ENV = STATE / "s3.env"  # endpoint, credentials and bucket for tools and tests (shell KEY=value lines)
 S3_BUCKET = "mlops"
+# The metrics APIs' servers (add-ons behind the aggregation layer), by name, with their ports on the node IP.
+METRICS_ADDONS = {"metrics-server": 19443, "prometheus-adapter": 19444}
 WITH_NODE = os.environ.get("LOCALCLUSTER_NODE", "1") != "0"
 # Component name → executable name, where they differ.
 BINARY: dict[str, str] = {}

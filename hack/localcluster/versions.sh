@@ -6,5 +6,7 @@ K8S_MINOR=34
 ETCD_VERSION=v3.6.8
 HELM_VERSION=v3.19.0
 VERSITYGW_VERSION=v1.8.0  # the S3 server add-on; its binary carries the version in its name
+METRICS_SERVER_VERSION=v0.8.0  # the resource metrics API add-on; likewise
+PROMETHEUS_ADAPTER_VERSION=v0.12.0  # the custom metrics API add-on; likewise
 LOCALCLUSTER_CACHE="${LOCALCLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-operator/localcluster}"
 LOCALCLUSTER_BIN="$LOCALCLUSTER_CACHE/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"

@@ -131,6 +131,20 @@ INVALID = [
      "spec.datasetRef.name", "should match"),
     ("format-xlsx", DS + "  source: {builtin: {name: iris}}\n  format: xlsx", "spec.format", "Unsupported value"),
     ("training-run-ref-too-long", MD + f"  model: {{trainingRun: {'r' * 58}}}", "spec.model.trainingRun", "Too long"),
+    # Autoscaling: one target, bounds in order, a CPU target needs the CPU request it is a percent of.
+    ("autoscaling-two-targets", MD + "  model: {name: iris}\n"
+     "  autoscaling: {maxReplicas: 4, cpuUtilization: 80, requestsPerSecond: 5}", "spec.autoscaling",
+     "exactly one of cpuUtilization or requestsPerSecond"),
+    ("autoscaling-no-target", MD + "  model: {name: iris}\n  autoscaling: {maxReplicas: 4}", "spec.autoscaling",
+     "exactly one of cpuUtilization or requestsPerSecond"),
+    ("autoscaling-min-above-max", MD + "  model: {name: iris}\n"
+     "  autoscaling: {minReplicas: 5, maxReplicas: 4, requestsPerSecond: 5}", "spec.autoscaling",
+     "minReplicas must not exceed maxReplicas"),
+    ("autoscaling-cpu-without-request", MD + "  model: {name: iris}\n"
+     "  autoscaling: {maxReplicas: 4, cpuUtilization: 80}", "spec", "set server.resources.requests.cpu"),
+    ("autoscaling-policy-period", MD + "  model: {name: iris}\n  autoscaling: {maxReplicas: 4, requestsPerSecond: 5, "
+     "behavior: {scaleUp: {policies: [{type: Pods, value: 1, periodSeconds: 3600}]}}}",
+     "spec.autoscaling.behavior.scaleUp.policies[0].periodSeconds", "less than or equal to 1800"),
 ]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from support import REPO, Kubectl, training_run_manifest, wait_for, wait_phase
+from support import Kubectl, two_iris_versions, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
@@ -52,12 +52,7 @@ class Traffic:
 
 @pytest.fixture(scope="module")
 def runs(cluster: Kubectl, ns: str) -> tuple[str, str]:
-    cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
-    cluster.apply(training_run_manifest("logreg-a", "sklearn.linear_model.LogisticRegression"), ns)
-    cluster.apply(training_run_manifest("logreg-b", "sklearn.linear_model.LogisticRegression", params={"C": 0.5}), ns)
-    for run in ("logreg-a", "logreg-b"):
-        wait_phase(cluster, "trainingrun", run, ns, ("Succeeded",), timeout=240)
-    return "logreg-a", "logreg-b"
+    return two_iris_versions(cluster, ns, "logreg")
 
 
 def deployment(name: str, run: str, **spec) -> str:

@@ -144,6 +144,18 @@ def training_run_manifest(name: str, estimator: str, *, model: str = "iris", dat
     return json.dumps(body)
 
 
+def two_iris_versions(kubectl: Kubectl, namespace: str, prefix: str) -> tuple[str, str]:
+    """Two trained versions of the iris model (LogisticRegression, C=1 and C=0.5) in `namespace`:
+    `<prefix>-a` and `<prefix>-b`, for tests that roll one out over the other."""
+    kubectl.apply((REPO / "examples/dataset-iris.yaml").read_text(), namespace)
+    names = (f"{prefix}-a", f"{prefix}-b")
+    for name, extra in zip(names, ({}, {"params": {"C": 0.5}}), strict=True):
+        kubectl.apply(training_run_manifest(name, "sklearn.linear_model.LogisticRegression", **extra), namespace)
+    for name in names:
+        wait_phase(kubectl, "trainingrun", name, namespace, ("Succeeded",), timeout=240)
+    return names
+
+
 def model_deployment_manifest(name: str, *, model: str = "iris", run: str | None = None, **spec: Any) -> str:
     """A ModelDeployment of 2 replicas following `model`'s champion (or pinned to `run`), without the guard."""
     selector = {"trainingRun": run} if run else {"name": model}

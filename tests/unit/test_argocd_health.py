@@ -446,6 +446,8 @@ def modeldeployment_samples() -> dict[str, dict[str, Any]]:
     paused = json.loads(json.dumps(manifest))
     paused["spec"]["paused"] = True
     single_step = json.loads(json.dumps(manifest))
+    scaled = json.loads(json.dumps(manifest))  # kubectl scale, or the autoscaler, took it to 6 pods
+    scaled["spec"]["replicas"] = 6
     single_step["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 50}]
 
     def serving(spec_manifest: dict[str, Any]) -> Rollout:
@@ -470,6 +472,7 @@ def modeldeployment_samples() -> dict[str, dict[str, Any]]:
         "pending": Rollout(manifest).reconcile(0, None, why="model iris has no promoted version yet").object(),
         "starting": Rollout(manifest).reconcile(0, V1, ready_stable=0).object(),
         "healthy": serving(manifest).object(),
+        "scaling": Rollout(scaled).reconcile(0, V1, ready_stable=2).object(),
         "progressing": in_pause(manifest).object(),
         "suspended": in_pause(manual).object(),
         "inconclusive": inconclusive.object(),
@@ -491,6 +494,7 @@ def modeldeployment_samples() -> dict[str, dict[str, Any]]:
         ("pending", "Progressing", "ModelNotFound: model iris has no promoted version yet"),
         ("starting", "Progressing", "StableNotReady: waiting for pods of iris-baseline"),
         ("healthy", "Healthy", "iris-baseline serves 100%"),
+        ("scaling", "Healthy", "iris-baseline serves 100% (scaling: 2 of 6 pods ready)"),
         ("progressing", "Progressing", "Canary iris-logreg at 25%, step 1"),
         (
             "suspended",

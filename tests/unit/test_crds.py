@@ -52,7 +52,11 @@ def test_crd_names_status_and_columns(info: crd.KindInfo) -> None:
     assert names["categories"] == ["mlops"]
     assert names["shortNames"] == info.short_names
     version = generated["spec"]["versions"][0]
-    assert version["subresources"] == {"status": {}}
+    scale = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+             "labelSelectorPath": ".status.selector"}  # fmt: skip
+    # kubectl scale and a HorizontalPodAutoscaler reach a ModelDeployment's replicas through `scale`.
+    expected = {"status": {}, "scale": scale} if info.kind == "ModelDeployment" else {"status": {}}
+    assert version["subresources"] == expected
     assert any(col["name"] == "Ready" for col in version["additionalPrinterColumns"])
 
 

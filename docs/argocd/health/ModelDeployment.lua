@@ -50,8 +50,14 @@ if ready == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to report the Ready condition"
 elseif ready.status == "True" then
+  -- Scaling (kubectl scale, the autoscaler) is healthy: the version serves while pods come and go.
   hs.status = "Healthy"
   hs.message = text(ready.message)
+  local stable = status.stable
+  if stable ~= nil and tonumber(stable.readyReplicas or 0) ~= tonumber(stable.replicas or 0) then
+    hs.message = hs.message .. " (scaling: " .. text(stable.readyReplicas or 0) .. " of " .. text(stable.replicas)
+      .. " pods ready)"
+  end
 elseif ready.reason == "InvalidSpec" then
   hs.status = "Degraded"
   hs.message = "InvalidSpec: " .. text(ready.message)

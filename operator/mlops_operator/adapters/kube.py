@@ -98,6 +98,10 @@ def batch() -> kubernetes.client.BatchV1Api:
     return kubernetes.client.BatchV1Api(_client())
 
 
+def autoscaling() -> kubernetes.client.AutoscalingV2Api:
+    return kubernetes.client.AutoscalingV2Api(_client())
+
+
 def custom() -> kubernetes.client.CustomObjectsApi:
     return kubernetes.client.CustomObjectsApi(_client())
 
@@ -126,6 +130,19 @@ def apply_deployment(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def apply_service(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     return plain(_apply(core().patch_namespaced_service, namespace, body))
+
+
+def apply_autoscaler(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    return plain(_apply(autoscaling().patch_namespaced_horizontal_pod_autoscaler, namespace, body))
+
+
+def delete_autoscaler(namespace: str, name: str) -> None:
+    """Delete a HorizontalPodAutoscaler we created; one already gone is success."""
+    try:
+        autoscaling().delete_namespaced_horizontal_pod_autoscaler(name, namespace)
+    except ApiException as error:
+        if error.status != 404:
+            raise
 
 
 def _apply(patch: Any, namespace: str, body: dict[str, Any]) -> Any:

@@ -40,6 +40,7 @@ class KindInfo:
     status_model: type[BaseModel]
     name_rule: NameRule
     printer_columns: list[dict[str, str]] = field(default_factory=list)
+    scale: dict[str, str] | None = None  # the scale subresource's paths, for kinds that have one
 
     @property
     def singular(self) -> str:
@@ -102,8 +103,16 @@ KINDS = [
             {"name": "Canary", "type": "string", "jsonPath": ".status.canary.version"},
             {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
             {"name": "Step", "type": "integer", "jsonPath": ".status.canary.stepIndex"},
+            {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
             _age_column(),
         ],
+        # `kubectl scale` and a HorizontalPodAutoscaler set spec.replicas; the selector finds the server
+        # pods of both versions, whose metrics the autoscaler averages.
+        scale={
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },  # fmt: skip
     ),
 ]
 
@@ -142,9 +151,10 @@ def _translate(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out["x-kubernetes-preserve-unknown-fields"] = True
     if "const" in node and "enum" not in node:  # a one-value Literal: JSON Schema's const is no CRD keyword
         out["enum"] = [node["const"]]
-    if "exclusiveMinimum" in out:
+    # JSON Schema's numeric exclusive bound is OpenAPI v3.0's bound plus a flag (once: a node can come by twice).
+    if not isinstance(out.get("exclusiveMinimum", True), bool):
         out["minimum"], out["exclusiveMinimum"] = out["exclusiveMinimum"], True
-    if "exclusiveMaximum" in out:
+    if not isinstance(out.get("exclusiveMaximum", True), bool):
         out["maximum"], out["exclusiveMaximum"] = out["exclusiveMaximum"], True
     return out
 
@@ -201,7 +211,7 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, **({"scale": info.scale} if info.scale else {})},
                     "additionalPrinterColumns": info.printer_columns,
                     "schema": {
                         "openAPIV3Schema": {

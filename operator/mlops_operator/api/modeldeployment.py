@@ -228,6 +228,69 @@ class PostPromotionSpec(SpecModel):
     )
 
 
+class ScalingPolicy(SpecModel):
+    """How much the replica count may change within a period (autoscaling/v2 HPAScalingPolicy)."""
+
+    type: Literal["Pods", "Percent"] = Field(description="Pods: a number of pods; Percent: of the current replicas.")
+    value: int = Field(ge=1, le=1000, description="The number of pods, or the percent.")
+    period_seconds: int = Field(ge=1, le=1800, description="The period the change is allowed in (1 to 1800 s).")
+
+
+class ScalingRules(SpecModel):
+    """Scaling in one direction (autoscaling/v2 HPAScalingRules); a field left out keeps the operator's default."""
+
+    stabilization_window_seconds: int | None = Field(
+        default=None, ge=0, le=3600, description="Recommendations of this past window are considered (0 to 3600 s)."
+    )
+    select_policy: Literal["Max", "Min", "Disabled"] | None = Field(
+        default=None, description="Which policy applies when several do; Disabled: never scale in this direction."
+    )
+    policies: list[ScalingPolicy] | None = Field(default=None, min_length=1, max_length=10, description="Policies.")
+
+
+class ScalingBehavior(SpecModel):
+    """Overrides of the autoscaler's behaviour; defaults: scale up at once (100 % or 4 pods per 15 s),
+    scale down after 5 minutes of lower demand, by at most half the pods a minute."""
+
+    scale_up: ScalingRules | None = Field(default=None, description="Scaling out.")
+    scale_down: ScalingRules | None = Field(default=None, description="Scaling in.")
+
+
+class AutoscalingSpec(SpecModel):
+    """Replicas that follow demand: the operator owns a HorizontalPodAutoscaler targeting this
+    ModelDeployment (its scale subresource), which sets spec.replicas between the bounds."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                _exactly_one(
+                    ["cpuUtilization", "requestsPerSecond"], "set exactly one of cpuUtilization or requestsPerSecond"
+                ),  # fmt: skip
+                {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
+            ]
+        }
+    }
+
+    min_replicas: int = Field(default=1, ge=1, le=100, description="Fewest server pods.")
+    max_replicas: int = Field(ge=1, le=100, description="Most server pods.")
+    cpu_utilization: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Target average CPU use of the server pods, in percent of their CPU request "
+        "(needs server.resources.requests.cpu and a metrics API, e.g. metrics-server).",
+    )
+    requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        le=100000,
+        description="Target inference requests per second per pod, from the servers' own mlops_requests_total "
+        "through the custom metrics API as mlops_requests_per_second (e.g. prometheus-adapter; "
+        "docs/autoscaling.md has its rule).",
+    )
+    behavior: ScalingBehavior | None = Field(default=None, description="Overrides of the scaling behaviour.")
+
+
 class ModelDeploymentSpec(SpecModel):
     """What the user wants: a model served by N replicas, updated through canary steps."""
 
@@ -243,13 +306,29 @@ class ModelDeploymentSpec(SpecModel):
                     f" : m in {list(DEFAULT_METRIC_NAMES)}))",
                     "message": "strategy.canary.steps[].analysis.metrics must name metrics of analysis.metrics "
                     f"(without any, the defaults {' and '.join(DEFAULT_METRIC_NAMES)})",
-                }
+                },
+                {
+                    "rule": "!has(self.autoscaling) || !has(self.autoscaling.cpuUtilization) || "
+                    "(has(self.server) && has(self.server.resources) && has(self.server.resources.requests) "
+                    "&& 'cpu' in self.server.resources.requests)",
+                    "message": "autoscaling.cpuUtilization is a percent of the CPU request: set "
+                    "server.resources.requests.cpu",
+                },
             ]
         }
     }
 
     model: ModelSelector = Field(description="The model to serve: a model name's champion, or one TrainingRun.")
-    replicas: int = Field(default=2, ge=1, le=100, description="Server pods when no rollout is in progress.")
+    replicas: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Server pods in all (split between stable and canary during a rollout); the scale "
+        "subresource sets it (kubectl scale, or the autoscaler when autoscaling is set).",
+    )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None, description="Let a HorizontalPodAutoscaler set replicas from CPU use or request rate."
+    )
     server: ServerSpec = Field(default_factory=ServerSpec, description="Model server settings.")
     strategy: StrategySpec = Field(default_factory=StrategySpec, description="Rollout strategy.")
     traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting, description="Traffic splitting.")
@@ -313,6 +392,11 @@ class CanaryStatus(VersionStatus):
     inconclusives: int = Field(default=0, description="Consecutive inconclusive measurements.")
     step_successes: int = Field(default=0, description="Successful measurements during the current step.")
     last_analysis_at: Timestamp | None = Field(default=None, description="When the analysis last ran.")
+    scaled_at: Timestamp | None = Field(
+        default=None,
+        description="When the canary last needed more pods (a step, or the total scaled out): its progress "
+        "deadline counts from here or from the step's start, whichever is later.",
+    )
 
 
 class Degradation(StatusModel):
@@ -335,6 +419,9 @@ class ModelDeploymentStatus(StatusModel):
     """What is true about the ModelDeployment, written only by the operator."""
 
     observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
+    replicas: int = Field(default=0, description="Server pods of both versions (the scale subresource's status).")
+    selector: str = Field(default="", description="Label selector of the server pods (the scale subresource's).")
+    autoscaler: str | None = Field(default=None, description="What the HorizontalPodAutoscaler reports, in words.")
     phase: str | None = Field(
         default=None,
         description="Summary for printer columns: Pending, Progressing, Paused, Healthy, Degraded.",

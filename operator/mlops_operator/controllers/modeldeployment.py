@@ -21,6 +21,7 @@ from ..api.reasons import ConditionStatus, ConditionType, DeploymentPhase, Reaso
 from ..config import OperatorConfig
 from ..operator_metrics import CANARY_WEIGHT, ROLLBACKS
 from ..registry import MODEL_LABEL, PROMOTED_LABEL
+from ..resources.autoscaling import autoscaler_summary, desired_autoscaler, pod_selector
 from ..resources.jobs import child_name
 from ..resources.routing import routed_weight, weight_patch
 from ..resources.serving import (
@@ -126,8 +127,10 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     status = decision.status
     for kind, reason, words in decision.events:
         (kopf.info if kind == "Normal" else kopf.warn)(observed.body, reason=reason, message=words)
+    status.selector = pod_selector(name)
     if status.stable:
         apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
+        status.autoscaler = apply_autoscaling(spec, observed=observed)
     record_metrics(observed, previous=before, status=status)
     conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
     status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
@@ -136,15 +139,34 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
                    wake_at=next_wake(spec, status, moment, measurement_running=running))  # fmt: skip
 
 
+APPLY = {
+    "deployments": kube.apply_deployment,
+    "services": kube.apply_service,
+    "horizontalpodautoscalers": kube.apply_autoscaler,
+}
+
+
 def apply_child(plural: str, namespace: str, desired: dict[str, Any]) -> dict[str, Any]:
     """The child as it is after making it `desired`: applied only when the watched one differs."""
     desired = with_fingerprint(desired)
     actual = CACHE.get(plural, namespace, desired["metadata"]["name"])
     if is_current(desired, actual):
         return actual  # type: ignore[return-value]
-    applied = (kube.apply_deployment if plural == "deployments" else kube.apply_service)(namespace, desired)
+    applied = APPLY[plural](namespace, desired)
     CACHE.observe(plural, applied)
     return applied
+
+
+def apply_autoscaling(spec: ModelDeploymentSpec, *, observed: Observed) -> str | None:
+    """The HorizontalPodAutoscaler spec.autoscaling asks for, or none (ours deleted once the spec drops
+    it); what it reports, in words."""
+    namespace, name = observed.namespace, observed.name
+    if spec.autoscaling is None:
+        if CACHE.get("horizontalpodautoscalers", namespace, name) is not None:  # only ours are watched
+            kube.delete_autoscaler(namespace, name)
+        return None
+    desired = desired_autoscaler(md=name, uid=observed.uid, autoscaling=spec.autoscaling)
+    return autoscaler_summary(apply_child("horizontalpodautoscalers", namespace, desired))
 
 
 def _running_version(deployment: dict[str, Any] | None) -> str | None:
@@ -187,6 +209,7 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
         total=sum(wanted),
         rolled_back=draining,
     )  # fmt: skip
+    pods = 0
     for variant, served, replicas in (("stable", stable, stable_replicas),
                                       ("canary", canary or stable, canary_replicas)):  # fmt: skip
         if variant == "canary" and draining and replicas > 0:
@@ -197,10 +220,12 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
                                              version=version, replicas=replicas, config=config)  # fmt: skip
             applied = apply_child("deployments", namespace, body)
         ready = int((applied.get("status") or {}).get("readyReplicas") or 0)
+        pods += int((applied.get("status") or {}).get("replicas") or 0)
         if variant == "stable" or canary:
             served.replicas, served.ready_replicas = replicas, ready
         apply_child("services", namespace, desired_variant_service(md=name, uid=observed.uid, variant=variant))
     apply_child("services", namespace, desired_service(md=name, uid=observed.uid, spec=spec))
+    status.replicas = pods  # what the scale subresource reports: the pods there are, as their Deployments count
     if gateway:
         achieved, status.routing = route_traffic(spec, namespace=namespace, md=name, weight=weight if canary else 0)
     else:

@@ -1,13 +1,14 @@
 """Watches: what the operator listens to, and which objects each change wakes.
 
 The API server filters the children's watches by our labels (`watch_selectors`), so the operator
-never caches the cluster: only our three kinds, the Jobs, Deployments and Services we created, the
-Jobs' pods, the artifact store claims, the Namespaces (for their artifact store annotation), and the
-HTTPRoutes a ModelDeployment may name (those are the user's, so they cannot carry our label; there
-are few of them).
+never caches the cluster: only our three kinds, the Jobs, Deployments, Services and
+HorizontalPodAutoscalers we created, the Jobs' pods, the artifact store claims, the Namespaces (for
+their artifact store annotation), and the HTTPRoutes a ModelDeployment may name (those are the
+user's, so they cannot carry our label; there are few of them).
 
 Every event updates the cache and wakes exactly the objects it concerns (`objects_to_wake`, pure):
-- a child (Job, Deployment, Service) wakes its owner; a Job's pod wakes the run or Dataset it works for;
+- a child (Job, Deployment, Service, HorizontalPodAutoscaler) wakes its owner; a Job's pod wakes the run
+  or Dataset it works for;
 - a TrainingRun wakes the ModelDeployments that follow its model or pin it (a champion change);
 - a Dataset wakes itself and the TrainingRuns waiting for a version of it;
 - an artifact store claim wakes the unfinished Datasets and TrainingRuns of its namespace;
@@ -39,6 +40,7 @@ def watch_selectors(config: OperatorConfig) -> tuple[dict[tuple[str, str], str],
         ("batch", "jobs"): MANAGED,
         ("apps", "deployments"): MANAGED,
         ("", "services"): MANAGED,
+        ("autoscaling", "horizontalpodautoscalers"): MANAGED,
         ("", "pods"): f"{MANAGED},batch.kubernetes.io/job-name",
     }
     fields = {("", "persistentvolumeclaims"): f"metadata.name={config.artifact_pvc}"}
@@ -53,7 +55,7 @@ def objects_to_wake(plural: str, body: dict[str, Any], cache: ObjectCache) -> li
     """The objects whose reconcile depends on this object of kind `plural`."""
     meta = body["metadata"]
     namespace, name = meta.get("namespace") or "", meta["name"]
-    if plural in ("jobs", "deployments", "services"):
+    if plural in ("jobs", "deployments", "services", "horizontalpodautoscalers"):
         return [(OWNER_KINDS[ref["kind"]], namespace, ref["name"])
                 for ref in meta.get("ownerReferences") or []
                 if ref.get("apiVersion", "").startswith(f"{GROUP}/") and ref.get("kind") in OWNER_KINDS]  # fmt: skip
@@ -107,6 +109,7 @@ _watch("batch", "v1", "jobs")
 _watch("", "v1", "pods")
 _watch("apps", "v1", "deployments")
 _watch("", "v1", "services")
+_watch("autoscaling", "v2", "horizontalpodautoscalers")
 _watch("", "v1", "persistentvolumeclaims")
 _watch("gateway.networking.k8s.io", "v1", "httproutes")
 _watch("", "v1", "namespaces")

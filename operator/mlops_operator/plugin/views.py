@@ -229,6 +229,8 @@ def render_status(md: dict[str, Any], *, now: dt.datetime | None = None) -> str:
             fields.append(("Guard", guard))
     if status.routing:
         fields.append(("Routing", status.routing))
+    if status.autoscaler:
+        fields.append(("Autoscaler", status.autoscaler))
     degraded = status.degraded
     if degraded:
         fields.append(("Degraded", f"{degraded.reason}: {degraded.message}" if degraded.message else degraded.reason))

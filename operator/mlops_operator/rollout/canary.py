@@ -278,9 +278,13 @@ def _count_measurement(r: _Rollout) -> bool:
 
 def _observe_canary_pods(r: _Rollout) -> bool:
     """Record the canary pods its weight needs and how many are ready: the progress deadline and the
-    next wake are judged from them."""
+    next wake are judged from them. The weight's share of a total that grew (the autoscaler, `kubectl
+    scale`) needs more pods: their deadline counts from then (`scaled_at`), not from the step's start."""
     canary = r.canary
-    canary.replicas = replica_split(r.spec.replicas, canary.weight)[1]
+    wanted = replica_split(r.spec.replicas, canary.weight)[1]
+    if wanted > canary.replicas:
+        canary.scaled_at = r.now
+    canary.replicas = wanted
     canary.ready_replicas = r.ready_pods
     return False
 

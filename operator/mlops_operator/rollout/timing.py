@@ -35,8 +35,10 @@ def pause_end(spec: ModelDeploymentSpec, canary: CanaryStatus) -> dt.datetime | 
 
 
 def progress_deadline(spec: ModelDeploymentSpec, canary: CanaryStatus) -> dt.datetime | None:
-    """When canary pods still not ready roll the canary back: progressDeadlineSeconds after its step began."""
-    return _after(canary.step_started_at, spec.progress_deadline_seconds)
+    """When canary pods still not ready roll the canary back: progressDeadlineSeconds after its step
+    began or, if later, after it last needed more pods (the total scaled out)."""
+    start = max((t for t in (canary.step_started_at, canary.scaled_at) if t), key=parse_time, default=None)
+    return _after(start, spec.progress_deadline_seconds)
 
 
 def waiting_for_pods(canary: CanaryStatus) -> bool:
