@@ -191,7 +191,8 @@ def test_a_canary_keeps_its_share_while_the_total_scales_and_rolls_back_to_the_c
         whole = canary.get("readyReplicas") == canary.get("replicas") == canary_replicas
         return s if held and whole and stable_replicas + canary_replicas == total else None
 
-    for total, canary_pods in ((4, 1), (8, 2), (3, 1)):
+    # 3 pods after 4: 1 canary pod is 33 %; the next total is split by the step's 25 %, not by that.
+    for total, canary_pods in ((4, 1), (3, 1), (8, 2)):
         if total != 4:
             scale(cluster, ns, "split", total)
         s = wait_for(lambda total=total: at_pause(total), timeout=180,

@@ -16,7 +16,7 @@ from mlops_operator.resources.autoscaling import (
     pod_selector,
 )
 from mlops_operator.rollout import timing
-from mlops_operator.rollout.canary import Observation, Target, next_rollout, replica_split
+from mlops_operator.rollout.canary import Observation, Target, next_rollout, replica_split, variant_replicas
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 V1 = Target("v1", "s3://b/models/ns/m/v1", "1" * 64)
@@ -45,6 +45,14 @@ def test_any_total_splits_within_one_replica_of_any_weight(total: int) -> None:
         else:  # both versions serve; one surge pod only where one pod cannot be split (total 1)
             assert stable >= 1 and canary >= 1 and stable + canary == max(total, 2)
             assert abs(canary - total * weight / 100) <= 1, (total, weight, canary)
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 7, 12])
+@pytest.mark.parametrize("weight", [0, 25, 50, 100])
+def test_with_the_gateway_api_both_deployments_follow_the_total(total: int, weight: int) -> None:
+    stable, canary = variant_replicas(total, weight, gateway=True)
+    assert stable == total and canary == replica_split(total, weight)[1]
+    assert variant_replicas(total, weight, gateway=False) == replica_split(total, weight)
 
 
 def md_spec(**autoscaling) -> ModelDeploymentSpec:
@@ -153,3 +161,19 @@ def test_a_rollback_while_scaled_out_serves_the_stable_version_at_the_current_to
     decision = next_rollout(rollout_spec(8), st, obs)
     assert decision.status.canary is None and decision.canary_weight == 0
     assert replica_split(8, decision.canary_weight) == (8, 0)
+
+
+def test_the_share_achieved_at_one_total_is_not_the_weight_at_the_next() -> None:
+    """status.canary.weight is the share achieved (1 canary pod beside 1 stable one is 50 %); the split
+    of the next total comes from the steps' 25 %, or the share would ratchet up as the total grows."""
+    st = look(1, ModelDeploymentStatus(), 0, 0, target=V1).status
+    st = look(1, st, 1, 0).status
+    st = look(1, st, 2, 1).status
+    assert st.canary.step_index == 1
+    for total, split in ((1, (1, 1)), (3, (2, 1)), (4, (3, 1)), (8, (6, 2))):
+        stable, canary = replica_split(total, 25)
+        st.canary.weight = round(100 * canary / (stable + canary))  # what apply_serving records
+        decision = look(total, st, 10 + total, canary)
+        assert decision.canary_weight == 25 and replica_split(total, decision.canary_weight) == split
+        assert decision.status.canary.replicas == split[1]
+        st = decision.status

@@ -737,3 +737,10 @@ def test_a_held_step_says_it_waits_for_data() -> None:
     assert step_activity(md, md.status.canary, now) == "pause over: waiting for a measurement with data"
     md.status.canary.inconclusives = 0
     assert step_activity(md, md.status.canary, now) == "pause over"
+
+
+def test_the_autoscaler_is_shown_when_there_is_one() -> None:
+    md = copy.deepcopy(ROLLED_BACK)
+    assert "Autoscaler" not in status_fields(plugin.render_status(md, now=NOW))
+    md["status"]["autoscaler"] = "HorizontalPodAutoscaler iris: 4 replicas, wants 6 (2 to 8)"
+    assert status_fields(plugin.render_status(md, now=NOW))["Autoscaler"] == md["status"]["autoscaler"]

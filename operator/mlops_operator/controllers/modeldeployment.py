@@ -33,7 +33,7 @@ from ..resources.serving import (
     with_fingerprint,
 )
 from ..rollout.analysis import metrics_to_judge, refused_queries
-from ..rollout.canary import COMMANDS, Observation, Target, next_rollout, replica_split
+from ..rollout.canary import COMMANDS, Observation, Target, next_rollout, variant_replicas
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
 from .common import Observed, Outcome, invalid_spec_status, namespace_config, register_reconciler
@@ -193,9 +193,7 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
     canary, stable = status.canary, status.stable
     assert stable is not None
     gateway = spec.traffic_routing.mode == "GatewayAPI"
-    wanted = replica_split(spec.replicas, weight)
-    if gateway:  # the route splits traffic: the stable keeps all its pods, the canary gets pods for its share
-        wanted = (spec.replicas, wanted[1])
+    wanted = variant_replicas(spec.replicas, weight, gateway=gateway)
     deployments = {v: CACHE.get("deployments", namespace, child_name(name, v)) for v in ("stable", "canary")}
     canary_version = (canary or stable).version
     draining = canary is None and _running_version(deployments["canary"]) not in (None, stable.version[:63])

@@ -127,10 +127,7 @@ def describe_step(step: CanaryStep) -> str:
 
 def desired_weight(steps: list[CanaryStep], step_index: int) -> int:
     """The canary weight the steps ask for at a step: the last setWeight reached, 100 once all are done."""
-    if step_index >= len(steps):
-        return 100
-    weights = [s.set_weight for s in steps[: step_index + 1] if s.set_weight is not None]
-    return weights[-1] if weights else 0
+    return 100 if step_index >= len(steps) else timing.steps_weight(steps, step_index)
 
 
 def step_activity(md: Deployment, canary: CanaryStatus, now: dt.datetime) -> str:

@@ -112,6 +112,16 @@ def replica_split(total: int, weight: int) -> tuple[int, int]:
     return max(total - canary, 1), canary
 
 
+def variant_replicas(total: int, weight: int, *, gateway: bool) -> tuple[int, int]:
+    """(stable, canary) replicas for `weight` % of traffic on the canary out of `total` pods in all.
+
+    By replica ratio (the default routing) the total is split; with the Gateway API the route's weights
+    split the traffic, so the stable version keeps the whole total and the canary gets pods for its
+    share: both follow the total as it scales."""
+    stable, canary = replica_split(total, weight)
+    return (total, canary) if gateway else (stable, canary)
+
+
 @dataclass
 class _Rollout:
     """One decision being made: the status as it becomes, and what was observed."""
@@ -281,7 +291,7 @@ def _observe_canary_pods(r: _Rollout) -> bool:
     next wake are judged from them. The weight's share of a total that grew (the autoscaler, `kubectl
     scale`) needs more pods: their deadline counts from then (`scaled_at`), not from the step's start."""
     canary = r.canary
-    wanted = replica_split(r.spec.replicas, canary.weight)[1]
+    wanted = replica_split(r.spec.replicas, timing.steps_weight(r.spec.strategy.canary.steps, canary.step_index))[1]
     if wanted > canary.replicas:
         canary.scaled_at = r.now
     canary.replicas = wanted
@@ -376,7 +386,8 @@ def _decision(r: _Rollout) -> RolloutDecision:
     if canary is not None and not r.settled:
         _observe_canary_pods(r)  # again: the steps may have changed the weight
     wake_at = None if r.settled else timing.next_wake(r.spec, r.status, r.obs.now)
-    return RolloutDecision(r.status, canary.weight if canary else 0, r.events, wake_at)
+    weight = timing.steps_weight(r.spec.strategy.canary.steps, canary.step_index) if canary else 0
+    return RolloutDecision(r.status, weight, r.events, wake_at)
 
 
 def _roll_back(r: _Rollout, *, reason: str, message: str) -> bool:

@@ -26,6 +26,14 @@ def current_step(spec: ModelDeploymentSpec, canary: CanaryStatus) -> CanaryStep 
     return steps[canary.step_index] if canary.step_index < len(steps) else None
 
 
+def steps_weight(steps: list[CanaryStep], step_index: int) -> int:
+    """The canary weight the steps ask for at `step_index`: the last setWeight reached (the weights never
+    decrease), 0 before the first. It is the steps', not status.canary.weight (the share achieved, which
+    at another total differs: 1 of 3 pods is 33 %): fed back, the achieved share would drift."""
+    weights = [s.set_weight for s in steps[: step_index + 1] if s.set_weight is not None]
+    return weights[-1] if weights else 0
+
+
 def pause_end(spec: ModelDeploymentSpec, canary: CanaryStatus) -> dt.datetime | None:
     """When the timed pause of the current step ends; None at other steps and before the pause began."""
     step = current_step(spec, canary)
