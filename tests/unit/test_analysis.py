@@ -91,8 +91,9 @@ class FakePrometheusHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
-    def do_GET(self) -> None:
-        expression = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["query"][0]
+    def do_POST(self) -> None:  # the operator POSTs its queries as a form
+        form = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        expression = urllib.parse.parse_qs(form)["query"][0]
         self.server.queries.append(expression)
         code, body = next((a for word, a in self.server.answers.items() if word in expression), (200, vector()))
         if code == TRICKLE:  # accepts, answers 200 and then a byte now and then, never the end

@@ -17,7 +17,7 @@ import requests
 
 from mlops_operator.server.batching import MicroBatcher, RowsRefused
 from mlops_operator.server.codec import CodecError, decode_request, split_binary_request
-from mlops_operator.server.monitoring import AccuracyWindow, DriftWindow
+from mlops_operator.server.monitoring import AccuracyWindow, DriftWindow, score
 from support import REPO, wait_for
 
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -103,7 +103,7 @@ def test_accuracy_window_memory_is_bounded_by_ids_and_rows() -> None:
     assert len(window) == 2 and window.rows == 5
     batch = np.arange(1000)
     window.remember("view", batch[:1])
-    assert window.score("view", [0]) == (1, 1)
+    assert window.take("view", [0]) == [0]
     assert len(window) == 2 and window.rows == 5
 
 
@@ -168,13 +168,14 @@ def test_accuracy_window_scores_remembered_predictions_once() -> None:
     window.remember("b", [1])
     window.remember("c", [2])
     with pytest.raises(KeyError):
-        window.score("a", [1, 0])  # forgotten: only 2 are remembered
-    assert window.score("b", [1]) == (1, 1)
+        window.take("a", [1, 0])  # forgotten: only 2 are remembered
+    assert window.take("b", [1]) == [1]
     with pytest.raises(KeyError):
-        window.score("b", [1])  # scored once
+        window.take("b", [1])  # scored once
     with pytest.raises(ValueError, match="1 rows, got 2 labels"):
-        window.score("c", [2, 2])
-    assert window.score("c", [0]) == (0, 1)
+        window.take("c", [2, 2])
+    window.record(score([1], [1], classify=True))
+    window.record(score(window.take("c", [0]), [0], classify=True))
     assert window.accuracy() == 0.5
 
 
@@ -326,6 +327,25 @@ def test_feedback_gives_accuracy_by_version(server: str) -> None:
 @pytest.fixture(scope="module")
 def server(served: tuple[str, str]) -> str:
     return served[0]
+
+
+def test_live_quality_drift_and_the_estimate_are_scraped(server: str) -> None:
+    """The confusion count, the predictions' drift and the label-free estimate, as Prometheus scrapes them."""
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]] * 30  # setosa and virginica: no versicolor at all
+    answer = requests.post(f"{server}/v2/models/iris/infer", json=_infer_body(rows, id="q1")).json()
+    predicted = answer["outputs"][0]["data"]
+    scored = requests.post(f"{server}/v2/models/iris/feedback", json={"id": "q1", "labels": [0, 2] * 30}).json()
+    assert scored == {"model_version": "iris-v1", "labelled": 60, "correct": sum(p == t for p, t in
+                      zip(predicted, [0, 2] * 30, strict=True))}  # fmt: skip
+    metrics = requests.get(f"{server}/metrics").text
+    assert 'mlops_feedback_confusion_total{correct="true",label="2",model="iris",prediction="2",version="iris-v1"}' \
+        in metrics  # fmt: skip
+    psi = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("mlops_prediction_psi")))
+    assert psi > 0.5, "a third of the classes never predicted is a real shift of the predictions"
+    estimated = {line.split("{")[0]: float(line.split()[-1]) for line in metrics.splitlines()
+                 if line.startswith("mlops_estimated_")}  # fmt: skip
+    assert estimated["mlops_estimated_rows_total"] >= 60
+    assert 0.8 <= estimated["mlops_estimated_correct_total"] / estimated["mlops_estimated_rows_total"] <= 1.0
 
 
 def test_server_refuses_a_model_with_the_wrong_sha256(served: tuple[str, str]) -> None:

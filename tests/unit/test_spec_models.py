@@ -105,7 +105,7 @@ TRAININGRUN_STATUS = {
     "message": "m", "dataset": {"name": "d", "version": VERSION, "snapshotUri": "pvc://s", "target": "y"},
     "jobName": "r-train", "attempts": 2, "startedAt": "t", "completedAt": "t", "durationSeconds": 4.2,
     "metrics": {"accuracy": 0.9, "f1_macro": 1}, "primaryMetric": "accuracy", "primaryValue": "0.9000",
-    "model": {"uri": "pvc://m", "sha256": "f" * 64, "version": "r"},
+    "model": {"uri": "pvc://m", "sha256": "f" * 64, "version": "r", "calibrated": True},
     "promotion": {"decision": "Superseded", "reason": "Superseded", "message": "m", "champion": "old",
                   "metric": "accuracy", "value": 0.9, "championValue": 0.8, "decidedAt": "t"},
 }  # fmt: skip

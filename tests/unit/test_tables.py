@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from mlops_operator.api.dataset import DatasetSpec
 from mlops_operator.data import table as tables
 from mlops_operator.data.check import run_check
-from mlops_operator.data.profile import build_profile
+from mlops_operator.data.profile import build_profile, class_key
 from mlops_operator.data.sources import SourceError, builtin_table, parse_source, read_source, source_format
 from mlops_operator.data.table import Table, TableError, float_text, is_parquet, parse_csv, parse_parquet
 from mlops_operator.data.validate import _cell_problem, schema_problems
@@ -496,6 +496,9 @@ def _reference_profile(table: Table, target: str) -> dict:
             "std": float(finite.std()),
             "missing": float(np.isnan(values).mean()),
         }
+        distinct = sorted(set(finite.tolist()))  # added later: the frequencies of a feature of few values
+        if len(distinct) <= 20:
+            features[name]["frequencies"] = {class_key(v): float(np.sum(finite == v) / finite.size) for v in distinct}
     labels, counts = np.unique(np.asarray(table.column(target)), return_counts=True)
     if len(labels) <= MAX_CLASSES:
         shares = {str(k): float(c / counts.sum()) for k, c in zip(labels, counts, strict=True)}
@@ -507,7 +510,16 @@ def _reference_profile(table: Table, target: str) -> dict:
     values = numbers(target)
     return {"rows": table.num_rows, "features": features,
             "target": {"name": target, "kind": "numeric", "mean": float(np.nanmean(values)),
-                       "std": float(np.nanstd(values))}}  # fmt: skip
+                       "std": float(np.nanstd(values)), **_reference_bins(values)}}  # fmt: skip
+
+
+def _reference_bins(values: np.ndarray) -> dict:
+    """Added later: a numeric target's decile bins, as its features have them."""
+    from mlops_operator.data.profile import BINS, bin_shares
+
+    finite = values[~np.isnan(values)]
+    edges = sorted(set(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1]).tolist()))
+    return {"edges": edges, "shares": bin_shares(values, edges)}
 
 
 @pytest.mark.parametrize("target", ["target", "num"])

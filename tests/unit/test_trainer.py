@@ -62,7 +62,8 @@ def test_trainer_on_each_builtin_dataset(tmp_path: pathlib.Path, name: str) -> N
     data = (model_dir / "model.skops").read_bytes()
     manifest = json.loads((model_dir / "MANIFEST.json").read_bytes())
     assert sha256_hex((model_dir / "MANIFEST.json").read_bytes()) == result["sha256"]
-    assert set(manifest["files"]) == {"model.skops", "metadata.json", "profile.json"}
+    calibration = {"calibration.json"} if metadata["calibrated"] else set()  # optional: see test_calibration.py
+    assert set(manifest["files"]) == {"model.skops", "metadata.json", "profile.json"} | calibration
     for file, digest in manifest["files"].items():
         assert sha256_hex((model_dir / file).read_bytes()) == digest
     assert metadata["sha256"] == sha256_hex(data)

@@ -43,7 +43,8 @@ def query(prometheus_url: str, expression: str, *, deadline: float | None = None
     Raises on transport errors and on answers refused (too slow, too large, not a result)."""
     deadline = min(deadline or math.inf, time.monotonic() + DEADLINE_SECONDS)
     url = f"{prometheus_url.rstrip('/')}/api/v1/query"
-    with requests.get(url, params={"query": expression}, timeout=TIMEOUT, stream=True) as response:
+    # POSTed as a form, as Prometheus's API allows: a template's query (F1 is about 5 KB) need not fit a URL.
+    with requests.post(url, data={"query": expression}, timeout=TIMEOUT, stream=True) as response:
         response.raise_for_status()
         body = _read_answer(response, deadline=deadline)
     try:

@@ -176,16 +176,45 @@ class AnalysisMetric(SpecModel):
                     "rule": "has(self.query) == has(self.successCondition)",
                     "message": "a query needs a successCondition",
                 },
+                {
+                    "rule": "!has(self.class) || (has(self.template) && self.template in "
+                    "['precision', 'recall', 'f1'])",
+                    "message": "class applies only to the precision, recall and f1 templates",
+                },
             ]
         }
     }
 
     name: DnsLabel = Field(description="Name of the metric, used in status and Events.")
-    template: Literal["errorRate", "latencyP95", "accuracy", "drift"] | None = Field(
+    template: (
+        Literal["errorRate", "latencyP95", "accuracy", "precision", "recall", "f1", "mae", "rmse", "drift",
+                "predictionDrift", "estimatedAccuracy"]
+        | None
+    ) = Field(
         default=None,
-        description="Built-in: errorRate (fraction, max), latencyP95 (seconds, max), accuracy (min), drift (PSI, max).",
-    )
+        description="Built-in: errorRate (fraction, max), latencyP95 (seconds, max), drift (the largest feature "
+        "PSI, max), predictionDrift (PSI of the predictions against the training target, max); from labels "
+        "posted back: accuracy, precision, recall, f1 (classifiers, min; macro average or one class), mae, rmse "
+        "(regressors, max); estimatedAccuracy (min): the label-free estimate from the model's calibrated "
+        "confidence (classifiers with probabilities).",
+    )  # fmt: skip
     threshold: float | None = Field(default=None, description="Bound of the template metric (see template).")
+    class_: str | None = Field(
+        default=None,
+        alias="class",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="precision, recall, f1: judge this class (as the server names it: 1, not 1.0) instead of "
+        "the macro average over the classes seen.",
+    )
+    min_samples: int = Field(
+        default=10,
+        ge=1,
+        le=1_000_000,
+        description="accuracy, precision, recall, f1, mae, rmse: fewest labelled predictions in the window "
+        "(estimatedAccuracy: predictions) before a verdict; fewer is inconclusive.",
+    )
     query: str | None = Field(
         default=None,
         max_length=4096,

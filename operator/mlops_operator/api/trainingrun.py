@@ -169,6 +169,11 @@ class ModelArtifact(StatusModel):
         description="sha256 of the model's MANIFEST.json, which lists the sha256 of every file the server loads."
     )
     version: str = Field(description="Model version: the TrainingRun's name.")
+    calibrated: bool = Field(
+        default=False,
+        description="Whether the model carries a confidence calibration (from its held-out split): the "
+        "label-free estimate of its live accuracy (analysis template estimatedAccuracy) needs one.",
+    )
 
 
 class PromotionStatus(StatusModel):

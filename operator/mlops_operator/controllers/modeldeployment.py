@@ -32,7 +32,7 @@ from ..resources.serving import (
     is_current,
     with_fingerprint,
 )
-from ..rollout.analysis import metrics_to_judge, refused_queries
+from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_queries
 from ..rollout.canary import COMMANDS, Observation, Target, next_rollout, variant_replicas
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
@@ -65,6 +65,17 @@ def resolve_target(spec: ModelDeploymentSpec, namespace: str) -> tuple[Target | 
     return Target(version=model["version"], model_uri=model["uri"], sha256=model["sha256"]), model_name, ""
 
 
+def uncalibrated_versions(namespace: str, versions: set[str]) -> list[str]:
+    """The versions whose TrainingRun reports a model without a confidence calibration."""
+    found = []
+    for version in sorted(versions):
+        run = CACHE.get("trainingruns", namespace, version)
+        model = ((run or {}).get("status") or {}).get("model")
+        if model and not model.get("calibrated"):
+            found.append(version)
+    return found
+
+
 def ready_replicas_of(deployment: dict[str, Any] | None, version: str) -> int:
     """Ready pods of the Deployment that run `version` (0 while its rollout to that version is unfinished)."""
     if deployment is None:
@@ -87,6 +98,11 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     before = ModelDeploymentStatus.model_validate(observed.status)
     status = before.model_copy(deep=True)
     target, model, why = resolve_target(spec, namespace)
+    judged = {v.version for v in (status.stable, status.canary) if v} | ({target.version} if target else set())
+    refused = refused_estimate(spec, uncalibrated_versions(namespace, judged))
+    if refused:  # as a spec the schema let through: the version would be judged on an estimate it cannot give
+        return Outcome(status=invalid_spec_status(observed.status, message=refused, generation=observed.generation,
+                                                  now=now))  # fmt: skip
     moment = utc_now()
     canary_dep = CACHE.get("deployments", namespace, child_name(name, "canary"))
     canary_ready = ready_replicas_of(canary_dep, status.canary.version) if status.canary else 0

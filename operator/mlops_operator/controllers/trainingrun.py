@@ -116,7 +116,12 @@ def training_outcome(
                 "metrics": metrics,
                 "primary_metric": primary,
                 "primary_value": f"{metrics[primary]:.4f}" if primary in metrics else None,
-                "model": ModelArtifact(uri=result["modelUri"], sha256=result["sha256"], version=run),
+                "model": ModelArtifact(
+                    uri=result["modelUri"],
+                    sha256=result["sha256"],
+                    version=run,
+                    calibrated=bool(result.get("calibrated")),
+                ),  # fmt: skip
             }
         )
     if job_reason == "DeadlineExceeded":

@@ -33,7 +33,70 @@ TEMPLATES = {
         "min",
     ),
     "drift": ("max(mlops_feature_psi{{{selector}}})", "max"),
+    "predictionDrift": ("max(mlops_prediction_psi{{{selector}}})", "max"),
+    "precision": ("", "min"),  # built by class_metric_query
+    "recall": ("", "min"),
+    "f1": ("", "min"),
+    "mae": (
+        "sum(increase(mlops_feedback_absolute_error_total{{{selector}}}[{window}])) "
+        "/ sum(increase(mlops_feedback_labels_total{{{selector}}}[{window}]))",
+        "max",
+    ),
+    "rmse": (
+        "sqrt(sum(increase(mlops_feedback_squared_error_total{{{selector}}}[{window}])) "
+        "/ sum(increase(mlops_feedback_labels_total{{{selector}}}[{window}])))",
+        "max",
+    ),
+    "estimatedAccuracy": (
+        "sum(increase(mlops_estimated_correct_total{{{selector}}}[{window}])) "
+        "/ sum(increase(mlops_estimated_rows_total{{{selector}}}[{window}]))",
+        "min",
+    ),
 }
+# Templates judged on labels posted back (or, estimatedAccuracy, on predictions): no verdict on fewer
+# than the metric's minSamples of them in the window — fewer is Inconclusive.
+SAMPLED = {"accuracy": "mlops_feedback_labels_total", "precision": "mlops_feedback_labels_total",
+           "recall": "mlops_feedback_labels_total", "f1": "mlops_feedback_labels_total",
+           "mae": "mlops_feedback_labels_total", "rmse": "mlops_feedback_labels_total",
+           "estimatedAccuracy": "mlops_estimated_rows_total"}  # fmt: skip
+CLASS_TEMPLATES = ("precision", "recall", "f1")
+ESTIMATE_CAVEAT = "a label-free estimate: blind to concept drift with unchanged inputs"
+
+
+def _per_class(selector: str, window: str, by: str, klass: str | None) -> str:
+    """Scored predictions per class in the window, the class taken from the `label` or `prediction` label
+    (only `klass`'s, when one is given)."""
+    only = f',{by}="{klass}"' if klass is not None else ""
+    return (f'sum by (class) (label_replace(increase(mlops_feedback_confusion_total{{{selector}{only}}}[{window}]), '
+            f'"class", "$1", "{by}", "(.*)"))')  # fmt: skip
+
+
+def class_metric_query(template: str, *, selector: str, window: str, klass: str | None) -> str:
+    """Precision, recall or F1 of one class, or their macro average, as scikit-learn computes them
+    (`zero_division=0`, over the classes seen in the window as a label or a prediction).
+
+    From the confusion count: true positives are the cells with correct="true" (by prediction, which
+    there is the label too); predicted and actual counts are its sums by prediction and by label.
+    """
+    tp = _per_class(f'{selector},correct="true"', window, "prediction", klass)
+    predicted = f"({_per_class(selector, window, 'prediction', klass)} > 0)"
+    actual = f"({_per_class(selector, window, 'label', klass)} > 0)"
+    seen = f"({predicted} * 0 or {actual} * 0)"  # every class seen, valued 0
+    hits = f"({tp} or {seen})"
+    precision = f"(({hits} / {predicted}) or {seen})"
+    recall = f"(({hits} / {actual}) or {seen})"
+    value = {"precision": precision, "recall": recall,
+             "f1": f"((2 * {precision} * {recall} / ({precision} + {recall} > 0)) or {seen})"}[template]  # fmt: skip
+    return f"sum({value})" if klass is not None else f"avg({value})"
+
+
+def enough_samples(query: str, *, template: str, selector: str, window: str, minimum: int) -> str:
+    """`query`, answered only when the window holds `minimum` labelled predictions (or predictions, for the
+    estimate): an empty answer is no evidence, so fewer is Inconclusive."""
+    counted = f"sum(increase({SAMPLED[template]}{{{selector}}}[{window}])) >= {minimum}"
+    return f"({query}) and on() ({counted})"
+
+
 DEFAULT_METRICS = [
     AnalysisMetric(name="error-rate", template="errorRate", threshold=0.05),
     AnalysisMetric(name="latency-p95", template="latencyP95", threshold=0.5),
@@ -66,9 +129,16 @@ def metrics_to_judge(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -
 
 def promql(metric: AnalysisMetric, *, namespace: str, model: str, version: str, window: str) -> str:
     selector = f'namespace="{namespace}",model="{model}",version="{version}"'
-    if metric.template:
-        return TEMPLATES[metric.template][0].format(selector=selector, window=window)
-    return (metric.query or "").replace("{{version}}", version).replace("{{namespace}}", namespace)
+    template = metric.template
+    if not template:
+        return (metric.query or "").replace("{{version}}", version).replace("{{namespace}}", namespace)
+    if template in CLASS_TEMPLATES:
+        query = class_metric_query(template, selector=selector, window=window, klass=metric.class_)
+    else:
+        query = TEMPLATES[template][0].format(selector=selector, window=window)
+    if template in SAMPLED:
+        query = enough_samples(query, template=template, selector=selector, window=window, minimum=metric.min_samples)
+    return query
 
 
 def judge(metric: AnalysisMetric, value: float) -> tuple[bool, str]:
@@ -77,7 +147,8 @@ def judge(metric: AnalysisMetric, value: float) -> tuple[bool, str]:
         bound = TEMPLATES[metric.template][1]
         passed = value <= metric.threshold if bound == "max" else value >= metric.threshold
         sign = ("<=" if passed else ">") if bound == "max" else (">=" if passed else "<")
-        return passed, f"{metric.name} {value:.4g} {sign} {metric.threshold:g}"
+        caveat = f" ({ESTIMATE_CAVEAT})" if metric.template == "estimatedAccuracy" else ""
+        return passed, f"{metric.name} {value:.4g} {sign} {metric.threshold:g}{caveat}"
     op, bound = _CONDITION.match(metric.success_condition or "").groups()
     passed = _OPERATORS[op](value, float(bound))
     return passed, f"{metric.name} {value:.4g} ({'meets' if passed else 'fails'} {metric.success_condition})"
@@ -86,6 +157,9 @@ def judge(metric: AnalysisMetric, value: float) -> tuple[bool, str]:
 def result(metric: AnalysisMetric, value: float | None, *, missing: str = "") -> MetricResult:
     """The verdict on one metric's value; without a value it is Inconclusive, saying why (`missing`)."""
     if value is None:
+        if not missing and metric.template in SAMPLED:
+            what = "predictions" if metric.template == "estimatedAccuracy" else "labelled predictions"
+            missing = f"{metric.name}: no data yet, or fewer than {metric.min_samples} {what} in the window"
         return MetricResult(metric.name, "Inconclusive", None, missing or f"{metric.name}: no data yet")
     passed, words = judge(metric, value)
     return MetricResult(metric.name, "Successful" if passed else "Failed", value, words)
@@ -114,5 +188,19 @@ def refused_queries(spec: ModelDeploymentSpec, *, allow_raw_queries: bool) -> st
     return (
         f"spec.analysis.metrics {raw} use a raw PromQL query, which this operator refuses "
         "(prometheus.allowRawQueries=false: analysis may read only the object's own namespace); "
-        "use a template (errorRate, latencyP95, accuracy, drift)"
+        f"use a template ({', '.join(TEMPLATES)})"
+    )
+
+
+def refused_estimate(spec: ModelDeploymentSpec, uncalibrated: list[str]) -> str | None:
+    """Why the spec's analysis is refused for these versions, if it is: the label-free estimate needs a
+    model calibrated on its held-out split, which a model without probabilities never is."""
+    estimated = [m.name for m in spec.analysis.metrics if m.template == "estimatedAccuracy"]
+    if not estimated or not uncalibrated:
+        return None
+    return (
+        f"spec.analysis.metrics {estimated} use the estimatedAccuracy template, but model version "
+        f"{', '.join(uncalibrated)} has no confidence calibration (its estimator gives no probabilities, "
+        "predict_proba, or its held-out split could not calibrate it): judge it on labels posted back "
+        "(accuracy, precision, recall, f1) instead"
     )

@@ -13,8 +13,8 @@ import os
 import pathlib
 
 from ..storage import ArtifactStore, StoreError
-from ..trainer.modelio import METADATA_FILE, MODEL_FILE, PROFILE_FILE, load_trusted, read_model_files
-from .app import LoadedModel
+from ..trainer.modelio import CALIBRATION_FILE, METADATA_FILE, MODEL_FILE, PROFILE_FILE, load_trusted, read_model_files
+from .dataplane import LoadedModel
 
 log = logging.getLogger("mlops_operator.server")
 
@@ -63,6 +63,8 @@ def load(model_uri: str, *, expected_sha256: str | None) -> tuple[LoadedModel, d
         model=model,
         features=list(metadata["features"]),
         classify=metadata.get("task") == "classification",
+        classes=list(metadata.get("classes") or []),
+        calibration=json.loads(files[CALIBRATION_FILE]) if files.get(CALIBRATION_FILE) is not None else None,
     )
     return loaded, profile
 

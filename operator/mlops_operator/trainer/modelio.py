@@ -1,7 +1,9 @@
 """Models on disk: skops format (no pickle), sha256-checked, loaded with an explicit trusted-type list.
 
 A model version is a directory: `model.skops`, `metadata.json` (feature order, classes, task),
-`profile.json` (the training dataset's profile, for drift) and `MANIFEST.json`, which lists the sha256
+optionally `profile.json` (the training dataset's profile, for drift) and `calibration.json` (the
+label-free accuracy estimate's calibration, see calibration.py; only classifiers with probabilities
+and a held-out split that can calibrate them have one), and `MANIFEST.json`, which lists the sha256
 of each of the others. The sha256 the trainer reports, and the TrainingRun records and the server is
 started with, is MANIFEST.json's: one checksum covers every file the server loads. `read_model_files`
 checks the manifest against it, then each listed file against the manifest, and returns the verified
@@ -41,7 +43,9 @@ MANIFEST = "MANIFEST.json"
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 PROFILE_FILE = "profile.json"
-MANIFEST_FILES = frozenset({MODEL_FILE, METADATA_FILE, PROFILE_FILE})  # plain names: nothing outside the directory
+CALIBRATION_FILE = "calibration.json"
+# Plain names: nothing outside the directory. Code older than a name refuses a manifest that lists it.
+MANIFEST_FILES = frozenset({MODEL_FILE, METADATA_FILE, PROFILE_FILE, CALIBRATION_FILE})
 REQUIRED_FILES = (MODEL_FILE, METADATA_FILE)
 
 

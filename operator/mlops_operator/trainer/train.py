@@ -1,7 +1,8 @@
 """One training: load the pinned dataset version, split, fit, evaluate, store the model with its metadata.
 
 The stored version holds everything the server will load — the model, its metadata, the dataset's
-profile — and a MANIFEST.json of their sha256; the reported `sha256` is the manifest's (modelio).
+profile, for a classifier the calibration of its label-free accuracy estimate (calibration.py) — and
+a MANIFEST.json of their sha256; the reported `sha256` is the manifest's (modelio).
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ from ..api.estimators import task_of
 from ..api.trainingrun import TrainingRunSpec
 from ..data.table import TableError, parse_csv
 from ..storage import ArtifactStore, StoreError, model_prefix
+from .calibration import fit_calibration, prediction_confidence
 from .metrics import evaluate
-from .modelio import MANIFEST, METADATA_FILE, MODEL_FILE, PROFILE_FILE, dump_model, manifest_bytes, sha256_hex
+from .modelio import (
+    CALIBRATION_FILE,
+    MANIFEST,
+    METADATA_FILE,
+    MODEL_FILE,
+    PROFILE_FILE,
+    dump_model,
+    manifest_bytes,
+    sha256_hex,
+)
 from .pipeline import PermanentTrainingError, build_pipeline
 
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "rmse"}
@@ -83,6 +94,7 @@ def run_training(
         raise PermanentTrainingError(f"fit failed: {type(error).__name__}: {error}") from None
     fit_seconds = round(time.monotonic() - started, 3)
     metrics = evaluate(pipeline, x_test, y_test, task=task, wanted=list(spec.evaluation.metrics))
+    calibration = held_out_calibration(pipeline, x_test, y_test) if task == "classification" else None
     model_bytes = dump_model(pipeline)
 
     import sklearn
@@ -105,15 +117,30 @@ def run_training(
         "trainRows": len(y_train),
         "testRows": len(y_test),
         "fitSeconds": fit_seconds,
+        "calibrated": calibration is not None,
         "createdAt": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
     files = {MODEL_FILE: model_bytes, METADATA_FILE: json.dumps(metadata, indent=1).encode()}
     profile = _dataset_profile(snapshots, dataset["snapshotUri"])
     if profile is not None:
         files[PROFILE_FILE] = profile
+    if calibration is not None:
+        files[CALIBRATION_FILE] = json.dumps(calibration, indent=1).encode()
     files[MANIFEST] = manifest_bytes(files)
     store.write_version(prefix, files)
     return _stored_result(store, prefix, task)  # what is stored: another pod of this run may have won the race
+
+
+def held_out_calibration(model: Any, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any] | None:
+    """The calibration of a classifier's label-free accuracy estimate, learned on the held-out split.
+
+    The held-out rows are the only ones whose labels the model never saw, so how often it was right there,
+    at each confidence, is what live traffic can be judged by. None: no probabilities, or no honest fit.
+    """
+    confidence = prediction_confidence(model, x_test)
+    if confidence is None:
+        return None
+    return fit_calibration(confidence, model.predict(x_test) == y_test)
 
 
 def _dataset_profile(store: ArtifactStore, snapshot_uri: str) -> bytes | None:
@@ -143,5 +170,6 @@ def _stored_result(store: ArtifactStore, prefix: str, task: str) -> dict[str, An
         "modelUri": store.uri(prefix),
         "sha256": sha256,
         "fitSeconds": metadata["fitSeconds"],
+        "calibrated": bool(metadata.get("calibrated", False)),  # versions stored before calibration have none
         "primaryMetric": PRIMARY_METRIC[task],
     }
