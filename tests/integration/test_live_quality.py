@@ -1,0 +1,154 @@
+"""Live quality on the local cluster, judged by real Prometheus on the servers' own counters: a canary that
+is accurate overall but fails one class is rolled back by precision and F1; a regressor's canary is
+rolled back on its live RMSE; the label-free estimate is refused for a model without probabilities."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+
+import pytest
+
+from support import REPO, Kubectl, condition, training_run_manifest, two_iris_versions, wait_for, wait_phase
+
+pytestmark = pytest.mark.usefixtures("operator")
+# 4 setosa, 4 versicolor, 1 virginica per request: the third class is a ninth of the traffic
+IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [5.0, 3.4, 1.5, 0.2], [5.4, 3.9, 1.7, 0.4],
+             [6.4, 3.2, 4.5, 1.5], [5.7, 2.8, 4.5, 1.3], [6.0, 2.9, 4.5, 1.5], [5.6, 3.0, 4.1, 1.3],
+             [6.7, 3.0, 5.2, 2.3]]  # fmt: skip
+
+
+def deployment(name: str, run: str, *, model: str, metrics: list[dict], steps: list[dict] | None = None) -> str:
+    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
+            "spec": {"model": {"trainingRun": run}, "replicas": 2, "postPromotion": {"enabled": False},
+                     "strategy": {"canary": {"steps": steps or [{"setWeight": 50}, {"pause": {"duration": "10m"}}]}},
+                     "analysis": {"interval": "5s", "failureLimit": 2, "metrics": metrics}}}  # fmt: skip
+    return json.dumps(body)
+
+
+def status(cluster: Kubectl, ns: str, name: str) -> dict:
+    return (cluster.get("modeldeployment", name, ns) or {}).get("status") or {}
+
+
+class LabelledTraffic:
+    """Requests through the Service, each followed by labels for what it answered (`truth(version, rows,
+    predictions)`), echoed so that any pod of the version scores them; about 20 requests a second."""
+
+    def __init__(self, url: str, rows: list[list[float]], truth) -> None:
+        self.url, self.rows, self.truth = url, rows, truth
+        self.stop, self.answered = threading.Event(), {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _post(self, path: str, body: dict) -> dict:
+        request = urllib.request.Request(f"{self.url}/{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def _run(self) -> None:
+        tensor = {"name": "x", "shape": [len(self.rows), len(self.rows[0])], "datatype": "FP64", "data": self.rows}
+        while not self.stop.is_set():
+            try:
+                answer = self._post("infer", {"inputs": [tensor]})
+                version, predicted = answer["model_version"], answer["outputs"][0]["data"]
+                self._post("feedback", {"model_version": version, "predictions": predicted,
+                                        "labels": self.truth(version, self.rows, predicted)})  # fmt: skip
+                self.answered[version] = self.answered.get(version, 0) + 1
+            except OSError:
+                pass
+            self.stop.wait(0.05)
+
+    def __enter__(self) -> LabelledTraffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def service_url(cluster: Kubectl, ns: str, name: str, model: str) -> str:
+    return f"http://{cluster.get('service', name, ns)['spec']['clusterIP']}/v2/models/{model}"
+
+
+def serving(cluster: Kubectl, ns: str, name: str, version: str) -> dict:
+    def settled():
+        s = status(cluster, ns, name)
+        ok = not s.get("canary") and (s.get("stable") or {}).get("version") == version
+        return s if ok and s["stable"].get("readyReplicas") == 2 else None
+
+    return wait_for(settled, timeout=180, what=f"{name} serving {version} on its pods")
+
+
+def rolled_back(cluster: Kubectl, ns: str, name: str) -> dict:
+    return wait_for(lambda: (s := status(cluster, ns, name)).get("degraded") and s, timeout=240,
+                    what=f"{name}'s canary rolled back")  # fmt: skip
+
+
+def test_a_canary_accurate_overall_but_failing_one_class_is_rolled_back(cluster: Kubectl, ns: str) -> None:
+    a, b = two_iris_versions(cluster, ns, "quality")
+    metrics = [{"name": "accuracy", "template": "accuracy", "threshold": 0.85},
+               {"name": "precision", "template": "precision", "threshold": 0.8},
+               {"name": "f1-virginica", "template": "f1", "class": "2", "threshold": 0.5}]  # fmt: skip
+    cluster.apply(deployment("classes", a, model="iris", metrics=metrics), ns)
+    serving(cluster, ns, "classes", a)
+
+    def truth(version: str, rows: list, predicted: list) -> list:
+        """The world as the labels tell it: the stable version is right; whatever the canary calls class 2
+        is really class 1 (a ninth of its answers)."""
+        return [1 if version == b and round(p) == 2 else p for p in predicted]
+
+    with LabelledTraffic(service_url(cluster, ns, "classes", "iris"), IRIS_ROWS, truth) as traffic:
+        cluster.run("patch", "modeldeployment", "classes", "-n", ns, "--type=merge",
+                    "-p", json.dumps({"spec": {"model": {"trainingRun": b}}}))  # fmt: skip
+        s = rolled_back(cluster, ns, "classes")
+    assert traffic.answered.get(b), "the canary answered no request"
+    assert s["degraded"]["reason"] == "AnalysisFailed" and s["stable"]["version"] == a, s["degraded"]
+    judged = {r["metric"]: r for r in s["lastAnalysis"]}
+    assert judged["accuracy"]["phase"] == "Successful" and judged["accuracy"]["value"] >= 0.85, judged
+    assert judged["precision"]["phase"] == "Failed" and judged["precision"]["value"] < 0.8, judged
+    assert judged["f1-virginica"]["phase"] == "Failed" and judged["f1-virginica"]["value"] == 0, judged
+    assert "precision" in s["degraded"]["message"], s["degraded"]
+
+
+def test_a_regressor_is_judged_on_its_live_rmse(cluster: Kubectl, ns: str) -> None:
+    from sklearn.datasets import load_diabetes
+
+    dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "diabetes"},
+               "spec": {"source": {"builtin": {"name": "diabetes"}}, "target": "target"}}  # fmt: skip
+    cluster.apply(json.dumps(dataset), ns)
+    for name, estimator in (("sugar-ridge", "sklearn.linear_model.LinearRegression"),
+                            ("sugar-mean", "sklearn.dummy.DummyRegressor")):  # fmt: skip
+        cluster.apply(training_run_manifest(name, estimator, model="sugar", dataset="diabetes"), ns)
+    for name in ("sugar-ridge", "sugar-mean"):
+        wait_phase(cluster, "trainingrun", name, ns, ("Succeeded",), timeout=240)
+    x, y = load_diabetes(return_X_y=True)
+    rows, targets = x[:40].tolist(), y[:40].tolist()
+    metrics = [{"name": "rmse", "template": "rmse", "threshold": 65},
+               {"name": "mae", "template": "mae", "threshold": 60}]  # fmt: skip
+    cluster.apply(deployment("sugar", "sugar-ridge", model="sugar", metrics=metrics), ns)
+    serving(cluster, ns, "sugar", "sugar-ridge")
+    with LabelledTraffic(service_url(cluster, ns, "sugar", "sugar"), rows, lambda *_: targets) as traffic:
+        cluster.run("patch", "modeldeployment", "sugar", "-n", ns, "--type=merge",
+                    "-p", json.dumps({"spec": {"model": {"trainingRun": "sugar-mean"}}}))  # fmt: skip
+        s = rolled_back(cluster, ns, "sugar")
+    assert traffic.answered.get("sugar-mean"), "the canary answered no request"
+    judged = {r["metric"]: r for r in s["lastAnalysis"]}
+    assert s["degraded"]["reason"] == "AnalysisFailed" and s["stable"]["version"] == "sugar-ridge"
+    assert judged["rmse"]["phase"] == "Failed" and judged["rmse"]["value"] > 65, judged  # the mean guesses ~77
+    assert "rmse" in s["degraded"]["message"], s["degraded"]
+
+
+def test_the_estimate_is_refused_for_a_model_without_probabilities(cluster: Kubectl, ns: str) -> None:
+    cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
+    cluster.apply(training_run_manifest("iris-svc", "sklearn.svm.SVC"), ns)
+    run = wait_phase(cluster, "trainingrun", "iris-svc", ns, ("Succeeded",), timeout=240)
+    assert run["status"]["model"]["calibrated"] is False
+    metrics = [{"name": "estimate", "template": "estimatedAccuracy", "threshold": 0.8}]
+    cluster.apply(deployment("estimate", "iris-svc", model="iris", metrics=metrics), ns)
+    ready = wait_for(lambda: condition(cluster.get("modeldeployment", "estimate", ns), "Ready"), timeout=30,
+                     what="the Ready condition")  # fmt: skip
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec", ready
+    assert "iris-svc has no confidence calibration" in ready["message"], ready
+    assert cluster.get("deployment", "estimate-stable", ns) is None, "nothing is served on a refused spec"
