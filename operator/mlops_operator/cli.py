@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--max-batch-size", type=int, default=64, help="most rows one predict call batches")
     serve.add_argument("--max-batch-delay-ms", type=float, default=2.0, help="longest a request waits for others")
+    serve.add_argument("--capture-uri", default="", help="keep predicted rows and labels here (s3://… or file://…)")
+    serve.add_argument("--capture-sample-rate", type=float, default=1.0, help="share of requests captured")
+    serve.add_argument("--capture-max-age-seconds", type=float, default=7 * 86400, help="capture retention: age")
+    serve.add_argument("--capture-max-bytes", type=int, default=1 << 30, help="capture retention: size in all")
 
     commands.add_parser("dataset-check", help="(in a Job) validate, version and profile a Dataset's source")
     commands.add_parser("train", help="(in a Job) train, evaluate and store one model version")
@@ -115,6 +119,7 @@ def _job(command: str) -> int:
                 name=request["name"],
                 store=store,
                 input_dir=pathlib.Path(os.environ.get("MLOPS_INPUT_DIR", "/input")),
+                capture=request.get("capture"),
             )
         else:
             from .trainer.pipeline import PermanentTrainingError
@@ -143,6 +148,7 @@ def _job(command: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import logging
+    import os
 
     from aiohttp import web
 
@@ -170,8 +176,29 @@ def _serve(args: argparse.Namespace) -> int:
             log.error("refusing to serve %s: %s: %s", args.model_uri, type(error).__name__, error)
             return 1
     log.info("serving model %s version %s (%d features)", loaded.name, loaded.version, len(loaded.features))
+    capture = None
+    if args.capture_uri:
+        from .server.capture import CaptureWriter
+        from .storage import ArtifactStore
+
+        capture = CaptureWriter(
+            ArtifactStore.from_uri(args.capture_uri),
+            "",
+            version=loaded.version,
+            pod=os.environ.get("HOSTNAME", "server"),
+            features=loaded.features,
+            sample_rate=args.capture_sample_rate,
+            max_age_seconds=args.capture_max_age_seconds,
+            max_bytes=args.capture_max_bytes,
+        )
+        log.info("capturing %.0f%% of the requests and their labels to %s", 100 * args.capture_sample_rate,
+                 args.capture_uri)  # fmt: skip
     app = build_app(
-        loaded, profile=profile, max_batch_size=args.max_batch_size, max_batch_delay=args.max_batch_delay_ms / 1000
+        loaded,
+        profile=profile,
+        max_batch_size=args.max_batch_size,
+        max_batch_delay=args.max_batch_delay_ms / 1000,
+        capture=capture,
     )
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
     return 0

@@ -37,8 +37,8 @@ MD = "apiVersion: mlops.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: ba
 # (id, manifest, field path the error must name, words the error must contain)
 INVALID = [
     ("two-sources", DS + "  source: {builtin: {name: iris}, url: {url: 'https://e.org/x.csv'}}",
-     "spec.source", "exactly one of builtin, url, configMap, pvc or s3"),
-    ("no-source", DS + "  source: {}", "spec.source", "exactly one of builtin, url, configMap, pvc or s3"),
+     "spec.source", "exactly one of builtin, url, configMap, pvc, s3 or capture"),
+    ("no-source", DS + "  source: {}", "spec.source", "exactly one of builtin, url, configMap, pvc, s3 or capture"),
     ("ftp-url", DS + "  source: {url: {url: 'ftp://e.org/x.csv'}}", "spec.source.url.url", "http:// or https://"),
     ("bad-sha256", DS + "  source: {url: {url: 'https://e.org/x.csv', sha256: abc}}",
      "spec.source.url.sha256", "should match"),

@@ -63,7 +63,7 @@ def test_crd_names_status_and_columns(info: crd.KindInfo) -> None:
 def test_cel_rules_are_present_where_openapi_cannot_say_it() -> None:
     text = crd.render_all()
     for message in (
-        "exactly one of builtin, url, configMap, pvc or s3 must be set",
+        "exactly one of builtin, url, configMap, pvc, s3 or capture must be set",
         "setWeight must not decrease from one step to the next",
         "url must be an http:// or https:// URL",
         "set exactly one of name or trainingRun",

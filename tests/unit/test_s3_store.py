@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Iterator
 
 import pytest
 
 from mlops_operator.storage import ArtifactStore, StoreError
 from mlops_operator.storage.s3 import INDEX, S3Store
-from support.s3server import S3Server, s3_server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[S3Server]:
-    root = tmp_path_factory.mktemp("s3") / "data"
-    root.mkdir()
-    with s3_server(root) as running:
-        yield running
+from support.s3server import S3Server
 
 
 @pytest.fixture
-def store(server: S3Server, monkeypatch, request) -> S3Store:
+def store(s3: S3Server, monkeypatch, request) -> S3Store:
     """A store configured the way a pod is: from the environment."""
-    for key, value in server.env().items():
+    for key, value in s3.env().items():
         monkeypatch.setenv(key, value)
-    bucket = server.bucket("artifacts")
+    bucket = s3.bucket("artifacts")
     made = ArtifactStore.from_uri(f"s3://{bucket}/team-a/{request.node.name[:40]}")
     assert isinstance(made, S3Store)
     return made
@@ -95,10 +86,10 @@ def test_uris_of_another_store_or_escaping_it_are_refused(store: S3Store) -> Non
         ("unreachable", "Unreachable", "is unreachable"),
     ],
 )
-def test_store_failures_name_the_object_and_the_cause(server: S3Server, monkeypatch, setup, reason, words) -> None:
-    for key, value in server.env().items():
+def test_store_failures_name_the_object_and_the_cause(s3: S3Server, monkeypatch, setup, reason, words) -> None:
+    for key, value in s3.env().items():
         monkeypatch.setenv(key, value)
-    bucket = server.bucket("artifacts")
+    bucket = s3.bucket("artifacts")
     if setup == "wrong-secret":
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     elif setup == "no-bucket":
@@ -144,17 +135,17 @@ def test_a_dataset_trained_and_served_from_object_storage(store: S3Store, tmp_pa
         load(result["modelUri"], expected_sha256=result["sha256"])
 
 
-def _put(server: S3Server, key: str, body: bytes) -> str:
+def _put(s3: S3Server, key: str, body: bytes) -> str:
     import boto3
 
-    client = boto3.session.Session().client("s3", endpoint_url=server.endpoint, region_name="us-east-1",
-                                            aws_access_key_id=server.access_key,
-                                            aws_secret_access_key=server.secret_key)  # fmt: skip
-    client.put_object(Bucket=server.bucket("sources"), Key=key, Body=body)
+    client = boto3.session.Session().client("s3", endpoint_url=s3.endpoint, region_name="us-east-1",
+                                            aws_access_key_id=s3.access_key,
+                                            aws_secret_access_key=s3.secret_key)  # fmt: skip
+    client.put_object(Bucket=s3.bucket("sources"), Key=key, Body=body)
     return f"s3://sources/{key}"
 
 
-def test_a_dataset_source_in_object_storage_as_csv_or_parquet(server: S3Server, monkeypatch) -> None:
+def test_a_dataset_source_in_object_storage_as_csv_or_parquet(s3: S3Server, monkeypatch) -> None:
     import io
 
     import pyarrow as pa
@@ -163,13 +154,13 @@ def test_a_dataset_source_in_object_storage_as_csv_or_parquet(server: S3Server, 
     from mlops_operator.api.dataset import DatasetSpec
     from mlops_operator.data.sources import SourceError, read_source
 
-    for key, value in server.env().items():
+    for key, value in s3.env().items():
         monkeypatch.setenv(key, value)
     csv = b"a,b,target\n1.5,x,0\n2.5,y,1\n"
     buffer = io.BytesIO()
     pq.write_table(pa.table({"a": [1.5, 2.5], "b": ["x", "y"], "target": [0, 1]}), buffer)
     for key, body, fmt in (("team/d.csv", csv, "csv"), ("team/d.parquet", buffer.getvalue(), "auto")):
-        spec = DatasetSpec.model_validate({"source": {"s3": {"uri": _put(server, key, body)}}, "format": fmt})
+        spec = DatasetSpec.model_validate({"source": {"s3": {"uri": _put(s3, key, body)}}, "format": fmt})
         table = read_source(spec, input_dir=pathlib.Path("/nonexistent"))
         assert table.num_rows == 2, key
     missing = DatasetSpec.model_validate({"source": {"s3": {"uri": "s3://sources/team/none.csv"}}})
@@ -180,17 +171,17 @@ def test_a_dataset_source_in_object_storage_as_csv_or_parquet(server: S3Server, 
     )
 
 
-def test_a_source_with_its_own_secret_uses_its_credentials(server: S3Server, monkeypatch) -> None:
+def test_a_source_with_its_own_secret_uses_its_credentials(s3: S3Server, monkeypatch) -> None:
     """The check Job gets the source's Secret under MLOPS_SOURCE_ (resources/jobs.py): it wins over the store's."""
     from mlops_operator.api.dataset import DatasetSpec
     from mlops_operator.data.sources import SourceError, read_source
 
-    uri = _put(server, "own/d.csv", b"a,target\n1,0\n2,1\n")
-    for key, value in server.env().items():
+    uri = _put(s3, "own/d.csv", b"a,target\n1,0\n2,1\n")
+    for key, value in s3.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "the-store-credentials-do-not-reach-this-bucket")
-    monkeypatch.setenv("MLOPS_SOURCE_AWS_ACCESS_KEY_ID", server.access_key)
-    monkeypatch.setenv("MLOPS_SOURCE_AWS_SECRET_ACCESS_KEY", server.secret_key)
+    monkeypatch.setenv("MLOPS_SOURCE_AWS_ACCESS_KEY_ID", s3.access_key)
+    monkeypatch.setenv("MLOPS_SOURCE_AWS_SECRET_ACCESS_KEY", s3.secret_key)
     spec = DatasetSpec.model_validate({"source": {"s3": {"uri": uri, "secretName": "team-bucket"}}})
     assert read_source(spec, input_dir=pathlib.Path("/nonexistent")).num_rows == 2
     monkeypatch.setenv("MLOPS_SOURCE_AWS_SECRET_ACCESS_KEY", "wrong")

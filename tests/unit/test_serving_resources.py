@@ -72,3 +72,24 @@ def test_capacity_never_drops_while_traffic_moves(wanted, current, ready, applie
 )  # fmt: skip
 def test_a_rolled_back_canary_answers_only_until_stable_can(current, ready, applied, situation) -> None:
     assert held_replicas(wanted=(4, 0), current=current, ready=ready, total=4, rolled_back=True) == applied, situation
+
+
+def test_capture_goes_to_the_namespaces_object_store_with_its_bounds() -> None:
+    import dataclasses
+
+    from mlops_operator.resources.serving import capture_plan
+
+    spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, "capture": {
+        "sampleRate": 0.25, "retention": {"maxAge": "24h", "maxMegabytes": 64}}})  # fmt: skip
+    s3 = dataclasses.replace(OperatorConfig(), artifact_store="s3://mlops/artifacts")
+    args, words = capture_plan(spec, md="iris", namespace="ml", config=s3)
+    assert args == ["--capture-uri", "s3://mlops/artifacts/captures/ml/iris", "--capture-sample-rate", "0.25",
+                    "--capture-max-age-seconds", "86400", "--capture-max-bytes", str(64 << 20)]  # fmt: skip
+    assert words == "capturing 25% of the requests and the labels posted back to s3://mlops/artifacts/captures/ml/iris"
+    body = desired_server_deployment(md="iris", uid="u", variant="stable", spec=spec, model="iris", version=VERSION,
+                                     replicas=2, config=s3, capture_args=args)  # fmt: skip
+    assert body["spec"]["template"]["spec"]["containers"][0]["args"][-8:] == args
+    args, words = capture_plan(spec, md="iris", namespace="ml", config=OperatorConfig())  # a claim: read-only
+    assert args == [] and words.startswith("not captured: capture needs an object store (s3://)")
+    off = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, "capture": {"enabled": False}})
+    assert capture_plan(off, md="iris", namespace="ml", config=s3) == ([], None)

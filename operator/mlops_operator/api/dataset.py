@@ -8,6 +8,7 @@ from pydantic import Field
 
 from .common import (
     Condition,
+    DatasetName,
     ObjectName,
     Sha256Hex,
     Sha256Version,
@@ -97,16 +98,24 @@ class S3Source(SpecModel):
     )
 
 
+class CaptureSource(SpecModel):
+    """A base Dataset's current version plus the production rows a ModelDeployment captured that got a label
+    (joined by request id; the label is the target), as one table checked against this Dataset's schema."""
+
+    base: DatasetName = Field(description="The Dataset (same namespace) whose current version the rows are added to.")
+    model_deployment: ObjectName = Field(description="The ModelDeployment (same namespace) whose servers captured.")
+
+
 class DatasetSource(SpecModel):
-    """Where the data comes from: exactly one of builtin, url, configMap, pvc, s3."""
+    """Where the data comes from: exactly one of builtin, url, configMap, pvc, s3, capture."""
 
     model_config = SpecModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.builtin), has(self.url), has(self.configMap), has(self.pvc), has(self.s3)]"
-                    ".filter(x, x).size() == 1",
-                    "message": "exactly one of builtin, url, configMap, pvc or s3 must be set",
+                    "rule": "[has(self.builtin), has(self.url), has(self.configMap), has(self.pvc), has(self.s3), "
+                    "has(self.capture)].filter(x, x).size() == 1",
+                    "message": "exactly one of builtin, url, configMap, pvc, s3 or capture must be set",
                 }
             ]
         }
@@ -117,6 +126,9 @@ class DatasetSource(SpecModel):
     config_map: ConfigMapSource | None = Field(default=None, description="CSV or Parquet in a ConfigMap key.")
     pvc: PvcSource | None = Field(default=None, description="A CSV or Parquet file on a PersistentVolumeClaim.")
     s3: S3Source | None = Field(default=None, description="A CSV or Parquet object in S3-compatible storage.")
+    capture: CaptureSource | None = Field(
+        default=None, description="A base Dataset plus the labelled rows a ModelDeployment captured in production."
+    )
 
 
 class ColumnSchema(SpecModel):
@@ -168,7 +180,9 @@ class DatasetSchema(SpecModel):
 class DatasetSpec(SpecModel):
     """What the user wants: a source, a format, a target column and checks."""
 
-    source: DatasetSource = Field(description="Where the data is: exactly one of builtin, url, configMap, pvc, s3.")
+    source: DatasetSource = Field(
+        description="Where the data is: exactly one of builtin, url, configMap, pvc, s3, capture."
+    )
     format: Literal["csv", "parquet", "auto"] = Field(
         default="csv",
         description="File format of url, configMap, pvc and s3 sources: csv, parquet, or auto (Parquet if the "

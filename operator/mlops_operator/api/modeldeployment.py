@@ -320,6 +320,32 @@ class AutoscalingSpec(SpecModel):
     behavior: ScalingBehavior | None = Field(default=None, description="Overrides of the scaling behaviour.")
 
 
+CaptureAge = bounded_duration("1h", "8760h", whole_units=True)
+
+
+class CaptureRetention(SpecModel):
+    """How much captured data the servers keep: older batches go first, then the oldest beyond the size."""
+
+    max_age: CaptureAge = Field(
+        default="168h", description="Captured batches older than this are removed (1h to 8760h)."
+    )
+    max_megabytes: int = Field(
+        default=1024, ge=1, le=1_048_576, description="The captured batches of this ModelDeployment in all, at most."
+    )
+
+
+class CaptureSpec(SpecModel):
+    """Keep the production data: the rows the servers predicted on (request id, version, time, features,
+    prediction) and the labels posted back by request id, in the artifact store (object storage), for a
+    Dataset source `capture` to train on."""
+
+    enabled: bool = Field(default=True, description="Whether the servers capture.")
+    sample_rate: float = Field(
+        default=1.0, gt=0, le=1, description="Share of the inference requests captured (whole requests)."
+    )
+    retention: CaptureRetention = Field(default_factory=CaptureRetention, description="Retention bounds.")
+
+
 class ModelDeploymentSpec(SpecModel):
     """What the user wants: a model served by N replicas, updated through canary steps."""
 
@@ -358,6 +384,7 @@ class ModelDeploymentSpec(SpecModel):
     autoscaling: AutoscalingSpec | None = Field(
         default=None, description="Let a HorizontalPodAutoscaler set replicas from CPU use or request rate."
     )
+    capture: CaptureSpec | None = Field(default=None, description="Capture production data for training.")
     server: ServerSpec = Field(default_factory=ServerSpec, description="Model server settings.")
     strategy: StrategySpec = Field(default_factory=StrategySpec, description="Rollout strategy.")
     traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting, description="Traffic splitting.")
@@ -451,6 +478,7 @@ class ModelDeploymentStatus(StatusModel):
     replicas: int = Field(default=0, description="Server pods of both versions (the scale subresource's status).")
     selector: str = Field(default="", description="Label selector of the server pods (the scale subresource's).")
     autoscaler: str | None = Field(default=None, description="What the HorizontalPodAutoscaler reports, in words.")
+    capture: str | None = Field(default=None, description="Where production data is captured, or why it is not.")
     phase: str | None = Field(
         default=None,
         description="Summary for printer columns: Pending, Progressing, Paused, Healthy, Degraded.",

@@ -166,6 +166,27 @@ def _finished_check_result(job: dict[str, Any], namespace: str) -> tuple[dict[st
             "message": f"the check Job failed ({finished.get('reason') or 'no result'})"}, None  # fmt: skip
 
 
+def capture_inputs(spec: DatasetSpec, namespace: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(what the check Job reads for a capture source, or why it cannot): the base Dataset's current
+    snapshot and the ModelDeployment's capture prefix in the namespace's object store."""
+    source = spec.source.capture
+    assert source is not None
+    base = CACHE.get("datasets", namespace, source.base)
+    if base is None:
+        return None, f"Dataset {source.base} (the capture's base) does not exist"
+    snapshot = (base.get("status") or {}).get("snapshotUri")
+    if not snapshot:
+        return None, f"Dataset {source.base} (the capture's base) has no version yet"
+    base_target = (base.get("spec") or {}).get("target", "target")
+    if base_target != spec.target:
+        return None, (f"Dataset {source.base} has the target {base_target!r}, this one {spec.target!r}: the "
+                      "captured labels are added as the base's target, so the two must be the same column")  # fmt: skip
+    config, _ = namespace_config(namespace)
+    if not config.uses_object_store:
+        return None, f"capture needs an object store (s3://); this namespace's artifact store is {config.store_uri}"
+    return {"baseSnapshotUri": snapshot, "capturePrefix": f"captures/{namespace}/{source.model_deployment}"}, None
+
+
 def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
     """A source the check Job could not read: reported at once instead of a pod stuck on its volume.
 
@@ -181,6 +202,8 @@ def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
         keys = {*(cm.get("data") or {}), *(cm.get("binaryData") or {})}  # a Parquet file is binaryData
         if spec.source.config_map.key not in keys:
             return f"ConfigMap {spec.source.config_map.name} has no key {spec.source.config_map.key!r}"
+    if spec.source.capture:
+        return capture_inputs(spec, namespace)[1]
     if spec.source.pvc:
         claim = spec.source.pvc.claim_name
         config, _ = namespace_config(namespace)
@@ -235,6 +258,7 @@ def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) ->
         spec=spec,
         check=number,
         config=namespace_config(namespace)[0],
+        capture=capture_inputs(spec, namespace)[0] if spec.source.capture else None,
     )
     CACHE.observe("jobs", kube.create_job(namespace, job))
     job_name = job["metadata"]["name"]

@@ -25,6 +25,7 @@ from ..resources.autoscaling import autoscaler_summary, desired_autoscaler, pod_
 from ..resources.jobs import child_name
 from ..resources.routing import routed_weight, weight_patch
 from ..resources.serving import (
+    capture_plan,
     desired_server_deployment,
     desired_service,
     desired_variant_service,
@@ -210,6 +211,7 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
     assert stable is not None
     gateway = spec.traffic_routing.mode == "GatewayAPI"
     wanted = variant_replicas(spec.replicas, weight, gateway=gateway)
+    capture_args, status.capture = capture_plan(spec, md=name, namespace=namespace, config=config)
     deployments = {v: CACHE.get("deployments", namespace, child_name(name, v)) for v in ("stable", "canary")}
     canary_version = (canary or stable).version
     draining = canary is None and _running_version(deployments["canary"]) not in (None, stable.version[:63])
@@ -231,7 +233,8 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
         else:
             version = {"version": served.version, "modelUri": served.model_uri, "sha256": served.sha256}
             body = desired_server_deployment(md=name, uid=observed.uid, variant=variant, spec=spec, model=model,
-                                             version=version, replicas=replicas, config=config)  # fmt: skip
+                                             version=version, replicas=replicas, config=config,
+                                             capture_args=capture_args)  # fmt: skip
             applied = apply_child("deployments", namespace, body)
         ready = int((applied.get("status") or {}).get("readyReplicas") or 0)
         pods += int((applied.get("status") or {}).get("replicas") or 0)

@@ -10,7 +10,8 @@ Every event updates the cache and wakes exactly the objects it concerns (`object
 - a child (Job, Deployment, Service, HorizontalPodAutoscaler) wakes its owner; a Job's pod wakes the run
   or Dataset it works for;
 - a TrainingRun wakes the ModelDeployments that follow its model or pin it (a champion change);
-- a Dataset wakes itself and the TrainingRuns waiting for a version of it;
+- a Dataset wakes itself, the TrainingRuns waiting for a version of it and the Datasets that add captured
+  rows to it;
 - an artifact store claim wakes the unfinished Datasets and TrainingRuns of its namespace;
 - an HTTPRoute wakes the ModelDeployments that route through it;
 - a Namespace (its artifact store annotation) wakes its Datasets.
@@ -70,6 +71,9 @@ def objects_to_wake(plural: str, body: dict[str, Any], cache: ObjectCache) -> li
             if selector.get("trainingRun") == name or (model and selector.get("name") == model):
                 wake.append(("modeldeployments", namespace, md["metadata"]["name"]))
     elif plural == "datasets":
+        for dataset in cache.list("datasets", namespace):  # a capture source adds rows to this one's version
+            if ((_spec(dataset).get("source") or {}).get("capture") or {}).get("base") == name:
+                wake.append(("datasets", namespace, dataset["metadata"]["name"]))
         for run in cache.list("trainingruns", namespace):
             waiting = not (run.get("status") or {}).get("dataset")
             if waiting and (_spec(run).get("datasetRef") or {}).get("name") == name:

@@ -23,10 +23,11 @@ MAX_MESSAGE = 1500
 
 
 def run_check(
-    spec: DatasetSpec, *, namespace: str, name: str, store: ArtifactStore, input_dir: pathlib.Path
-) -> dict[str, Any]:
+    spec: DatasetSpec, *, namespace: str, name: str, store: ArtifactStore, input_dir: pathlib.Path,
+    capture: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     try:
-        table = read_source(spec, input_dir=input_dir)
+        table = read_source(spec, input_dir=input_dir, capture=capture, store=store)
     except SourceError as error:
         return {"ok": False, "reason": error.reason, "message": error.message[:MAX_MESSAGE]}
     problems = schema_problems(table, spec)

@@ -6,8 +6,11 @@ bytes that start and end with PAR1 for Parquet); builtin sources are scikit-lear
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import pathlib
+from typing import Any
 
 import requests
 
@@ -81,11 +84,53 @@ def read_file(path: pathlib.Path, *, what: str, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
-def read_source(spec: DatasetSpec, *, input_dir: pathlib.Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Table:
-    """The source's content as a table. configMap and pvc sources are mounted under input_dir by the Job."""
+def capture_table(base: Table, records: list[dict[str, Any]], *, target: str) -> Table:
+    """The base table's rows, then every captured prediction row that got a label (joined by request id and
+    row; the last label posted for an id counts), its features by name and the label as `target`, in the
+    order they were captured. Rows without an id, without a label or missing a feature are left out."""
+    labels = {r["id"]: r.get("labels") for r in records if r.get("kind") == "label" and r.get("id")}
+    header = list(base.header)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for record in records:
+        if record.get("kind") != "prediction" or record.get("id") not in labels:
+            continue
+        row, features, given = record.get("row", 0), record.get("features") or {}, labels[record["id"]]
+        if not isinstance(given, list) or not isinstance(row, int) or not 0 <= row < len(given):
+            continue
+        if any(name not in features for name in header if name != target):
+            continue
+        writer.writerow([given[row] if name == target else features[name] for name in header])
+    data = base.canonical_bytes()
+    return parse_csv(data + (b"" if data.endswith(b"\n") else b"\n") + out.getvalue().encode())
+
+
+def read_capture(spec: DatasetSpec, capture: dict[str, Any], store: Any) -> Table:
+    """The base Dataset's snapshot plus the labelled captured rows (the Job is given where both are)."""
+    from ..storage import StoreError
+    from .capture import read_records
+
+    try:
+        base = parse_csv(store.read(capture["baseSnapshotUri"]))
+        records = read_records(store, capture["capturePrefix"])
+    except StoreError as error:
+        raise SourceError(c.SOURCE_UNAVAILABLE, f"the captured data cannot be read: {error}") from None
+    except TableError as error:
+        raise SourceError(c.SCHEMA_VIOLATION, f"the base snapshot is not a CSV table: {error}") from None
+    return capture_table(base, records, target=spec.target)
+
+
+def read_source(spec: DatasetSpec, *, input_dir: pathlib.Path, max_bytes: int = DEFAULT_MAX_BYTES,
+                capture: dict[str, Any] | None = None, store: Any = None) -> Table:  # fmt: skip
+    """The source's content as a table. configMap and pvc sources are mounted under input_dir by the Job;
+    for a capture source the operator names the base snapshot and the capture prefix (`capture`)."""
     source = spec.source
     if source.builtin:
         return builtin_table(source.builtin.name, spec.target)
+    if source.capture:
+        if capture is None or store is None:
+            raise SourceError(c.INVALID_SPEC, "a capture source is read by the check Job the operator starts")
+        return read_capture(spec, capture, store)
     if source.url:
         data = fetch_url(source.url.url, sha256=source.url.sha256, max_bytes=max_bytes)
     elif source.config_map:

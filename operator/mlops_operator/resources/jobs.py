@@ -137,8 +137,9 @@ def _job(
 
 
 def desired_dataset_check_job(
-    *, name: str, namespace: str, uid: str, spec: DatasetSpec, check: int, config: OperatorConfig
-) -> dict[str, Any]:
+    *, name: str, namespace: str, uid: str, spec: DatasetSpec, check: int, config: OperatorConfig,
+    capture: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The Job that reads, validates, versions and profiles the source of Dataset `name` (check number `check`)."""
     store = store_access(config, read_only=False)
     volumes, mounts = list(store.volumes), list(store.mounts)
@@ -158,6 +159,8 @@ def desired_dataset_check_job(
         if spec.source.s3.endpoint:
             source_env[f"{S3_SOURCE_ENV_PREFIX}ENDPOINT"] = spec.source.s3.endpoint
     request = {"namespace": namespace, "name": name, "spec": job_wire(spec)}
+    if capture is not None:  # a capture source: the base snapshot and the captured batches, in the store
+        request["capture"] = capture
     return _job(
         name=child_name(name, f"check-{check}"),
         owner=owner_reference(kind="Dataset", name=name, uid=uid),

@@ -10,6 +10,7 @@ import hashlib
 import json
 from typing import Any
 
+from ..api.clock import parse_duration
 from ..api.modeldeployment import ModelDeploymentSpec
 from ..config import OperatorConfig
 from .jobs import child_name, owner_reference, restricted_container_security, restricted_pod_security
@@ -23,6 +24,27 @@ def selector_labels(md: str, variant: str | None = None) -> dict[str, str]:
     return {**labels, "mlops.dev/variant": variant} if variant else labels
 
 
+def capture_plan(
+    spec: ModelDeploymentSpec, *, md: str, namespace: str, config: OperatorConfig
+) -> tuple[list[str], str | None]:
+    """The model server's capture arguments for spec.capture, and what happens in words (status.capture).
+
+    Captured batches go to the namespace's artifact store under `captures/<namespace>/<md>/`: object
+    storage only, where every replica writes its own objects; a claim is mounted read-only by the servers
+    (and a ReadWriteOnce one could not follow them across nodes)."""
+    capture = spec.capture
+    if capture is None or not capture.enabled:
+        return [], None
+    if not config.uses_object_store:
+        return [], (f"not captured: capture needs an object store (s3://), and this namespace's artifact store is "
+                    f"{config.store_uri}")  # fmt: skip
+    uri = f"{config.store_uri}/captures/{namespace}/{md}"
+    args = ["--capture-uri", uri, "--capture-sample-rate", f"{capture.sample_rate:g}",
+            "--capture-max-age-seconds", f"{parse_duration(capture.retention.max_age):g}",
+            "--capture-max-bytes", str(capture.retention.max_megabytes << 20)]  # fmt: skip
+    return args, f"capturing {capture.sample_rate:.0%} of the requests and the labels posted back to {uri}"
+
+
 def desired_server_deployment(
     *,
     md: str,
@@ -33,6 +55,7 @@ def desired_server_deployment(
     version: dict[str, str],
     replicas: int,
     config: OperatorConfig,
+    capture_args: list[str] | None = None,
 ) -> dict[str, Any]:
     """The Deployment serving `version` ({version, modelUri, sha256}) as `variant` with `replicas` pods."""
     labels = {**selector_labels(md, variant), "mlops.dev/model": model, "mlops.dev/version": version["version"][:63],
@@ -55,6 +78,7 @@ def desired_server_deployment(
             str(server.max_batch_size),
             "--max-batch-delay-ms",
             str(server.max_batch_delay_ms),
+            *(capture_args or []),
         ],  # fmt: skip
         "env": [
             {"name": k, "value": v} for k, v in {**store.env, "HOME": "/tmp", "MLOPS_MODEL_DIR": "/tmp/models"}.items()

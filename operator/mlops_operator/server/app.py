@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .capture import CaptureWriter
 from .codec import CodecError, parse_header_length, parse_json, split_binary_request
 from .dataplane import DataPlane, LoadedModel, ServingError
 from .monitoring import ServerMetrics
@@ -47,9 +48,11 @@ def build_app(
     max_batch_size: int = 64,
     max_batch_delay: float = 0.002,
     max_body_bytes: int = MAX_BODY_BYTES,
+    capture: CaptureWriter | None = None,
 ) -> web.Application:
     """The V2 REST routes over one DataPlane: each reads the request, makes one call, writes its answer."""
-    plane = DataPlane(loaded, profile=profile, max_batch_size=max_batch_size, max_batch_delay=max_batch_delay)
+    plane = DataPlane(loaded, profile=profile, max_batch_size=max_batch_size, max_batch_delay=max_batch_delay,
+                      capture=capture)  # fmt: skip
     routes = web.RouteTableDef()
 
     def model_of(request: web.Request) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import __version__
 from .batching import MicroBatcher, RowsRefused
+from .capture import CaptureWriter
 from .codec import MAX_ID_LENGTH, CodecError, decode_request, encode_response
 from .monitoring import AccuracyWindow, DriftWindow, EstimateWindow, ServerMetrics, score
 
@@ -43,8 +44,9 @@ class DataPlane:
     """One served model version: what a client can ask of it, and what the server measures about it."""
 
     def __init__(self, loaded: LoadedModel, *, profile: dict | None, max_batch_size: int = 64,
-                 max_batch_delay: float = 0.002) -> None:  # fmt: skip
+                 max_batch_delay: float = 0.002, capture: CaptureWriter | None = None) -> None:  # fmt: skip
         self.loaded = loaded
+        self.capture = capture
         self.drift = DriftWindow(profile, loaded.features)
         self.remembered = AccuracyWindow()
         self.estimate = EstimateWindow(loaded.model, loaded.calibration) if loaded.calibration else None
@@ -63,9 +65,13 @@ class DataPlane:
 
     def start(self) -> None:
         self.batcher.start()
+        if self.capture is not None:
+            self.capture.start()
 
     async def stop(self) -> None:
         await self.batcher.stop()
+        if self.capture is not None:
+            await self.capture.stop()
 
     # -------------------------------------------------------------------------------------- metadata
 
@@ -111,6 +117,8 @@ class DataPlane:
         self.drift.add(rows, predictions)
         if self.estimate is not None:
             self.estimate.add(rows)
+        if self.capture is not None:
+            self.capture.predicted(request_id, rows, predictions)
         self.metrics.predicted(predictions, classify=self.loaded.classify)
         if request_id is not None:
             self.remembered.remember(request_id, predictions)
@@ -130,13 +138,16 @@ class DataPlane:
         metric series for made-up versions or move another version's quality.
         """
         predicted, labels = self._feedback_request(body)
+        if predicted is None and self.capture is not None:  # joined with the captured rows by id, on any pod
+            self.capture.labelled(body["id"], labels)
         try:
             if predicted is None:
                 predicted = self.remembered.take(body["id"], labels)
             scores = score(predicted, labels, classify=self.loaded.classify)
         except KeyError:
+            captured = "; the labels are captured for training" if self.capture is not None else ""
             raise ServingError(ServingError.NOT_FOUND, f"no remembered prediction for request id {body['id']!r} "
-                               "(unknown, or already scored)") from None  # fmt: skip
+                               f"(unknown, or already scored){captured}") from None  # fmt: skip
         except ValueError as error:
             raise ServingError(ServingError.INVALID, str(error)) from None
         self.metrics.feedback(scores, classify=self.loaded.classify)

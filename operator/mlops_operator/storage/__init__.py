@@ -79,6 +79,16 @@ class ArtifactStore(ABC):
         """A local directory holding the version's files: the store's own (mounted), or a copy
         downloaded into `scratch`."""
 
+    @abstractmethod
+    def versions_under(self, prefix: str) -> list[tuple[str, int]]:
+        """(relative path, bytes) of every written version whose path starts with `prefix/`, sorted by path."""
+
+    @abstractmethod
+    def delete_version(self, relative: str) -> None:
+        """Remove a written version (readers stop seeing it first); one already gone is success. Only for
+        data the operator's own components keep with a retention (production captures), never models or
+        datasets."""
+
 
 def dataset_prefix(namespace: str, name: str, version: str) -> str:
     return f"datasets/{namespace}/{name}/{version.removeprefix('sha256:')}"

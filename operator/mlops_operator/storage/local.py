@@ -63,3 +63,25 @@ class LocalStore(ArtifactStore):
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return self.uri(relative)
+
+    def versions_under(self, prefix: str) -> list[tuple[str, int]]:
+        base = self.root / prefix.strip("/")
+        if not base.is_dir():
+            return []
+        found = []
+        for directory in base.rglob("*"):
+            if (
+                directory.is_dir()
+                and not directory.name.startswith(".")
+                and any(p.is_file() for p in directory.iterdir())
+            ):
+                size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+                found.append((str(directory.relative_to(self.root)), size))
+        return sorted(found)
+
+    def delete_version(self, relative: str) -> None:
+        target = self.path(self.uri(relative))
+        if target.exists():  # renamed aside first: a reader sees all of the version or none of it
+            aside = target.with_name(f".{target.name}.deleted")
+            os.rename(target, aside)
+            shutil.rmtree(aside, ignore_errors=True)

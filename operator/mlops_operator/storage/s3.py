@@ -125,6 +125,32 @@ class S3Store(ArtifactStore):
             (scratch / name).write_bytes(self.read(self.uri(f"{relative}/{name}")))
         return scratch
 
+    def versions_under(self, prefix: str) -> list[tuple[str, int]]:
+        """The published versions under `prefix` (their index is there), with the bytes of all their files."""
+        base = self._key(prefix).rstrip("/") + "/"
+        sizes: dict[str, int] = {}
+        published: set[str] = set()
+        token: str | None = None
+        while True:
+            page = list_page(self.client, self.bucket, base, token)
+            for item in page.get("Contents") or []:
+                directory, _, name = item["Key"].rpartition("/")
+                sizes[directory] = sizes.get(directory, 0) + int(item.get("Size") or 0)
+                if name == INDEX:
+                    published.add(directory)
+            token = page.get("NextContinuationToken")
+            if not token:
+                break
+        start = len(self.prefix) + 1 if self.prefix else 0
+        return sorted((directory[start:], sizes[directory]) for directory in published)
+
+    def delete_version(self, relative: str) -> None:
+        key = self._key(relative)
+        self._call("delete_object", f"{key}/{INDEX}")  # unpublished first: readers stop seeing it
+        page = list_page(self.client, self.bucket, f"{key}/", None)
+        for item in page.get("Contents") or []:
+            self._call("delete_object", item["Key"])
+
     def _exists(self, key: str) -> bool:
         try:
             self._call("head_object", key)
@@ -154,6 +180,20 @@ def request(client: Any, operation: str, bucket: str, key: str, **kwargs: Any) -
             reason="AccessDenied",
         ) from None
     except BotoCoreError as error:  # connection refused, timeouts, TLS, endpoint resolution
+        endpoint = getattr(client.meta, "endpoint_url", "?")
+        raise StoreError(f"the object store at {endpoint} is unreachable: {error}", reason="Unreachable") from None
+
+
+def list_page(client: Any, bucket: str, prefix: str, token: str | None) -> dict[str, Any]:
+    """One page (up to 1,000 keys) of the objects under `prefix`, errors mapped as for every request."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    extra = {"ContinuationToken": token} if token else {}
+    try:
+        return client.list_objects_v2(Bucket=bucket, Prefix=prefix, **extra)
+    except ClientError as error:
+        raise _client_failure(error, f"s3://{bucket}/{prefix}", bucket) from None
+    except BotoCoreError as error:
         endpoint = getattr(client.meta, "endpoint_url", "?")
         raise StoreError(f"the object store at {endpoint} is unreachable: {error}", reason="Unreachable") from None
 

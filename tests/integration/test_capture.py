@@ -1,0 +1,82 @@
+"""Production data capture on the local cluster: two server replicas behind one Service write the rows they
+predicted on and the labels posted back into the cluster's S3 server, each replica its own batches, every
+labelled request joinable by its id."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from support import Kubectl, model_deployment_manifest, s3_env, two_iris_versions, wait_for, wait_phase
+
+pytestmark = pytest.mark.usefixtures("operator")
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as error:  # id feedback reaching the other pod: 404, still captured
+        return {"status": error.code, **json.load(error)}
+
+
+def captured(monkeypatch, prefix: str) -> list[dict]:
+    from mlops_operator.data.capture import read_records
+    from mlops_operator.storage import ArtifactStore
+
+    env = s3_env()
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        monkeypatch.setenv(key, env[key])
+    return read_records(ArtifactStore.from_uri(f"s3://{env['MLOPS_S3_BUCKET']}/artifacts"), prefix)
+
+
+def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubectl, ns: str, monkeypatch) -> None:
+    a, _ = two_iris_versions(cluster, ns, "capture")
+    cluster.apply(model_deployment_manifest("captured", run=a, capture={"sampleRate": 1}), ns)
+
+    def serving():
+        s = (cluster.get("modeldeployment", "captured", ns) or {}).get("status") or {}
+        return s if (s.get("stable") or {}).get("readyReplicas") == 2 else None
+
+    s = wait_for(serving, timeout=180, what="two server pods ready")
+    assert s["capture"].startswith("capturing 100% of the requests"), s["capture"]
+    url = f"http://{cluster.get('service', 'captured', ns)['spec']['clusterIP']}/v2/models/iris"
+    for i in range(40):  # a new connection each: kube-proxy spreads them over both pods
+        post(f"{url}/infer", {"id": f"r{i}", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
+                                                         "data": [ROW]}]})  # fmt: skip
+        post(f"{url}/feedback", {"id": f"r{i}", "labels": [0]})
+    prefix = f"captures/{ns}/captured"
+
+    def all_there():
+        records = captured(monkeypatch, prefix)
+        kinds = [r["kind"] for r in records]
+        return records if kinds.count("prediction") >= 40 and kinds.count("label") >= 40 else None
+
+    records = wait_for(all_there, timeout=60, what="40 predictions and 40 labels captured (batches every 5 s)")
+    predictions = {r["id"]: r for r in records if r["kind"] == "prediction"}
+    labels = {r["id"] for r in records if r["kind"] == "label"}
+    assert set(predictions) == labels == {f"r{i}" for i in range(40)}, "every labelled request joins by its id"
+    assert predictions["r7"]["features"] == {"sepal_length_cm": 5.1, "sepal_width_cm": 3.5,
+                                             "petal_length_cm": 1.4, "petal_width_cm": 0.2}  # fmt: skip
+    assert predictions["r7"]["version"] == a and predictions["r7"]["prediction"] == 0
+    from mlops_operator.storage import ArtifactStore
+
+    env = s3_env()
+    batches = [p for p, _ in ArtifactStore.from_uri(f"s3://{env['MLOPS_S3_BUCKET']}/artifacts").versions_under(prefix)]
+    pods = {path.rsplit("/", 1)[-1].split("-", 1)[1].rsplit("-", 1)[0] for path in batches}
+    assert len(pods) == 2 and all(p.startswith("captured-stable-") for p in pods), batches
+
+    # A Dataset of the base version plus the labelled captured rows: a new version, checked like any other.
+    source = {"capture": {"base": "iris", "modelDeployment": "captured"}}
+    live = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "iris-live"},
+            "spec": {"source": source, "target": "target"}}  # fmt: skip
+    cluster.apply(json.dumps(live), ns)
+    checked = wait_phase(cluster, "dataset", "iris-live", ns, ("Ready", "Failed"), timeout=120)
+    base = cluster.get("dataset", "iris", ns)["status"]
+    assert checked["status"]["phase"] == "Ready", checked["status"]
+    assert checked["status"]["rows"] == base["rows"] + 40 and checked["status"]["version"] != base["version"]
