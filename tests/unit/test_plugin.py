@@ -744,3 +744,17 @@ def test_the_autoscaler_is_shown_when_there_is_one() -> None:
     assert "Autoscaler" not in status_fields(plugin.render_status(md, now=NOW))
     md["status"]["autoscaler"] = "HorizontalPodAutoscaler iris: 4 replicas, wants 6 (2 to 8)"
     assert status_fields(plugin.render_status(md, now=NOW))["Autoscaler"] == md["status"]["autoscaler"]
+
+
+def test_the_retraining_history_and_what_holds_it_are_shown() -> None:
+    md = copy.deepcopy(ROLLED_BACK)
+    md["status"]["retraining"] = {
+        "created": 1, "waiting": "drift fired, but the cooldown lasts until 2026-03-02T11:00:00Z",
+        "history": [{"at": "2026-03-02T10:00:00Z", "trigger": "drift", "metric": "retraining-drift", "value": 0.41,
+                     "bound": 0.2, "window": "10m", "message": "retraining-drift 0.41 (fails result <= 0.2)",
+                     "decision": "Created", "run": "iris-retrain-1"}]}  # fmt: skip
+    text = plugin.render_status(md, now=NOW)
+    assert status_fields(text)["Retraining"] == "drift fired, but the cooldown lasts until 2026-03-02T11:00:00Z"
+    table = text.split("Retraining:\n", 1)[1].splitlines()
+    assert table[0].split() == ["WHEN", "DECISION", "RUN", "TRIGGER", "EVIDENCE"]
+    assert table[1].split()[3:7] == ["Created", "iris-retrain-1", "drift", "retraining-drift"], table[1]

@@ -236,7 +236,7 @@ def test_an_analysis_step_may_name_only_metrics_that_exist(analysis: dict, named
 
 def test_the_default_metric_names_are_the_metrics_judged_by_default() -> None:
     assert list(DEFAULT_METRIC_NAMES) == [m.name for m in DEFAULT_METRICS]
-    rule, _cpu_request = schema_of("ModelDeployment")["properties"]["spec"]["x-kubernetes-validations"]
+    rule, _retraining, _cpu_request = schema_of("ModelDeployment")["properties"]["spec"]["x-kubernetes-validations"]
     assert (
         "['error-rate', 'latency-p95']" in rule["rule"]
         and "self.analysis.metrics.exists(d, d.name == m)" in rule["rule"]

@@ -62,6 +62,10 @@ watches instead of polling.
 - apiGroups: [mlops.dev]
   resources: [datasets, trainingruns, modeldeployments]
   verbs: [get, list, watch, patch]
+# Continuous training (ModelDeployment spec.retraining, mode Auto) creates TrainingRuns from its template.
+- apiGroups: [mlops.dev]
+  resources: [trainingruns]
+  verbs: [create]
 - apiGroups: [mlops.dev]
   resources: [datasets/status, trainingruns/status, modeldeployments/status]
   verbs: [get, patch]

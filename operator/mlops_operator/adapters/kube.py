@@ -179,6 +179,16 @@ def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
     return read_or_none(custom().get_namespaced_custom_object, GROUP, VERSION, namespace, plural, name)
 
 
+def create_custom(plural: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Create one of our objects with a deterministic name; "already exists" is success (it is read back)."""
+    try:
+        return custom().create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return custom().get_namespaced_custom_object(GROUP, VERSION, namespace, plural, body["metadata"]["name"])
+
+
 def list_custom(plural: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
     listed = custom().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, label_selector=label_selector)
     return listed.get("items", [])

@@ -18,6 +18,8 @@ from .common import (
     bounded_duration,
     http_url_rule,
 )
+from .cron import CRON_PATTERN, parse_cron
+from .trainingrun import TrainingRunSpec
 
 # The metrics judged when spec.analysis.metrics is empty (rollout.analysis.DEFAULT_METRICS): the only
 # names an analysis step may give then.
@@ -346,6 +348,79 @@ class CaptureSpec(SpecModel):
     retention: CaptureRetention = Field(default_factory=CaptureRetention, description="Retention bounds.")
 
 
+TriggerWindow = bounded_duration("1m", "168h", whole_units=True)
+RetrainingCooldown = bounded_duration("1m", "720h")
+TriggerCheckInterval = bounded_duration("10s", "1h", whole_units=True)
+
+
+class DriftTrigger(SpecModel):
+    """Retrain when drift stays above a threshold for a duration."""
+
+    threshold: float = Field(
+        gt=0, le=100, description="PSI above which the served version has drifted (0.2: a real shift)."
+    )
+    for_: TriggerWindow = Field(default="10m", alias="for", description="How long drift must stay above the threshold.")
+    on: Literal["features", "predictions"] = Field(
+        default="features", description="features: the largest feature PSI; predictions: the predictions' PSI."
+    )
+
+
+class QualityTrigger(SpecModel):
+    """Retrain when live (or estimated) quality over a duration is worse than a bound."""
+
+    template: Literal["accuracy", "precision", "recall", "f1", "estimatedAccuracy", "mae", "rmse"] = Field(
+        description="An analysis template on the served version: accuracy-like ones below the bound trigger, "
+        "mae and rmse above it."
+    )
+    bound: float = Field(description="The bound (a minimum for accuracy-like templates, a maximum for errors).")
+    for_: TriggerWindow = Field(default="10m", alias="for", description="The window the metric is computed over.")
+    min_samples: int = Field(default=30, ge=1, le=1_000_000, description="No trigger on fewer labelled predictions.")
+
+
+class RetrainingTriggers(SpecModel):
+    """What starts a retraining run; any one of them does."""
+
+    drift: DriftTrigger | None = Field(default=None, description="Drift above a threshold for a duration.")
+    quality: QualityTrigger | None = Field(default=None, description="Live or estimated quality beyond a bound.")
+    new_dataset_version: bool = Field(
+        default=False, description="A new version of the template's Dataset (its status.version changed)."
+    )
+    schedule: str | None = Field(
+        default=None, max_length=128, pattern=CRON_PATTERN, description="A cron schedule, in UTC (e.g. '0 3 * * 1')."
+    )
+
+    @model_validator(mode="after")
+    def _schedule_is_cron(self) -> RetrainingTriggers:
+        if self.schedule:
+            parse_cron(self.schedule)  # a ValueError naming the field that is wrong
+        return self
+
+
+class RetrainingSpec(SpecModel):
+    """Continuous training: TrainingRuns the operator creates from a template when a trigger fires; each
+    goes through its ordinary gates (it must beat the champion) and, promoted, through this canary."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "has(self.triggers.drift) || has(self.triggers.quality) || "
+                 "(has(self.triggers.newDatasetVersion) && self.triggers.newDatasetVersion) || "
+                 "has(self.triggers.schedule)", "message": "retraining needs at least one trigger"},
+            ]
+        }
+    }  # fmt: skip
+
+    mode: Literal["Auto", "Suggest"] = Field(
+        default="Suggest",
+        description="Auto: create the TrainingRun; Suggest: record what would be done, create nothing.",
+    )
+    template: TrainingRunSpec = Field(description="The spec of every TrainingRun created (a TrainingRun's spec).")
+    triggers: RetrainingTriggers = Field(description="When to retrain.")
+    cooldown: RetrainingCooldown = Field(default="1h", description="No new run sooner than this after the last one.")
+    max_per_day: int = Field(default=3, ge=1, le=100, description="Most runs created in any 24 hours.")
+    check_interval: TriggerCheckInterval = Field(default="1m", description="How often the triggers are evaluated.")
+
+
 class ModelDeploymentSpec(SpecModel):
     """What the user wants: a model served by N replicas, updated through canary steps."""
 
@@ -361,6 +436,12 @@ class ModelDeploymentSpec(SpecModel):
                     f" : m in {list(DEFAULT_METRIC_NAMES)}))",
                     "message": "strategy.canary.steps[].analysis.metrics must name metrics of analysis.metrics "
                     f"(without any, the defaults {' and '.join(DEFAULT_METRIC_NAMES)})",
+                },
+                {
+                    "rule": "!has(self.retraining) || (has(self.model.name) && "
+                    "self.retraining.template.model.name == self.model.name)",
+                    "message": "retraining needs model.name (the champion this ModelDeployment follows), and its "
+                    "template must train that model",
                 },
                 {
                     "rule": "!has(self.autoscaling) || !has(self.autoscaling.cpuUtilization) || "
@@ -385,6 +466,9 @@ class ModelDeploymentSpec(SpecModel):
         default=None, description="Let a HorizontalPodAutoscaler set replicas from CPU use or request rate."
     )
     capture: CaptureSpec | None = Field(default=None, description="Capture production data for training.")
+    retraining: RetrainingSpec | None = Field(
+        default=None, description="Create TrainingRuns of this model when drift or quality triggers fire."
+    )
     server: ServerSpec = Field(default_factory=ServerSpec, description="Model server settings.")
     strategy: StrategySpec = Field(default_factory=StrategySpec, description="Rollout strategy.")
     traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting, description="Traffic splitting.")
@@ -471,6 +555,30 @@ class HistoryEntry(StatusModel):
     at: Timestamp = Field(description="When it ended.")
 
 
+class RetrainingEvent(StatusModel):
+    """A trigger that fired, its evidence, and what was done."""
+
+    at: Timestamp = Field(description="When.")
+    trigger: str = Field(description="drift, quality, newDatasetVersion or schedule.")
+    metric: str = Field(default="", description="The metric judged (PromQL template or source).")
+    value: float | None = Field(default=None, description="Its value.")
+    bound: float | None = Field(default=None, description="The bound it crossed.")
+    window: str = Field(default="", description="The window it was judged over.")
+    message: str = Field(default="", description="The evidence in words.")
+    decision: Literal["Created", "Suggested"] = Field(description="Created a TrainingRun, or (Suggest) only recorded.")
+    run: str = Field(default="", description="The TrainingRun created (or that would be).")
+
+
+class RetrainingStatus(StatusModel):
+    """Continuous training: what triggered, what was created, what holds it."""
+
+    created: int = Field(default=0, description="TrainingRuns created so far (numbers their names).")
+    last_checked_at: Timestamp | None = Field(default=None, description="When the triggers were last evaluated.")
+    dataset_version: str | None = Field(default=None, description="The template Dataset's version last seen.")
+    waiting: str | None = Field(default=None, description="Why a trigger that fired created nothing (yet).")
+    history: list[RetrainingEvent] = Field(default_factory=list, description="Triggers that fired, newest first.")
+
+
 class ModelDeploymentStatus(StatusModel):
     """What is true about the ModelDeployment, written only by the operator."""
 
@@ -479,6 +587,7 @@ class ModelDeploymentStatus(StatusModel):
     selector: str = Field(default="", description="Label selector of the server pods (the scale subresource's).")
     autoscaler: str | None = Field(default=None, description="What the HorizontalPodAutoscaler reports, in words.")
     capture: str | None = Field(default=None, description="Where production data is captured, or why it is not.")
+    retraining: RetrainingStatus | None = Field(default=None, description="Continuous training.")
     phase: str | None = Field(
         default=None,
         description="Summary for printer columns: Pending, Progressing, Paused, Healthy, Degraded.",

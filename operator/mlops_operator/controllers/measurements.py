@@ -34,9 +34,10 @@ _lock = threading.Lock()
 _in_flight: dict[Key, _InFlight] = {}
 
 
-def take_measurement(key: Key, *, version: str, measure: Callable[[], Any]) -> Any | None:
+def take_measurement(key: Key, *, version: str, measure: Callable[[], Any], wake: Key | None = None) -> Any | None:
     """The finished measurement of `version` for this object, once; None while one is running (one
-    is started when none is: the object is woken when it finishes)."""
+    is started when none is: the object — `wake`, when the key names a second measurement of it — is
+    woken when it finishes)."""
     with _lock:
         found = _in_flight.get(key)
         if found is not None and found.version == version:
@@ -50,5 +51,5 @@ def take_measurement(key: Key, *, version: str, measure: Callable[[], Any]) -> A
                 return None
         future = MEASUREMENT_THREADS.submit(measure)
         _in_flight[key] = _InFlight(version=version, future=future)  # replaces one of another version
-    future.add_done_callback(lambda _: WAKERS.wake([key]))
+    future.add_done_callback(lambda _: WAKERS.wake([wake or key]))
     return None

@@ -7,16 +7,26 @@ the canary pods and, when one is due, take a measurement on Prometheus; the pure
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
 import kopf
 
 from ..adapters import kube
 from ..adapters.prometheus import measure
+from ..api import GROUP, VERSION
 from ..api import conditions as c
-from ..api.clock import format_time, utc_now
+from ..api.clock import format_time, parse_duration, parse_time, utc_now
 from ..api.common import Condition
-from ..api.modeldeployment import AnalysisResult, ModelDeploymentSpec, ModelDeploymentStatus
+from ..api.modeldeployment import (
+    AnalysisMetric,
+    AnalysisResult,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    RetrainingSpec,
+    RetrainingStatus,
+)
 from ..api.reasons import ConditionStatus, ConditionType, DeploymentPhase, Reason
 from ..config import OperatorConfig
 from ..operator_metrics import CANARY_WEIGHT, ROLLBACKS
@@ -35,6 +45,14 @@ from ..resources.serving import (
 )
 from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_queries
 from ..rollout.canary import COMMANDS, Observation, Target, next_rollout, variant_replicas
+from ..rollout.retraining import (
+    RETRAINING_LABEL,
+    TRIGGER_ANNOTATION,
+    Fired,
+    dataset_fired,
+    next_retraining,
+    schedule_fired,
+)
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
 from .common import Observed, Outcome, invalid_spec_status, namespace_config, register_reconciler
@@ -148,12 +166,17 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     if status.stable:
         apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
         status.autoscaler = apply_autoscaling(spec, observed=observed)
+    retrain_wake = None
+    if spec.retraining and status.stable:
+        status.retraining, retrain_wake = reconcile_retraining(spec, status, observed=observed, model=model,
+                                                               now=moment)  # fmt: skip
     record_metrics(observed, previous=before, status=status)
     conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
     status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
     # The deadlines as they are after applying (the pods the canary now needs are in status).
-    return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True),
-                   wake_at=next_wake(spec, status, moment, measurement_running=running))  # fmt: skip
+    wake = min((w for w in (next_wake(spec, status, moment, measurement_running=running), retrain_wake) if w),
+               default=None)  # fmt: skip
+    return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), wake_at=wake)
 
 
 APPLY = {
@@ -161,6 +184,94 @@ APPLY = {
     "services": kube.apply_service,
     "horizontalpodautoscalers": kube.apply_autoscaler,
 }
+
+
+def trigger_metrics(spec: RetrainingSpec, *, namespace: str, model: str, version: str) -> list[AnalysisMetric]:
+    """The drift and quality triggers as analysis metrics of the served version: a Failed one fires."""
+    metrics = []
+    drift = spec.triggers.drift
+    if drift is not None:
+        series = "mlops_feature_psi" if drift.on == "features" else "mlops_prediction_psi"
+        selector = f'namespace="{namespace}",model="{model}",version="{version}"'
+        query = f"min_over_time(max({series}{{{selector}}})[{drift.for_}:15s])"  # above it the whole window
+        metrics.append(AnalysisMetric(name="retraining-drift", query=query,
+                                      success_condition=f"result <= {drift.threshold}"))  # fmt: skip
+    quality = spec.triggers.quality
+    if quality is not None:
+        metrics.append(AnalysisMetric(name="retraining-quality", template=quality.template, threshold=quality.bound,
+                                      min_samples=quality.min_samples))  # fmt: skip
+    return metrics
+
+
+def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str,
+                         now: Any) -> tuple[Any, Any]:  # fmt: skip
+    """Evaluate the triggers when due (drift and quality measured beside the reconcile, like an analysis)
+    and create the TrainingRun the decision asks for; (retraining status, when to look again)."""
+    retraining, namespace, name = spec.retraining, observed.namespace, observed.name
+    assert retraining is not None and status.stable is not None
+    current = status.retraining
+    due = parse_time(current.last_checked_at) if current and current.last_checked_at else None
+    if due is not None:
+        due += dt.timedelta(seconds=parse_duration(retraining.check_interval))
+        if now < due:
+            return current, due
+    metrics = trigger_metrics(retraining, namespace=namespace, model=model, version=status.stable.version)
+    fired: list[Fired] = []
+    if metrics:
+        prometheus = spec.prometheus_url or OperatorConfig.from_env().prometheus_url
+        window = {"retraining-quality": retraining.triggers.quality.for_ if retraining.triggers.quality else "1m"}
+        taken = take_measurement(
+            ("retraining", namespace, name),
+            version=status.stable.version,
+            measure=lambda: [measure([m], prometheus_url=prometheus, namespace=namespace, model=model,
+                                     version=status.stable.version, window=window.get(m.name, "1m"))[2][0]
+                             for m in metrics],
+            wake=("modeldeployments", namespace, name),
+        )  # fmt: skip
+        if taken is None:
+            return current, None  # measuring: its end wakes this object
+        for result in taken:
+            if result.phase == "Failed":
+                trigger = "drift" if result.metric == "retraining-drift" else "quality"
+                source = retraining.triggers.drift if trigger == "drift" else retraining.triggers.quality
+                fired.append(Fired(trigger, metric=result.metric, value=result.value,
+                                   bound=getattr(source, "threshold", None) or getattr(source, "bound", None),
+                                   window=source.for_, message=result.message))  # fmt: skip
+    dataset = CACHE.get("datasets", namespace, retraining.template.dataset_ref.name)
+    version = ((dataset or {}).get("status") or {}).get("version")
+    base = current or RetrainingStatus()
+    fired += [f for f in (schedule_fired(retraining, base, now), dataset_fired(retraining, base, version)) if f]
+    in_flight = [r["metadata"]["name"] for r in CACHE.list("trainingruns", namespace, labels={RETRAINING_LABEL: name})
+                 if ((r.get("status") or {}).get("phase")) not in ("Succeeded", "Failed")]  # fmt: skip
+    decision = next_retraining(retraining, current, md=name, fired=fired, now=now, in_flight=in_flight,
+                               dataset_version=version)  # fmt: skip
+    if decision.evidence is not None:
+        words = f"{decision.evidence.trigger}: {decision.evidence.message}"
+        if decision.create:
+            run = desired_retraining_run(retraining, md=name, run=decision.create, evidence=decision.evidence)
+            CACHE.observe("trainingruns", kube.create_custom("trainingruns", namespace, run))
+            kopf.info(observed.body, reason="RetrainingStarted", message=f"TrainingRun {decision.create} ({words})")
+        else:
+            kopf.info(observed.body, reason="RetrainingSuggested",
+                      message=f"would create TrainingRun {decision.status.history[0].run} ({words})")  # fmt: skip
+    return decision.status, decision.wake_at
+
+
+def desired_retraining_run(spec: RetrainingSpec, *, md: str, run: str, evidence: Fired) -> dict[str, Any]:
+    """A TrainingRun of the template, labelled for the ModelDeployment that triggered it and carrying the
+    trigger's evidence; no owner reference: a model version outlives the ModelDeployment."""
+    trigger = {"trigger": evidence.trigger, "metric": evidence.metric, "value": evidence.value,
+               "bound": evidence.bound, "window": evidence.window, "message": evidence.message}  # fmt: skip
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingRun",
+        "metadata": {
+            "name": run,
+            "labels": {RETRAINING_LABEL: md[:63]},
+            "annotations": {TRIGGER_ANNOTATION: json.dumps(trigger)},
+        },  # fmt: skip
+        "spec": spec.template.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
 
 
 def apply_child(plural: str, namespace: str, desired: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ..api.modeldeployment import (
     CanaryStep,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    RetrainingEvent,
     VersionStatus,
 )
 from ..api.reasons import ConditionType
@@ -228,6 +229,11 @@ def render_status(md: dict[str, Any], *, now: dt.datetime | None = None) -> str:
         fields.append(("Routing", status.routing))
     if status.autoscaler:
         fields.append(("Autoscaler", status.autoscaler))
+    if status.capture:
+        fields.append(("Capture", status.capture))
+    retraining = status.retraining
+    if retraining is not None and retraining.waiting:
+        fields.append(("Retraining", retraining.waiting))
     degraded = status.degraded
     if degraded:
         fields.append(("Degraded", f"{degraded.reason}: {degraded.message}" if degraded.message else degraded.reason))
@@ -238,7 +244,16 @@ def render_status(md: dict[str, Any], *, now: dt.datetime | None = None) -> str:
         lines += ["", "Steps:", *_step_table(spec.strategy.canary.steps, canary.step_index)]
     if status.last_analysis:
         lines += ["", "Last analysis:", *_analysis_table(status.last_analysis, now)]
+    if retraining is not None and retraining.history:
+        lines += ["", "Retraining:", *_retraining_table(retraining.history, now)]
     return "\n".join(lines)
+
+
+def _retraining_table(history: list[RetrainingEvent], now: dt.datetime) -> list[str]:
+    rows = [[_ago(e.at, now), e.decision, e.run, e.trigger,
+             e.message or (f"{e.metric} {_value(e.value)} (bound {_value(e.bound)}, {e.window})" if e.metric else "")]
+            for e in history[:5]]  # fmt: skip
+    return _table(["WHEN", "DECISION", "RUN", "TRIGGER", "EVIDENCE"], rows, indent="  ")
 
 
 def _canary_fields(md: Deployment, canary: CanaryStatus, now: dt.datetime, *, width: int) -> list[tuple[str, str]]:
