@@ -6,6 +6,7 @@
     .bench/mlserver/bin/pip install "mlserver==1.7.*" "mlserver-sklearn==1.7.*" "uvloop<0.22"
     (uvloop 0.22+ no longer creates a loop in get_event_loop(), which MLServer 1.7 relies on)
     .venv/bin/python bench/serving/run.py [--duration 15] [--connections 16]
+    .venv/bin/python bench/serving/run.py --capture-cost    # ours without and with capture, no peer
 
 Models: LogisticRegression and RandomForestClassifier(100 trees) trained on iris by our trainer (skops);
 MLServer gets the same fitted objects as joblib files. Load: wrk, 1 thread, N connections, one row
@@ -107,25 +108,54 @@ def load(url: str, *, duration: int, connections: int) -> tuple[float, float]:
     return rps, p99_ms
 
 
+def serve_ours(model_dir: pathlib.Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([str(REPO / ".venv/bin/mlops-operator"), "serve", "--model-uri", f"file://{model_dir}",
+                             "--host", "127.0.0.1", "--port", "18100", *extra], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def measure_ours(model_dir: pathlib.Path, args: argparse.Namespace, *extra: str) -> tuple[float, float]:
+    ours = serve_ours(model_dir, *extra)
+    try:
+        wait_ready("http://127.0.0.1:18100/v2/health/ready", ours)
+        load("http://127.0.0.1:18100/v2/models/iris/infer", duration=3, connections=args.connections)  # warm-up
+        return load("http://127.0.0.1:18100/v2/models/iris/infer", duration=args.duration, connections=args.connections)
+    finally:
+        stop(ours)
+
+
+def capture_cost(args: argparse.Namespace) -> int:
+    """Ours without and with capture of every request (to a file:// store, batches every 5 s), same load."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        rows = []
+        for name, model_dir in train(root).items():
+            plain = measure_ours(model_dir, args)
+            captured = measure_ours(model_dir, args, "--capture-uri", f"file://{root}/captures/{name}")
+            batches = list((root / "captures" / name).glob("*/records.jsonl"))
+            records = sum(len(b.read_text().splitlines()) for b in batches)
+            rows.append((name, plain, captured, records))
+            print(f"{name}: without capture {plain}, with {captured}; {records} records in {len(batches)} batches")
+    print(f"\n{args.connections} connections, 1 row per request, {args.duration}s per run, every request captured\n")
+    print(f"{'model':8} {'req/s':>8} {'p99':>8} {'captured req/s':>15} {'p99':>8} {'cost':>7}")
+    for name, (rps, p99), (crps, cp99), _ in rows:
+        print(f"{name:8} {rps:8.0f} {p99:6.1f}ms {crps:15.0f} {cp99:6.1f}ms {100 * (1 - crps / rps):6.1f}%")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--capture-cost", action="store_true", help="ours without and with capture; no peer")
     args = parser.parse_args()
+    if args.capture_cost:
+        return capture_cost(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = pathlib.Path(tmp)
         for name, model_dir in train(root).items():
-            ours = subprocess.Popen([str(REPO / ".venv/bin/mlops-operator"), "serve", "--model-uri", f"file://{model_dir}",
-                                     "--host", "127.0.0.1", "--port", "18100"], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)  # fmt: skip
-            try:
-                wait_ready("http://127.0.0.1:18100/v2/health/ready", ours)
-                load("http://127.0.0.1:18100/v2/models/iris/infer", duration=3, connections=args.connections)  # warm-up
-                mine = load("http://127.0.0.1:18100/v2/models/iris/infer", duration=args.duration,
-                            connections=args.connections)  # fmt: skip
-            finally:
-                stop(ours)
+            mine = measure_ours(model_dir, args)
             repository = mlserver_repository(model_dir, root)
             env = {k: v for k, v in os.environ.items() if not k.startswith("MLSERVER")}
             theirs = subprocess.Popen([str(MLSERVER), "start", str(repository)], cwd=repository, env=env,

@@ -105,7 +105,7 @@ def test_memory_is_bounded_and_a_failed_write_is_retried(store: ArtifactStore) -
 
 def test_the_retention_removes_old_batches_then_the_oldest_beyond_the_size(store: ArtifactStore) -> None:
     clock = Clock()
-    capture = writer(store, clock=clock, max_age_seconds=3600, max_bytes=10_000)
+    capture = writer(store, clock=clock, max_age_seconds=3600, max_bytes=10_000, prune_seconds=0)
     for hour in range(4):
         clock.now += 1800  # a batch every half hour
         capture.predicted(f"h{hour}", np.zeros((10, 2)), np.zeros(10))
@@ -133,7 +133,7 @@ def test_the_server_writes_what_is_pending_when_it_stops(store: ArtifactStore) -
 def test_capture_against_the_real_s3_server(s3_store: ArtifactStore) -> None:
     clock = Clock()
     capture = CaptureWriter(s3_store, "captures/ml/iris", version="v1", pod="pod-a", features=FEATURES, clock=clock,
-                            max_age_seconds=60)  # fmt: skip
+                            max_age_seconds=60, prune_seconds=60)  # fmt: skip
     capture.predicted("r1", np.array([[1.0, 2.0]]), np.array([1]))
     capture.labelled("r1", [1])
     assert capture.flush() == 2
@@ -178,3 +178,21 @@ def test_a_capture_source_adds_the_labelled_rows_to_the_base_and_is_checked_like
                                                                  "max": 0}]}})  # fmt: skip
     refused = run_check(strict, namespace="ml", name="iris-live", store=store, input_dir=store.root, capture=inputs)
     assert not refused["ok"] and refused["reason"] == "SchemaViolation", refused
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_timer(store: ArtifactStore) -> None:
+    capture = writer(store, flush_seconds=3600, batch_rows=5)
+
+    async def fill_and_wait() -> int:
+        capture.start()
+        try:
+            capture.predicted("r1", np.zeros((6, 2)), np.zeros(6))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while capture.written == 0 and loop.time() < deadline:  # polls the writer's own counter
+                await asyncio.sleep(0.05)
+            return capture.written
+        finally:
+            await capture.stop()
+
+    assert asyncio.run(fill_and_wait()) == 6, "6 pending records of a batch of 5 were not written within 10 s"

@@ -3,11 +3,13 @@ artifact store for training (a Dataset source `capture` joins them by request id
 
 Off the request path and bounded: a request only appends to a list in memory (at most `max_pending`
 records; beyond that new ones are dropped and counted), and a background task writes what is pending
-every `flush_seconds` as one batch — a write-once version of the store, `records.jsonl`, named
-`<time>-<pod>-<seq>` — in a worker thread. Several replicas never clash (the pod is in the name), and a
-crash loses at most the batch not yet written. After a write the server applies the retention to the
-whole capture prefix of its ModelDeployment: batches older than `max_age_seconds` go, then the oldest
-until all of them fit in `max_bytes` (several replicas may prune the same batch: deleting is idempotent).
+as one batch — a write-once version of the store, `records.jsonl`, named `<time>-<pod>-<seq>` — in a
+worker thread, every `flush_seconds` or as soon as `batch_rows` records are pending (small batches:
+serialising one holds the interpreter, and a large one would stall the requests behind it). Several
+replicas never clash (the pod is in the name), and a crash loses at most the batch not yet written.
+At most every `prune_seconds`, after a write, the server applies the retention to the whole capture
+prefix of its ModelDeployment: batches older than `max_age_seconds` go, then the oldest until all of
+them fit in `max_bytes` (several replicas may prune the same batch: deleting is idempotent).
 
 Records, one JSON object per line:
 - `{"kind": "prediction", "id", "row", "version", "time", "features": {...}, "prediction"}` per row of a
@@ -47,6 +49,8 @@ class CaptureWriter:
         max_age_seconds: float = 7 * 86400,
         max_bytes: int = 1 << 30,
         flush_seconds: float = 5.0,
+        batch_rows: int = 1000,
+        prune_seconds: float = 60.0,
         max_pending: int = 20_000,
         clock: Any = time.time,
         rng: random.Random | None = None,
@@ -55,6 +59,8 @@ class CaptureWriter:
         self.version, self.pod, self.features = version, pod, features
         self.sample_rate, self.max_age_seconds, self.max_bytes = sample_rate, max_age_seconds, max_bytes
         self.flush_seconds, self.max_pending = flush_seconds, max_pending
+        self.batch_rows, self.prune_seconds = batch_rows, prune_seconds
+        self._last_prune: float | None = None
         self._clock, self._rng = clock, rng or random.Random()
         self._pending: list[dict[str, Any]] = []
         self._sequence = 0
@@ -105,7 +111,9 @@ class CaptureWriter:
             return 0
         self._sequence += 1
         self.written += len(batch)
-        self.prune(now=started)
+        if self._last_prune is None or started - self._last_prune >= self.prune_seconds:
+            self._last_prune = started
+            self.prune(now=started)
         return len(batch)
 
     def prune(self, *, now: float) -> list[str]:
@@ -132,9 +140,12 @@ class CaptureWriter:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
-            await asyncio.sleep(self.flush_seconds)
-            await loop.run_in_executor(None, self.flush)
+            await asyncio.sleep(min(0.5, self.flush_seconds))
+            if len(self._pending) >= self.batch_rows or loop.time() - last >= self.flush_seconds:
+                last = loop.time()
+                await loop.run_in_executor(None, self.flush)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
