@@ -146,17 +146,23 @@ class Load:
             thread.join(timeout=10)
 
 
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=INFER), timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def test_the_autoscaler_scales_out_under_load_and_in_once_it_stops(cluster: Kubectl, ns: str, runs) -> None:
     a, _ = runs
-    behavior = {"scaleDown": {"stabilizationWindowSeconds": 5, "policies": [{"type": "Percent", "value": 100,
-                                                                             "periodSeconds": 5}]}}  # fmt: skip
-    spec = {"replicas": 1, "autoscaling": {"minReplicas": 1, "maxReplicas": 4, "requestsPerSecond": 20,
-                                           "behavior": behavior}}  # fmt: skip
+    spec = {"replicas": 1, "autoscaling": {"minReplicas": 1, "maxReplicas": 4, "requestsPerSecond": 20}}
     cluster.apply(deployment("rate", a, **spec), ns)
     serving(cluster, ns, "rate", 1, a)
     hpa = wait_for(lambda: cluster.get("horizontalpodautoscaler", "rate", ns), timeout=30, what="the autoscaler")
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "mlops_requests_per_second"
     url = f"http://{cluster.get('service', 'rate', ns)['spec']['clusterIP']}/v2/models/iris/infer"
+    wait_for(lambda: answers(url), timeout=60, what="kube-proxy to program the new Service")
     with Load(url) as load:
         wait_for(lambda: load.sent > 50, timeout=60, what="traffic through the Service")
 
@@ -169,6 +175,11 @@ def test_the_autoscaler_scales_out_under_load_and_in_once_it_stops(cluster: Kube
         spec_replicas = cluster.get("modeldeployment", "rate", ns)["spec"]["replicas"]
         assert 3 <= spec_replicas <= 4, "the autoscaler sets spec.replicas within its bounds"
     assert load.failed == 0, f"{load.failed} of {load.sent + load.failed} requests failed while scaling out"
+    # Scale-down is stabilised for 5 minutes by default (no flapping under load); the test shortens it now.
+    behavior = {"scaleDown": {"stabilizationWindowSeconds": 5, "policies": [{"type": "Percent", "value": 100,
+                                                                             "periodSeconds": 5}]}}  # fmt: skip
+    cluster.run("patch", "modeldeployment", "rate", "-n", ns, "--type=merge",
+                "-p", json.dumps({"spec": {"autoscaling": {"behavior": behavior}}}))  # fmt: skip
     serving(cluster, ns, "rate", 1, a)  # load gone: back to minReplicas
     assert "HorizontalPodAutoscaler rate:" in status(cluster, ns, "rate")["autoscaler"]
 

@@ -46,30 +46,65 @@ def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubec
     s = wait_for(serving, timeout=180, what="two server pods ready")
     assert s["capture"].startswith("capturing 100% of the requests"), s["capture"]
     url = f"http://{cluster.get('service', 'captured', ns)['spec']['clusterIP']}/v2/models/iris"
-    for i in range(40):  # a new connection each: kube-proxy spreads them over both pods
-        post(f"{url}/infer", {"id": f"r{i}", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
-                                                         "data": [ROW]}]})  # fmt: skip
-        post(f"{url}/feedback", {"id": f"r{i}", "labels": [0]})
+
+    def answers() -> bool:
+        try:
+            return "outputs" in post(f"{url}/infer", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
+                                                                 "data": [ROW]}]})  # fmt: skip
+        except OSError:
+            return False
+
+    def both_endpoints() -> bool:
+        slices = cluster.json("get", "endpointslices", "-n", ns, "-l", "kubernetes.io/service-name=captured")["items"]
+        ready = [e for s in slices for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready")]
+        return len(ready) == 2
+
+    wait_for(both_endpoints, timeout=60, what="both server pods behind the Service")
+    wait_for(answers, timeout=60, what="kube-proxy to program the new Service")
     prefix = f"captures/{ns}/captured"
-
-    def all_there():
-        records = captured(monkeypatch, prefix)
-        kinds = [r["kind"] for r in records]
-        return records if kinds.count("prediction") >= 40 and kinds.count("label") >= 40 else None
-
-    records = wait_for(all_there, timeout=60, what="40 predictions and 40 labels captured (batches every 5 s)")
-    predictions = {r["id"]: r for r in records if r["kind"] == "prediction"}
-    labels = {r["id"] for r in records if r["kind"] == "label"}
-    assert set(predictions) == labels == {f"r{i}" for i in range(40)}, "every labelled request joins by its id"
-    assert predictions["r7"]["features"] == {"sepal_length_cm": 5.1, "sepal_width_cm": 3.5,
-                                             "petal_length_cm": 1.4, "petal_width_cm": 0.2}  # fmt: skip
-    assert predictions["r7"]["version"] == a and predictions["r7"]["prediction"] == 0
     from mlops_operator.storage import ArtifactStore
 
     env = s3_env()
-    batches = [p for p, _ in ArtifactStore.from_uri(f"s3://{env['MLOPS_S3_BUCKET']}/artifacts").versions_under(prefix)]
-    pods = {path.rsplit("/", 1)[-1].split("-", 1)[1].rsplit("-", 1)[0] for path in batches}
-    assert len(pods) == 2 and all(p.startswith("captured-stable-") for p in pods), batches
+
+    def writers() -> set[str]:
+        """The pods that wrote batches (`<time>-<pod>-<seq>`)."""
+        store = ArtifactStore.from_uri(f"s3://{env['MLOPS_S3_BUCKET']}/artifacts")
+        return {path.rsplit("/", 1)[-1].split("-", 1)[1].rsplit("-", 1)[0] for path, _ in store.versions_under(prefix)}
+
+    sent = 0
+
+    def send_until_both_pods_wrote() -> set[str] | None:
+        """Requests (each on a new connection: kube-proxy spreads them), 20 at a time, until both pods wrote."""
+        nonlocal sent
+        for i in range(sent, sent + 20):
+            post(f"{url}/infer", {"id": f"r{i}", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
+                                                             "data": [ROW]}]})  # fmt: skip
+            post(f"{url}/feedback", {"id": f"r{i}", "labels": [0]})
+        sent += 20
+        found = writers()
+        return found if len(found) == 2 and sent >= 40 else None
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", env["AWS_ENDPOINT_URL"])
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        monkeypatch.setenv(key, env[key])
+    pods = wait_for(send_until_both_pods_wrote, timeout=120, interval=1,
+                    what="both replicas writing captured batches (every 5 s)")  # fmt: skip
+    assert all(p.startswith("captured-stable-") for p in pods), pods
+    ids = {f"r{i}" for i in range(sent)}
+
+    def all_there():
+        records = captured(monkeypatch, prefix)
+        predicted = {r["id"] for r in records if r["kind"] == "prediction" and r["id"]}  # the probes have none
+        labelled = {r["id"] for r in records if r["kind"] == "label"}
+        return records if predicted >= ids and labelled >= ids else None
+
+    records = wait_for(all_there, timeout=60, what=f"the {sent} requests and their labels captured")
+    predictions = {r["id"]: r for r in records if r["kind"] == "prediction" and r["id"]}
+    labels = {r["id"] for r in records if r["kind"] == "label"}
+    assert set(predictions) == labels == ids, "every labelled request joins by its id"
+    assert predictions["r7"]["features"] == {"sepal_length_cm": 5.1, "sepal_width_cm": 3.5,
+                                             "petal_length_cm": 1.4, "petal_width_cm": 0.2}  # fmt: skip
+    assert predictions["r7"]["version"] == a and predictions["r7"]["prediction"] == 0
 
     # A Dataset of the base version plus the labelled captured rows: a new version, checked like any other.
     source = {"capture": {"base": "iris", "modelDeployment": "captured"}}
@@ -79,4 +114,4 @@ def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubec
     checked = wait_phase(cluster, "dataset", "iris-live", ns, ("Ready", "Failed"), timeout=120)
     base = cluster.get("dataset", "iris", ns)["status"]
     assert checked["status"]["phase"] == "Ready", checked["status"]
-    assert checked["status"]["rows"] == base["rows"] + 40 and checked["status"]["version"] != base["version"]
+    assert checked["status"]["rows"] == base["rows"] + sent and checked["status"]["version"] != base["version"]

@@ -35,6 +35,8 @@ KINDS = ("datasets", "trainingruns", "modeldeployments")
 NAMESPACED_RULES = {
     *{("mlops.dev", kind, verb) for kind in KINDS for verb in ("get", "list", "watch", "patch")},
     *{("mlops.dev", f"{kind}/status", verb) for kind in KINDS for verb in ("get", "patch")},
+    ("mlops.dev", "trainingruns", "create"),  # continuous training (spec.retraining, mode Auto)
+    *{("autoscaling", "horizontalpodautoscalers", v) for v in ("get", "list", "watch", "create", "patch", "delete")},
     *{("batch", "jobs", v) for v in ("get", "list", "watch", "create")},
     ("", "pods", "list"), ("", "pods", "watch"), ("", "configmaps", "get"),
     *{("", "persistentvolumeclaims", v) for v in ("get", "list", "watch")},
