@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from support import Kubectl, condition, two_iris_versions, wait_for
+from support import Kubectl, answers, condition, two_iris_versions, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 ROWS = [[5.1, 3.5, 1.4, 0.2]]
@@ -146,14 +146,6 @@ class Load:
             thread.join(timeout=10)
 
 
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=INFER), timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def test_the_autoscaler_scales_out_under_load_and_in_once_it_stops(cluster: Kubectl, ns: str, runs) -> None:
     a, _ = runs
     spec = {"replicas": 1, "autoscaling": {"minReplicas": 1, "maxReplicas": 4, "requestsPerSecond": 20}}
@@ -162,7 +154,7 @@ def test_the_autoscaler_scales_out_under_load_and_in_once_it_stops(cluster: Kube
     hpa = wait_for(lambda: cluster.get("horizontalpodautoscaler", "rate", ns), timeout=30, what="the autoscaler")
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "mlops_requests_per_second"
     url = f"http://{cluster.get('service', 'rate', ns)['spec']['clusterIP']}/v2/models/iris/infer"
-    wait_for(lambda: answers(url), timeout=60, what="kube-proxy to program the new Service")
+    wait_for(lambda: answers(url, INFER), timeout=60, what="kube-proxy to program the new Service")
     with Load(url) as load:
         wait_for(lambda: load.sent > 50, timeout=60, what="traffic through the Service")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from support import Kubectl, two_iris_versions, wait_for
+from support import Kubectl, answers, two_iris_versions, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
@@ -109,19 +109,11 @@ def settled_on(cluster: Kubectl, ns: str, name: str, version: str) -> dict:
 def with_traffic(cluster: Kubectl, ns: str, name: str) -> tuple[Traffic, threading.Thread]:
     cluster_ip = cluster.get("service", name, ns)["spec"]["clusterIP"]
     traffic = Traffic(url=f"http://{cluster_ip}/v2/models/iris/infer")
-    wait_for(lambda: answers(traffic.url), timeout=60, what="kube-proxy to program the new Service")
+    wait_for(lambda: answers(traffic.url, INFER), timeout=60, what="kube-proxy to program the new Service")
     thread = threading.Thread(target=traffic.run, daemon=True)
     thread.start()
     wait_for(lambda: traffic.sent > 20, timeout=30, what="traffic to flow")
     return traffic, thread
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=INFER), timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def finish(traffic: Traffic, thread: threading.Thread) -> None:

@@ -144,6 +144,18 @@ def training_run_manifest(name: str, estimator: str, *, model: str = "iris", dat
     return json.dumps(body)
 
 
+def answers(url: str, body: bytes) -> bool:
+    """Whether a POST of `body` to `url` is answered 200: a new Service is served once kube-proxy has
+    programmed it, a moment after its endpoints are ready."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def two_iris_versions(kubectl: Kubectl, namespace: str, prefix: str) -> tuple[str, str]:
     """Two trained versions of the iris model (LogisticRegression, C=1 and C=0.5) in `namespace`:
     `<prefix>-a` and `<prefix>-b`, for tests that roll one out over the other."""
