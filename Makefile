@@ -4,13 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 KUBECONFIG_LOCAL := $(CURDIR)/.localcluster/kubeconfig
 
-.PHONY: help demo deps binaries cluster-up cluster-down cluster-status image deploy crds lint unit integration test
+.PHONY: help demo deps binaries cluster-up cluster-down cluster-status argocd argocd-binaries image deploy crds lint unit integration test
 
 help:
 	@echo "make demo          the whole lifecycle on the local cluster: install, train, serve, canary, rollback"
 	@echo "make test          lint + unit + integration tests (starts the local cluster if needed)"
 	@echo "make cluster-up    start the local Kubernetes (kubeconfig: .localcluster/kubeconfig)"
 	@echo "make cluster-down  stop it and remove its state"
+	@echo "make argocd        build Argo CD (once) and run it on the local cluster, with docs/argocd/argocd-cm.yaml"
 	@echo "make deploy        build the image and helm-install the chart into the local cluster"
 	@echo "make image         build operator/Dockerfile (buildah) and load it into the node as mlops-operator:dev"
 	@echo "make crds          regenerate crds/, the chart's crds/ and docs/api.md from the pydantic models"
@@ -30,6 +31,13 @@ cluster-down:
 cluster-status:
 	@python3 hack/localcluster/cluster.py status
 
+# Argo CD is built only for `make argocd` and the tests that run it (its Lua engine runs the health checks' tests).
+argocd-binaries: deps
+	@LOCALCLUSTER_COMPONENTS=argocd hack/localcluster/build.sh >/dev/null
+
+argocd: cluster-up argocd-binaries
+	@python3 hack/localcluster/argocd.py up
+
 image: cluster-up
 	@python3 hack/localcluster/image.py load >/dev/null
 
@@ -47,7 +55,7 @@ lint: deps
 	$(VENV)/bin/ruff check operator hack tests bench
 	$(VENV)/bin/ruff format --check operator hack tests bench
 
-unit: deps
+unit: deps argocd-binaries
 	@hack/pytest.sh tests/unit
 
 integration: binaries

@@ -6,9 +6,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: openssl/iproute2 for the control plane; containerd, runc, CNI plugins, iptables and
 # conntrack for the node; buildah and debootstrap to build the image without Docker or a registry;
-# prometheus, which the tests run to judge canaries on real metrics.
-APT_PACKAGES=(openssl iproute2 iptables conntrack containerd runc containernetworking-plugins buildah debootstrap prometheus lua5.4
-  ${EXTRA_APT_PACKAGES:-})
+# prometheus, which the tests run to judge canaries on real metrics; redis-server, Argo CD's cache (`make argocd`).
+APT_PACKAGES=(openssl iproute2 iptables conntrack containerd runc containernetworking-plugins buildah debootstrap prometheus
+  redis-server ${EXTRA_APT_PACKAGES:-})
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries (etcd, Kubernetes components, kubectl, helm, and the add-ons VersityGW,
 # metrics-server and prometheus-adapter) from the Go module proxy into a cache directory keyed by version.
-# A binary is rebuilt only when missing.
+# A binary is rebuilt only when missing. Argo CD is not among the default components: only `make argocd`
+# (or a test that needs it) builds it.
 #
 #   hack/localcluster/build.sh            # build everything missing, print the bin directory
 #   BIN_ONLY=1 hack/localcluster/build.sh # only print the bin directory
+#   LOCALCLUSTER_COMPONENTS=argocd hack/localcluster/build.sh  # Argo CD (and its Lua health tool) only
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +28,7 @@ build() { # build <module dir> <output name> <package> [ldflags]
   if [[ -x "$bin/$name" ]]; then return 0; fi
   log "building $name ($pkg) ..."
   local t0=$SECONDS
-  (cd "$here/$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$name.tmp" "$pkg")
+  (cd "$here/$dir" && "${GO:-go}" build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$name.tmp" "$pkg")
   mv "$bin/$name.tmp" "$bin/$name"
   log "built $name in $((SECONDS - t0))s"
 }
@@ -43,6 +45,43 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ldflags+=" -X $pkg.k8sVersionMajor=$K8S_MAJOR -X $pkg.k8sVersionMinor=$K8S_MINOR"
 done
 
+# Argo CD: one multi-call binary (its role is the name it runs as: the links below), the Lua health tool and
+# the kustomize its repo server runs for kustomize sources (linked as `kustomize`), built with the newer Go
+# Argo CD needs. The go command refuses a toolchain the checksum database has not
+# verified, so that one is fetched (once, into the module cache) with the database on, then run directly.
+# The repo server runs git-verify-wrapper.sh (and gpg-wrapper.sh) from PATH on every manifest generation,
+# GPG or not: Argo CD's own scripts are installed next to the binary (argocd.py puts $bin on its PATH), and
+# its Application and AppProject CRDs beside them (argocd-<version>-crds/), for argocd.py to apply.
+build_argocd() {
+  local v="$ARGOCD_VERSION" f missing=()
+  local k="$ARGOCD_KUSTOMIZE_VERSION"
+  for f in "argocd-$v" "argocd-lua-health-$v" "kustomize-$k" git-verify-wrapper.sh gpg-wrapper.sh "argocd-$v-crds"; do
+    [[ -x "$bin/$f" ]] || missing+=("$f")
+  done
+  if ((${#missing[@]})); then
+    local -x GOTOOLCHAIN=local GO
+    GO="$(cd "$here/argocd" && GOSUMDB=sum.golang.org GOTOOLCHAIN="$ARGOCD_GO_TOOLCHAIN" go env GOROOT)/bin/go"
+    # As Argo CD's Makefile stamps it (there is no git commit to stamp here).
+    local p=github.com/argoproj/argo-cd/v3/common ldflags
+    ldflags="-X $p.version=${v#v} -X $p.buildDate=1970-01-01T00:00:00Z -X $p.gitTreeState=clean"
+    ldflags+=" -X $p.kubectlVersion=$(cd "$here/argocd" && "$GO" list -m -f '{{.Replace.Version}}' k8s.io/client-go)"
+    build argocd "argocd-$v" . "$ldflags"
+    build argocd "argocd-lua-health-$v" ./luahealth
+    p=sigs.k8s.io/kustomize/api/provenance  # as kustomize's release build stamps it
+    build argocd/kustomize "kustomize-$k" sigs.k8s.io/kustomize/kustomize/v5 \
+      "-X $p.version=kustomize/$k -X $p.buildDate=1970-01-01T00:00:00Z"
+    local src
+    src="$(cd "$here/argocd" && "$GO" mod download github.com/argoproj/argo-cd/v3 &&
+      "$GO" list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)"
+    for f in git-verify-wrapper.sh gpg-wrapper.sh; do install -m 0755 "$src/hack/$f" "$bin/$f"; done
+    rm -rf "$bin/argocd-$v-crds.tmp" && mkdir "$bin/argocd-$v-crds.tmp"
+    install -m 0644 "$src"/manifests/crds/{application,appproject}-crd.yaml "$bin/argocd-$v-crds.tmp/"
+    rm -rf "$bin/argocd-$v-crds" && mv "$bin/argocd-$v-crds.tmp" "$bin/argocd-$v-crds"
+  fi
+  for f in argocd-application-controller argocd-repo-server; do ln -sfn "argocd-$v" "$bin/$f"; done
+  ln -sfn "kustomize-$k" "$bin/kustomize"
+}
+
 components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
   metrics-server prometheus-adapter})
 for c in "${components[@]}"; do
@@ -58,6 +97,7 @@ for c in "${components[@]}"; do
     # prometheus-adapter's Makefile stamps no version.
     prometheus-adapter) build prometheus-adapter "prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION" \
       sigs.k8s.io/prometheus-adapter/cmd/adapter ;;
+    argocd) build_argocd ;;
     *) build k8s "$c" "k8s.io/kubernetes/cmd/$c" "$k8s_ldflags" ;;
   esac
 done

@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 
-from settings import CNI_BRIDGE, CONTAINERD, CONTAINERD_SOCKET, PROMETHEUS, STATE, bin_dir, log
+from settings import ARGOCD, CNI_BRIDGE, CONTAINERD, CONTAINERD_SOCKET, PROMETHEUS, STATE, bin_dir, log
 
 
 def _ctr(*args: str) -> subprocess.CompletedProcess[str]:
@@ -102,6 +102,7 @@ def leftovers() -> list[str]:
             or str(CONTAINERD_SOCKET) in cmdline
             or str(CONTAINERD / "config.toml") in cmdline
             or str(PROMETHEUS) in cmdline
+            or str(ARGOCD) in cmdline  # Argo CD's Redis (its configuration file)
         ):
             found.append(f"process {pid_dir.name}: {cmdline[:100]}")
     found += [f"mount {m}" for m in _mounts_under(STATE)]

@@ -17,6 +17,8 @@ The parts live next to this file, which holds the commands (`up`, `down`, `statu
   node.py          containerd, kubelet, kube-proxy and their configuration
   addons.py        Prometheus and its pod discovery; the S3 server (VersityGW) and .localcluster/s3.env;
                    metrics-server and prometheus-adapter behind the aggregation layer
+  argocd.py        Argo CD (Redis, repo server, application controller), started only by `make argocd`;
+                   `down`, `status`, `start`/`stop` and `leftovers` here cover it
   cleanup.py       removing what the node leaves behind; `leftovers`
   objects.py       hostPath volumes (`volume`) and the Gateway API CRDs (`gateway-api-crds`)
 
@@ -33,6 +35,8 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from addons import addons, discover_pods, prometheus_url, s3_url, write_prometheus_config, write_s3_config  # noqa: E402
+from argocd import NAMES as ARGOCD_NAMES  # noqa: E402
+from argocd import components as argocd_components  # noqa: E402
 from cleanup import _mounts_under, clean_node_leftovers, leftovers, remove_containers  # noqa: E402
 from controlplane import control_plane  # noqa: E402
 from node import node, write_node_config  # noqa: E402
@@ -41,6 +45,7 @@ from pki import ensure_pki, write_kubeconfig  # noqa: E402
 from processes import Component, _pid_of, start, stop, wait_ready  # noqa: E402
 from settings import (  # noqa: E402
     APISERVER_PORT,
+    ARGOCD,
     BINARY,
     CONTAINERD_SOCKET,  # noqa: F401  re-exported: image.py reads cluster.CONTAINERD_SOCKET
     KUBECONFIG,
@@ -96,6 +101,8 @@ def down() -> None:
     if not STATE.exists():
         log("no local cluster state; nothing to do")
         return
+    for name in reversed(ARGOCD_NAMES):  # Argo CD, if `make argocd` started it: before the API server goes
+        stop(name)
     names = [c.name for c in components(node_ip())]
     for name in reversed(names):
         if name == "containerd" and _pid_of("containerd"):
@@ -115,7 +122,7 @@ def down() -> None:
 def restart_component(name: str, *, stopped: bool) -> None:
     """Stop one running component (`stop NAME`), or start it again and wait until it is ready (`start NAME`):
     how tests take an add-on (the S3 server) away from a running cluster and give it back."""
-    component = next((c for c in components(node_ip()) if c.name == name), None)
+    component = next((c for c in components(node_ip()) + argocd_components() if c.name == name), None)
     if component is None:
         raise SystemExit(f"no component {name!r}; see `status`")
     if stopped:
@@ -127,11 +134,13 @@ def restart_component(name: str, *, stopped: bool) -> None:
 
 def status() -> int:
     code = 0
-    for component in components(node_ip()):
+    # Argo CD is listed once `make argocd` ran, but is not the cluster: `argocd.py status` exits 1 when it is down.
+    started_argocd = argocd_components() if ARGOCD.exists() else []
+    for component in components(node_ip()) + started_argocd:
         pid = _pid_of(component.name)
         ok = bool(pid) and component.ready()
-        code |= 0 if ok else 1
-        print(f"{component.name:26} {'ready' if ok else 'down':6} {pid or ''}")
+        code |= 0 if ok or component in started_argocd else 1
+        print(f"{component.name:29} {'ready' if ok else 'down':6} {pid or ''}")
     return code
 
 

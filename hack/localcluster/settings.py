@@ -40,6 +40,14 @@ S3_ENV = STATE / "s3.env"  # endpoint, credentials and bucket for tools and test
 S3_BUCKET = "mlops"
 # The metrics APIs' servers (add-ons behind the aggregation layer), by name, with their ports on the node IP.
 METRICS_ADDONS = {"metrics-server": 19443, "prometheus-adapter": 19444}
+# Argo CD (`make argocd`, argocd.py): its state (Redis's configuration and data, the repo server's clones and
+# sockets), its namespace, and its processes' ports on loopback (the controller's metrics listen on every address).
+ARGOCD = STATE / "argocd"
+ARGOCD_NAMESPACE = "argocd"
+ARGOCD_REDIS_PORT = 16379
+ARGOCD_REPO_SERVER_PORT = 18081
+ARGOCD_REPO_SERVER_METRICS_PORT = 18084
+ARGOCD_CONTROLLER_METRICS_PORT = 18082
 WITH_NODE = os.environ.get("LOCALCLUSTER_NODE", "1") != "0"
 # Component name → executable name, where they differ.
 BINARY: dict[str, str] = {}

@@ -1,30 +1,34 @@
-"""The Argo CD health checks in docs/argocd/health, run by a real Lua interpreter on the statuses the controllers write.
+"""The Argo CD health checks in docs/argocd/health, run by Argo CD's own engine on the statuses the controllers write.
 
 Each sample status is produced by the controllers' own pure functions (dataset check results, condition
 builders, the promotion policy, the canary state machine), so a change to the status shape shows up here.
-Scripts run in an environment as bare as Argo CD's default one: base functions, `table` and a safe `os`,
-no `string`, `math` or `io` library, and no string methods.
+The engine is Argo CD v3.6.1's code, in a small Go program built from its module
+(hack/localcluster/argocd/luahealth): a kind's health goes the application controller's way — the
+settings manager reads docs/argocd/argocd-cm.yaml, gitops-engine's GetResourceHealth runs the
+customization in Argo CD's Lua VM, without the standard libraries (no useOpenLibs).
 
 `.venv/bin/python tests/unit/test_argocd_health.py` regenerates docs/argocd/argocd-cm.yaml from the scripts.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
-import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import pytest
 import yaml
 
+from support import bin_dir
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "docs" / "argocd"
 HEALTH = ARGOCD / "health"
 KINDS = ("Dataset", "TrainingRun", "ModelDeployment")
-LUA = "lua5.4"
 NOW = "2026-01-01T00:00:00Z"
 NAMESPACE = "ml"
 HEALTH_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
@@ -86,89 +90,40 @@ def test_application_syncs_the_examples() -> None:
 # --- running a script ----------------------------------------------------------------------------------------
 
 
-def lua_literal(value: Any) -> str:
-    """A Python value decoded from JSON, as a Lua expression (tables for objects and arrays)."""
-    if value is None:
-        return "nil"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = "".join(
-            "\\" + ch if ch in '\\"' else (f"\\{ord(ch):03d}" if ord(ch) < 32 or ord(ch) == 127 else ch) for ch in value
-        )
-        return f'"{escaped}"'
-    if isinstance(value, list | tuple):
-        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"[{lua_literal(str(k))}] = {lua_literal(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"no Lua literal for {type(value).__name__}")
+@functools.cache
+def lua_health_tool() -> pathlib.Path:
+    """Argo CD's own Lua health engine, built from its Go module by hack/localcluster/build.sh (`make unit` and
+    `make argocd` build it): hack/localcluster/argocd/luahealth."""
+    version = next(line.split("=", 1)[1].split()[0] for line in (REPO / "hack/localcluster/versions.sh").read_text()
+                   .splitlines() if line.startswith("ARGOCD_VERSION="))  # fmt: skip
+    tool = bin_dir() / f"argocd-lua-health-{version}"
+    if not tool.exists():
+        words = "LOCALCLUSTER_COMPONENTS=argocd hack/localcluster/build.sh (make unit does)"
+        pytest.fail(f"{tool} is missing: the health checks run in Argo CD's own Lua engine. Build it: {words}",
+                    pytrace=False)  # fmt: skip
+    return tool
 
 
-def _long_string(text: str) -> str:
-    level = 0
-    while f"]{'=' * level}]" in text:
-        level += 1
-    return f"[{'=' * level}[\n{text}]{'=' * level}]"
-
-
-# Loads the script into an environment shaped like Argo CD's (base functions, table, a safe os; obj global),
-# disables string methods while it runs, and prints the returned table as a JSON object of strings.
-RUNNER = """
-local script = %(script)s
-local env = {table = table, os = {time = os.time, date = os.date, clock = os.clock}}
-for _, name in ipairs({"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
-                       "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "xpcall"}) do
-  env[name] = _G[name]
-end
-env._G = env
-env.obj = %(obj)s
-local chunk = assert(load(script, "=health.lua", "t", env))
-local string_methods = getmetatable("")
-local saved_index = string_methods.__index
-string_methods.__index = nil
-local ok, hs = pcall(chunk)
-string_methods.__index = saved_index
-if not ok then
-  io.stderr:write("script error: " .. tostring(hs) .. "\\n")
-  os.exit(2)
-end
-if type(hs) ~= "table" then
-  io.stderr:write("the script returned " .. type(hs) .. ", not a table\\n")
-  os.exit(3)
-end
-local function quote(s)
-  return '"' .. s:gsub('[%%c"\\\\]', function(c) return string.format("\\\\u%%04x", c:byte()) end) .. '"'
-end
-local parts = {}
-for key, value in pairs(hs) do
-  parts[#parts + 1] = quote(tostring(key)) .. ": " .. quote(tostring(value))
-end
-print("{" .. table.concat(parts, ", ") .. "}")
-"""
-
-
-def _interpreter() -> str:
-    path = shutil.which(LUA)
-    if path is None:
-        pytest.fail(
-            f"{LUA} is not installed: the Argo CD health checks cannot be tested without it. "
-            f"Install it with `apt-get install -y {LUA}` (hack/install-deps.sh lists it).",
-            pytrace=False,
-        )
-    return path
-
-
-def run_lua(script: str, obj: dict[str, Any]) -> dict[str, str]:
-    program = RUNNER % {"script": _long_string(script), "obj": lua_literal(obj)}
-    result = subprocess.run([_interpreter(), "-"], input=program, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, f"{LUA} failed ({result.returncode}): {result.stderr}"
+def run_argocd(args: list[str], obj: dict[str, Any]) -> dict[str, str]:
+    result = subprocess.run([str(lua_health_tool()), *args, "-"], input=json.dumps(obj), capture_output=True,
+                            text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 0, f"Argo CD's Lua engine: exit {result.returncode}: {result.stderr}"
     return json.loads(result.stdout)
 
 
+def run_lua(script: str, obj: dict[str, Any]) -> dict[str, str]:
+    """A health script run by Argo CD's Lua VM (`ExecuteHealthLua`), as the application controller runs it."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = pathlib.Path(directory) / "health.lua"
+        path.write_text(script)
+        return run_argocd([str(path)], obj)
+
+
 def health(kind: str, obj: dict[str, Any]) -> dict[str, str]:
-    hs = run_lua((HEALTH / f"{kind}.lua").read_text(), obj)
+    """The health Argo CD computes for the object: its settings manager reads docs/argocd/argocd-cm.yaml and
+    gitops-engine's GetResourceHealth runs the customization for the object's kind (the controller's path)."""
+    assert obj.get("kind") == kind, "the customization is chosen by the object's own kind"
+    hs = run_argocd(["--argocd-cm", str(ARGOCD / "argocd-cm.yaml")], obj)
     assert hs.get("status") in HEALTH_STATUSES, hs
     assert set(hs) <= {"status", "message"}, hs
     return hs
@@ -531,7 +486,8 @@ def test_phase_and_health_agree(modeldeployment_samples) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_numbers_given_as_strings_are_compared_as_numbers(kind: str) -> None:
     """Argo CD hands some integers to Lua as strings (json.Number): generations still compare as numbers."""
-    obj = {"metadata": {"name": "x", "generation": "10"}, "status": {"observedGeneration": "9", "conditions": []}}
+    obj = {"apiVersion": "mlops.dev/v1alpha1", "kind": kind, "metadata": {"name": "x", "generation": "10"},
+           "status": {"observedGeneration": "9", "conditions": []}}  # fmt: skip
     assert health(kind, obj) == {
         "status": "Progressing",
         "message": "Waiting for the operator to observe generation 10",
