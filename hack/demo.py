@@ -9,19 +9,24 @@ this script then plays the story in the namespace `mlops-demo`, from the manifes
   3. a ModelDeployment serves the champion; traffic with ground-truth labels starts flowing;
   4. a better version (logistic regression) is trained, promoted and canaried 25 % → 50 % → 100 %,
      each step judged on Prometheus;
-  5. a version trained without gates is promoted offline, canaried, and rolled back automatically
+  5. the loop is closed: the servers capture production data, the world changes (larger flowers
+     come in), the drift creates a TrainingRun on iris plus the captured labelled rows, and the new
+     version beats the champion and is canaried to 100 % — no person driving it;
+  6. a version trained without gates is promoted offline, canaried, and rolled back automatically
      because its live accuracy is poor — the stable version serves throughout.
 
 It ends with a summary and leaves everything running. Re-running it starts the story afresh: it
-deletes the namespace and the artifact volume of the previous run (both created by this script).
+deletes the namespace and the artifacts of the previous run (both created by this script).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
+import random
 import shutil
 import subprocess
 import sys
@@ -36,7 +41,8 @@ CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
 STATE = pathlib.Path(os.environ.get("LOCALCLUSTER_DIR", REPO / ".localcluster")).resolve()
 KUBECONFIG = STATE / "kubeconfig"
 EXAMPLES = REPO / "examples"
-ROWS, TRUTH = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5], [6.7, 3.0, 5.2, 2.3]], [0, 1, 2]
+RETRAINED = "iris-retrain-1"  # the first run the ModelDeployment iris creates
+LARGER = 1.2  # the changed world: flowers 20 % larger than any the models were trained on
 _started = time.monotonic()
 
 
@@ -79,24 +85,74 @@ def wait(condition: Callable[[], Any], *, what: str, timeout: float = 300) -> An
     raise SystemExit(f"gave up after {timeout:.0f}s waiting for {what}")
 
 
-def labelled_traffic(service_ip: str, stop: threading.Event, counts: dict[str, int]) -> None:
-    """Inference requests through the Service, each followed by the true labels (about 20 a second)."""
-    body = json.dumps({"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": ROWS}]}).encode()
-    headers = {"Content-Type": "application/json"}
-    while not stop.is_set():
-        try:
-            request = urllib.request.Request(f"http://{service_ip}/v2/models/iris/infer", body, headers)
-            with urllib.request.urlopen(request, timeout=5) as response:
-                answer = json.load(response)
-            feedback = {"model_version": answer["model_version"], "labels": TRUTH,
-                        "predictions": answer["outputs"][0]["data"]}  # fmt: skip
-            request = urllib.request.Request(f"http://{service_ip}/v2/models/iris/feedback",
-                                             json.dumps(feedback).encode(), headers)  # fmt: skip
-            urllib.request.urlopen(request, timeout=5).close()
-            counts[answer["model_version"]] = counts.get(answer["model_version"], 0) + 1
-        except OSError:
-            counts["failed"] = counts.get("failed", 0) + 1
-        stop.wait(0.05)
+class Traffic:
+    """Inference requests through the Service, each followed by its true labels (about 20 a second).
+
+    Three iris flowers per request, drawn at random with their species; once the world changes, three
+    virginica flowers 20 % larger. Until then the labels echo the answer (model_version + predictions),
+    which any pod of that version can score; afterwards they go by request id, which is how the servers'
+    capture joins them to the rows (the pod that answered scores them; another one answers 404, and
+    captures them all the same).
+    """
+
+    def __init__(self, service_ip: str) -> None:
+        from sklearn.datasets import load_iris
+
+        iris = load_iris()
+        self.url, self.rows, self.labels = f"http://{service_ip}/v2/models/iris", iris.data.tolist(), iris.target
+        self.changed, self.counts, self.stop = False, {}, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _draw(self, rng: random.Random) -> tuple[list[list[float]], list[int]]:
+        if self.changed:
+            picked = rng.sample(range(100, 150), 3)  # virginica
+            return [[round(v * LARGER, 2) for v in self.rows[i]] for i in picked], [2, 2, 2]
+        picked = rng.sample(range(len(self.rows)), 3)
+        return [self.rows[i] for i in picked], [int(self.labels[i]) for i in picked]
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(f"{self.url}/{path}", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def _run(self) -> None:
+        rng, sent = random.Random(7), 0
+        while not self.stop.is_set():
+            sent += 1
+            rows, labels = self._draw(rng)
+            try:
+                answer = self._post(
+                    "infer",
+                    {"id": f"r{sent}", "inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": rows}]},
+                )
+            except OSError:
+                self.counts["failed"] = self.counts.get("failed", 0) + 1
+                continue
+            self.counts[answer["model_version"]] = self.counts.get(answer["model_version"], 0) + 1
+            feedback = ({"id": f"r{sent}", "labels": labels} if self.changed else
+                        {"model_version": answer["model_version"], "labels": labels,
+                         "predictions": answer["outputs"][0]["data"]})  # fmt: skip
+            with contextlib.suppress(OSError):  # by id, a pod that did not answer it cannot score it: 404
+                self._post("feedback", feedback)
+            self.stop.wait(0.05)
+
+    def __enter__(self) -> Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def s3_env() -> dict[str, str]:
+    return dict(line.split("=", 1) for line in (STATE / "s3.env").read_text().splitlines() if "=" in line)
+
+
+def artifacts() -> pathlib.Path:
+    """The artifact store of the demo, in the S3 server's posix backend (s3://bucket/key is <root>/bucket/key)."""
+    return STATE / "s3" / "data" / s3_env()["MLOPS_S3_BUCKET"] / "artifacts"
 
 
 def fresh_namespace(cluster: Cluster) -> None:
@@ -106,14 +162,74 @@ def fresh_namespace(cluster: Cluster) -> None:
     if cluster.run("get", "namespace", ns, "--ignore-not-found", "-o", "name"):
         say(f"removing the previous demo's namespace {ns} and its artifacts")
         cluster.run("delete", "namespace", ns, "--wait=true", "--timeout=180s")
-    s3 = dict(line.split("=", 1) for line in (STATE / "s3.env").read_text().splitlines() if "=" in line)
-    for kind in ("datasets", "models"):  # the S3 server's posix backend: s3://bucket/key is <root>/bucket/key
-        shutil.rmtree(STATE / "s3" / "data" / s3["MLOPS_S3_BUCKET"] / "artifacts" / kind / ns, ignore_errors=True)
+    s3 = s3_env()
+    for kind in ("datasets", "models", "captures"):
+        shutil.rmtree(artifacts() / kind / ns, ignore_errors=True)
     cluster.run("create", "namespace", ns)
     cluster.run("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
     cluster.run("create", "secret", "generic", "mlops-s3", "-n", ns,
                 f"--from-literal=AWS_ACCESS_KEY_ID={s3['AWS_ACCESS_KEY_ID']}",
                 f"--from-literal=AWS_SECRET_ACCESS_KEY={s3['AWS_SECRET_ACCESS_KEY']}")  # fmt: skip
+
+
+def canaried(cluster: Cluster, version: str) -> None:
+    """Until `version` is stable at 100 %, saying each canary weight it reaches; a rollback ends the demo."""
+    seen: list[int] = []
+
+    def stable() -> bool:
+        status = cluster.status("modeldeployment", "iris")
+        canary = status.get("canary") or {}
+        if canary.get("version") == version and canary.get("weight") is not None and canary["weight"] not in seen[-1:]:
+            seen.append(canary["weight"])
+            say(f"   canary {version} at {canary['weight']} %, step {canary['stepIndex']}")
+        if version in (status.get("failedVersions") or []):
+            raise SystemExit(f"{version} was rolled back: {(status.get('degraded') or {}).get('message')}")
+        return status.get("stable", {}).get("version") == version and not status.get("canary")
+
+    wait(stable, what=f"{version} promoted to 100 %")
+
+
+def labelled_captures(ns: str) -> int:
+    """Labels the servers captured so far."""
+    root = artifacts() / "captures" / ns / "iris"
+    return sum(line.startswith('{"kind":"label"') for batch in root.glob("*/records.jsonl")
+               for line in batch.read_text().splitlines())  # fmt: skip
+
+
+def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
+    """Chapter 6: capture on, the world changes, drift creates a TrainingRun on iris + the captured
+    labelled rows, and the new version beats the champion and is canaried to 100 %."""
+    cluster.apply(EXAMPLES / "demo/modeldeployment-loop.yaml")
+    wait(lambda: (s := cluster.status("modeldeployment", "iris")).get("capture", "").startswith("capturing")
+         and s["stable"].get("readyReplicas") == s["stable"].get("replicas") and s, what="capture on")  # fmt: skip
+    say("   the servers now capture the rows they predict on; retraining waits for drift (PSI > 0.5 for 1m)")
+    traffic.changed = True
+    say(f"   the world changes: the flowers coming in are virginica {LARGER - 1:.0%} larger than those in iris")
+    wait(lambda: labelled_captures(cluster.namespace) >= 300, what="labelled production rows captured")
+    cluster.apply(EXAMPLES / "demo/dataset-iris-live.yaml")
+    live = wait(lambda: (s := cluster.status("dataset", "iris-live")).get("phase") == "Ready" and s,
+                what="Dataset iris-live Ready")  # fmt: skip
+    base = cluster.status("dataset", "iris")["rows"]
+    say(f"   ✓ Dataset iris-live: iris ({base} rows) + {live['rows'] - base} captured labelled rows, "
+        f"version {live['version'][:19]}…")  # fmt: skip
+    run = wait(lambda: cluster.get("trainingrun", RETRAINED), what=f"drift to create {RETRAINED}", timeout=300)
+    evidence = json.loads(run["metadata"]["annotations"]["mlops.dev/retraining-trigger"])
+    say(f"   ✓ {evidence['trigger']} {evidence['value']:.2f} above {evidence['bound']:g} for {evidence['window']}: "
+        f"the operator created TrainingRun {RETRAINED}")  # fmt: skip
+    status = wait(lambda: (s := cluster.status("trainingrun", RETRAINED)).get("phase") in ("Succeeded", "Failed")
+                  and (s.get("promotion") or {}).get("decision") and s, what=f"{RETRAINED} to finish")  # fmt: skip
+    decision = status["promotion"]
+    say(f"   {RETRAINED}: trained on {status['dataset']['name']} {status['dataset']['version'][:19]}…, "
+        f"accuracy {accuracy(status)}, {decision['decision']}: {decision.get('message', '')}")  # fmt: skip
+    if decision["decision"] != "Promoted":
+        raise SystemExit(f"{RETRAINED} was not promoted: {decision}")
+    canaried(cluster, RETRAINED)
+    say(f"   ✓ {RETRAINED} is stable at 100 %, retrained on what production saw")
+    plugin = pathlib.Path(sys.executable).with_name("kubectl-mlops")
+    shown = subprocess.run([str(plugin), "status", "iris", "-n", cluster.namespace, f"--kubeconfig={KUBECONFIG}"],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    say("   $ kubectl mlops status iris")
+    print("\n".join(f"     {line}" for line in (shown.stdout or shown.stderr).rstrip().splitlines()), flush=True)
 
 
 def check_operator(cluster: Cluster, operator_namespace: str) -> None:
@@ -176,37 +292,28 @@ def main() -> int:
     cluster.apply(EXAMPLES / "demo/modeldeployment.yaml")
     wait(lambda: cluster.status("modeldeployment", "iris").get("phase") == "Healthy", what="iris Healthy")
     service_ip = cluster.get("service", "iris")["spec"]["clusterIP"]
-    counts: dict[str, int] = {}
-    stop = threading.Event()
-    threading.Thread(target=labelled_traffic, args=(service_ip, stop, counts), daemon=True).start()
-    wait(lambda: counts.get(champion), what="answers through the Service", timeout=60)
-    say(f"   ✓ {champion} serves 100 % at http://{service_ip}/v2/models/iris/infer; labelled traffic flows")
-    phase("served", t)
+    traffic = Traffic(service_ip)
+    with traffic:
+        wait(lambda: traffic.counts.get(champion), what="answers through the Service", timeout=60)
+        say(f"   ✓ {champion} serves 100 % at http://{service_ip}/v2/models/iris/infer; labelled traffic flows")
+        phase("served", t)
 
-    try:
         t = time.monotonic()
         say("4. A better version: iris-logreg (logistic regression) is trained and canaried")
         cluster.apply(EXAMPLES / "trainingrun-iris-logreg.yaml")
-        seen_weights: list[int] = []
-
-        def logreg_stable() -> bool:
-            status = cluster.status("modeldeployment", "iris")
-            weight = (status.get("canary") or {}).get("weight")
-            if weight is not None and (not seen_weights or seen_weights[-1] != weight):
-                seen_weights.append(weight)
-                say(f"   canary iris-logreg at {weight} %, step {status['canary']['stepIndex']}")
-            if status.get("degraded"):
-                raise SystemExit(f"iris-logreg was rolled back: {status['degraded']['message']}")
-            return status.get("stable", {}).get("version") == "iris-logreg" and not status.get("canary")
-
-        wait(logreg_stable, what="iris-logreg promoted to 100 %")
+        canaried(cluster, "iris-logreg")
         analysis = cluster.status("modeldeployment", "iris").get("lastAnalysis") or []
         shown = ", ".join(f"{a['metric']}={a['value']:.3g}" for a in analysis if a.get("value") is not None)
         say(f"   ✓ iris-logreg is stable at 100 % (last analysis: {shown or 'no values'})")
         phase("better version canaried to 100 %", t)
 
         t = time.monotonic()
-        say("5. A degraded version: iris-guess, trained without gates, is promoted offline and canaried")
+        say("5. The loop closed: the servers capture production data, and drift retrains the model")
+        close_the_loop(cluster, traffic)
+        phase("drift → retrained on captured rows → 100 %", t)
+
+        t = time.monotonic()
+        say("6. A degraded version: iris-guess, trained without gates, is promoted offline and canaried")
         cluster.apply(EXAMPLES / "demo/trainingrun-guess.yaml")
         wait(lambda: (cluster.status("modeldeployment", "iris").get("canary") or {}).get("version") == "iris-guess",
              what="the canary of iris-guess")  # fmt: skip
@@ -216,13 +323,11 @@ def main() -> int:
         say(f"   ✓ rolled back automatically: {status['degraded']['message']}")
         say(f"   ✓ stable is still {status['stable']['version']} at {status['stable'].get('weight', 100)} %")
         phase("degraded version rolled back", t)
-    finally:
-        stop.set()
 
     md = cluster.get("modeldeployment", "iris")["status"]
     print("\nSummary")
     print("  versions (held-out accuracy, promotion decision, fate in ModelDeployment iris):")
-    for run in ("iris-baseline", "iris-stump", "iris-logreg", "iris-guess"):
+    for run in ("iris-baseline", "iris-stump", "iris-logreg", RETRAINED, "iris-guess"):
         status = cluster.status("trainingrun", run)
         decision = (status.get("promotion") or {}).get("decision", "–")
         fate = ("serving 100 %" if md["stable"]["version"] == run
@@ -232,14 +337,14 @@ def main() -> int:
         print(f"    {run:14} {accuracy(status):6} {decision:11} {fate}")
     print("  rollout history:")
     for entry in md.get("history") or []:
-        print(f"    {entry['at']}  {entry['version']:12} {entry['outcome']:10} {entry.get('reason', '')}")
+        print(f"    {entry['at']}  {entry['version']:14} {entry['outcome']:10} {entry.get('reason', '')}")
     print(
         f"  serving: {md['stable']['version']} at 100 %; failed versions: {', '.join(md.get('failedVersions') or [])}"
     )
-    print("  requests answered by version: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print("  requests answered by version: " + ", ".join(f"{k} {v}" for k, v in sorted(traffic.counts.items())))
     print("  timings:")
     for name, seconds in timings:
-        print(f"    {name:38} {seconds:6.1f}s")
+        print(f"    {name:44} {seconds:6.1f}s")
     prometheus = subprocess.run([*CLUSTER, "prometheus-url"], capture_output=True, text=True).stdout.strip()
     print(f"""
 The cluster is still up. Explore it:

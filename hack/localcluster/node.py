@@ -87,10 +87,18 @@ def node(ip: str) -> list[Component]:
 # ------------------------------------------------------------------------------------ node config
 
 
+def write_if_changed(path: pathlib.Path, text: str) -> None:
+    """Rewriting an unchanged file would still restart what watches it (kube-proxy exits when its
+    configuration file is written, and `cluster.py up` on a running cluster writes them all)."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def write_node_config(ip: str, binaries: pathlib.Path) -> None:
     for directory in (CONTAINERD, KUBELET_DIR, CNI_CONF_DIR, STATE / "pod-logs"):
         directory.mkdir(parents=True, exist_ok=True)
-    (CONTAINERD / "config.toml").write_text(
+    write_if_changed(
+        CONTAINERD / "config.toml",
         f"""version = 2
 root = "{CONTAINERD / "root"}"
 state = "{CONTAINERD / "state"}"
@@ -117,7 +125,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{CNI_CONF_DIR}"
-"""
+""",
     )
     cni = {
         "cniVersion": "0.4.0",
@@ -139,9 +147,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }
-    (CNI_CONF_DIR / "10-mlops.conflist").write_text(json.dumps(cni, indent=2) + "\n")
+    write_if_changed(CNI_CONF_DIR / "10-mlops.conflist", json.dumps(cni, indent=2) + "\n")
     resolv = STATE / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.1\noptions ndots:1\n")
+    write_if_changed(resolv, "nameserver 127.0.0.1\noptions ndots:1\n")
     kubelet = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -175,7 +183,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         "syncFrequency": "10s",
         "fileCheckFrequency": "10s",
     }
-    (STATE / "kubelet-config.json").write_text(json.dumps(kubelet, indent=2) + "\n")
+    write_if_changed(STATE / "kubelet-config.json", json.dumps(kubelet, indent=2) + "\n")
     proxy = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
@@ -189,7 +197,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         "conntrack": {"maxPerCore": 0, "min": 0},
         "iptables": {"masqueradeAll": False, "syncPeriod": "10s", "minSyncPeriod": "0s"},
     }
-    (STATE / "kube-proxy-config.json").write_text(json.dumps(proxy, indent=2) + "\n")
+    write_if_changed(STATE / "kube-proxy-config.json", json.dumps(proxy, indent=2) + "\n")
     for key, value in (("net/ipv4/ip_forward", "1"), ("net/bridge/bridge-nf-call-iptables", "1")):
         path = pathlib.Path("/proc/sys") / key
         if path.exists() and path.read_text().strip() != value:

@@ -40,13 +40,18 @@ def not_watches(counts: dict) -> float:
 
 @pytest.fixture(scope="module")
 def settled(cluster: Kubectl, ns: str) -> str:
-    """A served model (ModelDeployment Healthy, no guard window), finished runs, a waiting deployment."""
+    """A served model (ModelDeployment Healthy, no guard window, retraining triggers evaluated), finished runs,
+    a waiting deployment."""
     cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
     cluster.apply(training_run_manifest("champion", "sklearn.linear_model.LogisticRegression"), ns)
     for i in range(10):  # runs that end at once: their Dataset does not exist
         cluster.apply(training_run_manifest(f"orphan-{i}", "sklearn.dummy.DummyClassifier", dataset="absent",
                                             datasetWaitSeconds=0), ns)  # fmt: skip
-    cluster.apply(model_deployment_manifest("served", replicas=1), ns)
+    # it evaluates its retraining triggers every 10 s (a schedule far off, a Dataset that does not move)
+    template = {"datasetRef": {"name": "iris"}, "model": {"name": "iris", "estimator": "sklearn.dummy.DummyClassifier"}}
+    retraining = {"template": template, "checkInterval": "10s",
+                  "triggers": {"schedule": "0 0 1 1 *", "newDatasetVersion": True}}  # fmt: skip
+    cluster.apply(model_deployment_manifest("served", replicas=1, retraining=retraining), ns)
     cluster.apply(model_deployment_manifest("waiting", model="no-such-model"), ns)
     for i in range(10):
         wait_phase(cluster, "trainingrun", f"orphan-{i}", ns, ("Failed",), timeout=60)

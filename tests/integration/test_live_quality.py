@@ -5,12 +5,19 @@ rolled back on its live RMSE; the label-free estimate is refused for a model wit
 from __future__ import annotations
 
 import json
-import threading
-import urllib.request
 
 import pytest
 
-from support import REPO, Kubectl, condition, training_run_manifest, two_iris_versions, wait_for, wait_phase
+from support import (
+    REPO,
+    Kubectl,
+    LabelledTraffic,
+    condition,
+    training_run_manifest,
+    two_iris_versions,
+    wait_for,
+    wait_phase,
+)
 
 pytestmark = pytest.mark.usefixtures("operator")
 # 4 setosa, 4 versicolor, 1 virginica per request: the third class is a ninth of the traffic
@@ -29,43 +36,6 @@ def deployment(name: str, run: str, *, model: str, metrics: list[dict], steps: l
 
 def status(cluster: Kubectl, ns: str, name: str) -> dict:
     return (cluster.get("modeldeployment", name, ns) or {}).get("status") or {}
-
-
-class LabelledTraffic:
-    """Requests through the Service, each followed by labels for what it answered (`truth(version, rows,
-    predictions)`), echoed so that any pod of the version scores them; about 20 requests a second."""
-
-    def __init__(self, url: str, rows: list[list[float]], truth) -> None:
-        self.url, self.rows, self.truth = url, rows, truth
-        self.stop, self.answered = threading.Event(), {}
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _post(self, path: str, body: dict) -> dict:
-        request = urllib.request.Request(f"{self.url}/{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.load(response)
-
-    def _run(self) -> None:
-        tensor = {"name": "x", "shape": [len(self.rows), len(self.rows[0])], "datatype": "FP64", "data": self.rows}
-        while not self.stop.is_set():
-            try:
-                answer = self._post("infer", {"inputs": [tensor]})
-                version, predicted = answer["model_version"], answer["outputs"][0]["data"]
-                self._post("feedback", {"model_version": version, "predictions": predicted,
-                                        "labels": self.truth(version, self.rows, predicted)})  # fmt: skip
-                self.answered[version] = self.answered.get(version, 0) + 1
-            except OSError:
-                pass
-            self.stop.wait(0.05)
-
-    def __enter__(self) -> LabelledTraffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
 
 
 def service_url(cluster: Kubectl, ns: str, name: str, model: str) -> str:

@@ -5,14 +5,11 @@ nothing."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-import urllib.request
 
 import pytest
 
-from support import REPO, Kubectl, training_run_manifest, wait_for, wait_phase
+from support import REPO, Kubectl, LabelledTraffic, training_run_manifest, wait_for, wait_phase
 
 pytestmark = pytest.mark.usefixtures("operator")
 DRIFTED = [[7.7, 3.8, 6.7, 2.2], [7.9, 3.8, 6.4, 2.0], [7.7, 2.6, 6.9, 2.3]]  # the far corner of iris: virginica
@@ -47,38 +44,6 @@ def retraining_runs(cluster: Kubectl, ns: str, md: str) -> list[dict]:
     return cluster.json("get", "trainingruns", "-n", ns, "-l", f"mlops.dev/retraining-for={md}")["items"]
 
 
-class DriftedTraffic:
-    """Requests of rows far from the training data, each labelled by id (captured for training)."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.stop, self.sent = url, threading.Event(), 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _post(self, path: str, body: dict) -> None:
-        request = urllib.request.Request(f"{self.url}/{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
-        # feedback by id reaching a pod that did not answer is a 404, and still captured
-        with contextlib.suppress(OSError):
-            urllib.request.urlopen(request, timeout=5).close()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            self.sent += 1
-            rid = f"d{self.sent}"
-            self._post("infer", {"id": rid, "inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64",
-                                                        "data": DRIFTED}]})  # fmt: skip
-            self._post("feedback", {"id": rid, "labels": [2, 2, 2]})
-            self.stop.wait(0.05)
-
-    def __enter__(self) -> DriftedTraffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-
-
 def test_drift_retrains_once_on_the_captured_rows_and_the_new_model_is_canaried(cluster, ns, champion) -> None:
     template = {"datasetRef": {"name": "iris-live"}, "model": {"name": "iris", "estimator": LR, "params": {"C": 2}}}
     retraining = {"mode": "Auto", "template": template, "cooldown": "1h", "checkInterval": "10s",
@@ -87,7 +52,7 @@ def test_drift_retrains_once_on_the_captured_rows_and_the_new_model_is_canaried(
     wait_for(lambda: (status(cluster, ns, "loop").get("stable") or {}).get("readyReplicas"), timeout=180,
              what="the champion served")  # fmt: skip
     url = f"http://{cluster.get('service', 'loop', ns)['spec']['clusterIP']}/v2/models/iris"
-    with DriftedTraffic(url):
+    with LabelledTraffic(url, DRIFTED, lambda *_: [2, 2, 2], by_id=True):  # labelled by id: captured
         batches = REPO / ".localcluster" / "s3" / "data" / "mlops" / "artifacts" / "captures" / ns / "loop"
         wait_for(lambda: batches.is_dir() and any(batches.iterdir()), timeout=60, what="captured batches")
         source = {"capture": {"base": "iris", "modelDeployment": "loop"}}

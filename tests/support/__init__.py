@@ -6,8 +6,11 @@ import contextlib
 import json
 import os
 import pathlib
+import shutil
 import subprocess
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -41,6 +44,27 @@ def bin_dir() -> pathlib.Path:
         text=True,
     )
     return pathlib.Path(out.stdout.strip())
+
+
+def promtool_value(tmp_path: pathlib.Path, series: dict[str, str], query: str, *, at_seconds: int) -> float | None:
+    """A PromQL query's value at `at_seconds`, evaluated by Prometheus's own rule tester (`promtool test
+    rules`, Debian's prometheus) on `series` (name{labels} → promtool's values notation, 15 s apart, `_`
+    for a missing sample); None when it answers nothing."""
+    import yaml
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian's prometheus package, installed by hack/install-deps.sh) is missing"
+    probe = tmp_path / "probe.yaml"
+    probe.write_text(yaml.safe_dump({"rule_files": [], "tests": [{
+        "interval": "15s", "input_series": [{"series": name, "values": values} for name, values in series.items()],
+        "promql_expr_test": [{"expr": query, "eval_time": f"{at_seconds}s", "exp_samples": []}]}]}))  # fmt: skip
+    out = subprocess.run([promtool, "test", "rules", str(probe)], capture_output=True, text=True)
+    if out.returncode == 0:
+        return None  # no sample expected, none got
+    text = out.stdout + out.stderr
+    assert "got:" in text, text
+    got = text.split("got:", 1)[1].split("\n", 1)[0]  # `{} 3.14E-01`: the labels, then the value
+    return float(got.split("}", 1)[1])
 
 
 class Kubectl:
@@ -209,3 +233,45 @@ def status_fields(text: str) -> dict[str, str]:
         if sep and not line.startswith(" ") and value.startswith(" "):
             found.setdefault(label, value.strip())
     return found
+
+
+class LabelledTraffic:
+    """Requests of `rows` through a Service, about 20 a second, each followed by labels for what it
+    answered, `truth(version, rows, predictions)`: echoed (model_version + predictions), which any pod of
+    the version scores, or with `by_id` by request id, the form capture joins (a pod that did not answer
+    the id answers 404, and captures the labels all the same)."""
+
+    def __init__(self, url: str, rows: list[list[float]], truth: Callable[..., list], *, by_id: bool = False) -> None:
+        self.url, self.rows, self.truth, self.by_id = url, rows, truth, by_id
+        self.stop, self.answered, self.sent = threading.Event(), {}, 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _post(self, path: str, body: dict) -> dict:
+        request = urllib.request.Request(f"{self.url}/{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def _run(self) -> None:
+        tensor = {"name": "x", "shape": [len(self.rows), len(self.rows[0])], "datatype": "FP64", "data": self.rows}
+        while not self.stop.is_set():
+            self.sent += 1
+            rid = f"r{self.sent}"
+            try:
+                answer = self._post("infer", {"id": rid, "inputs": [tensor]})
+                version, predicted = answer["model_version"], answer["outputs"][0]["data"]
+                self.answered[version] = self.answered.get(version, 0) + 1
+                labels = self.truth(version, self.rows, predicted)
+                self._post("feedback", {"id": rid, "labels": labels} if self.by_id else
+                           {"model_version": version, "predictions": predicted, "labels": labels})  # fmt: skip
+            except OSError:
+                pass
+            self.stop.wait(0.05)
+
+    def __enter__(self) -> LabelledTraffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)

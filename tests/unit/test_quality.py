@@ -10,12 +10,9 @@ which evaluates each template's query exactly as the operator sends it; the valu
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
-import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,10 +20,10 @@ from mlops_operator.api.modeldeployment import AnalysisMetric
 from mlops_operator.data.profile import class_key
 from mlops_operator.rollout.analysis import judge, promql, result
 from mlops_operator.server.monitoring import AccuracyWindow, DriftWindow, ServerMetrics, score
+from support import promtool_value
 
 SELECTOR = {"namespace": "ml", "model": "iris", "version": "v1"}
 STEPS = 10  # samples, 15 s apart: the counters grow linearly, so every increase scales alike
-PROMTOOL = shutil.which("promtool")
 
 
 def server_counters(predicted: list, labels: list, *, classify: bool, classes: list) -> dict[str, float]:
@@ -45,19 +42,8 @@ def server_counters(predicted: list, labels: list, *, classify: bool, classes: l
 
 def evaluate(tmp_path, counters: dict[str, float], query: str) -> float | None:
     """The query's value at the last sample, by promtool; None when it answers nothing."""
-    assert PROMTOOL, "promtool (Debian's prometheus package, installed by hack/install-deps.sh) is missing"
-    series = [{"series": name, "values": f"0+{value}x{STEPS}"} for name, value in counters.items()]
-    probe = tmp_path / "probe.yaml"
-    probe.write_text(yaml.safe_dump({"rule_files": [], "tests": [{
-        "interval": "15s", "input_series": series,
-        "promql_expr_test": [{"expr": query, "eval_time": f"{15 * STEPS}s", "exp_samples": []}]}]}))  # fmt: skip
-    out = subprocess.run([PROMTOOL, "test", "rules", str(probe)], capture_output=True, text=True)
-    if out.returncode == 0:
-        return None  # no sample expected, none got
-    text = out.stdout + out.stderr
-    assert "got:" in text, text
-    got = text.split("got:", 1)[1].split("\n", 1)[0]  # `{} 3.14E-01`: the labels, then the value
-    return float(got.split("}", 1)[1])
+    series = {name: f"0+{value}x{STEPS}" for name, value in counters.items()}
+    return promtool_value(tmp_path, series, query, at_seconds=15 * STEPS)
 
 
 def metric(template: str, **extra) -> AnalysisMetric:

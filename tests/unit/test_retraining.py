@@ -94,11 +94,26 @@ def test_a_new_dataset_version_triggers_but_the_first_one_seen_does_not() -> Non
 
 def test_a_schedule_fires_once_per_named_minute() -> None:
     spec = retraining(triggers={"schedule": "0 3 * * *"})
-    status = RetrainingStatus(last_checked_at="2026-12-01T02:59:30Z")
+    status = RetrainingStatus(schedule_from="2026-12-01T02:59:30Z")
     assert schedule_fired(spec, status, dt.datetime(2026, 12, 1, 2, 59, 50, tzinfo=dt.UTC)) is None
     fired = schedule_fired(spec, status, dt.datetime(2026, 12, 1, 3, 0, 5, tzinfo=dt.UTC))
     assert fired.trigger == "schedule" and "2026-12-01T03:00:00" in fired.message
-    assert schedule_fired(spec, RetrainingStatus(), T0) is None  # never checked: no moment has passed yet
+    assert schedule_fired(spec, RetrainingStatus(), T0) is None  # never evaluated: no moment has passed yet
+    after = decide(spec, status, 0, fired=(fired,)).status
+    assert after.schedule_from == "2026-12-01T12:00:00.000Z"  # consumed, so it fires once
+    assert schedule_fired(spec, after, dt.datetime(2026, 12, 1, 12, 30, tzinfo=dt.UTC)) is None
+
+
+def test_evaluating_triggers_that_do_not_fire_changes_no_status() -> None:
+    """An idle ModelDeployment with retraining is not rewritten every checkInterval."""
+    spec = retraining(triggers={"schedule": "0 3 * * *", "drift": {"threshold": 0.2}})
+    first = decide(spec, None, 0, fired=()).status
+    assert first.schedule_from == "2026-12-01T12:00:00.000Z"
+    for minutes in (1, 2, 30, 600):
+        assert decide(spec, first, minutes, fired=()).status == first
+    created = decide(spec, first, 700).status
+    held = decide(spec, created, 701).status
+    assert "cooldown" in held.waiting and decide(spec, held, 702).status == held  # what holds it, said once
 
 
 @pytest.mark.parametrize(
@@ -137,3 +152,28 @@ def test_a_schedule_the_pattern_lets_through_is_still_refused_with_its_reason() 
 
     with pytest.raises(ValidationError, match="'61' is outside 0-59"):
         retraining(triggers={"schedule": "61 * * * *"})
+
+
+@pytest.mark.parametrize(
+    ("situation", "psi", "fires"),
+    [
+        ("drifted for the whole minute", [0.1] * 10 + [3.0] * 11, True),
+        ("drifted, but for 30 s", [0.1] * 18 + [3.0] * 3, False),
+        ("drifted since its series began 30 s ago (a new version's servers)", [None] * 18 + [3.0] * 3, False),
+        ("drifted since its series began 50 s ago", [None] * 16 + [3.0] * 5, True),
+        ("one point under the threshold in the window", [3.0] * 18 + [0.1] + [3.0] * 2, False),
+    ],
+)
+def test_the_drift_trigger_needs_drift_over_its_whole_window(tmp_path, situation, psi, fires) -> None:
+    """The trigger's PromQL, evaluated by Prometheus's own rule tester on a feature PSI series (15 s apart)."""
+    from mlops_operator.controllers.modeldeployment import trigger_metrics
+    from mlops_operator.rollout.analysis import result
+    from support import promtool_value
+
+    spec = retraining(triggers={"drift": {"threshold": 0.5, "for": "1m"}})
+    [metric] = trigger_metrics(spec, namespace="ml", model="iris", version="v1")
+    series = 'mlops_feature_psi{namespace="ml",model="iris",version="v1",feature="petal_width_cm",pod="p1"}'
+    values = " ".join("_" if v is None else str(v) for v in psi)
+    value = promtool_value(tmp_path, {series: values}, metric.query, at_seconds=15 * (len(psi) - 1))
+    verdict = result(metric, value)
+    assert (verdict.phase == "Failed") == fires, (situation, value, verdict)

@@ -91,6 +91,12 @@ TrainingRunName = TRAINING_RUN_NAME.field
 
 # A Go-style duration as Argo Rollouts and Kubernetes write them: 30s, 5m, 1h30m. CEL's duration() reads
 # the same syntax, so the API server compares them with bounds; every duration field has both.
+def exactly_one_rule(fields: list[str], message: str) -> dict[str, str]:
+    """A CEL rule: exactly one of the (optional) fields is set."""
+    has = ", ".join(f"has(self.{f})" for f in fields)
+    return {"rule": f"[{has}].filter(x, x).size() == 1", "message": message}
+
+
 def http_url_rule(field: str) -> dict[str, Any]:
     """CEL: an http(s) URL with a host and no whitespace anywhere (a pasted URL with a space or a newline
     is a mistake the API server can name; requests would only fail later, far from the spec)."""

@@ -17,6 +17,7 @@ from .common import (
     Timestamp,
     at_most_bytes,
     bounded_duration,
+    exactly_one_rule,
     http_url_rule,
 )
 from .reasons import DatasetPhase
@@ -112,11 +113,10 @@ class DatasetSource(SpecModel):
     model_config = SpecModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                {
-                    "rule": "[has(self.builtin), has(self.url), has(self.configMap), has(self.pvc), has(self.s3), "
-                    "has(self.capture)].filter(x, x).size() == 1",
-                    "message": "exactly one of builtin, url, configMap, pvc, s3 or capture must be set",
-                }
+                exactly_one_rule(
+                    ["builtin", "url", "configMap", "pvc", "s3", "capture"],
+                    "exactly one of builtin, url, configMap, pvc, s3 or capture must be set",
+                )
             ]
         }
     }

@@ -16,6 +16,7 @@ from .common import (
     Timestamp,
     TrainingRunName,
     bounded_duration,
+    exactly_one_rule,
     http_url_rule,
 )
 from .cron import CRON_PATTERN, parse_cron
@@ -32,18 +33,13 @@ AnalysisInterval = bounded_duration("1s", "1h", whole_units=True)
 GuardWindow = bounded_duration("1m", "168h")
 
 
-def _exactly_one(fields: list[str], message: str) -> dict:
-    has = ", ".join(f"has(self.{f})" for f in fields)
-    return {"rule": f"[{has}].filter(x, x).size() == 1", "message": message}
-
-
 class ModelSelector(SpecModel):
     """Which model version to serve: follow a model's champion, or pin one TrainingRun."""
 
     model_config = SpecModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                _exactly_one(["name", "trainingRun"], "set exactly one of name or trainingRun")
+                exactly_one_rule(["name", "trainingRun"], "set exactly one of name or trainingRun")
             ]
         }
     }
@@ -88,7 +84,7 @@ class CanaryStep(SpecModel):
     model_config = SpecModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                _exactly_one(
+                exactly_one_rule(
                     ["setWeight", "pause", "analysis"],
                     "a step sets exactly one of setWeight, pause, analysis",
                 )
@@ -165,7 +161,7 @@ class AnalysisMetric(SpecModel):
     model_config = SpecModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                _exactly_one(["template", "query"], "set exactly one of template or query"),
+                exactly_one_rule(["template", "query"], "set exactly one of template or query"),
                 {
                     "rule": "!has(self.template) || has(self.threshold)",
                     "message": "a template metric needs a threshold",
@@ -294,7 +290,7 @@ class AutoscalingSpec(SpecModel):
     model_config = SpecModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                _exactly_one(
+                exactly_one_rule(
                     ["cpuUtilization", "requestsPerSecond"], "set exactly one of cpuUtilization or requestsPerSecond"
                 ),  # fmt: skip
                 {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
@@ -573,7 +569,11 @@ class RetrainingStatus(StatusModel):
     """Continuous training: what triggered, what was created, what holds it."""
 
     created: int = Field(default=0, description="TrainingRuns created so far (numbers their names).")
-    last_checked_at: Timestamp | None = Field(default=None, description="When the triggers were last evaluated.")
+    schedule_from: Timestamp | None = Field(
+        default=None,
+        description="The moment the schedule counts from: when retraining was first evaluated, or the last "
+        "scheduled moment that fired (written only then, so an idle object is never rewritten).",
+    )
     dataset_version: str | None = Field(default=None, description="The template Dataset's version last seen.")
     waiting: str | None = Field(default=None, description="Why a trigger that fired created nothing (yet).")
     history: list[RetrainingEvent] = Field(default_factory=list, description="Triggers that fired, newest first.")

@@ -17,7 +17,7 @@ from ..adapters import kube
 from ..adapters.prometheus import measure
 from ..api import GROUP, VERSION
 from ..api import conditions as c
-from ..api.clock import format_time, parse_duration, parse_time, utc_now
+from ..api.clock import format_time, parse_duration, utc_now
 from ..api.common import Condition
 from ..api.modeldeployment import (
     AnalysisMetric,
@@ -170,6 +170,8 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     if spec.retraining and status.stable:
         status.retraining, retrain_wake = reconcile_retraining(spec, status, observed=observed, model=model,
                                                                now=moment)  # fmt: skip
+    else:
+        TRIGGERS_CHECKED.pop((observed.namespace, observed.name), None)
     record_metrics(observed, previous=before, status=status)
     conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
     status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
@@ -186,6 +188,9 @@ APPLY = {
 }
 
 
+DRIFT_STEP_SECONDS = 15  # the drift trigger's subquery resolution
+
+
 def trigger_metrics(spec: RetrainingSpec, *, namespace: str, model: str, version: str) -> list[AnalysisMetric]:
     """The drift and quality triggers as analysis metrics of the served version: a Failed one fires."""
     metrics = []
@@ -193,7 +198,12 @@ def trigger_metrics(spec: RetrainingSpec, *, namespace: str, model: str, version
     if drift is not None:
         series = "mlops_feature_psi" if drift.on == "features" else "mlops_prediction_psi"
         selector = f'namespace="{namespace}",model="{model}",version="{version}"'
-        query = f"min_over_time(max({series}{{{selector}}})[{drift.for_}:15s])"  # above it the whole window
+        # Above the threshold over the whole window: its lowest point, and only once points cover the
+        # window (a version's series begins when its servers have seen enough rows: a shorter one is no
+        # evidence of a drift lasting `for`).
+        sampled = f"max({series}{{{selector}}})[{drift.for_}:{DRIFT_STEP_SECONDS}s]"
+        points = int(parse_duration(drift.for_) // DRIFT_STEP_SECONDS)
+        query = f"min_over_time({sampled}) and count_over_time({sampled}) >= {points}"
         metrics.append(AnalysisMetric(name="retraining-drift", query=query,
                                       success_condition=f"result <= {drift.threshold}"))  # fmt: skip
     quality = spec.triggers.quality
@@ -203,6 +213,12 @@ def trigger_metrics(spec: RetrainingSpec, *, namespace: str, model: str, version
     return metrics
 
 
+# When each ModelDeployment's triggers were last evaluated. In memory, not in status: evaluating triggers
+# that do not fire must not write (an idle object stays silent); a restarted operator evaluates at once,
+# and decides the same from status.
+TRIGGERS_CHECKED: dict[tuple[str, str], dt.datetime] = {}
+
+
 def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str,
                          now: Any) -> tuple[Any, Any]:  # fmt: skip
     """Evaluate the triggers when due (drift and quality measured beside the reconcile, like an analysis)
@@ -210,7 +226,7 @@ def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatu
     retraining, namespace, name = spec.retraining, observed.namespace, observed.name
     assert retraining is not None and status.stable is not None
     current = status.retraining
-    due = parse_time(current.last_checked_at) if current and current.last_checked_at else None
+    due = TRIGGERS_CHECKED.get((namespace, name))
     if due is not None:
         due += dt.timedelta(seconds=parse_duration(retraining.check_interval))
         if now < due:
@@ -245,6 +261,7 @@ def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatu
                  if ((r.get("status") or {}).get("phase")) not in ("Succeeded", "Failed")]  # fmt: skip
     decision = next_retraining(retraining, current, md=name, fired=fired, now=now, in_flight=in_flight,
                                dataset_version=version)  # fmt: skip
+    TRIGGERS_CHECKED[(namespace, name)] = now
     if decision.evidence is not None:
         words = f"{decision.evidence.trigger}: {decision.evidence.message}"
         if decision.create:

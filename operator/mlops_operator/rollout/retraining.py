@@ -46,8 +46,8 @@ def run_name(md: str, number: int) -> str:
 
 
 def schedule_fired(spec: RetrainingSpec, status: RetrainingStatus, now: dt.datetime) -> Fired | None:
-    """Whether a scheduled moment came since the triggers were last evaluated."""
-    schedule, last = spec.triggers.schedule, parse_time(status.last_checked_at)
+    """Whether a scheduled moment came since the schedule's last moment (or since retraining was set up)."""
+    schedule, last = spec.triggers.schedule, parse_time(status.schedule_from)
     if not schedule or last is None:
         return None
     due = next_run(schedule, last)
@@ -66,9 +66,14 @@ def next_retraining(
     spec: RetrainingSpec, status: RetrainingStatus | None, *, md: str, fired: list[Fired], now: dt.datetime,
     in_flight: list[str], dataset_version: str | None,
 ) -> RetrainingDecision:  # fmt: skip
-    """The retraining status after evaluating the triggers at `now`, and the run to create, if any."""
+    """The retraining status after evaluating the triggers at `now`, and the run to create, if any.
+
+    The status changes only when something happens (a trigger fires, the Dataset moves, what holds a
+    trigger changes): evaluating triggers that do not fire writes nothing.
+    """
     status = (status or RetrainingStatus()).model_copy(deep=True)
-    status.last_checked_at = format_time(now)
+    if status.schedule_from is None or any(f.trigger == "schedule" for f in fired):
+        status.schedule_from = format_time(now)  # a scheduled moment is consumed whether it creates or is held
     status.dataset_version = dataset_version or status.dataset_version
     wake_at = now + dt.timedelta(seconds=parse_duration(spec.check_interval))
     if not fired:
