@@ -58,7 +58,7 @@ lint: deps
 unit: deps argocd-binaries
 	@hack/pytest.sh tests/unit
 
-integration: binaries
+integration: binaries argocd-binaries
 	@hack/pytest.sh tests/integration
 
 test: lint unit integration

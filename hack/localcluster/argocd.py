@@ -156,6 +156,9 @@ def components() -> list[Component]:
                 "--app-resync-jitter=0",
                 "--self-heal-timeout-seconds=2",  # with the backoff off, a fixed 2 s between self-heal attempts
                 "--self-heal-backoff-timeout-seconds=0",
+                # Each resource's health in the Application's status.resources, where kubectl (and the tests)
+                # read it; Argo CD 3 keeps it out by default, for its API server and UI, which do not run here.
+                "--persist-resource-health",
                 "--logformat=text",
             ],  # fmt: skip
             env=common_env,
