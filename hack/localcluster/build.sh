@@ -2,11 +2,13 @@
 # Builds the local cluster's binaries (etcd, Kubernetes components, kubectl, helm, and the add-ons VersityGW,
 # metrics-server and prometheus-adapter) from the Go module proxy into a cache directory keyed by version.
 # A binary is rebuilt only when missing. Argo CD is not among the default components: only `make argocd`
-# (or a test that needs it) builds it.
+# (or a test that needs it) builds it. Neither is Argo Rollouts, the peer of bench/rollout_timing.py (never a
+# dependency of the operator): only `LOCALCLUSTER_COMPONENTS=argo-rollouts build.sh` builds it.
 #
 #   hack/localcluster/build.sh            # build everything missing, print the bin directory
 #   BIN_ONLY=1 hack/localcluster/build.sh # only print the bin directory
 #   LOCALCLUSTER_COMPONENTS=argocd hack/localcluster/build.sh  # Argo CD (and its Lua health tool) only
+#   LOCALCLUSTER_COMPONENTS=argo-rollouts hack/localcluster/build.sh  # Argo Rollouts' controller only
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -82,6 +84,31 @@ build_argocd() {
   ln -sfn "kustomize-$k" "$bin/kustomize"
 }
 
+# Argo Rollouts' controller (hack/localcluster/argo-rollouts: the controller command, out of cluster), for
+# bench/rollout_timing.py, which starts it itself. It needs a newer Go than the machine's too: the toolchain
+# fetched for Argo CD, in the same way. Its CRDs (Rollout, AnalysisTemplate, AnalysisRun,
+# ClusterAnalysisTemplate, Experiment) go beside the binary (argo-rollouts-<version>-crds/), for the bench to apply.
+build_argo_rollouts() {
+  local v="$ARGO_ROLLOUTS_VERSION" f missing=()
+  for f in "argo-rollouts-$v" "argo-rollouts-$v-crds"; do
+    [[ -e "$bin/$f" ]] || missing+=("$f")
+  done
+  ((${#missing[@]})) || return 0
+  local -x GOTOOLCHAIN=local GO
+  GO="$(cd "$here/argo-rollouts" && GOSUMDB=sum.golang.org GOTOOLCHAIN="$ARGOCD_GO_TOOLCHAIN" go env GOROOT)/bin/go"
+  # As Argo Rollouts' Makefile stamps it (there is no git commit to stamp here: --version reports v<version>+unknown).
+  local p=github.com/argoproj/argo-rollouts/utils/version
+  build argo-rollouts "argo-rollouts-$v" . \
+    "-X $p.version=${v#v} -X $p.buildDate=1970-01-01T00:00:00Z -X $p.gitTag=$v -X $p.gitTreeState=clean"
+  local src
+  src="$(cd "$here/argo-rollouts" && "$GO" mod download github.com/argoproj/argo-rollouts &&
+    "$GO" list -m -f '{{.Dir}}' github.com/argoproj/argo-rollouts)"
+  rm -rf "$bin/argo-rollouts-$v-crds.tmp" && mkdir "$bin/argo-rollouts-$v-crds.tmp"
+  install -m 0644 "$src"/manifests/crds/{rollout,analysis-template,analysis-run,cluster-analysis-template,experiment}-crd.yaml \
+    "$bin/argo-rollouts-$v-crds.tmp/"
+  rm -rf "$bin/argo-rollouts-$v-crds" && mv "$bin/argo-rollouts-$v-crds.tmp" "$bin/argo-rollouts-$v-crds"
+}
+
 components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
   metrics-server prometheus-adapter})
 for c in "${components[@]}"; do
@@ -98,6 +125,7 @@ for c in "${components[@]}"; do
     prometheus-adapter) build prometheus-adapter "prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION" \
       sigs.k8s.io/prometheus-adapter/cmd/adapter ;;
     argocd) build_argocd ;;
+    argo-rollouts) build_argo_rollouts ;;
     *) build k8s "$c" "k8s.io/kubernetes/cmd/$c" "$k8s_ldflags" ;;
   esac
 done
