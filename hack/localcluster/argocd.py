@@ -30,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
@@ -184,8 +185,18 @@ def apply_objects(binaries: pathlib.Path) -> None:
     _kubectl(binaries, *apply, "-f", "-", stdin=json.dumps(namespace))
     crds = binaries / CRDS
     _kubectl(binaries, *apply, "-f", str(crds / "application-crd.yaml"), "-f", str(crds / "appproject-crd.yaml"))
-    _kubectl(binaries, "wait", "--for=condition=Established", "--timeout=60s",
-             "crd/applications.argoproj.io", "crd/appprojects.argoproj.io")  # fmt: skip
+
+    # Polled, not `kubectl wait`: right after the create, a CRD may have no conditions yet, which wait refuses.
+    def established(crd: str) -> bool:
+        conditions = json.loads(_kubectl(binaries, "get", "crd", crd, "-o", "json")).get("status", {}).get("conditions")
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions or [])
+
+    deadline = time.monotonic() + 60
+    for crd in ("applications.argoproj.io", "appprojects.argoproj.io"):
+        while not established(crd):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the CRD {crd} is not Established after 60 s")
+            time.sleep(0.2)  # poll interval
     _kubectl(binaries, *apply, "-f", "-", stdin=json.dumps(DEFAULT_PROJECT))
     _kubectl(binaries, *apply, "-n", ARGOCD_NAMESPACE, "-f", str(ARGOCD_CM))
     log(f"applied namespace {ARGOCD_NAMESPACE}, Argo CD's CRDs, AppProject default and {ARGOCD_CM.relative_to(REPO)}")
