@@ -34,7 +34,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from processes import Component, _http_ok, _https_ok, _pid_of, start, stop, wait_ready  # noqa: E402
+from processes import Component, _http_ok, _https_ok, report, start, stop, wait_ready  # noqa: E402
 from settings import (  # noqa: E402
     APISERVER_PORT,
     ARGOCD,
@@ -253,16 +253,6 @@ def down() -> None:
         log(f"removed {ARGOCD}")
 
 
-def status() -> int:
-    code = 0
-    for component in components():
-        pid = _pid_of(component.name)
-        ok = bool(pid) and component.ready()
-        code |= 0 if ok else 1
-        print(f"{component.name:29} {'ready' if ok else 'down':6} {pid or ''}")
-    return code
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "status"])
@@ -272,7 +262,7 @@ def main() -> int:
     elif args.command == "down":
         down()
     else:
-        return status()
+        return report(components())
     return 0
 
 

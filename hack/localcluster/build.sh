@@ -47,12 +47,30 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ldflags+=" -X $pkg.k8sVersionMajor=$K8S_MAJOR -X $pkg.k8sVersionMinor=$K8S_MINOR"
 done
 
+# The Argo projects need a newer Go than the machine's. The go command refuses a toolchain the checksum
+# database has not verified, so that one is fetched (once, into the module cache) with the database on;
+# newer_go <module dir> prints its go command, which the builds then run directly (GOTOOLCHAIN=local).
+newer_go() {
+  echo "$(cd "$here/$1" && GOSUMDB=sum.golang.org GOTOOLCHAIN="$ARGOCD_GO_TOOLCHAIN" go env GOROOT)/bin/go"
+}
+
+# module_source <module dir> <module path>: where the module cache holds that required module's source.
+module_source() {
+  (cd "$here/$1" && "$GO" mod download "$2" && "$GO" list -m -f '{{.Dir}}' "$2")
+}
+
+# install_crds <directory name> <file>...: the files into $bin/<directory name>, whole or not at all.
+install_crds() {
+  local dir="$bin/$1"
+  shift
+  rm -rf "$dir.tmp" && mkdir "$dir.tmp" && install -m 0644 "$@" "$dir.tmp/"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
 # Argo CD: one multi-call binary (its role is the name it runs as: the links below), the Lua health tool and
 # the kustomize its repo server runs for kustomize sources (linked as `kustomize`), built with the newer Go
-# Argo CD needs. The go command refuses a toolchain the checksum database has not
-# verified, so that one is fetched (once, into the module cache) with the database on, then run directly.
-# The repo server runs git-verify-wrapper.sh (and gpg-wrapper.sh) from PATH on every manifest generation,
-# GPG or not: Argo CD's own scripts are installed next to the binary (argocd.py puts $bin on its PATH), and
+# Argo CD needs (newer_go). The repo server runs git-verify-wrapper.sh (and gpg-wrapper.sh) from PATH on
+# every manifest generation, GPG or not: Argo CD's own scripts are installed next to the binary (argocd.py puts $bin on its PATH), and
 # its Application and AppProject CRDs beside them (argocd-<version>-crds/), for argocd.py to apply.
 build_argocd() {
   local v="$ARGOCD_VERSION" f missing=()
@@ -62,7 +80,7 @@ build_argocd() {
   done
   if ((${#missing[@]})); then
     local -x GOTOOLCHAIN=local GO
-    GO="$(cd "$here/argocd" && GOSUMDB=sum.golang.org GOTOOLCHAIN="$ARGOCD_GO_TOOLCHAIN" go env GOROOT)/bin/go"
+    GO="$(newer_go argocd)"
     # As Argo CD's Makefile stamps it (there is no git commit to stamp here).
     local p=github.com/argoproj/argo-cd/v3/common ldflags
     ldflags="-X $p.version=${v#v} -X $p.buildDate=1970-01-01T00:00:00Z -X $p.gitTreeState=clean"
@@ -73,20 +91,16 @@ build_argocd() {
     build argocd/kustomize "kustomize-$k" sigs.k8s.io/kustomize/kustomize/v5 \
       "-X $p.version=kustomize/$k -X $p.buildDate=1970-01-01T00:00:00Z"
     local src
-    src="$(cd "$here/argocd" && "$GO" mod download github.com/argoproj/argo-cd/v3 &&
-      "$GO" list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v3)"
+    src="$(module_source argocd github.com/argoproj/argo-cd/v3)"
     for f in git-verify-wrapper.sh gpg-wrapper.sh; do install -m 0755 "$src/hack/$f" "$bin/$f"; done
-    rm -rf "$bin/argocd-$v-crds.tmp" && mkdir "$bin/argocd-$v-crds.tmp"
-    install -m 0644 "$src"/manifests/crds/{application,appproject}-crd.yaml "$bin/argocd-$v-crds.tmp/"
-    rm -rf "$bin/argocd-$v-crds" && mv "$bin/argocd-$v-crds.tmp" "$bin/argocd-$v-crds"
+    install_crds "argocd-$v-crds" "$src"/manifests/crds/{application,appproject}-crd.yaml
   fi
   for f in argocd-application-controller argocd-repo-server; do ln -sfn "argocd-$v" "$bin/$f"; done
   ln -sfn "kustomize-$k" "$bin/kustomize"
 }
 
 # Argo Rollouts' controller (hack/localcluster/argo-rollouts: the controller command, out of cluster), for
-# bench/rollout_timing.py, which starts it itself. It needs a newer Go than the machine's too: the toolchain
-# fetched for Argo CD, in the same way. Its CRDs (Rollout, AnalysisTemplate, AnalysisRun,
+# bench/rollout_timing.py, which starts it itself; built with the same newer Go. Its CRDs (Rollout, AnalysisTemplate, AnalysisRun,
 # ClusterAnalysisTemplate, Experiment) go beside the binary (argo-rollouts-<version>-crds/), for the bench to apply.
 build_argo_rollouts() {
   local v="$ARGO_ROLLOUTS_VERSION" f missing=()
@@ -95,18 +109,15 @@ build_argo_rollouts() {
   done
   ((${#missing[@]})) || return 0
   local -x GOTOOLCHAIN=local GO
-  GO="$(cd "$here/argo-rollouts" && GOSUMDB=sum.golang.org GOTOOLCHAIN="$ARGOCD_GO_TOOLCHAIN" go env GOROOT)/bin/go"
+  GO="$(newer_go argo-rollouts)"
   # As Argo Rollouts' Makefile stamps it (there is no git commit to stamp here: --version reports v<version>+unknown).
   local p=github.com/argoproj/argo-rollouts/utils/version
   build argo-rollouts "argo-rollouts-$v" . \
     "-X $p.version=${v#v} -X $p.buildDate=1970-01-01T00:00:00Z -X $p.gitTag=$v -X $p.gitTreeState=clean"
   local src
-  src="$(cd "$here/argo-rollouts" && "$GO" mod download github.com/argoproj/argo-rollouts &&
-    "$GO" list -m -f '{{.Dir}}' github.com/argoproj/argo-rollouts)"
-  rm -rf "$bin/argo-rollouts-$v-crds.tmp" && mkdir "$bin/argo-rollouts-$v-crds.tmp"
-  install -m 0644 "$src"/manifests/crds/{rollout,analysis-template,analysis-run,cluster-analysis-template,experiment}-crd.yaml \
-    "$bin/argo-rollouts-$v-crds.tmp/"
-  rm -rf "$bin/argo-rollouts-$v-crds" && mv "$bin/argo-rollouts-$v-crds.tmp" "$bin/argo-rollouts-$v-crds"
+  src="$(module_source argo-rollouts github.com/argoproj/argo-rollouts)"
+  install_crds "argo-rollouts-$v-crds" \
+    "$src"/manifests/crds/{rollout,analysis-template,analysis-run,cluster-analysis-template,experiment}-crd.yaml
 }
 
 components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw

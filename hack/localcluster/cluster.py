@@ -42,7 +42,7 @@ from controlplane import control_plane  # noqa: E402
 from node import node, write_node_config  # noqa: E402
 from objects import gateway_api_crds, volume  # noqa: E402
 from pki import ensure_pki, write_kubeconfig  # noqa: E402
-from processes import Component, _pid_of, start, stop, wait_ready  # noqa: E402
+from processes import Component, _pid_of, report, start, stop, wait_ready  # noqa: E402
 from settings import (  # noqa: E402
     APISERVER_PORT,
     ARGOCD,
@@ -133,15 +133,9 @@ def restart_component(name: str, *, stopped: bool) -> None:
 
 
 def status() -> int:
-    code = 0
     # Argo CD is listed once `make argocd` ran, but is not the cluster: `argocd.py status` exits 1 when it is down.
     started_argocd = argocd_components() if ARGOCD.exists() else []
-    for component in components(node_ip()) + started_argocd:
-        pid = _pid_of(component.name)
-        ok = bool(pid) and component.ready()
-        code |= 0 if ok or component in started_argocd else 1
-        print(f"{component.name:29} {'ready' if ok else 'down':6} {pid or ''}")
-    return code
+    return report(components(node_ip()) + started_argocd, optional=started_argocd)
 
 
 def main() -> int:

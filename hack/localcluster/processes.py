@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from settings import BINARY, LOGS, PIDS, PKI, STATE, log
@@ -125,3 +125,14 @@ def stop(name: str) -> None:
         os.killpg(pid, signal.SIGKILL)
     (PIDS / f"{name}.pid").unlink(missing_ok=True)
     log(f"stopped {name} (pid {pid})")
+
+
+def report(components: list[Component], *, optional: Sequence[Component] = ()) -> int:
+    """Print each component's state (ready or down, its pid); 1 if one that is not optional is down."""
+    code = 0
+    for component in components:
+        pid = _pid_of(component.name)
+        ok = bool(pid) and component.ready()
+        code |= 0 if ok or component in optional else 1
+        print(f"{component.name:29} {'ready' if ok else 'down':6} {pid or ''}")
+    return code

@@ -13,6 +13,7 @@ import pytest
 from mlops_operator.data.capture import RECORDS_FILE, batch_time, read_records
 from mlops_operator.server.capture import CaptureWriter
 from mlops_operator.storage import ArtifactStore, StoreError
+from support import wait_for
 from support.s3server import S3Server
 
 FEATURES = ["a", "b"]
@@ -187,12 +188,11 @@ def test_a_full_batch_is_written_without_waiting_for_the_timer(store: ArtifactSt
         capture.start()
         try:
             capture.predicted("r1", np.zeros((6, 2)), np.zeros(6))
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 10
-            while capture.written == 0 and loop.time() < deadline:  # polls the writer's own counter
-                await asyncio.sleep(0.05)
+            # polled beside the event loop, which keeps running the writer's timer
+            await asyncio.get_running_loop().run_in_executor(None, lambda: wait_for(
+                lambda: capture.written, timeout=10, what="6 pending records of a batch of 5 written"))  # fmt: skip
             return capture.written
         finally:
             await capture.stop()
 
-    assert asyncio.run(fill_and_wait()) == 6, "6 pending records of a batch of 5 were not written within 10 s"
+    assert asyncio.run(fill_and_wait()) == 6
