@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/.localcluster/kubeconfig
 help:
 	@echo "make demo          the whole lifecycle on the local cluster: install, train, serve, canary, rollback"
 	@echo "make test          lint + unit + integration tests (starts the local cluster if needed)"
-	@echo "make cluster-up    start the local Kubernetes (kubeconfig: .localcluster/kubeconfig)"
+	@echo "make cluster-up    start the local Kubernetes (kubeconfig: .localcluster/kubeconfig); NODES=2: two nodes"
 	@echo "make cluster-down  stop it and remove its state"
 	@echo "make argocd        build Argo CD (once) and run it on the local cluster, with docs/argocd/argocd-cm.yaml"
 	@echo "make deploy        build the image and helm-install the chart into the local cluster"
@@ -22,8 +22,9 @@ deps:
 binaries: deps
 	@hack/localcluster/build.sh >/dev/null
 
+# NODES=2: a second node (see README, The local cluster); unset: as many as the cluster has, at least one.
 cluster-up: binaries
-	@python3 hack/localcluster/cluster.py up
+	@LOCALCLUSTER_NODES=$(NODES) python3 hack/localcluster/cluster.py up
 
 cluster-down:
 	@python3 hack/localcluster/cluster.py down

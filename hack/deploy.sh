@@ -13,7 +13,6 @@ export KUBECONFIG="${KUBECONFIG_LOCAL:-$PWD/.localcluster/kubeconfig}"
 kubectl=("$bin/kubectl" --cache-dir="$PWD/.localcluster/kubectl-cache")
 
 archive="$(python3 hack/localcluster/image.py load)"
-prometheus="$(python3 hack/localcluster/cluster.py prometheus-url)"
 # The artifact store: the cluster's S3 server (VersityGW), as a real cluster keeps models in object
 # storage. Each namespace gives its pods the credentials in the Secret `mlops-s3` (see demo.py).
 # shellcheck disable=SC1091
@@ -27,11 +26,10 @@ source "${LOCALCLUSTER_DIR:-$PWD/.localcluster}/s3.env"
 
 "$bin/helm" upgrade --install "$RELEASE" charts/mlops-operator --namespace "$NAMESPACE" \
   --values hack/localcluster/values-local.yaml \
-  --set prometheus.url="$prometheus" \
   --set artifacts.store="s3://$MLOPS_S3_BUCKET/artifacts" --set artifacts.s3.endpoint="$AWS_ENDPOINT_URL" \
   --set artifacts.s3.region="$AWS_REGION" --set artifacts.s3.addressing=path \
   --set artifacts.s3.credentialsSecret=mlops-s3 \
   --set-string "podAnnotations.mlops\.dev/image-build=$(basename "$archive" .tar)" \
   --wait --timeout 3m "$@" >/dev/null
 "${kubectl[@]}" rollout status deployment/"$RELEASE" -n "$NAMESPACE" --timeout=120s >/dev/null
-echo "[deploy] $RELEASE is running in namespace $NAMESPACE (image mlops-operator:dev, Prometheus $prometheus, artifacts s3://$MLOPS_S3_BUCKET/artifacts at $AWS_ENDPOINT_URL)" >&2
+echo "[deploy] $RELEASE is running in namespace $NAMESPACE (image mlops-operator:dev, Prometheus http://prometheus.monitoring:9090, artifacts s3://$MLOPS_S3_BUCKET/artifacts at $AWS_ENDPOINT_URL)" >&2

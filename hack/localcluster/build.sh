@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries (etcd, Kubernetes components, kubectl, helm, and the add-ons VersityGW,
-# metrics-server and prometheus-adapter) from the Go module proxy into a cache directory keyed by version.
+# metrics-server, prometheus-adapter and CoreDNS) from the Go module proxy into a cache directory keyed by version.
 # A binary is rebuilt only when missing. Argo CD is not among the default components: only `make argocd`
 # (or a test that needs it) builds it. Neither is Argo Rollouts, the peer of bench/rollout_timing.py (never a
 # dependency of the operator): only `LOCALCLUSTER_COMPONENTS=argo-rollouts build.sh` builds it.
@@ -121,7 +121,7 @@ build_argo_rollouts() {
 }
 
 components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
-  metrics-server prometheus-adapter})
+  metrics-server prometheus-adapter coredns})
 for c in "${components[@]}"; do
   case "$c" in
     etcd) build etcd etcd go.etcd.io/etcd/server/v3 ;;
@@ -135,6 +135,10 @@ for c in "${components[@]}"; do
     # prometheus-adapter's Makefile stamps no version.
     prometheus-adapter) build prometheus-adapter "prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION" \
       sigs.k8s.io/prometheus-adapter/cmd/adapter ;;
+    # CoreDNS with the cluster DNS's plugins only (hack/localcluster/coredns), stamped and tagged as its Makefile
+    # does for a release (`git describe` at the tag is the version; grpcnotrace leaves x/net/trace out).
+    coredns) GOFLAGS="$GOFLAGS -tags=grpcnotrace" build coredns "coredns-$COREDNS_VERSION" . \
+      "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" ;;
     argocd) build_argocd ;;
     argo-rollouts) build_argo_rollouts ;;
     *) build k8s "$c" "k8s.io/kubernetes/cmd/$c" "$k8s_ldflags" ;;

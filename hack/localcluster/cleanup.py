@@ -10,26 +10,31 @@ import shutil
 import signal
 import subprocess
 
-from settings import ARGOCD, CNI_BRIDGE, CONTAINERD, CONTAINERD_SOCKET, PROMETHEUS, STATE, bin_dir, log
+from node import CGROUP_FS, NETNS_DIR, nodes
+from settings import ARGOCD, CNI_BRIDGE, PROMETHEUS, STATE, bin_dir, log
+
+# What nodes N > 1 create on the host, by name pattern (node.py): their network namespaces, the host's
+# ends of their veth pairs, their cgroup roots.
+NODE_NETNS, NODE_LINKS, NODE_CGROUPS = "mlops-node-*", "mlops-n[0-9]*", "mlops-node-*"
 
 
-def _ctr(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [shutil.which("ctr") or "ctr", "--address", str(CONTAINERD_SOCKET), "-n", "k8s.io", *args]
-    return subprocess.run(command, capture_output=True, text=True)
+def remove_containers(socket: pathlib.Path) -> None:
+    """Kill and delete every container of the node whose containerd listens on `socket`, while it runs."""
 
+    def ctr(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [shutil.which("ctr") or "ctr", "--address", str(socket), "-n", "k8s.io", *args]
+        return subprocess.run(command, capture_output=True, text=True)
 
-def remove_containers() -> None:
-    """Kill and delete every container of the node while containerd still runs."""
-    tasks = [line.split()[0] for line in _ctr("tasks", "list", "-q").stdout.splitlines() if line.strip()]
+    tasks = [line.split()[0] for line in ctr("tasks", "list", "-q").stdout.splitlines() if line.strip()]
     for task in tasks:
-        _ctr("tasks", "kill", "-a", "-s", "SIGKILL", task)
+        ctr("tasks", "kill", "-a", "-s", "SIGKILL", task)
     for task in tasks:
-        _ctr("tasks", "delete", "-f", task)
-    containers = [c for c in _ctr("containers", "list", "-q").stdout.split() if c]
+        ctr("tasks", "delete", "-f", task)
+    containers = [c for c in ctr("containers", "list", "-q").stdout.split() if c]
     for container in containers:
-        _ctr("containers", "delete", container)
+        ctr("containers", "delete", container)
     if tasks or containers:
-        log(f"removed {len(tasks)} task(s) and {len(containers)} container(s)")
+        log(f"removed {len(tasks)} task(s) and {len(containers)} container(s) via {socket}")
 
 
 def _mounts_under(root: pathlib.Path) -> list[str]:
@@ -47,20 +52,23 @@ def _iptables_chains(table: str) -> list[str]:
 
 
 def clean_node_leftovers() -> None:
-    """What the node leaves behind once its processes are gone: shims, mounts, netns, iptables, cgroups."""
+    """What the nodes leave behind once their processes are gone: shims, mounts, netns, iptables, cgroups."""
+    sockets = [str(n.socket) for n in nodes()]
     for pid_dir in pathlib.Path("/proc").glob("[0-9]*"):
         try:
             cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "containerd-shim" in cmdline and str(CONTAINERD_SOCKET) in cmdline:
+        if "containerd-shim" in cmdline and any(socket in cmdline for socket in sockets):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(pid_dir.name), signal.SIGKILL)
     for point in _mounts_under(STATE):
         if subprocess.run(["umount", point], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", point], capture_output=True)
-    for netns in pathlib.Path("/var/run/netns").glob("cni-*"):
-        subprocess.run(["ip", "netns", "delete", netns.name], capture_output=True)
+    # A node's own namespace takes its bridge, its end of the veth pair and its iptables rules with it.
+    for pattern in ("cni-*", NODE_NETNS):
+        for netns in NETNS_DIR.glob(pattern):
+            subprocess.run(["ip", "netns", "delete", netns.name], capture_output=True)
     subprocess.run(["ip", "link", "delete", CNI_BRIDGE], capture_output=True)
     binaries = bin_dir()
     if (binaries / "kube-proxy").exists():
@@ -76,15 +84,15 @@ def clean_node_leftovers() -> None:
             subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
         for chain in ours:
             subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
-    for controller in pathlib.Path("/sys/fs/cgroup").iterdir():
-        top = controller / "kubepods"
-        if top.is_dir():
-            for directory in sorted(top.rglob("*"), key=lambda d: len(d.parts), reverse=True):
-                if directory.is_dir():
-                    with contextlib.suppress(OSError):
-                        directory.rmdir()
-            with contextlib.suppress(OSError):
-                top.rmdir()
+    for controller in CGROUP_FS.iterdir():
+        for top in [controller / "kubepods", *controller.glob(NODE_CGROUPS)]:
+            if top.is_dir():
+                for directory in sorted(top.rglob("*"), key=lambda d: len(d.parts), reverse=True):
+                    if directory.is_dir():
+                        with contextlib.suppress(OSError):
+                            directory.rmdir()
+                with contextlib.suppress(OSError):
+                    top.rmdir()
     log("removed the node's containers, mounts, network namespaces, iptables chains and cgroups")
 
 
@@ -99,19 +107,18 @@ def leftovers() -> list[str]:
             continue
         if (
             cmdline.startswith(binaries)
-            or str(CONTAINERD_SOCKET) in cmdline
-            or str(CONTAINERD / "config.toml") in cmdline
+            or ("containerd" in cmdline and str(STATE) in cmdline)  # any node's containerd and its shims
             or str(PROMETHEUS) in cmdline
             or str(ARGOCD) in cmdline  # Argo CD's Redis (its configuration file)
         ):
             found.append(f"process {pid_dir.name}: {cmdline[:100]}")
     found += [f"mount {m}" for m in _mounts_under(STATE)]
-    found += [f"netns {n.name}" for n in pathlib.Path("/var/run/netns").glob("cni-*")]
-    if pathlib.Path(f"/sys/class/net/{CNI_BRIDGE}").exists():
-        found.append(f"link {CNI_BRIDGE}")
+    found += [f"netns {n.name}" for pattern in ("cni-*", NODE_NETNS) for n in NETNS_DIR.glob(pattern)]
+    found += [f"link {link.name}" for pattern in (CNI_BRIDGE, NODE_LINKS) for link in
+              pathlib.Path("/sys/class/net").glob(pattern)]  # fmt: skip
     for table in ("nat", "filter", "mangle"):
         found += [f"iptables -t {table} chain {c}" for c in _iptables_chains(table) if c.startswith(("CNI-", "KUBE-"))]
-    found += [f"cgroup {d}" for d in pathlib.Path("/sys/fs/cgroup").glob("*/kubepods")]
+    found += [f"cgroup {d}" for pattern in ("*/kubepods", f"*/{NODE_CGROUPS}") for d in CGROUP_FS.glob(pattern)]
     if STATE.exists():
         found.append(f"state directory {STATE}")
     return found

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""A real single-node Kubernetes control plane on this machine, without Docker: `up`, `down`, `status`.
+"""A real Kubernetes cluster on this machine, without Docker (one node, or more: `make cluster-up NODES=2`):
+`up`, `down`, `status`, `node-stop`/`node-start`.
 
 Binaries come from hack/localcluster/build.sh (Go modules → a cache keyed by version). State lives
 in `.localcluster/` (override with LOCALCLUSTER_DIR): pki/, etcd data, logs/, pids/ and the admin
 `kubeconfig`. Every process is started in its own session and recorded by PID, so `down` stops
 exactly what `up` started. `up` is idempotent: running components are kept, missing ones started.
 
-Components are a list of `Component`s started in order, each with a readiness check; the node
+Components are a list of `Component`s started in order, each with a readiness check; each node
 (containerd, kubelet, kube-proxy) plugs in as more entries of that list.
 
 The parts live next to this file, which holds the commands (`up`, `down`, `status`, ...) and the CLI:
@@ -14,7 +15,8 @@ The parts live next to this file, which holds the commands (`up`, `down`, `statu
   pki.py           the cluster CA, certificates and kubeconfigs
   processes.py     `Component`, and starting, awaiting and stopping its process by PID file
   controlplane.py  etcd, kube-apiserver, kube-controller-manager, kube-scheduler
-  node.py          containerd, kubelet, kube-proxy and their configuration
+  node.py          the nodes: containerd, kubelet, kube-proxy, their configuration and network
+  dns.py           CoreDNS behind the Service kube-dns; the Service prometheus.monitoring
   addons.py        Prometheus and its pod discovery; the S3 server (VersityGW) and .localcluster/s3.env;
                    metrics-server and prometheus-adapter behind the aggregation layer
   argocd.py        Argo CD (Redis, repo server, application controller), started only by `make argocd`;
@@ -39,15 +41,15 @@ from argocd import NAMES as ARGOCD_NAMES  # noqa: E402
 from argocd import components as argocd_components  # noqa: E402
 from cleanup import _mounts_under, clean_node_leftovers, leftovers, remove_containers  # noqa: E402
 from controlplane import control_plane  # noqa: E402
-from node import node, write_node_config  # noqa: E402
+from dns import dns, register_prometheus_service, write_dns_config  # noqa: E402
+from node import Node, node, nodes, write_node_config  # noqa: E402
 from objects import gateway_api_crds, volume  # noqa: E402
-from pki import ensure_pki, write_kubeconfig  # noqa: E402
-from processes import Component, _pid_of, report, start, stop, wait_ready  # noqa: E402
+from pki import ensure_node_pki, ensure_pki, write_kubeconfig  # noqa: E402
+from processes import Component, _pid_of, bring_up, report, stop  # noqa: E402
 from settings import (  # noqa: E402
     APISERVER_PORT,
     ARGOCD,
     BINARY,
-    CONTAINERD_SOCKET,  # noqa: F401  re-exported: image.py reads cluster.CONTAINERD_SOCKET
     KUBECONFIG,
     LOGS,
     PIDS,
@@ -62,7 +64,9 @@ from settings import (  # noqa: E402
 
 
 def components(ip: str) -> list[Component]:
-    return control_plane(ip) + (node(ip) + addons(ip) if WITH_NODE else [])
+    if not WITH_NODE:
+        return control_plane(ip)
+    return control_plane(ip) + [c for n in nodes() for c in node(ip, n)] + addons(ip) + dns(ip)
 
 
 # --------------------------------------------------------------------------------------- commands
@@ -72,7 +76,7 @@ def up() -> None:
     binaries = bin_dir()
     wanted = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
     wanted += ["kubelet", "kube-proxy", "pause", BINARY["s3"], BINARY["metrics-server"],
-               BINARY["prometheus-adapter"]] if WITH_NODE else []  # fmt: skip
+               BINARY["prometheus-adapter"], BINARY["coredns"]] if WITH_NODE else []  # fmt: skip
     missing = [c for c in wanted if not (binaries / c).exists()]
     if missing:
         raise SystemExit(f"binaries missing in {binaries}: {missing}; run hack/localcluster/build.sh (make binaries)")
@@ -82,17 +86,22 @@ def up() -> None:
     ensure_pki(ip)
     server = f"https://127.0.0.1:{APISERVER_PORT}"
     write_kubeconfig(KUBECONFIG, cert="admin", server=server)
-    for name in ("controller-manager", "scheduler", "kubelet", "kube-proxy"):
+    for name in ("controller-manager", "scheduler"):
         write_kubeconfig(STATE / f"{name}.kubeconfig", cert=name, server=server)
     if WITH_NODE:
-        write_node_config(ip, binaries)
+        for n in nodes():
+            ensure_node_pki(n.name, n.suffix, n.ip(ip))
+            for name in ("kubelet", "kube-proxy"):  # one kube-proxy identity for every node, as kubeadm's
+                cert = f"kubelet{n.suffix}" if name == "kubelet" else name
+                write_kubeconfig(STATE / f"{name}{n.suffix}.kubeconfig", cert=cert, server=n.api_server(ip))
+            write_node_config(n, ip)
         write_prometheus_config()
         write_s3_config(ip)
+        write_dns_config(ip)
     for component in components(ip):
-        start(component, binaries)
-        wait_ready(component)
-        if component.after_ready:
-            component.after_ready(binaries)
+        bring_up(component, binaries)
+    if WITH_NODE:
+        register_prometheus_service(ip, binaries)
     addons_at = f"; Prometheus: {prometheus_url(ip)}; S3: {s3_url(ip)} ({S3_ENV})" if WITH_NODE else ""
     log(f"cluster is up; kubeconfig: {KUBECONFIG}{addons_at}")
 
@@ -103,10 +112,10 @@ def down() -> None:
         return
     for name in reversed(ARGOCD_NAMES):  # Argo CD, if `make argocd` started it: before the API server goes
         stop(name)
-    names = [c.name for c in components(node_ip())]
-    for name in reversed(names):
-        if name == "containerd" and _pid_of("containerd"):
-            remove_containers()
+    sockets = {f"containerd{n.suffix}": n.socket for n in nodes()}
+    for name in reversed([c.name for c in components(node_ip())]):
+        if name in sockets and _pid_of(name):
+            remove_containers(sockets[name])
         stop(name)
     for leftover in PIDS.glob("*.pid") if PIDS.exists() else []:
         stop(leftover.stem)
@@ -128,8 +137,34 @@ def restart_component(name: str, *, stopped: bool) -> None:
     if stopped:
         stop(name)
         return
-    start(component, bin_dir())
-    wait_ready(component)
+    bring_up(component, bin_dir())
+
+
+def stop_node(n: Node) -> None:
+    """Node `n` goes away as a crashed machine would: its kubelet, its containers, containerd and
+    kube-proxy stop (their pods' network namespaces stay, so their addresses refuse connections)."""
+    containerd, kubelet, proxy = n.components()
+    stop(kubelet)
+    if _pid_of(containerd):
+        remove_containers(n.socket)
+    stop(containerd)
+    stop(proxy)
+    log(f"node {n.name} stopped")
+
+
+def start_node(n: Node) -> None:
+    """Node `n` back after stop_node: containerd, the kubelet (its pods are started again) and kube-proxy."""
+    ip, binaries = node_ip(), bin_dir()
+    for component in node(ip, n):
+        bring_up(component, binaries)
+    log(f"node {n.name} is back")
+
+
+def _node_named(name: str) -> Node:
+    found = next((n for n in nodes() if name in (n.name, str(n.index))), None)
+    if found is None:
+        raise SystemExit(f"no node {name!r}: the nodes are {[n.name for n in nodes()]}")
+    return found
 
 
 def status() -> int:
@@ -142,10 +177,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "command", choices=["up", "down", "status", "leftovers", "volume", "gateway-api-crds", "discover-pods",
-                            "prometheus-url", "start", "stop"],
+                            "prometheus-url", "start", "stop", "node-stop", "node-start"],
     )  # fmt: skip
     parser.add_argument(
-        "args", nargs="*", help="volume: NAMESPACE CLAIM; discover-pods: TARGETS_FILE; start, stop: COMPONENT"
+        "args",
+        nargs="*",
+        help="volume: NAMESPACE CLAIM; discover-pods: TARGETS_FILE; start, stop: COMPONENT; "
+        "node-stop, node-start: NODE (its name or number)",
     )
     args = parser.parse_args()
     if args.command == "up":
@@ -160,6 +198,8 @@ def main() -> int:
         discover_pods(pathlib.Path(args.args[0]))
     elif args.command in ("start", "stop"):
         restart_component(args.args[0], stopped=args.command == "stop")
+    elif args.command in ("node-stop", "node-start"):
+        (stop_node if args.command == "node-stop" else start_node)(_node_named(args.args[0]))
     elif args.command == "prometheus-url":
         print(prometheus_url(node_ip()))
     elif args.command == "leftovers":

@@ -90,6 +90,9 @@ def control_plane(ip: str) -> list[Component]:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 # The autoscalers look every 5 s, not 15: a test of scaling waits for fewer of their periods.
                 "--horizontal-pod-autoscaler-sync-period=5s",
+                # A node whose kubelet stops renewing its lease (every 5 s) is NotReady after 20 s, not 50:
+                # the tests that stop a node wait for fewer seconds of it.
+                "--node-monitor-grace-period=20s",
                 "--leader-elect=false",
                 "--v=1",
             ],  # fmt: skip

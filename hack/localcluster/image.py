@@ -142,19 +142,21 @@ def build() -> pathlib.Path:
 
 
 def load(archive: pathlib.Path) -> None:
-    """Import the archive into the node's containerd unless that exact build is there already."""
-    if not cluster.CONTAINERD_SOCKET.exists():
+    """Import the archive into every node's containerd unless that exact build is there already."""
+    running = [n for n in cluster.nodes() if n.socket.exists()]
+    if not running:
         raise SystemExit("the local cluster's node is not running: make cluster-up first")
-    ctr = [shutil.which("ctr") or "ctr", "--address", str(cluster.CONTAINERD_SOCKET), "-n", "k8s.io"]
-    build_label = f"mlops.dev/build={archive.stem}"
-    listed = subprocess.run([*ctr, "images", "list", f"labels.\"mlops.dev/build\"=={archive.stem}"],
-                            capture_output=True, text=True, check=True).stdout  # fmt: skip
-    if IMAGE_NAME in listed:
-        log(f"{IMAGE_NAME} is up to date in the node")
-        return
-    subprocess.run([*ctr, "images", "import", str(archive)], check=True, capture_output=True)
-    subprocess.run([*ctr, "images", "label", IMAGE_NAME, build_label], check=True, capture_output=True)
-    log(f"imported {IMAGE_NAME} into the node")
+    for node in running:
+        ctr = [shutil.which("ctr") or "ctr", "--address", str(node.socket), "-n", "k8s.io"]
+        build_label = f"mlops.dev/build={archive.stem}"
+        listed = subprocess.run([*ctr, "images", "list", f"labels.\"mlops.dev/build\"=={archive.stem}"],
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        if IMAGE_NAME in listed:
+            log(f"{IMAGE_NAME} is up to date in {node.name}")
+            continue
+        subprocess.run([*ctr, "images", "import", str(archive)], check=True, capture_output=True)
+        subprocess.run([*ctr, "images", "label", IMAGE_NAME, build_label], check=True, capture_output=True)
+        log(f"imported {IMAGE_NAME} into {node.name}")
 
 
 def main() -> int:

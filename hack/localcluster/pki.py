@@ -6,7 +6,7 @@ import json
 import pathlib
 import subprocess
 
-from settings import KUBERNETES_SERVICE_IP, METRICS_ADDONS, NODE_NAME, PKI
+from settings import KUBERNETES_SERVICE_IP, METRICS_ADDONS, PKI
 
 
 def _openssl(*args: str) -> None:
@@ -79,17 +79,22 @@ def ensure_pki(ip: str) -> None:
         subject="/O=system:masters/CN=kube-apiserver-kubelet-client",
         usage="clientAuth",
     )
-    _issue_cert("kubelet", subject=f"/O=system:nodes/CN=system:node:{NODE_NAME}", usage="clientAuth")
-    _issue_cert(
-        "kubelet-serving",
-        subject=f"/O=system:nodes/CN=system:node:{NODE_NAME}",
-        usage="serverAuth",
-        sans=[f"DNS:{NODE_NAME}", "DNS:localhost", "IP:127.0.0.1", f"IP:{ip}"],
-    )
     _issue_cert("kube-proxy", subject="/CN=system:kube-proxy", usage="clientAuth")
     _ec_key(PKI / "sa.key")
     if not (PKI / "sa.pub").exists():
         _openssl("pkey", "-in", str(PKI / "sa.key"), "-pubout", "-out", str(PKI / "sa.pub"))
+
+
+def ensure_node_pki(name: str, suffix: str, ip: str) -> None:
+    """Node `name`'s kubelet certificates: its client identity (system:node:NAME, which the Node
+    authorizer and NodeRestriction check) and its serving certificate for its IP."""
+    _issue_cert(f"kubelet{suffix}", subject=f"/O=system:nodes/CN=system:node:{name}", usage="clientAuth")
+    _issue_cert(
+        f"kubelet-serving{suffix}",
+        subject=f"/O=system:nodes/CN=system:node:{name}",
+        usage="serverAuth",
+        sans=[f"DNS:{name}", "DNS:localhost", "IP:127.0.0.1", f"IP:{ip}"],
+    )
 
 
 def write_kubeconfig(path: pathlib.Path, *, cert: str, server: str) -> None:

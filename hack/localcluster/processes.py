@@ -28,6 +28,7 @@ class Component:
     ready_timeout: float = 60.0
     ports: list[int] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    after_start: Callable[[], None] | None = None  # before it can be ready (a kubelet's pod network)
     after_ready: Callable[[pathlib.Path], None] | None = None  # bin dir → None
 
 
@@ -66,7 +67,8 @@ def _pid_of(name: str) -> int | None:
         return None
     if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):  # exited, not yet reaped
         return None
-    return pid if exe.removesuffix(" (deleted)") == BINARY.get(name, name) else None
+    # nsenter (a node's components in its network namespace) becomes the component when it execs it.
+    return pid if exe.removesuffix(" (deleted)") in (BINARY.get(name, name), "nsenter") else None
 
 
 def _port_busy(port: int) -> bool:
@@ -95,6 +97,16 @@ def start(component: Component, binaries: pathlib.Path) -> None:
         )
     (PIDS / f"{component.name}.pid").write_text(f"{process.pid}\n")
     log(f"started {component.name} (pid {process.pid})")
+
+
+def bring_up(component: Component, binaries: pathlib.Path) -> None:
+    """Start `component` unless it runs, and wait until it is ready and what follows its readiness is done."""
+    start(component, binaries)
+    if component.after_start:
+        component.after_start()
+    wait_ready(component)
+    if component.after_ready:
+        component.after_ready(binaries)
 
 
 def wait_ready(component: Component) -> None:

@@ -18,19 +18,19 @@ KUBECONFIG = STATE / "kubeconfig"
 
 SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
+CLUSTER_DNS_IP = "10.96.0.10"  # the Service kube-dns, in front of CoreDNS (dns.py); the kubelets' clusterDNS
 POD_CIDR = "10.244.0.0/16"
 APISERVER_PORT = int(os.environ.get("LOCALCLUSTER_APISERVER_PORT", "6443"))
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
-NODE_NAME = "mlops-node"
+NODE_NAME = "mlops-node"  # node 1; node N > 1 is mlops-node-N
 GATEWAY_API_VERSION = "v1.4.1"  # CRDs only: no gateway implementation runs here
-NODE_POD_CIDR = "10.244.0.0/24"  # the first /24 the controller-manager hands out
 PAUSE_IMAGE = "localhost/mlops-pause:1.0"
+# Node 1 keeps its state here and runs in the host's network namespace; node N > 1 under STATE/node-N,
+# in a network namespace of its own (see node.py).
 CONTAINERD = STATE / "containerd"
 CONTAINERD_SOCKET = CONTAINERD / "containerd.sock"
-KUBELET_DIR = STATE / "kubelet"
-CNI_CONF_DIR = STATE / "cni" / "net.d"
-CNI_BRIDGE = "mlops0"
+CNI_BRIDGE = "mlops0"  # every node's pod bridge, each in its own network namespace
 CNI_NETWORK = "mlops-pods"
 PROMETHEUS = STATE / "prometheus"
 PROMETHEUS_PORT = 19090
@@ -49,6 +49,9 @@ ARGOCD_REPO_SERVER_PORT = 18081
 ARGOCD_REPO_SERVER_METRICS_PORT = 18084
 ARGOCD_CONTROLLER_METRICS_PORT = 18082
 WITH_NODE = os.environ.get("LOCALCLUSTER_NODE", "1") != "0"
+# How many nodes `up` starts (`make cluster-up NODES=2`); `up` never removes one. Unset: as many as
+# the cluster has (see node.py), at least one.
+NODES = int(os.environ.get("LOCALCLUSTER_NODES") or 0)
 # Component name → executable name, where they differ.
 BINARY: dict[str, str] = {}
 

@@ -8,6 +8,7 @@ HELM_VERSION=v3.19.0
 VERSITYGW_VERSION=v1.8.0  # the S3 server add-on; its binary carries the version in its name
 METRICS_SERVER_VERSION=v0.8.0  # the resource metrics API add-on; likewise
 PROMETHEUS_ADAPTER_VERSION=v0.12.0  # the custom metrics API add-on; likewise
+COREDNS_VERSION=v1.15.0  # the cluster DNS add-on (hack/localcluster/coredns: its plugins only); likewise
 ARGOCD_VERSION=v3.6.1  # the GitOps add-on, built only by `make argocd` (build.sh argocd); likewise
 ARGOCD_KUSTOMIZE_VERSION=v5.8.2  # the kustomize its repo server runs (hack/localcluster/argocd/kustomize)
 ARGOCD_GO_TOOLCHAIN=go1.27.3  # Argo CD (and Argo Rollouts) need a newer Go than the machine's: the go command fetches this one for them alone

@@ -7,24 +7,15 @@ PromQL."""
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 
-from support import REPO, Kubectl, bin_dir, wait_for
+from support import REPO, Kubectl, helm, operator_pods, peering_priorities, wait_for
 
 CHART = str(REPO / "charts/mlops-operator")
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def helm(cluster: Kubectl, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(bin_dir() / "helm"), f"--kubeconfig={cluster.kubeconfig}", *args],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    if check and done.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 @pytest.mark.parametrize(
@@ -91,28 +82,17 @@ def test_install_upgrade_uninstall_keeps_crds_user_objects_and_models(cluster: K
     assert cluster.get("persistentvolumeclaim", "mlops-artifacts", ns) is not None, "the artifact claim was removed"
 
 
-def _operator_pods(cluster: Kubectl, release: str, ns: str) -> list[dict]:
-    pods = cluster.json("get", "pods", "-n", ns, "-l", f"app.kubernetes.io/instance={release}")["items"]
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running"]
-
-
 def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: str) -> None:
     ns, release = namespace, f"ha-{namespace[-6:]}"
     helm(cluster, "install", release, CHART, "-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
          "--set", f"watchNamespaces={{{ns}}}", "--set", "ha.enabled=true", "--set", "replicas=2",
          "--wait", "--timeout", "3m")  # fmt: skip
     try:
-        pods = wait_for(lambda: len(p := _operator_pods(cluster, release, ns)) == 2 and p, timeout=120,
+        pods = wait_for(lambda: len(p := operator_pods(cluster, release, ns)) == 2 and p, timeout=120,
                         what="two operator pods")  # fmt: skip
         names = [p["metadata"]["name"] for p in pods]
 
-        def priorities() -> dict[str, int]:
-            """Pod name → priority, as the replicas announce themselves in the peering object."""
-            peering = cluster.get("kopfpeering", "mlops-operator", ns) or {}
-            peers = (peering.get("status") or {}).items()
-            return {peer.split("@")[1].split("/")[0]: info["priority"] for peer, info in peers}
-
-        announced = wait_for(lambda: set(p := priorities()) == set(names) and p, timeout=90,
+        announced = wait_for(lambda: set(p := peering_priorities(cluster, ns)) == set(names) and p, timeout=90,
                              what="both replicas in the peering object")  # fmt: skip
         active, standby = sorted(names, key=announced.get, reverse=True)  # kopf: the highest priority works
         ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
@@ -142,7 +122,7 @@ def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: 
         instance = f"app.kubernetes.io/instance={release}"
         [deployment] = cluster.json("get", "deployments", "-n", ns, "-l", instance)["items"]
         cluster.run("scale", "deployment", deployment["metadata"]["name"], "-n", ns, "--replicas=1")
-        wait_for(lambda: [p["metadata"]["name"] for p in _operator_pods(cluster, release, ns)] == [standby],
+        wait_for(lambda: [p["metadata"]["name"] for p in operator_pods(cluster, release, ns)] == [standby],
                  timeout=90, what=f"only {standby} left")  # fmt: skip
         # A graceful stop leaves the peering at once; otherwise the peer expires after its lifetime (15 s).
         # The standby, the only replica left, reconciles what is created from now on.
@@ -166,7 +146,7 @@ def test_a_stuck_reconcile_fails_liveness_and_the_kubelet_restarts_the_operator(
     helm(cluster, "install", release, CHART, "-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
          "--values", str(values), "--wait", "--timeout", "3m")  # fmt: skip
     try:
-        [pod] = wait_for(lambda: len(p := _operator_pods(cluster, release, ns)) == 1 and p, timeout=120,
+        [pod] = wait_for(lambda: len(p := operator_pods(cluster, release, ns)) == 1 and p, timeout=120,
                          what="the operator pod running")  # fmt: skip
         ip = pod["status"]["podIP"]
 
@@ -197,7 +177,7 @@ def test_a_stuck_reconcile_fails_liveness_and_the_kubelet_restarts_the_operator(
                  what="the other Dataset reconciled beside the stuck one")  # fmt: skip
 
         def restarted() -> int:
-            live = [p for p in _operator_pods(cluster, release, ns) if p["metadata"]["name"] == pod["metadata"]["name"]]
+            live = [p for p in operator_pods(cluster, release, ns) if p["metadata"]["name"] == pod["metadata"]["name"]]
             return live and sum(s.get("restartCount", 0) for s in live[0]["status"].get("containerStatuses", []))
 
         wait_for(restarted, timeout=180, what="the kubelet to restart the operator on its failing liveness probe")

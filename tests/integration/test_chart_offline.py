@@ -203,8 +203,14 @@ def test_operator_pod_is_restricted_and_probed(helm: Helm) -> None:
     env = {e["name"]: e.get("value") for e in operator["env"]}
     assert env["MLOPS_IMAGE"] == operator["image"] == "mlops-operator:dev"
     assert env["MLOPS_IMAGE_PULL_POLICY"] == operator["imagePullPolicy"] == "IfNotPresent"
-    assert "MLOPS_PROMETHEUS_URL" not in env
+    assert env["MLOPS_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"  # the Service prometheus.monitoring
     assert env["MLOPS_ALLOW_RAW_QUERIES"] == "true" and env["MALLOC_ARENA_MAX"] == "2"
+    assert "topologySpreadConstraints" not in pod  # one replica: nothing to spread
+
+
+def test_an_empty_prometheus_url_sets_no_default(helm: Helm) -> None:
+    env = {e["name"] for e in container(helm.render({"prometheus.url": ""}))["env"]}
+    assert "MLOPS_PROMETHEUS_URL" not in env  # analysis then needs a ModelDeployment's spec.prometheusUrl
 
 
 def test_image_prometheus_and_extra_env_reach_the_operator(helm: Helm) -> None:
@@ -226,6 +232,29 @@ def test_image_prometheus_and_extra_env_reach_the_operator(helm: Helm) -> None:
     assert env["MLOPS_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
     assert env["MLOPS_ALLOW_RAW_QUERIES"] == "false"
     assert env["MLOPS_ARTIFACT_PVC"] == "store"
+
+
+def spread(docs: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    (deployment,) = find(docs, "Deployment")
+    return deployment["spec"]["template"]["spec"].get("topologySpreadConstraints")
+
+
+def test_ha_replicas_spread_over_nodes_unless_told_otherwise(helm: Helm) -> None:
+    docs = helm.render({"ha.enabled": "true"})
+    (deployment,) = find(docs, "Deployment")
+    own = deployment["spec"]["selector"]["matchLabels"]
+    assert spread(docs) == [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                             "whenUnsatisfiable": "ScheduleAnyway", "matchLabelKeys": ["pod-template-hash"],
+                             "labelSelector": {"matchLabels": own}}]  # fmt: skip
+    assert spread(helm.render({"ha.enabled": "true", "affinity.podAntiAffinity.x": "y"})) is None  # the user's own
+    zones = {"topologySpreadConstraints[0].maxSkew": "1", "topologySpreadConstraints[0].whenUnsatisfiable":
+             "DoNotSchedule", "topologySpreadConstraints[0].topologyKey": "topology.kubernetes.io/zone"}  # fmt: skip
+    for values in ({"ha.enabled": "true", **zones}, zones):
+        assert spread(helm.render(values)) == [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                                "whenUnsatisfiable": "DoNotSchedule",
+                                                "labelSelector": {"matchLabels": own}}]  # fmt: skip
+    chosen = spread(helm.render({**zones, "topologySpreadConstraints[0].labelSelector.matchLabels.tier": "ops"}))
+    assert chosen[0]["labelSelector"] == {"matchLabels": {"tier": "ops"}}  # a selector given is kept as it is
 
 
 def test_artifact_claims_and_host_path_volumes_are_kept(helm: Helm) -> None:
@@ -308,6 +337,10 @@ def test_everything_at_once_renders(helm: Helm) -> None:
         ({"artifacts.hostPath": "relative"}, "/artifacts/hostPath"),
         ({"replicas": "2"}, "replicas > 1 needs ha.enabled=true"),
         ({"serviceAccount.create": "false"}, "serviceAccount.name is required"),
+        (
+            {"topologySpreadConstraints[0].topologyKey": "kubernetes.io/hostname"},
+            "at '/topologySpreadConstraints/0': missing properties 'maxSkew', 'whenUnsatisfiable'",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(helm: Helm, values: dict[str, str], message: str) -> None:

@@ -145,6 +145,35 @@ INVALID = [
     ("autoscaling-policy-period", MD + "  model: {name: iris}\n  autoscaling: {maxReplicas: 4, requestsPerSecond: 5, "
      "behavior: {scaleUp: {policies: [{type: Pods, value: 1, periodSeconds: 3600}]}}}",
      "spec.autoscaling.behavior.scaleUp.policies[0].periodSeconds", "less than or equal to 1800"),
+    # Scheduling of the server pods: what the API server would refuse in the Pod is refused in the spec.
+    ("toleration-exists-with-value", MD + "  model: {name: iris}\n"
+     "  server: {tolerations: [{key: gpu, operator: Exists, value: a}]}", "spec.server.tolerations[0]",
+     "value must be empty when operator is Exists"),
+    ("toleration-without-key-equal", MD + "  model: {name: iris}\n  server: {tolerations: [{value: a}]}",
+     "spec.server.tolerations[0]", "its operator must be Exists"),
+    ("toleration-seconds-not-noexecute", MD + "  model: {name: iris}\n"
+     "  server: {tolerations: [{key: gpu, effect: NoSchedule, tolerationSeconds: 30}]}", "spec.server.tolerations[0]",
+     "tolerationSeconds applies only to effect NoExecute"),
+    ("toleration-seconds-without-effect", MD + "  model: {name: iris}\n"
+     "  server: {tolerations: [{key: gpu, operator: Exists, tolerationSeconds: 30}]}", "spec.server.tolerations[0]",
+     "tolerationSeconds applies only to effect NoExecute"),
+    ("toleration-operator", MD + "  model: {name: iris}\n  server: {tolerations: [{key: gpu, operator: In}]}",
+     "spec.server.tolerations[0].operator", "Unsupported value"),
+    ("node-selector-value", MD + "  model: {name: iris}\n  server: {nodeSelector: {pool: 'a b'}}",
+     "spec.server.nodeSelector.pool", "should match"),
+    ("spread-skew-zero", MD + "  model: {name: iris}\n  server: {topologySpreadConstraints: "
+     "[{topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, maxSkew: 0}]}",
+     "spec.server.topologySpreadConstraints[0].maxSkew", "greater than or equal to 1"),
+    ("spread-min-domains-soft", MD + "  model: {name: iris}\n  server: {topologySpreadConstraints: "
+     "[{topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, minDomains: 2}]}",
+     "spec.server.topologySpreadConstraints[0]", "minDomains applies only to whenUnsatisfiable DoNotSchedule"),
+    ("spread-twice", MD + "  model: {name: iris}\n  server: {topologySpreadConstraints: "
+     "[{topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway}, "
+     "{topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, maxSkew: 2}]}",
+     "spec.server.topologySpreadConstraints[1]", "Duplicate value"),
+    ("spread-without-action", MD + "  model: {name: iris}\n"
+     "  server: {topologySpreadConstraints: [{topologyKey: kubernetes.io/hostname}]}",
+     "spec.server.topologySpreadConstraints[0].whenUnsatisfiable", "Required value"),
 ]  # fmt: skip
 
 
@@ -195,6 +224,26 @@ def test_api_server_rejects_names_children_and_labels_cannot_carry(
 )
 def test_api_server_accepts_the_longest_names(crds: Kubectl, namespace: str, kind: str, name: str) -> None:
     done = crds.run("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=_named(kind, name), check=False)
+    assert done.returncode == 0, done.stderr
+
+
+# docs/serving.md's spread over nodes and zones with fast failover, and a toleration of every taint.
+SCHEDULING = """  model: {name: iris}
+  server:
+    nodeSelector: {kubernetes.io/os: linux, pool: ''}
+    topologySpreadConstraints:
+      - {topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway}
+      - {topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, minDomains: 2}
+    tolerations:
+      - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 30}
+      - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 30}
+      - {key: dedicated, value: ml, effect: NoSchedule}
+      - {operator: Exists}
+"""
+
+
+def test_api_server_accepts_spread_and_failover(crds: Kubectl, namespace: str) -> None:
+    done = crds.run("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=MD + SCHEDULING, check=False)
     assert done.returncode == 0, done.stderr
 
 

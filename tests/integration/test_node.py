@@ -31,20 +31,20 @@ def _phase(kubectl: Kubectl, namespace: str, pod: str) -> str | None:
     return obj and obj["status"].get("phase")
 
 
-def test_the_node_is_ready(cluster: Kubectl) -> None:
-    [node] = cluster.json("get", "nodes")["items"]
-    ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
-    assert ready[0]["status"] == "True", ready
-    assert node["spec"]["podCIDR"]
+def test_the_nodes_are_ready(cluster: Kubectl) -> None:
+    for node in cluster.json("get", "nodes")["items"]:
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready[0]["status"] == "True", (node["metadata"]["name"], ready)
+        assert node["spec"]["podCIDR"]
 
 
-def _run_pod(cluster: Kubectl, namespace: str, name: str, container: dict) -> tuple[str, str]:
+def _run_pod(cluster: Kubectl, namespace: str, name: str, container: dict, **spec) -> tuple[str, str]:
     """Run one restricted pod of the project image to its end: (phase, logs)."""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name},
-        "spec": {**RESTRICTED_POD, "restartPolicy": "Never", "containers": [{"name": "main", **container}]},
+        "spec": {**RESTRICTED_POD, "restartPolicy": "Never", "containers": [{"name": "main", **container}], **spec},
     }
     cluster.apply(json.dumps(pod), namespace)
     phase = wait_for(
@@ -139,6 +139,58 @@ def _deployment(name: str, *, variant: str, replicas: int, image: str) -> dict:
             "template": {"metadata": {"labels": labels}, "spec": {**RESTRICTED_POD, "containers": [container]}},
         },
     }
+
+
+# Names a pod resolves through the cluster's DNS (CoreDNS behind the Service kube-dns), and what it fetches.
+LOOKUPS = """
+import socket, time, urllib.request
+def fetch(url):  # a new Service is served once this node's kube-proxy has programmed it: poll for 30 s
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=10).read().decode().strip()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+for name in ("kubernetes.default", "prometheus.monitoring", "web"):
+    print(name, socket.gethostbyname(name))
+for url in ("http://prometheus.monitoring:9090/-/ready", "http://web"):
+    print(url, fetch(url))
+"""
+
+
+def test_pods_resolve_service_names_and_reach_pods_on_the_other_node(cluster: Kubectl, image: str,
+                                                                      namespace: str) -> None:  # fmt: skip
+    """A server pod on each node behind the Service `web`; a pod on each node resolves Service names
+    (its own namespace's, another's) and reaches Prometheus by its Service name and the other node's pod."""
+    nodes = sorted(n["metadata"]["name"] for n in cluster.json("get", "nodes")["items"])
+    assert len(nodes) == 2, nodes
+    for node in nodes:
+        server = _deployment(f"web-{node}", variant=node, replicas=1, image=image)
+        server["spec"]["template"]["metadata"]["labels"]["app"] = "web"
+        server["spec"]["selector"]["matchLabels"]["app"] = "web"
+        server["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
+        cluster.apply(json.dumps(server), namespace)
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}  # fmt: skip
+    cluster.apply(json.dumps(service), namespace)
+    for node in nodes:
+        cluster.run("rollout", "status", f"deployment/web-{node}", "-n", namespace, "--timeout=90s")
+    for node, other in zip(nodes, reversed(nodes), strict=True):
+        [pod] = cluster.json("get", "pods", "-n", namespace, "-l", f"variant={other}")["items"]
+        direct = f"http://{pod['status']['podIP']}:8080"  # the other node's server pod, by its IP
+        script = LOOKUPS + f"print('direct', fetch({direct!r}))\n"
+        container = {"image": image, "command": ["python3", "-c", script], **RESTRICTED_CONTAINER}
+        phase, logs = _run_pod(cluster, namespace, f"dns-{node}", container,
+                               nodeSelector={"kubernetes.io/hostname": node})  # fmt: skip
+        assert phase == "Succeeded", logs
+        lines = dict(line.split(" ", 1) for line in logs.splitlines())
+        assert lines["kubernetes.default"] == "10.96.0.1", logs
+        assert lines["http://prometheus.monitoring:9090/-/ready"] == "Prometheus Server is Ready.", logs
+        assert lines["http://web"] in nodes and lines["direct"] == other, logs
+    missing = [e for e in cluster.json("get", "events", "-n", namespace)["items"] if e["reason"] == "MissingClusterDNS"]
+    assert not missing, f"pods without cluster DNS: {missing}"
 
 
 def test_service_splits_traffic_by_replica_ratio(cluster: Kubectl, image: str, namespace: str) -> None:

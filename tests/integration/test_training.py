@@ -43,7 +43,7 @@ def csv_server(cluster: Kubectl, tmp_path_factory) -> Iterator[tuple[str, dict]]
     }
     for filename, content in files.items():
         (root / filename).write_bytes(content)
-    [node] = cluster.json("get", "nodes")["items"]
+    node = cluster.json("get", "node", "mlops-node")  # node 1 shares the host's network: its IP is the host's
     address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer((address, 0), handler)

@@ -98,6 +98,27 @@ class Kubectl:
         return self.run(*args, input=manifest).stdout
 
 
+def helm(cluster: Kubectl, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The cluster's helm (built by hack/localcluster/build.sh) on `cluster`'s kubeconfig."""
+    done = subprocess.run([str(bin_dir() / "helm"), f"--kubeconfig={cluster.kubeconfig}", *args],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    if check and done.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def operator_pods(cluster: Kubectl, release: str, ns: str) -> list[dict]:
+    """The running pods of a chart release installed in `ns`."""
+    pods = cluster.json("get", "pods", "-n", ns, "-l", f"app.kubernetes.io/instance={release}")["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running"]
+
+
+def peering_priorities(cluster: Kubectl, ns: str) -> dict[str, int]:
+    """Pod name → priority, as an HA release's replicas announce themselves in its peering object."""
+    peering = cluster.get("kopfpeering", "mlops-operator", ns) or {}
+    return {peer.split("@")[1].split("/")[0]: info["priority"] for peer, info in (peering.get("status") or {}).items()}
+
+
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
     """The condition of a type in an object's status, or None."""
     for cond in ((obj or {}).get("status") or {}).get("conditions") or []:

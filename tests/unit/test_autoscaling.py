@@ -143,6 +143,22 @@ def test_scaling_during_a_pause_keeps_the_step_and_gives_the_new_pods_their_own_
     assert late.canary is None and late.degraded.reason == "ProgressDeadlineExceeded"
 
 
+def test_pods_lost_long_after_the_step_began_get_their_own_deadline() -> None:
+    """A node goes away during a long pause: its canary pods are recreated elsewhere; losing them is no
+    missed deadline, but pods that do not come back within it roll the canary back."""
+    st = look(4, ModelDeploymentStatus(), 0, 0, target=V1).status
+    st = look(4, st, 1, 0).status
+    st = look(4, st, 2, 1).status  # the canary's one pod is ready: the manual pause
+    st = look(4, st, 600, 0).status  # ten minutes later its node goes
+    assert st.canary is not None and st.canary.step_index == 1, "losing pods is no missed deadline"
+    assert timing.progress_deadline(rollout_spec(4), st.canary) == T0 + dt.timedelta(seconds=600 + 300)
+    assert look(4, st, 640, 0).status.canary.scaled_at == st.canary.scaled_at, "still lost: the same deadline"
+    back = look(4, st, 640, 1).status
+    assert back.canary.step_index == 1 and back.canary.ready_replicas == 1
+    late = look(4, st, 901, 0).status
+    assert late.canary is None and late.degraded.reason == "ProgressDeadlineExceeded"
+
+
 def test_scaling_in_during_a_rollout_needs_no_new_deadline() -> None:
     st = look(8, ModelDeploymentStatus(), 0, 0, target=V1).status
     st = look(8, st, 1, 0).status

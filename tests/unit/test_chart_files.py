@@ -125,6 +125,9 @@ def test_values_yaml_conforms_and_is_fully_described() -> None:
     assert set(VALUES) == described, "every value has a default in values.yaml and a place in the schema"
 
 
+SPREAD = {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"}
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -135,6 +138,9 @@ def test_values_yaml_conforms_and_is_fully_described() -> None:
         ({"artifacts": {**VALUES["artifacts"], "hostPath": "relative/dir"}}, "does not match"),
         ({"watchNamespaces": ["Not_A_Namespace"]}, "does not match"),
         ({"resources": {"requests": {"cpu": "a lot"}}}, "anyOf"),
+        ({"topologySpreadConstraints": [{**SPREAD, "maxSkew": 0}]}, "minimum"),
+        ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "h"}]}, "'whenUnsatisfiable' is required"),
+        ({"topologySpreadConstraints": [{**SPREAD, "topologykey": "h"}]}, "additional property 'topologykey'"),
     ],
 )
 def test_values_schema_refuses_bad_values(change: dict[str, Any], message: str) -> None:

@@ -72,6 +72,10 @@ def test_cel_rules_are_present_where_openapi_cannot_say_it() -> None:
         "must be at least 1s and at most 1h",
         "must be at least 1s and at most 24h",
         "must be whole numbers of units, e.g. 90s, not 1.5m",
+        "a toleration without a key tolerates every taint: its operator must be Exists",
+        "value must be empty when operator is Exists",
+        "tolerationSeconds applies only to effect NoExecute",
+        "minDomains applies only to whenUnsatisfiable DoNotSchedule",
     ):
         assert message in text
 

@@ -11,15 +11,17 @@ from mlops_operator.resources.serving import (
     DESIRED_ANNOTATION,
     desired_server_deployment,
     held_replicas,
+    is_current,
+    selector_labels,
     with_fingerprint,
 )
 
 VERSION = {"version": "iris-a", "modelUri": "pvc://mlops-artifacts/models/ml/iris/iris-a", "sha256": "1" * 64}
 
 
-def deployment(replicas: int = 2, version: dict = VERSION) -> dict:
-    spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}})
-    return desired_server_deployment(md="iris", uid="u", variant="stable", spec=spec, model="iris",
+def deployment(replicas: int = 2, version: dict = VERSION, server: dict | None = None, variant: str = "stable") -> dict:
+    spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, **({"server": server} if server else {})})
+    return desired_server_deployment(md="iris", uid="u", variant=variant, spec=spec, model="iris",
                                      version=version, replicas=replicas, config=OperatorConfig())  # fmt: skip
 
 
@@ -38,6 +40,50 @@ def test_the_fingerprint_follows_the_content() -> None:
     assert fingerprint(deployment()) == fingerprint(deployment())
     assert fingerprint(deployment(replicas=3)) != fingerprint(deployment())
     assert fingerprint(deployment(version={**VERSION, "version": "iris-b"})) != fingerprint(deployment())
+
+
+# Spread over nodes and leave a failed node after 30 s instead of Kubernetes' 300 (docs/serving.md).
+SCHEDULING = {
+    "nodeSelector": {"kubernetes.io/arch": "amd64"},
+    "tolerations": [{"key": f"node.kubernetes.io/{taint}", "operator": "Exists", "effect": "NoExecute",
+                     "tolerationSeconds": 30} for taint in ("unreachable", "not-ready")],
+    "topologySpreadConstraints": [{"topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"},
+                                  {"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone",
+                                   "whenUnsatisfiable": "DoNotSchedule", "minDomains": 3}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", ["stable", "canary"])
+def test_scheduling_reaches_each_variants_pods_which_spread_among_their_own(variant: str) -> None:
+    body = deployment(server=SCHEDULING, variant=variant)
+    pod = body["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
+    assert pod["tolerations"] == SCHEDULING["tolerations"]
+    own = selector_labels("iris", variant)
+    assert own.items() <= body["spec"]["template"]["metadata"]["labels"].items(), "the constraint counts the pod itself"
+    assert pod["topologySpreadConstraints"] == [
+        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+         "labelSelector": {"matchLabels": own}, "matchLabelKeys": ["pod-template-hash"]},
+        {"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+         "minDomains": 3, "labelSelector": {"matchLabels": own}, "matchLabelKeys": ["pod-template-hash"]},
+    ]  # fmt: skip
+
+
+def test_without_scheduling_the_pod_template_is_what_it_was() -> None:
+    """An operator upgrade must not roll every server pod: a spec without the fields (or with them empty)
+    renders the pod spec it rendered before they existed, to the byte, hence the same fingerprint."""
+    pod = deployment()["spec"]["template"]["spec"]
+    assert pod.keys() == {"automountServiceAccountToken", "enableServiceLinks", "securityContext", "containers",
+                          "volumes"}  # fmt: skip
+    empty = {"nodeSelector": {}, "tolerations": [], "topologySpreadConstraints": []}
+    assert with_fingerprint(deployment(server=empty)) == with_fingerprint(deployment())
+
+
+@pytest.mark.parametrize("field", sorted(SCHEDULING))
+def test_a_change_of_scheduling_is_applied(field: str) -> None:
+    applied = with_fingerprint(deployment())
+    assert is_current(with_fingerprint(deployment()), applied)
+    assert not is_current(with_fingerprint(deployment(server={field: SCHEDULING[field]})), applied)
 
 
 @pytest.mark.parametrize(

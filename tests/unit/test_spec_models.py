@@ -73,6 +73,61 @@ def test_step_analysis_without_defined_metrics_may_name_only_the_defaults() -> N
     assert parse_spec(ModelDeploymentSpec, {"spec": {"model": {"name": "m"}, "strategy": steps}})[0] is not None
 
 
+HOSTNAME = {"topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"}
+
+
+@pytest.mark.parametrize(
+    ("server", "error"),
+    [
+        ({"tolerations": [{"operator": "Exists", "value": "gpu"}]},
+         "spec.server.tolerations.0: value must be empty when operator is Exists"),
+        ({"tolerations": [{"value": "gpu"}]}, "spec.server.tolerations.0: a toleration without a key tolerates "
+         "every taint: its operator must be Exists"),
+        ({"tolerations": [{"key": "dedicated", "effect": "NoSchedule", "tolerationSeconds": 30}]},
+         "spec.server.tolerations.0: tolerationSeconds applies only to effect NoExecute"),
+        ({"tolerations": [{"key": "dedicated", "tolerationSeconds": 30}]},
+         "spec.server.tolerations.0: tolerationSeconds applies only to effect NoExecute"),
+        ({"tolerations": [{"key": "dedicated", "operator": "In"}]}, "spec.server.tolerations.0.operator: Input "
+         "should be 'Exists' or 'Equal'"),
+        ({"tolerations": [{"key": "n" * 64}]}, "spec.server.tolerations.0.key: 'nnnn"),
+        ({"tolerations": [{"key": "a", "effect": "NoExecute", "tolerationSeconds": -1}]},
+         "spec.server.tolerations.0.tolerationSeconds: Input should be greater than or equal to 0"),
+        ({"nodeSelector": {"-arch": "amd64"}}, "spec.server.nodeSelector: '-arch' is not a label key"),
+        ({"nodeSelector": {"kubernetes.io/arch": "amd 64"}}, "spec.server.nodeSelector.kubernetes.io/arch: String "
+         "should match pattern"),
+        ({"topologySpreadConstraints": [{**HOSTNAME, "maxSkew": 0}]},
+         "spec.server.topologySpreadConstraints.0.maxSkew: Input should be greater than or equal to 1"),
+        ({"topologySpreadConstraints": [{"topologyKey": "kubernetes.io/hostname"}]},
+         "spec.server.topologySpreadConstraints.0.whenUnsatisfiable: Field required"),
+        ({"topologySpreadConstraints": [{**HOSTNAME, "minDomains": 2}]},
+         "spec.server.topologySpreadConstraints.0: minDomains applies only to whenUnsatisfiable DoNotSchedule"),
+        ({"topologySpreadConstraints": [{**HOSTNAME, "nodeTaintsPolicy": "Always"}]},
+         "spec.server.topologySpreadConstraints.0.nodeTaintsPolicy: Input should be 'Honor' or 'Ignore'"),
+        ({"topologySpreadConstraints": [{**HOSTNAME, "labelSelector": {"matchLabels": {"app": "x"}}}]},
+         "spec.server.topologySpreadConstraints.0.labelSelector: Extra inputs are not permitted"),
+        ({"topologySpreadConstraints": [HOSTNAME, {**HOSTNAME, "maxSkew": 2}]},
+         "spec.server.topologySpreadConstraints: more than one constraint for kubernetes.io/hostname "
+         "(ScheduleAnyway)"),
+    ],
+)  # fmt: skip
+def test_scheduling_is_refused_as_the_api_server_would_refuse_the_pod(server: dict, error: str) -> None:
+    spec, message = parse_spec(ModelDeploymentSpec, {"spec": {"model": {"name": "m"}, "server": server}})
+    assert spec is None and message.startswith(error), message
+
+
+def test_scheduling_kubernetes_accepts_is_accepted() -> None:
+    server = {
+        "nodeSelector": {"kubernetes.io/arch": "amd64", "pool": ""},
+        "tolerations": [{"operator": "Exists"}, {"key": "dedicated", "value": "ml", "effect": "NoSchedule"},
+                        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+                         "tolerationSeconds": 0}],
+        "topologySpreadConstraints": [HOSTNAME, {**HOSTNAME, "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2}],
+    }  # fmt: skip
+    spec, message = parse_spec(ModelDeploymentSpec, {"spec": {"model": {"name": "m"}, "server": server}})
+    assert spec is not None, message
+    assert [t.operator for t in spec.server.tolerations] == ["Exists", "Equal", "Exists"]
+
+
 def test_validation_errors_name_the_field_path() -> None:
     with pytest.raises(ValidationError) as caught:
         DatasetSpec.model_validate({"source": {"builtin": {"name": "mnist"}}, "historyLimit": 0})

@@ -52,6 +52,32 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
+Where the operator pods run relative to each other: the given constraints (counting the chart's pods when
+they select none themselves); with ha.enabled and neither constraints nor an affinity given, a soft
+spread over nodes, as two replicas on one node fail together. pod-template-hash: in a rolling update the
+new pods spread among themselves, not around the old ones about to go.
+*/}}
+{{- define "mlops-operator.topologySpreadConstraints" -}}
+{{- $selector := dict "labelSelector" (dict "matchLabels" (include "mlops-operator.selectorLabels" . | fromYaml)) -}}
+{{- range .Values.topologySpreadConstraints }}
+{{- $constraint := . }}
+{{- if not (hasKey . "labelSelector") }}{{ $constraint = merge (deepCopy .) $selector }}{{ end }}
+- {{ toYaml $constraint | nindent 2 | trim }}
+{{- else }}
+{{- if and .Values.ha.enabled (not .Values.affinity) }}
+- maxSkew: 1
+  topologyKey: kubernetes.io/hostname
+  whenUnsatisfiable: ScheduleAnyway
+  matchLabelKeys:
+    - pod-template-hash
+  labelSelector:
+    matchLabels:
+      {{- include "mlops-operator.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
 What the operator does in a namespace it watches, and nothing more (docs/operations.md says why
 each rule is needed). kopf patches the watched objects for its finalizer and bookkeeping annotations
 and their status for its progress; children are server-side applied (create + patch). Children,

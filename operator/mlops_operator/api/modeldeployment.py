@@ -20,6 +20,7 @@ from .common import (
     http_url_rule,
 )
 from .cron import CRON_PATTERN, parse_cron
+from .scheduling import NodeSelector, SpreadConstraints, Toleration
 from .trainingrun import TrainingRunSpec
 
 # The metrics judged when spec.analysis.metrics is empty (rollout.analysis.DEFAULT_METRICS): the only
@@ -57,6 +58,23 @@ class ServerSpec(SpecModel):
         default=2.0, ge=0, le=1000, description="Longest a request waits for others to batch with."
     )
     resources: ResourceRequirements | None = Field(default=None, description="Resources of each server container.")
+    node_selector: NodeSelector = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Labels a node must have to run a server pod, e.g. {kubernetes.io/arch: amd64}.",
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Taints the server pods tolerate: to run on dedicated nodes, or (NoExecute with "
+        "tolerationSeconds) to leave a failed node sooner than Kubernetes' 300 s.",
+    )
+    topology_spread_constraints: SpreadConstraints = Field(
+        default_factory=list,
+        max_length=8,
+        description="Spread each version's server pods over nodes or zones; the operator selects the pods "
+        "counted (labelSelector, matchLabelKeys).",
+    )
 
 
 class PauseSpec(SpecModel):
@@ -530,8 +548,9 @@ class CanaryStatus(VersionStatus):
     last_analysis_at: Timestamp | None = Field(default=None, description="When the analysis last ran.")
     scaled_at: Timestamp | None = Field(
         default=None,
-        description="When the canary last needed more pods (a step, or the total scaled out): its progress "
-        "deadline counts from here or from the step's start, whichever is later.",
+        description="When the canary last needed more pods (a step, the total scaled out, or ready pods lost, "
+        "as when their node goes): its progress deadline counts from here or from the step's start, whichever "
+        "is later.",
     )
 
 

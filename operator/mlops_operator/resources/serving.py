@@ -10,8 +10,10 @@ import hashlib
 import json
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..api.clock import parse_duration
-from ..api.modeldeployment import ModelDeploymentSpec
+from ..api.modeldeployment import ModelDeploymentSpec, ServerSpec
 from ..config import OperatorConfig
 from .jobs import child_name, owner_reference, restricted_container_security, restricted_pod_security
 from .store import serving_store_access
@@ -22,6 +24,26 @@ SERVER_CONTAINER = "server"
 def selector_labels(md: str, variant: str | None = None) -> dict[str, str]:
     labels = {"app.kubernetes.io/name": "mlops-server", "mlops.dev/deployment": md[:63]}
     return {**labels, "mlops.dev/variant": variant} if variant else labels
+
+
+def _pod_field(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def pod_scheduling(server: ServerSpec, selector: dict[str, str]) -> dict[str, Any]:
+    """The pod spec's scheduling fields from server settings; none when they are unset, so a spec without
+    them keeps the pod template it always had (an operator upgrade rolls no server pod).
+
+    A spread constraint counts the pods of one variant (`selector`) and of one ReplicaSet
+    (`pod-template-hash`): in a rolling update the new pods spread among themselves, not around old
+    pods about to go (which would leave them bunched on a few nodes once those are gone)."""
+    counted = {"labelSelector": {"matchLabels": selector}, "matchLabelKeys": ["pod-template-hash"]}
+    fields = {
+        "nodeSelector": server.node_selector,
+        "tolerations": [_pod_field(t) for t in server.tolerations],
+        "topologySpreadConstraints": [{**_pod_field(c), **counted} for c in server.topology_spread_constraints],
+    }
+    return {name: value for name, value in fields.items() if value}
 
 
 def capture_plan(
@@ -135,6 +157,7 @@ def desired_server_deployment(
                     "containers": [container],
                     # /tmp holds the downloaded model too (from object storage), checked before it loads.
                     "volumes": [{"name": "tmp", "emptyDir": {}}, *store.volumes],
+                    **pod_scheduling(server, selector_labels(md, variant)),
                 },
             },
         },

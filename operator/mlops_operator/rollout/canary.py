@@ -289,10 +289,13 @@ def _count_measurement(r: _Rollout) -> bool:
 def _observe_canary_pods(r: _Rollout) -> bool:
     """Record the canary pods its weight needs and how many are ready: the progress deadline and the
     next wake are judged from them. The weight's share of a total that grew (the autoscaler, `kubectl
-    scale`) needs more pods: their deadline counts from then (`scaled_at`), not from the step's start."""
+    scale`) needs more pods, and so do pods lost once all were ready (their node went away): their
+    deadline counts from then (`scaled_at`), not from the step's start — as a Deployment's progress
+    deadline counts from its last progress."""
     canary = r.canary
     wanted = replica_split(r.spec.replicas, timing.steps_weight(r.spec.strategy.canary.steps, canary.step_index))[1]
-    if wanted > canary.replicas:
+    lost = canary.ready_replicas >= canary.replicas > r.ready_pods
+    if wanted > canary.replicas or lost:
         canary.scaled_at = r.now
     canary.replicas = wanted
     canary.ready_replicas = r.ready_pods
