@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from support import REPO, Kubectl, helm, operator_pods, peering_priorities, wait_for
+from support import REPO, Kubectl, helm, install_ha_release, operator_pods, peering_priorities, wait_for
 
 CHART = str(REPO / "charts/mlops-operator")
 pytestmark = pytest.mark.usefixtures("operator")
@@ -84,12 +84,8 @@ def test_install_upgrade_uninstall_keeps_crds_user_objects_and_models(cluster: K
 
 def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: str) -> None:
     ns, release = namespace, f"ha-{namespace[-6:]}"
-    helm(cluster, "install", release, CHART, "-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
-         "--set", f"watchNamespaces={{{ns}}}", "--set", "ha.enabled=true", "--set", "replicas=2",
-         "--wait", "--timeout", "3m")  # fmt: skip
     try:
-        pods = wait_for(lambda: len(p := operator_pods(cluster, release, ns)) == 2 and p, timeout=120,
-                        what="two operator pods")  # fmt: skip
+        pods = install_ha_release(cluster, release, ns)
         names = [p["metadata"]["name"] for p in pods]
 
         announced = wait_for(lambda: set(p := peering_priorities(cluster, ns)) == set(names) and p, timeout=90,

@@ -21,12 +21,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import REPO, Kubectl, helm, operator_pods, peering_priorities, two_iris_versions, wait_for
+from support import REPO, Kubectl, helm, install_ha_release, peering_priorities, two_iris_versions, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 
 CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
-CHART = str(REPO / "charts/mlops-operator")
 NODE_1, NODE_2 = "mlops-node", "mlops-node-2"
 HOSTNAME = "kubernetes.io/hostname"
 # What a serving team writes to fail over fast: without it, Kubernetes' DefaultTolerationSeconds
@@ -200,12 +199,8 @@ def test_a_model_spread_over_both_nodes_survives_losing_one_mid_canary(cluster: 
 
 def test_the_standby_takes_over_when_the_active_replicas_node_stops(cluster: Kubectl, namespace: str, operator) -> None:
     ns, release = namespace, f"ha-{namespace[-6:]}"
-    helm(cluster, "install", release, CHART, "-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
-         "--set", f"watchNamespaces={{{ns}}}", "--set", "ha.enabled=true", "--set", "replicas=2",
-         "--wait", "--timeout", "3m")  # fmt: skip
     try:
-        pods = wait_for(lambda: len(p := operator_pods(cluster, release, ns)) == 2 and p, timeout=120,
-                        what="two operator pods")  # fmt: skip
+        pods = install_ha_release(cluster, release, ns)
         node_of = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in pods}
         assert set(node_of.values()) == {NODE_1, NODE_2}, f"the chart spreads its HA replicas over nodes: {node_of}"
 

@@ -113,6 +113,16 @@ def operator_pods(cluster: Kubectl, release: str, ns: str) -> list[dict]:
     return [p for p in pods if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running"]
 
 
+def install_ha_release(cluster: Kubectl, release: str, ns: str) -> list[dict]:
+    """The chart installed in `ns` as `release` with HA (two replicas, peering), watching `ns` alone;
+    its two running pods."""
+    helm(cluster, "install", release, str(REPO / "charts/mlops-operator"), "-n", ns,
+         "--values", str(REPO / "hack/localcluster/values-local.yaml"), "--set", f"watchNamespaces={{{ns}}}",
+         "--set", "ha.enabled=true", "--set", "replicas=2", "--wait", "--timeout", "3m")  # fmt: skip
+    return wait_for(lambda: len(p := operator_pods(cluster, release, ns)) == 2 and p, timeout=120,
+                    what="two operator pods")  # fmt: skip
+
+
 def peering_priorities(cluster: Kubectl, ns: str) -> dict[str, int]:
     """Pod name → priority, as an HA release's replicas announce themselves in its peering object."""
     peering = cluster.get("kopfpeering", "mlops-operator", ns) or {}
