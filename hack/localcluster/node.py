@@ -96,6 +96,10 @@ class Node:
     def ip(self, host_ip: str) -> str:
         return host_ip if self.index == 1 else f"10.250.{self.index}.2"
 
+    def own_address(self, host_ip: str) -> str:
+        """Where its kube-proxy listens: node 1 on the host's loopback, another node on its own IP."""
+        return "127.0.0.1" if self.index == 1 else self.ip(host_ip)
+
     def api_server(self, host_ip: str) -> str:
         """The API server as this node reaches it: loopback is the host's only for node 1."""
         return f"https://{'127.0.0.1' if self.index == 1 else host_ip}:{APISERVER_PORT}"
@@ -151,8 +155,6 @@ def node(host_ip: str, n: Node = Node(1)) -> list[Component]:
     """containerd, kubelet and kube-proxy: a real node whose pods run in containers on this host."""
     containerd, kubelet, proxy = n.components()
     ip = n.ip(host_ip)
-    # Node 1's kube-proxy answers on the host's loopback; another node's on its own IP.
-    proxy_health = f"{'127.0.0.1' if n.index == 1 else ip}:10256"
     return [
         Component(
             name=containerd,
@@ -186,7 +188,7 @@ def node(host_ip: str, n: Node = Node(1)) -> list[Component]:
             argv=lambda b: n.enter(
                 [str(b / "kube-proxy"), f"--config={n.state / 'kube-proxy-config.json'}", "--v=1"]
             ),  # fmt: skip
-            ready=lambda: _http_ok(f"http://{proxy_health}/healthz"),
+            ready=lambda: _http_ok(f"http://{n.own_address(host_ip)}:10256/healthz"),
             ready_timeout=30,
             ports=[10256] if n.index == 1 else [],
         ),
@@ -243,7 +245,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     )
     resolv = STATE / "resolv.conf"
     write_if_changed(resolv, "nameserver 127.0.0.1\noptions ndots:1\n")
-    ip = n.ip(host_ip)
     kubelet = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -289,8 +290,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         "clientConnection": {"kubeconfig": str(STATE / f"kube-proxy{n.suffix}.kubeconfig")},
         "clusterCIDR": POD_CIDR,
         "hostnameOverride": n.name,
-        "bindAddress": "127.0.0.1" if n.index == 1 else ip,
-        "healthzBindAddress": f"{'127.0.0.1' if n.index == 1 else ip}:10256",
+        "bindAddress": n.own_address(host_ip),
+        "healthzBindAddress": f"{n.own_address(host_ip)}:10256",
         "metricsBindAddress": "127.0.0.1:10249",
         "conntrack": {"maxPerCore": 0, "min": 0},
         "iptables": {"masqueradeAll": False, "syncPeriod": "10s", "minSyncPeriod": "0s"},
