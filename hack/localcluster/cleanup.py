@@ -10,12 +10,8 @@ import shutil
 import signal
 import subprocess
 
-from node import CGROUP_FS, NETNS_DIR, nodes
+from node import CGROUP_FS, NETNS_DIR, NODE_CGROUPS, NODE_LINKS, NODE_NETNS, nodes
 from settings import ARGOCD, CNI_BRIDGE, PROMETHEUS, STATE, bin_dir, log
-
-# What nodes N > 1 create on the host, by name pattern (node.py): their network namespaces, the host's
-# ends of their veth pairs, their cgroup roots.
-NODE_NETNS, NODE_LINKS, NODE_CGROUPS = "mlops-node-*", "mlops-n[0-9]*", "mlops-node-*"
 
 
 def remove_containers(socket: pathlib.Path) -> None:

@@ -91,9 +91,10 @@ def up() -> None:
     if WITH_NODE:
         for n in nodes():
             ensure_node_pki(n.name, n.suffix, n.ip(ip))
-            for name in ("kubelet", "kube-proxy"):  # one kube-proxy identity for every node, as kubeadm's
-                cert = f"kubelet{n.suffix}" if name == "kubelet" else name
-                write_kubeconfig(STATE / f"{name}{n.suffix}.kubeconfig", cert=cert, server=n.api_server(ip))
+            server_of_node = n.api_server(ip)
+            write_kubeconfig(STATE / f"kubelet{n.suffix}.kubeconfig", cert=f"kubelet{n.suffix}", server=server_of_node)
+            # One kube-proxy identity for every node, as kubeadm's.
+            write_kubeconfig(STATE / f"kube-proxy{n.suffix}.kubeconfig", cert="kube-proxy", server=server_of_node)
             write_node_config(n, ip)
         write_prometheus_config()
         write_s3_config(ip)

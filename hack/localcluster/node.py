@@ -43,6 +43,9 @@ from settings import (
 
 NETNS_DIR = pathlib.Path("/var/run/netns")
 CGROUP_FS = pathlib.Path("/sys/fs/cgroup")
+# What nodes N > 1 create on the host, by name pattern (Node's netns, link and cgroup_root): cleanup.py
+# removes them and `leftovers` looks for them.
+NODE_NETNS, NODE_LINKS, NODE_CGROUPS = "mlops-node-*", "mlops-n[0-9]*", "mlops-node-*"
 
 
 @dataclass(frozen=True)

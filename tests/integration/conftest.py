@@ -18,9 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from mlops_operator.config import STORE_ANNOTATION
-from support import KUBECONFIG, REPO, Kubectl, add_artifact_volume, add_s3_credentials, wait_for
-
-CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
+from support import CLUSTER, KUBECONFIG, REPO, Kubectl, add_artifact_volume, add_s3_credentials, wait_for
 
 
 @pytest.fixture(scope="session")

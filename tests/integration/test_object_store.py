@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import urllib.request
 
 import pytest
 
 from mlops_operator.config import STORE_ANNOTATION
 from support import (
+    CLUSTER,
     REPO,
     STATE,
     Kubectl,
@@ -29,7 +29,6 @@ from support import (
 )
 
 pytestmark = pytest.mark.usefixtures("operator")
-CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
 DATASET = (REPO / "examples/dataset-iris.yaml").read_text()
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,11 +19,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import REPO, Kubectl, helm, install_ha_release, peering_priorities, two_iris_versions, wait_for
+from support import (
+    CLUSTER,
+    Background,
+    Kubectl,
+    helm,
+    install_ha_release,
+    peering_priorities,
+    two_iris_versions,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("operator")
 
-CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
 NODE_1, NODE_2 = "mlops-node", "mlops-node-2"
 HOSTNAME = "kubernetes.io/hostname"
 # What a serving team writes to fail over fast: without it, Kubernetes' DefaultTolerationSeconds
@@ -75,16 +81,14 @@ def _placement(pods: list[dict]) -> dict[tuple[str, str], int]:
     return counts
 
 
-class SteadyTraffic:
+class SteadyTraffic(Background):
     """Predictions through the Service, one after the other, as a client that retries a connection
     refused (no server saw the request, so that is always safe — Envoy's `connect-failure`) does.
     Anything else that fails (reset, timeout, an error status) is a lost request."""
 
     def __init__(self, url: str) -> None:
-        self.url, self.stop = url, threading.Event()
-        self.answered: dict[str, int] = {}
-        self.refused, self.lost = 0, []
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
+        self.url, self.answered, self.refused, self.lost = url, {}, 0, []
 
     def _once(self, body: bytes) -> str:
         request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
@@ -110,14 +114,6 @@ class SteadyTraffic:
                     self.lost.append(f"{time.monotonic():.1f}: {error!r}")
                     break
             self.stop.wait(0.02)
-
-    def __enter__(self) -> SteadyTraffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=15)
 
 
 def test_both_nodes_are_ready_with_their_own_pod_network(cluster: Kubectl) -> None:

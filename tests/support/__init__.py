@@ -8,6 +8,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -20,6 +21,10 @@ STATE = pathlib.Path(os.environ.get("LOCALCLUSTER_DIR", REPO / ".localcluster"))
 KUBECONFIG = STATE / "kubeconfig"
 
 T = TypeVar("T")
+
+
+# The local cluster's command (hack/localcluster/cluster.py): up, status, start/stop COMPONENT, node-stop/node-start.
+CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
 
 
 def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
@@ -266,16 +271,35 @@ def status_fields(text: str) -> dict[str, str]:
     return found
 
 
-class LabelledTraffic:
+class Background:
+    """`with` a loop of `_run` in a thread of its own until the block ends (`self.stop` is set)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=15)
+
+
+class LabelledTraffic(Background):
     """Requests of `rows` through a Service, about 20 a second, each followed by labels for what it
     answered, `truth(version, rows, predictions)`: echoed (model_version + predictions), which any pod of
     the version scores, or with `by_id` by request id, the form capture joins (a pod that did not answer
     the id answers 404, and captures the labels all the same)."""
 
     def __init__(self, url: str, rows: list[list[float]], truth: Callable[..., list], *, by_id: bool = False) -> None:
+        super().__init__()
         self.url, self.rows, self.truth, self.by_id = url, rows, truth, by_id
-        self.stop, self.answered, self.sent = threading.Event(), {}, 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.answered, self.sent = {}, 0
 
     def _post(self, path: str, body: dict) -> dict:
         request = urllib.request.Request(f"{self.url}/{path}", data=json.dumps(body).encode(),
@@ -298,11 +322,3 @@ class LabelledTraffic:
             except OSError:
                 pass
             self.stop.wait(0.05)
-
-    def __enter__(self) -> LabelledTraffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
