@@ -213,6 +213,7 @@ def write_node_config(n: Node, host_ip: str) -> None:
     waits for its pod CIDR: connect_pod_network), and its network namespace and cgroup root."""
     for directory in (n.containerd, n.state / "kubelet", n.cni_conf_dir, n.state / "pod-logs"):
         directory.mkdir(parents=True, exist_ok=True)
+    share_netns_dir()
     if n.netns:
         create_network(n, host_ip)
         create_cgroup_root(n.cgroup_root)
@@ -312,6 +313,19 @@ def _sysctl(n: Node, key: str, value: str) -> None:
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+def share_netns_dir() -> None:
+    """The directory of named network namespaces as its own shared mount point, as `ip netns add` makes
+    it, before any pod sandbox's namespace is mounted in it. Made later (by the first `ip netns add` of
+    a node N > 1 on a cluster that already runs pods) it would cover the sandboxes' mounts there: their
+    pods could never be deleted (containerd: "unlinkat /run/netns/cni-…: device or resource busy")."""
+    directory = NETNS_DIR.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    mounted = (line.split()[4] for line in pathlib.Path("/proc/self/mountinfo").read_text().splitlines())
+    if str(directory) not in mounted:  # a bind mount of its own file system: os.path.ismount cannot tell
+        subprocess.run(["mount", "--bind", str(directory), str(directory)], check=True)
+    subprocess.run(["mount", "--make-shared", str(directory)], check=True)
 
 
 def create_network(n: Node, host_ip: str) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import pathlib
 import subprocess
 import urllib.request
 
@@ -98,6 +100,36 @@ def test_job_runs_to_completion(cluster: Kubectl, image: str, namespace: str) ->
     cluster.apply(json.dumps(job), namespace)
     cluster.run("wait", "--for=condition=Complete", "job/count", "-n", namespace, "--timeout=90s")
     assert cluster.run("logs", "job/count", "-n", namespace).stdout.strip() == "5050"
+
+
+def _mount_points() -> dict[str, str]:
+    """Mount point → propagation fields, from the host's mount table."""
+    points = {}
+    for line in pathlib.Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" - ")[0].split()
+        points[fields[4]] = " ".join(fields[6:])
+    return points
+
+
+def test_a_running_pods_network_namespace_stays_deletable(cluster: Kubectl, image: str, namespace: str) -> None:
+    """Each pod sandbox's namespace is mounted at /run/netns/cni-…; that directory is its own shared
+    mount point from the start (as `ip netns add` of a second node makes it), so no sandbox mount is
+    ever hidden under it — a hidden one can never be unmounted, and its pod hangs in Terminating."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
+           "spec": {**RESTRICTED_POD, "terminationGracePeriodSeconds": 1,
+                    "nodeSelector": {"kubernetes.io/hostname": "mlops-node"},
+                    "containers": [{"name": "main", "image": image, "command": ["sleep", "3600"],
+                                    **RESTRICTED_CONTAINER}]}}  # fmt: skip
+    cluster.apply(json.dumps(pod), namespace)
+    wait_for(lambda: _phase(cluster, namespace, "sleeper") == "Running", timeout=60, what="the sleeper pod running")
+    points, netns = _mount_points(), pathlib.Path("/run/netns")
+    assert "shared:" in points.get(str(netns), ""), f"{netns} is not a shared mount point: {points.get(str(netns))}"
+    sandboxes = sorted(netns.glob("cni-*"))
+    assert sandboxes, "no pod sandbox namespace under /run/netns"
+    hidden = [str(s) for s in sandboxes if not os.path.ismount(s)]
+    assert not hidden, f"sandbox namespaces hidden under the {netns} mount: {hidden}"
+    cluster.run("delete", "pod", "sleeper", "-n", namespace, "--wait=false")
+    wait_for(lambda: cluster.get("pod", "sleeper", namespace) is None, timeout=60, what="the sleeper pod deleted")
 
 
 # A tiny HTTP server answering with the pod's variant label (from the downward API).
