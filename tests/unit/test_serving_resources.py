@@ -30,7 +30,19 @@ def test_a_slow_start_is_not_killed_by_liveness() -> None:
     startup, liveness = container["startupProbe"], container["livenessProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, "minutes to start on a busy node"
     assert liveness["httpGet"] == startup["httpGet"]
-    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0, "answers until its endpoint is gone"
+
+
+@pytest.mark.parametrize(("server", "drain", "grace"), [(None, 10, None), ({"drainSeconds": 45}, 45, 65)])
+def test_a_pod_scaled_away_answers_for_its_drain_then_has_20_s_for_requests_in_flight(server, drain, grace) -> None:
+    """Kubernetes' default grace period (30 s, when the pod spec names none) covers the default drain."""
+    pod = deployment(server=server)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["lifecycle"]["preStop"] == {"sleep": {"seconds": drain}}
+    assert pod.get("terminationGracePeriodSeconds") == grace
+
+
+def test_no_drain_means_no_pre_stop_hook() -> None:
+    pod = deployment(server={"drainSeconds": 0})["spec"]["template"]["spec"]
+    assert "lifecycle" not in pod["containers"][0] and "terminationGracePeriodSeconds" not in pod
 
 
 def test_the_fingerprint_follows_the_content() -> None:

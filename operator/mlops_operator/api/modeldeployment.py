@@ -58,6 +58,14 @@ class ServerSpec(SpecModel):
         default=2.0, ge=0, le=1000, description="Longest a request waits for others to batch with."
     )
     resources: ResourceRequirements | None = Field(default=None, description="Resources of each server container.")
+    drain_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=300,
+        description="How long a server pod scaled away or deleted keeps answering (its preStop) while "
+        "kube-proxy, and a gateway or load balancer, stop sending it requests; then it has 20 s at least to "
+        "finish the requests in flight.",
+    )
     node_selector: NodeSelector = Field(
         default_factory=dict,
         max_length=32,

@@ -109,7 +109,7 @@ def desired_server_deployment(
         "ports": [{"name": "http", "containerPort": server.port}],
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"}, "periodSeconds": 1},
         # A pod scaled away keeps answering until kube-proxy (or a gateway) has dropped its endpoint.
-        "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
+        **({"lifecycle": {"preStop": {"sleep": {"seconds": server.drain_seconds}}}} if server.drain_seconds else {}),
         # Loading Python, scikit-learn and the model takes seconds, minutes on a busy node: liveness
         # is judged only once the server has started, or a slow start would be killed over and over.
         "startupProbe": {
@@ -158,6 +158,12 @@ def desired_server_deployment(
                     # /tmp holds the downloaded model too (from object storage), checked before it loads.
                     "volumes": [{"name": "tmp", "emptyDir": {}}, *store.volumes],
                     **pod_scheduling(server, selector_labels(md, variant)),
+                    # The drain, then 20 s at least for the requests in flight (Kubernetes' default is 30 s).
+                    **(
+                        {"terminationGracePeriodSeconds": server.drain_seconds + 20}
+                        if server.drain_seconds > 10
+                        else {}
+                    ),
                 },
             },
         },
