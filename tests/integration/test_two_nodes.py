@@ -52,12 +52,17 @@ def _ready(node: dict) -> bool:
 def stopped_node(cluster: Kubectl, name: str, operator) -> Iterator[float]:
     """Node `name` stopped (yields when, on the monotonic clock), then started again and Ready; the
     restarts of the session's operator its return causes are no crash of the operator's."""
+    on_it = any(p["spec"].get("nodeName") == name for p in operator.pods())
+    before = operator._restarts()
     subprocess.run([*CLUSTER, "node-stop", name], check=True, capture_output=True)
     try:
         yield time.monotonic()
     finally:
         subprocess.run([*CLUSTER, "node-start", name], check=True, capture_output=True)
         wait_for(lambda: _ready(cluster.json("get", "node", name)), timeout=90, what=f"{name} Ready again")
+        if on_it:  # its container died with the node: the kubelet's restart is counted once it reports it
+            wait_for(lambda: operator._restarts() > before, timeout=90,
+                     what=f"the session operator's restart on {name} reported")  # fmt: skip
         operator.wait_ready()
         operator.tolerate_restarts()
 
