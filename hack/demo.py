@@ -89,10 +89,9 @@ class Traffic:
     """Inference requests through the Service, each followed by its true labels (about 20 a second).
 
     Three iris flowers per request, drawn at random with their species; once the world changes, three
-    virginica flowers 20 % larger. Until then the labels echo the answer (model_version + predictions),
-    which any pod of that version can score; afterwards they go by request id, which is how the servers'
-    capture joins them to the rows (the pod that answered scores them; another one answers 404, and
-    captures them all the same).
+    virginica flowers 20 % larger. The labels go back with the answer's receipt (`parameters.receipt`):
+    any pod of the ModelDeployment scores them under the version that predicted, and the servers' capture
+    joins them to the rows by the receipt's id.
     """
 
     def __init__(self, service_ip: str) -> None:
@@ -130,11 +129,9 @@ class Traffic:
                 self.counts["failed"] = self.counts.get("failed", 0) + 1
                 continue
             self.counts[answer["model_version"]] = self.counts.get(answer["model_version"], 0) + 1
-            feedback = ({"id": f"r{sent}", "labels": labels} if self.changed else
-                        {"model_version": answer["model_version"], "labels": labels,
-                         "predictions": answer["outputs"][0]["data"]})  # fmt: skip
-            with contextlib.suppress(OSError):  # by id, a pod that did not answer it cannot score it: 404
-                self._post("feedback", feedback)
+            receipt = (answer.get("parameters") or {}).get("receipt")
+            with contextlib.suppress(OSError):  # a pod on its way out: the label is lost, like the demo's others
+                self._post("feedback", {"receipt": receipt, "labels": labels})
             self.stop.wait(0.05)
 
     def __enter__(self) -> Traffic:

@@ -50,6 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--capture-sample-rate", type=float, default=1.0, help="share of requests captured")
     serve.add_argument("--capture-max-age-seconds", type=float, default=7 * 86400, help="capture retention: age")
     serve.add_argument("--capture-max-bytes", type=int, default=1 << 30, help="capture retention: size in all")
+    serve.add_argument(
+        "--receipt-key-file",
+        default=None,
+        help="the key (raw bytes, shared by the ModelDeployment's pods) that signs the receipts feedback must "
+        "present; default $MLOPS_RECEIPT_KEY_FILE; none: no receipts, feedback refused",
+    )
+    serve.add_argument(
+        "--feedback-max-age-seconds",
+        type=float,
+        default=86400.0,
+        help="how long after a prediction its receipt is accepted as feedback",
+    )
 
     commands.add_parser("dataset-check", help="(in a Job) validate, version and profile a Dataset's source")
     commands.add_parser("train", help="(in a Job) train, evaluate and store one model version")
@@ -93,6 +105,9 @@ def _api_docs(output: str | None) -> int:
 def _job(command: str) -> int:
     """Run a Job's work from its environment; report a small JSON result as the termination message.
 
+    The message is what the operator reads, and the kubelet keeps only 4 KiB of it:
+    resources.results.termination_message bounds it (the large parts are in the store, named by URI and
+    digest). The same text is printed to the log.
     Environment: MLOPS_REQUEST (JSON), MLOPS_STORE_URI and MLOPS_STORE_PATH (where the store is mounted),
     MLOPS_INPUT_DIR (mounted sources), MLOPS_RESULT_PATH (default /dev/termination-log).
     Exit codes: 0 done (a failed dataset check is a result too), 2 permanent error, 1 anything else.
@@ -102,6 +117,7 @@ def _job(command: str) -> int:
     import traceback
 
     from .api.reasons import store_reason
+    from .resources.results import termination_message
     from .storage import ArtifactStore, StoreError
 
     result_path = pathlib.Path(os.environ.get("MLOPS_RESULT_PATH", "/dev/termination-log"))
@@ -139,10 +155,10 @@ def _job(command: str) -> int:
     except Exception as error:  # reported to the operator through the termination message
         traceback.print_exc()
         result, code = {"ok": False, "message": f"{type(error).__name__}: {error}"[:1500]}, 1
-    text = json.dumps(result, separators=(",", ":"))
+    text = termination_message(result)
     print(text, flush=True)
     with contextlib.suppress(OSError):
-        result_path.write_text(text)
+        result_path.write_bytes(text.encode())
     return code
 
 
@@ -176,6 +192,13 @@ def _serve(args: argparse.Namespace) -> int:
             log.error("refusing to serve %s: %s: %s", args.model_uri, type(error).__name__, error)
             return 1
     log.info("serving model %s version %s (%d features)", loaded.name, loaded.version, len(loaded.features))
+    try:
+        receipt_key = _receipt_key(args.receipt_key_file or os.environ.get("MLOPS_RECEIPT_KEY_FILE"))
+    except ValueError as error:
+        log.error("refusing to serve: %s", error)
+        return 1
+    if receipt_key is None:
+        log.warning("no --receipt-key-file: answers carry no receipt and feedback is refused")
     capture = None
     if args.capture_uri:
         from .server.capture import CaptureWriter
@@ -199,9 +222,28 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         max_batch_delay=args.max_batch_delay_ms / 1000,
         capture=capture,
+        receipt_key=receipt_key,
+        feedback_max_age=args.feedback_max_age_seconds,
     )
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
     return 0
+
+
+def _receipt_key(path: str | None) -> bytes | None:
+    """The receipt key a file holds (the operator mounts it from the ModelDeployment's Secret); None
+    without a file. A file named but unreadable or too short is a ValueError: serving without receipts
+    when they were asked for would silently refuse every label."""
+    from .server.receipts import MIN_KEY_BYTES
+
+    if not path:
+        return None
+    try:
+        key = pathlib.Path(path).read_bytes()
+    except OSError as error:
+        raise ValueError(f"cannot read the receipt key {path}: {error.strerror or error}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"the receipt key {path} has {len(key)} bytes; at least {MIN_KEY_BYTES} are needed")
+    return key
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -38,6 +38,9 @@ class OperatorConfig:
     # Fault injection for the tests of that probe: reconciles of this "namespace/name" never return.
     # Never set it in production.
     test_hang_reconcile: str = ""
+    # Fault injection for tests: `<namespace>/<run>` makes the process exit right after it wrote that run's
+    # promotion decision and before the champion label (a crash between the two writes).
+    test_crash_after_decision: str = ""
 
     @property
     def uses_object_store(self) -> bool:
@@ -63,6 +66,7 @@ class OperatorConfig:
             allow_raw_queries=os.environ.get("MLOPS_ALLOW_RAW_QUERIES", "true").lower() != "false",
             stuck_reconcile_seconds=float(os.environ.get("MLOPS_STUCK_RECONCILE_SECONDS") or 120.0),
             test_hang_reconcile=os.environ.get("MLOPS_TEST_HANG_RECONCILE", ""),
+            test_crash_after_decision=os.environ.get("MLOPS_TEST_CRASH_AFTER_DECISION", ""),
         )
 
     def for_namespace(self, annotations: dict[str, str] | None) -> tuple[OperatorConfig, str | None]:

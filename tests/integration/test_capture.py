@@ -1,9 +1,10 @@
 """Production data capture on the local cluster: two server replicas behind one Service write the rows they
 predicted on and the labels posted back into the cluster's S3 server, each replica its own batches, every
-labelled request joinable by its id."""
+labelled request joinable by the id of its receipt, whichever replica the label reached."""
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -21,8 +22,14 @@ def post(url: str, body: dict) -> dict:
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)
-    except urllib.error.HTTPError as error:  # id feedback reaching the other pod: 404, still captured
+    except urllib.error.HTTPError as error:
         return {"status": error.code, **json.load(error)}
+
+
+def receipt_id(token: str) -> str:
+    """The id a receipt carries (its payload is base64url JSON, readable by anyone; only the servers sign it)."""
+    payload = token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["id"]
 
 
 def captured(monkeypatch, prefix: str) -> list[dict]:
@@ -72,14 +79,23 @@ def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubec
         return {path.rsplit("/", 1)[-1].split("-", 1)[1].rsplit("-", 1)[0] for path, _ in store.versions_under(prefix)}
 
     sent = 0
+    receipts: dict[int, str] = {}  # request number -> receipt id
 
     def send_until_both_pods_wrote() -> set[str] | None:
-        """Requests (each on a new connection: kube-proxy spreads them), 20 at a time, until both pods wrote."""
+        """Requests (each on a new connection: kube-proxy spreads them), 20 at a time, each labelled with its
+        receipt (the label reaches either pod), until both pods wrote."""
         nonlocal sent
         for i in range(sent, sent + 20):
-            post(f"{url}/infer", {"id": f"r{i}", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
-                                                             "data": [ROW]}]})  # fmt: skip
-            post(f"{url}/feedback", {"id": f"r{i}", "labels": [0]})
+            answer = post(
+                f"{url}/infer",
+                {"id": f"r{i}", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [ROW]}]},
+            )
+            token = answer["parameters"]["receipt"]
+            receipts[i] = receipt_id(token)
+            scored = post(f"{url}/feedback", {"receipt": token, "labels": [0]})
+            assert scored.get("labelled") == 1, scored
+            refused = post(f"{url}/feedback", {"id": f"r{i}", "labels": [1]})  # the old id form: refused
+            assert refused.get("status") == 400, refused
         sent += 20
         found = writers()
         return found if len(found) == 2 and sent >= 40 else None
@@ -90,21 +106,23 @@ def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubec
     pods = wait_for(send_until_both_pods_wrote, timeout=120, interval=1,
                     what="both replicas writing captured batches (every 5 s)")  # fmt: skip
     assert all(p.startswith("captured-stable-") for p in pods), pods
-    ids = {f"r{i}" for i in range(sent)}
+    ids = set(receipts.values())
+    assert len(ids) == sent, "every answer has a receipt of its own"
 
     def all_there():
         records = captured(monkeypatch, prefix)
-        predicted = {r["id"] for r in records if r["kind"] == "prediction" and r["id"]}  # the probes have none
-        labelled = {r["id"] for r in records if r["kind"] == "label"}
+        predicted = {r["receipt"] for r in records if r["kind"] == "prediction"}
+        labelled = {r["receipt"] for r in records if r["kind"] == "label"}
         return records if predicted >= ids and labelled >= ids else None
 
     records = wait_for(all_there, timeout=60, what=f"the {sent} requests and their labels captured")
-    predictions = {r["id"]: r for r in records if r["kind"] == "prediction" and r["id"]}
-    labels = {r["id"] for r in records if r["kind"] == "label"}
-    assert set(predictions) == labels == ids, "every labelled request joins by its id"
-    assert predictions["r7"]["features"] == {"sepal_length_cm": 5.1, "sepal_width_cm": 3.5,
-                                             "petal_length_cm": 1.4, "petal_width_cm": 0.2}  # fmt: skip
-    assert predictions["r7"]["version"] == a and predictions["r7"]["prediction"] == 0
+    predictions = {r["receipt"]: r for r in records if r["kind"] == "prediction" and r["receipt"] in ids}
+    labels = [r for r in records if r["kind"] == "label"]
+    assert {r["receipt"] for r in labels} == set(predictions) == ids, "every labelled request joins by its receipt"
+    assert all(r["labels"] == [0] and r["version"] == a for r in labels), "only the receipt form was captured"
+    assert predictions[receipts[7]]["features"] == {"sepal_length_cm": 5.1, "sepal_width_cm": 3.5,
+                                                    "petal_length_cm": 1.4, "petal_width_cm": 0.2}  # fmt: skip
+    assert predictions[receipts[7]]["version"] == a and predictions[receipts[7]]["prediction"] == 0
 
     # A Dataset of the base version plus the labelled captured rows: a new version, checked like any other.
     source = {"capture": {"base": "iris", "modelDeployment": "captured"}}

@@ -39,6 +39,7 @@ NAMESPACED_RULES = {
     *{("autoscaling", "horizontalpodautoscalers", v) for v in ("get", "list", "watch", "create", "patch", "delete")},
     *{("batch", "jobs", v) for v in ("get", "list", "watch", "create")},
     ("", "pods", "list"), ("", "pods", "watch"), ("", "configmaps", "get"),
+    ("", "secrets", "create"),  # the feedback receipt key of each ModelDeployment: created, never read
     *{("", "persistentvolumeclaims", v) for v in ("get", "list", "watch")},
     *{("apps", "deployments", v) for v in ("get", "list", "watch", "create", "patch")},
     *{("", "services", v) for v in ("get", "list", "watch", "create", "patch")},

@@ -96,10 +96,10 @@ INVALID = [
      "threshold: 0.1}, {name: e, template: latencyP95, threshold: 0.5}]}",
      "spec.analysis.metrics[1]", "Duplicate value"),
     # Durations have a shortest and a longest value; the analysis interval is also a Prometheus range.
-    ("refresh-back-to-back", DS + "  source: {builtin: {name: iris}}\n  refreshInterval: 0s", "spec.refreshInterval",
-     "must be at least 1m and at most 168h"),
-    ("refresh-yearly", DS + "  source: {builtin: {name: iris}}\n  refreshInterval: 8760h", "spec.refreshInterval",
-     "must be at least 1m and at most 168h"),
+    ("refresh-back-to-back", DS + "  source: {url: {url: 'https://e.org/x.csv'}}\n  refreshInterval: 0s",
+     "spec.refreshInterval", "must be at least 1m and at most 168h"),
+    ("refresh-yearly", DS + "  source: {url: {url: 'https://e.org/x.csv'}}\n  refreshInterval: 8760h",
+     "spec.refreshInterval", "must be at least 1m and at most 168h"),
     ("interval-fraction", MD + "  model: {name: iris}\n  analysis: {interval: 1.5m}", "spec.analysis.interval",
      "must be whole numbers of units"),
     ("interval-zero", MD + "  model: {name: iris}\n  analysis: {interval: 0s}", "spec.analysis.interval",
@@ -129,7 +129,8 @@ INVALID = [
      "less than or equal to 4294967295"),
     ("dataset-ref-dots", TR + "  datasetRef: {name: iris.v2}\n  model: {name: iris, estimator: sklearn.svm.SVC}",
      "spec.datasetRef.name", "should match"),
-    ("format-xlsx", DS + "  source: {builtin: {name: iris}}\n  format: xlsx", "spec.format", "Unsupported value"),
+    ("format-xlsx", DS + "  source: {url: {url: 'https://e.org/x.xlsx'}}\n  format: xlsx", "spec.format",
+     "Unsupported value"),
     ("training-run-ref-too-long", MD + f"  model: {{trainingRun: {'r' * 58}}}", "spec.model.trainingRun", "Too long"),
     # Autoscaling: one target, bounds in order, a CPU target needs the CPU request it is a percent of.
     ("autoscaling-two-targets", MD + "  model: {name: iris}\n"
@@ -174,6 +175,68 @@ INVALID = [
     ("spread-without-action", MD + "  model: {name: iris}\n"
      "  server: {topologySpreadConstraints: [{topologyKey: kubernetes.io/hostname}]}",
      "spec.server.topologySpreadConstraints[0].whenUnsatisfiable", "Required value"),
+    # Options that do not apply to the variant chosen: a file format or a refresh for a source that has none.
+    ("format-on-builtin", DS + "  source: {builtin: {name: iris}}\n  format: parquet", "spec.format",
+     "format applies only to url, configMap, pvc and s3 sources"),
+    ("format-on-capture", DS + "  source: {capture: {base: iris, modelDeployment: iris}}\n  format: auto",
+     "spec.format", "format applies only to url, configMap, pvc and s3 sources"),
+    ("refresh-on-builtin", DS + "  source: {builtin: {name: iris}}\n  refreshInterval: 1h", "spec.refreshInterval",
+     "refreshInterval does not apply to a builtin source"),
+    ("guard-window-while-disabled", MD + "  model: {name: iris}\n  postPromotion: {enabled: false, window: 1h}",
+     "spec.postPromotion.window", "window applies only when the guard is enabled"),
+    ("min-samples-on-error-rate", MD + "  model: {name: iris}\n  analysis: {metrics: [{name: e, template: errorRate, "
+     "threshold: 0.05, minSamples: 50}]}", "spec.analysis.metrics[0].minSamples", "minSamples applies only to"),
+    # Expressions that cannot be evaluated: a condition on something not a number, unknown placeholders,
+    # a fraction written as a percent, a bound below what the metric can be.
+    ("condition-not-a-number", MD + "  model: {name: iris}\n  analysis: {metrics: [{name: q, query: up, "
+     "successCondition: 'result < e'}]}", "spec.analysis.metrics[0].successCondition", "should match"),
+    ("condition-two-points", MD + "  model: {name: iris}\n  analysis: {metrics: [{name: q, query: up, "
+     "successCondition: 'result >= 1.2.3'}]}", "spec.analysis.metrics[0].successCondition", "should match"),
+    ("query-unknown-placeholder", MD + "  model: {name: iris}\n  analysis: {metrics: [{name: q, "
+     "query: 'up{pod=\"{{pod}}\"}', successCondition: 'result > 0'}]}", "spec.analysis.metrics[0].query",
+     "the only placeholders are {{version}} and {{namespace}}"),
+    ("query-blank", MD + "  model: {name: iris}\n  analysis: {metrics: [{name: q, query: '  ', "
+     "successCondition: 'result > 0'}]}", "spec.analysis.metrics[0].query", "should match"),
+    ("threshold-as-percent", MD + "  model: {name: iris}\n  analysis: {metrics: [{name: e, template: errorRate, "
+     "threshold: 5}]}", "spec.analysis.metrics[0].threshold", "is a fraction from 0 to 1"),
+    ("threshold-negative", MD + "  model: {name: iris}\n  analysis: {metrics: [{name: l, template: latencyP95, "
+     "threshold: -1}]}", "spec.analysis.metrics[0].threshold", "must not be negative"),
+    # References between fields: metrics the estimator cannot have or the evaluation does not compute.
+    ("gate-not-evaluated", TR + TR_OK + "  evaluation: {metrics: [accuracy]}\n"
+     "  promotion: {gates: [{metric: f1_macro, min: 0.5}]}", "spec.promotion.gates",
+     "must be one of evaluation.metrics"),
+    ("beat-champion-not-evaluated", TR + TR_OK + "  evaluation: {metrics: [accuracy]}\n"
+     "  promotion: {beatChampion: {metric: f1_macro}}", "spec.promotion.beatChampion.metric",
+     "must be one of evaluation.metrics"),
+    ("gate-wrong-task", TR + TR_OK + "  promotion: {gates: [{metric: rmse, max: 1}]}", "spec.promotion.gates",
+     "must be metrics of the estimator's task"),
+    ("evaluation-wrong-task", TR + "  datasetRef: {name: iris}\n  model: {name: iris, estimator: sklearn.svm.SVR}\n"
+     "  evaluation: {metrics: [accuracy]}", "spec.evaluation.metrics", "must be metrics of the estimator's task"),
+    ("beat-champion-wrong-task", TR + TR_OK + "  promotion: {beatChampion: {metric: r2}}",
+     "spec.promotion.beatChampion.metric", "must be a metric of the estimator's task"),
+    # The retraining template and triggers: the same rules, and the model the ModelDeployment serves.
+    ("retraining-template-gate-wrong-task", MD + "  model: {name: iris}\n  retraining:\n    template:\n"
+     "      datasetRef: {name: iris}\n      model: {name: iris, estimator: sklearn.linear_model.LogisticRegression}\n"
+     "      promotion: {gates: [{metric: mae, max: 1}]}\n    triggers: {newDatasetVersion: true}",
+     "spec.retraining.template.promotion.gates", "must be metrics of the estimator's task"),
+    ("retraining-template-pins-version", MD + "  model: {name: iris}\n  retraining:\n    template:\n"
+     f"      datasetRef: {{name: iris, version: 'sha256:{'0' * 64}'}}\n"
+     "      model: {name: iris, estimator: sklearn.linear_model.LogisticRegression}\n"
+     "    triggers: {newDatasetVersion: true}", "spec.retraining.template.datasetRef.version",
+     "must not pin datasetRef.version"),
+    ("quality-trigger-wrong-task", MD + "  model: {name: iris}\n  retraining:\n    template:\n"
+     "      datasetRef: {name: iris}\n      model: {name: iris, estimator: sklearn.linear_model.Ridge}\n"
+     "    triggers: {quality: {template: accuracy, bound: 0.8}}", "spec.retraining.triggers.quality.template",
+     "must measure the template's estimator"),
+    ("quality-bound-as-percent", MD + "  model: {name: iris}\n  retraining:\n    template:\n"
+     "      datasetRef: {name: iris}\n      model: {name: iris, estimator: sklearn.linear_model.LogisticRegression}\n"
+     "    triggers: {quality: {template: f1, bound: 85}}", "spec.retraining.triggers.quality.bound",
+     "is a fraction from 0 to 1"),
+    ("analysis-template-wrong-task", MD + "  model: {name: iris}\n"
+     "  analysis: {metrics: [{name: err, template: mae, threshold: 0.5}]}\n  retraining:\n    template:\n"
+     "      datasetRef: {name: iris}\n      model: {name: iris, estimator: sklearn.linear_model.LogisticRegression}\n"
+     "    triggers: {newDatasetVersion: true}", "spec.analysis.metrics",
+     "must measure the estimator retraining trains"),
 ]  # fmt: skip
 
 

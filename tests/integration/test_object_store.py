@@ -39,6 +39,19 @@ def _failed_check(cluster: Kubectl, namespace: str) -> dict:
     return condition(ds, "Ready")
 
 
+def _waiting_check(cluster: Kubectl, namespace: str) -> dict:
+    """A check whose pod cannot start waits for the cause (tests/integration/test_dataset_checks.py): Pending,
+    not Failed, with Ready=False saying why."""
+
+    def waiting() -> dict | None:
+        ds = cluster.get("dataset", "iris", namespace)
+        return ds if (condition(ds, "Ready") or {}).get("reason") == "PodCannotStart" else None
+
+    ds = wait_for(waiting, timeout=120, what="Dataset iris to say that its check's pod cannot start")
+    assert ds["status"]["phase"] == "Pending", ds["status"]
+    return condition(ds, "Ready")
+
+
 def _upload_parquet(key: str, *, drop: str | None = None) -> str:
     """tests/integration/data/iris.csv (without the column `drop`) as a Parquet object in the cluster's
     bucket; its s3:// URI."""
@@ -207,7 +220,7 @@ def test_a_store_the_pods_cannot_use_fails_the_check_saying_why(cluster, store_n
         elif case == "bad-annotation":
             cluster.run("annotate", "namespace", namespace, f"{STORE_ANNOTATION}=gs://elsewhere")
         cluster.apply(DATASET, namespace)
-        ready = _failed_check(cluster, namespace)
+        ready = _waiting_check(cluster, namespace) if case == "no-secret" else _failed_check(cluster, namespace)
         assert ready["reason"] == reason, ready
         assert words in ready["message"], ready["message"]
         if case in ("wrong-secret", "no-bucket"):

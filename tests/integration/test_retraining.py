@@ -71,7 +71,14 @@ def test_drift_retrains_once_on_the_captured_rows_and_the_new_model_is_canaried(
         [event] = status(cluster, ns, "loop")["retraining"]["history"]
         assert (event["decision"], event["run"], event["trigger"]) == ("Created", "loop-retrain-1", "drift")
         trained = wait_phase(cluster, "trainingrun", "loop-retrain-1", ns, ("Succeeded",), timeout=240)
-        assert trained["status"]["dataset"]["version"] == dataset["version"]
+        # it trains on data read after the trigger fired (the Dataset was asked to read its source again),
+        # which holds the drifted rows that fired it, not the version of before
+        fired_at = run["spec"]["datasetRef"]["readAfter"]
+        assert evidence["trainsOnDataReadAfter"] == fired_at
+        pin = trained["status"]["dataset"]
+        assert pin["readAt"] >= fired_at, (pin, fired_at)
+        history = cluster.get("dataset", "iris-live", ns)["status"]["history"]
+        assert pin["version"] in [h["version"] for h in history]
 
         def retrained_stable():
             s = status(cluster, ns, "loop")

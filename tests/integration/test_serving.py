@@ -177,7 +177,7 @@ def _run_manifest(name: str, estimator: str, params: dict) -> str:
 
 
 def _labelled_traffic(cluster_ip: str, stop: threading.Event) -> None:
-    """Requests through the Service, each followed by its ground-truth labels (echoing the response)."""
+    """Requests through the Service, each followed by its ground-truth labels (with the answer's receipt)."""
     truth = [0, 1, 2]
     while not stop.is_set():
         try:
@@ -186,8 +186,7 @@ def _labelled_traffic(cluster_ip: str, stop: threading.Event) -> None:
                                              headers={"Content-Type": "application/json"})  # fmt: skip
             with urllib.request.urlopen(request, timeout=5) as response:
                 answer = json.load(response)
-            feedback = json.dumps({"model_version": answer["model_version"], "labels": truth,
-                                   "predictions": answer["outputs"][0]["data"]})  # fmt: skip
+            feedback = json.dumps({"receipt": answer["parameters"]["receipt"], "labels": truth})
             request = urllib.request.Request(f"http://{cluster_ip}/v2/models/iris/feedback", data=feedback.encode(),
                                              headers={"Content-Type": "application/json"})  # fmt: skip
             urllib.request.urlopen(request, timeout=5).close()

@@ -221,8 +221,9 @@ def test_post_promotion_rollback_loses_no_request(cluster, ns, runs) -> None:
 
 @dataclass
 class WrongLabels:
-    """Feedback through the Service that says every prediction was wrong, in the echoed form (any pod of
-    the version scores it), a few times a second."""
+    """Feedback through the Service that says every prediction was wrong, a few times a second: a client
+    labelling real predictions it received (with their receipts) wrongly, which receipts cannot prevent —
+    they prove the prediction, not the label. Any pod scores it under the version that predicted."""
 
     url: str
     infer: str
@@ -236,13 +237,12 @@ class WrongLabels:
                 with urllib.request.urlopen(urllib.request.Request(self.infer, data=INFER), timeout=5) as response:
                     answer = json.loads(response.read())
                 predicted = answer["outputs"][0]["data"]
-                feedback = {"model_version": answer["model_version"], "predictions": predicted,
-                            "labels": [f"not-{p}" for p in predicted]}  # fmt: skip
+                feedback = {"receipt": answer["parameters"]["receipt"], "labels": [f"not-{p}" for p in predicted]}
                 with urllib.request.urlopen(urllib.request.Request(self.url, data=json.dumps(feedback).encode()),
                                             timeout=5) as response:  # fmt: skip
                     response.read()
                 self.posted += 1
-            except OSError as error:  # a pod of the other version during the switch refuses: 404
+            except (OSError, KeyError) as error:  # a pod going away during the switch
                 self.refusals.append(f"{type(error).__name__}: {error}")
             self.stop.wait(0.2)
 

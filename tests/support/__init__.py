@@ -292,14 +292,15 @@ class Background:
 
 class LabelledTraffic(Background):
     """Requests of `rows` through a Service, about 20 a second, each followed by labels for what it
-    answered, `truth(version, rows, predictions)`: echoed (model_version + predictions), which any pod of
-    the version scores, or with `by_id` by request id, the form capture joins (a pod that did not answer
-    the id answers 404, and captures the labels all the same)."""
+    answered, `truth(version, rows, predictions)`, posted with the receipt of the answer
+    (`parameters.receipt`): any pod of the ModelDeployment scores it under the version that predicted, and
+    a capture joins it to the captured rows. `by_id` is kept for callers of the id form, which servers
+    refuse now: it changes nothing. `refused` counts the feedback answered 4xx."""
 
     def __init__(self, url: str, rows: list[list[float]], truth: Callable[..., list], *, by_id: bool = False) -> None:
         super().__init__()
         self.url, self.rows, self.truth, self.by_id = url, rows, truth, by_id
-        self.answered, self.sent = {}, 0
+        self.answered, self.sent, self.refused = {}, 0, 0
 
     def _post(self, path: str, body: dict) -> dict:
         request = urllib.request.Request(f"{self.url}/{path}", data=json.dumps(body).encode(),
@@ -311,14 +312,19 @@ class LabelledTraffic(Background):
         tensor = {"name": "x", "shape": [len(self.rows), len(self.rows[0])], "datatype": "FP64", "data": self.rows}
         while not self.stop.is_set():
             self.sent += 1
-            rid = f"r{self.sent}"
             try:
-                answer = self._post("infer", {"id": rid, "inputs": [tensor]})
+                answer = self._post("infer", {"id": f"r{self.sent}", "inputs": [tensor]})
                 version, predicted = answer["model_version"], answer["outputs"][0]["data"]
                 self.answered[version] = self.answered.get(version, 0) + 1
                 labels = self.truth(version, self.rows, predicted)
-                self._post("feedback", {"id": rid, "labels": labels} if self.by_id else
-                           {"model_version": version, "predictions": predicted, "labels": labels})  # fmt: skip
+                feedback = {"receipt": answer["parameters"]["receipt"], "labels": labels}
+            except (OSError, KeyError):  # no answer, or one without a receipt: nothing to label
+                self.stop.wait(0.05)
+                continue
+            try:
+                self._post("feedback", feedback)
+            except urllib.error.HTTPError:
+                self.refused += 1
             except OSError:
                 pass
             self.stop.wait(0.05)

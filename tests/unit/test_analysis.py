@@ -66,7 +66,7 @@ def test_a_missing_value_is_inconclusive_and_says_why() -> None:
 
 def test_promql_selects_the_version() -> None:
     selector = 'namespace="ml",model="iris",version="v2"'
-    assert f'mlops_requests_total{{{selector},code=~"5.."}}[1m]' in promql(
+    assert f'mlops_requests_total{{{selector},code=~"5..|4..",code!~"404|429"}}[1m]' in promql(
         ERRORS, namespace="ml", model="iris", version="v2", window="1m"
     )
     assert promql(CUSTOM, namespace="ml", model="iris", version="v2", window="1m") == 'p99{version="v2",ns="ml"}'
@@ -215,3 +215,17 @@ def test_raw_queries_are_refused_when_the_operator_confines_analysis_to_template
     assert "['other-teams']" in message and "allowRawQueries=false" in message
     only_templates = ModelDeploymentSpec.model_validate({"model": {"name": "m"}, "analysis": {"metrics": [templated]}})
     assert refused_queries(only_templates, allow_raw_queries=False) is None
+
+
+def test_the_error_rate_counts_client_errors_but_not_found_and_throttled(tmp_path) -> None:
+    """A version that refuses what clients send (400: its inputs changed) fails the analysis like one that
+    fails on them (500); a 404 (another model's name) or a 429 is no fault of the version. Evaluated by
+    Prometheus's own engine: per minute, 60 answered 200, 10 each 400, 404, 413, 429 and 500."""
+    from support import promtool_value
+
+    selector = 'namespace="ml",model="iris",version="v2"'
+    counts = {"200": 60, "400": 10, "404": 10, "413": 10, "429": 10, "500": 10}
+    series = {f'mlops_requests_total{{{selector},code="{code}"}}': f"0+{per_minute / 4:g}x8"
+              for code, per_minute in counts.items()}  # fmt: skip
+    query = promql(ERRORS, namespace="ml", model="iris", version="v2", window="1m")
+    assert promtool_value(tmp_path, series, query, at_seconds=90) == pytest.approx(30 / 110)

@@ -373,7 +373,7 @@ def test_post_promotion_guard_rolls_back_to_the_last_good_version() -> None:
     d, st = step(s, st, 60, measurement="Failed", measurement_message="errorRate 0.3 > 0.05")
     assert st.stable.version == "v1" and st.failed_versions == ["v2"]
     assert st.degraded.reason == "PostPromotionAnalysisFailed" and d.events[-1][1] == "RolledBack"
-    assert st.history[0].reason == "v2 failed after promotion: errorRate 0.3 > 0.05"
+    assert st.history[0].reason == "PostPromotionAnalysisFailed: v2 failed after promotion: errorRate 0.3 > 0.05"
     assert not measurement_due(s, st, at(61)), "nothing left to guard"
     assert d.wake_at is None
 
@@ -402,10 +402,62 @@ def test_a_disabled_guard_neither_measures_nor_wakes() -> None:
     assert st.last_good.version == "v1" and not measurement_due(s, st, at(2)) and d.wake_at is None
 
 
-def test_without_a_target_nothing_changes_by_itself() -> None:
+def test_without_a_target_the_canary_holds_and_says_why() -> None:
+    """Its run deleted mid-rollout: the canary keeps its weight and step, is measured on, and the status
+    says why it holds; the target coming back lifts the hold."""
+    s = spec(replicas=4)
+    _, st = step(s, stable_on_v1(), 0)
+    _, st = step(s, st, 1, canary_ready_replicas=4)
+    d, after = step(s, st, 1000, target=None, canary_ready_replicas=4)
+    assert after.canary.step_index == st.canary.step_index and d.canary_weight == 20
+    assert after.pause_reason == "TargetMissing" and d.events[-1][1] == "TargetMissing"
+    assert d.wake_at is not None and d.wake_at <= at(1000), "still measured"
+    d, again = step(s, after, 1001, target=None, canary_ready_replicas=4)
+    assert d.events == [], "the hold is announced once"
+    _, back = step(s, again, 1002, canary_ready_replicas=4)
+    assert back.pause_reason is None
+
+
+@pytest.mark.parametrize(
+    ("obs", "reason"),
+    [
+        ({"commands": {"abort": "a1"}}, "Aborted"),
+        ({"measurement": "Failed", "measurement_message": "accuracy 0.3 < 0.8"}, "AnalysisFailed"),
+        ({"canary_ready_replicas": 0}, "ProgressDeadlineExceeded"),
+    ],
+)  # fmt: skip
+def test_without_a_target_abort_failures_and_the_deadline_still_roll_back(obs, reason) -> None:
+    s = spec(replicas=4, analysis={"interval": "30s", "failureLimit": 1})
+    _, st = step(s, stable_on_v1(), 0)
+    if reason != "ProgressDeadlineExceeded":
+        _, st = step(s, st, 1, canary_ready_replicas=4)
+    d, after = step(s, st, 1000, target=None, **obs)
+    assert after.canary is None and after.stable.version == "v1" and after.failed_versions == ["v2"]
+    assert after.degraded.reason == reason and d.events[-1][1] == "RolledBack"
+
+
+def test_without_a_target_the_guard_still_rolls_back() -> None:
+    s = spec(steps=[{"setWeight": 50}], postPromotion={"window": "10m"}, analysis={"interval": "30s",
+                                                                                    "failureLimit": 1})  # fmt: skip
+    st = promoted_v2(s, 1)
+    d, st = step(s, st, 30, target=None, measurement="Failed", measurement_message="errorRate 0.3 > 0.05")
+    assert st.stable.version == "v1" and st.failed_versions == ["v2"] and d.events[-1][1] == "RolledBack"
+
+
+def test_without_a_target_or_a_stable_version_nothing_is_served() -> None:
+    d, st = step(spec(), ModelDeploymentStatus(), 0, target=None)
+    assert st.stable is None and d.wake_at is None and d.events == []
+
+
+def test_a_retried_version_may_be_rolled_out_again() -> None:
+    """`kubectl mlops retry` after a rollback (the controller observes it on the TrainingRun): the version
+    leaves failed_versions and its next target starts a canary, never a promotion at once."""
     _, st = step(spec(), stable_on_v1(), 0)
-    d, after = step(spec(), st, 1000, target=None)
-    assert after.canary == st.canary and d.canary_weight == 20 and d.wake_at is None
+    _, st = step(spec(), st, 20, commands={"abort": "a1"})
+    _, held = step(spec(), st, 30)
+    assert held.canary is None and held.failed_versions == ["v2"], "not retried by itself"
+    _, again = step(spec(), held, 40, retried=frozenset({"v2"}))
+    assert again.failed_versions == [] and again.canary.version == "v2" and again.stable.version == "v1"
 
 
 def test_a_manual_gate_without_pods_to_measure_is_settled() -> None:
@@ -465,3 +517,33 @@ def test_a_step_names_the_default_metrics_when_none_are_defined(names: list[str]
     s = spec(steps=[{"analysis": {"metrics": names}}])
     _, st = step(s, stable_on_v1(), 0)
     assert judged(s, st) == expected
+
+
+# ------------------------------------------------------------------------------ a new input signature
+
+S1, S2 = "a" * 64, "b" * 64
+
+
+def test_a_canary_taking_other_inputs_gets_no_traffic_until_approved() -> None:
+    """A new column upstream, a retrained version expecting 5 features: its canary holds at weight 0 with
+    no pods (InputSchemaChanged) until a person's promote, which lifts the hold and completes no step."""
+    s = spec(replicas=4)
+    _, stable = step(s, ModelDeploymentStatus(), 0, target=Target("v1", "u1", "1" * 64, S1))
+    d, st = step(s, stable, 10, target=Target("v2", "u2", "2" * 64, S2))
+    assert st.canary.version == "v2" and st.canary.input_schema_changed and st.pause_reason == "InputSchemaChanged"
+    assert d.canary_weight == 0 and st.canary.replicas == 0 and d.events[-1][1] == "InputSchemaChanged"
+    d, st = step(s, st, 400, target=Target("v2", "u2", "2" * 64, S2))
+    assert st.canary is not None and d.canary_weight == 0, "no pods wanted: no progress deadline to miss"
+    d, st = step(s, st, 410, target=Target("v2", "u2", "2" * 64, S2), commands={"promote": "p1"})
+    assert st.canary.input_schema_changed is None and st.pause_reason is None and st.canary.step_index == 0
+    assert d.canary_weight == 20 and "InputSchemaApproved" in [e[1] for e in d.events]
+
+
+def test_a_spec_may_allow_a_change_of_inputs_and_an_unknown_signature_is_not_compared() -> None:
+    allowed = spec(replicas=4, strategy={"canary": {"steps": STEPS, "allowInputSchemaChange": True}})
+    _, stable = step(allowed, ModelDeploymentStatus(), 0, target=Target("v1", "u1", "1" * 64, S1))
+    d, st = step(allowed, stable, 10, target=Target("v2", "u2", "2" * 64, S2))
+    assert st.pause_reason is None and d.canary_weight == 20
+    _, old = step(spec(), ModelDeploymentStatus(), 0, target=Target("v1", "u1", "1" * 64))  # recorded before
+    d, st = step(spec(), old, 10, target=Target("v2", "u2", "2" * 64, S2))
+    assert st.canary.input_schema_changed is None and d.canary_weight == 20

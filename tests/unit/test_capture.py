@@ -48,8 +48,8 @@ def test_rows_and_labels_are_written_as_one_batch_and_read_back(store: ArtifactS
     clock = Clock()
     capture = writer(store, clock=clock)
     capture.predicted("r1", np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0, 1]))
-    capture.predicted(None, np.array([[5.0, 6.0]]), np.array([1]))  # no id: captured, never labelled
-    capture.labelled("r1", [0, 0])
+    capture.predicted(None, np.array([[5.0, 6.0]]), np.array([1]))  # no receipt: captured, never labelled
+    capture.labelled("r1", [0, 0], version="v0", issued=clock.now - 5, max_age=3600)
     assert store.versions_under("captures/ml/iris") == [], "nothing is written on the request path"
     assert capture.flush() == 4
     [(path, size)] = store.versions_under("captures/ml/iris")
@@ -57,9 +57,18 @@ def test_rows_and_labels_are_written_as_one_batch_and_read_back(store: ArtifactS
     assert batch_time(path) == pytest.approx(clock.now, abs=0.001)
     records = read_records(store, "captures/ml/iris")
     assert [r["kind"] for r in records] == ["prediction", "prediction", "prediction", "label"]
-    assert records[1] == {"kind": "prediction", "id": "r1", "row": 1, "version": "v1", "time": clock.now,
+    assert records[1] == {"kind": "prediction", "receipt": "r1", "row": 1, "version": "v1", "time": clock.now,
                           "features": {"a": 3.0, "b": 4.0}, "prediction": 1}  # fmt: skip
-    assert records[3]["labels"] == [0, 0] and capture.flush() == 0  # nothing pending: no empty batch
+    assert records[3] == {
+        "kind": "label",
+        "receipt": "r1",
+        "labels": [0, 0],
+        "version": "v0",  # the receipt's
+        "issued": clock.now - 5,
+        "time": clock.now,
+        "max_age": 3600,
+    }
+    assert capture.flush() == 0  # nothing pending: no empty batch
 
 
 def test_two_replicas_never_clash(store: ArtifactStore) -> None:
@@ -71,7 +80,7 @@ def test_two_replicas_never_clash(store: ArtifactStore) -> None:
             capture.flush()  # the same millisecond for both: the pod in the name keeps them apart
     paths = [path for path, _ in store.versions_under("captures/ml/iris")]
     assert len(paths) == 6 and len(set(paths)) == 6
-    assert sorted(r["id"] for r in read_records(store, "captures/ml/iris")) == sorted(
+    assert sorted(r["receipt"] for r in read_records(store, "captures/ml/iris")) == sorted(
         f"pod-{i}-{r}" for i in range(2) for r in range(3))  # fmt: skip
 
 
@@ -81,7 +90,7 @@ def test_sampling_keeps_requests_whole(store: ArtifactStore) -> None:
         capture.predicted(f"r{i}", np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0, 1]))
     capture.flush()
     records = read_records(store, "captures/ml/iris")
-    ids = {r["id"] for r in records}
+    ids = {r["receipt"] for r in records}
     assert 60 < len(ids) < 140 and len(records) == 2 * len(ids)  # a quarter of the requests, both rows each
 
 
@@ -128,7 +137,7 @@ def test_the_server_writes_what_is_pending_when_it_stops(store: ArtifactStore) -
         await capture.stop()
 
     asyncio.run(serve_and_stop())
-    assert [r["id"] for r in read_records(store, "captures/ml/iris")] == ["r1"]
+    assert [r["receipt"] for r in read_records(store, "captures/ml/iris")] == ["r1"]
 
 
 def test_capture_against_the_real_s3_server(s3_store: ArtifactStore) -> None:
@@ -136,14 +145,14 @@ def test_capture_against_the_real_s3_server(s3_store: ArtifactStore) -> None:
     capture = CaptureWriter(s3_store, "captures/ml/iris", version="v1", pod="pod-a", features=FEATURES, clock=clock,
                             max_age_seconds=60, prune_seconds=60)  # fmt: skip
     capture.predicted("r1", np.array([[1.0, 2.0]]), np.array([1]))
-    capture.labelled("r1", [1])
+    capture.labelled("r1", [1], version="v1", issued=clock.now, max_age=60)
     assert capture.flush() == 2
     [(path, _)] = s3_store.versions_under("captures/ml/iris")
     assert json.loads(s3_store.read(s3_store.uri(f"{path}/{RECORDS_FILE}")).decode().splitlines()[1])["labels"] == [1]
     clock.now += 120
     capture.predicted("r2", np.array([[1.0, 2.0]]), np.array([1]))
     capture.flush()  # the first batch is now past its age: removed by the retention
-    assert [r["id"] for r in read_records(s3_store, "captures/ml/iris")] == ["r2"]
+    assert [r["receipt"] for r in read_records(s3_store, "captures/ml/iris")] == ["r2"]
     s3_store.delete_version(s3_store.versions_under("captures/ml/iris")[0][0])
     s3_store.delete_version("captures/ml/iris/gone")  # one already gone is success
     assert s3_store.versions_under("captures/ml/iris") == []
@@ -162,8 +171,8 @@ def test_a_capture_source_adds_the_labelled_rows_to_the_base_and_is_checked_like
     capture = CaptureWriter(store, "captures/ml/iris", version="v1", pod="p", features=features, clock=Clock())
     capture.predicted("r1", np.array([[5.0, 3.0, 1.5, 0.2], [6.5, 3.0, 5.5, 2.0]]), np.array([0.0, 2.0]))
     capture.predicted("r2", np.array([[6.0, 2.9, 4.5, 1.5]]), np.array([1.0]))  # never labelled: left out
-    capture.predicted(None, np.array([[6.0, 2.9, 4.5, 1.5]]), np.array([1.0]))  # no id: left out
-    capture.labelled("r1", [0, 1])  # the second row was really class 1
+    capture.predicted(None, np.array([[6.0, 2.9, 4.5, 1.5]]), np.array([1.0]))  # no receipt: left out
+    capture.labelled("r1", [0, 1], version="v1", issued=capture._clock(), max_age=3600)  # row 2 was really 1
     capture.flush()
     spec = DatasetSpec.model_validate({"source": {"capture": {"base": "iris", "modelDeployment": "iris"}},
                                        "schema": {"minRows": 100}})  # fmt: skip
@@ -196,3 +205,67 @@ def test_a_full_batch_is_written_without_waiting_for_the_timer(store: ArtifactSt
             await capture.stop()
 
     assert asyncio.run(fill_and_wait()) == 6
+
+
+def test_a_label_joins_only_its_receipts_rows_within_the_age_and_the_first_wins() -> None:
+    """The capture join: labels name rows by receipt id (server-issued), never by a client's request id; a
+    label posted past the receipt's maximum age, for another version, or after another label for the same
+    receipt (a replay to another pod) is left out."""
+    from mlops_operator.data.sources import capture_table
+    from mlops_operator.data.table import parse_csv
+
+    base = parse_csv(b"a,b,target\n0.0,0.0,0\n")
+    t = 1_800_000_000.0
+
+    def predicted(receipt: str | None, row: int, *, time: float = t, version: str = "v1") -> dict:
+        return {
+            "kind": "prediction",
+            "receipt": receipt,
+            "row": row,
+            "version": version,
+            "time": time,
+            "features": {"a": float(row), "b": float(receipt is None)},
+            "prediction": 0,
+        }
+
+    def label(receipt: str, labels: list, *, time: float, version: str = "v1", max_age: float = 3600) -> dict:
+        return {
+            "kind": "label",
+            "receipt": receipt,
+            "labels": labels,
+            "version": version,
+            "issued": t,
+            "time": time,
+            "max_age": max_age,
+        }
+
+    records = [
+        predicted("r1", 0),
+        predicted("r1", 1),
+        predicted("late", 0),
+        predicted("canary", 0, version="v2"),
+        predicted(None, 0),  # no receipt (a server without a key): never labelled
+        {
+            "kind": "prediction",
+            "id": "client-7",
+            "row": 0,
+            "version": "v1",
+            "time": t,
+            "features": {"a": 7.0, "b": 0.0},
+            "prediction": 0,
+        },  # captured before receipts: never labelled
+        label("r1", [2, 2], time=t + 30),  # a replay accepted by a second pod, written in an earlier batch
+        label("r1", [1, 2], time=t + 10),  # the first label for r1: it wins
+        label("late", [1], time=t + 3601),  # past the receipt's maximum age
+        label("canary", [1], time=t + 5, version="v1"),  # not the version that predicted
+        label("nobody", [1], time=t + 5),  # a receipt whose rows were not captured (sampled out)
+        {"kind": "label", "id": "client-7", "labels": [1], "version": "v1", "time": t + 5},  # the old id form
+    ]
+    table = capture_table(base, records, target="target")
+    assert table.canonical_bytes().decode().splitlines() == ["a,b,target", "0.0,0.0,0", "0.0,0.0,1", "1.0,0.0,2"]
+    without_bound = [
+        {**r, "max_age": None} if r.get("receipt") == "late" and r["kind"] == "label" else r for r in records
+    ]
+    assert len(capture_table(base, without_bound, target="target").canonical_bytes().splitlines()) == 5, (
+        "a record without its bound takes the servers' default (a day): the late label joins"
+    )

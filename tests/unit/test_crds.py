@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -61,7 +62,15 @@ def test_crd_names_status_and_columns(info: crd.KindInfo) -> None:
 
 
 def test_cel_rules_are_present_where_openapi_cannot_say_it() -> None:
-    text = crd.render_all()
+    specs = [
+        crd.crd_for(i)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] for i in crd.KINDS
+    ]
+    text = "\n".join(
+        rule["message"]
+        for spec in specs
+        for _, node in _walk(spec, "spec")
+        for rule in node.get("x-kubernetes-validations", [])
+    )
     for message in (
         "exactly one of builtin, url, configMap, pvc, s3 or capture must be set",
         "setWeight must not decrease from one step to the next",
@@ -76,8 +85,59 @@ def test_cel_rules_are_present_where_openapi_cannot_say_it() -> None:
         "value must be empty when operator is Exists",
         "tolerationSeconds applies only to effect NoExecute",
         "minDomains applies only to whenUnsatisfiable DoNotSchedule",
+        # options that do not apply to the variant chosen
+        "format applies only to url, configMap, pvc and s3 sources",
+        "refreshInterval does not apply to a builtin source",
+        "window applies only when the guard is enabled",
+        "minSamples applies only to the accuracy, precision, recall, f1, estimatedAccuracy, mae, rmse templates",
+        # expressions: placeholders a query can have, bounds a template can be compared with
+        "the only placeholders are {{version}} and {{namespace}}",
+        "the threshold of errorRate, accuracy, precision, recall, f1, estimatedAccuracy is a fraction from 0 to 1",
+        "threshold must not be negative",
+        "the bound of accuracy, precision, recall, f1, estimatedAccuracy is a fraction from 0 to 1",
+        # references between fields
+        "evaluation.metrics must be metrics of the estimator's task",
+        "promotion.gates[].metric must be metrics of the estimator's task",
+        "promotion.beatChampion.metric must be a metric of the estimator's task",
+        "promotion.gates[].metric must be one of evaluation.metrics",
+        "promotion.beatChampion.metric must be one of evaluation.metrics",
+        "triggers.quality.template must measure the template's estimator",
+        "a retraining template must not pin datasetRef.version",
+        "analysis.metrics[].template must measure the estimator retraining trains",
     ):
         assert message in text
+
+
+def test_the_success_condition_pattern_is_a_comparison_with_a_number() -> None:
+    schema = crd.crd_for(crd.KINDS[2])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    metric = schema["properties"]["spec"]["properties"]["analysis"]["properties"]["metrics"]["items"]
+    pattern = re.compile(metric["properties"]["successCondition"]["pattern"])
+    for condition in ("result < 0.05", "result>=1", "result != -.5", "result <= 1e-05", "result == 3."):
+        assert pattern.search(condition), condition
+    for condition in ("result < e", "result < 1.2.3", "result < --", "result < .", "result < 5%", "result <"):
+        assert not pattern.search(condition), condition
+
+
+def _rules_with_field_paths(node: dict[str, Any], path: str):
+    for rule in node.get("x-kubernetes-validations") or []:
+        if "fieldPath" in rule:
+            yield path, node, rule
+
+
+@pytest.mark.parametrize("info", crd.KINDS, ids=lambda i: i.kind)
+def test_every_rules_field_path_names_a_field_of_its_node(info: crd.KindInfo) -> None:
+    """A rule's fieldPath is where the API server's error points: it must name a field below the rule (the
+    API server refuses a CRD whose fieldPath does not resolve)."""
+    spec = crd.crd_for(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    found = 0
+    for path, node in _walk(spec, "spec"):
+        for _, _, rule in _rules_with_field_paths(node, path):
+            target = node
+            for name in rule["fieldPath"].lstrip(".").split("."):
+                assert name in target.get("properties", {}), f"{path}: {rule['fieldPath']}"
+                target = target["properties"][name]
+            found += 1
+    assert found > 0
 
 
 @pytest.mark.parametrize("info", crd.KINDS, ids=lambda i: i.kind)

@@ -3,6 +3,7 @@ controller's decisions on DatasetStatus, and a reconcile that changes nothing wr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 
@@ -16,6 +17,7 @@ from mlops_operator.controllers import dataset as controller
 from mlops_operator.controllers.cache import ObjectCache
 from mlops_operator.controllers.common import Observed, status_patch
 from mlops_operator.controllers.dataset import (
+    CHECK_RETRY_SECONDS,
     apply_check_result,
     artifact_store_missing,
     check_due,
@@ -27,6 +29,8 @@ from mlops_operator.data.check import run_check
 from mlops_operator.data.profile import bin_shares, build_profile, psi
 from mlops_operator.data.table import TableError, parse_csv
 from mlops_operator.data.validate import schema_problems
+from mlops_operator.resources.jobs import termination_result
+from mlops_operator.resources.results import TERMINATION_MESSAGE_MAX_BYTES, read_check_result, termination_message
 from mlops_operator.storage import ArtifactStore, StoreError
 
 
@@ -124,6 +128,14 @@ def _status(**fields) -> DatasetStatus:
     return DatasetStatus.model_validate(fields)
 
 
+STUCK = 'pod d-check-1-x cannot start: CreateContainerConfigError: secret "mlops-s3" not found'
+
+
+def _blocked(*, ended_jobs: int = 0, at: str | None = None) -> dict:
+    fields = {"reason": "PodCannotStart", "message": STUCK, "job": "d-check-1", "since": NOW}
+    return {**fields, "endedJobs": ended_jobs, "endedAt": at}
+
+
 def _ok(version: str = VERSION_A, rows: int = 3) -> dict:
     return {"ok": True, "version": version, "rows": rows, "snapshotUri": f"u-{version[7]}", "columns": ["x"],
             "profileUri": f"p-{version[7]}"}  # fmt: skip
@@ -138,6 +150,15 @@ def _ok(version: str = VERSION_A, rows: int = 3) -> dict:
         (URL, _status(checkedGeneration=1, lastCheckedAt="2026-01-01T00:09:00Z"), False),
         (URL, _status(checkedGeneration=1, lastCheckedAt="2026-01-01T00:00:00Z"), True),
         (URL, _status(checkedGeneration=1), False),  # its check is still running
+        # a check Job that ended before its pod started: the next after the backoff, builtin sources too
+        (IRIS, _status(checkedGeneration=1, blockedCheck=_blocked(ended_jobs=1, at="2026-01-01T00:09:51Z")), False),
+        (IRIS, _status(checkedGeneration=1, blockedCheck=_blocked(ended_jobs=1, at="2026-01-01T00:09:50Z")), True),
+        (URL, _status(checkedGeneration=1, lastCheckedAt="2026-01-01T00:09:00Z",
+                      blockedCheck=_blocked(ended_jobs=2, at="2026-01-01T00:09:30Z")), True),
+        (URL, _status(checkedGeneration=1, blockedCheck=_blocked(ended_jobs=9, at="2026-01-01T00:05:01Z")), False),
+        (URL, _status(checkedGeneration=1, blockedCheck=_blocked(ended_jobs=9, at="2026-01-01T00:05:00Z")), True),
+        # a check whose pod cannot start, still waiting: no other check meanwhile
+        (IRIS, _status(checkedGeneration=1, blockedCheck=_blocked()), False),
     ],
 )  # fmt: skip
 def test_check_due(source: dict, status: DatasetStatus, due: bool) -> None:
@@ -202,6 +223,14 @@ BAD = {"succeeded": False, "reason": "ChecksumMismatch", "message": "sha differs
          "sha differs; no version is available"),
         (_status(version=VERSION_A, lastCheck=BAD), 1, ("False", "ChecksumMismatch"), ("False", "ChecksumMismatch"),
          "Failed", f"sha differs; the last good version {VERSION_A} stays available"),
+        # a check whose pod cannot start waits for the cause: Pending, not Failed; the last version kept
+        (_status(version=VERSION_A, lastCheck=GOOD.last_check, activeCheck="d-check-1", blockedCheck=_blocked()), 1,
+         ("Unknown", "PodCannotStart"), ("False", "PodCannotStart"), "Pending",
+         'secret "mlops-s3" not found; check Job d-check-1 waits for that and goes on once it is fixed; the last '
+         f"good version {VERSION_A} stays available"),
+        (_status(blockedCheck=_blocked(ended_jobs=2, at=NOW)), 1, ("Unknown", "PodCannotStart"),
+         ("False", "PodCannotStart"), "Pending",
+         "not found; 2 check Job(s) ended before their pod started, the next starts at 2026-01-01T00:10:30.000Z"),
         # a missing artifact store is reported for no generation: it is never stale
         (_status(lastCheck={"succeeded": False, "reason": "ArtifactStoreMissing", "message": "no claim", "at": NOW}),
          7, ("False", "ArtifactStoreMissing"), ("False", "ArtifactStoreMissing"), "Failed", "no claim"),
@@ -264,6 +293,18 @@ class DatasetWorld:
         message = json.dumps(result)
         self.pods = [{"metadata": {"name": "p", "creationTimestamp": NOW},
                       "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]}}]  # fmt: skip
+
+    def pod_of(self, job: str, *, state: dict, created: str = NOW) -> None:
+        """The Job's pod, its container in `state` (waiting, running or terminated)."""
+        container = {"name": "main", "state": state}
+        metadata = {"name": f"{job}-x", "creationTimestamp": created}
+        self.pods = [{"metadata": metadata, "status": {"containerStatuses": [container]}}]
+
+    def fail(self, name: str, reason: str, *, pods: list[dict] | None = None) -> None:
+        """The Job failed (its deadline, say): the Job controller deleted its active pod."""
+        failed = {"type": "Failed", "status": "True", "reason": reason}
+        self.jobs[name] = {**self.jobs[name], "status": {"conditions": [failed]}}
+        self.pods = pods or []
 
     def reconcile(self, now: str = NOW):
         body = {"metadata": {"name": "d", "namespace": "ml", "uid": "u", "generation": self.generation},
@@ -334,6 +375,137 @@ def test_a_missing_source_object_fails_the_check_without_a_job(monkeypatch) -> N
     assert world.status["lastCheck"]["reason"] == "SourceUnavailable"
     assert world.status["lastCheck"]["message"] == "ConfigMap cm does not exist"
     assert world.status["checkedGeneration"] == 1
+
+
+SECRET_MISSING = {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "mlops-s3" not found'}}
+RUNNING = {"running": {"startedAt": "2026-01-01T00:11:00Z"}}
+
+
+def _ready(world: DatasetWorld) -> tuple[str, str, str]:
+    ready = next(cond for cond in world.status["conditions"] if cond["type"] == "Ready")
+    return world.status["phase"], ready["reason"], ready["message"]
+
+
+def test_a_check_whose_pod_cannot_start_waits_for_the_cause_and_takes_the_jobs_result(monkeypatch) -> None:
+    world = DatasetWorld(monkeypatch, {"source": IRIS})
+    world.reconcile()
+    world.pod_of("d-check-1", state=SECRET_MISSING)
+    early = world.reconcile("2026-01-01T00:10:05Z")
+    assert "blockedCheck" not in world.status, "the kubelet says so for a moment on its own: not stuck yet"
+    assert early.wake_at == controller.parse_time("2026-01-01T00:10:20Z"), "looked at again once it would be stuck"
+
+    stuck = world.reconcile("2026-01-01T00:10:25Z")
+    phase, reason, message = _ready(world)
+    assert (phase, reason) == ("Pending", "PodCannotStart"), "waiting for the cause, not failed"
+    assert 'cannot start: CreateContainerConfigError: secret "mlops-s3" not found' in message
+    assert "check Job d-check-1 waits for that and goes on once it is fixed; no version is available" in message
+    assert world.status["activeCheck"] == "d-check-1" and "lastCheck" not in world.status, "the Job is kept"
+    assert world.status["blockedCheck"]["since"] == "2026-01-01T00:10:25Z"
+    assert world.events[-1][0] == "PodCannotStart" and stuck.wake_at is None, "its pod's events wake it"
+    events = len(world.events)
+    world.reconcile("2026-01-01T00:11:00Z")
+    assert world.patches[-1] == {} and len(world.events) == events, "said once"
+
+    world.pod_of("d-check-1", state=RUNNING)  # the Secret was created: the kubelet starts the container
+    world.reconcile("2026-01-01T00:11:05Z")
+    assert "blockedCheck" not in world.status and _ready(world)[:2] == ("Pending", "ValidationPending")
+    world.finish("d-check-1", _ok())
+    world.reconcile("2026-01-01T00:11:20Z")
+    assert _ready(world) == ("Ready", "ValidationSucceeded", f"version {VERSION_A} is available")
+    assert list(world.jobs) == ["d-check-1"] and world.status["checks"] == 1, "the same Job's result, no other"
+    assert world.events[-1] == ("NewVersion", f"{VERSION_A}: 3 rows")
+
+
+def test_a_check_job_that_ended_before_its_pod_started_is_followed_by_another_after_a_backoff(monkeypatch) -> None:
+    world = DatasetWorld(monkeypatch, {"source": IRIS})  # bundled data: no refresh would ever check it again
+    world.reconcile()
+    world.pod_of("d-check-1", state=SECRET_MISSING)
+    world.reconcile("2026-01-01T00:10:30Z")
+    world.fail("d-check-1", "DeadlineExceeded")
+    ended = world.reconcile("2026-01-01T00:20:00Z")
+    assert "activeCheck" not in world.status and "lastCheck" not in world.status, "no result: nothing learned"
+    assert world.status["blockedCheck"]["endedJobs"] == 1
+    phase, reason, message = _ready(world)
+    assert (phase, reason) == ("Pending", "PodCannotStart")
+    assert "1 check Job(s) ended before their pod started, the next starts at 2026-01-01T00:20:10.000Z" in message
+    assert ended.wake_at == controller.parse_time("2026-01-01T00:20:10Z")
+    assert world.events[-1] == ("PodCannotStart", message.removesuffix("; no version is available"))
+
+    world.reconcile("2026-01-01T00:20:09Z")
+    assert list(world.jobs) == ["d-check-1"], "not before the backoff"
+    world.reconcile("2026-01-01T00:20:10Z")
+    assert world.status["activeCheck"] == "d-check-2"
+    retried = "Job d-check-2 checks the source (again: Job d-check-1 ended before its pod started)"
+    assert world.events[-1] == ("CheckStarted", retried)
+    world.pod_of("d-check-2", state=SECRET_MISSING, created="2026-01-01T00:20:10Z")
+    world.reconcile("2026-01-01T00:20:31Z")
+    assert world.status["blockedCheck"]["job"] == "d-check-2" and world.events[-1][0] == "PodCannotStart"
+    assert "(1 check Job(s) ended before their pod started before it)" in _ready(world)[2]
+    world.fail("d-check-2", "DeadlineExceeded")
+    again = world.reconcile("2026-01-01T00:30:10Z")
+    assert world.status["blockedCheck"]["endedJobs"] == 2
+    assert again.wake_at == controller.parse_time("2026-01-01T00:30:10Z") + controller.dt.timedelta(
+        seconds=CHECK_RETRY_SECONDS[1]
+    ), "a longer wait after the second"
+    assert world.status["blockedCheck"]["since"] == "2026-01-01T00:10:30Z", "one series"
+
+    world.reconcile("2026-01-01T00:30:40Z")
+    world.finish("d-check-3", _ok())  # the Secret exists now: the third one ran
+    world.reconcile("2026-01-01T00:31:00Z")
+    assert _ready(world)[0] == "Ready" and "blockedCheck" not in world.status
+    world.reconcile("2026-01-01T01:31:00Z")
+    assert world.patches[-1] == {} and len(world.jobs) == 3, "bundled data, checked: nothing more to do"
+
+
+def test_a_check_whose_pod_ran_and_failed_without_a_result_fails_and_is_not_retried(monkeypatch) -> None:
+    world = DatasetWorld(monkeypatch, {"source": URL})
+    world.reconcile()
+    world.pod_of("d-check-1", state=SECRET_MISSING)
+    world.reconcile("2026-01-01T00:10:30Z")
+    assert world.status["blockedCheck"]["job"] == "d-check-1"
+    killed = {"terminated": {"reason": "OOMKilled", "exitCode": 137, "startedAt": "2026-01-01T00:11:00Z"}}
+    world.fail("d-check-1", "BackoffLimitExceeded")
+    world.pod_of("d-check-1", state=killed)
+    world.reconcile("2026-01-01T00:11:30Z")
+    assert _ready(world)[:2] == ("Failed", "SourceUnavailable") and "blockedCheck" not in world.status
+    assert world.status["lastCheck"]["message"] == "the check Job failed (BackoffLimitExceeded)"
+
+
+def _wide_csv(rows: int, columns: int) -> bytes:
+    header = ",".join([*(f"feature_{c:04d}" for c in range(columns)), "target"])
+    lines = [",".join([*(str((r * 31 + c * 17) % 97) for c in range(columns)), str(r % 3)]) for r in range(rows)]
+    return ("\n".join([header, *lines]) + "\n").encode()
+
+
+def test_a_1000_column_result_reaches_the_status_through_the_message_and_the_store(tmp_path) -> None:
+    """The check's result of a 1,000-column Dataset, through all it travels: the Job's termination message
+    (4 KiB), the kubelet's copy in the pod, the operator's reading, the status; the names in the store."""
+    (tmp_path / "configmap").mkdir()
+    (tmp_path / "configmap" / "data.csv").write_bytes(_wide_csv(150, 1000))
+    names = [f"feature_{c:04d}" for c in range(1000)]
+    schema = {"minRows": 100, "columns": [{"name": n, "type": "integer", "min": 0, "max": 96} for n in names]}
+    spec = DatasetSpec.model_validate({"source": {"configMap": {"name": "wide", "key": "data.csv"}}, "schema": schema})
+    store = ArtifactStore.from_uri(f"file://{tmp_path}/store")
+    reported = run_check(spec, namespace="ml", name="wide", store=store, input_dir=tmp_path)
+    assert reported["ok"] and reported["columns"] == names, "the Job knows every name"
+    text = termination_message(reported)
+    assert len(text.encode()) <= TERMINATION_MESSAGE_MAX_BYTES < len(json.dumps(reported).encode())
+    pod = {"metadata": {"name": "p"}, "status": {"containerStatuses": [{"state": {"terminated": {"message": text}}}]}}
+    result = read_check_result(termination_result(pod))
+    status = apply_check_result(DatasetStatus(checkedGeneration=1), result, spec=spec, now=NOW)
+    conditions, phase = dataset_conditions(status, generation=1, now=NOW)
+    assert phase == "Ready" and (status.rows, status.column_count, status.columns) == (150, 1000, [])
+    stored = store.read(status.profile_ref)
+    assert hashlib.sha256(stored).hexdigest() == status.profile_sha256, "the digest names what is stored"
+    assert list(json.loads(stored)["features"]) == names, "every column, in order, behind profileRef"
+    assert status.snapshot_uri == f"{store.root_uri}/datasets/ml/wide/{status.version[7:]}/data.csv"
+
+    iris_spec = DatasetSpec.model_validate({"source": IRIS})
+    small = run_check(iris_spec, namespace="ml", name="iris", store=store, input_dir=tmp_path)
+    read = read_check_result(json.loads(termination_message(small)))
+    iris = apply_check_result(DatasetStatus(), read, spec=iris_spec, now=NOW)
+    assert iris.columns == ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+    assert iris.column_count == 4, "a few names still travel inline"
 
 
 def test_parse_duration() -> None:

@@ -17,7 +17,8 @@ import mlops_operator.rollout
 FORBIDDEN = ("kubernetes", "kopf", "requests", "boto3")
 PURE = sorted(
     [f"{package.__name__}.{m.name}" for package in (mlops_operator.rollout, mlops_operator.resources)
-     for m in pkgutil.iter_modules(package.__path__)] + ["mlops_operator.registry.promotion"]
+     for m in pkgutil.iter_modules(package.__path__)] + ["mlops_operator.registry.promotion",
+                                                           "mlops_operator.registry.rollbacks"]
 )  # fmt: skip
 PROBE = """
 import importlib, json, sys

@@ -16,6 +16,7 @@ from mlops_operator.api.trainingrun import (
     ModelArtifact,
     PromotionSpec,
     PromotionStatus,
+    RollbackRecord,
     TrainingRunSpec,
     TrainingRunStatus,
 )
@@ -32,11 +33,13 @@ from mlops_operator.controllers.trainingrun import (
 )
 from mlops_operator.registry.promotion import (
     Champion,
+    HeldOutRows,
     PromotionDecision,
+    comparable_champion,
     decide_promotion,
     decision_due,
     record_decision,
-    superseded,
+    settle_promotion,
 )
 
 
@@ -119,27 +122,58 @@ def record(decision: str, reason: str = "GatesPassed", **fields) -> PromotionSta
     return PromotionStatus(decision=decision, reason=reason, message="m", decided_at=NOW, **fields)
 
 
+MARK = RollbackRecord(model_deployment="md", reason="AnalysisFailed", message="accuracy 0.5 < 0.8", at=LATER)
+
+
 @pytest.mark.parametrize(
-    ("promotion", "labelled", "superseded_", "due"),
+    ("promotion", "labelled", "mark", "later", "decision", "reason", "action"),
     [
-        (None, False, False, True),
-        (record("Promoted"), True, False, False),
-        (record("Promoted"), False, True, False),  # the label went to another version
-        (record("Rejected", "GateFailed"), False, False, False),
-        (record("PendingApproval", "AwaitingApproval"), False, False, True),
-        (record("Superseded", "Superseded"), False, False, False),
+        (None, False, None, None, None, None, None),
+        (record("Promoted"), True, None, None, "Promoted", "GatesPassed", None),
+        # the label went to a version promoted after it
+        (record("Promoted"), False, None, "newer", "Superseded", "Superseded", None),
+        # a crash between the decision and the label: the hand-over is finished, not a false Superseded
+        (record("Promoted"), False, None, None, "Promoted", "GatesPassed", "hand_over"),
+        (record("Rejected", "GateFailed"), False, None, None, "Rejected", "GateFailed", None),
+        (record("PendingApproval", "AwaitingApproval"), False, None, None, "PendingApproval", "AwaitingApproval", None),
+        (record("Superseded", "Superseded"), False, None, None, "Superseded", "Superseded", None),
+        # rolled back while champion: recorded, and the title handed back (once: the label is gone after)
+        (record("Promoted"), True, MARK, None, "RolledBack", "RolledBack", "hand_back"),
+        (record("RolledBack", "RolledBack"), True, MARK, None, "RolledBack", "RolledBack", "hand_back"),
+        (record("RolledBack", "RolledBack"), False, MARK, None, "RolledBack", "RolledBack", None),
+        (record("Superseded", "Superseded"), False, MARK, None, "RolledBack", "RolledBack", None),
+        # a version rolled back that was never promoted keeps its decision (status.rolledBack says the rest)
+        (record("Rejected", "GateFailed"), False, MARK, None, "Rejected", "GateFailed", None),
+        # the mark cleared by `kubectl mlops retry`: decided afresh
+        (record("RolledBack", "RolledBack"), False, None, None, None, None, None),
+        # the title came back after the version promoted later was rolled back
+        (record("Superseded", "Superseded"), True, None, None, "Promoted", "Reinstated", None),
     ],
 )  # fmt: skip
-def test_a_recorded_decision_sticks_unless_superseded_or_awaiting_approval(promotion, labelled, superseded_, due):
-    after = superseded(promotion, labelled_champion=labelled)
-    assert (after is not None) == superseded_
-    if after is not None:
-        words = "another version of the model became the champion"
-        assert after == promotion.model_copy(
-            update={"decision": "Superseded", "reason": "Superseded", "message": words}
-        )
-        assert after.decided_at == NOW and promotion.decision == "Promoted", "the evidence stays; input unchanged"
-    assert decision_due(promotion) is due
+def test_a_recorded_decision_is_settled_with_the_registry(promotion, labelled, mark, later, decision, reason, action):
+    settled = settle_promotion(promotion, labelled_champion=labelled, rolled_back=mark, promoted_later=later, now=LATER)
+    after = settled.promotion
+    assert (after.decision if after else None, after.reason if after else None, settled.action) == (
+        decision, reason, action)  # fmt: skip
+    if decision == "RolledBack" and promotion.decision != "RolledBack":
+        assert after.message == "rolled back by ModelDeployment md (AnalysisFailed): accuracy 0.5 < 0.8"
+    if promotion is not None:
+        assert promotion == record(promotion.decision, promotion.reason), "the input is left as it was"
+
+
+@pytest.mark.parametrize(
+    ("promotion", "rolled_back", "due"),
+    [
+        (None, False, True),
+        (None, True, False),  # a rolled-back version is never decided (nor approved) until retried
+        (record("PendingApproval", "AwaitingApproval"), False, True),
+        (record("PendingApproval", "AwaitingApproval"), True, False),
+        (record("Promoted"), False, False),
+        (record("Rejected", "GateFailed"), False, False),
+    ],
+)  # fmt: skip
+def test_a_decision_is_due_only_when_never_made_or_awaiting_approval(promotion, rolled_back, due) -> None:
+    assert decision_due(promotion, rolled_back=rolled_back) is due
 
 
 @pytest.mark.parametrize(
@@ -204,7 +238,9 @@ def test_waiting_for_the_dataset_fails_after_dataset_wait_seconds(waited, phase)
     assert status.message.startswith("Dataset d does not exist")
 
 
-RESULT = {"ok": True, "metrics": {"accuracy": 0.9, "f1_macro": 1}, "primaryMetric": "accuracy", "modelUri": "m-uri",
+KEY = "models/ns/m/r-uid-1"  # storage.model_prefix of this run
+URI = f"s3://b/artifacts/{KEY}"
+RESULT = {"ok": True, "metrics": {"accuracy": 0.9, "f1_macro": 1}, "primaryMetric": "accuracy", "modelUri": URI,
           "sha256": "f" * 64}  # fmt: skip
 STARTED = TrainingRunStatus(job_name="r-train", attempts=2, started_at="2025-12-31T23:59:30Z")
 
@@ -213,7 +249,18 @@ STARTED = TrainingRunStatus(job_name="r-train", attempts=2, started_at="2025-12-
     ("finished", "result", "job_reason", "phase", "reason", "words"),
     [
         (None, None, "", "Running", "JobRunning", "Job r-train is training"),
-        ("Complete", RESULT, "", "Succeeded", "JobSucceeded", "model stored at m-uri"),
+        ("Complete", RESULT, "", "Succeeded", "JobSucceeded", f"model stored at {URI}"),
+        # a result that is not this run's model: another run's version (same name, other uid), a bad digest
+        ("Complete", {**RESULT, "modelUri": "s3://b/artifacts/models/ns/m/r-uid-0"}, "", "Failed",
+         "UnattributedResult", "the Job reported the model s3://b/artifacts/models/ns/m/r-uid-0, not the version "
+         f"this run writes (…/{KEY})"),
+        ("Complete", {**RESULT, "modelUri": "s3://b/artifacts/models/ns/m/r"}, "", "Failed", "UnattributedResult",
+         "the Job reported the model s3://b/artifacts/models/ns/m/r, not the version this run writes "
+         f"(…/{KEY})"),
+        ("Complete", {**RESULT, "sha256": "forged"}, "", "Failed", "UnattributedResult",
+         "the Job reported 'forged' as the model's sha256, which is not a sha256 digest"),
+        ("Complete", {**RESULT, "metrics": {"accuracy": "1.0"}}, "", "Failed", "UnattributedResult",
+         "the Job reported metrics that are not numbers"),
         ("Complete", {"ok": False, "message": "ValueError: C"}, "", "Failed", "JobFailed",
          "after 2 attempt(s): ValueError: C"),
         ("Failed", None, "BackoffLimitExceeded", "Failed", "JobFailed",
@@ -225,13 +272,13 @@ STARTED = TrainingRunStatus(job_name="r-train", attempts=2, started_at="2025-12-
 )  # fmt: skip
 def test_training_outcome(finished, result, job_reason, phase, reason, words) -> None:
     status = training_outcome(run_spec(), STARTED, finished=finished, result=result, job_reason=job_reason, run="r",
-                              now=NOW)  # fmt: skip
+                              model_key=KEY, now=NOW)  # fmt: skip
     assert (status.phase, status.reason, status.message) == (phase, reason, words)
     assert (status.completed_at is not None) == (phase in ("Succeeded", "Failed"))
     if phase == "Succeeded":
         assert (status.duration_seconds, status.primary_value) == (30.0, "0.9000")
         assert status.metrics == {"accuracy": 0.9, "f1_macro": 1.0}
-        assert status.model == ModelArtifact(uri="m-uri", sha256="f" * 64, version="r")
+        assert status.model == ModelArtifact(uri=URI, sha256="f" * 64, version="r")
 
 
 @pytest.mark.parametrize(
@@ -295,6 +342,9 @@ class RunWorld:
         monkeypatch.setattr(controller.kube, "patch_status", self._patch_status)
         monkeypatch.setattr(controller.champions, "current_champion", lambda ns, model, *, exclude: self.champion)
         monkeypatch.setattr(controller.champions, "hand_over", self._hand_over)
+        self.promoted_later: str | None = None
+        monkeypatch.setattr(controller.champions, "promoted_after",
+                            lambda ns, model, *, run, decided_at: self.promoted_later)  # fmt: skip
         monkeypatch.setattr(
             controller.kopf, "info", lambda body, *, reason, message: self.events.append((reason, message))
         )
@@ -330,6 +380,8 @@ class RunWorld:
             **job,
             "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
         }
+        if result.get("modelUri") == URI:  # the model this run (namespace ml, uid u) writes
+            result = {**result, "modelUri": "s3://b/artifacts/models/ml/m/r-u"}
         message = json.dumps(result)
         self.pods = [{"metadata": {"name": "p", "creationTimestamp": NOW},
                       "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]}}]  # fmt: skip
@@ -362,7 +414,7 @@ def test_a_run_from_pending_to_promoted_writes_nothing_when_nothing_changed(monk
     world.reconcile("2025-12-31T23:59:50Z")
     assert world.patches[-1] == {}, "the Job runs: nothing to write"
 
-    world.champion = Champion("old", {"accuracy": 0.8})
+    world.champion = Champion("old", {"accuracy": 0.8}, rows=HeldOutRows(VERSION_B, 0.2, 42))  # the same rows
     world.finish(RESULT)
     world.reconcile("2026-01-01T00:00:10Z")
     assert world.status["phase"] == "Succeeded" and world.status["promotion"]["decision"] == "Promoted"
@@ -378,11 +430,29 @@ def test_a_run_from_pending_to_promoted_writes_nothing_when_nothing_changed(monk
     assert controller.wire(TrainingRunStatus.model_validate(world.status)) == world.status
 
     world.labels = {"mlops.dev/model": "m", "mlops.dev/promoted": "false"}  # another run took the title
+    world.promoted_later = "newer"
     world.reconcile("2026-01-01T03:00:00Z")
     assert world.patches[-1]["promotion"]["decision"] == "Superseded"
     promoted = next(cond for cond in world.status["conditions"] if cond["type"] == "Promoted")
     assert (promoted["status"], promoted["reason"]) == ("False", "Superseded")
     world.reconcile("2026-01-01T04:00:00Z")
+    assert world.patches[-1] == {}
+
+
+def test_a_promotion_interrupted_between_decision_and_label_is_finished(monkeypatch) -> None:
+    """The decision is written, then the process dies before the champion label: the next reconcile
+    finishes the hand-over instead of calling the run superseded."""
+    world = RunWorld(monkeypatch)
+    world.dataset(DATASET)
+    world.reconcile()
+    world.finish(RESULT)
+    world.reconcile()
+    assert world.status["promotion"]["decision"] == "Promoted"
+    world.labels = {"mlops.dev/model": "m"}  # the label write never happened
+    world.reconcile(LATER)
+    assert world.status["promotion"]["decision"] == "Promoted" and world.labels["mlops.dev/promoted"] == "true"
+    assert world.events[-1][0] == "Promoted" and "interrupted promotion" in world.events[-1][1]
+    world.reconcile(LATER)
     assert world.patches[-1] == {}
 
 
@@ -412,3 +482,36 @@ def test_a_failed_run_is_terminal(monkeypatch) -> None:
     del world.jobs["r-train"]
     world.reconcile(LATER)
     assert world.patches[-1] == {} and "r-train" not in world.jobs, "a finished run never trains again"
+
+
+# --- beatChampion on the same rows --------------------------------------------------------------------------
+
+ROWS = HeldOutRows("sha256:" + "a" * 64, 0.2, 42)
+OTHER_ROWS = HeldOutRows("sha256:" + "b" * 64, 0.2, 42)
+
+
+@pytest.mark.parametrize(
+    ("champion_rows", "scored", "decision", "reason", "words"),
+    [
+        # the Job scored the champion on the candidate's rows: those figures decide, whatever the data before
+        (OTHER_ROWS, {"name": "old", "metrics": {"accuracy": 0.70}}, "Promoted", "GatesPassed",
+         "accuracy 0.8 vs champion old's 0.7, both scored on this run's 30 held-out rows"),
+        (OTHER_ROWS, {"name": "old", "metrics": {"accuracy": 0.85}}, "Rejected", "NotBetterThanChampion",
+         "accuracy 0.8 vs champion old's 0.85, both scored on this run's 30 held-out rows"),
+        # the same dataset version, test size and seed: the same rows, the recorded figures compare
+        (ROWS, None, "Rejected", "NotBetterThanChampion", "vs champion old's 0.9, both scored on the same 30"),
+        # other rows, and no figure of the champion on these: never decided on scores of other test sets
+        (OTHER_ROWS, None, "Rejected", "NotComparable", "champion old was scored on other rows"),
+        (OTHER_ROWS, {"name": "old", "error": "ObjectMissing"}, "Rejected", "NotComparable",
+         "scoring it on this run's rows failed: ObjectMissing"),
+        (OTHER_ROWS, {"name": "older", "metrics": {"accuracy": 0.1}}, "Rejected", "NotComparable",
+         "this run's Job scored older, the champion when it started"),
+        (None, None, "Rejected", "NotComparable", "unknown rows"),
+    ],
+)  # fmt: skip
+def test_the_champion_is_compared_on_the_same_rows(champion_rows, scored, decision, reason, words) -> None:
+    champion = comparable_champion(Champion("old", {"accuracy": 0.90}, rows=champion_rows), rows=ROWS,
+                                   scored=scored, test_rows=30)  # fmt: skip
+    made = decide_promotion(metrics={"accuracy": 0.8}, promotion=spec(**BEAT), champion=champion, approved=False)
+    assert (made.decision, made.reason) == (decision, reason)
+    assert words in made.message, made.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -92,21 +93,6 @@ def test_drift_window_needs_enough_rows_and_sees_a_shift() -> None:
     assert window.psi_by_feature()["x"] > 1
 
 
-def test_accuracy_window_memory_is_bounded_by_ids_and_rows() -> None:
-    window = AccuracyWindow(remember=3, max_rows=10)
-    for i in range(5):
-        window.remember(f"r{i}", np.zeros(4, dtype=np.int64))
-    assert len(window) == 2 and window.rows == 8  # 3 ids would be 12 rows
-    window.remember("big", np.zeros(11, dtype=np.int64))  # more rows than all may hold: not remembered
-    assert len(window) == 2
-    window.remember("r4", np.zeros(1, dtype=np.int64))  # the same id again replaces, and counts once
-    assert len(window) == 2 and window.rows == 5
-    batch = np.arange(1000)
-    window.remember("view", batch[:1])
-    assert window.take("view", [0]) == [0]
-    assert len(window) == 2 and window.rows == 5
-
-
 def _batcher(predict, **options) -> MicroBatcher:
     return MicroBatcher(predict, max_batch_size=64, max_delay=0.05, **options)
 
@@ -162,21 +148,15 @@ def test_a_broken_model_is_a_server_fault_for_everyone_without_bisecting() -> No
     assert calls == [16, 1]  # the batch, then the reference rows: no bisecting
 
 
-def test_accuracy_window_scores_remembered_predictions_once() -> None:
-    window = AccuracyWindow(remember=2, size=3)
-    window.remember("a", [1, 0])
-    window.remember("b", [1])
-    window.remember("c", [2])
-    with pytest.raises(KeyError):
-        window.take("a", [1, 0])  # forgotten: only 2 are remembered
-    assert window.take("b", [1]) == [1]
-    with pytest.raises(KeyError):
-        window.take("b", [1])  # scored once
-    with pytest.raises(ValueError, match="1 rows, got 2 labels"):
-        window.take("c", [2, 2])
-    window.record(score([1], [1], classify=True))
-    window.record(score(window.take("c", [0]), [0], classify=True))
-    assert window.accuracy() == 0.5
+def test_accuracy_window_keeps_a_bounded_window_per_version() -> None:
+    window = AccuracyWindow(size=3, versions=2)
+    window.record("a", score([1, 0], [1, 1], classify=True))
+    window.record("b", score([1], [1], classify=True))
+    assert window.accuracy("a") == 0.5 and window.accuracy("b") == 1.0
+    window.record("a", score([2, 2], [2, 2], classify=True))  # the window of a: the last 3 scores
+    assert window.accuracy("a") == 2 / 3
+    window.record("c", score([0], [1], classify=True))  # a third version: the least recently scored (b) goes
+    assert window.versions() == ["a", "c"] and window.accuracy("b") is None
 
 
 @pytest.fixture(scope="module")
@@ -202,9 +182,12 @@ def served(tmp_path_factory) -> Iterator[tuple[str, str]]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    key = root / "receipt-key"
+    key.write_bytes(os.urandom(32))
     process = subprocess.Popen(
         [str(REPO / ".venv/bin/mlops-operator"), "serve", "--model-uri", result["modelUri"], "--sha256",
-         result["sha256"], "--host", "127.0.0.1", "--port", str(port), "--max-batch-delay-ms", "20"],
+         result["sha256"], "--host", "127.0.0.1", "--port", str(port), "--max-batch-delay-ms", "20",
+         f"--receipt-key-file={key}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -236,6 +219,7 @@ def test_infer_returns_classes(server: str) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["id"] == "q1" and body["model_version"] == "iris-v1"
+    assert body["parameters"]["receipt"].count(".") == 1, "the receipt feedback presents"
     assert body["outputs"][0]["data"] == [0, 2] and body["outputs"][0]["datatype"] == "INT64"
 
 
@@ -309,17 +293,17 @@ def test_concurrent_requests_share_predict_calls(server: str) -> None:
 
 
 def test_feedback_gives_accuracy_by_version(server: str) -> None:
-    requests.post(f"{server}/v2/models/iris/infer", json=_infer_body([ROW, ROW], id="fb1"))
-    scored = requests.post(f"{server}/v2/models/iris/feedback", json={"id": "fb1", "labels": [0, 1]})
+    answer = requests.post(f"{server}/v2/models/iris/infer", json=_infer_body([ROW, ROW], id="fb1")).json()
+    receipt = answer["parameters"]["receipt"]
+    scored = requests.post(f"{server}/v2/models/iris/feedback", json={"receipt": receipt, "labels": [0, 1]})
     assert scored.json() == {"model_version": "iris-v1", "labelled": 2, "correct": 1}
-    again = requests.post(f"{server}/v2/models/iris/feedback", json={"id": "fb1", "labels": [0, 1]})
-    assert again.status_code == 404
+    again = requests.post(f"{server}/v2/models/iris/feedback", json={"receipt": receipt, "labels": [0, 1]})
+    assert again.status_code == 409
     bad = requests.post(f"{server}/v2/models/iris/feedback", json={"labels": [0]})
     assert bad.status_code == 400
-    echoed = {"model_version": "iris-v1", "predictions": [0, 0, 2], "labels": [0, 1, 2]}
-    assert requests.post(f"{server}/v2/models/iris/feedback", json=echoed).json()["correct"] == 2
     metrics = requests.get(f"{server}/metrics").text
-    assert 'mlops_feedback_correct_total{model="iris",version="iris-v1"} 3.0' in metrics
+    assert 'mlops_feedback_correct_total{model="iris",version="iris-v1"} 1.0' in metrics
+    assert 'mlops_feedback_refused_total{model="iris",reason="replayed",version="iris-v1"} 1.0' in metrics
     assert 'mlops_requests_total{code="400",model="iris",version="iris-v1"}' in metrics
     assert 'mlops_request_duration_seconds_bucket{le="0.005",model="iris",version="iris-v1"}' in metrics
 
@@ -334,7 +318,8 @@ def test_live_quality_drift_and_the_estimate_are_scraped(server: str) -> None:
     rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]] * 30  # setosa and virginica: no versicolor at all
     answer = requests.post(f"{server}/v2/models/iris/infer", json=_infer_body(rows, id="q1")).json()
     predicted = answer["outputs"][0]["data"]
-    scored = requests.post(f"{server}/v2/models/iris/feedback", json={"id": "q1", "labels": [0, 2] * 30}).json()
+    feedback = {"receipt": answer["parameters"]["receipt"], "labels": [0, 2] * 30}
+    scored = requests.post(f"{server}/v2/models/iris/feedback", json=feedback).json()
     assert scored == {"model_version": "iris-v1", "labelled": 60, "correct": sum(p == t for p, t in
                       zip(predicted, [0, 2] * 30, strict=True))}  # fmt: skip
     metrics = requests.get(f"{server}/metrics").text
@@ -358,6 +343,20 @@ def test_server_refuses_a_model_with_the_wrong_sha256(served: tuple[str, str]) -
     assert "refusing to serve" in result.stderr and "sha256" in result.stderr
 
 
+@pytest.mark.parametrize(("key", "words"), [(None, "cannot read the receipt key"), (b"short", "at least 16")])
+def test_server_refuses_to_start_with_a_receipt_key_it_cannot_use(served, tmp_path, key, words) -> None:
+    """Serving without receipts when a key was asked for would refuse every label: the pod stays unready."""
+    path = tmp_path / "key"
+    if key is not None:
+        path.write_bytes(key)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_operator.cli", "serve", "--model-uri", served[1], "--port", "1"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "MLOPS_RECEIPT_KEY_FILE": str(path)},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "refusing to serve" in result.stderr and words in result.stderr
+
+
 @pytest.mark.parametrize("binary", [True, False], ids=["binary-tensors", "json"])
 def test_a_standard_v2_client_works_unchanged(server: str, binary: bool) -> None:
     """tritonclient's HTTP client, as users of Triton or KServe already have it."""
@@ -373,29 +372,33 @@ def test_a_standard_v2_client_works_unchanged(server: str, binary: bool) -> None
     assert result.get_response()["model_version"] == "iris-v1"
 
 
-def test_feedback_only_for_the_version_served_and_bounded_ids(server: str) -> None:
-    """6b: made-up versions neither create metric series nor move another version's accuracy."""
+def test_feedback_in_the_old_forms_is_refused_and_bounded(server: str) -> None:
+    """The echoed and id forms are refused, saying what to send instead; no new metric series, whatever version
+    a client names; long or deep bodies answered 400."""
     url = f"{server}/v2/models/iris/feedback"
-    for version in ("iris-v2", "made-up-1", "x" * 10_000):
+    for version in ("iris-v1", "iris-v2", "made-up-1", "x" * 10_000):
         refused = requests.post(url, json={"model_version": version, "predictions": [0], "labels": [0]})
-        assert refused.status_code == 404, refused.text
-        assert "serves 'iris' version 'iris-v1'" in refused.json()["error"]
+        assert refused.status_code == 400, refused.text
+        assert '{"receipt": "<parameters.receipt of the infer response>"' in refused.json()["error"]
         assert len(refused.text) < 600
+    by_id = requests.post(url, json={"id": "fb1", "labels": [0]})
+    assert by_id.status_code == 400 and "by request id is no longer accepted" in by_id.json()["error"]
     metrics = requests.get(f"{server}/metrics").text
     assert not [line for line in metrics.splitlines() if line.startswith("mlops_feedback") and "iris-v1" not in line
                 and not line.startswith("#")]  # fmt: skip
+    assert 'mlops_feedback_refused_total{model="iris",reason="echoed_form",version="iris-v1"} 4.0' in metrics
     long_id = "i" * 129
     infer = requests.post(f"{server}/v2/models/iris/infer", json=_infer_body([ROW], id=long_id))
     assert infer.status_code == 400 and "at most 128" in infer.json()["error"]
-    scored = requests.post(url, json={"id": long_id, "labels": [0]})
-    assert scored.status_code == 400 and "at most 128" in scored.json()["error"]
+    receipt = requests.post(f"{server}/v2/models/iris/infer", json=_infer_body([ROW])).json()["parameters"]["receipt"]
     malformed = [
-        ({"id": "q", "labels": [[[0]]]}, "numbers or strings"),
-        ({"id": "q", "labels": []}, "labels"),
-        ({"model_version": "iris-v1", "predictions": [{}], "labels": [0]}, "numbers or strings"),
+        ({"receipt": receipt, "labels": [[[0]]]}, "numbers or strings"),
+        ({"receipt": receipt, "labels": []}, "labels"),
+        ({"receipt": "x" * 10_000, "labels": [0]}, "receipt"),
     ]
     for body, words in malformed:
         response = requests.post(url, json=body)
         assert response.status_code == 400 and words in response.json()["error"], response.text
+        assert len(response.text) < 600
     deep = requests.post(url, data=b'{"labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
     assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]

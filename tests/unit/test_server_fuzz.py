@@ -1,4 +1,4 @@
-"""Property-based tests of the server's client-facing routes (V2 infer, binary tensors, feedback).
+"""Property-based tests of the server's client-facing routes (V2 infer, binary tensors, feedback with receipts).
 
 Whatever a client sends, the answer is 200 or a 4xx with a message, never a 5xx; valid rows predict,
 rows no model can take are refused alone. The server runs in-process over real HTTP on loopback, with a
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from mlops_operator.server.codec import FEATURE_LIMIT
 
 set_hypothesis_home_dir(pathlib.Path(tempfile.gettempdir()) / "mlops-operator-hypothesis")  # not the checkout
 POISON = 4242.4242  # the wrapped model raises ValueError on a row holding it
+KEY = os.urandom(32)  # the server's receipt key
 VERSION = "tree-v1"
 FUZZ = settings(
     max_examples=120,
@@ -59,7 +61,7 @@ class PickyTree:
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     loaded = LoadedModel(name="tree", version=VERSION, model=PickyTree(), features=["a", "b", "c", "d"], classify=True)
-    app = build_app(loaded, profile=None, max_batch_delay=0.005)
+    app = build_app(loaded, profile=None, max_batch_delay=0.005, receipt_key=KEY)
     runner = web.AppRunner(app, access_log=None)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -224,10 +226,11 @@ def test_binary_tensor_requests_without_5xx(session, url, request) -> None:
 
 
 labels = st.lists(st.one_of(st.integers(0, 2), st.text(max_size=4), json_values), max_size=6)
+tokens = st.one_of(st.text(max_size=200), st.text(alphabet="abcXYZ019-_.", max_size=80), json_values)
 feedback_bodies = st.one_of(
     st.fixed_dictionaries(
         {"labels": labels},
-        optional={"id": st.one_of(st.text(max_size=200), json_values),
+        optional={"receipt": tokens, "id": st.one_of(st.text(max_size=200), json_values),
                   "model_version": st.one_of(st.just(VERSION), st.text(max_size=20), json_values),
                   "predictions": labels},
     ),
@@ -238,17 +241,32 @@ feedback_bodies = st.one_of(
 @FUZZ
 @given(body=feedback_bodies)
 def test_feedback_answers_any_json_without_5xx(session, url, body) -> None:
+    """Nothing a client makes up is scored: only a receipt the server issued is."""
     response = _post(session, f"{url}/feedback", _json(body))
-    if response.status_code == 200:  # scored: only ever under the version served here
-        assert response.json()["model_version"] == VERSION
-        assert isinstance(body.get("id"), str) or body.get("model_version") == VERSION
+    assert response.status_code in (400, 403), response.text
 
 
-def test_feedback_for_remembered_ids_scores_once(session, url) -> None:
-    body = {"id": "fz-1", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
-    assert _post(session, f"{url}/infer", _json(body)).json()["outputs"][0]["data"] == [0]
-    assert _post(session, f"{url}/feedback", _json({"id": "fz-1", "labels": [0]})).json()["correct"] == 1
-    assert _post(session, f"{url}/feedback", _json({"id": "fz-1", "labels": [0]})).status_code == 404
+def _receipt(session: requests.Session, url: str) -> str:
+    body = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [[5.1, 3.5, 1.4, 0.2]] * 2}]}
+    return _post(session, f"{url}/infer", _json(body)).json()["parameters"]["receipt"]
+
+
+@FUZZ
+@given(cut=st.integers(min_value=0, max_value=400), insert=st.text(max_size=3), drop=st.integers(0, 3))
+def test_an_altered_receipt_is_never_scored(session, url, cut, insert, drop) -> None:
+    """A real receipt with characters replaced, inserted or removed anywhere: refused, never scored, never 5xx."""
+    token = _receipt(session, url)
+    position = cut % (len(token) + 1)
+    altered = token[:position] + insert + token[position + drop :]
+    response = _post(session, f"{url}/feedback", _json({"receipt": altered, "labels": [0, 0]}))
+    if altered != token:
+        assert response.status_code in (400, 403), (altered, response.text)
+
+
+def test_a_receipt_scores_once(session, url) -> None:
+    token = _receipt(session, url)
+    assert _post(session, f"{url}/feedback", _json({"receipt": token, "labels": [0, 0]})).json()["correct"] == 2
+    assert _post(session, f"{url}/feedback", _json({"receipt": token, "labels": [0, 0]})).status_code == 409
 
 
 @pytest.mark.parametrize(
@@ -259,7 +277,7 @@ def test_feedback_for_remembered_ids_scores_once(session, url) -> None:
         ("feedback", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
         ("infer", b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, '
                   + b"7" * 5000 + b"]}]}", "Exceeds the limit"),
-        ("feedback", b'{"id": "a", "labels": [' + b"7" * 5000 + b"]}", "Exceeds the limit"),
+        ("feedback", b'{"receipt": "a", "labels": [' + b"7" * 5000 + b"]}", "Exceeds the limit"),
     ],
 )  # fmt: skip
 def test_the_issues_malformed_requests_are_400(session, url, route, data, words) -> None:

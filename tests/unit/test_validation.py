@@ -44,6 +44,7 @@ from support import REPO
 TR = {"datasetRef": {"name": "iris"}, "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression"}}
 MD = {"model": {"name": "iris"}}
 DS = {"source": {"builtin": {"name": "iris"}}}
+DS_URL = {"source": {"url": {"url": "https://example.org/d.csv"}}}  # refreshInterval applies to it
 
 
 def schema_of(kind: str) -> dict[str, Any]:
@@ -159,7 +160,7 @@ def test_a_reference_to_a_name_that_cannot_exist_is_refused(model: type, body: d
     ],
 )
 def test_durations_outside_their_bounds_are_refused(model: type, path: str, value: str, words: str) -> None:
-    base = DS if model is DatasetSpec else MD
+    base = DS_URL if model is DatasetSpec else MD
     # The operator's message writes a list index as `.0`; the API server's as `[0]`.
     assert refusal(model, {**base, **_set(path, value)}) == f"spec.{path.replace('[0]', '.0')}: {words}"
     kind = "Dataset" if model is DatasetSpec else "ModelDeployment"
@@ -181,7 +182,7 @@ def test_durations_outside_their_bounds_are_refused(model: type, path: str, valu
     ],
 )  # fmt: skip
 def test_durations_within_their_bounds_are_accepted(model: type, path: str, value: str) -> None:
-    accepted(model, {**(DS if model is DatasetSpec else MD), **_set(path, value)})
+    accepted(model, {**(DS_URL if model is DatasetSpec else MD), **_set(path, value)})
 
 
 def test_every_duration_field_has_bounds_in_the_schema() -> None:
@@ -236,7 +237,7 @@ def test_an_analysis_step_may_name_only_metrics_that_exist(analysis: dict, named
 
 def test_the_default_metric_names_are_the_metrics_judged_by_default() -> None:
     assert list(DEFAULT_METRIC_NAMES) == [m.name for m in DEFAULT_METRICS]
-    rule, _retraining, _cpu_request = schema_of("ModelDeployment")["properties"]["spec"]["x-kubernetes-validations"]
+    rule, *_others = schema_of("ModelDeployment")["properties"]["spec"]["x-kubernetes-validations"]
     assert (
         "['error-rate', 'latency-p95']" in rule["rule"]
         and "self.analysis.metrics.exists(d, d.name == m)" in rule["rule"]

@@ -107,6 +107,11 @@ watches instead of polling.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get]
+# The key each ModelDeployment's servers sign feedback receipts with: created (generateName, owned by the
+# ModelDeployment) and never read, updated or listed — the operator reads no Secret.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]

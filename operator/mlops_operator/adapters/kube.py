@@ -160,6 +160,12 @@ def create_job(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     return plain(batch().read_namespaced_job(body["metadata"]["name"], namespace))
 
 
+def create_secret(namespace: str, body: dict[str, Any]) -> str:
+    """Create a Secret (a generated name) and return its name; only its metadata is kept from the answer."""
+    created = core().create_namespaced_secret(namespace, body)
+    return created.metadata.name
+
+
 def read_pvc(namespace: str, name: str) -> dict[str, Any] | None:
     found = read_or_none(core().read_namespaced_persistent_volume_claim, name, namespace)
     return plain(found) if found is not None else None
@@ -197,6 +203,11 @@ def list_custom(plural: str, namespace: str, label_selector: str) -> list[dict[s
 def patch_labels(plural: str, namespace: str, name: str, labels: dict[str, str | None]) -> dict[str, Any]:
     body = {"metadata": {"labels": labels}}
     return custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body)
+
+
+def patch_metadata(plural: str, namespace: str, name: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch of labels and annotations (None removes one) of one of our custom objects."""
+    return custom().patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, {"metadata": metadata})
 
 
 def patch_status(plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import (
     Condition,
@@ -28,6 +28,30 @@ BUILTIN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 SCHEMA_MAX_BYTES = 120 * 1024
 # Re-reading a source starts a Job: not more often than once a minute; at least once a week.
 RefreshInterval = bounded_duration("1m", "168h")
+DEFAULT_FORMAT = "csv"
+DEFAULT_REFRESH_INTERVAL = "10m"
+# The sources that are files (read as spec.format); builtin and capture are tables already.
+FILE_SOURCES = ("url", "configMap", "pvc", "s3")
+# Options that apply to some sources only. The API server fills in each option's default before it checks,
+# so only a value other than the default can be told apart (and refused): an explicit default is harmless.
+FORMAT_RULE = {
+    "rule": f"!has(self.format) || self.format == '{DEFAULT_FORMAT}' || "
+    + " || ".join(f"has(self.source.{name})" for name in FILE_SOURCES),
+    "fieldPath": ".format",
+    "message": "format applies only to url, configMap, pvc and s3 sources: builtin and capture sources are "
+    "tables, not files",
+}
+REFRESH_RULE = {
+    "rule": f"!has(self.source.builtin) || !has(self.refreshInterval) || "
+    f"self.refreshInterval == '{DEFAULT_REFRESH_INTERVAL}'",
+    "fieldPath": ".refreshInterval",
+    "message": "refreshInterval does not apply to a builtin source: bundled data never changes, it is read once",
+}
+
+
+# A moment (api.clock format) asking a Dataset to read its source again now: set by a retraining trigger
+# that fired, so that the run it creates trains on data that includes what fired it.
+REFRESH_ANNOTATION = "mlops.dev/refresh-requested"
 
 
 class BuiltinSource(SpecModel):
@@ -130,28 +154,32 @@ class DatasetSource(SpecModel):
         default=None, description="A base Dataset plus the labelled rows a ModelDeployment captured in production."
     )
 
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DatasetSource:
+        """The CRD's rule, for a spec that got past an older CRD: no source, or two, reads nothing sensible."""
+        chosen = [self.builtin, self.url, self.config_map, self.pvc, self.s3, self.capture]
+        if sum(source is not None for source in chosen) != 1:
+            raise ValueError("exactly one of builtin, url, configMap, pvc, s3 or capture must be set")
+        return self
+
+
+COLUMN_RULES = [
+    {"rule": "!has(self.min) || !has(self.max) || self.min <= self.max", "message": "min must not be greater than max"},
+    {
+        "rule": "!has(self.allowedValues) || self.type in ['category', 'string']",
+        "message": "allowedValues applies only to category or string columns",
+    },
+    {
+        "rule": "(!has(self.min) && !has(self.max)) || self.type in ['float', 'integer']",
+        "message": "min and max apply only to float or integer columns",
+    },
+]
+
 
 class ColumnSchema(SpecModel):
     """The expectations on one column."""
 
-    model_config = SpecModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {
-                    "rule": "!has(self.min) || !has(self.max) || self.min <= self.max",
-                    "message": "min must not be greater than max",
-                },
-                {
-                    "rule": "!has(self.allowedValues) || self.type in ['category', 'string']",
-                    "message": "allowedValues applies only to category or string columns",
-                },
-                {
-                    "rule": "(!has(self.min) && !has(self.max)) || self.type in ['float', 'integer']",
-                    "message": "min and max apply only to float or integer columns",
-                },
-            ]
-        }
-    }
+    model_config = SpecModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": COLUMN_RULES}}
 
     name: str = Field(min_length=1, max_length=253, description="Column name as in the CSV header.")
     type: Literal["float", "integer", "string", "category", "boolean"] = Field(
@@ -163,6 +191,20 @@ class ColumnSchema(SpecModel):
     allowed_values: list[Annotated[str, Field(max_length=253)]] | None = Field(
         default=None, max_length=1000, description="The only values allowed (category or string columns)."
     )
+
+    @model_validator(mode="after")
+    def _as_the_crd_checks_it(self) -> ColumnSchema:
+        """The CRD's rules in the same words: a bound the column's type ignores checks nothing."""
+        bounded = self.min is not None or self.max is not None
+        broken = [
+            self.min is not None and self.max is not None and self.min > self.max,
+            self.allowed_values is not None and self.type not in ("category", "string"),
+            bounded and self.type not in ("float", "integer"),
+        ]
+        for rule, failed in zip(COLUMN_RULES, broken, strict=True):
+            if failed:
+                raise ValueError(rule["message"])
+        return self
 
 
 class DatasetSchema(SpecModel):
@@ -180,11 +222,15 @@ class DatasetSchema(SpecModel):
 class DatasetSpec(SpecModel):
     """What the user wants: a source, a format, a target column and checks."""
 
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {"x-kubernetes-validations": [FORMAT_RULE, REFRESH_RULE]}
+    }
+
     source: DatasetSource = Field(
         description="Where the data is: exactly one of builtin, url, configMap, pvc, s3, capture."
     )
     format: Literal["csv", "parquet", "auto"] = Field(
-        default="csv",
+        default=DEFAULT_FORMAT,
         description="File format of url, configMap, pvc and s3 sources: csv, parquet, or auto (Parquet if the "
         "bytes start and end with PAR1, else CSV).",
     )
@@ -200,10 +246,20 @@ class DatasetSpec(SpecModel):
         description="Column types, ranges, nullability and minimum row count (at most 120 KiB as JSON).",
     )
     refresh_interval: RefreshInterval = Field(
-        default="10m",
+        default=DEFAULT_REFRESH_INTERVAL,
         description="How often url, configMap, pvc and s3 sources are re-read for a new version (1m to 168h).",
     )
     history_limit: int = Field(default=10, ge=1, le=100, description="How many recent versions status keeps.")
+
+    @model_validator(mode="after")
+    def _options_apply_to_the_source(self) -> DatasetSpec:
+        """An option the source ignores is a mistake the user would never see: refused, as the CRD does."""
+        source = self.source
+        if self.format != DEFAULT_FORMAT and not (source.url or source.config_map or source.pvc or source.s3):
+            raise ValueError(f"format: {FORMAT_RULE['message']}")
+        if source.builtin and self.refresh_interval != DEFAULT_REFRESH_INTERVAL:
+            raise ValueError(f"refreshInterval: {REFRESH_RULE['message']}")
+        return self
 
 
 class DatasetVersion(StatusModel):
@@ -225,6 +281,24 @@ class DatasetCheck(StatusModel):
     generation: int | None = Field(default=None, description="The .metadata.generation the check was for.")
 
 
+class CheckBlocked(StatusModel):
+    """A check whose pod cannot start (a missing Secret or ConfigMap, an image not pulled): nothing is
+    known about the source yet, so the check waits for the cause instead of failing, and the Job's
+    eventual result is taken. A check Job that ended before its pod started is followed by another after
+    a backoff (controllers/dataset.py CHECK_RETRY_SECONDS, counted from endedAt)."""
+
+    reason: str = Field(description="CamelCase reason (PodCannotStart).")
+    message: str = Field(default="", description="The kubelet's words: which pod, and why it cannot start.")
+    job: str = Field(description="The check Job whose pod was last seen unable to start.")
+    since: Timestamp = Field(description="When a check of this series was first seen unable to start.")
+    ended_jobs: int = Field(
+        default=0, ge=0, description="Check Jobs of this series that ended before their pod started."
+    )
+    ended_at: Timestamp | None = Field(
+        default=None, description="When the latest of them ended (the next starts after the backoff)."
+    )
+
+
 class DatasetStatus(StatusModel):
     """What is true about the Dataset, written only by the operator."""
 
@@ -233,14 +307,33 @@ class DatasetStatus(StatusModel):
     conditions: list[Condition] = Field(default_factory=list, description="Ready and Validated conditions.")
     version: Sha256Version | None = Field(default=None, description="Current content version.")
     rows: int | None = Field(default=None, description="Rows in the current version.")
-    columns: list[str] = Field(default_factory=list, description="Feature columns of the current version, in order.")
+    columns: list[str] = Field(
+        default_factory=list,
+        description="Feature columns of the current version, in order, when their names fit in the check's 4 KiB "
+        "result; else empty, and the profile at profileRef names them all (columnCount counts them).",
+    )
+    column_count: int | None = Field(default=None, description="How many feature columns the current version has.")
     snapshot_uri: str | None = Field(default=None, description="Artifact-store URI of the current snapshot.")
     profile_ref: str | None = Field(
-        default=None, description="Artifact-store URI of the current version's profile (the drift reference)."
+        default=None,
+        description="Artifact-store URI of the current version's profile (the drift reference); its `features` "
+        "name every feature column, in order.",
+    )
+    profile_sha256: Sha256Hex | None = Field(
+        default=None, description="sha256 of the profile at profileRef, as the check stored it."
     )
     last_checked_at: Timestamp | None = Field(default=None, description="When the source was last read.")
+    check_started_at: Timestamp | None = Field(default=None, description="When the latest check Job was created.")
+    source_read_at: Timestamp | None = Field(
+        default=None,
+        description="When the check whose version is current began reading the source: data written before it "
+        "is in that version (a retraining run waits for a read after its trigger fired).",
+    )
     history: list[DatasetVersion] = Field(default_factory=list, description="Recent versions, newest first.")
     last_check: DatasetCheck | None = Field(default=None, description="Outcome of the latest check of the source.")
     checks: int = Field(default=0, description="Checks started so far (numbers the check Jobs).")
     active_check: str | None = Field(default=None, description="Name of the check Job under way, if any.")
+    blocked_check: CheckBlocked | None = Field(
+        default=None, description="Why the check cannot run yet (its pod cannot start); cleared once a check ran."
+    )
     checked_generation: int | None = Field(default=None, description="The generation the latest check is for.")

@@ -41,6 +41,9 @@ CLASSIFICATION_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_mac
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 # Metrics where smaller is better; every other metric is better when larger.
 LOWER_IS_BETTER = frozenset({"rmse", "mae"})
+# Classifiers that give probabilities (and so roc_auc) only when a parameter says so: scikit-learn's SVC
+# has no predict_proba unless `probability: true`; every other allow-listed classifier always has one.
+PROBABILITIES_ONLY_WITH = {"sklearn.svm.SVC": "probability"}
 
 EstimatorName = Literal[CLASSIFIERS + REGRESSORS]  # type: ignore[valid-type]
 PreprocessorName = Literal[PREPROCESSORS]  # type: ignore[valid-type]

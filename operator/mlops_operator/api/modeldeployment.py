@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from .common import (
     Condition,
@@ -20,6 +22,7 @@ from .common import (
     http_url_rule,
 )
 from .cron import CRON_PATTERN, parse_cron
+from .estimators import REGRESSORS
 from .scheduling import NodeSelector, SpreadConstraints, Toleration
 from .trainingrun import TrainingRunSpec
 
@@ -32,6 +35,94 @@ PauseDuration = bounded_duration("1s", "24h")
 # as Prometheus refuses `[1.5m]`.
 AnalysisInterval = bounded_duration("1s", "1h", whole_units=True)
 GuardWindow = bounded_duration("1m", "168h")
+
+# What each analysis template measures, for the rules on the options that apply to it. The label-based
+# templates (and the estimate) need labelled predictions (or predictions) in the window: only they have a
+# minSamples; some measure a classifier only, some a regressor only; some are fractions from 0 to 1.
+CLASS_TEMPLATES = ("precision", "recall", "f1")
+CLASSIFIER_TEMPLATES = ("accuracy", "precision", "recall", "f1", "estimatedAccuracy")
+REGRESSOR_TEMPLATES = ("mae", "rmse")
+SAMPLED_TEMPLATES = CLASSIFIER_TEMPLATES + REGRESSOR_TEMPLATES
+FRACTION_TEMPLATES = ("errorRate", *CLASSIFIER_TEMPLATES)
+DEFAULT_MIN_SAMPLES = 10
+# A raw query's placeholders; any other `{{...}}` would reach Prometheus as it is, and fail every time.
+QUERY_PLACEHOLDERS = ("{{version}}", "{{namespace}}")
+# `result <op> <number>`: the number a decimal literal, as Python's float() and a reader both take it.
+SUCCESS_CONDITION_PATTERN = r"^result\s*(<|<=|>|>=|==|!=)\s*(-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?)$"
+_LABELLED_TASK_WORDS = (
+    f"{', '.join(CLASSIFIER_TEMPLATES)} for a classifier; {', '.join(REGRESSOR_TEMPLATES)} for a regressor"
+)
+
+
+def _regressor_fits(template: str, estimator: str) -> str:
+    """CEL: a label-based template (an expression) fits the estimator (an expression): a regressor's
+    template exactly when the estimator is a regressor."""
+    return f"(({template}) in {list(REGRESSOR_TEMPLATES)}) == (({estimator}) in {list(REGRESSORS)})"
+
+
+def _template_fits(template: str, estimator: str) -> bool:
+    """The same rule in the model: a label-based template measures one kind of estimator only."""
+    return template not in SAMPLED_TEMPLATES or (template in REGRESSOR_TEMPLATES) == (estimator in REGRESSORS)
+
+
+def _finite_bound(condition: str) -> str:
+    """The pattern lets any decimal through; one too large for a float (1e999) compares with nothing."""
+    match = re.fullmatch(SUCCESS_CONDITION_PATTERN, condition)
+    if match is not None and not math.isfinite(float(match.group(2))):
+        raise ValueError(f"{match.group(2)} is not a finite number")
+    return condition
+
+
+def _known_placeholders(query: str) -> str:
+    """An unknown `{{...}}` is sent to Prometheus as it is: a query that fails at every measurement."""
+    rest = query
+    for placeholder in QUERY_PLACEHOLDERS:
+        rest = rest.replace(placeholder, "")
+    if "{{" in rest:
+        raise ValueError(QUERY_RULE["message"])
+    return query
+
+
+QUERY_RULE = {
+    "rule": "!self" + "".join(f".replace('{p}', '')" for p in QUERY_PLACEHOLDERS) + ".contains('{{')",
+    "message": f"the only placeholders are {' and '.join(QUERY_PLACEHOLDERS)}",
+}
+SuccessCondition = Annotated[
+    str, Field(max_length=256, pattern=SUCCESS_CONDITION_PATTERN), AfterValidator(_finite_bound)
+]
+Query = Annotated[
+    str,
+    Field(min_length=1, max_length=4096, pattern=r"\S", json_schema_extra={"x-kubernetes-validations": [QUERY_RULE]}),
+    AfterValidator(_known_placeholders),
+]
+# The rules across an analysis metric's fields, each with the check the model makes (same words).
+ANALYSIS_METRIC_RULES = [
+    exactly_one_rule(["template", "query"], "set exactly one of template or query"),
+    {"rule": "!has(self.template) || has(self.threshold)", "message": "a template metric needs a threshold"},
+    {"rule": "!has(self.threshold) || has(self.template)", "message": "threshold applies only to a template"},
+    {"rule": "has(self.query) == has(self.successCondition)", "message": "a query needs a successCondition"},
+    {
+        "rule": f"!has(self.class) || (has(self.template) && self.template in {list(CLASS_TEMPLATES)})",
+        "message": "class applies only to the precision, recall and f1 templates",
+    },
+    {
+        "rule": f"!has(self.threshold) || !has(self.template) || !(self.template in {list(FRACTION_TEMPLATES)}) || "
+        "(self.threshold >= 0.0 && self.threshold <= 1.0)",
+        "fieldPath": ".threshold",
+        "message": f"the threshold of {', '.join(FRACTION_TEMPLATES)} is a fraction from 0 to 1 (5 % is 0.05)",
+    },
+    {
+        "rule": "!has(self.threshold) || self.threshold >= 0.0",
+        "fieldPath": ".threshold",
+        "message": "threshold must not be negative: no template measures anything below 0",
+    },
+    {
+        "rule": f"!has(self.minSamples) || self.minSamples == {DEFAULT_MIN_SAMPLES} || "
+        f"(has(self.template) && self.template in {list(SAMPLED_TEMPLATES)})",
+        "fieldPath": ".minSamples",
+        "message": f"minSamples applies only to the {', '.join(SAMPLED_TEMPLATES)} templates",
+    },
+]
 
 
 class ModelSelector(SpecModel):
@@ -47,6 +138,13 @@ class ModelSelector(SpecModel):
 
     name: DnsLabel | None = Field(default=None, description="Model name: serve its current champion.")
     training_run: TrainingRunName | None = Field(default=None, description="Serve the model of this TrainingRun.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSelector:
+        """The CRD's rule, for a spec that got past an older CRD: serve one thing, known which."""
+        if (self.name is None) == (self.training_run is None):
+            raise ValueError("set exactly one of name or trainingRun")
+        return self
 
 
 class ServerSpec(SpecModel):
@@ -122,6 +220,14 @@ class CanaryStep(SpecModel):
     pause: PauseSpec | None = Field(default=None, description="Wait, for a duration or for a manual promote.")
     analysis: StepAnalysis | None = Field(default=None, description="Run the analysis before going on.")
 
+    @model_validator(mode="after")
+    def _exactly_one_action(self) -> CanaryStep:
+        """The CRD's rule, for a spec that got past an older CRD: a step does one thing, or the others are
+        silently skipped."""
+        if sum(action is not None for action in (self.set_weight, self.pause, self.analysis)) != 1:
+            raise ValueError("a step sets exactly one of setWeight, pause, analysis")
+        return self
+
 
 class CanaryStrategy(SpecModel):
     """Ordered steps from 0 % to 100 % of traffic on the new version."""
@@ -143,6 +249,12 @@ class CanaryStrategy(SpecModel):
                 }
             ]
         },
+    )
+    allow_input_schema_change: bool = Field(
+        default=False,
+        description="Roll out a version whose input signature (features, order, types) differs from the stable "
+        "version's without a person's approval. False: such a canary gets no traffic until `kubectl mlops promote` "
+        "(clients sending the old inputs would fail, or get wrong predictions from reordered columns).",
     )
 
 
@@ -180,34 +292,18 @@ class TrafficRouting(SpecModel):
     )
     gateway_api: GatewayApiRouting | None = Field(default=None, alias="gatewayAPI", description="The HTTPRoute.")
 
+    @model_validator(mode="after")
+    def _route_exactly_in_its_mode(self) -> TrafficRouting:
+        """The CRD's rule, for a spec that got past an older CRD: a route in Replicas mode is never used."""
+        if (self.mode == "GatewayAPI") != (self.gateway_api is not None):
+            raise ValueError("gatewayAPI must be set exactly when mode is GatewayAPI")
+        return self
+
 
 class AnalysisMetric(SpecModel):
     """One measurement judged at every analysis: a built-in template, or a PromQL query with a condition."""
 
-    model_config = SpecModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                exactly_one_rule(["template", "query"], "set exactly one of template or query"),
-                {
-                    "rule": "!has(self.template) || has(self.threshold)",
-                    "message": "a template metric needs a threshold",
-                },
-                {
-                    "rule": "!has(self.threshold) || has(self.template)",
-                    "message": "threshold applies only to a template",
-                },
-                {
-                    "rule": "has(self.query) == has(self.successCondition)",
-                    "message": "a query needs a successCondition",
-                },
-                {
-                    "rule": "!has(self.class) || (has(self.template) && self.template in "
-                    "['precision', 'recall', 'f1'])",
-                    "message": "class applies only to the precision, recall and f1 templates",
-                },
-            ]
-        }
-    }
+    model_config = SpecModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": ANALYSIS_METRIC_RULES}}
 
     name: DnsLabel = Field(description="Name of the metric, used in status and Events.")
     template: (
@@ -233,23 +329,42 @@ class AnalysisMetric(SpecModel):
         "the macro average over the classes seen.",
     )
     min_samples: int = Field(
-        default=10,
+        default=DEFAULT_MIN_SAMPLES,
         ge=1,
         le=1_000_000,
         description="accuracy, precision, recall, f1, mae, rmse: fewest labelled predictions in the window "
         "(estimatedAccuracy: predictions) before a verdict; fewer is inconclusive.",
     )
-    query: str | None = Field(
+    query: Query | None = Field(
         default=None,
-        max_length=4096,
-        description="PromQL returning one number; {{version}} and {{namespace}} are substituted.",
+        description="PromQL returning one number; {{version}} and {{namespace}} are substituted (no other "
+        "placeholder).",
     )
-    success_condition: str | None = Field(
+    success_condition: SuccessCondition | None = Field(
         default=None,
-        max_length=256,
-        pattern=r"^result\s*(<|<=|>|>=|==|!=)\s*-?[0-9.eE+-]+$",
-        description="Condition on the query's result, e.g. 'result < 0.05'.",
+        description="Condition on the query's result: result, a comparison (<, <=, >, >=, == or !=) and a "
+        "number, e.g. 'result < 0.05'.",
     )
+
+    @model_validator(mode="after")
+    def _as_the_crd_checks_it(self) -> AnalysisMetric:
+        """The CRD's rules in the same words: an option the metric ignores, or a bound it can never cross,
+        would judge every version silently wrong."""
+        template, threshold = self.template, self.threshold
+        broken = [
+            (template is None) == (self.query is None),
+            template is not None and threshold is None,
+            threshold is not None and template is None,
+            (self.query is None) != (self.success_condition is None),
+            self.class_ is not None and template not in CLASS_TEMPLATES,
+            threshold is not None and template in FRACTION_TEMPLATES and not 0 <= threshold <= 1,
+            threshold is not None and threshold < 0,
+            self.min_samples != DEFAULT_MIN_SAMPLES and template not in SAMPLED_TEMPLATES,
+        ]
+        for rule, failed in zip(ANALYSIS_METRIC_RULES, broken, strict=True):
+            if failed:
+                raise ValueError(rule["message"])
+        return self
 
 
 class AnalysisSpec(SpecModel):
@@ -272,13 +387,31 @@ class AnalysisSpec(SpecModel):
     )
 
 
+DEFAULT_GUARD_WINDOW = "10m"
+GUARD_WINDOW_RULE = {
+    "rule": f"self.enabled || !has(self.window) || self.window == '{DEFAULT_GUARD_WINDOW}'",
+    "fieldPath": ".window",
+    "message": "window applies only when the guard is enabled",
+}
+
+
 class PostPromotionSpec(SpecModel):
     """Keep judging the new stable version after it reached 100 %."""
 
+    model_config = SpecModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": [GUARD_WINDOW_RULE]}}
+
     enabled: bool = Field(default=True, description="Whether the guard runs.")
     window: GuardWindow = Field(
-        default="10m", description="How long after promotion the version is still judged (1m to 168h)."
+        default=DEFAULT_GUARD_WINDOW, description="How long after promotion the version is still judged (1m to 168h)."
     )
+
+    @model_validator(mode="after")
+    def _window_only_when_enabled(self) -> PostPromotionSpec:
+        """A window for a guard that never runs is a mistake the user would never see (the API server fills
+        in the default, so only another value can be told apart)."""
+        if not self.enabled and self.window != DEFAULT_GUARD_WINDOW:
+            raise ValueError(GUARD_WINDOW_RULE["message"])
+        return self
 
 
 class ScalingPolicy(SpecModel):
@@ -387,8 +520,24 @@ class DriftTrigger(SpecModel):
     )
 
 
+QUALITY_BOUND_RULES = [
+    {
+        "rule": f"!(self.template in {list(CLASSIFIER_TEMPLATES)}) || (self.bound >= 0.0 && self.bound <= 1.0)",
+        "fieldPath": ".bound",
+        "message": f"the bound of {', '.join(CLASSIFIER_TEMPLATES)} is a fraction from 0 to 1 (80 % is 0.8)",
+    },
+    {
+        "rule": "self.bound >= 0.0",
+        "fieldPath": ".bound",
+        "message": "bound must not be negative: mae and rmse never are",
+    },
+]
+
+
 class QualityTrigger(SpecModel):
     """Retrain when live (or estimated) quality over a duration is worse than a bound."""
+
+    model_config = SpecModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": QUALITY_BOUND_RULES}}
 
     template: Literal["accuracy", "precision", "recall", "f1", "estimatedAccuracy", "mae", "rmse"] = Field(
         description="An analysis template on the served version: accuracy-like ones below the bound trigger, "
@@ -397,6 +546,15 @@ class QualityTrigger(SpecModel):
     bound: float = Field(description="The bound (a minimum for accuracy-like templates, a maximum for errors).")
     for_: TriggerWindow = Field(default="10m", alias="for", description="The window the metric is computed over.")
     min_samples: int = Field(default=30, ge=1, le=1_000_000, description="No trigger on fewer labelled predictions.")
+
+    @model_validator(mode="after")
+    def _bound_within_the_metrics_range(self) -> QualityTrigger:
+        """A bound the metric can never cross (80 for 80 %) fires the trigger always, or never."""
+        broken = [self.template in CLASSIFIER_TEMPLATES and not 0 <= self.bound <= 1, self.bound < 0]
+        for rule, failed in zip(QUALITY_BOUND_RULES, broken, strict=True):
+            if failed:
+                raise ValueError(rule["message"])
+        return self
 
 
 class RetrainingTriggers(SpecModel):
@@ -418,19 +576,32 @@ class RetrainingTriggers(SpecModel):
         return self
 
 
+RETRAINING_RULES = [
+    {
+        "rule": "has(self.triggers.drift) || has(self.triggers.quality) || "
+        "(has(self.triggers.newDatasetVersion) && self.triggers.newDatasetVersion) || has(self.triggers.schedule)",
+        "message": "retraining needs at least one trigger",
+    },
+    {
+        "rule": "!has(self.triggers.quality) || "
+        + _regressor_fits("self.triggers.quality.template", "self.template.model.estimator"),
+        "fieldPath": ".triggers.quality.template",
+        "message": f"triggers.quality.template must measure the template's estimator: {_LABELLED_TASK_WORDS}",
+    },
+    {
+        "rule": "!has(self.template.datasetRef.version)",
+        "fieldPath": ".template.datasetRef.version",
+        "message": "a retraining template must not pin datasetRef.version: every retrained run would train on the "
+        "same data again",
+    },
+]
+
+
 class RetrainingSpec(SpecModel):
     """Continuous training: TrainingRuns the operator creates from a template when a trigger fires; each
     goes through its ordinary gates (it must beat the champion) and, promoted, through this canary."""
 
-    model_config = SpecModel.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                {"rule": "has(self.triggers.drift) || has(self.triggers.quality) || "
-                 "(has(self.triggers.newDatasetVersion) && self.triggers.newDatasetVersion) || "
-                 "has(self.triggers.schedule)", "message": "retraining needs at least one trigger"},
-            ]
-        }
-    }  # fmt: skip
+    model_config = SpecModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": RETRAINING_RULES}}
 
     mode: Literal["Auto", "Suggest"] = Field(
         default="Suggest",
@@ -441,6 +612,21 @@ class RetrainingSpec(SpecModel):
     cooldown: RetrainingCooldown = Field(default="1h", description="No new run sooner than this after the last one.")
     max_per_day: int = Field(default=3, ge=1, le=100, description="Most runs created in any 24 hours.")
     check_interval: TriggerCheckInterval = Field(default="1m", description="How often the triggers are evaluated.")
+
+    @model_validator(mode="after")
+    def _triggers_and_template_fit(self) -> RetrainingSpec:
+        """The CRD's rules in the same words: a trigger on a metric the model has no data for never fires,
+        and a pinned version makes every retrained run train on the same data."""
+        triggers, estimator = self.triggers, self.template.model.estimator
+        broken = [
+            not (triggers.drift or triggers.quality or triggers.new_dataset_version or triggers.schedule),
+            triggers.quality is not None and not _template_fits(triggers.quality.template, estimator),
+            self.template.dataset_ref.version is not None,
+        ]
+        for rule, failed in zip(RETRAINING_RULES, broken, strict=True):
+            if failed:
+                raise ValueError(rule["message"])  # each message names its field
+        return self
 
 
 class ModelDeploymentSpec(SpecModel):
@@ -471,6 +657,15 @@ class ModelDeploymentSpec(SpecModel):
                     "&& 'cpu' in self.server.resources.requests)",
                     "message": "autoscaling.cpuUtilization is a percent of the CPU request: set "
                     "server.resources.requests.cpu",
+                },
+                {
+                    "rule": "!has(self.retraining) || !has(self.analysis) || !has(self.analysis.metrics) || "
+                    "self.analysis.metrics.all(m, !has(m.template) || "
+                    f"!(m.template in {list(SAMPLED_TEMPLATES)}) || "
+                    f"{_regressor_fits('m.template', 'self.retraining.template.model.estimator')})",
+                    "fieldPath": ".analysis.metrics",
+                    "message": "analysis.metrics[].template must measure the estimator retraining trains: "
+                    f"{_LABELLED_TASK_WORDS}",
                 },
             ]
         }
@@ -520,6 +715,29 @@ class ModelDeploymentSpec(SpecModel):
                 raise ValueError(f"strategy.canary.steps[{index}].analysis.metrics names {unknown}, but {where}")
         return self
 
+    @model_validator(mode="after")
+    def _references_hold(self) -> ModelDeploymentSpec:
+        """The CRD's rules across the spec, in the model: a spec that got past an older CRD is InvalidSpec."""
+        retraining = self.retraining
+        if retraining is not None and self.model.name != retraining.template.model.name:
+            raise ValueError(
+                "retraining needs model.name (the champion this ModelDeployment follows), and its template must "
+                "train that model"
+            )
+        requests = (self.server.resources.requests if self.server.resources else None) or {}
+        if self.autoscaling is not None and self.autoscaling.cpu_utilization is not None and "cpu" not in requests:
+            raise ValueError(
+                "autoscaling.cpuUtilization is a percent of the CPU request: set server.resources.requests.cpu"
+            )
+        for index, metric in enumerate(self.analysis.metrics if retraining is not None else []):
+            estimator = retraining.template.model.estimator
+            if metric.template and not _template_fits(metric.template, estimator):
+                raise ValueError(
+                    f"analysis.metrics[{index}].template: {metric.template} cannot measure {estimator}, the "
+                    f"estimator retraining trains ({_LABELLED_TASK_WORDS})"
+                )
+        return self
+
 
 class AnalysisResult(StatusModel):
     """The last measurement of one metric."""
@@ -537,6 +755,9 @@ class VersionStatus(StatusModel):
     version: str = Field(description="Model version: the TrainingRun's name.")
     model_uri: str = Field(default="", description="Artifact-store URI of the model.")
     sha256: str = Field(default="", description="sha256 of the model file.")
+    signature_sha256: str | None = Field(
+        default=None, description="sha256 of the version's input signature (features, order, types)."
+    )
     weight: int = Field(default=0, description="Share of traffic in percent, as achieved.")
     replicas: int = Field(default=0, description="Desired pods.")
     ready_replicas: int = Field(default=0, description="Ready pods.")
@@ -545,6 +766,11 @@ class VersionStatus(StatusModel):
 class CanaryStatus(VersionStatus):
     """The version being rolled out, and where the rollout is."""
 
+    input_schema_changed: str | None = Field(
+        default=None,
+        description="Set while the canary takes other inputs than the stable version (its signature differs): it "
+        "gets no traffic until approved (kubectl mlops promote) or spec.strategy.canary.allowInputSchemaChange.",
+    )
     step_index: int = Field(default=0, description="Index of the current step in spec.strategy.canary.steps.")
     step_started_at: Timestamp | None = Field(default=None, description="When the current step began.")
     pause_started_at: Timestamp | None = Field(default=None, description="When the current pause began.")
@@ -639,6 +865,11 @@ class ModelDeploymentStatus(StatusModel):
     degraded: Degradation | None = Field(default=None, description="Why the last rollback happened.")
     routing: str | None = Field(default=None, description="The traffic split in words; HTTPRoute problems show here.")
     last_analysis: list[AnalysisResult] = Field(default_factory=list, description="Latest measurement per metric.")
+    receipt_key_secret: str | None = Field(
+        default=None,
+        description="The Secret (created by the operator, never read by it) whose key the servers sign feedback "
+        "receipts with.",
+    )
     failed_versions: list[str] = Field(
         default_factory=list, description="Versions rolled back here; not retried automatically."
     )

@@ -46,6 +46,10 @@ class Reason(StrEnum):
     ARTIFACT_MISSING = "ArtifactMissing"
     ARTIFACT_STORE_UNAVAILABLE = "ArtifactStoreUnavailable"
     POD_CANNOT_START = "PodCannotStart"  # a Job's pod: a missing Secret or ConfigMap, an image not pulled
+    # A Job's result (its termination message) is not the JSON envelope resources/results.py defines,
+    # or did not fit the message's 4 KiB even without its optional parts.
+    RESULT_UNREADABLE = "ResultUnreadable"
+    RESULT_TOO_LARGE = "ResultTooLarge"
 
     # Dataset.
     VALIDATION_PENDING = "ValidationPending"
@@ -60,6 +64,7 @@ class Reason(StrEnum):
     JOB_RUNNING = "JobRunning"
     JOB_SUCCEEDED = "JobSucceeded"
     JOB_FAILED = "JobFailed"
+    UNATTRIBUTED_RESULT = "UnattributedResult"  # a Job's result names a model this run did not write
     DEADLINE_EXCEEDED = "DeadlineExceeded"
 
     # ModelDeployment: conditions.
@@ -80,6 +85,8 @@ class Reason(StrEnum):
     PAUSE_STEP = "PauseStep"
     INCONCLUSIVE_ANALYSIS = "InconclusiveAnalysis"
     SPEC_PAUSED = "SpecPaused"
+    TARGET_MISSING = "TargetMissing"  # the canary's version left the registry: it holds, still measured
+    INPUT_SCHEMA_CHANGED = "InputSchemaChanged"  # the canary takes other inputs: no traffic until approved
 
 
 class EventReason(StrEnum):
@@ -91,6 +98,8 @@ class EventReason(StrEnum):
     TRAINING_SUCCEEDED = "TrainingSucceeded"
     PROMOTED = "Promoted"
     PROMOTION_REJECTED = "PromotionRejected"
+    ROLLED_BACK = "RolledBack"  # a TrainingRun: a ModelDeployment rolled its version back
+    CHAMPION_RESTORED = "ChampionRestored"  # the title went back to the last good version
 
 
 class DatasetPhase(StrEnum):
@@ -132,6 +141,7 @@ class Decision(StrEnum):
     REJECTED = "Rejected"
     PENDING_APPROVAL = "PendingApproval"
     SUPERSEDED = "Superseded"  # was Promoted; another version of the model took the title over
+    ROLLED_BACK = "RolledBack"  # was Promoted; a ModelDeployment rolled it back: never the champion until retried
 
 
 class PromotionReason(StrEnum):
@@ -144,6 +154,9 @@ class PromotionReason(StrEnum):
     AWAITING_APPROVAL = "AwaitingApproval"
     APPROVED = "Approved"
     SUPERSEDED = "Superseded"
+    ROLLED_BACK = "RolledBack"
+    REINSTATED = "Reinstated"  # the champion again: the version promoted after it was rolled back
+    NOT_COMPARABLE = "NotComparable"  # no figure of the champion on the candidate's rows: no comparison
 
 
 STORE_REASONS = {

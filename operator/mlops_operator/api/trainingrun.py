@@ -17,13 +17,68 @@ from .common import (
     Timestamp,
     at_most_bytes,
 )
-from .estimators import CLASSIFICATION_METRICS, EstimatorName, MetricName, PreprocessorName, task_of
+from .estimators import (
+    CLASSIFICATION_METRICS,
+    PROBABILITIES_ONLY_WITH,
+    REGRESSION_METRICS,
+    REGRESSORS,
+    EstimatorName,
+    MetricName,
+    PreprocessorName,
+    task_of,
+)
 from .reasons import Decision, TrainingPhase
 
 # The parameters go to the training Job with the rest of the spec (common.JOB_ENV_VALUE_MAX_BYTES); the
 # schema cannot bound the size of free-form values, so it bounds their number and the model their bytes.
 PARAMS_MAX_KEYS = 64
 PARAMS_MAX_BYTES = 64 * 1024
+
+
+def _fits_the_task(metric: str) -> str:
+    """CEL: the metric (an expression) is of the estimator's task: a regression metric exactly when the
+    estimator is a regressor."""
+    return f"(({metric}) in {list(REGRESSION_METRICS)}) == (self.model.estimator in {list(REGRESSORS)})"
+
+
+_TASK_WORDS = f"{', '.join(CLASSIFICATION_METRICS)} for a classifier; {', '.join(REGRESSION_METRICS)} for a regressor"
+_HAS_EVALUATED = "has(self.evaluation) && has(self.evaluation.metrics) && self.evaluation.metrics.size() > 0"
+# References from one field to another that the API server can judge (`fieldPath` makes its error name the
+# field): a metric the estimator's task cannot have is never computed, and neither is one that
+# evaluation.metrics leaves out; a gate on it could never pass, and the run would be rejected for nothing.
+# The model says the same, naming the item (for a spec that got past an older CRD).
+TRAINING_RUN_RULES = [
+    {
+        "rule": "!has(self.evaluation) || !has(self.evaluation.metrics) || "
+        f"self.evaluation.metrics.all(m, {_fits_the_task('m')})",
+        "fieldPath": ".evaluation.metrics",
+        "message": f"evaluation.metrics must be metrics of the estimator's task: {_TASK_WORDS}",
+    },
+    {
+        "rule": f"!has(self.promotion) || !has(self.promotion.gates) || "
+        f"self.promotion.gates.all(g, {_fits_the_task('g.metric')})",
+        "fieldPath": ".promotion.gates",
+        "message": f"promotion.gates[].metric must be metrics of the estimator's task: {_TASK_WORDS}",
+    },
+    {
+        "rule": f"!has(self.promotion) || !has(self.promotion.beatChampion) || "
+        f"{_fits_the_task('self.promotion.beatChampion.metric')}",
+        "fieldPath": ".promotion.beatChampion.metric",
+        "message": f"promotion.beatChampion.metric must be a metric of the estimator's task: {_TASK_WORDS}",
+    },
+    {
+        "rule": f"!({_HAS_EVALUATED}) || !has(self.promotion) || !has(self.promotion.gates) || "
+        "self.promotion.gates.all(g, g.metric in self.evaluation.metrics)",
+        "fieldPath": ".promotion.gates",
+        "message": "promotion.gates[].metric must be one of evaluation.metrics: only those are computed",
+    },
+    {
+        "rule": f"!({_HAS_EVALUATED}) || !has(self.promotion) || !has(self.promotion.beatChampion) || "
+        "self.promotion.beatChampion.metric in self.evaluation.metrics",
+        "fieldPath": ".promotion.beatChampion.metric",
+        "message": "promotion.beatChampion.metric must be one of evaluation.metrics: only those are computed",
+    },
+]
 
 
 class DatasetRef(SpecModel):
@@ -33,6 +88,12 @@ class DatasetRef(SpecModel):
     version: Sha256Version | None = Field(
         default=None,
         description="Content version to train on (sha256:...); default: the Dataset's current one.",
+    )
+    read_after: Timestamp | None = Field(
+        default=None,
+        description="Train on the Dataset's current version only once its source was read at or after this moment "
+        "(a retraining run sets it to when its trigger fired: the data must include what fired it); the run waits "
+        "for that read.",
     )
 
 
@@ -121,6 +182,8 @@ class PromotionSpec(SpecModel):
 class TrainingRunSpec(SpecModel):
     """What the user wants: a dataset, an estimator, an evaluation and a promotion policy."""
 
+    model_config = SpecModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": TRAINING_RUN_RULES}}
+
     dataset_ref: DatasetRef = Field(description="Dataset (and optionally its version) to train on.")
     model: ModelSpec = Field(description="Model name, estimator and parameters.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec, description="Held-out evaluation.")
@@ -137,17 +200,37 @@ class TrainingRunSpec(SpecModel):
         description="How long to wait for the Dataset to become Ready before failing, in seconds.",
     )
 
-    @model_validator(mode="after")
-    def _metrics_fit_the_task(self) -> TrainingRunSpec:
-        task = task_of(self.model.estimator)
+    def _named_metrics(self) -> list[tuple[str, str]]:
+        """(field path, metric) of every metric the spec names."""
         named = [(f"evaluation.metrics[{i}]", m) for i, m in enumerate(self.evaluation.metrics)]
         named += [(f"promotion.gates[{i}].metric", g.metric) for i, g in enumerate(self.promotion.gates)]
         if self.promotion.beat_champion:
             named.append(("promotion.beatChampion.metric", self.promotion.beat_champion.metric))
-        for path, metric in named:
+        return named
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> TrainingRunSpec:
+        task = task_of(self.model.estimator)
+        for path, metric in self._named_metrics():
             if (metric in CLASSIFICATION_METRICS) != (task == "classification"):
                 raise ValueError(
                     f"{path}: {metric} is not a {task} metric, and {self.model.estimator} is a {task} estimator"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_judged_are_computed(self) -> TrainingRunSpec:
+        """A metric the trainer never computes leaves a gate that never passes: refused, not a rejection
+        of every run for a reason the spec already held."""
+        evaluated = self.evaluation.metrics
+        switch = PROBABILITIES_ONLY_WITH.get(self.model.estimator)
+        for path, metric in self._named_metrics():
+            if evaluated and metric not in evaluated and not path.startswith("evaluation."):
+                raise ValueError(f"{path}: {metric} is not computed: evaluation.metrics lists only {evaluated}")
+            if metric == "roc_auc" and switch and self.model.params.get(switch) is not True:
+                raise ValueError(
+                    f"{path}: roc_auc is computed from probabilities, which {self.model.estimator} gives only "
+                    f"with params.{switch}: true"
                 )
         return self
 
@@ -159,6 +242,7 @@ class DatasetPin(StatusModel):
     version: str = Field(description="Content version trained on.")
     snapshot_uri: str = Field(default="", description="Artifact-store URI of that version's data.")
     target: str = Field(default="target", description="The target column.")
+    read_at: Timestamp | None = Field(default=None, description="When the Dataset's check read that data.")
 
 
 class ModelArtifact(StatusModel):
@@ -174,6 +258,12 @@ class ModelArtifact(StatusModel):
         description="Whether the model carries a confidence calibration (from its held-out split): the "
         "label-free estimate of its live accuracy (analysis template estimatedAccuracy) needs one.",
     )
+    signature_sha256: str | None = Field(
+        default=None,
+        description="sha256 of the model's input signature (feature names, order and types; in its "
+        "metadata.json): a canary whose signature differs from the stable version's is held.",
+    )
+    feature_count: int | None = Field(default=None, description="Input features the model takes.")
 
 
 class PromotionStatus(StatusModel):
@@ -187,6 +277,24 @@ class PromotionStatus(StatusModel):
     value: float | None = Field(default=None, description="This run's value of the metric.")
     champion_value: float | None = Field(default=None, description="The champion's value of the metric.")
     decided_at: Timestamp | None = Field(default=None, description="When the decision was made.")
+
+
+class ChampionScores(StatusModel):
+    """The champion as the Job found it when it started, scored on the run's own held-out rows."""
+
+    name: str = Field(description="The champion's TrainingRun.")
+    metrics: dict[str, float] = Field(default_factory=dict, description="Its metrics on this run's held-out rows.")
+    error: str | None = Field(default=None, description="Why it could not be scored (then nothing compares).")
+
+
+class RollbackRecord(StatusModel):
+    """A ModelDeployment rolled this version back: it is nobody's champion and no ModelDeployment serves it
+    until `kubectl mlops retry` clears the mark."""
+
+    model_deployment: str = Field(description="The ModelDeployment that rolled it back.")
+    reason: str = Field(description="CamelCase reason of the rollback (AnalysisFailed, Aborted, ...).")
+    message: str = Field(default="", description="The evidence: the measurement that failed, in words.")
+    at: Timestamp | None = Field(default=None, description="When it was rolled back.")
 
 
 class TrainingRunStatus(StatusModel):
@@ -209,4 +317,13 @@ class TrainingRunStatus(StatusModel):
     primary_metric: str | None = Field(default=None, description="The metric shown in printer columns.")
     primary_value: str | None = Field(default=None, description="Its value, formatted.")
     model: ModelArtifact | None = Field(default=None, description="The stored model.")
+    test_rows: int | None = Field(default=None, description="Held-out rows the metrics were computed on.")
+    champion_scores: ChampionScores | None = Field(
+        default=None,
+        description="The champion's metrics on this run's held-out rows, measured by its Job (beatChampion compares "
+        "the two on the same rows), or why it could not be scored.",
+    )
     promotion: PromotionStatus | None = Field(default=None, description="Promotion decision and evidence.")
+    rolled_back: RollbackRecord | None = Field(
+        default=None, description="Set while a ModelDeployment's rollback of this version stands (until retried)."
+    )

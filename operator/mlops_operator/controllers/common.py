@@ -29,6 +29,7 @@ from ..api import conditions as c
 from ..api.clock import format_time, utc_now
 from ..config import OperatorConfig
 from ..operator_metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES
+from ..resources.jobs import pods_of_job
 from .cache import CACHE, WAKERS
 
 M = TypeVar("M", bound=BaseModel)
@@ -372,11 +373,14 @@ def read_child(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
 
 
 def job_pods(namespace: str, job: dict[str, Any]) -> list[dict[str, Any]]:
-    """The pods of a Job, from the cache; listed from the API when a finished Job has none there."""
+    """The pods this Job made (resources.jobs.pods_of_job: owned by its uid, running its template), from
+    the cache; listed from the API when a finished Job has none there. Pods that only carry its labels
+    are not its pods: their termination messages are never read."""
     selector = {"batch.kubernetes.io/job-name": job["metadata"]["name"]}
-    pods = CACHE.list("pods", namespace, labels=selector)
+    pods = pods_of_job(CACHE.list("pods", namespace, labels=selector), job)
     if not pods:
-        pods = kube.list_pods(namespace, selector)
-        for pod in pods:
+        listed = kube.list_pods(namespace, selector)
+        for pod in listed:
             CACHE.observe("pods", pod)
+        pods = pods_of_job(listed, job)
     return pods

@@ -1,7 +1,16 @@
 """Dataset controller: run a check Job when one is due, fold its result into status, keep the last good version.
 
 The check itself (read, validate, version, snapshot, profile) runs in a Job in the Dataset's namespace,
-next to the artifact store: the operator never reads the data, so dataset work never blocks it.
+next to the artifact store: the operator never reads the data, so dataset work never blocks it. The Job
+reports a CheckResult (resources/results.py) in its termination message: small facts, and for what grows
+with the data (the column names) the profile's URI and sha256, since the operator cannot read the store.
+
+A check whose pod cannot start (a missing store Secret, an image not pulled) is not a failed check:
+nothing is known about the source. The Dataset says it waits for that cause (`status.blockedCheck`,
+Ready=False PodCannotStart, phase Pending), keeps the Job, and takes its result once the pod runs. A Job
+that ends before its pod ever started (its deadline) is followed by the next one after a backoff
+(CHECK_RETRY_SECONDS), not at the next refresh; the wait is computed from `blockedCheck.endedAt`, so a
+restarted operator keeps the same schedule.
 
 The reconcile observes (the check Job and its pods, the artifact claim, the source objects), decides with
 the pure functions above it (DatasetStatus in, DatasetStatus out), and acts (creates the Job, posts Events).
@@ -10,17 +19,32 @@ the pure functions above it (DatasetStatus in, DatasetStatus out), and acts (cre
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from ..adapters import kube
 from ..api import conditions as c
-from ..api.clock import parse_duration, parse_time, utc_now
+from ..api.clock import format_time, parse_duration, parse_time
 from ..api.common import Condition
-from ..api.dataset import DatasetCheck, DatasetSpec, DatasetStatus, DatasetVersion
+from ..api.dataset import (
+    REFRESH_ANNOTATION,
+    CheckBlocked,
+    DatasetCheck,
+    DatasetSpec,
+    DatasetStatus,
+    DatasetVersion,
+)
 from ..api.reasons import ConditionStatus, DatasetPhase, EventReason, Reason
-from ..resources.jobs import desired_dataset_check_job, job_finished, latest_result, pod_cannot_start
+from ..resources.jobs import (
+    desired_dataset_check_job,
+    job_finished,
+    latest_result,
+    pod_cannot_start,
+    pod_started,
+)
+from ..resources.results import CheckResult, read_check_result
 from .cache import CACHE
 from .common import (
     Observed,
@@ -33,44 +57,74 @@ from .common import (
 )
 
 EPOCH = "1970-01-01T00:00:00Z"
+# After a check Job that ended before its pod started: the wait before the next, by how many ended so
+# (the last one repeats). Each Job already waited its deadline (10 min) for the pod.
+CHECK_RETRY_SECONDS = (10.0, 30.0, 60.0, 120.0, 300.0)
 
 
-def next_check_at(spec: DatasetSpec, status: DatasetStatus, *, generation: int | None) -> dt.datetime | None:
-    """When the next check is due: now for a new generation; for changeable sources once the refresh
-    interval has passed since the last check; never for bundled data (it does not change)."""
+def check_retry_at(blocked: CheckBlocked | None) -> dt.datetime | None:
+    """When the next check Job may start after one ended before its pod started; None when none did."""
+    if blocked is None or blocked.ended_at is None or blocked.ended_jobs < 1:
+        return None
+    wait = CHECK_RETRY_SECONDS[min(blocked.ended_jobs, len(CHECK_RETRY_SECONDS)) - 1]
+    return parse_time(blocked.ended_at) + dt.timedelta(seconds=wait)  # type: ignore[operator]
+
+
+def next_check_at(
+    spec: DatasetSpec, status: DatasetStatus, *, generation: int | None, refresh_requested: str | None = None
+) -> dt.datetime | None:
+    """When the next check is due: now for a new generation, or for a refresh requested (annotation
+    mlops.dev/refresh-requested: a retraining trigger that fired needs data read after it) after the
+    latest check started; after the backoff when the last check Job ended before its pod started (bundled
+    data too: it was never read); for changeable sources once the refresh interval has passed since the
+    last check; never again for bundled data (it does not change)."""
     if status.checked_generation != generation:
         return parse_time(EPOCH)
+    requested = parse_time(refresh_requested) if refresh_requested else None
+    started = parse_time(status.check_started_at) if status.check_started_at else None
+    if requested is not None and (started is None or started < requested):
+        return parse_time(EPOCH)
+    retry = check_retry_at(status.blocked_check)
+    if retry is not None:
+        return retry
     if spec.source.builtin or not status.last_checked_at:
         return None  # bundled data never changes; or the check of this generation has not finished
     return parse_time(status.last_checked_at) + dt.timedelta(seconds=parse_duration(spec.refresh_interval))
 
 
-def check_due(spec: DatasetSpec, status: DatasetStatus, *, generation: int | None, now: str) -> bool:
-    """A new check is due for a new generation, and for changeable sources once the refresh interval passed."""
-    due = next_check_at(spec, status, generation=generation)
+def check_due(
+    spec: DatasetSpec, status: DatasetStatus, *, generation: int | None, now: str, refresh_requested: str | None = None
+) -> bool:
+    """A new check is due for a new generation or a refresh requested, after a check that could not start,
+    and for changeable sources once the refresh interval passed."""
+    due = next_check_at(spec, status, generation=generation, refresh_requested=refresh_requested)
     return due is not None and due <= parse_time(now)
 
 
-def apply_check_result(status: DatasetStatus, result: dict[str, Any], *, spec: DatasetSpec, now: str) -> DatasetStatus:
+def apply_check_result(
+    status: DatasetStatus, result: CheckResult | dict[str, Any], *, spec: DatasetSpec, now: str
+) -> DatasetStatus:
     """Status after a finished check: a new version joins the history; a failure keeps the last good one.
-
-    `result` is what the check Job reported (data.check.run_check): {ok, version, rows, ...} or
-    {ok: false, reason, message}.
-    """
+    Either way the source was looked at: a wait for a pod that could not start is over. `result` is the
+    typed envelope, or its wire form (data.check.run_check), read through read_check_result."""
+    if not isinstance(result, CheckResult):
+        result = read_check_result(result) or CheckResult(ok=False)
     generation = status.checked_generation
-    if not result.get("ok"):
+    status = status.model_copy(update={"blocked_check": None})
+    if not result.ok:
         failed = DatasetCheck(
             succeeded=False,
-            reason=result.get("reason") or Reason.SOURCE_UNAVAILABLE,
-            message=result.get("message", ""),
+            reason=result.reason or Reason.SOURCE_UNAVAILABLE,
+            message=result.message,
             at=now,
             generation=generation,
         )
         return status.model_copy(update={"last_checked_at": now, "last_check": failed})
-    version, rows = result["version"], int(result["rows"])
+    assert result.version is not None and result.rows is not None and result.snapshot_uri  # CheckResult says so
+    version, rows = result.version, result.rows
     # A version seen before keeps the entry (and the time) it was first seen with.
     entry = next((h for h in status.history if h.version == version), None) or DatasetVersion(
-        version=version, rows=rows, snapshot_uri=result["snapshotUri"], created_at=now
+        version=version, rows=rows, snapshot_uri=result.snapshot_uri, created_at=now
     )
     others = [h for h in status.history if h.version != version]
     passed = DatasetCheck(
@@ -83,11 +137,14 @@ def apply_check_result(status: DatasetStatus, result: dict[str, Any], *, spec: D
     return status.model_copy(
         update={
             "last_checked_at": now,
+            "source_read_at": status.check_started_at or now,
             "version": version,
             "rows": rows,
-            "columns": list(result.get("columns", [])),
-            "snapshot_uri": result["snapshotUri"],
-            "profile_ref": result.get("profileUri"),
+            "columns": list(result.columns or []),
+            "column_count": result.column_count,
+            "snapshot_uri": result.snapshot_uri,
+            "profile_ref": result.profile_uri,
+            "profile_sha256": result.profile_sha256,
             "history": [entry, *others][: spec.history_limit],
             "last_check": passed,
         }
@@ -105,6 +162,18 @@ def artifact_store_missing(status: DatasetStatus, *, problem: str, now: str) -> 
     return status.model_copy(update={"last_check": missing})
 
 
+def blocked_words(status: DatasetStatus) -> str:
+    """What a check that cannot start waits for, in words (the Ready and Validated message)."""
+    blocked = status.blocked_check
+    assert blocked is not None
+    ended = f"{blocked.ended_jobs} check Job(s) ended before their pod started" if blocked.ended_jobs else ""
+    if status.active_check:
+        words = f"{blocked.message}; check Job {status.active_check} waits for that and goes on once it is fixed"
+        return words + (f" ({ended} before it)" if ended else "")
+    retry = check_retry_at(blocked)
+    return f"{blocked.message}; {ended}, the next starts at {format_time(retry) if retry else 'once due'}"
+
+
 def dataset_conditions(
     status: DatasetStatus, *, generation: int | None, now: str
 ) -> tuple[list[Condition], DatasetPhase]:
@@ -113,7 +182,14 @@ def dataset_conditions(
     true, false, unknown = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
     pending, passed = Reason.VALIDATION_PENDING, Reason.VALIDATION_SUCCEEDED
     stale = check is not None and check.generation not in (None, generation)
-    if check is None:
+    kept = f"; the last good version {version} stays available" if version else "; no version is available"
+    if status.blocked_check is not None:
+        # Not a failure: nothing is known about the source until a check's pod runs.
+        words = blocked_words(status)
+        validated = (unknown, status.blocked_check.reason, words)
+        ready = (false, status.blocked_check.reason, words + kept)
+        phase = DatasetPhase.PENDING
+    elif check is None:
         validated = (unknown, pending, "the first check of the source is under way")
         ready = (false, pending, "waiting for the first validated version of the data")
         phase = DatasetPhase.PENDING
@@ -130,7 +206,6 @@ def dataset_conditions(
         phase = DatasetPhase.READY
     else:
         validated = (false, check.reason, check.message)
-        kept = f"; the last good version {version} stays available" if version else "; no version is available"
         ready = (false, check.reason, check.message + kept)
         phase = DatasetPhase.FAILED
     conditions = status.conditions
@@ -151,19 +226,77 @@ def wire(status: DatasetStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _finished_check_result(job: dict[str, Any], namespace: str) -> tuple[dict[str, Any] | None, dt.datetime | None]:
-    """The result of a finished check Job, or None while it runs (and when to look again if its pod
-    may turn out stuck)."""
+@dataclass(frozen=True)
+class CheckJobSeen:
+    """What the operator sees of the check Job under way (observe_check_job); fold_check_job decides on it."""
+
+    name: str
+    exists: bool = True
+    finished: str | None = None  # its Complete or Failed condition; None while it runs
+    failure: str = ""  # the reason of its Failed condition (DeadlineExceeded, BackoffLimitExceeded, ...)
+    result: CheckResult | None = None  # what its pod reported, if it did
+    cannot_start: str | None = None  # why its pod cannot start, in the kubelet's words (stuck long enough)
+    started: bool = False  # a container of its pod runs or ran
+    look_again: dt.datetime | None = None  # when its pod, still waiting, would count as stuck
+
+
+def observe_check_job(namespace: str, name: str, *, now: dt.datetime) -> CheckJobSeen:
+    """The check Job and its pods, from the cache (reads only)."""
+    job = read_child("jobs", namespace, name)
+    if job is None:
+        return CheckJobSeen(name=name, exists=False)
+    pods = job_pods(namespace, job)
     finished = job_finished(job)
-    if finished is None:
-        stuck, look_again = pod_cannot_start(job_pods(namespace, job), now=utc_now())
-        # Failed now rather than at the Job's deadline; a spec change or the next refresh checks again.
-        return ({"ok": False, "reason": Reason.POD_CANNOT_START, "message": stuck} if stuck else None), look_again
-    result = latest_result(job_pods(namespace, job))
-    if result is not None:
-        return (result if finished["type"] == "Complete" or not result.get("ok") else {**result, "ok": False}), None
-    return {"ok": False, "reason": Reason.SOURCE_UNAVAILABLE,
-            "message": f"the check Job failed ({finished.get('reason') or 'no result'})"}, None  # fmt: skip
+    cannot_start, look_again = pod_cannot_start(pods, now=now) if finished is None else (None, None)
+    return CheckJobSeen(
+        name=name,
+        finished=finished["type"] if finished else None,
+        failure=(finished or {}).get("reason") or "",
+        result=read_check_result(latest_result(pods)) if finished else None,
+        cannot_start=cannot_start,
+        started=pod_started(pods),
+        look_again=look_again,
+    )
+
+
+def _job_outcome(seen: CheckJobSeen, blocked: CheckBlocked | None) -> CheckResult | None:
+    """What a finished (or vanished) check Job tells about the source; None when its pod never started
+    (it tells nothing: the check is retried, not failed)."""
+    if seen.result is not None:
+        if seen.finished == "Complete" or not seen.result.ok:
+            return seen.result
+        message = f"the check Job failed ({seen.failure or 'no reason'}) after reporting a result"
+        return CheckResult(ok=False, reason=Reason.SOURCE_UNAVAILABLE, message=message)
+    if blocked is not None and blocked.job == seen.name and not seen.started:
+        return None  # its pod was seen stuck and never ran
+    if not seen.exists:
+        return CheckResult(ok=False, reason=Reason.SOURCE_UNAVAILABLE, message=f"check Job {seen.name} disappeared")
+    failed = f"the check Job failed ({seen.failure or 'no result'})"
+    return CheckResult(ok=False, reason=Reason.SOURCE_UNAVAILABLE, message=failed)
+
+
+def fold_check_job(status: DatasetStatus, seen: CheckJobSeen, *, spec: DatasetSpec, now: str) -> DatasetStatus:
+    """Status after looking at the check Job under way (pure): its result once it finished; while its pod
+    cannot start, the wait for that cause (not a failure, the Job stays); once its pod runs, the wait is
+    over; a Job that ended before its pod ever started leaves the time the next may start."""
+    blocked = status.blocked_check
+    if seen.exists and seen.finished is None:
+        if seen.cannot_start:
+            waiting = (
+                CheckBlocked(reason=Reason.POD_CANNOT_START, message=seen.cannot_start, job=seen.name, since=now)
+                if blocked is None
+                else blocked.model_copy(update={"message": seen.cannot_start, "job": seen.name})
+            )
+            return status.model_copy(update={"blocked_check": waiting})
+        if seen.started and blocked is not None:
+            return status.model_copy(update={"blocked_check": None})
+        return status
+    result = _job_outcome(seen, blocked)
+    if result is None:
+        assert blocked is not None
+        ended = blocked.model_copy(update={"ended_jobs": blocked.ended_jobs + 1, "ended_at": now})
+        return status.model_copy(update={"active_check": None, "blocked_check": ended})
+    return apply_check_result(status, result, spec=spec, now=now).model_copy(update={"active_check": None})
 
 
 def capture_inputs(spec: DatasetSpec, namespace: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -220,26 +353,26 @@ def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
 def finish_active_check(
     spec: DatasetSpec, observed: Observed, status: DatasetStatus
 ) -> tuple[DatasetStatus, dt.datetime | None]:
-    """Fold the result of the check Job under way into status once it has finished; and, while it runs,
-    when to look at it again (its pod may turn out stuck)."""
-    active = status.active_check
-    if not active:
+    """Fold what the check Job under way shows into status, and post the Events a person wants: a new
+    version, a failed check, a pod that cannot start; while its pod might still turn out stuck, when to
+    look again."""
+    if not status.active_check:
         return status, None
-    job = read_child("jobs", observed.namespace, active)
-    result: dict[str, Any] | None = {"ok": False, "reason": Reason.SOURCE_UNAVAILABLE,
-                                     "message": f"check Job {active} disappeared"}  # fmt: skip
-    look_again = None
-    if job is not None:
-        result, look_again = _finished_check_result(job, observed.namespace)
-    if result is None:
-        return status, look_again
-    before = status.version
-    status = apply_check_result(status, result, spec=spec, now=observed.now).model_copy(update={"active_check": None})
-    if result.get("ok") and result["version"] != before:
-        kopf.info(observed.body, reason=EventReason.NEW_VERSION, message=f"{result['version']}: {result['rows']} rows")
-    elif not result.get("ok") and status.last_check is not None:
-        kopf.warn(observed.body, reason=status.last_check.reason, message=status.last_check.message)
-    return status, None
+    seen = observe_check_job(observed.namespace, status.active_check, now=parse_time(observed.now))
+    before = status
+    status = fold_check_job(status, seen, spec=spec, now=observed.now)
+    blocked, was = status.blocked_check, before.blocked_check
+    if status.active_check is None and blocked is not None:  # ended before its pod started
+        kopf.warn(observed.body, reason=blocked.reason, message=blocked_words(status))
+    elif blocked is not None and (was is None or was.job != blocked.job):  # once per Job seen stuck
+        kopf.warn(observed.body, reason=blocked.reason, message=blocked.message)
+    elif status.active_check is None and status.last_check is not None:
+        check = status.last_check
+        if check.succeeded and status.version != before.version:
+            kopf.info(observed.body, reason=EventReason.NEW_VERSION, message=f"{status.version}: {status.rows} rows")
+        elif not check.succeeded:
+            kopf.warn(observed.body, reason=check.reason, message=check.message)
+    return status, seen.look_again if status.active_check else None
 
 
 def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) -> DatasetStatus:
@@ -248,7 +381,7 @@ def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) ->
     status = status.model_copy(update={"checked_generation": observed.generation})
     problem = _source_problem(spec, namespace)
     if problem:
-        missing = {"ok": False, "reason": Reason.SOURCE_UNAVAILABLE, "message": problem}
+        missing = CheckResult(ok=False, reason=Reason.SOURCE_UNAVAILABLE, message=problem)
         return apply_check_result(status, missing, spec=spec, now=observed.now)
     number = status.checks + 1
     job = desired_dataset_check_job(
@@ -262,13 +395,17 @@ def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) ->
     )
     CACHE.observe("jobs", kube.create_job(namespace, job))
     job_name = job["metadata"]["name"]
-    kopf.info(observed.body, reason=EventReason.CHECK_STARTED, message=f"Job {job_name} checks the source")
-    return status.model_copy(update={"checks": number, "active_check": job_name})
+    blocked = status.blocked_check
+    again = f" (again: Job {blocked.job} ended before its pod started)" if blocked and blocked.ended_at else ""
+    kopf.info(observed.body, reason=EventReason.CHECK_STARTED, message=f"Job {job_name} checks the source{again}")
+    return status.model_copy(update={"checks": number, "active_check": job_name, "check_started_at": observed.now})
 
 
 def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Outcome:
     status, look_again = finish_active_check(spec, observed, DatasetStatus.model_validate(observed.status))
-    due = not status.active_check and check_due(spec, status, generation=observed.generation, now=observed.now)
+    refresh = (observed.body["metadata"].get("annotations") or {}).get(REFRESH_ANNOTATION)
+    due = not status.active_check and check_due(spec, status, generation=observed.generation, now=observed.now,
+                                                refresh_requested=refresh)  # fmt: skip
     store_problem = artifact_store_problem(observed.namespace) if due else None
     if store_problem:
         reported = artifact_store_missing(status, problem=store_problem, now=observed.now)
@@ -278,10 +415,13 @@ def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Out
     elif due:
         status = start_check(spec, observed, status)
     status = with_conditions(status, generation=observed.generation, now=observed.now)
-    # A running check wakes the Dataset through its Job's events; otherwise the next refresh is the deadline.
-    # A missing claim wakes it when the claim appears (the claims are watched).
+    # A running check wakes the Dataset through its Job's and its pods' events (a pod that cannot start
+    # is looked at again once it counts as stuck); otherwise the next check (a retry after a Job whose
+    # pod never started, or the refresh) is the deadline. A missing claim wakes it when the claim appears
+    # (the claims are watched).
     waiting = status.active_check or store_problem
-    wake_at = look_again if waiting else next_check_at(spec, status, generation=observed.generation)
+    wake_at = look_again if waiting else next_check_at(spec, status, generation=observed.generation,
+                                                       refresh_requested=refresh)  # fmt: skip
     return Outcome(status=wire(status), wake_at=wake_at)
 
 

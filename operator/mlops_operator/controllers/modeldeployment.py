@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 from typing import Any
 
 import kopf
@@ -19,6 +20,7 @@ from ..api import GROUP, VERSION
 from ..api import conditions as c
 from ..api.clock import format_time, parse_duration, utc_now
 from ..api.common import Condition
+from ..api.dataset import REFRESH_ANNOTATION
 from ..api.modeldeployment import (
     AnalysisMetric,
     AnalysisResult,
@@ -31,11 +33,13 @@ from ..api.reasons import ConditionStatus, ConditionType, DeploymentPhase, Reaso
 from ..config import OperatorConfig
 from ..operator_metrics import CANARY_WEIGHT, ROLLBACKS
 from ..registry import MODEL_LABEL, PROMOTED_LABEL
+from ..registry.rollbacks import marks_to_write, retried_versions, rollback_record
 from ..resources.autoscaling import autoscaler_summary, desired_autoscaler, pod_selector
 from ..resources.jobs import child_name
 from ..resources.routing import routed_weight, weight_patch
 from ..resources.serving import (
     capture_plan,
+    desired_receipt_key_secret,
     desired_server_deployment,
     desired_service,
     desired_variant_service,
@@ -81,7 +85,20 @@ def resolve_target(spec: ModelDeploymentSpec, namespace: str) -> tuple[Target | 
     model = (run.get("status") or {}).get("model")
     if not model:
         return None, model_name, f"TrainingRun {run['metadata']['name']} has no stored model yet"
-    return Target(version=model["version"], model_uri=model["uri"], sha256=model["sha256"]), model_name, ""
+    rolled_back = rollback_record(run)
+    if rolled_back is not None:  # a champion rolled back loses the title in a moment; a pinned run holds
+        name = run["metadata"]["name"]
+        return (
+            None,
+            model_name,
+            (
+                f"TrainingRun {name} was rolled back by ModelDeployment {rolled_back.model_deployment} "
+                f"({rolled_back.reason}); try it again with: kubectl mlops retry {name}"
+            ),
+        )
+    target = Target(version=model["version"], model_uri=model["uri"], sha256=model["sha256"],
+                    signature=model.get("signatureSha256"))  # fmt: skip
+    return target, model_name, ""
 
 
 def uncalibrated_versions(namespace: str, versions: set[str]) -> list[str]:
@@ -147,6 +164,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
             ]  # fmt: skip
     annotations = observed.body["metadata"].get("annotations") or {}
     commands = {command: annotations[key] for command, key in COMMANDS.items() if annotations.get(key)}
+    failed_runs = {v: run for v in status.failed_versions if (run := CACHE.get("trainingruns", namespace, v))}
     decision = next_rollout(
         spec,
         status,
@@ -157,9 +175,11 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
             measurement=measurement,
             measurement_message=message,
             commands=commands,
+            retried=retried_versions(status, failed_runs),
         ),  # fmt: skip
     )
     status = decision.status
+    mark_rolled_back_versions(status, observed=observed)
     for kind, reason, words in decision.events:
         (kopf.info if kind == "Normal" else kopf.warn)(observed.body, reason=reason, message=words)
     status.selector = pod_selector(name)
@@ -259,13 +279,19 @@ def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatu
     fired += [f for f in (schedule_fired(retraining, base, now), dataset_fired(retraining, base, version)) if f]
     in_flight = [r["metadata"]["name"] for r in CACHE.list("trainingruns", namespace, labels={RETRAINING_LABEL: name})
                  if ((r.get("status") or {}).get("phase")) not in ("Succeeded", "Failed")]  # fmt: skip
+    runs = CACHE.list("trainingruns", namespace)
+    taken = frozenset(r["metadata"]["name"] for r in runs)
+    rolled_back = frozenset(status.failed_versions) | {r["metadata"]["name"] for r in runs if rollback_record(r)}
     decision = next_retraining(retraining, current, md=name, fired=fired, now=now, in_flight=in_flight,
-                               dataset_version=version)  # fmt: skip
+                               dataset_version=version, taken=taken, rolled_back=rolled_back)  # fmt: skip
     TRIGGERS_CHECKED[(namespace, name)] = now
     if decision.evidence is not None:
         words = f"{decision.evidence.trigger}: {decision.evidence.message}"
         if decision.create:
-            run = desired_retraining_run(retraining, md=name, run=decision.create, evidence=decision.evidence)
+            fired_at = format_time(now)
+            run = desired_retraining_run(retraining, md=name, run=decision.create, evidence=decision.evidence,
+                                         read_after=fired_at)  # fmt: skip
+            request_refresh(namespace, retraining.template.dataset_ref.name, at=fired_at)
             CACHE.observe("trainingruns", kube.create_custom("trainingruns", namespace, run))
             kopf.info(observed.body, reason="RetrainingStarted", message=f"TrainingRun {decision.create} ({words})")
         else:
@@ -274,11 +300,29 @@ def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatu
     return decision.status, decision.wake_at
 
 
-def desired_retraining_run(spec: RetrainingSpec, *, md: str, run: str, evidence: Fired) -> dict[str, Any]:
+def request_refresh(namespace: str, dataset: str, *, at: str) -> None:
+    """Ask the template's Dataset to read its source again now (controllers.dataset REFRESH_ANNOTATION): the
+    run a trigger creates trains on data read after the trigger fired, which includes what fired it."""
+    try:
+        patch = {"annotations": {REFRESH_ANNOTATION: at}}
+        CACHE.observe("datasets", kube.patch_metadata("datasets", namespace, dataset, patch))
+    except kube.ApiException as error:
+        if error.status != 404:  # no such Dataset: the run waits for it, and says so
+            raise
+
+
+def desired_retraining_run(
+    spec: RetrainingSpec, *, md: str, run: str, evidence: Fired, read_after: str | None = None
+) -> dict[str, Any]:
     """A TrainingRun of the template, labelled for the ModelDeployment that triggered it and carrying the
-    trigger's evidence; no owner reference: a model version outlives the ModelDeployment."""
+    trigger's evidence; no owner reference: a model version outlives the ModelDeployment. With `read_after`
+    (when the trigger fired) it trains on the Dataset's data only once read after that moment."""
     trigger = {"trigger": evidence.trigger, "metric": evidence.metric, "value": evidence.value,
                "bound": evidence.bound, "window": evidence.window, "message": evidence.message}  # fmt: skip
+    body = spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if read_after and not spec.template.dataset_ref.version:
+        body["datasetRef"]["readAfter"] = read_after
+        trigger["trainsOnDataReadAfter"] = read_after
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainingRun",
@@ -287,7 +331,7 @@ def desired_retraining_run(spec: RetrainingSpec, *, md: str, run: str, evidence:
             "labels": {RETRAINING_LABEL: md[:63]},
             "annotations": {TRIGGER_ANNOTATION: json.dumps(trigger)},
         },  # fmt: skip
-        "spec": spec.template.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "spec": body,
     }
 
 
@@ -341,6 +385,9 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
     wanted = variant_replicas(spec.replicas, weight, gateway=gateway)
     capture_args, status.capture = capture_plan(spec, md=name, namespace=namespace, config=config)
     deployments = {v: CACHE.get("deployments", namespace, child_name(name, v)) for v in ("stable", "canary")}
+    if status.receipt_key_secret is None:  # once: its name is recorded in status, it is never read back
+        key = desired_receipt_key_secret(md=name, uid=observed.uid, key=secrets.token_bytes(32))
+        status.receipt_key_secret = kube.create_secret(namespace, key)
     canary_version = (canary or stable).version
     draining = canary is None and _running_version(deployments["canary"]) not in (None, stable.version[:63])
     if draining:  # the canary's pods run a version rolled back: they serve until stable is whole again
@@ -362,7 +409,8 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
             version = {"version": served.version, "modelUri": served.model_uri, "sha256": served.sha256}
             body = desired_server_deployment(md=name, uid=observed.uid, variant=variant, spec=spec, model=model,
                                              version=version, replicas=replicas, config=config,
-                                             capture_args=capture_args)  # fmt: skip
+                                             capture_args=capture_args,
+                                             receipt_secret=status.receipt_key_secret)  # fmt: skip
             applied = apply_child("deployments", namespace, body)
         ready = int((applied.get("status") or {}).get("readyReplicas") or 0)
         pods += int((applied.get("status") or {}).get("replicas") or 0)
@@ -405,6 +453,19 @@ def route_traffic(spec: ModelDeploymentSpec, *, namespace: str, md: str, weight:
     if achieved is None:
         return 0, f"HTTPRoute {route_name} has no rule with backendRefs to both {stable} and {canary}"
     return achieved, f"HTTPRoute {route_name}: {100 - achieved}% {stable}, {achieved}% {canary}"
+
+
+def mark_rolled_back_versions(status: ModelDeploymentStatus, *, observed: Observed) -> None:
+    """Write the rollback mark on each version rolled back here whose TrainingRun lacks it (registry.rollbacks):
+    the registry then moves the champion title back and no ModelDeployment serves the version first."""
+    namespace = observed.namespace
+    runs = {v: run for v in status.failed_versions if (run := CACHE.get("trainingruns", namespace, v))}
+    for version, patch in marks_to_write(status, runs, md=observed.name).items():
+        try:
+            CACHE.observe("trainingruns", kube.patch_metadata("trainingruns", namespace, version, patch))
+        except kube.ApiException as error:
+            if error.status != 404:  # a run deleted since: nothing to mark
+                raise
 
 
 def record_metrics(observed: Observed, *, previous: ModelDeploymentStatus, status: ModelDeploymentStatus) -> None:

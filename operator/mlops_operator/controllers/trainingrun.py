@@ -1,7 +1,8 @@
 """TrainingRun controller: pin the dataset version, run the training Job, record results, decide promotion.
 
 Terminal phases are sticky: a Succeeded or Failed run never trains again (its Job's pod retries are
-attempts recorded in status); only its promotion can still move (approval, or being superseded).
+attempts recorded in status); only its promotion can still move (approval, being superseded, a rollback
+of the version, or a retry after one).
 
 Each step observes (the Dataset and the Job from the cache, the champion from the API), decides with a
 pure function (TrainingRunStatus in, TrainingRunStatus out) and acts (creates the Job, hands the
@@ -11,6 +12,7 @@ champion title over, posts Events).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import kopf
@@ -21,9 +23,18 @@ from ..api.clock import parse_time, seconds_between, utc_now
 from ..api.common import Condition
 from ..api.dataset import DatasetStatus
 from ..api.reasons import ConditionStatus, Decision, EventReason, Reason, TrainingPhase
-from ..api.trainingrun import DatasetPin, ModelArtifact, TrainingRunSpec, TrainingRunStatus
+from ..api.trainingrun import ChampionScores, DatasetPin, ModelArtifact, TrainingRunSpec, TrainingRunStatus
+from ..config import OperatorConfig
 from ..registry import APPROVED_ANNOTATION, MODEL_LABEL, PROMOTED_LABEL
-from ..registry.promotion import decide_promotion, decision_due, record_decision, superseded
+from ..registry.promotion import (
+    comparable_champion,
+    decide_promotion,
+    decision_due,
+    held_out_rows,
+    record_decision,
+    settle_promotion,
+)
+from ..registry.rollbacks import rollback_record
 from ..resources.jobs import (
     child_name,
     desired_training_job,
@@ -32,6 +43,7 @@ from ..resources.jobs import (
     latest_result,
     pod_cannot_start,
 )
+from ..storage import model_prefix
 from .cache import CACHE
 from .common import (
     Observed,
@@ -45,6 +57,7 @@ from .common import (
 )
 
 DEFAULT_TARGET = "target"
+CRASH_FOR_TESTS = OperatorConfig.from_env().test_crash_after_decision
 
 
 def _fail(status: TrainingRunStatus, *, reason: str, message: str, now: str) -> TrainingRunStatus:
@@ -68,10 +81,16 @@ def pin_dataset(
     wanted = spec.dataset_ref.version or dataset.version
     if not wanted:
         return None, f"Dataset {name} has no validated version yet"
+    after = spec.dataset_ref.read_after
+    if after and not spec.dataset_ref.version:
+        read = dataset.source_read_at
+        if read is None or parse_time(read) < parse_time(after):
+            return None, f"Dataset {name} has not read its source since {after} (datasetRef.readAfter) yet"
     entry = next((h for h in dataset.history if h.version == wanted), None)
     if entry is None:
         return None, f"Dataset {name} has no version {wanted} in its history"
-    return DatasetPin(name=name, version=wanted, snapshot_uri=entry.snapshot_uri, target=target), ""
+    read_at = dataset.source_read_at if wanted == dataset.version else None
+    return DatasetPin(name=name, version=wanted, snapshot_uri=entry.snapshot_uri, target=target, read_at=read_at), ""
 
 
 def waiting_for_dataset(
@@ -92,17 +111,23 @@ def training_outcome(
     result: dict[str, Any] | None,
     job_reason: str,
     run: str,
+    model_key: str,
     now: str,
 ) -> TrainingRunStatus:
     """The status once the Job's state is known: Running, Succeeded with its results, or Failed and why.
 
     `finished` is the Job's Complete or Failed condition type (None while it runs), `result` what the
-    trainer reported in its termination message, `job_reason` the reason of the Job's Failed condition.
+    trainer reported in its termination message (read only from the Job's own pods), `job_reason` the
+    reason of the Job's Failed condition, `model_key` where this run's version is stored in the store
+    (storage.model_prefix): a result naming any other place is not this run's model.
     """
     if finished is None:
         return status.model_copy(update={"phase": TrainingPhase.RUNNING, "reason": Reason.JOB_RUNNING,
                                          "message": f"Job {status.job_name} is training"})  # fmt: skip
     if finished == "Complete" and result and result.get("ok"):
+        refused = unattributed_result(result, model_key=model_key)
+        if refused:
+            return _fail(status, reason=Reason.UNATTRIBUTED_RESULT, message=refused, now=now)
         metrics = {name: float(value) for name, value in (result.get("metrics") or {}).items()}
         primary = result.get("primaryMetric")
         started = status.started_at or now
@@ -116,11 +141,17 @@ def training_outcome(
                 "metrics": metrics,
                 "primary_metric": primary,
                 "primary_value": f"{metrics[primary]:.4f}" if primary in metrics else None,
+                "test_rows": result.get("testRows"),
+                "champion_scores": ChampionScores.model_validate(result["champion"])
+                if result.get("champion")
+                else None,
                 "model": ModelArtifact(
                     uri=result["modelUri"],
                     sha256=result["sha256"],
                     version=run,
                     calibrated=bool(result.get("calibrated")),
+                    signature_sha256=result.get("signatureSha256"),
+                    feature_count=result.get("featureCount"),
                 ),  # fmt: skip
             }
         )
@@ -130,6 +161,20 @@ def training_outcome(
     said = (result or {}).get("message") or f"the Job failed ({job_reason or 'no result'})"
     reason = (result or {}).get("reason") or Reason.JOB_FAILED  # e.g. ArtifactStoreAccessDenied
     return _fail(status, reason=reason, message=f"after {status.attempts} attempt(s): {said}", now=now)
+
+
+def unattributed_result(result: dict[str, Any], *, model_key: str) -> str | None:
+    """Why a successful result cannot be this run's (a model stored elsewhere, a checksum that is not
+    one, metrics that are not numbers); None when it can."""
+    uri, sha256 = str(result.get("modelUri") or ""), str(result.get("sha256") or "")
+    if not uri.endswith("/" + model_key):
+        return f"the Job reported the model {uri or '(none)'}, not the version this run writes (…/{model_key})"
+    if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
+        return f"the Job reported {sha256[:80]!r} as the model's sha256, which is not a sha256 digest"
+    metrics = result.get("metrics")
+    if not isinstance(metrics, dict) or not all(isinstance(v, int | float) for v in metrics.values()):
+        return "the Job reported metrics that are not numbers"
+    return None
 
 
 def training_conditions(status: TrainingRunStatus, *, generation: int | None, now: str) -> list[Condition]:
@@ -208,6 +253,12 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
         store_problem = artifact_store_problem(namespace)
         if store_problem:
             return _pending(status, reason=Reason.ARTIFACT_STORE_MISSING, message=store_problem)
+        # beatChampion compares on the same rows: the Job scores the champion of now on its own held-out rows.
+        champion = (
+            champions.current_champion(namespace, spec.model.name, exclude=name)
+            if spec.promotion.beat_champion
+            else None
+        )
         manifest = desired_training_job(
             name=name,
             namespace=namespace,
@@ -215,6 +266,9 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
             spec=spec,
             dataset=status.dataset.model_dump(mode="json", by_alias=True, exclude_none=True),
             config=namespace_config(namespace)[0],
+            champion={"name": champion.name, "modelUri": champion.model_uri, "sha256": champion.sha256}
+            if champion and champion.model_uri
+            else None,
         )
         job = kube.create_job(namespace, manifest)
         CACHE.observe("jobs", job)
@@ -223,7 +277,9 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
         update={"job_name": job_name, "attempts": job_attempts(job), "started_at": status.started_at or now}
     )
     finished, result, job_reason = _job_result(job, namespace)
-    status = training_outcome(spec, status, finished=finished, result=result, job_reason=job_reason, run=name, now=now)
+    model_key = model_prefix(namespace, spec.model.name, name, observed.uid)
+    status = training_outcome(spec, status, finished=finished, result=result, job_reason=job_reason, run=name,
+                              model_key=model_key, now=now)  # fmt: skip
     if status.phase == TrainingPhase.SUCCEEDED:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in status.metrics.items())
         kopf.info(observed.body, reason=EventReason.TRAINING_SUCCEEDED, message=shown or "no metrics")
@@ -233,17 +289,48 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
 
 
 def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: TrainingRunStatus) -> TrainingRunStatus:
-    """The status after deciding, or re-checking, the promotion of a succeeded run."""
+    """The status after deciding, or re-checking, the promotion of a succeeded run; the champion label
+    brought in line with the recorded decision (registry.promotion.settle_promotion)."""
     labels = observed.body["metadata"].get("labels") or {}
-    demoted = superseded(status.promotion, labelled_champion=labels.get(PROMOTED_LABEL) == "true")
-    if demoted is not None:
-        return status.model_copy(update={"promotion": demoted})
-    if not decision_due(status.promotion):
-        return status
-    approved = (observed.body["metadata"].get("annotations") or {}).get(APPROVED_ANNOTATION) == "true"
-    model, namespace = spec.model.name, observed.namespace
+    model, namespace, name = spec.model.name, observed.namespace, observed.name
+    rolled_back = rollback_record(observed.body)
+    status = status.model_copy(update={"rolled_back": rolled_back})
+    labelled = labels.get(PROMOTED_LABEL) == "true"
+    decision = status.promotion.decision if status.promotion else None
     with champions.model_lock(namespace, model):
-        champion = champions.current_champion(namespace, model, exclude=observed.name)
+        promoted_later = None
+        if status.promotion and decision == Decision.PROMOTED and not labelled and rolled_back is None:  # rare
+            decided_at = status.promotion.decided_at
+            promoted_later = champions.promoted_after(namespace, model, run=name, decided_at=decided_at)
+        settled = settle_promotion(
+            status.promotion,
+            labelled_champion=labelled,
+            rolled_back=rolled_back,
+            promoted_later=promoted_later,
+            now=observed.now,
+        )
+        if settled.promotion != status.promotion:
+            status = status.model_copy(update={"promotion": settled.promotion})
+            if settled.promotion is not None and settled.promotion.decision == Decision.ROLLED_BACK:
+                kopf.warn(observed.body, reason=EventReason.ROLLED_BACK, message=settled.promotion.message)
+        if settled.action == "hand_over":  # a promotion whose label was never written: finished now
+            replaced = champions.hand_over(namespace, model, to=name)
+            kopf.info(observed.body, reason=EventReason.PROMOTED,
+                      message="champion label restored after an interrupted promotion"
+                      + (f"; replaces {', '.join(replaced)}" if replaced else ""))  # fmt: skip
+        elif settled.action == "hand_back":
+            back_to = champions.hand_back(namespace, model, from_=name)
+            kopf.warn(observed.body, reason=EventReason.CHAMPION_RESTORED,
+                      message=f"no longer the champion; {back_to or 'no other version'} is")  # fmt: skip
+        if not decision_due(status.promotion, rolled_back=rolled_back is not None):
+            return status
+        approved = (observed.body["metadata"].get("annotations") or {}).get(APPROVED_ANNOTATION) == "true"
+        champion = comparable_champion(
+            champions.current_champion(namespace, model, exclude=name),
+            rows=held_out_rows(spec, status.dataset.version if status.dataset else None),
+            scored=status.champion_scores.model_dump() if status.champion_scores else None,
+            test_rows=status.test_rows,
+        )
         decision = decide_promotion(metrics=status.metrics, promotion=spec.promotion, champion=champion,
                                     approved=approved)  # fmt: skip
         promotion = record_decision(status.promotion, decision, now=observed.now)
@@ -254,15 +341,18 @@ def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: Train
             # Under the model's lock: first the metrics and the decision, then the label. A run that
             # looks for the champion next finds it with the metrics it must be compared with; and the
             # label is never written by kopf's patch after the handler, which could land after another
-            # run took the title over.
+            # run took the title over. A crash between the two writes leaves a Promoted run without
+            # the label: the next reconcile finishes the hand-over (settle_promotion).
             written = wire(status)
             patch = {"metrics": written.get("metrics") or {}, "promotion": written["promotion"]}
-            CACHE.observe("trainingruns", kube.patch_status("trainingruns", namespace, observed.name, patch))
-            replaced = champions.hand_over(namespace, model, to=observed.name)
+            CACHE.observe("trainingruns", kube.patch_status("trainingruns", namespace, name, patch))
+            if CRASH_FOR_TESTS and f"{namespace}/{name}" == CRASH_FOR_TESTS:
+                os._exit(70)  # fault injection (config.test_crash_after_decision): a crash between the writes
+            replaced = champions.hand_over(namespace, model, to=name)
             kopf.info(
                 observed.body,
                 reason=EventReason.PROMOTED,
-                message=decision.message + (f"; replaces {replaced}" if replaced else ""),
+                message=decision.message + (f"; replaces {', '.join(replaced)}" if replaced else ""),
             )
         elif decision.decision == Decision.REJECTED:
             kopf.warn(observed.body, reason=EventReason.PROMOTION_REJECTED, message=decision.message)

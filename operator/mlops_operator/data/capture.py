@@ -10,6 +10,9 @@ from typing import Any
 from ..storage import ArtifactStore
 
 RECORDS_FILE = "records.jsonl"
+# How long after a prediction its receipt is accepted as feedback (the servers' --feedback-max-age-seconds
+# default); a label record carries the bound its server applied, this is for records without one.
+FEEDBACK_MAX_AGE_SECONDS = 86400.0
 
 
 def batch_time(path: str) -> float:

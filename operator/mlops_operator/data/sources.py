@@ -17,6 +17,7 @@ import requests
 from ..api import conditions as c
 from ..api.dataset import DatasetSpec
 from ..config import S3_SOURCE_ENV_PREFIX
+from .capture import FEEDBACK_MAX_AGE_SECONDS
 from .table import Table, TableError, from_arrays, is_parquet, parse_csv, parse_parquet
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
@@ -84,18 +85,52 @@ def read_file(path: pathlib.Path, *, what: str, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def first_labels(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The first label record posted for each receipt id, by label time (records in read order break ties).
+
+    A receipt replayed to other pods may be accepted once by each of them (each pod remembers only what it
+    scored): the first label counts, a later one cannot overwrite it."""
+    first: dict[str, dict[str, Any]] = {}
+    for record in records:
+        receipt, when = record.get("receipt"), _number(record.get("time"))
+        if record.get("kind") != "label" or not isinstance(receipt, str) or not receipt or when is None:
+            continue
+        if receipt not in first or when < first[receipt]["time"]:
+            first[receipt] = record
+    return first
+
+
+def label_joins(prediction: dict[str, Any], label: dict[str, Any]) -> bool:
+    """Whether `label` may label `prediction` (same receipt id already): the same version, and posted at most
+    the receipt's maximum age after the prediction (the bound the labelling server applied, or the default)."""
+    predicted, labelled = _number(prediction.get("time")), _number(label.get("time"))
+    bound = _number(label.get("max_age"))
+    bound = FEEDBACK_MAX_AGE_SECONDS if bound is None else bound
+    if predicted is None or labelled is None or labelled - predicted > bound:
+        return False
+    return label.get("version") is None or label.get("version") == prediction.get("version")
+
+
 def capture_table(base: Table, records: list[dict[str, Any]], *, target: str) -> Table:
-    """The base table's rows, then every captured prediction row that got a label (joined by request id and
-    row; the last label posted for an id counts), its features by name and the label as `target`, in the
-    order they were captured. Rows without an id, without a label or missing a feature are left out."""
-    labels = {r["id"]: r.get("labels") for r in records if r.get("kind") == "label" and r.get("id")}
+    """The base table's rows, then every captured prediction row that got a label, its features by name and
+    the label as `target`, in the order they were captured.
+
+    A label joins only a row with the same receipt id (issued by this ModelDeployment's servers, so a client
+    cannot name rows others were predicted on), of the same version, within the maximum age; the first label
+    for a receipt wins. Rows without a receipt id (or a label, or a feature) are left out."""
+    labels = first_labels(records)
     header = list(base.header)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     for record in records:
-        if record.get("kind") != "prediction" or record.get("id") not in labels:
+        label = labels.get(record.get("receipt")) if isinstance(record.get("receipt"), str) else None
+        if record.get("kind") != "prediction" or label is None or not label_joins(record, label):
             continue
-        row, features, given = record.get("row", 0), record.get("features") or {}, labels[record["id"]]
+        row, features, given = record.get("row", 0), record.get("features") or {}, label.get("labels")
         if not isinstance(given, list) or not isinstance(row, int) or not 0 <= row < len(given):
             continue
         if any(name not in features for name in header if name != target):

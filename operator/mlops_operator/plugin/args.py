@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--force", action="store_true", default=False, help="set the annotation even if status says it does nothing"
         )
     command("approve", "approve a TrainingRun waiting for manual promotion (mlops.dev/approved=true)", TRAINING_RUN)
+    command("retry", "clear a TrainingRun's rollback mark: its version may be promoted and rolled out again "
+            "(through a canary)", TRAINING_RUN)  # fmt: skip
     return parser
 
 

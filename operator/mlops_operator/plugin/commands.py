@@ -1,7 +1,8 @@
 """What each `kubectl mlops` command does: the effect it would have, the patch it writes, what it says.
 
 `promote`, `abort` and `resume` set the command annotation (`mlops.dev/<command>`) to a fresh token,
-which the operator acts on once; `approve` sets `mlops.dev/approved=true` on a TrainingRun. The plans
+which the operator acts on once; `approve` sets `mlops.dev/approved=true` on a TrainingRun, `retry`
+clears a TrainingRun's rollback mark (`mlops.dev/rolled-back`) and stamps `mlops.dev/retried-at`. The plans
 are pure functions of the object; `run` is the one place that fetches and patches.
 """
 
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import GROUP
-from ..api.clock import utc_now
+from ..api.clock import format_time, utc_now
 from ..api.reasons import Decision, TrainingPhase
 from ..api.trainingrun import TrainingRunStatus
-from ..registry import APPROVED_ANNOTATION, MODEL_LABEL
+from ..registry import APPROVED_ANNOTATION, MODEL_LABEL, RETRIED_ANNOTATION, ROLLED_BACK_ANNOTATION, ROLLED_BACK_LABEL
 from ..rollout.canary import COMMANDS, PAUSE_INCONCLUSIVE, PAUSE_SPEC, PAUSE_STEP
 from .args import MODEL_DEPLOYMENT, TRAINING_RUN, PluginError, build_parser, object_name, one_line
 from .connection import connect, fetch, patch
@@ -64,6 +65,8 @@ def command_effect(command: str, md: dict[str, Any]) -> tuple[bool, str]:
     steps, index = spec.strategy.canary.steps, canary.step_index
     if pause == PAUSE_SPEC:
         return False, f"{name} is frozen by spec.paused: set it to false first"
+    if canary.input_schema_changed:
+        return True, f"{version} is rolled out although its inputs differ ({canary.input_schema_changed})"
     current = f"step {index + 1}/{len(steps)} ({describe_step(steps[index])})" if index < len(steps) else "the rollout"
     if index + 1 >= len(steps):
         return True, f"{current} is skipped, which completes the rollout: {version} becomes stable at 100%"
@@ -144,6 +147,23 @@ def plan_approval(run: dict[str, Any]) -> ApprovalPlan:
     return ApprovalPlan(approval_patch(), f"{words}\n{watch}", True)
 
 
+def plan_retry(run: dict[str, Any], *, now: dt.datetime | None = None) -> ApprovalPlan:
+    """Clear the rollback mark of a TrainingRun (registry.rollbacks): it competes for the champion title
+    again, against the current champion, and every ModelDeployment that rolled it back may canary it."""
+    meta = run.get("metadata") or {}
+    name = meta.get("name", "?")
+    if (meta.get("labels") or {}).get(ROLLED_BACK_LABEL) != "true":
+        return ApprovalPlan(None, f"TrainingRun {name} carries no rollback mark: there is nothing to retry", False)
+    stamp = format_time(now or utc_now())
+    patch = {"metadata": {"labels": {ROLLED_BACK_LABEL: None},
+                          "annotations": {ROLLED_BACK_ANNOTATION: None, RETRIED_ANNOTATION: stamp}}}  # fmt: skip
+    words = (
+        f"Cleared the rollback mark of TrainingRun {name}: its promotion is decided again against the current "
+        "champion, and ModelDeployments roll it out through their canary steps if it wins."
+    )
+    return ApprovalPlan(patch, words, True)
+
+
 def run(args: argparse.Namespace) -> int:
     connection = connect(
         kubeconfig=getattr(args, "kubeconfig", None),
@@ -157,6 +177,14 @@ def run(args: argparse.Namespace) -> int:
             raise PluginError(plan.message)
         if plan.patch:
             patch(connection, TRAINING_RUN, name, plan.patch)
+        print(plan.message)
+        return 0
+    if args.command == "retry":
+        name = object_name(args.name, TRAINING_RUN)
+        plan = plan_retry(fetch(connection, TRAINING_RUN, name))
+        if not plan.ok:
+            raise PluginError(plan.message)
+        patch(connection, TRAINING_RUN, name, plan.patch)
         print(plan.message)
         return 0
     name = object_name(args.name, MODEL_DEPLOYMENT)

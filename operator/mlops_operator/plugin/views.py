@@ -26,7 +26,13 @@ from ..api.modeldeployment import (
 )
 from ..api.reasons import ConditionType
 from ..rollout import timing
-from ..rollout.canary import PAUSE_INCONCLUSIVE, PAUSE_SPEC, PAUSE_STEP
+from ..rollout.canary import (
+    PAUSE_INCONCLUSIVE,
+    PAUSE_INPUT_SCHEMA,
+    PAUSE_SPEC,
+    PAUSE_STEP,
+    PAUSE_TARGET_MISSING,
+)
 from .args import PluginError
 
 LABEL_WIDTH = 18  # the values of `status` start in one column, whichever labels a view has
@@ -140,6 +146,16 @@ def step_activity(md: Deployment, canary: CanaryStatus, now: dt.datetime) -> str
         return (
             f"paused: {canary.inconclusives} inconclusive measurements in a row (no data); "
             f"continue with `{md.hint('resume')}`, skip the step with promote, or abort"
+        )
+    if pause == PAUSE_INPUT_SCHEMA:
+        return (
+            f"held without traffic: {canary.input_schema_changed or 'its input signature changed'}; "
+            f"roll it out anyway with `{md.hint('promote')}`, or abort"
+        )
+    if pause == PAUSE_TARGET_MISSING:
+        return (
+            f"holding: {canary.version} is no longer the version to roll out (its TrainingRun is gone, rolled "
+            f"back or no longer the champion); still measured; abort with `{md.hint('abort')}`"
         )
     if spec is None:
         return "unknown: the spec is invalid"

@@ -23,6 +23,7 @@ from ..api.common import JOB_ENV_VALUE_MAX_BYTES, job_wire
 from ..api.dataset import DatasetSpec
 from ..api.trainingrun import TrainingRunSpec
 from ..config import S3_SOURCE_ENV_PREFIX, OperatorConfig
+from .results import parse_termination_message
 from .store import snapshot_store_access, store_access
 
 JOB_CONTAINER = "main"
@@ -185,11 +186,15 @@ def desired_training_job(
     spec: TrainingRunSpec,
     dataset: dict[str, str],
     config: OperatorConfig,
+    champion: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The Job that trains TrainingRun `name` on the pinned `dataset` ({name, version, snapshotUri, target})."""
+    """The Job that trains TrainingRun `name` on the pinned `dataset` ({name, version, snapshotUri, target});
+    with `champion` ({name, modelUri, sha256}) it also scores that model on its held-out rows."""
     store = store_access(config, read_only=False)
     snapshots = snapshot_store_access(dataset.get("snapshotUri", ""), config)
-    request = {"namespace": namespace, "run": name, "spec": job_wire(spec), "dataset": dataset}
+    request = {"namespace": namespace, "run": name, "runUid": uid, "spec": job_wire(spec), "dataset": dataset}
+    if champion:
+        request["champion"] = champion
     resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
     return _job(
         name=child_name(name, "train"),
@@ -222,15 +227,49 @@ def job_attempts(job: dict[str, Any]) -> int:
 
 
 def termination_result(pod: dict[str, Any]) -> dict[str, Any] | None:
-    """The JSON result a Job's container left in its termination message, if any."""
+    """The JSON result a Job's container left in its termination message, if any (results.py: what it
+    holds and why it is small; text that is no JSON object is a ResultUnreadable failure)."""
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         message = ((status.get("state") or {}).get("terminated") or {}).get("message")
         if message:
-            try:
-                return json.loads(message)
-            except ValueError:
-                return {"ok": False, "message": message[:500]}
+            return parse_termination_message(message)
     return None
+
+
+# The fields of a container that decide what it runs: a pod whose containers differ from its Job's
+# template in any of them did not run our code, whatever it claims.
+_RUN_FIELDS = ("name", "image", "command", "args", "env", "envFrom", "volumeMounts")
+
+
+def _what_runs(containers: list[dict[str, Any]] | None) -> list[tuple[Any, ...]]:
+    return [tuple(json.dumps(c.get(k), sort_keys=True) for k in _RUN_FIELDS) for c in containers or []]
+
+
+def pods_of_job(pods: list[dict[str, Any]], job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pods a Job made, among `pods` found by its name label: only their results are evidence.
+
+    Anyone who can create a pod in the namespace can give it the Job's labels, and even an owner
+    reference to the Job (which the Job controller then counts as its own); neither makes it run the
+    trainer. A pod counts when its controller owner reference and its `controller-uid` label name the
+    Job's uid, and its containers run what the Job's template says (image, command, arguments,
+    environment — the request — and mounts).
+    """
+    uid = job["metadata"].get("uid")
+    template = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    wanted = (_what_runs(template.get("containers")), _what_runs(template.get("initContainers")))
+    found = []
+    for pod in pods:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
+        labels = meta.get("labels") or {}
+        if not uid or owner is None or owner.get("kind") != "Job" or owner.get("uid") != uid:
+            continue
+        if labels.get("batch.kubernetes.io/controller-uid", labels.get("controller-uid")) != uid:
+            continue
+        if (_what_runs(spec.get("containers")), _what_runs(spec.get("initContainers"))) != wanted:
+            continue
+        found.append(pod)
+    return found
 
 
 def latest_result(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -266,3 +305,15 @@ def pod_cannot_start(pods: list[dict[str, Any]], *, now: dt.datetime) -> tuple[s
             message = waiting.get("message", "")
             return f"pod {pod['metadata']['name']} cannot start: {waiting['reason']}: {message}", None
     return None, None
+
+
+def pod_started(pods: list[dict[str, Any]]) -> bool:
+    """Whether a container of one of the Job's pods has started (runs, or ran): what ends a wait for a
+    pod that could not start. A container that never ran has no `startedAt` (a pod deleted while it
+    waited reports `terminated`, ContainerStatusUnknown, without one)."""
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            for state in (status.get("state") or {}, status.get("lastState") or {}):
+                if state.get("running") or ((state.get("terminated") or {}).get("startedAt")):
+                    return True
+    return False

@@ -6,6 +6,7 @@ traffic routing the share of each is the share of its ready pods (replica ratio)
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -19,6 +20,9 @@ from .jobs import child_name, owner_reference, restricted_container_security, re
 from .store import serving_store_access
 
 SERVER_CONTAINER = "server"
+# Where a server finds the key it signs feedback receipts with (the Secret of desired_receipt_key_secret).
+RECEIPT_KEY_DIR = "/etc/mlops/receipts"
+RECEIPT_KEY_FILE = "key"
 
 
 def selector_labels(md: str, variant: str | None = None) -> dict[str, str]:
@@ -78,8 +82,10 @@ def desired_server_deployment(
     replicas: int,
     config: OperatorConfig,
     capture_args: list[str] | None = None,
+    receipt_secret: str | None = None,
 ) -> dict[str, Any]:
-    """The Deployment serving `version` ({version, modelUri, sha256}) as `variant` with `replicas` pods."""
+    """The Deployment serving `version` ({version, modelUri, sha256}) as `variant` with `replicas` pods;
+    `receipt_secret` holds the key its pods sign feedback receipts with (every variant shares it)."""
     labels = {**selector_labels(md, variant), "mlops.dev/model": model, "mlops.dev/version": version["version"][:63],
               "app.kubernetes.io/managed-by": "mlops-operator"}  # fmt: skip
     server = spec.server
@@ -101,6 +107,7 @@ def desired_server_deployment(
             "--max-batch-delay-ms",
             str(server.max_batch_delay_ms),
             *(capture_args or []),
+            *(["--receipt-key-file", f"{RECEIPT_KEY_DIR}/{RECEIPT_KEY_FILE}"] if receipt_secret else []),
         ],  # fmt: skip
         "env": [
             {"name": k, "value": v} for k, v in {**store.env, "HOME": "/tmp", "MLOPS_MODEL_DIR": "/tmp/models"}.items()
@@ -122,7 +129,11 @@ def desired_server_deployment(
             "periodSeconds": 10,
             "failureThreshold": 3,
         },  # fmt: skip
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *store.mounts],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            *store.mounts,
+            *([{"name": "receipts", "mountPath": RECEIPT_KEY_DIR, "readOnly": True}] if receipt_secret else []),
+        ],
         "securityContext": restricted_container_security(),
     }
     if server.resources:
@@ -156,7 +167,11 @@ def desired_server_deployment(
                     "securityContext": restricted_pod_security(),
                     "containers": [container],
                     # /tmp holds the downloaded model too (from object storage), checked before it loads.
-                    "volumes": [{"name": "tmp", "emptyDir": {}}, *store.volumes],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        *store.volumes,
+                        *([{"name": "receipts", "secret": {"secretName": receipt_secret}}] if receipt_secret else []),
+                    ],
                     **pod_scheduling(server, selector_labels(md, variant)),
                     # The drain, then 20 s at least for the requests in flight (Kubernetes' default is 30 s).
                     **(
@@ -167,6 +182,26 @@ def desired_server_deployment(
                 },
             },
         },
+    }
+
+
+def desired_receipt_key_secret(*, md: str, uid: str, key: bytes) -> dict[str, Any]:
+    """The Secret holding the key a ModelDeployment's servers sign feedback receipts with (HMAC-SHA256):
+    a receipt proves that one of its servers made the prediction it carries, so feedback can be scored.
+
+    Created once, under a generated name recorded in status.receiptKeySecret: no user object can be taken
+    over by name, and the operator needs only `create` on Secrets — it never reads one. Owned by the
+    ModelDeployment (garbage-collected with it); every variant and version mounts it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "generateName": f"{md[:40]}-receipts-",
+            "labels": {"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/deployment": md[:63]},
+            "ownerReferences": [owner_reference(kind="ModelDeployment", name=md, uid=uid)],
+        },
+        "type": "Opaque",
+        "data": {RECEIPT_KEY_FILE: base64.b64encode(key).decode()},
     }
 
 

@@ -19,7 +19,7 @@ from .timing import current_step
 # {selector} is replaced by the version's label selector, {window} by the range.
 TEMPLATES = {
     "errorRate": (
-        'sum(rate(mlops_requests_total{{{selector},code=~"5.."}}[{window}])) '
+        'sum(rate(mlops_requests_total{{{selector},code=~"5..|4..",code!~"404|429"}}[{window}])) '
         "/ sum(rate(mlops_requests_total{{{selector}}}[{window}]))",
         "max",
     ),

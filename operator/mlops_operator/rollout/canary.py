@@ -54,6 +54,8 @@ __all__ = [
     "PAUSE_INCONCLUSIVE",
     "PAUSE_SPEC",
     "PAUSE_STEP",
+    "PAUSE_TARGET_MISSING",
+    "PAUSE_INPUT_SCHEMA",
     "Observation",
     "RolloutDecision",
     "Target",
@@ -69,6 +71,8 @@ COMMANDS = {"promote": "mlops.dev/promote", "abort": "mlops.dev/abort", "resume"
 PAUSE_STEP = Reason.PAUSE_STEP  # an indefinite pause step: waits for promote
 PAUSE_INCONCLUSIVE = Reason.INCONCLUSIVE_ANALYSIS  # too many measurements without data: waits for resume
 PAUSE_SPEC = Reason.SPEC_PAUSED  # spec.paused
+PAUSE_TARGET_MISSING = Reason.TARGET_MISSING  # no version to roll out: the canary holds, measured on
+PAUSE_INPUT_SCHEMA = Reason.INPUT_SCHEMA_CHANGED  # the canary takes other inputs: no traffic until approved
 Outcome = Literal["Promoted", "RolledBack", "Aborted"]
 
 
@@ -79,9 +83,11 @@ class Target:
     version: str
     model_uri: str
     sha256: str
+    signature: str | None = None  # sha256 of its input signature; None: recorded before signatures were
 
     def as_status(self) -> VersionStatus:
-        return VersionStatus(version=self.version, model_uri=self.model_uri, sha256=self.sha256)
+        return VersionStatus(version=self.version, model_uri=self.model_uri, sha256=self.sha256,
+                             signature_sha256=self.signature)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class Observation:
     measurement: str | None = None  # Successful | Failed | Inconclusive, when one was taken now
     measurement_message: str = ""
     commands: dict[str, str] = field(default_factory=dict)  # promote / abort / resume annotation tokens
+    retried: frozenset[str] = frozenset()  # failed versions retried since (kubectl mlops retry): allowed again
 
 
 @dataclass
@@ -159,9 +166,9 @@ def next_rollout(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: 
     handled = status.handled_commands
     fresh = {k: v for k, v in obs.commands.items() if v and handled.get(k) != v}
     status.handled_commands = {**handled, **fresh}
+    status.failed_versions = [v for v in status.failed_versions if v not in obs.retried]
     rollout = _Rollout(spec=spec, status=status, obs=obs, fresh=fresh)
     steps: tuple[Callable[[_Rollout], bool], ...] = (
-        _hold_without_target,
         _serve_first_version,
         _follow_target,
         _guard_promoted_version,
@@ -170,6 +177,8 @@ def next_rollout(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: 
         _count_measurement,
         _observe_canary_pods,
         _enforce_progress_deadline,
+        _hold_without_target,
+        _hold_on_input_schema,
         _freeze_on_spec_paused,
         _hold_on_inconclusive,
         _walk_steps,
@@ -185,27 +194,27 @@ def next_rollout(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: 
 # ----------------------------------------------------------------------------------------- the steps
 
 
-def _hold_without_target(r: _Rollout) -> bool:
-    """No version to serve (no champion yet, or its run is gone): everything stays as it is."""
-    if r.obs.target is not None:
-        return False
-    r.settled = True
-    return True
-
-
 def _serve_first_version(r: _Rollout) -> bool:
-    """Nothing served yet: the target is served at once, without a canary."""
+    """Nothing served yet: the target is served at once, without a canary; with no target (no champion
+    yet, its run gone or rolled back) nothing is served until one comes."""
     if r.status.stable is not None:
         return False
-    target = _target(r)
+    if r.obs.target is None:
+        r.settled = True
+        return True
+    target = r.obs.target
     r.status.stable, r.status.promoted_at, r.status.last_good = target.as_status(), r.now, None
     r.event("Normal", "Deployed", f"serving {target.version}")
     return True
 
 
 def _follow_target(r: _Rollout) -> bool:
-    """A new target starts a canary; a canary of a superseded target gives way to the new one."""
-    status, target, stable = r.status, _target(r), _stable(r)
+    """A new target starts a canary; a canary of a superseded target gives way to the new one. With no
+    target the canary stays as it is: it is still measured, aborted and rolled back, but not advanced
+    (_hold_without_target)."""
+    status, target, stable = r.status, r.obs.target, _stable(r)
+    if target is None:
+        return False
     canary = status.canary
     if canary is not None and canary.version != target.version:
         r.event("Normal", "CanaryReplaced", f"{canary.version} replaced by {target.version} mid-rollout")
@@ -215,6 +224,8 @@ def _follow_target(r: _Rollout) -> bool:
             version=target.version,
             model_uri=target.model_uri,
             sha256=target.sha256,
+            signature_sha256=target.signature,
+            input_schema_changed=input_schema_change(stable, target),
             step_started_at=r.now,
             started_at=r.now,
         )
@@ -239,7 +250,7 @@ def _guard_promoted_version(r: _Rollout) -> bool:
                 status.stable, status.last_good, status.promoted_at, status.guard_failures = good, None, None, 0
                 _mark_failed(status, bad.version)
                 message = f"{bad.version} failed after promotion: {r.obs.measurement_message}"
-                _record_history(r, bad.version, "RolledBack", message)
+                _record_history(r, bad.version, "RolledBack", f"{Reason.POST_PROMOTION_ANALYSIS_FAILED}: {message}")
                 status.degraded = Degradation(reason=Reason.POST_PROMOTION_ANALYSIS_FAILED, message=message)
                 r.event("Warning", "RolledBack", f"{message}; back to {good.version}")
     return True
@@ -293,7 +304,7 @@ def _observe_canary_pods(r: _Rollout) -> bool:
     deadline counts from then (`scaled_at`), not from the step's start — as a Deployment's progress
     deadline counts from its last progress."""
     canary = r.canary
-    wanted = replica_split(r.spec.replicas, timing.steps_weight(r.spec.strategy.canary.steps, canary.step_index))[1]
+    wanted = replica_split(r.spec.replicas, _canary_weight(r.spec, canary))[1]
     lost = canary.ready_replicas >= canary.replicas > r.ready_pods
     if wanted > canary.replicas or lost:
         canary.scaled_at = r.now
@@ -308,6 +319,57 @@ def _enforce_progress_deadline(r: _Rollout) -> bool:
     deadline = r.spec.progress_deadline_seconds
     message = f"canary pods of {r.canary.version} not ready within progressDeadlineSeconds={deadline}"
     return _roll_back(r, reason=Reason.PROGRESS_DEADLINE_EXCEEDED, message=message)
+
+
+def _hold_without_target(r: _Rollout) -> bool:
+    """The canary's version left the registry mid-rollout (its run deleted, or no longer the champion with
+    no other one): it holds where it is, measured on — failures, the progress deadline and abort still
+    roll it back — and the status says why; a target coming back lifts the hold."""
+    if r.obs.target is not None:
+        return _lift(r, PAUSE_TARGET_MISSING)
+    return _hold(r, PAUSE_TARGET_MISSING, f"holding {r.canary.version}: the version to roll out is gone")
+
+
+def _hold(r: _Rollout, reason: str, message: str) -> bool:
+    """Hold the rollout for `reason` (status.pauseReason), with a Warning Event the first time."""
+    if r.status.pause_reason != reason:
+        r.event("Warning", reason, message)
+    r.status.pause_reason = reason
+    return True
+
+
+def _lift(r: _Rollout, reason: str) -> bool:
+    """End a hold for `reason`, if it is the one; the steps after go on."""
+    if r.status.pause_reason == reason:
+        r.status.pause_reason = None
+    return False
+
+
+def input_schema_change(stable: VersionStatus, target: Target) -> str | None:
+    """Why the target takes other inputs than the stable version, or None (the same signature, or one of
+    them recorded before signatures were: nothing to compare)."""
+    if not stable.signature_sha256 or not target.signature or stable.signature_sha256 == target.signature:
+        return None
+    return (
+        f"{target.version} takes other inputs than {stable.version} (input signature "
+        f"{target.signature[:12]} ≠ {stable.signature_sha256[:12]}: features, their order or types changed)"
+    )
+
+
+def _hold_on_input_schema(r: _Rollout) -> bool:
+    """A canary whose input signature differs from the stable version's gets no traffic (it holds at its
+    first step, no pods) until a person approves with `promote`, or the spec allows the change: clients
+    sending what the stable version takes would fail on it, or get wrong predictions from reordered
+    columns. The approving `promote` only lifts this hold; it completes no step."""
+    canary = r.canary
+    if canary.input_schema_changed is None:
+        return False
+    if r.spec.strategy.canary.allow_input_schema_change or "promote" in r.fresh:
+        r.fresh.pop("promote", None)
+        r.event("Normal", "InputSchemaApproved", canary.input_schema_changed)
+        canary.input_schema_changed = None
+        return _lift(r, PAUSE_INPUT_SCHEMA)
+    return _hold(r, PAUSE_INPUT_SCHEMA, f"{canary.input_schema_changed}; approve with promote")
 
 
 def _freeze_on_spec_paused(r: _Rollout) -> bool:
@@ -373,7 +435,8 @@ def _await_evidence(r: _Rollout) -> bool:
 def _promote(r: _Rollout) -> bool:
     """Every step passed: the canary becomes the stable version at 100 %."""
     status, canary, previous = r.status, r.canary, _stable(r)
-    status.stable = VersionStatus(version=canary.version, model_uri=canary.model_uri, sha256=canary.sha256)
+    status.stable = VersionStatus(version=canary.version, model_uri=canary.model_uri, sha256=canary.sha256,
+                                  signature_sha256=canary.signature_sha256)  # fmt: skip
     status.canary, status.promoted_at, status.last_good = None, r.now, previous
     status.pause_reason, status.last_analysis_at, status.guard_failures = None, None, 0
     _record_history(r, canary.version, "Promoted", f"after {len(r.spec.strategy.canary.steps)} steps")
@@ -389,8 +452,15 @@ def _decision(r: _Rollout) -> RolloutDecision:
     if canary is not None and not r.settled:
         _observe_canary_pods(r)  # again: the steps may have changed the weight
     wake_at = None if r.settled else timing.next_wake(r.spec, r.status, r.obs.now)
-    weight = timing.steps_weight(r.spec.strategy.canary.steps, canary.step_index) if canary else 0
+    weight = _canary_weight(r.spec, canary) if canary else 0
     return RolloutDecision(r.status, weight, r.events, wake_at)
+
+
+def _canary_weight(spec: ModelDeploymentSpec, canary: CanaryStatus) -> int:
+    """The weight the steps give the canary now; none while it waits for approval of its other inputs."""
+    if canary.input_schema_changed is not None:
+        return 0
+    return timing.steps_weight(spec.strategy.canary.steps, canary.step_index)
 
 
 def _roll_back(r: _Rollout, *, reason: str, message: str) -> bool:
@@ -410,11 +480,6 @@ def _mark_failed(status: ModelDeploymentStatus, version: str) -> None:
 def _record_history(r: _Rollout, version: str, outcome: Outcome, reason: str) -> None:
     entry = HistoryEntry(version=version, outcome=outcome, reason=reason, at=r.now)
     r.status.history = [entry, *r.status.history][:HISTORY_LIMIT]
-
-
-def _target(r: _Rollout) -> Target:
-    assert r.obs.target is not None, "steps after _hold_without_target have a target"
-    return r.obs.target
 
 
 def _stable(r: _Rollout) -> VersionStatus:

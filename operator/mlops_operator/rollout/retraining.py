@@ -64,12 +64,17 @@ def dataset_fired(spec: RetrainingSpec, status: RetrainingStatus, version: str |
 
 def next_retraining(
     spec: RetrainingSpec, status: RetrainingStatus | None, *, md: str, fired: list[Fired], now: dt.datetime,
-    in_flight: list[str], dataset_version: str | None,
+    in_flight: list[str], dataset_version: str | None, taken: frozenset[str] = frozenset(),
+    rolled_back: frozenset[str] = frozenset(),
 ) -> RetrainingDecision:  # fmt: skip
     """The retraining status after evaluating the triggers at `now`, and the run to create, if any.
 
     The status changes only when something happens (a trigger fires, the Dataset moves, what holds a
-    trigger changes): evaluating triggers that do not fire writes nothing.
+    trigger changes): evaluating triggers that do not fire writes nothing. `taken`: the TrainingRun names
+    that exist — a run is never created under one (the ModelDeployment was re-created, an earlier create
+    was not recorded): the next free number is used, so a trigger is never consumed by a name collision.
+    `rolled_back`: runs whose version lost its canary (or was rolled back after): the loop did not heal,
+    so they start no cooldown (the daily cap still counts them).
     """
     status = (status or RetrainingStatus()).model_copy(deep=True)
     if status.schedule_from is None or any(f.trigger == "schedule" for f in fired):
@@ -82,7 +87,8 @@ def next_retraining(
     evidence = fired[0]
     decision = "Created" if spec.mode == "Auto" else "Suggested"  # a suggestion has its cooldown and cap too
     created = [e for e in status.history if e.decision == decision]
-    last = parse_time(created[0].at) if created else None
+    healing = [e for e in created if e.run not in rolled_back]
+    last = parse_time(healing[0].at) if healing else None
     cooldown_end = last + dt.timedelta(seconds=parse_duration(spec.cooldown)) if last else None
     day = [e for e in created if (t := parse_time(e.at)) is not None and now - t < dt.timedelta(days=1)]
     if in_flight:
@@ -96,13 +102,16 @@ def next_retraining(
         status.waiting = (f"{evidence.trigger} fired, but {len(day)} runs in 24 hours is the cap (maxPerDay): the "
                           f"next one from {format_time(oldest + dt.timedelta(days=1))}")  # fmt: skip
         return RetrainingDecision(status, wake_at=wake_at)
-    name = run_name(md, status.created + 1)
+    number = status.created + 1
+    while run_name(md, number) in taken:
+        number += 1
+    name = run_name(md, number)
     event = RetrainingEvent(at=format_time(now), trigger=evidence.trigger, metric=evidence.metric,
                             value=evidence.value, bound=evidence.bound, window=evidence.window,
                             message=evidence.message, run=name, decision=decision)  # fmt: skip
     status.history = [event, *status.history][:HISTORY_LIMIT]
     status.waiting = None
     if spec.mode == "Auto":
-        status.created += 1
+        status.created = number
         return RetrainingDecision(status, create=name, evidence=evidence, wake_at=wake_at)
     return RetrainingDecision(status, evidence=evidence, wake_at=wake_at)

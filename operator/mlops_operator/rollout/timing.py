@@ -131,7 +131,7 @@ def next_wake(
         moments.append(next_measurement(spec, status) or now)
     canary = status.canary
     if canary is not None:
-        held = status.pause_reason in (Reason.SPEC_PAUSED, Reason.INCONCLUSIVE_ANALYSIS)
+        held = status.pause_reason in (Reason.SPEC_PAUSED, Reason.INCONCLUSIVE_ANALYSIS, Reason.TARGET_MISSING)
         if not held and not awaiting_measurement(canary):
             moments.append(pause_end(spec, canary))
         if waiting_for_pods(canary):

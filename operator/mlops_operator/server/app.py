@@ -4,8 +4,9 @@ aiohttp comes with kopf already; it gives an asyncio server fast enough that one
 micro-batch, not the HTTP layer, is what a request costs.
 
 Whatever a client sends is answered 200 or 4xx with a message: 400 for anything that does not decode
-or fit (codec), 404 for another model or version, 413 above the size limit, 422 for rows the model
-refuses while it predicts others (batching). A 5xx means the server's own fault: a model that predicts
+or fit (codec), 403 for feedback whose receipt is not accepted here, 404 for another model or version,
+409 for a receipt already scored, 413 above the size limit, 422 for rows the model refuses while it
+predicts others (batching). A 5xx means the server's own fault: a model that predicts
 nothing. tests/unit/test_server_fuzz.py holds the routes to that.
 
 The routes are thin: what each call does is the data plane's (server/dataplane.py).
@@ -14,6 +15,7 @@ The routes are thin: what each call does is the data plane's (server/dataplane.p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -23,14 +25,21 @@ from .capture import CaptureWriter
 from .codec import CodecError, parse_header_length, parse_json, split_binary_request
 from .dataplane import DataPlane, LoadedModel, ServingError
 from .monitoring import ServerMetrics
+from .receipts import FEEDBACK_MAX_AGE_SECONDS, MALFORMED
 
 __all__ = ["LoadedModel", "build_app"]
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 METRICS = web.AppKey("metrics", ServerMetrics)
 DATA_PLANE = web.AppKey("data_plane", DataPlane)
-STATUS = {ServingError.INVALID: 400, ServingError.NOT_FOUND: 404, ServingError.REFUSED: 422,
-          ServingError.INTERNAL: 500}  # fmt: skip
+STATUS = {
+    ServingError.INVALID: 400,
+    ServingError.FORBIDDEN: 403,
+    ServingError.NOT_FOUND: 404,
+    ServingError.CONFLICT: 409,
+    ServingError.REFUSED: 422,
+    ServingError.INTERNAL: 500,
+}
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -49,10 +58,21 @@ def build_app(
     max_batch_delay: float = 0.002,
     max_body_bytes: int = MAX_BODY_BYTES,
     capture: CaptureWriter | None = None,
+    receipt_key: bytes | None = None,
+    feedback_max_age: float = FEEDBACK_MAX_AGE_SECONDS,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The V2 REST routes over one DataPlane: each reads the request, makes one call, writes its answer."""
-    plane = DataPlane(loaded, profile=profile, max_batch_size=max_batch_size, max_batch_delay=max_batch_delay,
-                      capture=capture)  # fmt: skip
+    plane = DataPlane(
+        loaded,
+        profile=profile,
+        max_batch_size=max_batch_size,
+        max_batch_delay=max_batch_delay,
+        capture=capture,
+        receipt_key=receipt_key,
+        feedback_max_age=feedback_max_age,
+        clock=clock,
+    )
     routes = web.RouteTableDef()
 
     def model_of(request: web.Request) -> None:
@@ -125,7 +145,12 @@ def build_app(
     async def feedback(request: web.Request) -> web.Response:
         async def call() -> dict:
             model_of(request)
-            return plane.feedback(await body_of(request))
+            try:
+                body = await body_of(request)
+            except ServingError:
+                plane.metrics.refused(MALFORMED)  # counted with the other refusals
+                raise
+            return plane.feedback(body)
 
         return await answer(call)
 

@@ -1,5 +1,5 @@
 """Production data capture: the rows a server predicted on and the labels posted back, kept in the
-artifact store for training (a Dataset source `capture` joins them by request id).
+artifact store for training (a Dataset source `capture` joins them by receipt id, data/sources.py).
 
 Off the request path and bounded: a request only appends to a list in memory (at most `max_pending`
 records; beyond that new ones are dropped and counted), and a background task writes what is pending
@@ -12,10 +12,13 @@ prefix of its ModelDeployment: batches older than `max_age_seconds` go, then the
 them fit in `max_bytes` (several replicas may prune the same batch: deleting is idempotent).
 
 Records, one JSON object per line:
-- `{"kind": "prediction", "id", "row", "version", "time", "features": {...}, "prediction"}` per row of a
-  sampled request (requests are sampled whole, with `sample_rate`);
-- `{"kind": "label", "id", "labels": [...], "version", "time"}` per feedback of the id form, on whichever
-  pod it reaches (it is joined later by id, across pods).
+- `{"kind": "prediction", "receipt", "row", "version", "time", "features": {...}, "prediction"}` per row
+  of a sampled request (requests are sampled whole, with `sample_rate`); `receipt` is the id of the
+  receipt the server issued (null on a server without a receipt key: such rows are never labelled). The
+  client's own request id is not kept: clients choose it, so it names nothing reliably;
+- `{"kind": "label", "receipt", "labels": [...], "version", "issued", "time", "max_age"}` per feedback the
+  server accepted, on whichever pod it reached, written only after the receipt was verified: `version`
+  and `issued` are the receipt's, `max_age` the bound the server applied (the join uses it).
 """
 
 from __future__ import annotations
@@ -77,18 +80,30 @@ class CaptureWriter:
             self._pending.extend(records[:room])
             self.dropped += max(len(records) - room, 0)
 
-    def predicted(self, request_id: str | None, rows: np.ndarray, predictions: np.ndarray) -> None:
+    def predicted(self, receipt_id: str | None, rows: np.ndarray, predictions: np.ndarray) -> None:
         if self._rng.random() >= self.sample_rate:
             return
         now = self._clock()
         values = predictions.tolist()
-        self._keep([{"kind": "prediction", "id": request_id, "row": i, "version": self.version, "time": now,
+        self._keep([{"kind": "prediction", "receipt": receipt_id, "row": i, "version": self.version, "time": now,
                      "features": dict(zip(self.features, row, strict=True)), "prediction": values[i]}
                     for i, row in enumerate(rows.tolist())])  # fmt: skip
 
-    def labelled(self, request_id: str, labels: list) -> None:
-        self._keep([{"kind": "label", "id": request_id, "labels": labels, "version": self.version,
-                     "time": self._clock()}])  # fmt: skip
+    def labelled(self, receipt_id: str, labels: list, *, version: str, issued: float, max_age: float) -> None:
+        """Labels for a verified receipt: of `version` (the receipt's, maybe not this pod's), issued at `issued`."""
+        self._keep(
+            [
+                {
+                    "kind": "label",
+                    "receipt": receipt_id,
+                    "labels": labels,
+                    "version": version,
+                    "issued": issued,
+                    "time": self._clock(),
+                    "max_age": max_age,
+                }
+            ]
+        )
 
     # ----------------------------------------------------------------------------- in the background
 

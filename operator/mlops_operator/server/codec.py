@@ -22,7 +22,7 @@ NUMERIC_DATATYPES = {
 }  # fmt: skip
 FEATURE_LIMIT = float(np.finfo(np.float32).max)  # ≈ 3.4e38
 MAX_DIMENSION = 2**31 - 1  # a shape entry beyond this cannot fit in a request body anyway
-MAX_ID_LENGTH = 128  # request ids are echoed and remembered (for feedback): bounded
+MAX_ID_LENGTH = 128  # request ids are echoed: bounded
 
 
 class CodecError(ValueError):
@@ -113,7 +113,10 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def encode_response(*, model: str, version: str, request_id: str | None, predictions: np.ndarray) -> dict:
+def encode_response(
+    *, model: str, version: str, request_id: str | None, predictions: np.ndarray, receipt: str | None = None
+) -> dict:
+    """The V2 response; a receipt for feedback (server/receipts.py) goes in its `parameters`."""
     integer = np.issubdtype(predictions.dtype, np.integer)
     output = {
         "name": "predict",
@@ -124,6 +127,8 @@ def encode_response(*, model: str, version: str, request_id: str | None, predict
     response = {"model_name": model, "model_version": version, "outputs": [output]}
     if request_id is not None:
         response["id"] = request_id
+    if receipt is not None:
+        response["parameters"] = {"receipt": receipt}
     return response
 
 

@@ -4,10 +4,11 @@
 - predicted classes;
 - drift: PSI of the last `window` rows against the dataset profile, per feature (decile bins, or the
   frequencies of a feature of few values), and of their predictions against the training target;
-- live quality from labels posted back (predictions kept by request id, or echoed by the client):
-  for classifiers a confusion count (label × prediction, over the model's classes and `other`), from
-  which accuracy, precision, recall and F1 follow (per class and macro, rollout.analysis has the
-  PromQL); for regressors the count and the sums of absolute and squared errors (MAE, RMSE);
+- live quality from labels posted back with a receipt (server/receipts.py), labelled by the version the
+  receipt names — the one that made the prediction, maybe not this pod's: for classifiers a confusion
+  count (label × prediction, over the model's classes and `other`), from which accuracy, precision,
+  recall and F1 follow (per class and macro, rollout.analysis has the PromQL); for regressors the count
+  and the sums of absolute and squared errors (MAE, RMSE); and the feedback refused, by reason;
 - a label-free estimate of accuracy, from the model's calibrated confidence (EstimateWindow).
 
 Counters let PromQL judge a canary over any range; the gauges give the current sliding-window values.
@@ -25,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..data.profile import bin_shares, class_key, psi
+from .receipts import REASONS
 
 disable_created_metrics()  # *_created series only double the scrape size here
 
@@ -189,62 +191,34 @@ def score(predicted: list, labels: list, *, classify: bool) -> Scores:
 
 
 class AccuracyWindow:
-    """Predictions remembered by request id; labels posted later score them over a sliding window.
+    """The last `size` scored predictions of each version, for the accuracy gauge (a pod scores receipts of
+    other versions of its ModelDeployment too). At most `versions` versions are kept, the least recently
+    scored forgotten first: receipts are signed, but old versions should not pile up in a long-lived pod."""
 
-    Memory is bounded whatever clients send: at most `remember` ids (the codec caps an id at 128
-    characters) holding at most `max_rows` predicted rows in all, oldest forgotten first; a request with
-    more rows than that is not remembered. With the defaults, a few MB at most.
-    """
-
-    def __init__(self, remember: int = 10_000, size: int = 1000, max_rows: int = 100_000) -> None:
-        self._predictions: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
-        self._remember = remember
-        self._max_rows = max_rows
-        self._rows = 0
-        self._scores: collections.deque[bool] = collections.deque(maxlen=size)
+    def __init__(self, size: int = 1000, versions: int = 8) -> None:
+        self._size, self._versions = size, versions
+        self._scores: collections.OrderedDict[str, collections.deque[bool]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def remember(self, request_id: str, predictions: np.ndarray | list) -> None:
-        if len(predictions) > self._max_rows:
-            return
-        kept = np.array(predictions)  # a copy: a view would keep a whole batch's predictions alive
+    def record(self, version: str, scores: Scores) -> None:
+        """A classifier's scored predictions of `version` join its sliding window."""
         with self._lock:
-            previous = self._predictions.pop(request_id, None)
-            if previous is not None:
-                self._rows -= len(previous)
-            self._predictions[request_id] = kept
-            self._rows += len(kept)
-            while len(self._predictions) > self._remember or self._rows > self._max_rows:
-                _, forgotten = self._predictions.popitem(last=False)
-                self._rows -= len(forgotten)
+            window = self._scores.pop(version, None)
+            if window is None:
+                window = collections.deque(maxlen=self._size)
+            self._scores[version] = window
+            window.extend(label == p for label, p in scores.pairs)
+            while len(self._scores) > self._versions:
+                self._scores.popitem(last=False)
 
-    def __len__(self) -> int:
-        return len(self._predictions)
-
-    @property
-    def rows(self) -> int:
-        return self._rows
-
-    def take(self, request_id: str, labels: list) -> list:
-        """The predictions remembered for `request_id`, forgotten as they are scored: each is scored once.
-        KeyError if the id is unknown (or forgotten), ValueError if the labels do not fit its rows."""
+    def accuracy(self, version: str) -> float | None:
         with self._lock:
-            predicted = self._predictions[request_id]
-            if len(labels) != len(predicted):
-                raise ValueError(f"request {request_id} had {len(predicted)} rows, got {len(labels)} labels")
-            del self._predictions[request_id]
-            self._rows -= len(predicted)
-        return predicted.tolist()
+            window = self._scores.get(version)
+            return sum(window) / len(window) if window else None
 
-    def record(self, scores: Scores) -> None:
-        """A classifier's scored predictions join the sliding window of the accuracy gauge."""
-        hits = [label == p for label, p in scores.pairs]
+    def versions(self) -> list[str]:
         with self._lock:
-            self._scores.extend(hits)
-
-    def accuracy(self) -> float | None:
-        with self._lock:
-            return sum(self._scores) / len(self._scores) if self._scores else None
+            return list(self._scores)
 
 
 class ServerMetrics:
@@ -273,11 +247,18 @@ class ServerMetrics:
                                   "(classifiers); correct: whether they are the same class.",
                                   [*names, "label", "prediction", "correct"], registry=self.registry)  # fmt: skip
         self._absolute = Counter("mlops_feedback_absolute_error", "Sum of |label - prediction| (regressors).", names,
-                                 registry=self.registry).labels(**labels)  # fmt: skip
-        self._squared = Counter("mlops_feedback_squared_error", "Sum of (label - prediction)^2 (regressors).",
-                                names, registry=self.registry).labels(**labels)  # fmt: skip
-        self._labelled_series = self._labelled.labels(**labels)
+                                 registry=self.registry)  # fmt: skip
+        self._squared = Counter(
+            "mlops_feedback_squared_error", "Sum of (label - prediction)^2 (regressors).", names, registry=self.registry
+        )
+        self._refused = Counter("mlops_feedback_refused", "Feedback not scored, by reason (a forged, altered, "
+                                "replayed or expired receipt, an old feedback form, ...).", [*names, "reason"],
+                                registry=self.registry)  # fmt: skip
+        self._refused_series = {reason: self._refused.labels(**labels, reason=reason) for reason in REASONS}
+        self._labelled_series = self._labelled.labels(**labels)  # the own version's series exist from the start
         self._correct_series = self._correct.labels(**labels)
+        self._absolute_series = self._absolute.labels(**labels)
+        self._squared_series = self._squared.labels(**labels)
         self._labels = labels
         self._classes = {class_key(c) for c in classes or []}
         self._drift = drift
@@ -290,18 +271,26 @@ class ServerMetrics:
     def _bounded(self, key: str) -> str:
         return key if key in self._classes else OTHER_CLASS
 
-    def feedback(self, scores: Scores, *, classify: bool) -> None:
-        """Scores of predictions made by the version served here (possibly by another pod of it)."""
-        self._labelled_series.inc(scores.labelled)
+    def feedback(self, scores: Scores, *, classify: bool, version: str | None = None) -> None:
+        """Scores of predictions made by `version` (the receipt's; by default the one served here), whichever
+        pod of the ModelDeployment made them."""
+        labels = self._labels if version in (None, self._labels["version"]) else {**self._labels, "version": version}
+        own = labels is self._labels
+        (self._labelled_series if own else self._labelled.labels(**labels)).inc(scores.labelled)
         if not classify:
-            self._absolute.inc(scores.absolute_error)
-            self._squared.inc(scores.squared_error)
+            (self._absolute_series if own else self._absolute.labels(**labels)).inc(scores.absolute_error)
+            (self._squared_series if own else self._squared.labels(**labels)).inc(scores.squared_error)
             return
-        self._correct_series.inc(scores.correct)
+        (self._correct_series if own else self._correct.labels(**labels)).inc(scores.correct)
         for (label, prediction), count in collections.Counter(scores.pairs).items():
             cell = {"label": self._bounded(label), "prediction": self._bounded(prediction),
                     "correct": "true" if label == prediction else "false"}  # fmt: skip
-            self._confusion.labels(**self._labels, **cell).inc(count)
+            self._confusion.labels(**labels, **cell).inc(count)
+        self._accuracy.record(labels["version"], scores)
+
+    def refused(self, reason: str) -> None:
+        """Feedback not scored, and why (one of server.receipts.REASONS)."""
+        self._refused_series[reason].inc()
 
     def request(self, code: int) -> None:
         counter = self._by_code.get(code)
@@ -351,8 +340,9 @@ class _WindowCollector:
         rows = GaugeMetricFamily("mlops_drift_window_rows", "Rows in the drift window.", labels=list(labels))
         rows.add_metric(list(labels.values()), len(self._metrics._drift))
         yield rows
-        accuracy = self._metrics._accuracy.accuracy()
         gauge = GaugeMetricFamily("mlops_accuracy", "Accuracy over the last labelled predictions.", labels=list(labels))
-        if accuracy is not None:
-            gauge.add_metric(list(labels.values()), accuracy)
+        for version in self._metrics._accuracy.versions():
+            accuracy = self._metrics._accuracy.accuracy(version)
+            if accuracy is not None:
+                gauge.add_metric([labels["model"], version], accuracy)
         yield gauge

@@ -1,6 +1,8 @@
 """The artifact store: datasets and models behind URIs (s3://bucket/prefix, pvc://claim, file:///path).
 
-Layout under the store's root: `datasets/<ns>/<name>/<sha256>/…` and `models/<ns>/<model>/<run>/…`.
+Layout under the store's root: `datasets/<ns>/<name>/<sha256>/…` and `models/<ns>/<model>/<run>-<uid>/…`
+(the run's uid: a TrainingRun re-created under the same name writes a version of its own; versions
+stored before the uid was part of the key are `models/<ns>/<model>/<run>/…`).
 A version is a directory of files written once: readers see all of it or none of it, and once
 written it is never overwritten. `local.py` keeps versions on a mounted file system (a temporary
 sibling renamed into place); `s3.py` in object storage (the files, then a publish marker).
@@ -94,5 +96,7 @@ def dataset_prefix(namespace: str, name: str, version: str) -> str:
     return f"datasets/{namespace}/{name}/{version.removeprefix('sha256:')}"
 
 
-def model_prefix(namespace: str, model: str, run: str) -> str:
-    return f"models/{namespace}/{model}/{run}"
+def model_prefix(namespace: str, model: str, run: str, uid: str | None = None) -> str:
+    """Where the model version of TrainingRun `run` (the object with that `uid`) is stored: keyed by what
+    produced it, so that a new run of the same name never finds, and reports, another run's model."""
+    return f"models/{namespace}/{model}/{run}-{uid}" if uid else f"models/{namespace}/{model}/{run}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import pathlib
 import time
 from typing import Any
 
@@ -28,7 +29,9 @@ from .modelio import (
     MODEL_FILE,
     PROFILE_FILE,
     dump_model,
+    load_model,
     manifest_bytes,
+    read_model_files,
     sha256_hex,
 )
 from .pipeline import PermanentTrainingError, build_pipeline
@@ -65,8 +68,8 @@ def run_training(
     spec = TrainingRunSpec.model_validate(request["spec"])
     task = task_of(spec.model.estimator)
     dataset = request["dataset"]
-    prefix = model_prefix(request["namespace"], spec.model.name, request["run"])
-    if store.has_version(prefix):  # a retried pod after the model was stored: report it
+    prefix = model_prefix(request["namespace"], spec.model.name, request["run"], request.get("runUid"))
+    if store.has_version(prefix):  # a retried pod of this run (same uid) after the model was stored: report it
         return _stored_result(store, prefix, task)
 
     from sklearn.model_selection import train_test_split
@@ -94,6 +97,8 @@ def run_training(
         raise PermanentTrainingError(f"fit failed: {type(error).__name__}: {error}") from None
     fit_seconds = round(time.monotonic() - started, 3)
     metrics = evaluate(pipeline, x_test, y_test, task=task, wanted=list(spec.evaluation.metrics))
+    champion = score_champion(request.get("champion"), store, x_test, y_test, task=task,
+                              wanted=list(spec.evaluation.metrics))  # fmt: skip
     calibration = held_out_calibration(pipeline, x_test, y_test) if task == "classification" else None
     model_bytes = dump_model(pipeline)
 
@@ -102,6 +107,7 @@ def run_training(
     metadata = {
         "model": spec.model.name,
         "version": request["run"],
+        "trainingRunUid": request.get("runUid"),
         "namespace": request["namespace"],
         "sha256": sha256_hex(model_bytes),
         "format": "skops",
@@ -112,12 +118,14 @@ def run_training(
         "task": task,
         "dataset": {"name": dataset["name"], "version": dataset["version"], "uri": dataset["snapshotUri"]},
         "features": features,
+        "inputSignature": input_signature(features, x_train),
         "classes": [c.item() if hasattr(c, "item") else c for c in getattr(pipeline, "classes_", [])],
         "metrics": metrics,
         "trainRows": len(y_train),
         "testRows": len(y_test),
         "fitSeconds": fit_seconds,
         "calibrated": calibration is not None,
+        **({"champion": champion} if champion else {}),
         "createdAt": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
     files = {MODEL_FILE: model_bytes, METADATA_FILE: json.dumps(metadata, indent=1).encode()}
@@ -155,6 +163,42 @@ def _dataset_profile(store: ArtifactStore, snapshot_uri: str) -> bytes | None:
         raise
 
 
+def score_champion(
+    champion: dict[str, Any] | None, store: ArtifactStore, x_test: np.ndarray, y_test: np.ndarray, *, task: str,
+    wanted: list[str],
+) -> dict[str, Any] | None:  # fmt: skip
+    """The champion's metrics on this run's held-out rows, so that `beatChampion` compares the two models on
+    the same rows whatever data the champion was trained and scored on; or why it could not be scored (the
+    operator then has no comparable evidence). `champion`: {name, modelUri, sha256} as the operator saw it."""
+    if not champion:
+        return None
+    import tempfile
+
+    name = champion.get("name", "?")
+    try:
+        with tempfile.TemporaryDirectory(dir="/tmp" if pathlib.Path("/tmp").is_dir() else None) as scratch:
+            directory = store.local_version(champion["modelUri"], pathlib.Path(scratch))
+            files = read_model_files(directory, expected_sha256=champion["sha256"])
+            model = load_model(files[MODEL_FILE], expected_sha256=sha256_hex(files[MODEL_FILE]))
+        taken = getattr(model, "n_features_in_", x_test.shape[1])
+        if taken != x_test.shape[1]:
+            return {"name": name, "error": f"it takes {taken} features, this run's rows have {x_test.shape[1]}"}
+        return {"name": name, "metrics": evaluate(model, x_test, y_test, task=task, wanted=wanted)}
+    except Exception as error:  # any failure is missing evidence, reported, never a failed training
+        return {"name": name, "error": f"{type(error).__name__}: {str(error)[:300]}"}
+
+
+def input_signature(features: list[str], x: np.ndarray) -> dict[str, Any]:
+    """What a client must send: the feature columns, in order, with their types. A model whose signature
+    differs from the one it replaces takes other requests: its canary is held (rollout.canary)."""
+    return {"features": list(features), "types": [str(x.dtype)] * len(features)}
+
+
+def signature_sha256(signature: dict[str, Any]) -> str:
+    """The digest of a signature that status carries (the signature itself is in metadata.json)."""
+    return hashlib.sha256(json.dumps(signature, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _stored_result(store: ArtifactStore, prefix: str, task: str) -> dict[str, Any]:
     metadata = json.loads(store.read(store.uri(f"{prefix}/{METADATA_FILE}")))
     try:
@@ -172,4 +216,12 @@ def _stored_result(store: ArtifactStore, prefix: str, task: str) -> dict[str, An
         "fitSeconds": metadata["fitSeconds"],
         "calibrated": bool(metadata.get("calibrated", False)),  # versions stored before calibration have none
         "primaryMetric": PRIMARY_METRIC[task],
+        # versions stored before the signature: their features, as float64 (the only type trained on)
+        "signatureSha256": signature_sha256(
+            metadata.get("inputSignature")
+            or {"features": metadata["features"], "types": ["float64"] * len(metadata["features"])}
+        ),
+        "featureCount": len(metadata["features"]),
+        "testRows": metadata.get("testRows"),
+        **({"champion": metadata["champion"]} if metadata.get("champion") else {}),
     }
