@@ -302,3 +302,26 @@ def test_kopf_healthz_fails_with_500_while_a_reconcile_is_stuck(monkeypatch: pyt
     (stuck, _), (still, _), (ok, ok_body) = asyncio.run(healthz_answers())
     assert stuck == still == 500, "stuck: /healthz fails, and the kubelet restarts the operator"
     assert ok == 200 and '"reconciles": {"running": 1, "oldestSeconds": 5.0}' in ok_body
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # a canary's pause start cleared once its step completes: sent as None, or the API server keeps it
+        ({"canary": {"version": "v2", "pauseStartedAt": "t1", "stepIndex": 1}},
+         {"canary": {"version": "v2", "stepIndex": 2}}),
+        ({"canary": {"version": "v2", "inputSchemaChanged": "why"}, "pauseReason": "InputSchemaChanged"},
+         {"canary": {"version": "v2"}}),
+        ({"metrics": {"accuracy": 0.9, "f1": 0.8}}, {"metrics": {"accuracy": 0.9}}),
+        ({"history": [{"a": 1}, {"b": 2}]}, {"history": [{"a": 1}]}),  # lists are replaced whole
+        ({"canary": {"version": "v2"}}, {}),
+        ({}, {"canary": {"version": "v2", "replicas": 0}}),
+    ],
+)  # fmt: skip
+def test_a_status_patch_removes_what_is_gone_at_every_depth(old, new) -> None:
+    from mlops_operator.controllers.common import apply_merge_patch, status_patch
+
+    patch = status_patch({**old, "kopf": {"progress": {}}}, new)
+    assert "kopf" not in patch, "kopf's bookkeeping is never removed"
+    assert apply_merge_patch(old, patch) == new
+    assert status_patch(new, new) == {}, "no change: nothing to write"

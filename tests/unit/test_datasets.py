@@ -15,7 +15,7 @@ from mlops_operator.api.reasons import DatasetPhase
 from mlops_operator.config import OperatorConfig
 from mlops_operator.controllers import dataset as controller
 from mlops_operator.controllers.cache import ObjectCache
-from mlops_operator.controllers.common import Observed, status_patch
+from mlops_operator.controllers.common import Observed, apply_merge_patch, status_patch
 from mlops_operator.controllers.dataset import (
     CHECK_RETRY_SECONDS,
     apply_check_result,
@@ -314,8 +314,7 @@ class DatasetWorld:
         patch = status_patch(observed.status, outcome.status)
         self.patches.append(patch)
         # A JSON merge patch, stored as JSON: None removes a key.
-        merged = {**self.status, **json.loads(json.dumps(patch))}
-        self.status = {k: v for k, v in merged.items() if v is not None}
+        self.status = apply_merge_patch(self.status, json.loads(json.dumps(patch)))
         return outcome
 
 

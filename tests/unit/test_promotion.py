@@ -23,7 +23,7 @@ from mlops_operator.api.trainingrun import (
 from mlops_operator.config import OperatorConfig
 from mlops_operator.controllers import trainingrun as controller
 from mlops_operator.controllers.cache import ObjectCache
-from mlops_operator.controllers.common import Observed, status_patch
+from mlops_operator.controllers.common import Observed, apply_merge_patch, status_patch
 from mlops_operator.controllers.trainingrun import (
     pin_dataset,
     reconcile_trainingrun,
@@ -391,8 +391,7 @@ class RunWorld:
         outcome = reconcile_trainingrun(self.spec, observed, logger=None)
         patch = status_patch(observed.status, outcome.status)
         self.patches.append(patch)
-        merged = {**self.status, **json.loads(json.dumps(patch))}
-        self.status = {k: v for k, v in merged.items() if v is not None}
+        self.status = apply_merge_patch(self.status, json.loads(json.dumps(patch)))
         return outcome
 
 

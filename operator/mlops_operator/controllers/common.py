@@ -74,10 +74,38 @@ def invalid_spec_status(status: dict[str, Any], *, message: str, generation: int
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """The merge patch that turns status `old` into `new` (removed keys become None); kopf's keys kept."""
-    patch = {k: v for k, v in new.items() if old.get(k) != v}
-    patch.update({k: None for k in old if k not in new and k != "kopf"})
+    """The merge patch that turns status `old` into `new`; kopf's keys kept."""
+    return merge_patch(old, new, keep=("kopf",))
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any], *, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: objects are merged key by key, so a key
+    gone from a nested object (a canary's pause start once its step completes) must be sent as None, or
+    the API server keeps it; lists and values are replaced whole. Keys in `keep` are never removed."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif before != value or key not in old:
+            patch[key] = value
+    patch.update({key: None for key in old if key not in new and key not in keep})
     return patch
+
+
+def apply_merge_patch(document: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """`document` after a JSON merge patch, as the API server applies it (the inverse of merge_patch)."""
+    result = dict(document)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = apply_merge_patch(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 def ready_reason_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
