@@ -190,10 +190,15 @@ def test_real_receipts_are_scored_by_either_pod(cluster: Kubectl, ns: str) -> No
 
     # Through the Service, wherever kube-proxy sends each request: every real receipt is scored.
     base = f"http://{cluster.get('service', 'either', ns)['spec']['clusterIP']}/v2/models/iris"
-    versions = set()
-    for _ in range(40):
+    versions: set[str] = set()
+
+    def label_one() -> bool:
+        """One request and its feedback through the Service; True once both versions answered (kube-proxy
+        programs the canary's endpoint a moment after its pod is ready)."""
         answer = infer(base)
         versions.add(answer["model_version"])
         status, scored = post(f"{base}/feedback", {"receipt": answer["parameters"]["receipt"], "labels": [0, 1, 2]})
         assert status == 200 and scored["model_version"] == answer["model_version"], scored
-    assert versions == {a, b}, f"40 requests all reached one version: {versions}"
+        return versions == {a, b}
+
+    wait_for(label_one, timeout=60, interval=0.05, what=f"both {a} and {b} answering through the Service")

@@ -31,7 +31,7 @@ from mlops_operator.data.table import TableError, parse_csv
 from mlops_operator.data.validate import schema_problems
 from mlops_operator.resources.jobs import termination_result
 from mlops_operator.resources.results import TERMINATION_MESSAGE_MAX_BYTES, read_check_result, termination_message
-from mlops_operator.storage import ArtifactStore, StoreError
+from mlops_operator.storage import ArtifactStore, StoreError, dataset_prefix
 
 
 def test_version_ignores_line_endings_and_quoting() -> None:
@@ -136,9 +136,14 @@ def _blocked(*, ended_jobs: int = 0, at: str | None = None) -> dict:
     return {**fields, "endedJobs": ended_jobs, "endedAt": at}
 
 
+def _stored(version: str, file: str) -> str:
+    """Where the check of Dataset ml/d stores `file` of `version` (a result naming anything else is refused)."""
+    return f"s3://b/{dataset_prefix('ml', 'd', version)}/{file}"
+
+
 def _ok(version: str = VERSION_A, rows: int = 3) -> dict:
-    return {"ok": True, "version": version, "rows": rows, "snapshotUri": f"u-{version[7]}", "columns": ["x"],
-            "profileUri": f"p-{version[7]}"}  # fmt: skip
+    return {"ok": True, "version": version, "rows": rows, "snapshotUri": _stored(version, "data.csv"),
+            "columns": ["x"], "profileUri": _stored(version, "profile.json")}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -190,9 +195,14 @@ def test_a_version_seen_before_keeps_its_history_entry() -> None:
     back = apply_check_result(second, _ok(), spec=spec, now="2026-01-01T00:02:00Z")
     assert second == kept, "the input is never modified"
     assert [h.version for h in back.history] == [VERSION_A, VERSION_B]
-    assert back.history[0] == DatasetVersion(version=VERSION_A, rows=3, snapshotUri="u-a",
+    assert back.history[0] == DatasetVersion(version=VERSION_A, rows=3, snapshotUri=_stored(VERSION_A, "data.csv"),
                                              createdAt="2026-01-01T00:00:00Z")  # fmt: skip
-    assert (back.version, back.snapshot_uri, back.profile_ref, back.columns) == (VERSION_A, "u-a", "p-a", ["x"])
+    assert (back.version, back.snapshot_uri, back.profile_ref, back.columns) == (
+        VERSION_A,
+        _stored(VERSION_A, "data.csv"),
+        _stored(VERSION_A, "profile.json"),
+        ["x"],
+    )
     assert back.last_check == DatasetCheck(succeeded=True, reason="ValidationSucceeded", at="2026-01-01T00:02:00Z",
                                            message=f"version {VERSION_A} with 3 rows", generation=1)  # fmt: skip
 

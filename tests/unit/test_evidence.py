@@ -329,3 +329,20 @@ def test_a_retrained_version_rolled_back_starts_no_cooldown() -> None:
     again = next_retraining(spec, first.status, md="md", fired=[Fired("drift")], now=later, in_flight=[],
                             dataset_version=None, rolled_back=frozenset({first.create}))  # fmt: skip
     assert again.create == "md-retrain-2", "the loop did not heal: the drift retrains again"
+
+
+def test_a_check_result_naming_another_datasets_snapshot_is_refused() -> None:
+    """The same for Dataset checks: a result must name this Dataset's stored version of that content."""
+    from mlops_operator.controllers.dataset import attributed_check
+    from mlops_operator.resources.results import CheckResult
+    from mlops_operator.storage import dataset_prefix
+
+    version = "sha256:" + "d" * 64
+    own = f"s3://b/a/{dataset_prefix('ns', 'iris', version)}"
+    good = CheckResult(
+        ok=True, version=version, rows=3, snapshot_uri=f"{own}/data.csv", profile_uri=f"{own}/profile.json"
+    )
+    assert attributed_check(good, namespace="ns", name="iris") == good
+    theirs = f"s3://b/a/{dataset_prefix('other-team', 'iris', version)}/data.csv"
+    forged = attributed_check(good.model_copy(update={"snapshot_uri": theirs}), namespace="ns", name="iris")
+    assert (forged.ok, forged.reason) == (False, "UnattributedResult") and "other-team" in forged.message

@@ -45,6 +45,7 @@ from ..resources.jobs import (
     pod_started,
 )
 from ..resources.results import CheckResult, read_check_result
+from ..storage import dataset_prefix
 from .cache import CACHE
 from .common import (
     Observed,
@@ -275,7 +276,29 @@ def _job_outcome(seen: CheckJobSeen, blocked: CheckBlocked | None) -> CheckResul
     return CheckResult(ok=False, reason=Reason.SOURCE_UNAVAILABLE, message=failed)
 
 
-def fold_check_job(status: DatasetStatus, seen: CheckJobSeen, *, spec: DatasetSpec, now: str) -> DatasetStatus:
+def attributed_check(result: CheckResult, *, namespace: str, name: str) -> CheckResult:
+    """A passed check whose snapshot or profile is not where this Dataset's version of that content is
+    stored (storage.dataset_prefix) is no evidence of this Dataset: it fails, saying so."""
+    if not result.ok or result.version is None:
+        return result
+    key = dataset_prefix(namespace, name, result.version)
+    wrong = [
+        f"{field} {uri}"
+        for field, uri, file in (
+            ("snapshot", result.snapshot_uri, "data.csv"),
+            ("profile", result.profile_uri, "profile.json"),
+        )
+        if uri is not None and not uri.endswith(f"/{key}/{file}")
+    ]
+    if not wrong:
+        return result
+    message = f"the check Job reported {' and '.join(wrong)}, not this Dataset's version (…/{key}/)"
+    return CheckResult(ok=False, reason=Reason.UNATTRIBUTED_RESULT, message=message[:1000])
+
+
+def fold_check_job(
+    status: DatasetStatus, seen: CheckJobSeen, *, spec: DatasetSpec, now: str, dataset: tuple[str, str] | None = None
+) -> DatasetStatus:
     """Status after looking at the check Job under way (pure): its result once it finished; while its pod
     cannot start, the wait for that cause (not a failure, the Job stays); once its pod runs, the wait is
     over; a Job that ended before its pod ever started leaves the time the next may start."""
@@ -296,6 +319,8 @@ def fold_check_job(status: DatasetStatus, seen: CheckJobSeen, *, spec: DatasetSp
         assert blocked is not None
         ended = blocked.model_copy(update={"ended_jobs": blocked.ended_jobs + 1, "ended_at": now})
         return status.model_copy(update={"active_check": None, "blocked_check": ended})
+    if dataset is not None:
+        result = attributed_check(result, namespace=dataset[0], name=dataset[1])
     return apply_check_result(status, result, spec=spec, now=now).model_copy(update={"active_check": None})
 
 
@@ -360,7 +385,7 @@ def finish_active_check(
         return status, None
     seen = observe_check_job(observed.namespace, status.active_check, now=parse_time(observed.now))
     before = status
-    status = fold_check_job(status, seen, spec=spec, now=observed.now)
+    status = fold_check_job(status, seen, spec=spec, now=observed.now, dataset=(observed.namespace, observed.name))
     blocked, was = status.blocked_check, before.blocked_check
     if status.active_check is None and blocked is not None:  # ended before its pod started
         kopf.warn(observed.body, reason=blocked.reason, message=blocked_words(status))
