@@ -303,7 +303,7 @@ def test_a_retraining_run_waits_for_data_read_after_its_trigger() -> None:
 
 
 def test_a_trigger_creates_a_run_that_trains_on_data_read_after_it() -> None:
-    from mlops_operator.controllers.modeldeployment import desired_retraining_run
+    from mlops_operator.controllers.retraining import desired_retraining_run
 
     md = ModelDeploymentSpec.model_validate(
         {"model": {"name": "m"}, "retraining": {"template": {"datasetRef": {"name": "live"}, "model": {

@@ -166,7 +166,7 @@ def test_a_schedule_the_pattern_lets_through_is_still_refused_with_its_reason() 
 )
 def test_the_drift_trigger_needs_drift_over_its_whole_window(tmp_path, situation, psi, fires) -> None:
     """The trigger's PromQL, evaluated by Prometheus's own rule tester on a feature PSI series (15 s apart)."""
-    from mlops_operator.controllers.modeldeployment import trigger_metrics
+    from mlops_operator.controllers.retraining import trigger_metrics
     from mlops_operator.rollout.analysis import result
     from support import promtool_value
 
