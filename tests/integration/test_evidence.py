@@ -198,7 +198,7 @@ def test_a_rolled_back_version_is_recorded_on_it_and_served_by_no_other_deployme
 def test_a_canary_taking_other_inputs_gets_no_traffic_until_approved(cluster: Kubectl, ns: str, tmp_path) -> None:
     """A new column upstream: the Dataset gains `petal_ratio`, the next version expects 5 features. Its
     canary is held at weight 0, no pod (InputSchemaChanged, the two signatures in the message), the
-    stable version serves on; `kubectl mlops promote` approves it and the steps begin."""
+    stable version serves on; `kubectl mlops approve md/inputs` approves it and the steps begin."""
     model = "schema"
     iris = (REPO / "tests/integration/data/iris.csv").read_text().splitlines()
     wider = [iris[0].replace(",target", ",petal_ratio,target")]
@@ -234,7 +234,9 @@ def test_a_canary_taking_other_inputs_gets_no_traffic_until_approved(cluster: Ku
     assert "takes other inputs than narrow" in held["canary"]["inputSchemaChanged"]
     assert held["stable"]["version"] == "narrow" and held["stable"]["weight"] == 100
     assert held["canary"]["signatureSha256"] != held["stable"]["signatureSha256"]
-    cluster.run("annotate", "modeldeployment", "inputs", "-n", ns, "mlops.dev/promote=approve-inputs", "--overwrite")
+    approved = subprocess.run([str(PLUGIN), f"--kubeconfig={cluster.kubeconfig}", "approve", "md/inputs", "-n", ns],
+                              capture_output=True, text=True)  # fmt: skip
+    assert approved.returncode == 0 and "Approved the inputs of wide" in approved.stdout, approved.stderr
     going = wait_for(
         lambda: ((s := _md_status(cluster, "inputs", ns)).get("canary") or {}).get("replicas", 0) > 0 and s,
         timeout=60,

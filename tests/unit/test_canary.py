@@ -547,3 +547,13 @@ def test_a_spec_may_allow_a_change_of_inputs_and_an_unknown_signature_is_not_com
     _, old = step(spec(), ModelDeploymentStatus(), 0, target=Target("v1", "u1", "1" * 64))  # recorded before
     d, st = step(spec(), old, 10, target=Target("v2", "u2", "2" * 64, S2))
     assert st.canary.input_schema_changed is None and d.canary_weight == 20
+
+
+def test_an_approval_names_the_version_whose_inputs_it_approves() -> None:
+    """`kubectl mlops approve md/NAME` writes the held canary's version: it lifts that hold only."""
+    s = spec(replicas=4)
+    _, stable = step(s, ModelDeploymentStatus(), 0, target=Target("v1", "u1", "1" * 64, S1))
+    _, st = step(s, stable, 10, target=Target("v2", "u2", "2" * 64, S2), inputs_approved_for="v0")
+    assert st.pause_reason == "InputSchemaChanged", "an approval of another version does not carry over"
+    d, st = step(s, st, 11, target=Target("v2", "u2", "2" * 64, S2), inputs_approved_for="v2")
+    assert st.pause_reason is None and st.canary.input_schema_changed is None and d.canary_weight == 20

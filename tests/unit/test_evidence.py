@@ -346,3 +346,14 @@ def test_a_check_result_naming_another_datasets_snapshot_is_refused() -> None:
     theirs = f"s3://b/a/{dataset_prefix('other-team', 'iris', version)}/data.csv"
     forged = attributed_check(good.model_copy(update={"snapshot_uri": theirs}), namespace="ns", name="iris")
     assert (forged.ok, forged.reason) == (False, "UnattributedResult") and "other-team" in forged.message
+
+
+def test_approving_inputs_names_the_held_canarys_version() -> None:
+    from mlops_operator.plugin.commands import plan_inputs_approval
+
+    md = {"metadata": {"name": "md"}, "spec": {"model": {"name": "m"}},
+          "status": {"canary": {"version": "v2", "inputSchemaChanged": "v2 takes other inputs than v1"}}}  # fmt: skip
+    plan = plan_inputs_approval(md)
+    assert plan.ok and plan.patch == {"metadata": {"annotations": {"mlops.dev/approve-inputs": "v2"}}}
+    refused = plan_inputs_approval({"metadata": {"name": "md"}, "spec": {"model": {"name": "m"}}, "status": {}})
+    assert not refused.ok and "nothing to approve" in refused.message

@@ -41,7 +41,7 @@ from ..resources.serving import (
     with_fingerprint,
 )
 from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_queries
-from ..rollout.canary import COMMANDS, Observation, Target, next_rollout, variant_replicas
+from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, Observation, Target, next_rollout, variant_replicas
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
 from .common import Observed, Outcome, invalid_spec_status, namespace_config, register_reconciler
@@ -162,6 +162,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
             measurement_message=message,
             commands=commands,
             retried=retried_versions(status, failed_runs),
+            inputs_approved_for=annotations.get(APPROVE_INPUTS_ANNOTATION),
         ),  # fmt: skip
     )
     status = decision.status

@@ -69,9 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--force", action="store_true", default=False, help="set the annotation even if status says it does nothing"
         )
-    command("approve", "approve a TrainingRun waiting for manual promotion (mlops.dev/approved=true)", TRAINING_RUN)
-    command("retry", "clear a TrainingRun's rollback mark: its version may be promoted and rolled out again "
-            "(through a canary)", TRAINING_RUN)  # fmt: skip
+    command(
+        "approve",
+        "approve a TrainingRun waiting for manual promotion (mlops.dev/approved=true), or "
+        "with md/NAME a canary held because its inputs differ (InputSchemaChanged)",
+        TRAINING_RUN,
+    )
+    retry = "clear a TrainingRun's rollback mark: its version may be promoted and rolled out again (through a canary)"
+    command("retry", retry, TRAINING_RUN)
     return parser
 
 

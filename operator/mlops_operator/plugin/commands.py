@@ -20,7 +20,7 @@ from ..api.clock import format_time, utc_now
 from ..api.reasons import Decision, TrainingPhase
 from ..api.trainingrun import TrainingRunStatus
 from ..registry import APPROVED_ANNOTATION, MODEL_LABEL, RETRIED_ANNOTATION, ROLLED_BACK_ANNOTATION, ROLLED_BACK_LABEL
-from ..rollout.canary import COMMANDS, PAUSE_INCONCLUSIVE, PAUSE_SPEC, PAUSE_STEP
+from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, PAUSE_INCONCLUSIVE, PAUSE_SPEC, PAUSE_STEP
 from .args import MODEL_DEPLOYMENT, TRAINING_RUN, PluginError, build_parser, object_name, one_line
 from .connection import connect, fetch, patch
 from .views import Deployment, describe_step, parse_status, render_history, render_status
@@ -147,6 +147,18 @@ def plan_approval(run: dict[str, Any]) -> ApprovalPlan:
     return ApprovalPlan(approval_patch(), f"{words}\n{watch}", True)
 
 
+def plan_inputs_approval(md: dict[str, Any]) -> ApprovalPlan:
+    """Approve the canary a ModelDeployment holds because its input signature differs from the stable
+    version's: the annotation names that version, so an approval never carries over to the next one."""
+    deployment = Deployment.parse(md)
+    canary, name = deployment.status.canary, deployment.meta.get("name", "?")
+    if canary is None or not canary.input_schema_changed:
+        return ApprovalPlan(None, f"ModelDeployment {name} holds no canary for its inputs: nothing to approve", False)
+    patch = {"metadata": {"annotations": {APPROVE_INPUTS_ANNOTATION: canary.version}}}
+    words = f"Approved the inputs of {canary.version} ({canary.input_schema_changed}): its canary steps begin."
+    return ApprovalPlan(patch, words, True)
+
+
 def plan_retry(run: dict[str, Any], *, now: dt.datetime | None = None) -> ApprovalPlan:
     """Clear the rollback mark of a TrainingRun (registry.rollbacks): it competes for the champion title
     again, against the current champion, and every ModelDeployment that rolled it back may canary it."""
@@ -170,6 +182,14 @@ def run(args: argparse.Namespace) -> int:
         context=getattr(args, "context", None),
         namespace=getattr(args, "namespace", None),
     )
+    if args.command == "approve" and args.name.split("/", 1)[0].lower() in MODEL_DEPLOYMENT.names:
+        name = object_name(args.name, MODEL_DEPLOYMENT)
+        plan = plan_inputs_approval(fetch(connection, MODEL_DEPLOYMENT, name))
+        if not plan.ok:
+            raise PluginError(plan.message)
+        patch(connection, MODEL_DEPLOYMENT, name, plan.patch)
+        print(plan.message)
+        return 0
     if args.command == "approve":
         name = object_name(args.name, TRAINING_RUN)
         plan = plan_approval(fetch(connection, TRAINING_RUN, name))

@@ -49,6 +49,7 @@ from ..api.reasons import Reason
 from . import timing
 
 __all__ = [
+    "APPROVE_INPUTS_ANNOTATION",
     "COMMANDS",
     "HISTORY_LIMIT",
     "PAUSE_INCONCLUSIVE",
@@ -66,6 +67,8 @@ __all__ = [
 HISTORY_LIMIT = 20  # history entries and failed versions kept in status
 # Manual controls: annotations whose every new value (a token) the controller acts on once.
 COMMANDS = {"promote": "mlops.dev/promote", "abort": "mlops.dev/abort", "resume": "mlops.dev/resume"}
+# A person's approval of a canary whose inputs differ (kubectl mlops approve md/NAME): the version approved.
+APPROVE_INPUTS_ANNOTATION = "mlops.dev/approve-inputs"
 
 # Why a rollout holds, in status.pauseReason.
 PAUSE_STEP = Reason.PAUSE_STEP  # an indefinite pause step: waits for promote
@@ -99,6 +102,7 @@ class Observation:
     measurement_message: str = ""
     commands: dict[str, str] = field(default_factory=dict)  # promote / abort / resume annotation tokens
     retried: frozenset[str] = frozenset()  # failed versions retried since (kubectl mlops retry): allowed again
+    inputs_approved_for: str | None = None  # the version whose other inputs a person approved
 
 
 @dataclass
@@ -360,16 +364,18 @@ def _hold_on_input_schema(r: _Rollout) -> bool:
     """A canary whose input signature differs from the stable version's gets no traffic (it holds at its
     first step, no pods) until a person approves with `promote`, or the spec allows the change: clients
     sending what the stable version takes would fail on it, or get wrong predictions from reordered
-    columns. The approving `promote` only lifts this hold; it completes no step."""
+    columns. Approval: `kubectl mlops approve md/NAME` (the annotation names the version), or a `promote`,
+    which then only lifts this hold and completes no step."""
     canary = r.canary
     if canary.input_schema_changed is None:
         return False
-    if r.spec.strategy.canary.allow_input_schema_change or "promote" in r.fresh:
+    approved = r.obs.inputs_approved_for == canary.version
+    if r.spec.strategy.canary.allow_input_schema_change or approved or "promote" in r.fresh:
         r.fresh.pop("promote", None)
         r.event("Normal", "InputSchemaApproved", canary.input_schema_changed)
         canary.input_schema_changed = None
         return _lift(r, PAUSE_INPUT_SCHEMA)
-    return _hold(r, PAUSE_INPUT_SCHEMA, f"{canary.input_schema_changed}; approve with promote")
+    return _hold(r, PAUSE_INPUT_SCHEMA, f"{canary.input_schema_changed}; approve with kubectl mlops approve md/NAME")
 
 
 def _freeze_on_spec_paused(r: _Rollout) -> bool:
