@@ -10,8 +10,9 @@ this script then plays the story in the namespace `mlops-demo`, from the manifes
   4. a better version (logistic regression) is trained, promoted and canaried 25 % → 50 % → 100 %,
      each step judged on Prometheus;
   5. the loop is closed: the servers capture production data, the world changes (larger flowers
-     come in), the drift creates a TrainingRun on iris plus the captured labelled rows, and the new
-     version beats the champion and is canaried to 100 % — no person driving it;
+     come in, which the model takes for another species), the drift creates a TrainingRun on iris plus
+     the captured labelled rows, and the new version beats the champion on the same held-out rows and
+     is canaried to 100 % — no person driving it;
   6. a version trained without gates is promoted offline, canaried, and rolled back automatically
      because its live accuracy is poor — the stable version serves throughout.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import pathlib
@@ -42,7 +44,7 @@ STATE = pathlib.Path(os.environ.get("LOCALCLUSTER_DIR", REPO / ".localcluster"))
 KUBECONFIG = STATE / "kubeconfig"
 EXAMPLES = REPO / "examples"
 RETRAINED = "iris-retrain-1"  # the first run the ModelDeployment iris creates
-LARGER = 1.2  # the changed world: flowers 20 % larger than any the models were trained on
+LARGER = 1.3  # the changed world: versicolor grown 30 % larger, which the models trained on iris take for virginica
 _started = time.monotonic()
 
 
@@ -89,9 +91,10 @@ class Traffic:
     """Inference requests through the Service, each followed by its true labels (about 20 a second).
 
     Three iris flowers per request, drawn at random with their species; once the world changes, three
-    virginica flowers 20 % larger. The labels go back with the answer's receipt (`parameters.receipt`):
-    any pod of the ModelDeployment scores them under the version that predicted, and the servers' capture
-    joins them to the rows by the receipt's id.
+    versicolor flowers 30 % larger (the size of virginica: the models trained on iris get them wrong).
+    The labels go back with the answer's receipt (`parameters.receipt`): any pod of the ModelDeployment
+    scores them under the version that predicted, and the servers' capture joins them to the rows by
+    the receipt's id.
     """
 
     def __init__(self, service_ip: str) -> None:
@@ -104,8 +107,8 @@ class Traffic:
 
     def _draw(self, rng: random.Random) -> tuple[list[list[float]], list[int]]:
         if self.changed:
-            picked = rng.sample(range(100, 150), 3)  # virginica
-            return [[round(v * LARGER, 2) for v in self.rows[i]] for i in picked], [2, 2, 2]
+            picked = rng.sample(range(50, 100), 3)  # versicolor
+            return [[round(v * LARGER, 2) for v in self.rows[i]] for i in picked], [1, 1, 1]
         picked = rng.sample(range(len(self.rows)), 3)
         return [self.rows[i] for i in picked], [int(self.labels[i]) for i in picked]
 
@@ -200,8 +203,14 @@ def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
     wait(lambda: (s := cluster.status("modeldeployment", "iris")).get("capture", "").startswith("capturing")
          and s["stable"].get("readyReplicas") == s["stable"].get("replicas") and s, what="capture on")  # fmt: skip
     say("   the servers now capture the rows they predict on; retraining waits for drift (PSI > 0.5 for 1m)")
+    # The world changes once the guard of iris-logreg's promotion is over: within it, the wrong answers
+    # the change brings would roll iris-logreg back (the guard judges live accuracy) before drift retrains.
+    wait(lambda: guard_over(cluster), what="the post-promotion guard of iris-logreg to end", timeout=300)
     traffic.changed = True
-    say(f"   the world changes: the flowers coming in are virginica {LARGER - 1:.0%} larger than those in iris")
+    say(
+        f"   the world changes: the flowers coming in are versicolor {LARGER - 1:.0%} larger than those in iris, "
+        "which iris-logreg takes for virginica"
+    )
     wait(lambda: labelled_captures(cluster.namespace) >= 300, what="labelled production rows captured")
     cluster.apply(EXAMPLES / "demo/dataset-iris-live.yaml")
     live = wait(lambda: (s := cluster.status("dataset", "iris-live")).get("phase") == "Ready" and s,
@@ -227,6 +236,17 @@ def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
                            capture_output=True, text=True, timeout=60)  # fmt: skip
     say("   $ kubectl mlops status iris")
     print("\n".join(f"     {line}" for line in (shown.stdout or shown.stderr).rstrip().splitlines()), flush=True)
+
+
+def guard_over(cluster: Cluster) -> bool:
+    """Whether the post-promotion guard's window of the stable version has passed."""
+    md = cluster.get("modeldeployment", "iris")
+    promoted, window = md["status"].get("promotedAt"), md["spec"].get("postPromotion", {}).get("window", "10m")
+    if not promoted:
+        return True
+    seconds = int(window[:-1]) * {"s": 1, "m": 60, "h": 3600}[window[-1]]
+    started = dt.datetime.fromisoformat(promoted.replace("Z", "+00:00"))
+    return dt.datetime.now(dt.UTC) >= started + dt.timedelta(seconds=seconds + 1)
 
 
 def check_operator(cluster: Cluster, operator_namespace: str) -> None:

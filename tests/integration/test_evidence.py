@@ -120,50 +120,45 @@ def _labels(cluster: Kubectl, run: str, ns: str) -> dict:
 
 
 def test_a_rolled_back_version_is_recorded_on_it_and_served_by_no_other_deployment(cluster: Kubectl, ns: str) -> None:
-    """md1 aborts the canary of `good`'s successor `bad`: the TrainingRun records the rollback, the
-    champion title goes back to `good`, a second ModelDeployment of the model serves `good` (never `bad`
-    at 100 %), and `kubectl mlops retry` lets `bad` compete again — through a canary. Then its run is
-    deleted mid-canary: the rollout holds and says why, and an abort still rolls it back."""
+    """md1's analysis fails the canary of `good`'s successor `bad`: the TrainingRun records the rollback,
+    the champion title goes back to `good`, a second ModelDeployment of the model serves `good` (never
+    `bad` at 100 %), and `kubectl mlops retry` lets `bad` compete again — through a canary. Then its run
+    is deleted mid-canary: the rollout holds and says why, and an abort still rolls it back."""
     model = "evidence"
     cluster.apply(_run("good", LOGREG, model=model), ns)
     wait_for(lambda: _champions(cluster, ns, model) == ["good"], timeout=240, what="good as champion")
     steps = {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
-    cluster.apply(_md("md1", model=model, replicas=2, strategy=steps), ns)
+    never = {"name": "never", "query": "vector(1)", "successCondition": "result < 0"}  # every measurement fails
+    failing = {"interval": "2s", "failureLimit": 1, "metrics": [never]}
+    cluster.apply(_md("md1", model=model, replicas=2, strategy=steps, analysis=failing), ns)
     wait_for(
         lambda: (_md_status(cluster, "md1", ns).get("stable") or {}).get("readyReplicas") == 2,
         timeout=180,
         what="md1 serving good",
     )
     cluster.apply(_run("bad", LOGREG, model=model, params={"C": 0.5}), ns)
-    wait_for(
-        lambda: (_md_status(cluster, "md1", ns).get("canary") or {}).get("version") == "bad",
-        timeout=240,
-        what="md1 canarying bad",
-    )
-    cluster.run("annotate", "modeldeployment", "md1", "-n", ns, "mlops.dev/abort=first", "--overwrite")
 
-    bad = wait_for(
-        lambda: (
-            (r := cluster.get("trainingrun", "bad", ns))
-            and (r.get("status", {}).get("promotion") or {}).get("decision") == "RolledBack"
-            and r
-        ),
-        timeout=60,
-        what="bad's promotion to record the rollback",
-    )
+    def recorded() -> dict | None:
+        run = cluster.get("trainingrun", "bad", ns)
+        return (
+            run if run and ((run.get("status") or {}).get("promotion") or {}).get("decision") == "RolledBack" else None
+        )
+
+    bad = wait_for(recorded, timeout=240, what="bad canaried, rolled back by md1's analysis, and the rollback recorded")
     assert bad["metadata"]["labels"]["mlops.dev/rolled-back"] == "true"
     record = bad["status"]["rolledBack"]
-    assert (record["modelDeployment"], record["reason"]) == ("md1", "Aborted")
+    assert (record["modelDeployment"], record["reason"]) == ("md1", "AnalysisFailed"), record
     wait_for(lambda: _champions(cluster, ns, model) == ["good"], timeout=60, what="the title back on good")
     promotion = cluster.get("trainingrun", "good", ns)["status"]["promotion"]
     assert (promotion["decision"], promotion["reason"]) == ("Promoted", "Reinstated")
     assert _md_status(cluster, "md1", ns)["stable"]["version"] == "good"
 
-    cluster.apply(_md("md2", model=model, replicas=1), ns)  # as Argo CD re-creating it would
+    cluster.apply(_md("md2", model=model, replicas=2, strategy=steps), ns)  # as Argo CD re-creating it would
     md2 = wait_for(
         lambda: (s := _md_status(cluster, "md2", ns)).get("stable") and s, timeout=60, what="md2 to choose a version"
     )
     assert md2["stable"]["version"] == "good", f"md2 serves {md2['stable']['version']}, not the last good version"
+    cluster.run("delete", "modeldeployment", "md1", "-n", ns, "--wait=true")  # its analysis would fail bad again
 
     retried = subprocess.run(
         [str(PLUGIN), f"--kubeconfig={cluster.kubeconfig}", "retry", "bad", "-n", ns], capture_output=True, text=True
@@ -171,24 +166,23 @@ def test_a_rolled_back_version_is_recorded_on_it_and_served_by_no_other_deployme
     assert retried.returncode == 0, retried.stderr
     assert "rolled-back" not in _labels(cluster, "bad", ns)
     wait_for(lambda: _champions(cluster, ns, model) == ["bad"], timeout=60, what="bad promoted again after retry")
-    for md in ("md1", "md2"):  # a canary, never 100 % at once
-        wait_for(
-            lambda md=md: (_md_status(cluster, md, ns).get("canary") or {}).get("version") == "bad",
-            timeout=60,
-            what=f"{md} canarying bad again",
-        )
-        assert _md_status(cluster, md, ns)["stable"]["version"] == "good"
+    wait_for(
+        lambda: (_md_status(cluster, "md2", ns).get("canary") or {}).get("version") == "bad",
+        timeout=60,
+        what="md2 canarying bad",
+    )
+    assert _md_status(cluster, "md2", ns)["stable"]["version"] == "good", "a canary, never 100 % at once"
 
     cluster.run("delete", "trainingrun", "bad", "-n", ns, "--wait=true")  # its version leaves the registry
     held = wait_for(
-        lambda: (s := _md_status(cluster, "md1", ns)).get("pauseReason") == "TargetMissing" and s,
+        lambda: (s := _md_status(cluster, "md2", ns)).get("pauseReason") == "TargetMissing" and s,
         timeout=60,
-        what="md1 to hold its canary, saying why",
+        what="md2 to hold its canary, saying why",
     )
     assert held["canary"]["version"] == "bad"
-    cluster.run("annotate", "modeldeployment", "md1", "-n", ns, "mlops.dev/abort=second", "--overwrite")
+    cluster.run("annotate", "modeldeployment", "md2", "-n", ns, "mlops.dev/abort=second", "--overwrite")
     after = wait_for(
-        lambda: (s := _md_status(cluster, "md1", ns)).get("canary") is None and s,
+        lambda: (s := _md_status(cluster, "md2", ns)).get("canary") is None and s,
         timeout=60,
         what="the abort to roll the canary back without a target",
     )

@@ -84,8 +84,9 @@ def test_the_lifecycle_keeps_nothing_on_a_volume(cluster: Kubectl, ns: str) -> N
     bucket = s3_env()["MLOPS_S3_BUCKET"]
     assert ds["snapshotUri"].startswith(f"s3://{bucket}/artifacts/datasets/{ns}/iris/"), ds["snapshotUri"]
     cluster.apply(training_run_manifest("iris-a", "sklearn.linear_model.LogisticRegression"), ns)
-    run = wait_phase(cluster, "trainingrun", "iris-a", ns, ("Succeeded",), timeout=180)["status"]
-    assert run["model"]["uri"] == f"s3://{bucket}/artifacts/models/{ns}/iris/iris-a"
+    trained = wait_phase(cluster, "trainingrun", "iris-a", ns, ("Succeeded",), timeout=180)
+    run, uid = trained["status"], trained["metadata"]["uid"]
+    assert run["model"]["uri"] == f"s3://{bucket}/artifacts/models/{ns}/iris/iris-a-{uid}"
     assert artifact_path(ns, run["model"]["uri"] + "/MANIFEST.json").exists(), "the model is in the bucket"
     cluster.apply(json.dumps({"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment",
                               "metadata": {"name": "iris"},
@@ -94,8 +95,10 @@ def test_the_lifecycle_keeps_nothing_on_a_volume(cluster: Kubectl, ns: str) -> N
     wait_phase(cluster, "modeldeployment", "iris", ns, ("Healthy",), timeout=120)
     assert cluster.json("get", "pvc", "-n", ns)["items"] == [], "no claim in the namespace"
     for pod in cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]:
-        volumes = {v["name"] for v in pod["spec"]["volumes"]}
-        assert volumes == {"tmp"}, f"{pod['metadata']['name']} mounts {volumes}"
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        # the scratch space, and the feedback receipt key: a Secret, no claim
+        assert set(volumes) == {"tmp", "receipts"}, f"{pod['metadata']['name']} mounts {sorted(volumes)}"
+        assert "emptyDir" in volumes["tmp"] and "secret" in volumes["receipts"], volumes
     wait_for(lambda: _predict(cluster, ns, "iris"), timeout=60, what="predictions through the new Service")
 
 

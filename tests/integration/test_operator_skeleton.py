@@ -79,16 +79,17 @@ def test_spec_change_is_observed(operator, cluster: Kubectl, namespace: str) -> 
 
 
 def test_spec_the_schema_cannot_judge_becomes_invalid_spec(operator, cluster: Kubectl, namespace: str) -> None:
-    # The CRD schema cannot tell which metrics belong to which estimator; the model can.
+    # The CRD schema cannot read free-form params: whether an SVC gives the probabilities roc_auc needs
+    # (params.probability) only the model can tell.
     cluster.apply(
         """
 apiVersion: mlops.dev/v1alpha1
 kind: TrainingRun
 metadata: {name: forest}
 spec:
-  datasetRef: {name: diabetes}
-  model: {name: diabetes, estimator: sklearn.ensemble.RandomForestRegressor}
-  promotion: {gates: [{metric: accuracy, min: 0.9}]}
+  datasetRef: {name: iris}
+  model: {name: iris, estimator: sklearn.svm.SVC}
+  evaluation: {metrics: [roc_auc, accuracy]}
 """,
         namespace,
     )
@@ -99,8 +100,8 @@ spec:
 
     ready = wait_for(invalid, timeout=30, what="Ready=False reason=InvalidSpec")
     assert ready["status"] == "False"
-    assert "spec.promotion.gates[0].metric" in ready["message"]
-    assert "accuracy is not a regression metric" in ready["message"]
+    assert "spec.evaluation.metrics[0]" in ready["message"]
+    assert "roc_auc is computed from probabilities" in ready["message"]
     events = wait_for(
         lambda: [
             e

@@ -101,7 +101,7 @@ def test_first_run_becomes_champion_and_a_better_run_takes_over(cluster: Kubectl
         what="iris-baseline marked Superseded",
     )  # fmt: skip
     record = former["status"]["promotion"]
-    assert (record["reason"], record["message"]) == ("Superseded", "another version of the model became the champion")
+    assert (record["reason"], record["message"]) == ("Superseded", "iris-logreg became the champion")
     promoted = condition(former, "Promoted")
     assert (promoted["status"], promoted["reason"]) == ("False", "Superseded"), promoted
     assert (former["metadata"].get("labels") or {}).get("mlops.dev/promoted") != "true"
@@ -134,9 +134,14 @@ def test_worse_run_is_rejected_with_both_values(cluster: Kubectl, ns: str) -> No
         what="a promotion decision",
     )
     assert (promotion["decision"], promotion["reason"]) == ("Rejected", "NotBetterThanChampion")
+    # Both scored on the same rows: the champion's figure is the one this run's Job measured on its own
+    # held-out rows when the two were split differently, else the champion's recorded one.
+    status = cluster.get("trainingrun", "iris-uniform", ns)["status"]
     logreg = cluster.get("trainingrun", "iris-logreg", ns)["status"]["metrics"]["accuracy"]
-    assert f"{promotion['value']:.4g}" in promotion["message"] and f"{logreg:.4g}" in promotion["message"]
-    assert promotion["champion"] == "iris-logreg" and promotion["championValue"] == logreg
+    theirs = (status.get("championScores") or {}).get("metrics", {}).get("accuracy", logreg)
+    assert f"{promotion['value']:.4g}" in promotion["message"] and f"{theirs:.4g}" in promotion["message"]
+    assert promotion["champion"] == "iris-logreg" and promotion["championValue"] == theirs
+    assert "both scored on" in promotion["message"], promotion["message"]
     assert _champions(cluster, ns) == ["iris-logreg"]
 
 

@@ -557,3 +557,13 @@ def test_an_approval_names_the_version_whose_inputs_it_approves() -> None:
     assert st.pause_reason == "InputSchemaChanged", "an approval of another version does not carry over"
     d, st = step(s, st, 11, target=Target("v2", "u2", "2" * 64, S2), inputs_approved_for="v2")
     assert st.pause_reason is None and st.canary.input_schema_changed is None and d.canary_weight == 20
+
+
+def test_a_version_rolled_back_elsewhere_is_canaried_never_served_first() -> None:
+    """Pinned to a version another ModelDeployment rolled back: a new ModelDeployment serves nothing
+    rather than it at 100 %; one with a stable version canaries it (its own analysis judges it)."""
+    bad = Target("v2", "u2", "2" * 64, rolled_back="TrainingRun v2 was rolled back by ModelDeployment other")
+    d, st = step(spec(), ModelDeploymentStatus(), 0, target=bad)
+    assert st.stable is None and d.events == [] and d.wake_at is None
+    _, st = step(spec(), stable_on_v1(), 10, target=bad)
+    assert st.canary.version == "v2" and st.stable.version == "v1"

@@ -166,6 +166,13 @@ def test_a_version_rolled_back_here_is_marked_once() -> None:
     assert marks_to_write(status, {}, md="md") == {}, "a run deleted since: nothing to mark"
 
 
+def test_an_abort_holds_the_version_here_only() -> None:
+    """A person's abort is a decision about one rollout, not evidence about the version: no mark."""
+    aborted = HistoryEntry(version="v2", outcome="Aborted", reason="Aborted: by the user", at="2026-01-01T00:10:00Z")
+    status = md_status("v2").model_copy(update={"history": [aborted]})
+    assert marks_to_write(status, {"v2": run("v2")}, md="md") == {}
+
+
 def test_a_retry_after_the_rollback_lifts_it_and_one_before_does_not() -> None:
     status = md_status("v2")
     before = run("v2", annotations={"mlops.dev/retried-at": "2026-01-01T00:05:00Z"})
@@ -193,8 +200,11 @@ def test_retry_clears_the_mark_and_stamps_the_time() -> None:
             "annotations": {"mlops.dev/rolled-back": None, "mlops.dev/retried-at": "2026-01-01T01:00:00.000Z"},
         }
     }
-    refused = plan_retry(run("v2"))
-    assert not refused.ok and "no rollback mark" in refused.message
+    aborted = plan_retry(run("v2"), now=dt.datetime(2026, 1, 1, 1, tzinfo=dt.UTC))  # aborted somewhere: no mark
+    assert aborted.ok and aborted.patch == {
+        "metadata": {"annotations": {"mlops.dev/retried-at": "2026-01-01T01:00:00.000Z"}}
+    }
+    assert "carries no rollback mark" in aborted.message
 
 
 # ---------------------------------------------------------------------- a retraining run, never a collision

@@ -71,20 +71,24 @@ def resolve_target(spec: ModelDeploymentSpec, namespace: str) -> tuple[Target | 
     model = (run.get("status") or {}).get("model")
     if not model:
         return None, model_name, f"TrainingRun {run['metadata']['name']} has no stored model yet"
-    rolled_back = rollback_record(run)
-    if rolled_back is not None:  # a champion rolled back loses the title in a moment; a pinned run holds
+    rolled_back, why = rollback_record(run), ""
+    if rolled_back is not None:
         name = run["metadata"]["name"]
-        return (
-            None,
-            model_name,
-            (
-                f"TrainingRun {name} was rolled back by ModelDeployment {rolled_back.model_deployment} "
-                f"({rolled_back.reason}); try it again with: kubectl mlops retry {name}"
-            ),
+        why = (
+            f"TrainingRun {name} was rolled back by ModelDeployment {rolled_back.model_deployment} "
+            f"({rolled_back.reason}); try it again with: kubectl mlops retry {name}"
         )
-    target = Target(version=model["version"], model_uri=model["uri"], sha256=model["sha256"],
-                    signature=model.get("signatureSha256"))  # fmt: skip
-    return target, model_name, ""
+        if not spec.model.training_run:  # a champion rolled back loses the title in a moment: hold until then
+            return None, model_name, why
+    # A pinned version rolled back elsewhere may be canaried here, never served first at 100 % (rollout.canary).
+    target = Target(
+        version=model["version"],
+        model_uri=model["uri"],
+        sha256=model["sha256"],
+        signature=model.get("signatureSha256"),
+        rolled_back=why or None,
+    )
+    return target, model_name, why
 
 
 def uncalibrated_versions(namespace: str, versions: set[str]) -> list[str]:

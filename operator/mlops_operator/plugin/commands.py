@@ -164,11 +164,16 @@ def plan_retry(run: dict[str, Any], *, now: dt.datetime | None = None) -> Approv
     again, against the current champion, and every ModelDeployment that rolled it back may canary it."""
     meta = run.get("metadata") or {}
     name = meta.get("name", "?")
-    if (meta.get("labels") or {}).get(ROLLED_BACK_LABEL) != "true":
-        return ApprovalPlan(None, f"TrainingRun {name} carries no rollback mark: there is nothing to retry", False)
     stamp = format_time(now or utc_now())
-    patch = {"metadata": {"labels": {ROLLED_BACK_LABEL: None},
-                          "annotations": {ROLLED_BACK_ANNOTATION: None, RETRIED_ANNOTATION: stamp}}}  # fmt: skip
+    patch = {"metadata": {"annotations": {RETRIED_ANNOTATION: stamp}}}
+    if (meta.get("labels") or {}).get(ROLLED_BACK_LABEL) != "true":  # aborted somewhere: that one may retry
+        words = (
+            f"TrainingRun {name} carries no rollback mark; ModelDeployments that aborted or rolled it back "
+            "before now may roll it out again, through their canary steps."
+        )
+        return ApprovalPlan(patch, words, True)
+    patch["metadata"]["labels"] = {ROLLED_BACK_LABEL: None}
+    patch["metadata"]["annotations"][ROLLED_BACK_ANNOTATION] = None
     words = (
         f"Cleared the rollback mark of TrainingRun {name}: its promotion is decided again against the current "
         "champion, and ModelDeployments roll it out through their canary steps if it wins."

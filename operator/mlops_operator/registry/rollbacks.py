@@ -19,7 +19,11 @@ from ..api.modeldeployment import ModelDeploymentStatus
 from ..api.trainingrun import RollbackRecord
 from . import RETRIED_ANNOTATION, ROLLED_BACK_ANNOTATION, ROLLED_BACK_LABEL
 
-ROLLBACK_OUTCOMES = ("RolledBack", "Aborted")
+ROLLBACK_OUTCOMES = ("RolledBack", "Aborted")  # what keeps a version out of the ModelDeployment that did it
+# What marks the version for every ModelDeployment: the evidence of an analysis, a progress deadline or
+# the guard. An abort is a person's decision about one rollout ("not now", "not here"), not evidence
+# about the version: it holds the version in that ModelDeployment only.
+MARKING_OUTCOMES = ("RolledBack",)
 
 
 def rollback_record(run: Mapping[str, Any]) -> RollbackRecord | None:
@@ -58,8 +62,9 @@ def retried_versions(status: ModelDeploymentStatus, runs: Mapping[str, Mapping[s
 def marks_to_write(
     status: ModelDeploymentStatus, runs: Mapping[str, Mapping[str, Any]], *, md: str
 ) -> dict[str, dict[str, Any]]:
-    """The metadata patch (labels + annotations) for each version this ModelDeployment rolled back whose
-    TrainingRun does not carry the mark yet (and was not retried since); empty when all are marked."""
+    """The metadata patch (labels + annotations) for each version this ModelDeployment rolled back on
+    evidence (not aborted) whose TrainingRun does not carry the mark yet (and was not retried since);
+    empty when all are marked."""
     patches = {}
     for version in status.failed_versions:
         run = runs.get(version)
@@ -69,6 +74,8 @@ def marks_to_write(
         if retried_since(run, at):
             continue
         entry = next((h for h in status.history if h.version == version and h.outcome in ROLLBACK_OUTCOMES), None)
+        if entry is None or entry.outcome not in MARKING_OUTCOMES:
+            continue
         reason, _, message = (entry.reason if entry else "RolledBack").partition(": ")
         record = RollbackRecord(model_deployment=md, reason=reason or "RolledBack", message=message[:500], at=at)
         patches[version] = {

@@ -87,6 +87,7 @@ class Target:
     model_uri: str
     sha256: str
     signature: str | None = None  # sha256 of its input signature; None: recorded before signatures were
+    rolled_back: str | None = None  # why: a ModelDeployment rolled this version back (canaried, never served first)
 
     def as_status(self) -> VersionStatus:
         return VersionStatus(version=self.version, model_uri=self.model_uri, sha256=self.sha256,
@@ -203,7 +204,7 @@ def _serve_first_version(r: _Rollout) -> bool:
     yet, its run gone or rolled back) nothing is served until one comes."""
     if r.status.stable is not None:
         return False
-    if r.obs.target is None:
+    if r.obs.target is None or r.obs.target.rolled_back:  # never a version rolled back, first, at 100 %
         r.settled = True
         return True
     target = r.obs.target
