@@ -71,11 +71,12 @@ def test_a_forged_pod_with_the_jobs_labels_never_writes_the_result(cluster: Kube
     job = wait_for(lambda: cluster.get("job", "forged-train", ns), timeout=120, what="the training Job")
     cluster.apply(_forged_pod("forged-train-labels", job=job, owned=False), ns)
     cluster.apply(_forged_pod("forged-train-owned", job=job, owned=True), ns)
+    # The owned one the Job controller counts as its own, and deletes if the Job completes first.
     for pod in ("forged-train-labels", "forged-train-owned"):
         wait_for(
-            lambda pod=pod: (cluster.get("pod", pod, ns) or {}).get("status", {}).get("phase") == "Failed",
+            lambda pod=pod: (found := cluster.get("pod", pod, ns)) is None or found["status"].get("phase") == "Failed",
             timeout=60,
-            what=f"the forged pod {pod} to leave its result",
+            what=f"the forged pod {pod} to leave its result (or be deleted with its Job's active pods)",
         )
     run = wait_phase(cluster, "trainingrun", "forged", ns, ("Succeeded", "Failed"), timeout=240)
     status = run["status"]
