@@ -181,35 +181,28 @@ def plan_retry(run: dict[str, Any], *, now: dt.datetime | None = None) -> Approv
     return ApprovalPlan(patch, words, True)
 
 
+def _plan_of(args: argparse.Namespace) -> tuple[Any, Any] | None:
+    """The kind and the planner of a command that plans one object's patch; None for the rollout commands."""
+    if args.command == "approve" and args.name.split("/", 1)[0].lower() in MODEL_DEPLOYMENT.names:
+        return MODEL_DEPLOYMENT, plan_inputs_approval
+    return {"approve": (TRAINING_RUN, plan_approval), "retry": (TRAINING_RUN, plan_retry)}.get(args.command)
+
+
 def run(args: argparse.Namespace) -> int:
     connection = connect(
         kubeconfig=getattr(args, "kubeconfig", None),
         context=getattr(args, "context", None),
         namespace=getattr(args, "namespace", None),
     )
-    if args.command == "approve" and args.name.split("/", 1)[0].lower() in MODEL_DEPLOYMENT.names:
-        name = object_name(args.name, MODEL_DEPLOYMENT)
-        plan = plan_inputs_approval(fetch(connection, MODEL_DEPLOYMENT, name))
-        if not plan.ok:
-            raise PluginError(plan.message)
-        patch(connection, MODEL_DEPLOYMENT, name, plan.patch)
-        print(plan.message)
-        return 0
-    if args.command == "approve":
-        name = object_name(args.name, TRAINING_RUN)
-        plan = plan_approval(fetch(connection, TRAINING_RUN, name))
+    planned = _plan_of(args)
+    if planned is not None:  # approve, retry: a plan of one object, written if it has a patch
+        kind, planner = planned
+        name = object_name(args.name, kind)
+        plan = planner(fetch(connection, kind, name))
         if not plan.ok:
             raise PluginError(plan.message)
         if plan.patch:
-            patch(connection, TRAINING_RUN, name, plan.patch)
-        print(plan.message)
-        return 0
-    if args.command == "retry":
-        name = object_name(args.name, TRAINING_RUN)
-        plan = plan_retry(fetch(connection, TRAINING_RUN, name))
-        if not plan.ok:
-            raise PluginError(plan.message)
-        patch(connection, TRAINING_RUN, name, plan.patch)
+            patch(connection, kind, name, plan.patch)
         print(plan.message)
         return 0
     name = object_name(args.name, MODEL_DEPLOYMENT)
