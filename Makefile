@@ -60,6 +60,6 @@ unit: deps argocd-binaries
 	@hack/pytest.sh tests/unit
 
 integration: binaries argocd-binaries
-	@hack/pytest.sh tests/integration --durations=25
+	@hack/integration.sh --durations=25
 
 test: lint unit integration

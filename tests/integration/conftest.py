@@ -1,16 +1,21 @@
 """Session fixtures: the local cluster (reused if running), the CRDs, and the operator as a process.
 
 If the control plane cannot start, every integration test errors with the launcher's own message:
-nothing is skipped.
+nothing is skipped. hack/integration.sh runs the modules in parallel (pytest-xdist, one module per
+worker), then the `serial` ones alone: every worker builds the same session fixtures, one at a time
+(`one_at_a_time`), and finds the cluster, the image and the operator already there after the first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -21,14 +26,37 @@ from mlops_operator.config import STORE_ANNOTATION
 from support import CLUSTER, KUBECONFIG, REPO, Kubectl, add_artifact_volume, add_s3_credentials, wait_for
 
 
+@contextlib.contextmanager
+def one_at_a_time(what: str) -> Iterator[None]:
+    """Hold the lock named `what` for this checkout: parallel workers set up the cluster, the image and
+    the operator one after the other (each step is idempotent, so the later ones find it done)."""
+    digest = hashlib.sha256(f"{REPO}:{what}".encode()).hexdigest()[:16]
+    with open(os.path.join(tempfile.gettempdir(), f"mlops-operator-tests-{digest}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _cluster_was_running() -> bool:
+    """Whether the cluster ran before this test run (then it is left running): hack/integration.sh, which
+    runs pytest twice, says so for both runs; a plain pytest asks the cluster."""
+    told = os.environ.get("MLOPS_CLUSTER_WAS_RUNNING")
+    if told is not None:
+        return told == "1"
+    return subprocess.run([*CLUSTER, "status"], capture_output=True, text=True).returncode == 0
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Kubectl]:
-    running = subprocess.run([*CLUSTER, "status"], capture_output=True, text=True).returncode == 0
+    running = _cluster_was_running()
     # `up` is idempotent: it starts what is missing, such as the second node of a cluster started with one.
     nodes = os.environ.get("LOCALCLUSTER_NODES") or "2"
-    up = subprocess.run(
-        [*CLUSTER, "up"], capture_output=True, text=True, env={**os.environ, "LOCALCLUSTER_NODES": nodes}
-    )
+    with one_at_a_time("cluster"):
+        up = subprocess.run(
+            [*CLUSTER, "up"], capture_output=True, text=True, env={**os.environ, "LOCALCLUSTER_NODES": nodes}
+        )
     if up.returncode != 0:
         pytest.fail(f"the local cluster could not start:\n{up.stdout}\n{up.stderr}", pytrace=False)
     yield Kubectl(KUBECONFIG)
@@ -42,9 +70,10 @@ def cluster() -> Iterator[Kubectl]:
 @pytest.fixture(scope="session")
 def image(cluster: Kubectl) -> str:
     """The project image, built from operator/Dockerfile and loaded into the node."""
-    load = subprocess.run(
-        [sys.executable, str(REPO / "hack/localcluster/image.py"), "load"], capture_output=True, text=True
-    )
+    with one_at_a_time("image"):
+        load = subprocess.run(
+            [sys.executable, str(REPO / "hack/localcluster/image.py"), "load"], capture_output=True, text=True
+        )
     if load.returncode != 0:
         pytest.fail(f"the project image could not be built or loaded:\n{load.stdout}\n{load.stderr}", pytrace=False)
     return "mlops-operator:dev"
@@ -52,7 +81,8 @@ def image(cluster: Kubectl) -> str:
 
 @pytest.fixture(scope="session")
 def crds(cluster: Kubectl) -> Kubectl:
-    cluster.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    with one_at_a_time("crds"):
+        cluster.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     cluster.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     # The OpenAPI document that `kubectl explain` reads is published a moment after Established.
     for kind in ("dataset", "trainingrun", "modeldeployment"):
@@ -99,8 +129,9 @@ class DeployedOperator:
         self.tolerated_restarts = 0
 
     def deploy(self, *helm_args: str) -> None:
-        done = subprocess.run([str(REPO / "hack/deploy.sh"), *self.placement, *helm_args], capture_output=True,
-                              text=True)  # fmt: skip
+        with one_at_a_time("operator"):
+            done = subprocess.run([str(REPO / "hack/deploy.sh"), *self.placement, *helm_args], capture_output=True,
+                                  text=True)  # fmt: skip
         if done.returncode != 0:
             pytest.fail(f"make deploy failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
 

@@ -15,7 +15,7 @@ import pytest
 from support import REPO, Kubectl, helm, install_ha_release, operator_pods, peering_priorities, wait_for
 
 CHART = str(REPO / "charts/mlops-operator")
-pytestmark = pytest.mark.usefixtures("operator")
+pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 
 from support import REPO, Kubectl, model_deployment_manifest, training_run_manifest, wait_for, wait_phase
 
-pytestmark = pytest.mark.usefixtures("operator")
+pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
 QUIET_SECONDS = 20
 
 

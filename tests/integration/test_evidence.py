@@ -16,7 +16,7 @@ from support import champions as _champions
 from support import model_deployment_manifest as _md
 from support import training_run_manifest as _run
 
-pytestmark = pytest.mark.usefixtures("operator")
+pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
 
 LOGREG = "sklearn.linear_model.LogisticRegression"
 PLUGIN = REPO / ".venv/bin/kubectl-mlops"

@@ -28,7 +28,7 @@ from support import (
     wait_phase,
 )
 
-pytestmark = pytest.mark.usefixtures("operator")
+pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
 DATASET = (REPO / "examples/dataset-iris.yaml").read_text()
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
 

@@ -19,7 +19,7 @@ import pytest
 
 from support import REPO, Kubectl, condition, wait_for, wait_phase
 
-pytestmark = pytest.mark.usefixtures("operator")
+pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5], [6.7, 3.0, 5.2, 2.3]]  # one of each species: 0, 1, 2
 # Evidence that does not depend on traffic: one measurement when the canary's pod is ready, Successful.

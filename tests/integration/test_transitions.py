@@ -17,7 +17,7 @@ import pytest
 
 from support import Kubectl, answers, two_iris_versions, wait_for
 
-pytestmark = pytest.mark.usefixtures("operator")
+pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
 INFER = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
 STEPS = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]

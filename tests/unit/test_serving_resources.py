@@ -112,24 +112,15 @@ def test_a_change_of_scheduling_is_applied(field: str) -> None:
         ((4, 0), (2, 2), (2, 2), (4, 2), "promoted at 50 %: the canary keeps what stable lacks"),
         ((2, 0), (1, 1), (1, 0), (2, 0), "a canary pod that never got ready carries nothing: it goes"),
         ((1, 1), (2, 0), (1, 0), (1, 1), "a stable pod that is not ready is not kept for capacity"),
+        ((4, 0), (0, 4), (0, 4), (4, 4), "rolled back at 100 %: the version judged bad serves until stable can"),
+        ((4, 0), (4, 4), (1, 4), (4, 3), "one stable pod ready: one pod of the version judged bad goes"),
+        ((4, 0), (1, 3), (1, 3), (4, 3), "rolled back at 75 %: its pods go one for one as stable's are ready"),
+        ((4, 0), (4, 0), (0, 0), (4, 0), "nothing left to drain"),
     ],
 )  # fmt: skip
 def test_capacity_never_drops_while_traffic_moves(wanted, current, ready, applied, situation) -> None:
     total = max(sum(wanted), 1)
     assert held_replicas(wanted=wanted, current=current, ready=ready, total=total) == applied, situation
-
-
-@pytest.mark.parametrize(
-    ("current", "ready", "applied", "situation"),
-    [
-        ((0, 4), (0, 4), (4, 4), "rolled back at 100 %: the canary serves until a stable pod is ready"),
-        ((4, 4), (1, 4), (4, 0), "one stable pod ready: the version judged bad stops answering"),
-        ((1, 3), (1, 3), (4, 0), "rolled back at 75 %: stable's ready pod takes the traffic at once"),
-        ((4, 0), (0, 0), (4, 0), "nothing left to drain"),
-    ],
-)  # fmt: skip
-def test_a_rolled_back_canary_answers_only_until_stable_can(current, ready, applied, situation) -> None:
-    assert held_replicas(wanted=(4, 0), current=current, ready=ready, total=4, rolled_back=True) == applied, situation
 
 
 def test_capture_goes_to_the_namespaces_object_store_with_its_bounds() -> None:

@@ -262,7 +262,6 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
         ready=(ready_replicas_of(deployments["stable"], stable.version),
                ready_replicas_of(deployments["canary"], canary_version)),
         total=sum(wanted),
-        rolled_back=draining,
     )  # fmt: skip
     pods = 0
     for variant, served, replicas in (("stable", stable, stable_replicas),

@@ -261,7 +261,7 @@ def is_current(desired: dict[str, Any], actual: dict[str, Any] | None) -> bool:
 
 
 def held_replicas(*, wanted: tuple[int, int], current: tuple[int, int], ready: tuple[int, int],
-                  total: int, rolled_back: bool = False) -> tuple[int, int]:  # fmt: skip
+                  total: int) -> tuple[int, int]:  # fmt: skip
     """(stable, canary) replicas to apply so that serving capacity never drops while traffic moves.
 
     `wanted` is the split of the current weight; `current` the replicas the two Deployments have now;
@@ -269,17 +269,15 @@ def held_replicas(*, wanted: tuple[int, int], current: tuple[int, int], ready: t
     wants at once; a variant that shrinks keeps as many of its ready pods as the other still lacks
     ready ones (pods that are not ready carry no traffic: they go at once). So a promotion keeps the
     canary's pods until the stable Deployment serves the new version on all its pods, and an abort or
-    a rollback keeps them until the stable version is back at full strength: the Service always has
-    `total` ready pods behind it, of one version or the other.
-    A canary that was rolled back (`rolled_back`) is the exception: a version judged bad should stop
-    answering as soon as the stable one can, so it keeps its pods only while no stable pod is ready —
-    no request is refused, but until stable is whole its ready pods carry all the traffic.
+    a rollback keeps them until the stable version is back at full strength, one pod going for each
+    stable pod ready: the Service always has `total` ready pods behind it, of one version or the other.
+    (A rolled-back version once stopped at the first ready stable pod; one pod, ready to the kubelet but
+    not yet in every node's rules, then left the Service with no endpoint and requests were refused.)
     """
     (want_stable, want_canary), (has_stable, has_canary), (ready_stable, ready_canary) = wanted, current, ready
     stable, canary = want_stable, want_canary
     if want_stable < has_stable:
         stable = max(want_stable, min(has_stable, ready_stable, total - ready_canary))
     if want_canary < has_canary:
-        needed = total if not rolled_back else (total if ready_stable == 0 else 0)
-        canary = max(want_canary, min(has_canary, ready_canary, needed - ready_stable))
+        canary = max(want_canary, min(has_canary, ready_canary, total - ready_stable))
     return stable, canary
