@@ -33,7 +33,7 @@ class OperatorConfig:
     s3_ca_configmap: str = ""  # a ConfigMap in each namespace with the store's CA bundle (key ca.crt)
     prometheus_url: str | None = None  # for analysis, unless a ModelDeployment names its own
     allow_raw_queries: bool = True  # false: analysis only on the built-in, namespace-scoped templates
-    # A reconcile running longer than this is stuck: the liveness probe fails (controllers/common.py).
+    # A reconcile running longer than this is stuck: the liveness probe fails (controllers/liveness.py).
     stuck_reconcile_seconds: float = 120.0
     # Fault injection for the tests of that probe: reconciles of this "namespace/name" never return.
     # Never set it in production.

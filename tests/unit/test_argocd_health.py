@@ -245,7 +245,7 @@ def _promotion(manifest: dict[str, Any], metrics: dict[str, float], *, approved:
 def trainingrun_samples() -> dict[str, dict[str, Any]]:
     from mlops_operator.api.common import Condition
     from mlops_operator.api.trainingrun import TrainingRunStatus
-    from mlops_operator.controllers.common import invalid_spec_status
+    from mlops_operator.controllers.contract import invalid_spec_status
     from mlops_operator.resources.jobs import child_name
 
     manifest = example("trainingrun-iris-logreg.yaml")

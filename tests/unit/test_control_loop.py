@@ -6,13 +6,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pydantic import BaseModel
 
+from mlops_operator.adapters import kube
 from mlops_operator.adapters.kube import request_kind
 from mlops_operator.api.dataset import DatasetSpec, DatasetStatus
 from mlops_operator.api.trainingrun import TrainingRunSpec
 from mlops_operator.controllers.cache import ObjectCache
-from mlops_operator.controllers.common import MIN_WAKE_SECONDS, SAFETY_RESYNC_SECONDS, seconds_until
+from mlops_operator.controllers.contract import Events, Outcome, apply_merge_patch
 from mlops_operator.controllers.dataset import next_check_at
+from mlops_operator.controllers.loop import MIN_WAKE_SECONDS, SAFETY_RESYNC_SECONDS, seconds_until
 from mlops_operator.controllers.trainingrun import dataset_wait_ends
 from mlops_operator.controllers.watches import objects_to_wake
 from mlops_operator.resources.serving import DESIRED_ANNOTATION, is_current, with_fingerprint
@@ -211,7 +214,7 @@ class FakeClock:
 
 
 def test_the_oldest_running_reconcile_and_its_age() -> None:
-    from mlops_operator.controllers.common import RunningReconciles, stuck_reconcile
+    from mlops_operator.controllers.liveness import RunningReconciles, stuck_reconcile
 
     clock = FakeClock()
     running = RunningReconciles(clock=clock)
@@ -239,7 +242,7 @@ def test_the_oldest_running_reconcile_and_its_age() -> None:
 def test_running_reconciles_are_recorded_from_many_threads() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from mlops_operator.controllers.common import RunningReconciles
+    from mlops_operator.controllers.liveness import RunningReconciles
 
     running = RunningReconciles()
 
@@ -264,14 +267,14 @@ def test_kopf_healthz_fails_with_500_while_a_reconcile_is_stuck(monkeypatch: pyt
     from kopf._core.engines import probing
     from kopf._core.intents.causes import Activity
 
-    from mlops_operator.controllers import common
+    from mlops_operator.controllers import liveness
 
-    common.register_liveness_probe()
-    common.register_liveness_probe()  # with every reconcile loop: registered once all the same
+    liveness.register_liveness_probe()
+    liveness.register_liveness_probe()  # with every reconcile loop: registered once all the same
     probes = kopf.get_default_registry()._activities.get_handlers(activity=Activity.PROBE)
     assert [h.id for h in probes].count("reconciles") == 1
     clock = FakeClock()
-    monkeypatch.setattr(common, "RUNNING", common.RunningReconciles(clock=clock))
+    monkeypatch.setattr(liveness, "RUNNING", liveness.RunningReconciles(clock=clock))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -289,11 +292,11 @@ def test_kopf_healthz_fails_with_500_while_a_reconcile_is_stuck(monkeypatch: pyt
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
                     answers.append((response.status, await response.text()))
 
-            with common.RUNNING.running(("modeldeployments", NS, "iris")):
+            with liveness.RUNNING.running(("modeldeployments", NS, "iris")):
                 clock.now += 121
                 await get()
                 await get()  # a failed probe is not cached: kopf asks it again
-            with common.RUNNING.running(("modeldeployments", NS, "iris")):
+            with liveness.RUNNING.running(("modeldeployments", NS, "iris")):
                 clock.now += 5
                 await get()  # kopf caches a passing probe for 10 s: the last request
         reporter.cancel()
@@ -319,9 +322,79 @@ def test_kopf_healthz_fails_with_500_while_a_reconcile_is_stuck(monkeypatch: pyt
     ],
 )  # fmt: skip
 def test_a_status_patch_removes_what_is_gone_at_every_depth(old, new) -> None:
-    from mlops_operator.controllers.common import apply_merge_patch, status_patch
+    from mlops_operator.controllers.contract import apply_merge_patch, status_patch
 
     patch = status_patch({**old, "kopf": {"progress": {}}}, new)
     assert "kopf" not in patch, "kopf's bookkeeping is never removed"
     assert apply_merge_patch(old, patch) == new
     assert status_patch(new, new) == {}, "no change: nothing to write"
+
+
+class _Spec(BaseModel):
+    size: int = 1
+
+
+class _EventWorld:
+    """One object in the cache, its status patches answered as the API server would, every write and
+    every Event posted recorded in order."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, spec: dict, patch_fails: bool = False) -> None:
+        import kopf
+
+        from mlops_operator.controllers import loop
+
+        self.loop, self.writes, self.patch_fails = loop, [], patch_fails
+        self.body = {"metadata": {"name": "d", "namespace": NS, "uid": "u", "generation": 1, "resourceVersion": "1"},
+                     "spec": spec, "status": {}}  # fmt: skip
+        cache = ObjectCache()
+        cache.observe("datasets", self.body)
+        monkeypatch.setattr(loop, "CACHE", cache)
+        monkeypatch.setattr(loop.kube, "patch_status", self._patch_status)
+        monkeypatch.setattr(kopf, "info", lambda body, *, reason, message: self.writes.append(("Normal", reason)))
+        monkeypatch.setattr(kopf, "warn", lambda body, *, reason, message: self.writes.append(("Warning", reason)))
+
+    def _patch_status(self, plural: str, namespace: str, name: str, patch: dict) -> dict:
+        if self.patch_fails:
+            raise kube.ApiException(status=409, reason="Conflict")
+        self.writes.append(("status", ",".join(sorted(patch))))
+        version = str(int(self.body["metadata"]["resourceVersion"]) + 1)
+        self.body = {**self.body, "metadata": {**self.body["metadata"], "resourceVersion": version},
+                     "status": apply_merge_patch(self.body["status"], patch)}  # fmt: skip
+        return self.body
+
+    def reconcile_once(self, reconcile) -> None:
+        self.loop.reconcile_once("datasets", _Spec, reconcile, NS, "d", None)
+
+
+def _made(spec, observed, logger) -> Outcome:
+    events = Events()
+    if not observed.status.get("made"):
+        events.info(reason="Made", message="made once")
+    return Outcome(status={"made": True}, events=events)
+
+
+def test_events_are_posted_once_the_status_that_records_them_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = _EventWorld(monkeypatch, spec={"size": 2})
+    world.reconcile_once(_made)
+    world.reconcile_once(_made)  # the status says it is made: no news, no Event
+    assert world.writes == [("status", "made"), ("Normal", "Made")]
+
+
+def test_a_reconcile_whose_status_is_not_written_posts_no_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = _EventWorld(monkeypatch, spec={"size": 2}, patch_fails=True)
+    with pytest.raises(kube.ApiException):
+        world.reconcile_once(_made)
+    assert world.writes == [], "an Event about a change that was not recorded"
+    world.patch_fails = False  # the retry sees the same change: its Event is posted then, once
+    world.reconcile_once(_made)
+    world.reconcile_once(_made)
+    assert world.writes == [("status", "made"), ("Normal", "Made")]
+
+
+def test_an_invalid_spec_is_reported_in_status_and_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = _EventWorld(monkeypatch, spec={"size": "many"})
+    world.reconcile_once(_made)
+    world.reconcile_once(_made)
+    assert world.writes == [("status", "conditions,observedGeneration,phase"), ("Warning", "InvalidSpec")]
+    ready = world.body["status"]["conditions"][0]
+    assert (ready["reason"], ready["message"].split(":")[0]) == ("InvalidSpec", "spec.size")

@@ -15,7 +15,7 @@ from mlops_operator.api.reasons import DatasetPhase
 from mlops_operator.config import OperatorConfig
 from mlops_operator.controllers import dataset as controller
 from mlops_operator.controllers.cache import ObjectCache
-from mlops_operator.controllers.common import Observed, apply_merge_patch, status_patch
+from mlops_operator.controllers.contract import Observed, apply_merge_patch, status_patch
 from mlops_operator.controllers.dataset import (
     CHECK_RETRY_SECONDS,
     apply_check_result,
@@ -286,12 +286,6 @@ class DatasetWorld:
         monkeypatch.setattr(controller, "artifact_store_problem", lambda namespace: self.store_problem)
         monkeypatch.setattr(controller, "namespace_config", lambda namespace: (OperatorConfig.from_env(), None))
         monkeypatch.setattr(controller.kube, "create_job", self._create_job)
-        monkeypatch.setattr(
-            controller.kopf, "info", lambda body, *, reason, message: self.events.append((reason, message))
-        )
-        monkeypatch.setattr(
-            controller.kopf, "warn", lambda body, *, reason, message: self.events.append((reason, message))
-        )
 
     def _create_job(self, namespace: str, job: dict) -> dict:
         self.jobs[job["metadata"]["name"]] = job
@@ -321,6 +315,7 @@ class DatasetWorld:
                 "status": self.status}  # fmt: skip
         observed = Observed(body=body, status=json.loads(json.dumps(self.status)), generation=self.generation, now=now)
         outcome = reconcile_dataset(self.spec, observed, logger=None)
+        self.events += [(event.reason, event.message) for event in outcome.events]
         patch = status_patch(observed.status, outcome.status)
         self.patches.append(patch)
         # A JSON merge patch, stored as JSON: None removes a key.

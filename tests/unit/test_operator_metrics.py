@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from mlops_operator.api.modeldeployment import ModelDeploymentStatus
-from mlops_operator.controllers.common import Observed
+from mlops_operator.controllers.contract import Observed
 from mlops_operator.controllers.modeldeployment import record_metrics
 
 LABELS = {"namespace": "ml", "modeldeployment": "metrics-test"}

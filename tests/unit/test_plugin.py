@@ -334,7 +334,7 @@ class _Read(Exception):
 
 
 def _observed(name: str, metadata: dict) -> Any:
-    from mlops_operator.controllers.common import Observed
+    from mlops_operator.controllers.contract import Observed
 
     body = {"metadata": {"name": name, "namespace": "ml", "uid": "u", "generation": 1, "labels": {}, **metadata}}
     return Observed(body=body, status={}, generation=1, now="2026-03-02T10:06:02.000Z")
@@ -382,7 +382,7 @@ def test_the_approval_the_plugin_writes_is_the_one_the_trainingrun_controller_re
     # Approved only by exactly what `kubectl mlops approve` writes.
     for metadata in (plugin.approval_patch()["metadata"], {"annotations": {APPROVED_ANNOTATION: "yes"}}, {}):
         with pytest.raises(_Read):
-            controller.reconcile_promotion(spec, _observed("iris-logreg", metadata), status)
+            controller.reconcile_promotion(spec, _observed("iris-logreg", metadata), status, controller.Events())
     assert read == [True, False, False]
 
 

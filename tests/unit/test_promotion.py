@@ -23,7 +23,7 @@ from mlops_operator.api.trainingrun import (
 from mlops_operator.config import OperatorConfig
 from mlops_operator.controllers import trainingrun as controller
 from mlops_operator.controllers.cache import ObjectCache
-from mlops_operator.controllers.common import Observed, apply_merge_patch, status_patch
+from mlops_operator.controllers.contract import Observed, apply_merge_patch, status_patch
 from mlops_operator.controllers.trainingrun import (
     pin_dataset,
     reconcile_trainingrun,
@@ -345,12 +345,6 @@ class RunWorld:
         self.promoted_later: str | None = None
         monkeypatch.setattr(controller.champions, "promoted_after",
                             lambda ns, model, *, run, decided_at: self.promoted_later)  # fmt: skip
-        monkeypatch.setattr(
-            controller.kopf, "info", lambda body, *, reason, message: self.events.append((reason, message))
-        )
-        monkeypatch.setattr(
-            controller.kopf, "warn", lambda body, *, reason, message: self.events.append((reason, message))
-        )
 
     def _create_job(self, namespace: str, job: dict) -> dict:
         self.jobs[job["metadata"]["name"]] = job
@@ -389,6 +383,7 @@ class RunWorld:
     def reconcile(self, now: str = NOW):
         observed = Observed(body=self.body(), status=json.loads(json.dumps(self.status)), generation=1, now=now)
         outcome = reconcile_trainingrun(self.spec, observed, logger=None)
+        self.events += [(event.reason, event.message) for event in outcome.events]
         patch = status_patch(observed.status, outcome.status)
         self.patches.append(patch)
         self.status = apply_merge_patch(self.status, json.loads(json.dumps(patch)))

@@ -10,7 +10,7 @@ from mlops_operator.api import modeldeployment as md_api
 from mlops_operator.api.dataset import DatasetSpec, DatasetStatus
 from mlops_operator.api.modeldeployment import ModelDeploymentSpec
 from mlops_operator.api.trainingrun import TrainingRunSpec, TrainingRunStatus
-from mlops_operator.controllers.common import describe_validation_error, parse_spec, status_patch
+from mlops_operator.controllers.contract import describe_validation_error, parse_spec, status_patch
 from mlops_operator.rollout import analysis
 
 

@@ -30,7 +30,7 @@ from mlops_operator.api.modeldeployment import DEFAULT_METRIC_NAMES, ModelDeploy
 from mlops_operator.api.trainingrun import PARAMS_MAX_BYTES, TrainingRunSpec
 from mlops_operator.config import OperatorConfig
 from mlops_operator.controllers import dataset as dataset_controller
-from mlops_operator.controllers.common import Observed, parse_spec
+from mlops_operator.controllers.contract import Observed, parse_spec
 from mlops_operator.resources.jobs import (
     RequestTooLarge,
     child_name,
@@ -426,7 +426,7 @@ def test_a_pvc_source_on_the_artifact_claim_fails_at_once_saying_why(monkeypatch
     spec = DatasetSpec.model_validate({"source": {"pvc": {"claimName": "store", "path": "iris.csv"}}})
     body = {"metadata": {"name": "d", "namespace": "ml", "uid": "u", "generation": 1}}
     observed = Observed(body=body, status={}, generation=1, now="2026-01-01T00:00:00Z")
-    status = dataset_controller.start_check(spec, observed, DatasetStatus())
+    status = dataset_controller.start_check(spec, observed, DatasetStatus(), dataset_controller.Events())
     assert status.last_check is not None and not status.last_check.succeeded
     assert status.last_check.reason == "SourceUnavailable"
     assert "PersistentVolumeClaim store is the artifact store" in status.last_check.message

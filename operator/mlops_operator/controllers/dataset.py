@@ -22,8 +22,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import kopf
-
 from ..adapters import kube
 from ..api import conditions as c
 from ..api.clock import format_time, parse_duration, parse_time
@@ -47,15 +45,9 @@ from ..resources.jobs import (
 from ..resources.results import CheckResult, read_check_result
 from ..storage import dataset_prefix
 from .cache import CACHE
-from .common import (
-    Observed,
-    Outcome,
-    artifact_store_problem,
-    job_pods,
-    namespace_config,
-    read_child,
-    register_reconciler,
-)
+from .contract import Events, Observed, Outcome
+from .loop import register_reconciler
+from .reads import artifact_store_problem, job_pods, namespace_config, read_child
 
 EPOCH = "1970-01-01T00:00:00Z"
 # After a check Job that ended before its pod started: the wait before the next, by how many ended so
@@ -376,9 +368,9 @@ def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
 
 
 def finish_active_check(
-    spec: DatasetSpec, observed: Observed, status: DatasetStatus
+    spec: DatasetSpec, observed: Observed, status: DatasetStatus, events: Events
 ) -> tuple[DatasetStatus, dt.datetime | None]:
-    """Fold what the check Job under way shows into status, and post the Events a person wants: a new
+    """Fold what the check Job under way shows into status, and add the Events a person wants: a new
     version, a failed check, a pod that cannot start; while its pod might still turn out stuck, when to
     look again."""
     if not status.active_check:
@@ -388,19 +380,19 @@ def finish_active_check(
     status = fold_check_job(status, seen, spec=spec, now=observed.now, dataset=(observed.namespace, observed.name))
     blocked, was = status.blocked_check, before.blocked_check
     if status.active_check is None and blocked is not None:  # ended before its pod started
-        kopf.warn(observed.body, reason=blocked.reason, message=blocked_words(status))
+        events.warn(reason=blocked.reason, message=blocked_words(status))
     elif blocked is not None and (was is None or was.job != blocked.job):  # once per Job seen stuck
-        kopf.warn(observed.body, reason=blocked.reason, message=blocked.message)
+        events.warn(reason=blocked.reason, message=blocked.message)
     elif status.active_check is None and status.last_check is not None:
         check = status.last_check
         if check.succeeded and status.version != before.version:
-            kopf.info(observed.body, reason=EventReason.NEW_VERSION, message=f"{status.version}: {status.rows} rows")
+            events.info(reason=EventReason.NEW_VERSION, message=f"{status.version}: {status.rows} rows")
         elif not check.succeeded:
-            kopf.warn(observed.body, reason=check.reason, message=check.message)
+            events.warn(reason=check.reason, message=check.message)
     return status, seen.look_again if status.active_check else None
 
 
-def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) -> DatasetStatus:
+def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus, events: Events) -> DatasetStatus:
     """Start the check that is due: a missing source object fails it at once, otherwise a Job runs it."""
     namespace = observed.namespace
     status = status.model_copy(update={"checked_generation": observed.generation})
@@ -422,12 +414,13 @@ def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus) ->
     job_name = job["metadata"]["name"]
     blocked = status.blocked_check
     again = f" (again: Job {blocked.job} ended before its pod started)" if blocked and blocked.ended_at else ""
-    kopf.info(observed.body, reason=EventReason.CHECK_STARTED, message=f"Job {job_name} checks the source{again}")
+    events.info(reason=EventReason.CHECK_STARTED, message=f"Job {job_name} checks the source{again}")
     return status.model_copy(update={"checks": number, "active_check": job_name, "check_started_at": observed.now})
 
 
 def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Outcome:
-    status, look_again = finish_active_check(spec, observed, DatasetStatus.model_validate(observed.status))
+    events = Events()
+    status, look_again = finish_active_check(spec, observed, DatasetStatus.model_validate(observed.status), events)
     refresh = (observed.body["metadata"].get("annotations") or {}).get(REFRESH_ANNOTATION)
     due = not status.active_check and check_due(spec, status, generation=observed.generation, now=observed.now,
                                                 refresh_requested=refresh)  # fmt: skip
@@ -436,9 +429,9 @@ def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Out
         reported = artifact_store_missing(status, problem=store_problem, now=observed.now)
         if reported is not None:
             status = reported
-            kopf.warn(observed.body, reason=Reason.ARTIFACT_STORE_MISSING, message=store_problem)
+            events.warn(reason=Reason.ARTIFACT_STORE_MISSING, message=store_problem)
     elif due:
-        status = start_check(spec, observed, status)
+        status = start_check(spec, observed, status, events)
     status = with_conditions(status, generation=observed.generation, now=observed.now)
     # A running check wakes the Dataset through its Job's and its pods' events (a pod that cannot start
     # is looked at again once it counts as stuck); otherwise the next check (a retry after a Job whose
@@ -447,7 +440,7 @@ def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Out
     waiting = status.active_check or store_problem
     wake_at = look_again if waiting else next_check_at(spec, status, generation=observed.generation,
                                                        refresh_requested=refresh)  # fmt: skip
-    return Outcome(status=wire(status), wake_at=wake_at)
+    return Outcome(status=wire(status), wake_at=wake_at, events=events)
 
 
 register_reconciler("datasets", DatasetSpec, reconcile_dataset)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-import kopf
-
 from ..adapters import kube
 from ..adapters.prometheus import measure
 from ..api import conditions as c
@@ -44,8 +42,10 @@ from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_queri
 from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, Observation, Target, next_rollout, variant_replicas
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
-from .common import Observed, Outcome, invalid_spec_status, namespace_config, register_reconciler
+from .contract import Event, Events, Observed, Outcome, invalid_spec_outcome
+from .loop import register_reconciler
 from .measurements import take_measurement
+from .reads import namespace_config
 from .retraining import TRIGGERS_CHECKED, reconcile_retraining
 
 
@@ -119,16 +119,14 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     namespace, name, now = observed.namespace, observed.name, observed.now
     refused = refused_queries(spec, allow_raw_queries=OperatorConfig.from_env().allow_raw_queries)
     if refused:  # reported like a spec the schema let through: nothing is served or changed
-        return Outcome(status=invalid_spec_status(observed.status, message=refused, generation=observed.generation,
-                                                  now=now))  # fmt: skip
+        return invalid_spec_outcome(observed, refused)
     before = ModelDeploymentStatus.model_validate(observed.status)
     status = before.model_copy(deep=True)
     target, model, why = resolve_target(spec, namespace)
     judged = {v.version for v in (status.stable, status.canary) if v} | ({target.version} if target else set())
     refused = refused_estimate(spec, uncalibrated_versions(namespace, judged))
     if refused:  # as a spec the schema let through: the version would be judged on an estimate it cannot give
-        return Outcome(status=invalid_spec_status(observed.status, message=refused, generation=observed.generation,
-                                                  now=now))  # fmt: skip
+        return invalid_spec_outcome(observed, refused)
     moment = utc_now()
     canary_dep = CACHE.get("deployments", namespace, child_name(name, "canary"))
     canary_ready = ready_replicas_of(canary_dep, status.canary.version) if status.canary else 0
@@ -171,8 +169,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     )
     status = decision.status
     mark_rolled_back_versions(status, observed=observed)
-    for kind, reason, words in decision.events:
-        (kopf.info if kind == "Normal" else kopf.warn)(observed.body, reason=reason, message=words)
+    events = Events(Event(reason, words, warning=kind != "Normal") for kind, reason, words in decision.events)
     status.selector = pod_selector(name)
     if status.stable:
         apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
@@ -180,7 +177,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     retrain_wake = None
     if spec.retraining and status.stable:
         status.retraining, retrain_wake = reconcile_retraining(spec, status, observed=observed, model=model,
-                                                               now=moment)  # fmt: skip
+                                                               now=moment, events=events)  # fmt: skip
     else:
         TRIGGERS_CHECKED.pop((observed.namespace, observed.name), None)
     record_metrics(observed, previous=before, status=status)
@@ -189,7 +186,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     # The deadlines as they are after applying (the pods the canary now needs are in status).
     wake = min((w for w in (next_wake(spec, status, moment, measurement_running=running), retrain_wake) if w),
                default=None)  # fmt: skip
-    return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), wake_at=wake)
+    return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), wake_at=wake, events=events)
 
 
 APPLY = {

@@ -12,8 +12,6 @@ import datetime as dt
 import json
 from typing import Any
 
-import kopf
-
 from ..adapters import kube
 from ..adapters.prometheus import measure
 from ..api import GROUP, VERSION
@@ -37,7 +35,7 @@ from ..rollout.retraining import (
     schedule_fired,
 )
 from .cache import CACHE
-from .common import Observed
+from .contract import Events, Observed
 from .measurements import take_measurement
 
 DRIFT_STEP_SECONDS = 15  # the drift trigger's subquery resolution
@@ -72,9 +70,10 @@ TRIGGERS_CHECKED: dict[tuple[str, str], dt.datetime] = {}
 
 
 def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str,
-                         now: Any) -> tuple[Any, Any]:  # fmt: skip
+                         now: Any, events: Events) -> tuple[Any, Any]:  # fmt: skip
     """Evaluate the triggers when due (drift and quality measured beside the reconcile, like an analysis)
-    and create the TrainingRun the decision asks for; (retraining status, when to look again)."""
+    and create the TrainingRun the decision asks for (its Event added to `events`); (retraining status,
+    when to look again)."""
     retraining, namespace, name = spec.retraining, observed.namespace, observed.name
     assert retraining is not None and status.stable is not None
     current = status.retraining
@@ -125,9 +124,9 @@ def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatu
                                          read_after=fired_at)  # fmt: skip
             request_refresh(namespace, retraining.template.dataset_ref.name, at=fired_at)
             CACHE.observe("trainingruns", kube.create_custom("trainingruns", namespace, run))
-            kopf.info(observed.body, reason="RetrainingStarted", message=f"TrainingRun {decision.create} ({words})")
+            events.info(reason="RetrainingStarted", message=f"TrainingRun {decision.create} ({words})")
         else:
-            kopf.info(observed.body, reason="RetrainingSuggested",
+            events.info(reason="RetrainingSuggested",
                       message=f"would create TrainingRun {decision.status.history[0].run} ({words})")  # fmt: skip
     return decision.status, decision.wake_at
 

@@ -15,8 +15,6 @@ import datetime as dt
 import os
 from typing import Any
 
-import kopf
-
 from ..adapters import champions, kube
 from ..api import conditions as c
 from ..api.clock import parse_time, seconds_between, utc_now
@@ -45,16 +43,9 @@ from ..resources.jobs import (
 )
 from ..storage import model_prefix
 from .cache import CACHE
-from .common import (
-    Observed,
-    Outcome,
-    artifact_store_problem,
-    job_pods,
-    namespace_config,
-    plain_status,
-    read_child,
-    register_reconciler,
-)
+from .contract import Events, Observed, Outcome, plain_status
+from .loop import register_reconciler
+from .reads import artifact_store_problem, job_pods, namespace_config, read_child
 
 DEFAULT_TARGET = "target"
 CRASH_FOR_TESTS = OperatorConfig.from_env().test_crash_after_decision
@@ -236,7 +227,9 @@ def dataset_wait_ends(spec: TrainingRunSpec, body: dict[str, Any]) -> dt.datetim
     return created + dt.timedelta(seconds=spec.dataset_wait_seconds)  # type: ignore[operator]
 
 
-def progress_training(spec: TrainingRunSpec, observed: Observed, status: TrainingRunStatus) -> TrainingRunStatus:
+def progress_training(
+    spec: TrainingRunSpec, observed: Observed, status: TrainingRunStatus, events: Events
+) -> TrainingRunStatus:
     """Move a non-terminal run one step: pin the dataset, create the Job, or read its outcome."""
     now, namespace, name = observed.now, observed.namespace, observed.name
     if status.dataset is None:
@@ -246,7 +239,7 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
             waited = seconds_between(observed.body["metadata"]["creationTimestamp"], now)
             return waiting_for_dataset(spec, status, why=why, waited=waited, now=now)
         status = status.model_copy(update={"dataset": pin})
-        kopf.info(observed.body, reason=EventReason.DATASET_PINNED, message=f"{pin.name} {pin.version}")
+        events.info(reason=EventReason.DATASET_PINNED, message=f"{pin.name} {pin.version}")
     job_name = child_name(name, "train")
     job = read_child("jobs", namespace, job_name)
     if job is None:
@@ -272,7 +265,7 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
         )
         job = kube.create_job(namespace, manifest)
         CACHE.observe("jobs", job)
-        kopf.info(observed.body, reason=Reason.JOB_CREATED, message=f"Job {job_name} trains {spec.model.estimator}")
+        events.info(reason=Reason.JOB_CREATED, message=f"Job {job_name} trains {spec.model.estimator}")
     status = status.model_copy(
         update={"job_name": job_name, "attempts": job_attempts(job), "started_at": status.started_at or now}
     )
@@ -282,13 +275,15 @@ def progress_training(spec: TrainingRunSpec, observed: Observed, status: Trainin
                               model_key=model_key, now=now)  # fmt: skip
     if status.phase == TrainingPhase.SUCCEEDED:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in status.metrics.items())
-        kopf.info(observed.body, reason=EventReason.TRAINING_SUCCEEDED, message=shown or "no metrics")
+        events.info(reason=EventReason.TRAINING_SUCCEEDED, message=shown or "no metrics")
     elif status.phase == TrainingPhase.FAILED:
-        kopf.warn(observed.body, reason=status.reason, message=status.message)
+        events.warn(reason=status.reason, message=status.message)
     return status
 
 
-def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: TrainingRunStatus) -> TrainingRunStatus:
+def reconcile_promotion(
+    spec: TrainingRunSpec, observed: Observed, status: TrainingRunStatus, events: Events
+) -> TrainingRunStatus:
     """The status after deciding, or re-checking, the promotion of a succeeded run; the champion label
     brought in line with the recorded decision (registry.promotion.settle_promotion)."""
     labels = observed.body["metadata"].get("labels") or {}
@@ -312,15 +307,15 @@ def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: Train
         if settled.promotion != status.promotion:
             status = status.model_copy(update={"promotion": settled.promotion})
             if settled.promotion is not None and settled.promotion.decision == Decision.ROLLED_BACK:
-                kopf.warn(observed.body, reason=EventReason.ROLLED_BACK, message=settled.promotion.message)
+                events.warn(reason=EventReason.ROLLED_BACK, message=settled.promotion.message)
         if settled.action == "hand_over":  # a promotion whose label was never written: finished now
             replaced = champions.hand_over(namespace, model, to=name)
-            kopf.info(observed.body, reason=EventReason.PROMOTED,
+            events.info(reason=EventReason.PROMOTED,
                       message="champion label restored after an interrupted promotion"
                       + (f"; replaces {', '.join(replaced)}" if replaced else ""))  # fmt: skip
         elif settled.action == "hand_back":
             back_to = champions.hand_back(namespace, model, from_=name)
-            kopf.warn(observed.body, reason=EventReason.CHAMPION_RESTORED,
+            events.warn(reason=EventReason.CHAMPION_RESTORED,
                       message=f"no longer the champion; {back_to or 'no other version'} is")  # fmt: skip
         if not decision_due(status.promotion, rolled_back=rolled_back is not None):
             return status
@@ -349,32 +344,32 @@ def reconcile_promotion(spec: TrainingRunSpec, observed: Observed, status: Train
             if CRASH_FOR_TESTS and f"{namespace}/{name}" == CRASH_FOR_TESTS:
                 os._exit(70)  # fault injection (config.test_crash_after_decision): a crash between the writes
             replaced = champions.hand_over(namespace, model, to=name)
-            kopf.info(
-                observed.body,
+            events.info(
                 reason=EventReason.PROMOTED,
                 message=decision.message + (f"; replaces {', '.join(replaced)}" if replaced else ""),
             )
         elif decision.decision == Decision.REJECTED:
-            kopf.warn(observed.body, reason=EventReason.PROMOTION_REJECTED, message=decision.message)
+            events.warn(reason=EventReason.PROMOTION_REJECTED, message=decision.message)
         else:
-            kopf.info(observed.body, reason=decision.reason, message=decision.message)
+            events.info(reason=decision.reason, message=decision.message)
     return status
 
 
 def reconcile_trainingrun(spec: TrainingRunSpec, observed: Observed, logger: Any) -> Outcome:
     status = TrainingRunStatus.model_validate(observed.status)
     labels: dict[str, str | None] = {MODEL_LABEL: spec.model.name}
+    events = Events()
     if status.phase is None or not status.phase.terminal:
-        status = progress_training(spec, observed, status)
+        status = progress_training(spec, observed, status, events)
     if status.phase == TrainingPhase.SUCCEEDED:
-        status = reconcile_promotion(spec, observed, status)
+        status = reconcile_promotion(spec, observed, status, events)
     status, look_again = _stuck_pod(status, observed.namespace)
     conditions = training_conditions(status, generation=observed.generation, now=observed.now)
     status = status.model_copy(update={"conditions": conditions, "observed_generation": observed.generation})
     # The Job's and the Dataset's events wake a run; only the wait for a Dataset has a deadline.
     waiting = status.phase == TrainingPhase.PENDING and status.reason == Reason.DATASET_NOT_READY
     wake_at = dataset_wait_ends(spec, observed.body) if waiting else look_again
-    return Outcome(status=wire(status), labels=labels, wake_at=wake_at)
+    return Outcome(status=wire(status), labels=labels, wake_at=wake_at, events=events)
 
 
 def _stuck_pod(status: TrainingRunStatus, namespace: str) -> tuple[TrainingRunStatus, dt.datetime | None]:
