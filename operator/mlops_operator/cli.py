@@ -138,6 +138,7 @@ def _job(command: str) -> int:
                 capture=request.get("capture"),
             )
         else:
+            from .resources.results import JobResult, TrainingRequest
             from .trainer.pipeline import PermanentTrainingError
             from .trainer.train import run_training
 
@@ -147,9 +148,9 @@ def _job(command: str) -> int:
                     snapshots = ArtifactStore.from_uri(
                         os.environ["MLOPS_SNAPSHOT_STORE_URI"], os.environ.get("MLOPS_SNAPSHOT_STORE_PATH")
                     )
-                result = run_training(request, store, snapshots=snapshots)
+                result = run_training(TrainingRequest.model_validate(request), store, snapshots=snapshots)
             except PermanentTrainingError as error:
-                result, code = {"ok": False, "permanent": True, "message": str(error)[:1500]}, 2
+                result, code = JobResult(ok=False, permanent=True, message=str(error)[:1500]), 2
     except StoreError as error:  # the store refused or is unreachable: a reason status can carry
         result, code = {"ok": False, "reason": store_reason(error.reason), "message": str(error)[:1500]}, 1
     except Exception as error:  # reported to the operator through the termination message

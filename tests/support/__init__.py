@@ -328,3 +328,11 @@ class LabelledTraffic(Background):
             except OSError:
                 pass
             self.stop.wait(0.05)
+
+
+def run_training_of(request: dict[str, Any], store: Any, **options: Any) -> Any:
+    """trainer.train.run_training on a request written as the JSON a training Job gets (MLOPS_REQUEST)."""
+    from mlops_operator.resources.results import TrainingRequest
+    from mlops_operator.trainer.train import run_training
+
+    return run_training(TrainingRequest.model_validate(request), store, **options)

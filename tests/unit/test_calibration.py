@@ -21,7 +21,7 @@ from mlops_operator.trainer.calibration import (
     prediction_confidence,
 )
 from mlops_operator.trainer.modelio import ModelIntegrityError, manifest_bytes, read_model_files, sha256_hex
-from mlops_operator.trainer.train import run_training
+from support import run_training_of
 from unit.test_trainer import _copy, _dataset, _request
 
 # One synthetic problem: 4 informative and 4 redundant of 10 features, 2 % of the labels random, so that a
@@ -209,7 +209,7 @@ def test_a_model_without_probabilities_has_no_confidence() -> None:
 
 def _stored(store: ArtifactStore, result: dict) -> tuple[pathlib.Path, dict, dict]:
     """The stored version's directory, metadata and manifest."""
-    directory = store.path(result["modelUri"])
+    directory = store.path(result.model_uri)
     metadata = json.loads((directory / "metadata.json").read_text())
     manifest = json.loads((directory / "MANIFEST.json").read_text())
     return directory, metadata, manifest
@@ -226,9 +226,9 @@ def _stored(store: ArtifactStore, result: dict) -> tuple[pathlib.Path, dict, dic
 )
 def test_run_training_stores_no_calibration_it_cannot_fit(tmp_path: pathlib.Path, name, estimator, model) -> None:
     store = ArtifactStore.from_uri(f"file://{tmp_path}")
-    result = run_training(_request(_dataset(store, name), estimator, **model), store)
+    result = run_training_of(_request(_dataset(store, name), estimator, **model), store)
     directory, metadata, manifest = _stored(store, result)
-    assert result["calibrated"] is False and metadata["calibrated"] is False
+    assert result.calibrated is False and metadata["calibrated"] is False
     assert not (directory / "calibration.json").exists() and "calibration.json" not in manifest["files"]
 
 
@@ -236,31 +236,31 @@ def test_run_training_on_a_tiny_held_out_split_stores_no_calibration(tmp_path: p
     store = ArtifactStore.from_uri(f"file://{tmp_path}")
     request = _request(_dataset(store, "iris"), "sklearn.naive_bayes.GaussianNB")
     request["spec"]["evaluation"] = {"testSize": 0.1}  # 15 of 150 rows
-    result = run_training(request, store)
+    result = run_training_of(request, store)
     directory, metadata, _ = _stored(store, result)
-    assert metadata["testRows"] < MIN_CALIBRATION_ROWS and 0 < result["metrics"]["accuracy"] < 1  # only too few
-    assert result["calibrated"] is False and not (directory / "calibration.json").exists()
+    assert metadata["testRows"] < MIN_CALIBRATION_ROWS and 0 < result.metrics["accuracy"] < 1  # only too few
+    assert result.calibrated is False and not (directory / "calibration.json").exists()
 
 
 @pytest.fixture(scope="module")
 def stored_digits(tmp_path_factory) -> tuple[ArtifactStore, dict]:
     """A GaussianNB on digits: 360 held-out rows, 82 % right — a model version that has a calibration."""
     store = ArtifactStore.from_uri(f"file://{tmp_path_factory.mktemp('store')}")
-    return store, run_training(_request(_dataset(store, "digits"), "sklearn.naive_bayes.GaussianNB"), store)
+    return store, run_training_of(_request(_dataset(store, "digits"), "sklearn.naive_bayes.GaussianNB"), store)
 
 
 def test_a_calibrated_version_is_covered_by_its_manifest(stored_digits) -> None:
     store, result = stored_digits
     directory, metadata, manifest = _stored(store, result)
-    assert result["calibrated"] is True and metadata["calibrated"] is True
+    assert result.calibrated is True and metadata["calibrated"] is True
     assert manifest["files"]["calibration.json"] == sha256_hex((directory / "calibration.json").read_bytes())
-    files = read_model_files(directory, expected_sha256=result["sha256"])
+    files = read_model_files(directory, expected_sha256=result.sha256)
     calibration = json.loads(files["calibration.json"])
     assert calibration["rows"] == metadata["testRows"]
-    assert calibration["heldOutAccuracy"] == result["metrics"]["accuracy"]  # the same held-out split
-    retried = run_training(_request({"name": "digits", "version": "-", "snapshotUri": "-", "target": "target"},
+    assert calibration["heldOutAccuracy"] == result.metrics["accuracy"]  # the same held-out split
+    retried = run_training_of(_request({"name": "digits", "version": "-", "snapshotUri": "-", "target": "target"},
                                     "sklearn.dummy.DummyClassifier"), store)  # fmt: skip
-    assert retried["calibrated"] is True and retried["sha256"] == result["sha256"]
+    assert retried.calibrated is True and retried.sha256 == result.sha256
 
 
 def test_an_edited_calibration_refuses_to_load(stored_digits, tmp_path: pathlib.Path) -> None:
@@ -270,7 +270,7 @@ def test_an_edited_calibration_refuses_to_load(stored_digits, tmp_path: pathlib.
     calibration = json.loads((edited / "calibration.json").read_text())
     calibration["y"] = [1.0 for _ in calibration["y"]]
     (edited / "calibration.json").write_text(json.dumps(calibration, indent=1))
-    for expected_sha256 in (result["sha256"], None):
+    for expected_sha256 in (result.sha256, None):
         with pytest.raises(ModelIntegrityError, match="calibration.json has sha256 .* changed after training"):
             read_model_files(edited, expected_sha256=expected_sha256)
 
@@ -289,4 +289,4 @@ def test_a_version_stored_before_calibration_still_reads(stored_digits, tmp_path
     assert old.covered and old.get("calibration.json") is None
     dataset = {"name": "digits", "version": "-", "snapshotUri": "-", "target": "target"}
     request = _request(dataset, "sklearn.dummy.DummyClassifier")
-    assert run_training(request, old_store)["calibrated"] is False  # what a retried pod reports
+    assert run_training_of(request, old_store).calibrated is False  # what a retried pod reports

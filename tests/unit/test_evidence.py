@@ -12,7 +12,7 @@ import pathlib
 import pytest
 
 from mlops_operator.api.modeldeployment import HistoryEntry, ModelDeploymentSpec, ModelDeploymentStatus
-from mlops_operator.api.trainingrun import TrainingRunSpec
+from mlops_operator.api.trainingrun import DatasetPin, TrainingRunSpec
 from mlops_operator.config import OperatorConfig
 from mlops_operator.plugin.commands import plan_retry
 from mlops_operator.registry.rollbacks import marks_to_write, retried_versions, rollback_record
@@ -34,7 +34,7 @@ def job() -> dict:
         namespace="ns",
         uid="run-uid",
         spec=SPEC,
-        dataset=DATASET,
+        dataset=DatasetPin.model_validate(DATASET),
         config=OperatorConfig(artifact_store="s3://b/x"),
     )
     made["metadata"]["uid"] = "job-uid"
@@ -116,7 +116,7 @@ def test_the_training_request_names_the_runs_uid() -> None:
 def test_a_run_recreated_under_the_same_name_trains_a_version_of_its_own(tmp_path: pathlib.Path) -> None:
     from mlops_operator.api.dataset import DatasetSpec
     from mlops_operator.data.check import run_check
-    from mlops_operator.trainer.train import run_training
+    from support import run_training_of
 
     store = ArtifactStore.from_uri(f"file://{tmp_path}")
     checked = run_check(
@@ -132,12 +132,12 @@ def test_a_run_recreated_under_the_same_name_trains_a_version_of_its_own(tmp_pat
         spec = {"datasetRef": {"name": "iris"}, "model": {"name": "m", "estimator": estimator}}
         return {"namespace": "ns", "run": "r", "runUid": uid, "dataset": dataset, "spec": spec}
 
-    first = run_training(request("uid-1", "sklearn.linear_model.LogisticRegression"), store)
-    retried = run_training(request("uid-1", "sklearn.dummy.DummyClassifier"), store)  # a retried pod of that run
-    second = run_training(request("uid-2", "sklearn.dummy.DummyClassifier"), store)  # re-created: a new run
-    assert first["modelUri"].endswith("/" + model_prefix("ns", "m", "r", "uid-1")) and retried == first
-    assert second["modelUri"].endswith("/" + model_prefix("ns", "m", "r", "uid-2"))
-    assert second["sha256"] != first["sha256"] and second["metrics"]["accuracy"] < first["metrics"]["accuracy"]
+    first = run_training_of(request("uid-1", "sklearn.linear_model.LogisticRegression"), store)
+    retried = run_training_of(request("uid-1", "sklearn.dummy.DummyClassifier"), store)  # a retried pod of that run
+    second = run_training_of(request("uid-2", "sklearn.dummy.DummyClassifier"), store)  # re-created: a new run
+    assert first.model_uri.endswith("/" + model_prefix("ns", "m", "r", "uid-1")) and retried == first
+    assert second.model_uri.endswith("/" + model_prefix("ns", "m", "r", "uid-2"))
+    assert second.sha256 != first.sha256 and second.metrics["accuracy"] < first.metrics["accuracy"]
 
 
 # --------------------------------------------------------------------------- a rollback, on the version
@@ -234,7 +234,8 @@ def test_a_model_version_carries_its_input_signature(tmp_path: pathlib.Path) -> 
     """Feature names, order and types in metadata.json; their digest in the result (and so in status)."""
     from mlops_operator.api.dataset import DatasetSpec
     from mlops_operator.data.check import run_check
-    from mlops_operator.trainer.train import run_training, signature_sha256
+    from mlops_operator.trainer.train import signature_sha256
+    from support import run_training_of
 
     store = ArtifactStore.from_uri(f"file://{tmp_path}")
     spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
@@ -248,13 +249,13 @@ def test_a_model_version_carries_its_input_signature(tmp_path: pathlib.Path) -> 
         "dataset": dataset,
         "spec": {"datasetRef": {"name": "iris"}, "model": model},
     }
-    result = run_training(request, store)
-    metadata = json.loads((store.path(result["modelUri"]) / "metadata.json").read_text())
+    result = run_training_of(request, store)
+    metadata = json.loads((store.path(result.model_uri) / "metadata.json").read_text())
     signature = metadata["inputSignature"]
     assert signature == {"features": metadata["features"], "types": ["float64"] * 4}
-    assert result["signatureSha256"] == signature_sha256(signature) and result["featureCount"] == 4
+    assert result.signature_sha256 == signature_sha256(signature) and result.feature_count == 4
     reordered = {"features": list(reversed(signature["features"])), "types": signature["types"]}
-    assert signature_sha256(reordered) != result["signatureSha256"], "a column reorder is another signature"
+    assert signature_sha256(reordered) != result.signature_sha256, "a column reorder is another signature"
 
 
 def test_the_job_scores_the_champion_on_its_own_held_out_rows(tmp_path: pathlib.Path) -> None:
@@ -262,7 +263,7 @@ def test_the_job_scores_the_champion_on_its_own_held_out_rows(tmp_path: pathlib.
     and scores it on the candidate's test split; a champion it cannot load is reported, never scored."""
     from mlops_operator.api.dataset import DatasetSpec
     from mlops_operator.data.check import run_check
-    from mlops_operator.trainer.train import run_training
+    from support import run_training_of
 
     store = ArtifactStore.from_uri(f"file://{tmp_path}")
     spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
@@ -274,14 +275,14 @@ def test_the_job_scores_the_champion_on_its_own_held_out_rows(tmp_path: pathlib.
         spec = {"datasetRef": {"name": "iris"}, "model": model, "evaluation": {"seed": 7}}
         return {"namespace": "ns", "run": run, "runUid": run, "dataset": dataset, "spec": spec, **extra}
 
-    old = run_training(request("old", "sklearn.dummy.DummyClassifier"), store)
-    champion = {"name": "old", "modelUri": old["modelUri"], "sha256": old["sha256"]}
-    new = run_training(request("new", "sklearn.linear_model.LogisticRegression", champion=champion), store)
-    assert new["champion"] == {"name": "old", "metrics": old["metrics"]}, "the same rows: the same figures"
-    assert new["testRows"] == 30
-    forged = run_training(request("newer", "sklearn.linear_model.LogisticRegression",
+    old = run_training_of(request("old", "sklearn.dummy.DummyClassifier"), store)
+    champion = {"name": "old", "modelUri": old.model_uri, "sha256": old.sha256}
+    new = run_training_of(request("new", "sklearn.linear_model.LogisticRegression", champion=champion), store)
+    assert (new.champion.name, new.champion.metrics) == ("old", old.metrics), "the same rows: the same figures"
+    assert new.test_rows == 30
+    forged = run_training_of(request("newer", "sklearn.linear_model.LogisticRegression",
                                   champion={**champion, "sha256": "0" * 64}), store)  # fmt: skip
-    assert "metrics" not in forged["champion"] and "sha256" in forged["champion"]["error"]
+    assert forged.champion.metrics == {} and "sha256" in forged.champion.error
 
 
 # ------------------------------------------------------------------ retraining on data that includes the trigger

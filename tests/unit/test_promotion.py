@@ -41,6 +41,7 @@ from mlops_operator.registry.promotion import (
     record_decision,
     settle_promotion,
 )
+from mlops_operator.resources.results import read_training_result
 
 
 def spec(**kwargs) -> PromotionSpec:
@@ -271,7 +272,7 @@ STARTED = TrainingRunStatus(job_name="r-train", attempts=2, started_at="2025-12-
     ],
 )  # fmt: skip
 def test_training_outcome(finished, result, job_reason, phase, reason, words) -> None:
-    status = training_outcome(run_spec(), STARTED, finished=finished, result=result, job_reason=job_reason, run="r",
+    status = training_outcome(run_spec(), STARTED, finished=finished, result=read_training_result(result), job_reason=job_reason, run="r",
                               model_key=KEY, now=NOW)  # fmt: skip
     assert (status.phase, status.reason, status.message) == (phase, reason, words)
     assert (status.completed_at is not None) == (phase in ("Succeeded", "Failed"))

@@ -110,7 +110,7 @@ def test_a_dataset_trained_and_served_from_object_storage(store: S3Store, tmp_pa
     from mlops_operator.data.check import run_check
     from mlops_operator.server.runtime import load
     from mlops_operator.trainer.modelio import ModelIntegrityError
-    from mlops_operator.trainer.train import run_training
+    from support import run_training_of
 
     spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
     ds = run_check(spec, namespace="ns", name="iris", store=store, input_dir=tmp_path)
@@ -120,19 +120,19 @@ def test_a_dataset_trained_and_served_from_object_storage(store: S3Store, tmp_pa
                            "target": "target"},
                "spec": {"datasetRef": {"name": "iris"},
                         "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression"}}}  # fmt: skip
-    result = run_training(request, store)
-    assert result["ok"] and result["modelUri"] == f"{store.root_uri}/models/ns/iris/iris-v1"
-    assert run_training(request, store) == result, "a retried pod reports the stored version"
+    result = run_training_of(request, store)
+    assert result.ok and result.model_uri == f"{store.root_uri}/models/ns/iris/iris-v1"
+    assert run_training_of(request, store) == result, "a retried pod reports the stored version"
 
     monkeypatch.setenv("MLOPS_STORE_URI", store.root_uri)
     monkeypatch.setenv("MLOPS_MODEL_DIR", str(tmp_path / "models"))
-    loaded, profile = load(result["modelUri"], expected_sha256=result["sha256"])
+    loaded, profile = load(result.model_uri, expected_sha256=result.sha256)
     assert loaded.version == "iris-v1" and profile is not None
     key = f"{store.prefix}/models/ns/iris/iris-v1/metadata.json"
     store.client.put_object(Bucket=store.bucket, Key=key, Body=b'{"edited": true}')
     monkeypatch.setenv("MLOPS_MODEL_DIR", str(tmp_path / "models-again"))
     with pytest.raises(ModelIntegrityError):
-        load(result["modelUri"], expected_sha256=result["sha256"])
+        load(result.model_uri, expected_sha256=result.sha256)
 
 
 def _put(s3: S3Server, key: str, body: bytes) -> str:
@@ -193,7 +193,7 @@ def test_a_version_pinned_before_the_store_moved_still_trains(store: S3Store, tm
     """The dataset was checked into the claim the namespace had; the model goes to the bucket it has now."""
     from mlops_operator.api.dataset import DatasetSpec
     from mlops_operator.data.check import run_check
-    from mlops_operator.trainer.train import run_training
+    from support import run_training_of
 
     claim = ArtifactStore.from_uri("pvc://mlops-artifacts", str(tmp_path))
     ds = run_check(DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}}), namespace="ns",
@@ -204,5 +204,5 @@ def test_a_version_pinned_before_the_store_moved_still_trains(store: S3Store, tm
                            "target": "target"},
                "spec": {"datasetRef": {"name": "iris"},
                         "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression"}}}  # fmt: skip
-    result = run_training(request, store, snapshots=claim)
-    assert result["ok"] and result["modelUri"].startswith(store.root_uri)
+    result = run_training_of(request, store, snapshots=claim)
+    assert result.ok and result.model_uri.startswith(store.root_uri)

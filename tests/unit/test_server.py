@@ -165,13 +165,13 @@ def served(tmp_path_factory) -> Iterator[tuple[str, str]]:
     from mlops_operator.api.dataset import DatasetSpec
     from mlops_operator.data.check import run_check
     from mlops_operator.storage import ArtifactStore
-    from mlops_operator.trainer.train import run_training
+    from support import run_training_of
 
     root = tmp_path_factory.mktemp("store")
     store = ArtifactStore.from_uri(f"file://{root}")
     spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
     ds = run_check(spec, namespace="ns", name="iris", store=store, input_dir=root)
-    result = run_training(
+    result = run_training_of(
         {"namespace": "ns", "run": "iris-v1",
          "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"], "target": "target"},
          "spec": {"datasetRef": {"name": "iris"},
@@ -185,8 +185,8 @@ def served(tmp_path_factory) -> Iterator[tuple[str, str]]:
     key = root / "receipt-key"
     key.write_bytes(os.urandom(32))
     process = subprocess.Popen(
-        [str(REPO / ".venv/bin/mlops-operator"), "serve", "--model-uri", result["modelUri"], "--sha256",
-         result["sha256"], "--host", "127.0.0.1", "--port", str(port), "--max-batch-delay-ms", "20",
+        [str(REPO / ".venv/bin/mlops-operator"), "serve", "--model-uri", result.model_uri, "--sha256",
+         result.sha256, "--host", "127.0.0.1", "--port", str(port), "--max-batch-delay-ms", "20",
          f"--receipt-key-file={key}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -200,7 +200,7 @@ def served(tmp_path_factory) -> Iterator[tuple[str, str]]:
 
     wait_for(ready, timeout=30, what="the server to be ready")
     assert process.poll() is None, process.stdout.read()
-    yield url, result["modelUri"]
+    yield url, result.model_uri
     process.terminate()
     process.wait(timeout=10)
 

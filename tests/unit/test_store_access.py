@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from mlops_operator.api.trainingrun import TrainingRunSpec
+from mlops_operator.api.trainingrun import DatasetPin, TrainingRunSpec
 from mlops_operator.config import STORE_ANNOTATION, OperatorConfig
 from mlops_operator.controllers.cache import ObjectCache
 from mlops_operator.controllers.watches import objects_to_wake
@@ -68,7 +68,7 @@ def test_a_training_job_on_object_storage_has_no_artifact_volume() -> None:
         uid="u",
         spec=RUN,
         config=S3,
-        dataset={"name": "iris", "version": "v", "snapshotUri": "s3://x/y", "target": "t"},
+        dataset=DatasetPin.model_validate({"name": "iris", "version": "v", "snapshotUri": "s3://x/y", "target": "t"}),
     )
     pod = job["spec"]["template"]["spec"]
     assert [v["name"] for v in pod["volumes"]] == ["tmp"]
@@ -160,7 +160,7 @@ def test_a_training_job_reads_its_snapshot_from_the_store_it_is_in(snapshot, con
         uid="u",
         spec=RUN,
         config=config,
-        dataset={"name": "iris", "version": "v", "snapshotUri": snapshot, "target": "t"},
+        dataset=DatasetPin.model_validate({"name": "iris", "version": "v", "snapshotUri": snapshot, "target": "t"}),
     )
     pod = job["spec"]["template"]["spec"]
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}

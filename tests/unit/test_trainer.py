@@ -21,7 +21,7 @@ from mlops_operator.trainer.modelio import (
     sha256_hex,
 )
 from mlops_operator.trainer.pipeline import PermanentTrainingError, allowed_class, build_pipeline
-from mlops_operator.trainer.train import run_training
+from support import run_training_of
 
 ESTIMATOR_FOR = {
     "iris": "sklearn.linear_model.LogisticRegression",
@@ -52,45 +52,45 @@ def _request(dataset: dict, estimator: str, **model) -> dict:
 @pytest.mark.parametrize("name", sorted(ESTIMATOR_FOR))
 def test_trainer_on_each_builtin_dataset(tmp_path: pathlib.Path, name: str) -> None:
     store = ArtifactStore.from_uri(f"file://{tmp_path}")
-    result = run_training(_request(_dataset(store, name), ESTIMATOR_FOR[name]), store)
+    result = run_training_of(_request(_dataset(store, name), ESTIMATOR_FOR[name]), store)
     expected = (
         {"rmse", "mae", "r2"} if name == "diabetes" else {"accuracy", "precision_macro", "recall_macro", "f1_macro"}
     )
-    assert expected <= set(result["metrics"])
-    model_dir = store.path(result["modelUri"])
+    assert expected <= set(result.metrics)
+    model_dir = store.path(result.model_uri)
     metadata = json.loads((model_dir / "metadata.json").read_text())
     data = (model_dir / "model.skops").read_bytes()
     manifest = json.loads((model_dir / "MANIFEST.json").read_bytes())
-    assert sha256_hex((model_dir / "MANIFEST.json").read_bytes()) == result["sha256"]
+    assert sha256_hex((model_dir / "MANIFEST.json").read_bytes()) == result.sha256
     calibration = {"calibration.json"} if metadata["calibrated"] else set()  # optional: see test_calibration.py
     assert set(manifest["files"]) == {"model.skops", "metadata.json", "profile.json"} | calibration
     for file, digest in manifest["files"].items():
         assert sha256_hex((model_dir / file).read_bytes()) == digest
     assert metadata["sha256"] == sha256_hex(data)
-    assert read_model_files(model_dir, expected_sha256=result["sha256"]).covered
+    assert read_model_files(model_dir, expected_sha256=result.sha256).covered
     assert metadata["dataset"]["version"].startswith("sha256:")
     assert metadata["features"] and "target" not in metadata["features"]
     model = load_model(data, expected_sha256=metadata["sha256"])
     assert model.predict(np.zeros((1, len(metadata["features"])))).shape == (1,)
     if name != "diabetes":
-        assert result["metrics"]["accuracy"] > 0.7
+        assert result.metrics["accuracy"] > 0.7
 
 
 def test_a_stored_model_version_is_never_overwritten(tmp_path: pathlib.Path) -> None:
     store = ArtifactStore.from_uri(f"file://{tmp_path}")
     dataset = _dataset(store, "iris")
-    first = run_training(_request(dataset, "sklearn.linear_model.LogisticRegression"), store)
-    again = run_training(_request(dataset, "sklearn.dummy.DummyClassifier"), store)
-    assert again["sha256"] == first["sha256"]
+    first = run_training_of(_request(dataset, "sklearn.linear_model.LogisticRegression"), store)
+    again = run_training_of(_request(dataset, "sklearn.dummy.DummyClassifier"), store)
+    assert again.sha256 == first.sha256
 
 
 def test_bad_params_are_a_permanent_error(tmp_path: pathlib.Path) -> None:
     store = ArtifactStore.from_uri(f"file://{tmp_path}")
     dataset = _dataset(store, "iris")
     with pytest.raises(PermanentTrainingError, match="'C' parameter"):
-        run_training(_request(dataset, "sklearn.linear_model.LogisticRegression", params={"C": -1}), store)
+        run_training_of(_request(dataset, "sklearn.linear_model.LogisticRegression", params={"C": -1}), store)
     with pytest.raises(PermanentTrainingError, match="invalid parameters"):
-        run_training(_request(dataset, "sklearn.svm.SVC", params={"no_such_param": 1}), store)
+        run_training_of(_request(dataset, "sklearn.svm.SVC", params={"no_such_param": 1}), store)
 
 
 def test_only_allow_listed_classes_are_importable() -> None:
@@ -148,8 +148,8 @@ def test_metric_computation_on_known_predictions() -> None:
 def stored_iris(tmp_path_factory) -> tuple[pathlib.Path, str]:
     """A trained iris model directory and the sha256 the TrainingRun records for it."""
     store = ArtifactStore.from_uri(f"file://{tmp_path_factory.mktemp('store')}")
-    result = run_training(_request(_dataset(store, "iris"), "sklearn.linear_model.LogisticRegression"), store)
-    return store.path(result["modelUri"]), result["sha256"]
+    result = run_training_of(_request(_dataset(store, "iris"), "sklearn.linear_model.LogisticRegression"), store)
+    return store.path(result.model_uri), result.sha256
 
 
 def _copy(directory: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
@@ -166,9 +166,9 @@ def test_the_recorded_sha256_covers_every_file_the_server_loads(stored_iris) -> 
     assert loaded.features == json.loads((directory / "metadata.json").read_text())["features"]
     assert profile == json.loads((directory / "profile.json").read_text()) and profile["features"]
     store = ArtifactStore.from_uri(f"file://{directory.parents[3]}")  # <root>/models/ns/m/iris-run
-    retried = run_training(_request({"name": "iris", "version": "-", "snapshotUri": "-", "target": "target"},
+    retried = run_training_of(_request({"name": "iris", "version": "-", "snapshotUri": "-", "target": "target"},
                                     "sklearn.dummy.DummyClassifier"), store)  # fmt: skip
-    assert retried["sha256"] == sha256  # a retried pod reports what is stored
+    assert retried.sha256 == sha256  # a retried pod reports what is stored
 
 
 @pytest.mark.parametrize(

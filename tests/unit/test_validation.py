@@ -27,7 +27,7 @@ from mlops_operator.api.common import (
 )
 from mlops_operator.api.dataset import DatasetSpec, DatasetStatus
 from mlops_operator.api.modeldeployment import DEFAULT_METRIC_NAMES, ModelDeploymentSpec
-from mlops_operator.api.trainingrun import PARAMS_MAX_BYTES, TrainingRunSpec
+from mlops_operator.api.trainingrun import PARAMS_MAX_BYTES, DatasetPin, TrainingRunSpec
 from mlops_operator.config import OperatorConfig
 from mlops_operator.controllers import dataset as dataset_controller
 from mlops_operator.controllers.contract import Observed, parse_spec
@@ -305,7 +305,7 @@ def test_sane_resources_are_accepted() -> None:
                               "hugepages-2Mi": "64Mi"},
                  "limits": {"cpu": 2, "memory": "1Gi", "nvidia.com/gpu": 1}}  # fmt: skip
     spec = accepted(TrainingRunSpec, {**TR, "resources": resources})
-    assert desired_training_job(name="r", namespace="ml", uid="u", spec=spec, dataset={},
+    assert desired_training_job(name="r", namespace="ml", uid="u", spec=spec, dataset=DatasetPin(name="d", version="v"),
                                 config=OperatorConfig())["spec"]["template"]["spec"]["containers"][0][
         "resources"] == resources  # fmt: skip
 
@@ -383,7 +383,14 @@ def test_an_oversized_request_is_refused_before_the_job_exists() -> None:
         update={"model": TrainingRunSpec.model_validate(TR).model.model_copy(update={"params": {"x": "y" * 200_000}})}
     )
     with pytest.raises(RequestTooLarge):
-        desired_training_job(name="r", namespace="ml", uid="u", spec=unchecked, dataset={}, config=OperatorConfig())
+        desired_training_job(
+            name="r",
+            namespace="ml",
+            uid="u",
+            spec=unchecked,
+            dataset=DatasetPin(name="d", version="v"),
+            config=OperatorConfig(),
+        )
 
 
 def test_the_largest_specs_the_models_accept_fit_in_the_jobs_environment() -> None:
@@ -398,7 +405,7 @@ def test_the_largest_specs_the_models_accept_fit_in_the_jobs_environment() -> No
     run = accepted(TrainingRunSpec, body)
     pin = {"name": "d" * 63, "version": "sha256:" + "0" * 64, "snapshotUri": "x" * 400, "target": "t" * 253}
     job = desired_training_job(name="r" * TRAINING_RUN_NAME.max_length, namespace="n" * 63, uid="u", spec=run,
-                               dataset=pin, config=OperatorConfig())  # fmt: skip
+                               dataset=DatasetPin.model_validate(pin), config=OperatorConfig())  # fmt: skip
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert len(f"MLOPS_REQUEST={env['MLOPS_REQUEST']}".encode()) < JOB_ENV_VALUE_MAX_BYTES
 

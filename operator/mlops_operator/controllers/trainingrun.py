@@ -21,7 +21,7 @@ from ..api.clock import parse_time, seconds_between, utc_now
 from ..api.common import Condition
 from ..api.dataset import DatasetStatus
 from ..api.reasons import ConditionStatus, Decision, EventReason, Reason, TrainingPhase
-from ..api.trainingrun import ChampionScores, DatasetPin, ModelArtifact, TrainingRunSpec, TrainingRunStatus
+from ..api.trainingrun import DatasetPin, ModelArtifact, TrainingRunSpec, TrainingRunStatus
 from ..config import OperatorConfig
 from ..registry import APPROVED_ANNOTATION, MODEL_LABEL, PROMOTED_LABEL
 from ..registry.promotion import (
@@ -41,6 +41,7 @@ from ..resources.jobs import (
     latest_result,
     pod_cannot_start,
 )
+from ..resources.results import ChampionRef, TrainingResult, read_training_result
 from ..storage import model_prefix
 from .cache import CACHE
 from .contract import Events, Observed, Outcome, plain_status
@@ -99,7 +100,7 @@ def training_outcome(
     status: TrainingRunStatus,
     *,
     finished: str | None,
-    result: dict[str, Any] | None,
+    result: TrainingResult | None,
     job_reason: str,
     run: str,
     model_key: str,
@@ -115,56 +116,51 @@ def training_outcome(
     if finished is None:
         return status.model_copy(update={"phase": TrainingPhase.RUNNING, "reason": Reason.JOB_RUNNING,
                                          "message": f"Job {status.job_name} is training"})  # fmt: skip
-    if finished == "Complete" and result and result.get("ok"):
+    if finished == "Complete" and result is not None and result.ok:
         refused = unattributed_result(result, model_key=model_key)
         if refused:
             return _fail(status, reason=Reason.UNATTRIBUTED_RESULT, message=refused, now=now)
-        metrics = {name: float(value) for name, value in (result.get("metrics") or {}).items()}
-        primary = result.get("primaryMetric")
+        assert result.model_uri is not None and result.sha256 is not None  # a passed result names them
+        metrics, primary = dict(result.metrics), result.primary_metric
         started = status.started_at or now
         return status.model_copy(
             update={
                 "phase": TrainingPhase.SUCCEEDED,
                 "reason": Reason.JOB_SUCCEEDED,
-                "message": f"model stored at {result['modelUri']}",
+                "message": f"model stored at {result.model_uri}",
                 "completed_at": now,
                 "duration_seconds": round(seconds_between(started, now), 1),
                 "metrics": metrics,
                 "primary_metric": primary,
                 "primary_value": f"{metrics[primary]:.4f}" if primary in metrics else None,
-                "test_rows": result.get("testRows"),
-                "champion_scores": ChampionScores.model_validate(result["champion"])
-                if result.get("champion")
-                else None,
+                "test_rows": result.test_rows,
+                "champion_scores": result.champion,
                 "model": ModelArtifact(
-                    uri=result["modelUri"],
-                    sha256=result["sha256"],
+                    uri=result.model_uri,
+                    sha256=result.sha256,
                     version=run,
-                    calibrated=bool(result.get("calibrated")),
-                    signature_sha256=result.get("signatureSha256"),
-                    feature_count=result.get("featureCount"),
+                    calibrated=result.calibrated,
+                    signature_sha256=result.signature_sha256,
+                    feature_count=result.feature_count,
                 ),  # fmt: skip
             }
         )
+    if result is not None and result.reason == Reason.UNATTRIBUTED_RESULT:  # a success that is no evidence
+        return _fail(status, reason=result.reason, message=result.message, now=now)
     if job_reason == "DeadlineExceeded":
         message = f"training exceeded activeDeadlineSeconds={spec.active_deadline_seconds}"
         return _fail(status, reason=Reason.DEADLINE_EXCEEDED, message=message, now=now)
-    said = (result or {}).get("message") or f"the Job failed ({job_reason or 'no result'})"
-    reason = (result or {}).get("reason") or Reason.JOB_FAILED  # e.g. ArtifactStoreAccessDenied
+    said = (result.message if result else "") or f"the Job failed ({job_reason or 'no result'})"
+    reason = (result.reason if result else None) or Reason.JOB_FAILED  # e.g. ArtifactStoreAccessDenied
     return _fail(status, reason=reason, message=f"after {status.attempts} attempt(s): {said}", now=now)
 
 
-def unattributed_result(result: dict[str, Any], *, model_key: str) -> str | None:
-    """Why a successful result cannot be this run's (a model stored elsewhere, a checksum that is not
-    one, metrics that are not numbers); None when it can."""
-    uri, sha256 = str(result.get("modelUri") or ""), str(result.get("sha256") or "")
+def unattributed_result(result: TrainingResult, *, model_key: str) -> str | None:
+    """Why a successful result cannot be this run's (a model stored elsewhere); None when it can. (A
+    checksum that is no sha256 or figures that are no numbers never read as a success: read_training_result.)"""
+    uri = result.model_uri or ""
     if not uri.endswith("/" + model_key):
         return f"the Job reported the model {uri or '(none)'}, not the version this run writes (…/{model_key})"
-    if len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
-        return f"the Job reported {sha256[:80]!r} as the model's sha256, which is not a sha256 digest"
-    metrics = result.get("metrics")
-    if not isinstance(metrics, dict) or not all(isinstance(v, int | float) for v in metrics.values()):
-        return "the Job reported metrics that are not numbers"
     return None
 
 
@@ -202,12 +198,13 @@ def wire(status: TrainingRunStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _job_result(job: dict[str, Any], namespace: str) -> tuple[str | None, dict[str, Any] | None, str]:
+def _job_result(job: dict[str, Any], namespace: str) -> tuple[str | None, TrainingResult | None, str]:
     """(Complete | Failed | None, the trainer's result, the Job's failure reason)."""
     finished = job_finished(job)
     if finished is None:
         return None, None, ""
-    return finished["type"], latest_result(job_pods(namespace, job)), finished.get("reason") or ""
+    raw = latest_result(job_pods(namespace, job))
+    return finished["type"], read_training_result(raw), finished.get("reason") or ""
 
 
 def _observe_dataset(namespace: str, name: str) -> tuple[DatasetStatus | None, str]:
@@ -257,9 +254,9 @@ def progress_training(
             namespace=namespace,
             uid=observed.uid,
             spec=spec,
-            dataset=status.dataset.model_dump(mode="json", by_alias=True, exclude_none=True),
+            dataset=status.dataset,
             config=namespace_config(namespace)[0],
-            champion={"name": champion.name, "modelUri": champion.model_uri, "sha256": champion.sha256}
+            champion=ChampionRef(name=champion.name, model_uri=champion.model_uri, sha256=champion.sha256)
             if champion and champion.model_uri
             else None,
         )

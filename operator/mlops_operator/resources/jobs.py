@@ -21,9 +21,9 @@ from ..api import API_VERSION
 from ..api.clock import parse_time
 from ..api.common import JOB_ENV_VALUE_MAX_BYTES, job_wire
 from ..api.dataset import DatasetSpec
-from ..api.trainingrun import TrainingRunSpec
+from ..api.trainingrun import DatasetPin, TrainingRunSpec
 from ..config import S3_SOURCE_ENV_PREFIX, OperatorConfig
-from .results import parse_termination_message
+from .results import ChampionRef, TrainingRequest, parse_termination_message
 from .store import snapshot_store_access, store_access
 
 JOB_CONTAINER = "main"
@@ -184,17 +184,16 @@ def desired_training_job(
     namespace: str,
     uid: str,
     spec: TrainingRunSpec,
-    dataset: dict[str, str],
+    dataset: DatasetPin,
     config: OperatorConfig,
-    champion: dict[str, str] | None = None,
+    champion: ChampionRef | None = None,
 ) -> dict[str, Any]:
-    """The Job that trains TrainingRun `name` on the pinned `dataset` ({name, version, snapshotUri, target});
-    with `champion` ({name, modelUri, sha256}) it also scores that model on its held-out rows."""
+    """The Job that trains TrainingRun `name` on the pinned `dataset`; with `champion` it also scores that
+    model on its held-out rows."""
     store = store_access(config, read_only=False)
-    snapshots = snapshot_store_access(dataset.get("snapshotUri", ""), config)
-    request = {"namespace": namespace, "run": name, "runUid": uid, "spec": job_wire(spec), "dataset": dataset}
-    if champion:
-        request["champion"] = champion
+    snapshots = snapshot_store_access(dataset.snapshot_uri, config)
+    request = TrainingRequest(namespace=namespace, run=name, run_uid=uid, spec=spec, dataset=dataset,
+                              champion=champion).wire()  # fmt: skip
     resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
     return _job(
         name=child_name(name, "train"),

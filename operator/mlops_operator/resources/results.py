@@ -17,25 +17,30 @@ parts that grow with the data stay in the store, named by URI and digest:
   behind `status.profileRef`, checked by `status.profileSha256`, counted by `status.columnCount`. The
   names also travel inline (`columns`, then `status.columns`) while the whole envelope still fits:
   they are the part dropped first.
-- a training reports its metrics (a fixed set of names), the model's URI and sha256 and a few
-  scalars: nothing grows with the columns (the model's features are in its metadata.json, in the store).
+- a training (`TrainingResult`) reports its metrics (a fixed set of names), the model's URI and sha256
+  and a few scalars: nothing grows with the columns (the model's features are in its metadata.json, in
+  the store).
 
 `termination_message` is the one writer (cli.py runs it for every Job): whatever it is given, the
 text is a JSON object of at most TERMINATION_MESSAGE_MAX_BYTES. Optional parts are dropped, then the
 message is shortened; a result that still does not fit becomes a failure that says so
 (ResultTooLarge), never cut-off text. `parse_termination_message` is the one reader of the text
-(resources.jobs.termination_result) and `read_check_result` the one reader of a check's envelope.
+(resources.jobs.termination_result), `read_check_result` the one reader of a check's envelope and
+`read_training_result` of a training's.
+
+What the operator asks of a training Job travels the other way, in its environment: `TrainingRequest`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, Strict, ValidationError, model_validator
 
 from ..api.common import Sha256Hex, Sha256Version, StatusModel
 from ..api.reasons import Reason
+from ..api.trainingrun import ChampionScores, DatasetPin, TrainingRunSpec
 
 # The kubelet keeps this much of a container's termination message (MaxContainerTerminationMessageLength).
 TERMINATION_MESSAGE_MAX_BYTES = 4 * 1024
@@ -80,6 +85,51 @@ class CheckResult(JobResult):
             elif self.column_count != len(self.columns):
                 raise ValueError(f"columnCount is {self.column_count} but columns lists {len(self.columns)}")
         return self
+
+
+class TrainingResult(JobResult):
+    """What a training Job reports (trainer.train.run_training): where it stored the model, and the evidence
+    the promotion decides on. A passed training names its model; the figures are numbers, never text."""
+
+    metrics: dict[str, Annotated[float, Strict()]] = Field(default_factory=dict, description="Held-out metrics.")
+    model_uri: str | None = Field(default=None, description="Where the version is stored.")
+    sha256: Sha256Hex | None = Field(default=None, description="sha256 of its MANIFEST.json.")
+    fit_seconds: float | None = Field(default=None, ge=0, description="How long the fit took.")
+    calibrated: bool = Field(default=False, description="Whether it stored a calibration of its estimate.")
+    primary_metric: str | None = Field(default=None, description="The metric that names the model's quality.")
+    signature_sha256: str | None = Field(default=None, description="Digest of its input signature.")
+    feature_count: int | None = Field(default=None, ge=0, description="Feature columns it takes.")
+    test_rows: int | None = Field(default=None, ge=0, description="Held-out rows it was scored on.")
+    champion: ChampionScores | None = Field(default=None, description="The champion scored on the same rows.")
+
+    @model_validator(mode="after")
+    def _a_passed_training_names_its_model(self) -> TrainingResult:
+        if self.ok and (not self.model_uri or self.sha256 is None):
+            raise ValueError("a passed training must name its modelUri and sha256")
+        return self
+
+
+class ChampionRef(StatusModel):
+    """The champion a training also scores on its held-out rows (beatChampion compares on the same rows)."""
+
+    name: str = Field(description="The champion's TrainingRun.")
+    model_uri: str = Field(description="Where its version is stored.")
+    sha256: str = Field(description="sha256 of its MANIFEST.json, checked before it is loaded.")
+
+
+class TrainingRequest(StatusModel):
+    """What the operator asks of a training Job (resources.jobs.desired_training_job, in MLOPS_REQUEST)."""
+
+    namespace: str = Field(description="The TrainingRun's namespace.")
+    run: str = Field(description="The TrainingRun: the version's name.")
+    run_uid: str | None = Field(default=None, description="Its uid: the store key of what it trains.")
+    spec: TrainingRunSpec = Field(description="The TrainingRun's spec.")
+    dataset: DatasetPin = Field(description="The dataset version pinned, and where its snapshot is.")
+    champion: ChampionRef | None = Field(default=None, description="The champion to score beside it.")
+
+    def wire(self) -> dict[str, Any]:
+        """JSON-ready, camelCase, unset optional fields left out (the Job parses it with this model)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _encoded(wire: dict[str, Any]) -> bytes:
@@ -165,3 +215,28 @@ def read_check_result(raw: dict[str, Any] | None) -> CheckResult | None:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'result'}: {p['msg']}" for p in error.errors())
         return CheckResult(ok=False, reason=Reason.RESULT_UNREADABLE, message=f"the check's result: {problems}"[:1500])
+
+
+def read_training_result(raw: dict[str, Any] | None) -> TrainingResult | None:
+    """A training Job's result as the typed envelope (None: it left none). A result that claims success
+    but does not fit the envelope (a checksum that is no sha256, figures that are not numbers) is no
+    evidence of this run: a failure, UnattributedResult, saying what was reported. Anything else that
+    does not fit is a failure, ResultUnreadable."""
+    if raw is None:
+        return None
+    try:
+        return TrainingResult.model_validate(raw)
+    except ValidationError as error:
+        wrong = {str(p["loc"][0]) for p in error.errors() if p["loc"]}
+        if raw.get("ok") is True and "sha256" in wrong:
+            said = (
+                f"the Job reported {str(raw.get('sha256'))[:80]!r} as the model's sha256, which is not a sha256 digest"
+            )
+            return TrainingResult(ok=False, reason=Reason.UNATTRIBUTED_RESULT, message=said)
+        if raw.get("ok") is True and "metrics" in wrong:
+            said = "the Job reported metrics that are not numbers"
+            return TrainingResult(ok=False, reason=Reason.UNATTRIBUTED_RESULT, message=said)
+        problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'result'}: {p['msg']}" for p in error.errors())
+        return TrainingResult(
+            ok=False, reason=Reason.RESULT_UNREADABLE, message=f"the training's result: {problems}"[:1500]
+        )

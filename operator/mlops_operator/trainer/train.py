@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..api.estimators import task_of
-from ..api.trainingrun import TrainingRunSpec
+from ..api.trainingrun import ChampionScores
 from ..data.table import TableError, parse_csv
+from ..resources.results import ChampionRef, TrainingRequest, TrainingResult
 from ..storage import ArtifactStore, StoreError, model_prefix
 from .calibration import fit_calibration, prediction_confidence
 from .metrics import evaluate
@@ -60,22 +61,21 @@ def load_dataset(store: ArtifactStore, *, snapshot_uri: str, version: str, targe
 
 
 def run_training(
-    request: dict[str, Any], store: ArtifactStore, *, snapshots: ArtifactStore | None = None
-) -> dict[str, Any]:
+    request: TrainingRequest, store: ArtifactStore, *, snapshots: ArtifactStore | None = None
+) -> TrainingResult:
     """Train on the pinned dataset version and store the model in `store`. The snapshot is read from
     `snapshots` when it lives in another store (one the namespace used before it moved)."""
     snapshots = snapshots or store
-    spec = TrainingRunSpec.model_validate(request["spec"])
+    spec, dataset = request.spec, request.dataset
     task = task_of(spec.model.estimator)
-    dataset = request["dataset"]
-    prefix = model_prefix(request["namespace"], spec.model.name, request["run"], request.get("runUid"))
+    prefix = model_prefix(request.namespace, spec.model.name, request.run, request.run_uid)
     if store.has_version(prefix):  # a retried pod of this run (same uid) after the model was stored: report it
         return _stored_result(store, prefix, task)
 
     from sklearn.model_selection import train_test_split
 
     x, y, features = load_dataset(
-        snapshots, snapshot_uri=dataset["snapshotUri"], version=dataset["version"], target=dataset["target"], task=task
+        snapshots, snapshot_uri=dataset.snapshot_uri, version=dataset.version, target=dataset.target, task=task
     )
     stratify = None
     if task == "classification":
@@ -97,7 +97,7 @@ def run_training(
         raise PermanentTrainingError(f"fit failed: {type(error).__name__}: {error}") from None
     fit_seconds = round(time.monotonic() - started, 3)
     metrics = evaluate(pipeline, x_test, y_test, task=task, wanted=list(spec.evaluation.metrics))
-    champion = score_champion(request.get("champion"), store, x_test, y_test, task=task,
+    champion = score_champion(request.champion, store, x_test, y_test, task=task,
                               wanted=list(spec.evaluation.metrics))  # fmt: skip
     calibration = held_out_calibration(pipeline, x_test, y_test) if task == "classification" else None
     model_bytes = dump_model(pipeline)
@@ -106,9 +106,9 @@ def run_training(
 
     metadata = {
         "model": spec.model.name,
-        "version": request["run"],
-        "trainingRunUid": request.get("runUid"),
-        "namespace": request["namespace"],
+        "version": request.run,
+        "trainingRunUid": request.run_uid,
+        "namespace": request.namespace,
         "sha256": sha256_hex(model_bytes),
         "format": "skops",
         "sklearnVersion": sklearn.__version__,
@@ -116,7 +116,7 @@ def run_training(
         "params": spec.model.params,
         "preprocessing": list(spec.model.preprocessing),
         "task": task,
-        "dataset": {"name": dataset["name"], "version": dataset["version"], "uri": dataset["snapshotUri"]},
+        "dataset": {"name": dataset.name, "version": dataset.version, "uri": dataset.snapshot_uri},
         "features": features,
         "inputSignature": input_signature(features, x_train),
         "classes": [c.item() if hasattr(c, "item") else c for c in getattr(pipeline, "classes_", [])],
@@ -125,11 +125,11 @@ def run_training(
         "testRows": len(y_test),
         "fitSeconds": fit_seconds,
         "calibrated": calibration is not None,
-        **({"champion": champion} if champion else {}),
+        **({"champion": champion.model_dump(mode="json", by_alias=True, exclude_none=True)} if champion else {}),
         "createdAt": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
     files = {MODEL_FILE: model_bytes, METADATA_FILE: json.dumps(metadata, indent=1).encode()}
-    profile = _dataset_profile(snapshots, dataset["snapshotUri"])
+    profile = _dataset_profile(snapshots, dataset.snapshot_uri)
     if profile is not None:
         files[PROFILE_FILE] = profile
     if calibration is not None:
@@ -164,28 +164,28 @@ def _dataset_profile(store: ArtifactStore, snapshot_uri: str) -> bytes | None:
 
 
 def score_champion(
-    champion: dict[str, Any] | None, store: ArtifactStore, x_test: np.ndarray, y_test: np.ndarray, *, task: str,
+    champion: ChampionRef | None, store: ArtifactStore, x_test: np.ndarray, y_test: np.ndarray, *, task: str,
     wanted: list[str],
-) -> dict[str, Any] | None:  # fmt: skip
+) -> ChampionScores | None:  # fmt: skip
     """The champion's metrics on this run's held-out rows, so that `beatChampion` compares the two models on
     the same rows whatever data the champion was trained and scored on; or why it could not be scored (the
-    operator then has no comparable evidence). `champion`: {name, modelUri, sha256} as the operator saw it."""
-    if not champion:
+    operator then has no comparable evidence). `champion`: the model as the operator saw it."""
+    if champion is None:
         return None
     import tempfile
 
-    name = champion.get("name", "?")
     try:
         with tempfile.TemporaryDirectory(dir="/tmp" if pathlib.Path("/tmp").is_dir() else None) as scratch:
-            directory = store.local_version(champion["modelUri"], pathlib.Path(scratch))
-            files = read_model_files(directory, expected_sha256=champion["sha256"])
+            directory = store.local_version(champion.model_uri, pathlib.Path(scratch))
+            files = read_model_files(directory, expected_sha256=champion.sha256)
             model = load_model(files[MODEL_FILE], expected_sha256=sha256_hex(files[MODEL_FILE]))
         taken = getattr(model, "n_features_in_", x_test.shape[1])
         if taken != x_test.shape[1]:
-            return {"name": name, "error": f"it takes {taken} features, this run's rows have {x_test.shape[1]}"}
-        return {"name": name, "metrics": evaluate(model, x_test, y_test, task=task, wanted=wanted)}
+            wrong = f"it takes {taken} features, this run's rows have {x_test.shape[1]}"
+            return ChampionScores(name=champion.name, error=wrong)
+        return ChampionScores(name=champion.name, metrics=evaluate(model, x_test, y_test, task=task, wanted=wanted))
     except Exception as error:  # any failure is missing evidence, reported, never a failed training
-        return {"name": name, "error": f"{type(error).__name__}: {str(error)[:300]}"}
+        return ChampionScores(name=champion.name, error=f"{type(error).__name__}: {str(error)[:300]}")
 
 
 def input_signature(features: list[str], x: np.ndarray) -> dict[str, Any]:
@@ -199,7 +199,7 @@ def signature_sha256(signature: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(signature, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _stored_result(store: ArtifactStore, prefix: str, task: str) -> dict[str, Any]:
+def _stored_result(store: ArtifactStore, prefix: str, task: str) -> TrainingResult:
     metadata = json.loads(store.read(store.uri(f"{prefix}/{METADATA_FILE}")))
     try:
         sha256 = sha256_hex(store.read(store.uri(f"{prefix}/{MANIFEST}")))
@@ -208,20 +208,20 @@ def _stored_result(store: ArtifactStore, prefix: str, task: str) -> dict[str, An
             raise
         # a version stored before MANIFEST.json: its checksum is model.skops's own, as it was recorded then
         sha256 = metadata["sha256"]
-    return {
-        "ok": True,
-        "metrics": metadata["metrics"],
-        "modelUri": store.uri(prefix),
-        "sha256": sha256,
-        "fitSeconds": metadata["fitSeconds"],
-        "calibrated": bool(metadata.get("calibrated", False)),  # versions stored before calibration have none
-        "primaryMetric": PRIMARY_METRIC[task],
+    return TrainingResult(
+        ok=True,
+        metrics=metadata["metrics"],
+        model_uri=store.uri(prefix),
+        sha256=sha256,
+        fit_seconds=metadata["fitSeconds"],
+        calibrated=bool(metadata.get("calibrated", False)),  # versions stored before calibration have none
+        primary_metric=PRIMARY_METRIC[task],
         # versions stored before the signature: their features, as float64 (the only type trained on)
-        "signatureSha256": signature_sha256(
+        signature_sha256=signature_sha256(
             metadata.get("inputSignature")
             or {"features": metadata["features"], "types": ["float64"] * len(metadata["features"])}
         ),
-        "featureCount": len(metadata["features"]),
-        "testRows": metadata.get("testRows"),
-        **({"champion": metadata["champion"]} if metadata.get("champion") else {}),
-    }
+        feature_count=len(metadata["features"]),
+        test_rows=metadata.get("testRows"),
+        champion=ChampionScores.model_validate(metadata["champion"]) if metadata.get("champion") else None,
+    )
