@@ -352,8 +352,10 @@ class Rollout:
         import datetime as dt
 
         from mlops_operator.api.modeldeployment import ModelDeploymentStatus
+        from mlops_operator.config import OperatorConfig
         from mlops_operator.controllers.modeldeployment import deployment_conditions
-        from mlops_operator.rollout.canary import Observation, Target, next_rollout, replica_split
+        from mlops_operator.resources.serving import plan_serving
+        from mlops_operator.rollout.canary import Observation, Target, next_rollout, variant_replicas
 
         observation = Observation(
             now=self.start + dt.timedelta(seconds=seconds),
@@ -365,14 +367,18 @@ class Rollout:
         )
         decision = next_rollout(self.spec, ModelDeploymentStatus.model_validate(self.status), observation)
         status = decision.status
-        if status.stable:  # what apply_serving records after applying the Deployments
+        if status.stable:  # what apply_serving records after applying the plan (no pod left over to hold)
             canary, stable = status.canary, status.stable
-            stable_replicas, canary_replicas = replica_split(self.spec.replicas, decision.canary_weight)
-            achieved = round(100 * canary_replicas / max(stable_replicas + canary_replicas, 1)) if canary else 0
-            stable.replicas, stable.weight = stable_replicas, 100 - achieved
-            stable.ready_replicas = stable_replicas if ready_stable is None else ready_stable
+            plan = plan_serving(self.spec, md="iris", uid="u", namespace="ml", model="iris", stable=stable,
+                                canary=canary, wanted=variant_replicas(self.spec.replicas, decision.canary_weight,
+                                                                       gateway=False),
+                                deployments={"stable": None, "canary": None}, config=OperatorConfig(),
+                                receipt_secret=None)  # fmt: skip
+            stable.replicas, stable.weight = plan.stable.replicas, 100 - plan.canary_share
+            stable.ready_replicas = plan.stable.replicas if ready_stable is None else ready_stable
             if canary:
-                canary.replicas, canary.ready_replicas, canary.weight = canary_replicas, ready_canary, achieved
+                canary.replicas, canary.weight = plan.canary.replicas, plan.canary_share
+                canary.ready_replicas = ready_canary
         status.conditions, status.phase = deployment_conditions(status, why=why, generation=1, now=NOW)
         status.observed_generation = 1
         self.status = status.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -272,8 +272,8 @@ STARTED = TrainingRunStatus(job_name="r-train", attempts=2, started_at="2025-12-
     ],
 )  # fmt: skip
 def test_training_outcome(finished, result, job_reason, phase, reason, words) -> None:
-    status = training_outcome(run_spec(), STARTED, finished=finished, result=read_training_result(result), job_reason=job_reason, run="r",
-                              model_key=KEY, now=NOW)  # fmt: skip
+    status = training_outcome(run_spec(), STARTED, finished=finished, result=read_training_result(result),
+                              job_reason=job_reason, run="r", model_key=KEY, now=NOW)  # fmt: skip
     assert (status.phase, status.reason, status.message) == (phase, reason, words)
     assert (status.completed_at is not None) == (phase in ("Succeeded", "Failed"))
     if phase == "Succeeded":

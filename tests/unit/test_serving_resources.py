@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_operator.api.modeldeployment import ModelDeploymentSpec
+from mlops_operator.api.modeldeployment import ModelDeploymentSpec, VersionStatus
 from mlops_operator.config import OperatorConfig
 from mlops_operator.resources.serving import (
     DESIRED_ANNOTATION,
     desired_server_deployment,
     held_replicas,
     is_current,
+    plan_serving,
+    running_version,
     selector_labels,
     with_fingerprint,
 )
@@ -121,6 +123,50 @@ def test_a_change_of_scheduling_is_applied(field: str) -> None:
 def test_capacity_never_drops_while_traffic_moves(wanted, current, ready, applied, situation) -> None:
     total = max(sum(wanted), 1)
     assert held_replicas(wanted=wanted, current=current, ready=ready, total=total) == applied, situation
+
+
+def _watched(body: dict, *, ready: int) -> dict:
+    """A server Deployment as the watch delivers it once its controller has seen it: `ready` pods ready."""
+    replicas = body["spec"]["replicas"]
+    status = {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": ready, "readyReplicas": ready}
+    return {**body, "metadata": {**body["metadata"], "generation": 1}, "status": status}
+
+
+def _plan(*, canary: VersionStatus | None, wanted: tuple[int, int], deployments: dict):
+    spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, "replicas": sum(wanted)})
+    stable = VersionStatus(version="iris-a", model_uri=VERSION["modelUri"], sha256=VERSION["sha256"])
+    where = {"md": "iris", "uid": "u", "namespace": "ml", "model": "iris", "config": OperatorConfig()}
+    return plan_serving(
+        spec, **where, stable=stable, canary=canary, wanted=wanted, deployments=deployments, receipt_secret="k"
+    )
+
+
+def test_the_serving_plan_for_a_canary_step_holds_stable_until_the_canary_is_ready() -> None:
+    b = VersionStatus(version="iris-b", model_uri="pvc://mlops-artifacts/models/ml/iris/iris-b", sha256="2" * 64)
+    settled = {"stable": _watched(deployment(replicas=4), ready=4), "canary": None}
+    plan = _plan(canary=b, wanted=(2, 2), deployments=settled)
+    assert (plan.stable.replicas, plan.canary.replicas, plan.canary_share) == (4, 2, 33)
+    assert running_version(plan.canary.body) == "iris-b" and running_version(plan.stable.body) == "iris-a"
+    assert [s["metadata"]["name"] for s in plan.services] == ["iris-stable", "iris-canary", "iris"]
+
+
+def test_the_serving_plan_after_a_rollback_only_scales_the_canary_down() -> None:
+    """No canary in status, but the canary Deployment still runs the version rolled back: it is scaled
+    (never re-templated, which would restart its pods) as stable's pods come ready, then applied at 0."""
+    rolled_back = deployment(replicas=4, version={**VERSION, "version": "iris-b"}, variant="canary")
+    stable = deployment(replicas=4)
+    plan = _plan(
+        canary=None,
+        wanted=(4, 0),
+        deployments={"stable": _watched(stable, ready=1), "canary": _watched(rolled_back, ready=4)},
+    )
+    assert (plan.stable.replicas, plan.canary.replicas, plan.canary.body, plan.canary_share) == (4, 3, None, 0)
+    whole = _plan(
+        canary=None,
+        wanted=(4, 0),
+        deployments={"stable": _watched(stable, ready=4), "canary": _watched(rolled_back, ready=4)},
+    )
+    assert whole.canary.replicas == 0 and running_version(whole.canary.body) == "iris-a"
 
 
 def test_capture_goes_to_the_namespaces_object_store_with_its_bounds() -> None:

@@ -31,11 +31,10 @@ from ..resources.routing import routed_weight, weight_patch
 from ..resources.serving import (
     capture_plan,
     desired_receipt_key_secret,
-    desired_server_deployment,
-    desired_service,
-    desired_variant_service,
-    held_replicas,
     is_current,
+    plan_serving,
+    ready_replicas_of,
+    replicas_of,
     with_fingerprint,
 )
 from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_queries
@@ -100,19 +99,6 @@ def uncalibrated_versions(namespace: str, versions: set[str]) -> list[str]:
         if model and not model.get("calibrated"):
             found.append(version)
     return found
-
-
-def ready_replicas_of(deployment: dict[str, Any] | None, version: str) -> int:
-    """Ready pods of the Deployment that run `version` (0 while its rollout to that version is unfinished)."""
-    if deployment is None:
-        return 0
-    labels = ((deployment["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
-    s = deployment.get("status") or {}
-    if labels.get("mlops.dev/version") != version[:63]:
-        return 0
-    if (s.get("observedGeneration") or 0) < (deployment["metadata"].get("generation") or 0):
-        return 0
-    return min(s.get("updatedReplicas") or 0, s.get("readyReplicas") or 0)
 
 
 def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, logger: Any) -> Outcome:
@@ -219,71 +205,42 @@ def apply_autoscaling(spec: ModelDeploymentSpec, *, observed: Observed) -> str |
     return autoscaler_summary(apply_child("horizontalpodautoscalers", namespace, desired))
 
 
-def _running_version(deployment: dict[str, Any] | None) -> str | None:
-    """The version label of the pods a server Deployment runs (its template's)."""
-    template = ((deployment or {}).get("spec") or {}).get("template") or {}
-    return ((template.get("metadata") or {}).get("labels") or {}).get("mlops.dev/version")
-
-
-def _replicas(deployment: dict[str, Any] | None) -> int:
-    return int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
-
-
 def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str,
                   weight: int) -> None:  # fmt: skip
-    """Apply the Deployments, the Services and the traffic split; record in status what was achieved.
-
-    Capacity never drops while traffic moves (resources.serving.held_replicas): the variant losing
-    traffic keeps its ready pods until the other has ready pods in their place. After an abort or a
-    rollback the canary Deployment still runs the version that was rolled back: it is only scaled
-    down (not re-templated, which would restart its pods) until it has none.
-    """
+    """Apply the serving plan (resources.serving.plan_serving) and the traffic split; record in status what
+    was achieved."""
     name, namespace = observed.name, observed.namespace
     config, _ = namespace_config(namespace)  # the servers read the store their model's URI names
     canary, stable = status.canary, status.stable
     assert stable is not None
     gateway = spec.traffic_routing.mode == "GatewayAPI"
-    wanted = variant_replicas(spec.replicas, weight, gateway=gateway)
-    capture_args, status.capture = capture_plan(spec, md=name, namespace=namespace, config=config)
-    deployments = {v: CACHE.get("deployments", namespace, child_name(name, v)) for v in ("stable", "canary")}
+    _, status.capture = capture_plan(spec, md=name, namespace=namespace, config=config)
     if status.receipt_key_secret is None:  # once: its name is recorded in status, it is never read back
         key = desired_receipt_key_secret(md=name, uid=observed.uid, key=secrets.token_bytes(32))
         status.receipt_key_secret = kube.create_secret(namespace, key)
-    canary_version = (canary or stable).version
-    draining = canary is None and _running_version(deployments["canary"]) not in (None, stable.version[:63])
-    if draining:  # the canary's pods run a version rolled back: they serve until stable is whole again
-        canary_version = _running_version(deployments["canary"]) or ""
-    stable_replicas, canary_replicas = held_replicas(
-        wanted=wanted,
-        current=(_replicas(deployments["stable"]), _replicas(deployments["canary"])),
-        ready=(ready_replicas_of(deployments["stable"], stable.version),
-               ready_replicas_of(deployments["canary"], canary_version)),
-        total=sum(wanted),
-    )  # fmt: skip
+    deployments = {v: CACHE.get("deployments", namespace, child_name(name, v)) for v in ("stable", "canary")}
+    plan = plan_serving(spec, md=name, uid=observed.uid, namespace=namespace, model=model, stable=stable,
+                        canary=canary, wanted=variant_replicas(spec.replicas, weight, gateway=gateway),
+                        deployments=deployments, config=config, receipt_secret=status.receipt_key_secret)  # fmt: skip
     pods = 0
-    for variant, served, replicas in (("stable", stable, stable_replicas),
-                                      ("canary", canary or stable, canary_replicas)):  # fmt: skip
-        if variant == "canary" and draining and replicas > 0:
-            applied = scale_child(namespace, deployments["canary"], replicas)
+    for planned, served in ((plan.stable, stable), (plan.canary, canary)):
+        if planned.body is None:
+            applied = scale_child(namespace, deployments[planned.variant], planned.replicas)  # type: ignore[arg-type]
         else:
-            version = {"version": served.version, "modelUri": served.model_uri, "sha256": served.sha256}
-            body = desired_server_deployment(md=name, uid=observed.uid, variant=variant, spec=spec, model=model,
-                                             version=version, replicas=replicas, config=config,
-                                             capture_args=capture_args,
-                                             receipt_secret=status.receipt_key_secret)  # fmt: skip
-            applied = apply_child("deployments", namespace, body)
-        ready = int((applied.get("status") or {}).get("readyReplicas") or 0)
+            applied = apply_child("deployments", namespace, planned.body)
         pods += int((applied.get("status") or {}).get("replicas") or 0)
-        if variant == "stable" or canary:
-            served.replicas, served.ready_replicas = replicas, ready
-        apply_child("services", namespace, desired_variant_service(md=name, uid=observed.uid, variant=variant))
-    apply_child("services", namespace, desired_service(md=name, uid=observed.uid, spec=spec))
+        if served is not None:
+            served.replicas = planned.replicas
+            served.ready_replicas = int((applied.get("status") or {}).get("readyReplicas") or 0)
+    for service in plan.services:
+        apply_child("services", namespace, service)
     status.replicas = pods  # what the scale subresource reports: the pods there are, as their Deployments count
     if gateway:
         achieved, status.routing = route_traffic(spec, namespace=namespace, md=name, weight=weight if canary else 0)
     else:
-        achieved = round(100 * canary_replicas / max(stable_replicas + canary_replicas, 1)) if canary else 0
-        status.routing = f"replica ratio behind Service {name}: {stable_replicas} stable, {canary_replicas} canary"
+        achieved = plan.canary_share
+        status.routing = (f"replica ratio behind Service {name}: {plan.stable.replicas} stable, "
+                          f"{plan.canary.replicas} canary")  # fmt: skip
     stable.weight = 100 - achieved
     if canary:
         canary.weight = achieved
@@ -291,7 +248,7 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
 
 def scale_child(namespace: str, deployment: dict[str, Any], replicas: int) -> dict[str, Any]:
     """Only the replica count of a Deployment, leaving its pods' template as it is."""
-    if _replicas(deployment) == replicas:
+    if replicas_of(deployment) == replicas:
         return deployment
     scaled = kube.scale_deployment(namespace, deployment["metadata"]["name"], replicas)
     CACHE.observe("deployments", scaled)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..api.clock import parse_duration
-from ..api.modeldeployment import ModelDeploymentSpec, ServerSpec
+from ..api.modeldeployment import ModelDeploymentSpec, ServerSpec, VersionStatus
 from ..config import OperatorConfig
 from .jobs import child_name, owner_reference, restricted_container_security, restricted_pod_security
 from .store import serving_store_access
@@ -281,3 +282,99 @@ def held_replicas(*, wanted: tuple[int, int], current: tuple[int, int], ready: t
     if want_canary < has_canary:
         canary = max(want_canary, min(has_canary, ready_canary, total - ready_stable))
     return stable, canary
+
+
+def running_version(deployment: dict[str, Any] | None) -> str | None:
+    """The version label of the pods a server Deployment runs (its template's)."""
+    template = ((deployment or {}).get("spec") or {}).get("template") or {}
+    return ((template.get("metadata") or {}).get("labels") or {}).get("mlops.dev/version")
+
+
+def replicas_of(deployment: dict[str, Any] | None) -> int:
+    """The replicas a Deployment asks for (0 when there is none)."""
+    return int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
+
+
+def ready_replicas_of(deployment: dict[str, Any] | None, version: str) -> int:
+    """Ready pods of the Deployment that run `version` (0 while its rollout to that version is unfinished)."""
+    if deployment is None or running_version(deployment) != version[:63]:
+        return 0
+    s = deployment.get("status") or {}
+    if (s.get("observedGeneration") or 0) < (deployment["metadata"].get("generation") or 0):
+        return 0
+    return min(s.get("updatedReplicas") or 0, s.get("readyReplicas") or 0)
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    """One server Deployment as it should be: `body` to apply, or (body None) only its replica count set to
+    `replicas` — a canary whose pods run a version rolled back is scaled down, never re-templated (which
+    would restart its pods)."""
+
+    variant: str
+    replicas: int
+    body: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ServingPlan:
+    """The serving children of a ModelDeployment as they should be now: the stable and the canary
+    Deployments, the three Services, and the canary's share of the pods (its traffic by replica ratio)."""
+
+    stable: VariantPlan
+    canary: VariantPlan
+    services: tuple[dict[str, Any], ...]
+    canary_share: int  # percent of the pods that are the canary's (0 without a canary)
+
+
+def plan_serving(
+    spec: ModelDeploymentSpec,
+    *,
+    md: str,
+    uid: str,
+    namespace: str,
+    model: str,
+    stable: VersionStatus,
+    canary: VersionStatus | None,
+    wanted: tuple[int, int],
+    deployments: dict[str, dict[str, Any] | None],
+    config: OperatorConfig,
+    receipt_secret: str | None,
+) -> ServingPlan:
+    """What apply_serving applies, from the status and the Deployments as watched; no request is made.
+
+    `wanted` is the (stable, canary) split of the current weight; `deployments` the two server Deployments
+    as they are. Capacity never drops while traffic moves (held_replicas). After an abort or a rollback
+    (no canary in status) the canary Deployment still runs the version that was rolled back: it serves
+    until stable is whole again, and is only scaled down, until it has none."""
+    capture_args, _ = capture_plan(spec, md=md, namespace=namespace, config=config)
+    canary_version = (canary or stable).version
+    draining = canary is None and running_version(deployments["canary"]) not in (None, stable.version[:63])
+    if draining:
+        canary_version = running_version(deployments["canary"]) or ""
+    stable_replicas, canary_replicas = held_replicas(
+        wanted=wanted,
+        current=(replicas_of(deployments["stable"]), replicas_of(deployments["canary"])),
+        ready=(ready_replicas_of(deployments["stable"], stable.version),
+               ready_replicas_of(deployments["canary"], canary_version)),
+        total=sum(wanted),
+    )  # fmt: skip
+
+    def variant(name: str, served: VersionStatus, replicas: int) -> VariantPlan:
+        if name == "canary" and draining and replicas > 0:
+            return VariantPlan(name, replicas, None)
+        version = {"version": served.version, "modelUri": served.model_uri, "sha256": served.sha256}
+        body = desired_server_deployment(md=md, uid=uid, variant=name, spec=spec, model=model, version=version,
+                                         replicas=replicas, config=config, capture_args=capture_args,
+                                         receipt_secret=receipt_secret)  # fmt: skip
+        return VariantPlan(name, replicas, body)
+
+    services = (
+        desired_variant_service(md=md, uid=uid, variant="stable"),
+        desired_variant_service(md=md, uid=uid, variant="canary"),
+        desired_service(md=md, uid=uid, spec=spec),
+    )
+    share = round(100 * canary_replicas / max(stable_replicas + canary_replicas, 1)) if canary else 0
+    return ServingPlan(stable=variant("stable", stable, stable_replicas),
+                       canary=variant("canary", canary or stable, canary_replicas),
+                       services=services, canary_share=share)  # fmt: skip
