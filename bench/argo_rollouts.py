@@ -82,8 +82,10 @@ def require_built() -> None:
     """SystemExit naming the build command when the controller or its CRDs are not built."""
     missing = missing_build()
     if missing:
-        raise SystemExit(f"{NAME} is not built in {bin_dir()} (missing {', '.join(missing)}): run {BUILD} "
-                         f"(or pass --no-peer to measure the ModelDeployment alone)")  # fmt: skip
+        raise SystemExit(
+            f"{NAME} is not built in {bin_dir()} (missing {', '.join(missing)}): run {BUILD} "
+            f"(or pass --no-peer to measure the ModelDeployment alone)"
+        )
 
 
 @functools.cache
@@ -111,8 +113,12 @@ def _timestamp(text: str) -> float:
 
 
 def prometheus_url() -> str:
-    out = subprocess.run([sys.executable, str(REPO / "hack/localcluster/cluster.py"), "prometheus-url"],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(REPO / "hack/localcluster/cluster.py"), "prometheus-url"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if out.returncode != 0 or not out.stdout.strip():
         raise SystemExit(f"cluster.py prometheus-url failed: {out.stderr.strip()}")
     return out.stdout.strip()
@@ -145,8 +151,9 @@ class Controller:
         crds = bin_dir() / CRDS
         files = [arg for f in CRD_FILES for arg in ("-f", str(crds / f"{f}-crd.yaml"))]
         self.kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=mlops-bench", *files)
-        self.kubectl.run("wait", "--for=condition=Established", "--timeout=60s",
-                         *(f"crd/{n}.{GROUP}" for n in CRD_NAMES))  # fmt: skip
+        self.kubectl.run(
+            "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}.{GROUP}" for n in CRD_NAMES)
+        )
 
     def __enter__(self) -> Controller:
         require_built()
@@ -157,9 +164,16 @@ class Controller:
         LOG.parent.mkdir(parents=True, exist_ok=True)
         # Its working directory: where it would download plugins (none are configured).
         self.workdir = tempfile.TemporaryDirectory(prefix="bench-argo-rollouts-")
-        argv = [str(bin_dir() / BINARY), f"--kubeconfig={KUBECONFIG}", "--namespaced", f"--namespace={self.ns}",
-                "--leader-elect=false", f"--metricsPort={METRICS_PORT}", f"--healthzPort={HEALTHZ_PORT}",
-                "--logformat=text"]  # fmt: skip
+        argv = [
+            str(bin_dir() / BINARY),
+            f"--kubeconfig={KUBECONFIG}",
+            "--namespaced",
+            f"--namespace={self.ns}",
+            "--leader-elect=false",
+            f"--metricsPort={METRICS_PORT}",
+            f"--healthzPort={HEALTHZ_PORT}",
+            "--logformat=text",
+        ]
         with open(LOG, "ab") as out:
             out.write(f"\n=== {dt.datetime.now().isoformat(timespec='seconds')} {' '.join(argv)}\n".encode())
             out.flush()
@@ -193,8 +207,9 @@ class Controller:
         """Fail at once, with the end of its log, if the controller has exited."""
         if self.process is not None and self.process.poll() is not None:
             tail = LOG.read_text(errors="replace").splitlines()[-25:]
-            raise AssertionError(f"the {NAME} controller exited ({self.process.returncode}); "
-                                 f"last lines of {LOG}:\n" + "\n".join(tail))  # fmt: skip
+            raise AssertionError(
+                f"the {NAME} controller exited ({self.process.returncode}); last lines of {LOG}:\n" + "\n".join(tail)
+            )
 
     def wait(self, condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
         """support.wait_for, failing early if the controller is gone."""
@@ -246,20 +261,28 @@ class PodTemplate:
         args = containers[self.container].get("args") or []
         served = args[args.index("--model-uri") + 1] if "--model-uri" in args[:-1] else None
         if served not in {m["uri"] for m in models.values()}:
-            raise AssertionError(f"the stable Deployment serves {served!r}, none of {sorted(models)}: "
-                                 f"not the model server's args as this bench knows them: {args}")  # fmt: skip
+            raise AssertionError(
+                f"the stable Deployment serves {served!r}, none of {sorted(models)}: "
+                f"not the model server's args as this bench knows them: {args}"
+            )
         self.template, self.models = template, models
 
     @classmethod
     def of_stable_deployment(cls, ns: str, md: str, runs: Iterable[str]) -> PodTemplate:
         apps = kubernetes.client.AppsV1Api(_client())
-        response = apps.read_namespaced_deployment(f"{md}-stable", ns, _preload_content=False,
-                                                   _request_timeout=REQUEST_TIMEOUT)  # fmt: skip
+        response = apps.read_namespaced_deployment(
+            f"{md}-stable", ns, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+        )
         models = {}
         for run in runs:
-            model = (_custom().get_namespaced_custom_object("mlops.dev", "v1alpha1", ns, "trainingruns", run,
-                                                            _request_timeout=REQUEST_TIMEOUT).get("status")
-                     or {}).get("model")  # fmt: skip
+            model = (
+                _custom()
+                .get_namespaced_custom_object(
+                    "mlops.dev", "v1alpha1", ns, "trainingruns", run, _request_timeout=REQUEST_TIMEOUT
+                )
+                .get("status")
+                or {}
+            ).get("model")
             if not model:
                 raise AssertionError(f"TrainingRun {run} has no status.model")
             models[run] = model
@@ -282,19 +305,27 @@ class PodTemplate:
 def rollout_manifest(name: str, template: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
     labels = peer_labels(name)
     return {
-        "apiVersion": f"{GROUP}/{API_VERSION}", "kind": "Rollout", "metadata": {"name": name, "labels": labels},
-        "spec": {"replicas": REPLICAS, "selector": {"matchLabels": labels}, "template": template,
-                 "strategy": {"canary": {"steps": steps}}},
-    }  # fmt: skip
+        "apiVersion": f"{GROUP}/{API_VERSION}",
+        "kind": "Rollout",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": labels},
+            "template": template,
+            "strategy": {"canary": {"steps": steps}},
+        },
+    }
 
 
 def service_manifest(name: str) -> dict[str, Any]:
     """In front of every pod of the Rollout, stable and canary, as the operator's Service is."""
     labels = peer_labels(name)
     return {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": labels},
         "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-    }  # fmt: skip
+    }
 
 
 def failing_analysis_template(prometheus: str, *, interval_seconds: int, failure_limit: int) -> dict[str, Any]:
@@ -304,13 +335,19 @@ def failing_analysis_template(prometheus: str, *, interval_seconds: int, failure
     Argo Rollouts (a metric without `count` is refused as running indefinitely): `count` allows one more
     measurement than the limit needs, so it is the failures that end it."""
     metric = {
-        "name": "always-fails", "interval": f"{interval_seconds}s", "failureLimit": failure_limit - 1,
+        "name": "always-fails",
+        "interval": f"{interval_seconds}s",
+        "failureLimit": failure_limit - 1,
         "count": failure_limit + 1,
         "successCondition": "result[0] < 0",
         "provider": {"prometheus": {"address": prometheus, "query": "vector(1)"}},
-    }  # fmt: skip
-    return {"apiVersion": f"{GROUP}/{API_VERSION}", "kind": "AnalysisTemplate",
-            "metadata": {"name": FAILING_TEMPLATE}, "spec": {"metrics": [metric]}}  # fmt: skip
+    }
+    return {
+        "apiVersion": f"{GROUP}/{API_VERSION}",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": FAILING_TEMPLATE},
+        "spec": {"metrics": [metric]},
+    }
 
 
 class Rollout:
@@ -333,8 +370,9 @@ class Rollout:
         """Roll out `run` (its model URI in the pod template); the new generation."""
         path = f"/spec/template/spec/containers/{self.template.container}/args"
         patch = [{"op": "replace", "path": path, "value": self.template.args(run)}]
-        out = self.kubectl.run("patch", "rollout", self.name, "-n", self.ns, "--type=json", "-p", json.dumps(patch),
-                               "-o", "json")  # fmt: skip
+        out = self.kubectl.run(
+            "patch", "rollout", self.name, "-n", self.ns, "--type=json", "-p", json.dumps(patch), "-o", "json"
+        )
         return json.loads(out.stdout)["metadata"]["generation"]
 
     def settled(self, generation: int | None = None) -> bool:
@@ -342,9 +380,13 @@ class Rollout:
         found = self.get()
         status = found.get("status") or {}
         wanted = str(generation or found["metadata"]["generation"])
-        return (status.get("observedGeneration") == wanted and status.get("phase") == "Healthy"
-                and bool(status.get("stableRS")) and status.get("stableRS") == status.get("currentPodHash")
-                and status.get("availableReplicas") == REPLICAS)  # fmt: skip
+        return (
+            status.get("observedGeneration") == wanted
+            and status.get("phase") == "Healthy"
+            and bool(status.get("stableRS"))
+            and status.get("stableRS") == status.get("currentPodHash")
+            and status.get("availableReplicas") == REPLICAS
+        )
 
     def wait_settled(self, generation: int | None = None, *, timeout: float, what: str) -> None:
         try:
@@ -363,8 +405,12 @@ class Rollout:
         """Names of the pods that are ready endpoints of the Rollout's Service."""
         discovery = kubernetes.client.DiscoveryV1Api(_client())
         slices = _list(discovery.list_namespaced_endpoint_slice, self.ns, f"kubernetes.io/service-name={self.name}")
-        return {(e.get("targetRef") or {}).get("name", "") for s in slices for e in s.get("endpoints") or []
-                if (e.get("conditions") or {}).get("ready")}  # fmt: skip
+        return {
+            (e.get("targetRef") or {}).get("name", "")
+            for s in slices
+            for e in s.get("endpoints") or []
+            if (e.get("conditions") or {}).get("ready")
+        }
 
     def pods(self, pod_hash: str) -> set[str]:
         core = kubernetes.client.CoreV1Api(_client())
@@ -372,16 +418,35 @@ class Rollout:
         return {p["metadata"]["name"] for p in found}
 
     def delete(self) -> None:
-        self.kubectl.run("delete", f"rollout/{self.name}", f"service/{self.name}", "-n", self.ns, "--wait=false",
-                         "--ignore-not-found")  # fmt: skip
+        self.kubectl.run(
+            "delete",
+            f"rollout/{self.name}",
+            f"service/{self.name}",
+            "-n",
+            self.ns,
+            "--wait=false",
+            "--ignore-not-found",
+        )
 
 
-def step_advances(kubectl: Kubectl, controller: Controller, template: PodTemplate, versions: tuple[str, str],
-                  rollouts: int, *, pause_seconds: int, poll: float) -> list[float]:  # fmt: skip
+def step_advances(
+    kubectl: Kubectl,
+    controller: Controller,
+    template: PodTemplate,
+    versions: tuple[str, str],
+    rollouts: int,
+    *,
+    pause_seconds: int,
+    poll: float,
+) -> list[float]:
     """Seconds from each pause's end (status.pauseConditions[].startTime + duration, the time Argo's own
     controller requeues the Rollout for) to status.currentStepIndex moving on."""
-    steps = [{"setWeight": 30}, {"pause": {"duration": f"{pause_seconds}s"}},
-             {"setWeight": 60}, {"pause": {"duration": f"{pause_seconds}s"}}]  # fmt: skip
+    steps = [
+        {"setWeight": 30},
+        {"pause": {"duration": f"{pause_seconds}s"}},
+        {"setWeight": 60},
+        {"pause": {"duration": f"{pause_seconds}s"}},
+    ]
     rollout = Rollout(kubectl, controller, "peer-pauses", template)
     rollout.create(versions[0], steps)
     rollout.wait_settled(timeout=180, what=f"the first version serving on the {NAME} Rollout")
@@ -401,16 +466,20 @@ def step_advances(kubectl: Kubectl, controller: Controller, template: PodTemplat
             if pause_end is not None and step != index:
                 figures.append(seen - pause_end)
                 done = step is None or step >= len(steps)
-                print(f"peer rollout {i}: step {index} → {'promoted' if done else step} "
-                      f"{figures[-1]:+.2f}s after its pause ended")  # fmt: skip
+                print(
+                    f"peer rollout {i}: step {index} → {'promoted' if done else step} "
+                    f"{figures[-1]:+.2f}s after its pause ended"
+                )
                 pause_end = None
             pauses = [c for c in status.get("pauseConditions") or [] if c.get("reason") == "CanaryPauseStep"]
             if pause_end is None and not done and pauses and step is not None and "pause" in steps[step]:
                 pause_end, index = _timestamp(pauses[0]["startTime"]) + pause_seconds, step
             time.sleep(poll)  # sampling period of the measurement
         if not done:
-            raise AssertionError(f"timed out after 120s waiting for the {NAME} Rollout to walk its steps to {target}; "
-                                 f"status: {json.dumps(rollout.get().get('status'))}")  # fmt: skip
+            raise AssertionError(
+                f"timed out after 120s waiting for the {NAME} Rollout to walk its steps to {target}; "
+                f"status: {json.dumps(rollout.get().get('status'))}"
+            )
         rollout.wait_settled(int(generation), timeout=60, what=f"{target} promoted on the {NAME} Rollout")
     rollout.delete()  # its pods would only weigh on the measurements that follow
     return figures
@@ -428,14 +497,24 @@ def _failure_seen(rollout: Rollout) -> tuple[str, float] | None:
     if phase == "Failed":
         return "the AnalysisRun failed", time.time()
     if phase in ("Error", "Inconclusive", "Successful"):
-        raise AssertionError(f"AnalysisRun {run} ended {phase}, not Failed (is Prometheus reachable from the "
-                             f"host?): {json.dumps(_get('analysisruns', rollout.ns, run).get('status'))}")  # fmt: skip
+        raise AssertionError(
+            f"AnalysisRun {run} ended {phase}, not Failed (is Prometheus reachable from the "
+            f"host?): {json.dumps(_get('analysisruns', rollout.ns, run).get('status'))}"
+        )
     return None
 
 
-def rollbacks(kubectl: Kubectl, controller: Controller, template: PodTemplate, versions: tuple[str, str],
-              rollouts: int, *, interval_seconds: int, failure_limit: int,
-              poll: float) -> list[tuple[float, float]]:  # fmt: skip
+def rollbacks(
+    kubectl: Kubectl,
+    controller: Controller,
+    template: PodTemplate,
+    versions: tuple[str, str],
+    rollouts: int,
+    *,
+    interval_seconds: int,
+    failure_limit: int,
+    poll: float,
+) -> list[tuple[float, float]]:
     """(failure seen → no traffic to the canary, failure seen → stable at full capacity) per rollback.
 
     The analysis is the ModelDeployment's `analysis: {}` step's counterpart: an inline step analysis (the
@@ -443,8 +522,9 @@ def rollbacks(kubectl: Kubectl, controller: Controller, template: PodTemplate, v
     step's canary pod is available, measured at once and then every interval, as ours measures the canary
     from its first ready pod on. Without a count it runs until it fails."""
     ns = controller.ns
-    analysis = failing_analysis_template(prometheus_url(), interval_seconds=interval_seconds,
-                                         failure_limit=failure_limit)  # fmt: skip
+    analysis = failing_analysis_template(
+        prometheus_url(), interval_seconds=interval_seconds, failure_limit=failure_limit
+    )
     kubectl.apply(json.dumps(analysis), ns)
     steps = [{"setWeight": 50}, {"analysis": {"templates": [{"templateName": FAILING_TEMPLATE}]}}]
     figures = []
@@ -463,10 +543,17 @@ def rollbacks(kubectl: Kubectl, controller: Controller, template: PodTemplate, v
             return current if ((r.replicasets().get(current) or {}).get("status") or {}).get("readyReplicas") else None
 
         canary_hash = controller.wait(canary, timeout=120, what=f"the canary pods ready on the {NAME} Rollout")
-        controller.wait(lambda r=rollout, h=canary_hash: r.ready_endpoints() & r.pods(h), timeout=60,
-                        what=f"a canary pod behind the Service of the {NAME} Rollout")  # fmt: skip
-        shown, limit_seen = controller.wait(lambda r=rollout: _failure_seen(r), timeout=120, interval=poll,
-                                            what=f"the analysis of the {NAME} Rollout failed")  # fmt: skip
+        controller.wait(
+            lambda r=rollout, h=canary_hash: r.ready_endpoints() & r.pods(h),
+            timeout=60,
+            what=f"a canary pod behind the Service of the {NAME} Rollout",
+        )
+        shown, limit_seen = controller.wait(
+            lambda r=rollout: _failure_seen(r),
+            timeout=120,
+            interval=poll,
+            what=f"the analysis of the {NAME} Rollout failed",
+        )
 
         def no_traffic(r: Rollout = rollout, h: str = canary_hash) -> float | bool:
             return not (r.ready_endpoints() & r.pods(h)) and time.time()
@@ -474,19 +561,25 @@ def rollbacks(kubectl: Kubectl, controller: Controller, template: PodTemplate, v
         def at_full(r: Rollout = rollout, h: str = canary_hash, s: str = stable) -> float | bool:
             sets = r.replicasets()
             stable_rs, canary_rs = sets.get(s) or {}, sets.get(h) or {}
-            ok = (stable_rs.get("spec", {}).get("replicas") == REPLICAS
-                  and stable_rs.get("status", {}).get("availableReplicas", 0) == REPLICAS
-                  and canary_rs.get("status", {}).get("replicas", 0) == 0)  # fmt: skip
+            ok = (
+                stable_rs.get("spec", {}).get("replicas") == REPLICAS
+                and stable_rs.get("status", {}).get("availableReplicas", 0) == REPLICAS
+                and canary_rs.get("status", {}).get("replicas", 0) == 0
+            )
             return ok and time.time()
 
-        traffic = controller.wait(no_traffic, timeout=60, interval=poll,
-                                  what=f"no traffic to the canary of the {NAME} Rollout")  # fmt: skip
-        full = controller.wait(at_full, timeout=60, interval=poll,
-                               what=f"the stable version at full capacity on the {NAME} Rollout")  # fmt: skip
+        traffic = controller.wait(
+            no_traffic, timeout=60, interval=poll, what=f"no traffic to the canary of the {NAME} Rollout"
+        )
+        full = controller.wait(
+            at_full, timeout=60, interval=poll, what=f"the stable version at full capacity on the {NAME} Rollout"
+        )
         figures.append((traffic - limit_seen, full - limit_seen))
         message = (rollout.get().get("status") or {}).get("message", "")
-        print(f"peer rollback {i}: {message!r}; after {shown}: 100 % of traffic on stable "
-              f"{traffic - limit_seen:.2f}s later, "
-              f"stable back at full capacity {full - limit_seen:.2f}s later")  # fmt: skip
+        print(
+            f"peer rollback {i}: {message!r}; after {shown}: 100 % of traffic on stable "
+            f"{traffic - limit_seen:.2f}s later, "
+            f"stable back at full capacity {full - limit_seen:.2f}s later"
+        )
         rollout.delete()
     return figures

@@ -53,11 +53,21 @@ def md_status(ns: str, name: str) -> dict:
 
 
 def apply(kubectl: Kubectl, ns: str, name: str, run: str, **spec) -> None:
-    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-            "spec": {"model": {"trainingRun": run}, "replicas": 1, "postPromotion": {"enabled": False},
-                     "analysis": {"interval": "1h", "metrics": [
-                         {"name": "always-passes", "query": "vector(0)", "successCondition": "result == 0"}]},
-                     **spec}}  # fmt: skip
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"trainingRun": run},
+            "replicas": 1,
+            "postPromotion": {"enabled": False},
+            "analysis": {
+                "interval": "1h",
+                "metrics": [{"name": "always-passes", "query": "vector(0)", "successCondition": "result == 0"}],
+            },
+            **spec,
+        },
+    }
     kubectl.apply(json.dumps(body), ns)
 
 
@@ -166,14 +176,27 @@ def main() -> int:
         for name in ("fixed", "auto"):
             ramp, samples = run_phase(kubectl, ns, name, args.step)
             results[name] = (ramp, samples)
-            print(f"{name}: {sum(ramp.answers.values())} answers, {ramp.failures} failures, "
-                  f"{ramp.throughput():.0f}/s over the ramp, {ramp.throughput(args.step * 3):.0f}/s from 8 clients on; "
-                  f"pods {[s['stable'] for s in samples]}")  # fmt: skip
+            print(
+                f"{name}: {sum(ramp.answers.values())} answers, {ramp.failures} failures, "
+                f"{ramp.throughput():.0f}/s over the ramp, {ramp.throughput(args.step * 3):.0f}/s from 8 clients on; "
+                f"pods {[s['stable'] for s in samples]}"
+            )
         # the canary: b at 25 % of the pods, held at the manual pause, then the same ramp
-        kubectl.run("patch", "modeldeployment", "canary", "-n", ns, "--type=merge",
-                    "-p", json.dumps({"spec": {"model": {"trainingRun": b}}}))  # fmt: skip
-        wait_for(lambda: md_status(ns, "canary").get("pauseReason") == "PauseStep", timeout=180,
-                 what="the canary at its manual pause")  # fmt: skip
+        kubectl.run(
+            "patch",
+            "modeldeployment",
+            "canary",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"model": {"trainingRun": b}}}),
+        )
+        wait_for(
+            lambda: md_status(ns, "canary").get("pauseReason") == "PauseStep",
+            timeout=180,
+            what="the canary at its manual pause",
+        )
         ramp, samples = run_phase(kubectl, ns, "canary", args.step)
         results["canary"] = (ramp, samples)
 
@@ -182,12 +205,16 @@ def main() -> int:
         added = first(samples, lambda s: s["stable"] >= 2)
         full = first(samples, lambda s: s["stable"] >= args.max_replicas)
         print(f"\nautoscaling (target {args.target:g} requests/s per pod, 1 to {args.max_replicas} pods):")
-        print(f"  load onset → first added pod ready: {added if added is None else f'{added:.0f} s'}; "
-              f"→ {args.max_replicas} pods ready: {full if full is None else f'{full:.0f} s'}")  # fmt: skip
+        print(
+            f"  load onset → first added pod ready: {added if added is None else f'{added:.0f} s'}; "
+            f"→ {args.max_replicas} pods ready: {full if full is None else f'{full:.0f} s'}"
+        )
         for label, since in (("whole ramp", 0), ("from 8 clients on", args.step * 3)):
             ratio = auto.throughput(since) / max(fixed.throughput(since), 1)
-            print(f"  throughput, {label}: fixed 1 pod {fixed.throughput(since):.0f}/s, autoscaled "
-                  f"{auto.throughput(since):.0f}/s ({ratio:.2f}×)")  # fmt: skip
+            print(
+                f"  throughput, {label}: fixed 1 pod {fixed.throughput(since):.0f}/s, autoscaled "
+                f"{auto.throughput(since):.0f}/s ({ratio:.2f}×)"
+            )
         ramp, samples = results["canary"]
         pod_shares = [s["canary"] / (s["stable"] + s["canary"]) for s in samples if s["stable"] + s["canary"]]
         by_second = collections.defaultdict(collections.Counter)
@@ -195,11 +222,13 @@ def main() -> int:
             by_second[second][version] += n
         answer_shares = [c[b] / sum(c.values()) for c in by_second.values() if sum(c.values()) >= 20]
         totals = sorted({s["stable"] + s["canary"] for s in samples})
-        print(f"  canary at 25 % during the ramp: ready pods {totals} in all; canary share of the pods "
-              f"min {min(pod_shares):.0%} median {statistics.median(pod_shares):.0%} max {max(pod_shares):.0%}; "
-              f"of the answers (per second) min {min(answer_shares):.0%} median "
-              f"{statistics.median(answer_shares):.0%} max {max(answer_shares):.0%}; "
-              f"failures {ramp.failures}")  # fmt: skip
+        print(
+            f"  canary at 25 % during the ramp: ready pods {totals} in all; canary share of the pods "
+            f"min {min(pod_shares):.0%} median {statistics.median(pod_shares):.0%} max {max(pod_shares):.0%}; "
+            f"of the answers (per second) min {min(answer_shares):.0%} median "
+            f"{statistics.median(answer_shares):.0%} max {max(answer_shares):.0%}; "
+            f"failures {ramp.failures}"
+        )
     return 0
 
 

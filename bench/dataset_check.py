@@ -80,8 +80,9 @@ def previous_package(ref: str, directory: pathlib.Path) -> pathlib.Path:
     """The mlops_operator package of a git ref, extracted under directory (git archive: no checkout)."""
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", "--format=tar", ref, "operator/mlops_operator"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(directory, filter="data")
     return directory / "operator"
@@ -119,8 +120,10 @@ def peak_rss_mb() -> float:
 def measure(package_root: pathlib.Path, work: pathlib.Path, fmt: str) -> dict:
     done = subprocess.run(
         [sys.executable, __file__, "--worker", str(package_root), str(work), fmt],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -132,12 +135,16 @@ def report(rows: int, sizes: dict[str, int], measured: dict[str, dict]) -> None:
     for case, m in measured.items():
         result = m["result"]
         source = "CSV" if case != "parquet" else "Parquet"
-        ratio = "" if base is None or case == "previous" else (
-            f"{base['seconds'] / m['seconds']:.1f}× faster, {m['peak_mb'] / base['peak_mb']:.2f}×"
-        )  # fmt: skip
+        ratio = (
+            ""
+            if base is None or case == "previous"
+            else (f"{base['seconds'] / m['seconds']:.1f}× faster, {m['peak_mb'] / base['peak_mb']:.2f}×")
+        )
         version = result.get("version", result.get("reason", "?"))[:19]
-        print(f"| {case} ({source}) | {sizes[source] / 1e6:.0f} MB | {m['seconds']:.2f} s | {m['peak_mb']:,.0f} MB "
-              f"| {m['imports_mb']:,.0f} MB | {ratio} | {result.get('rows', '-'):,} | {version}… |")  # fmt: skip
+        print(
+            f"| {case} ({source}) | {sizes[source] / 1e6:.0f} MB | {m['seconds']:.2f} s | {m['peak_mb']:,.0f} MB "
+            f"| {m['imports_mb']:,.0f} MB | {ratio} | {result.get('rows', '-'):,} | {version}… |"
+        )
     if base is not None and "csv" in measured:
         same = base["result"].get("version") == measured["csv"]["result"].get("version")
         print(f"\nthe CSV's version is the same for the previous and the new code: {'yes' if same else 'NO'}")
@@ -170,8 +177,11 @@ def main() -> int:
                 runs.append(measure(package, work, "parquet" if case == "parquet" else "csv"))
                 if not runs[-1]["result"].get("ok"):
                     print(f"  the check failed: {runs[-1]['result']}", flush=True)
-            measured[case] = {**runs[0], "seconds": statistics.median(r["seconds"] for r in runs),
-                              "peak_mb": max(r["peak_mb"] for r in runs)}  # fmt: skip
+            measured[case] = {
+                **runs[0],
+                "seconds": statistics.median(r["seconds"] for r in runs),
+                "peak_mb": max(r["peak_mb"] for r in runs),
+            }
         report(args.rows, sizes, measured)
     return 0
 

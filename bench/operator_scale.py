@@ -161,9 +161,10 @@ class Operator:
             pods = [
                 p
                 for p in listed.items
-                if p.status.phase == "Running" and not p.metadata.deletion_timestamp
+                if p.status.phase == "Running"
+                and not p.metadata.deletion_timestamp
                 and all(s.ready for s in p.status.container_statuses or [])
-            ]  # fmt: skip
+            ]
             pids = pids_of_pod(pods[0].metadata.uid, b"mlops-operator", b"run") if len(pods) == 1 else []
             if pids:
                 break
@@ -203,8 +204,10 @@ class Operator:
             return {"restarts": None}
         state = (pod.status.container_statuses or [None])[0]
         terminated = state.last_state.terminated if state and state.last_state else None
-        return {"restarts": state.restart_count if state else None,
-                "last_reason": terminated.reason if terminated else None}  # fmt: skip
+        return {
+            "restarts": state.restart_count if state else None,
+            "last_reason": terminated.reason if terminated else None,
+        }
 
     def own_request_count(self) -> float | None:
         """The operator's own counter of API requests (WATCH excluded when labelled), or None without one."""
@@ -323,9 +326,15 @@ class Tracker:
                     version = listed["metadata"]["resourceVersion"]
                     self.synced.set()
                 stream = kubernetes.watch.Watch().stream(
-                    self.cluster.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, self.plural,
-                    resource_version=version, timeout_seconds=600, allow_watch_bookmarks=True,
-                )  # fmt: skip
+                    self.cluster.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    self.plural,
+                    resource_version=version,
+                    timeout_seconds=600,
+                    allow_watch_bookmarks=True,
+                )
                 for event in stream:
                     obj = event["object"]
                     if event["type"] == "ERROR":
@@ -408,30 +417,53 @@ def _meta(name: str, role: str) -> dict[str, Any]:
 
 
 def dataset(name: str) -> dict[str, Any]:
-    columns = [{"name": c, "type": "float", "min": 0, "max": 20}
-               for c in ("sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm")]  # fmt: skip
+    columns = [
+        {"name": c, "type": "float", "min": 0, "max": 20}
+        for c in ("sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm")
+    ]
     columns.append({"name": "target", "type": "integer", "min": 0, "max": 2})
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Dataset", "metadata": _meta(name, "dataset"),
-        "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target",
-                 "schema": {"minRows": 100, "columns": columns}},
-    }  # fmt: skip
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Dataset",
+        "metadata": _meta(name, "dataset"),
+        "spec": {
+            "source": {"builtin": {"name": "iris"}},
+            "target": "target",
+            "schema": {"minRows": 100, "columns": columns},
+        },
+    }
 
 
-def training_run(name: str, role: str, *, dataset: str, estimator: str = "sklearn.dummy.DummyClassifier",
-                 model: str = "bulk", **spec: Any) -> dict[str, Any]:  # fmt: skip
+def training_run(
+    name: str,
+    role: str,
+    *,
+    dataset: str,
+    estimator: str = "sklearn.dummy.DummyClassifier",
+    model: str = "bulk",
+    **spec: Any,
+) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingRun", "metadata": _meta(name, role),
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingRun",
+        "metadata": _meta(name, role),
         "spec": {"datasetRef": {"name": dataset}, "model": {"name": model, "estimator": estimator}, **spec},
-    }  # fmt: skip
+    }
 
 
 def model_deployment(name: str, role: str, model: dict[str, str]) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "metadata": _meta(name, role),
-        "spec": {"model": model, "replicas": 1, "postPromotion": {"enabled": False}, "analysis": {"interval": "1h"},
-                 "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}},
-    }  # fmt: skip
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": _meta(name, role),
+        "spec": {
+            "model": model,
+            "replicas": 1,
+            "postPromotion": {"enabled": False},
+            "analysis": {"interval": "1h"},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+        },
+    }
 
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
@@ -442,45 +474,78 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     finished = bulk_runs - running - waiting
     serving = args.settled + args.canarying
     if finished < 0 or args.modeldeployments < serving or args.datasets < 1:
-        raise SystemExit("the population does not add up: --trainingruns ≥ 2 + --running + --waiting, "
-                         "--modeldeployments ≥ --settled + --canarying, --datasets ≥ 1")  # fmt: skip
+        raise SystemExit(
+            "the population does not add up: --trainingruns ≥ 2 + --running + --waiting, "
+            "--modeldeployments ≥ --settled + --canarying, --datasets ≥ 1"
+        )
     datasets = [dataset("iris")] + [dataset(f"ds-{i:03d}") for i in range(1, args.datasets)]
     runs = [
-        training_run("trained-a", "trained", dataset="iris", model="served",
-                     promotion={"policy": "auto"}),
-        training_run("trained-b", "trained", dataset="iris", model="served",
-                     estimator="sklearn.linear_model.LogisticRegression",
-                     promotion={"policy": "auto"}),
-    ]  # fmt: skip
-    settled = [model_deployment(f"md-settled-{i:03d}", "settled", {"trainingRun": "trained-a"})
-               for i in range(args.settled)]  # fmt: skip
-    canarying = [model_deployment(f"md-canary-{i:03d}", "canarying", {"trainingRun": "trained-a"})
-                 for i in range(args.canarying)]  # fmt: skip
+        training_run("trained-a", "trained", dataset="iris", model="served", promotion={"policy": "auto"}),
+        training_run(
+            "trained-b",
+            "trained",
+            dataset="iris",
+            model="served",
+            estimator="sklearn.linear_model.LogisticRegression",
+            promotion={"policy": "auto"},
+        ),
+    ]
+    settled = [
+        model_deployment(f"md-settled-{i:03d}", "settled", {"trainingRun": "trained-a"}) for i in range(args.settled)
+    ]
+    canarying = [
+        model_deployment(f"md-canary-{i:03d}", "canarying", {"trainingRun": "trained-a"}) for i in range(args.canarying)
+    ]
     bulk_tr = (
-        [training_run(f"tr-running-{i:04d}", "running", dataset="iris", resources={"requests": {"cpu": "100"}})
-         for i in range(running)]
-        + [training_run(f"tr-waiting-{i:04d}", "waiting", dataset=MISSING_DATASET, datasetWaitSeconds=86400)
-           for i in range(waiting)]
-        + [training_run(f"tr-finished-{i:04d}", "finished", dataset=MISSING_DATASET, datasetWaitSeconds=0)
-           for i in range(finished)]
-    )  # fmt: skip
-    bulk_md = [model_deployment(f"md-waiting-{i:03d}", "waiting", {"name": f"unpromoted-{i % 10}"})
-               for i in range(args.modeldeployments - serving)]  # fmt: skip
+        [
+            training_run(f"tr-running-{i:04d}", "running", dataset="iris", resources={"requests": {"cpu": "100"}})
+            for i in range(running)
+        ]
+        + [
+            training_run(f"tr-waiting-{i:04d}", "waiting", dataset=MISSING_DATASET, datasetWaitSeconds=86400)
+            for i in range(waiting)
+        ]
+        + [
+            training_run(f"tr-finished-{i:04d}", "finished", dataset=MISSING_DATASET, datasetWaitSeconds=0)
+            for i in range(finished)
+        ]
+    )
+    bulk_md = [
+        model_deployment(f"md-waiting-{i:03d}", "waiting", {"name": f"unpromoted-{i % 10}"})
+        for i in range(args.modeldeployments - serving)
+    ]
     expect = {"Running": ("Running",), "Pending": ("Pending",), "Failed": ("Failed",)}
     return {
-        "datasets": datasets, "runs": runs, "settled": settled, "canarying": canarying,
-        "bulk_tr": bulk_tr, "bulk_md": bulk_md,
-        "expected_tr": {**{r["metadata"]["name"]: expect["Running"] for r in bulk_tr[:running]},
-                        **{r["metadata"]["name"]: expect["Pending"] for r in bulk_tr[running:running + waiting]},
-                        **{r["metadata"]["name"]: expect["Failed"] for r in bulk_tr[running + waiting:]}},
+        "datasets": datasets,
+        "runs": runs,
+        "settled": settled,
+        "canarying": canarying,
+        "bulk_tr": bulk_tr,
+        "bulk_md": bulk_md,
+        "expected_tr": {
+            **{r["metadata"]["name"]: expect["Running"] for r in bulk_tr[:running]},
+            **{r["metadata"]["name"]: expect["Pending"] for r in bulk_tr[running : running + waiting]},
+            **{r["metadata"]["name"]: expect["Failed"] for r in bulk_tr[running + waiting :]},
+        },
         "expected_md": {m["metadata"]["name"]: expect["Pending"] for m in bulk_md},
-        "counts": {"trainingruns": {"trained": len(trained), "running": running, "waiting": waiting,
-                                    "finished": finished, "total": args.trainingruns},
-                   "modeldeployments": {"settled": args.settled, "canarying": args.canarying,
-                                        "waiting": len(bulk_md), "total": args.modeldeployments},
-                   "datasets": args.datasets,
-                   "objects": args.trainingruns + args.modeldeployments + args.datasets},
-    }  # fmt: skip
+        "counts": {
+            "trainingruns": {
+                "trained": len(trained),
+                "running": running,
+                "waiting": waiting,
+                "finished": finished,
+                "total": args.trainingruns,
+            },
+            "modeldeployments": {
+                "settled": args.settled,
+                "canarying": args.canarying,
+                "waiting": len(bulk_md),
+                "total": args.modeldeployments,
+            },
+            "datasets": args.datasets,
+            "objects": args.trainingruns + args.modeldeployments + args.datasets,
+        },
+    }
 
 
 def create_all(cluster: Cluster, namespace: str, items: list[tuple[str, dict[str, Any]]], threads: int = 8) -> None:
@@ -558,8 +623,9 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def latencies(kubectl: Kubectl, tracker: Tracker, namespace: str, manifest, samples: int, timeout: float,
-              budget: float) -> dict[str, Any]:  # fmt: skip
+def latencies(
+    kubectl: Kubectl, tracker: Tracker, namespace: str, manifest, samples: int, timeout: float, budget: float
+) -> dict[str, Any]:
     """`kubectl apply` one object at a time; seconds from its ADDED event to its first status, per sample.
 
     Sampling stops early (and says so) once `budget` seconds have gone by.
@@ -586,18 +652,31 @@ def latencies(kubectl: Kubectl, tracker: Tracker, namespace: str, manifest, samp
         else:
             missing += 1
             log(f"{tracker.plural} {name}: no status within {timeout:.0f}s")
-    figures = {"samples": len(created) + missing, "timeouts": missing, "timeout_s": timeout,
-               "created_to_status": created, "apply_to_status": applied}  # fmt: skip
+    figures = {
+        "samples": len(created) + missing,
+        "timeouts": missing,
+        "timeout_s": timeout,
+        "created_to_status": created,
+        "apply_to_status": applied,
+    }
     if created:
-        figures.update(p50=quantile(created, 0.5), p99=quantile(created, 0.99), max=max(created),
-                       apply_p50=quantile(applied, 0.5), apply_p99=quantile(applied, 0.99))  # fmt: skip
+        figures.update(
+            p50=quantile(created, 0.5),
+            p99=quantile(created, 0.99),
+            max=max(created),
+            apply_p50=quantile(applied, 0.5),
+            apply_p99=quantile(applied, 0.99),
+        )
     return figures
 
 
 def server_pods(cluster: Cluster, namespace: str) -> dict[str, Any]:
     """How many model-server pods run in the namespace, and their mean RSS on this host."""
-    pods = [p for p in cluster.core.list_namespaced_pod(namespace, label_selector="mlops.dev/deployment").items
-            if p.status.phase == "Running"]  # fmt: skip
+    pods = [
+        p
+        for p in cluster.core.list_namespaced_pod(namespace, label_selector="mlops.dev/deployment").items
+        if p.status.phase == "Running"
+    ]
     pids = [pid for p in pods for pid in pids_of_pod(p.metadata.uid, b"serve")]
     rss = [sum(process_rss_kb(pid) for pid in pids_of_pod(p.metadata.uid, b"serve")) / 1024 for p in pods]
     rss = [r for r in rss if r > 0]
@@ -606,10 +685,14 @@ def server_pods(cluster: Cluster, namespace: str) -> dict[str, Any]:
     after = {pid: process_cpu_seconds(pid) for pid in pids}  # a process gone reads 0 and is left out
     cpu = sum(after[p] - before[p] for p in pids if after[p] >= before[p] > 0) / 10 / max(len(pods), 1)
     allocatable = cluster.core.list_node().items[0].status.allocatable
-    return {"running": len(pods), "mean_rss_mb": round(statistics.mean(rss), 1) if rss else None,
-            "mean_cpu_cores_idle": round(cpu, 4),
-            "node_max_pods": int(allocatable.get("pods", 0)), "node_memory": allocatable.get("memory"),
-            "node_cpu": allocatable.get("cpu")}  # fmt: skip
+    return {
+        "running": len(pods),
+        "mean_rss_mb": round(statistics.mean(rss), 1) if rss else None,
+        "mean_cpu_cores_idle": round(cpu, 4),
+        "node_max_pods": int(allocatable.get("pods", 0)),
+        "node_memory": allocatable.get("memory"),
+        "node_cpu": allocatable.get("cpu"),
+    }
 
 
 def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -619,8 +702,14 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
     log(f"operator pod {operator.pod.metadata.name}, image build {operator.build}, pids {operator.pids}")
     population = plan(args)
     counts = population["counts"]
-    result.update(population=counts, operator={"image_build": operator.build, "image_id": operator.image_id,
-                                               "restarts_at_start": operator.restarts()["restarts"]})  # fmt: skip
+    result.update(
+        population=counts,
+        operator={
+            "image_build": operator.build,
+            "image_id": operator.image_id,
+            "restarts_at_start": operator.restarts()["restarts"],
+        },
+    )
     namespace = f"opscale-{uuid.uuid4().hex[:6]}"
     kubectl.run("create", "namespace", namespace)
     add_artifact_volume(namespace)
@@ -637,20 +726,32 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
         names = [d["metadata"]["name"] for d in population["datasets"]]
         wait_until(lambda: not all_in(ds, {"iris": ("Ready",)}), timeout=args.timeout, what="Dataset iris Ready")
         create_all(cluster, namespace, [("trainingruns", population["runs"][0])])
-        wait_until(lambda: not all_in(tr, {"trained-a": ("Succeeded",)}), timeout=args.timeout,
-                   what="TrainingRun trained-a Succeeded")  # fmt: skip
+        wait_until(
+            lambda: not all_in(tr, {"trained-a": ("Succeeded",)}),
+            timeout=args.timeout,
+            what="TrainingRun trained-a Succeeded",
+        )
         create_all(cluster, namespace, [("trainingruns", population["runs"][1])])
-        wait_until(lambda: not all_in(ds, dict.fromkeys(names, ("Ready",))), timeout=args.timeout,
-                   what=f"{len(names)} Datasets Ready")  # fmt: skip
-        wait_until(lambda: not all_in(tr, {"trained-b": ("Succeeded",)}), timeout=args.timeout,
-                   what="TrainingRun trained-b Succeeded")  # fmt: skip
+        wait_until(
+            lambda: not all_in(ds, dict.fromkeys(names, ("Ready",))),
+            timeout=args.timeout,
+            what=f"{len(names)} Datasets Ready",
+        )
+        wait_until(
+            lambda: not all_in(tr, {"trained-b": ("Succeeded",)}),
+            timeout=args.timeout,
+            what="TrainingRun trained-b Succeeded",
+        )
         result["datasets_ready_s"] = round(time.monotonic() - stage, 1)
         log(f"{len(names)} Datasets Ready and 2 runs trained after {result['datasets_ready_s']}s")
         serving = population["settled"] + population["canarying"]
         create_all(cluster, namespace, [("modeldeployments", m) for m in serving])
         serving_names = {m["metadata"]["name"]: ("Healthy",) for m in serving}
-        wait_until(lambda: not all_in(md, serving_names), timeout=args.timeout,
-                   what=f"{len(serving)} serving ModelDeployments Healthy")  # fmt: skip
+        wait_until(
+            lambda: not all_in(md, serving_names),
+            timeout=args.timeout,
+            what=f"{len(serving)} serving ModelDeployments Healthy",
+        )
         pin = {"spec": {"model": {"trainingRun": "trained-b"}}}
         for m in population["canarying"]:
             cluster.custom.patch_namespaced_custom_object(
@@ -659,8 +760,10 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
 
         def canaries_up() -> bool:
             items = {m["metadata"]["name"]: m for m in cluster.list(namespace, "modeldeployments")}
-            return all(((items[m["metadata"]["name"]].get("status") or {}).get("canary") or {}).get("readyReplicas")
-                       for m in population["canarying"])  # fmt: skip
+            return all(
+                ((items[m["metadata"]["name"]].get("status") or {}).get("canary") or {}).get("readyReplicas")
+                for m in population["canarying"]
+            )
 
         wait_until(
             canaries_up, timeout=args.timeout, what=f"{len(population['canarying'])} canaries serving", interval=3
@@ -700,9 +803,12 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
         status_s = (
             max(max(t.status_at.get(n, 0) for n in everyone[p]) for p, t in trackers.items() if everyone[p]) - start
         )
-        result["population_status"] = {"seconds": round(status_s, 1) if complete else None,
-                                       "complete": bool(complete), "without_status": len(without_status()),
-                                       "objects": sum(len(v) for v in everyone.values())}  # fmt: skip
+        result["population_status"] = {
+            "seconds": round(status_s, 1) if complete else None,
+            "complete": bool(complete),
+            "without_status": len(without_status()),
+            "objects": sum(len(v) for v in everyone.values()),
+        }
         result["burst"] = sampler.stop()
         log(f"(c) {json.dumps(result['population_status'])}; burst {json.dumps(result['burst'])}")
 
@@ -714,8 +820,9 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
             not_settled, timeout=args.timeout, what="every bulk object in its expected phase", fail=False
         )
         result["population_status"]["expected_phases_s"] = round(time.monotonic() - start, 1) if settled else None
-        result["population_status"]["not_in_expected_phase"] = len(all_in(tr, population["expected_tr"])
-                                                                   + all_in(md, population["expected_md"]))  # fmt: skip
+        result["population_status"]["not_in_expected_phase"] = len(
+            all_in(tr, population["expected_tr"]) + all_in(md, population["expected_md"])
+        )
         log(f"every object in its expected phase after {result['population_status']['expected_phases_s']}s")
 
         # 3. Idle: (a) with the operator, and the idle half of (d).
@@ -726,14 +833,19 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
         # 4. (b) with the population present.
         result["latency"] = {}
         for plural, manifest in (
-            ("trainingruns", lambda i: training_run(f"probe-tr-{i:03d}", "probe", dataset=MISSING_DATASET,
-                                                   datasetWaitSeconds=0)),
-            ("modeldeployments", lambda i: model_deployment(f"probe-md-{i:03d}", "probe",
-                                                           {"name": "unpromoted-probe"})),
-        ):  # fmt: skip
+            (
+                "trainingruns",
+                lambda i: training_run(f"probe-tr-{i:03d}", "probe", dataset=MISSING_DATASET, datasetWaitSeconds=0),
+            ),
+            (
+                "modeldeployments",
+                lambda i: model_deployment(f"probe-md-{i:03d}", "probe", {"name": "unpromoted-probe"}),
+            ),
+        ):
             log(f"(b) {args.samples} × kubectl apply of a {plural[:-1]}")
-            result["latency"][plural] = latencies(kubectl, trackers[plural], namespace, manifest, args.samples,
-                                                  args.sample_timeout, args.latency_budget)  # fmt: skip
+            result["latency"][plural] = latencies(
+                kubectl, trackers[plural], namespace, manifest, args.samples, args.sample_timeout, args.latency_budget
+            )
 
         # 5. (a) without the operator: what the cluster itself asks of the API server.
         result["operator"].update(operator.restarts())  # before the pod is replaced by scaling
@@ -747,14 +859,18 @@ def run(args: argparse.Namespace, result: dict[str, Any]) -> None:
         with_, without = result["idle_with"], result["idle_without"]
         caused = with_["requests_per_s"] - without["requests_per_s"]
         result["idle"] = {
-            "operator_requests_per_s": caused, "per_object": caused / counts["objects"],
+            "operator_requests_per_s": caused,
+            "per_object": caused / counts["objects"],
             "operator_metric_per_s": with_["operator_metric_per_s"],
-            "top": sorted(((k, v - without["by_request"].get(k, 0.0)) for k, v in with_["by_request"].items()),
-                          key=lambda kv: -kv[1])[:8],
-            "operator_cpu_cores": with_["operator_cpu_cores"], "operator_rss_mb": with_["operator_rss_mb"],
+            "top": sorted(
+                ((k, v - without["by_request"].get(k, 0.0)) for k, v in with_["by_request"].items()),
+                key=lambda kv: -kv[1],
+            )[:8],
+            "operator_cpu_cores": with_["operator_cpu_cores"],
+            "operator_rss_mb": with_["operator_rss_mb"],
             "apiserver_cpu_cores": {"with": with_["apiserver_cpu_cores"], "without": without["apiserver_cpu_cores"]},
             "node_cpu_busy": {"with": with_["node_cpu_busy"], "without": without["node_cpu_busy"]},
-        }  # fmt: skip
+        }
         if operator.build != result["operator"]["image_build"]:
             result["warning"] = f"the operator's image changed during the run ({operator.build})"
     finally:
@@ -807,46 +923,69 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str]]:
     if op.get("restarts") is not None and op.get("restarts_at_start") is not None:
         restarts = f"{op['restarts'] - op['restarts_at_start']} ({op.get('last_reason') or '—'})"
     return [
-        ("objects (TR / MD / DS)", f"{counts['trainingruns']['total']} / {counts['modeldeployments']['total']} / "
-                                   f"{counts['datasets']}"),
-        ("TR trained / running / waiting / finished", "{trained} / {running} / {waiting} / {finished}".format(
-            **counts["trainingruns"])),
-        ("MD settled / canarying / waiting",
-         "{settled} / {canarying} / {waiting}".format(**counts["modeldeployments"])),
-        ("server pods running (mean RSS)",
-         f"{pods.get('running', '—')} ({_f(pods.get('mean_rss_mb'), '{:.0f}', ' MB')})"),
+        (
+            "objects (TR / MD / DS)",
+            f"{counts['trainingruns']['total']} / {counts['modeldeployments']['total']} / {counts['datasets']}",
+        ),
+        (
+            "TR trained / running / waiting / finished",
+            "{trained} / {running} / {waiting} / {finished}".format(**counts["trainingruns"]),
+        ),
+        (
+            "MD settled / canarying / waiting",
+            "{settled} / {canarying} / {waiting}".format(**counts["modeldeployments"]),
+        ),
+        (
+            "server pods running (mean RSS)",
+            f"{pods.get('running', '—')} ({_f(pods.get('mean_rss_mb'), '{:.0f}', ' MB')})",
+        ),
         ("(a) idle requests/s caused by the operator", _f(idle.get("operator_requests_per_s"), "{:.1f}")),
         ("(a) … per object (goal ≤ 0.01)", _f(idle.get("per_object"), "{:.4f}")),
         ("(a) operator's own counter, requests/s", _f(idle.get("operator_metric_per_s"), "{:.1f}")),
-        ("(a) API server requests/s with / without operator",
-         f"{_f((r.get('idle_with') or {}).get('requests_per_s'), '{:.1f}')} / "
-         f"{_f((r.get('idle_without') or {}).get('requests_per_s'), '{:.1f}')}"),
-        ("(a) API server CPU, cores, with / without",
-         f"{_f((idle.get('apiserver_cpu_cores') or {}).get('with'), '{:.2f}')} / "
-         f"{_f((idle.get('apiserver_cpu_cores') or {}).get('without'), '{:.2f}')}"),
-        ("(a) machine CPU busy, with / without (2 cores)",
-         f"{_f((idle.get('node_cpu_busy') or {}).get('with'), '{:.0%}')} / "
-         f"{_f((idle.get('node_cpu_busy') or {}).get('without'), '{:.0%}')}"),
+        (
+            "(a) API server requests/s with / without operator",
+            f"{_f((r.get('idle_with') or {}).get('requests_per_s'), '{:.1f}')} / "
+            f"{_f((r.get('idle_without') or {}).get('requests_per_s'), '{:.1f}')}",
+        ),
+        (
+            "(a) API server CPU, cores, with / without",
+            f"{_f((idle.get('apiserver_cpu_cores') or {}).get('with'), '{:.2f}')} / "
+            f"{_f((idle.get('apiserver_cpu_cores') or {}).get('without'), '{:.2f}')}",
+        ),
+        (
+            "(a) machine CPU busy, with / without (2 cores)",
+            f"{_f((idle.get('node_cpu_busy') or {}).get('with'), '{:.0%}')} / "
+            f"{_f((idle.get('node_cpu_busy') or {}).get('without'), '{:.0%}')}",
+        ),
         ("(b) TrainingRun apply → status p50 (goal < 0.5 s)", lat_row("trainingruns", "p50")),
         ("(b) TrainingRun p99 (goal < 2 s)", lat_row("trainingruns", "p99")),
         ("(b) ModelDeployment p50 (goal < 0.5 s)", lat_row("modeldeployments", "p50")),
         ("(b) ModelDeployment p99 (goal < 2 s)", lat_row("modeldeployments", "p99")),
-        ("(c) bulk created → every object has a status",
-         _f(status_s, "{:.1f}", " s") if pop.get("complete") or status_s is not None
-         else f"incomplete: {pop.get('without_status')} without"),
+        (
+            "(c) bulk created → every object has a status",
+            _f(status_s, "{:.1f}", " s")
+            if pop.get("complete") or status_s is not None
+            else f"incomplete: {pop.get('without_status')} without",
+        ),
         ("(c) … every object in its expected phase", _f(pop.get("expected_phases_s"), "{:.1f}", " s")),
         ("(d) operator RSS at idle (goal < 250 MB)", _f(idle.get("operator_rss_mb"), "{:.0f}", " MB")),
         ("(d) operator CPU at idle, cores", _f(idle.get("operator_cpu_cores"), "{:.3f}")),
-        ("(d) operator RSS peak during the burst",
-         _f((r.get("burst") or {}).get("operator_rss_mb_peak"), "{:.0f}", " MB")),
-        ("(d) operator CPU during the burst, mean / peak 5 s",
-         f"{_f((r.get('burst') or {}).get('operator_cpu_cores_mean'), '{:.2f}')} / "
-         f"{_f((r.get('burst') or {}).get('operator_cpu_cores_peak_5s'), '{:.2f}')}"),
-        ("Datasets Ready + 2 runs trained / serving up", f"{_f(r.get('datasets_ready_s'), '{:.0f}', ' s')} / "
-                                                         f"{_f(r.get('serving_ready_s'), '{:.0f}', ' s')}"),
+        (
+            "(d) operator RSS peak during the burst",
+            _f((r.get("burst") or {}).get("operator_rss_mb_peak"), "{:.0f}", " MB"),
+        ),
+        (
+            "(d) operator CPU during the burst, mean / peak 5 s",
+            f"{_f((r.get('burst') or {}).get('operator_cpu_cores_mean'), '{:.2f}')} / "
+            f"{_f((r.get('burst') or {}).get('operator_cpu_cores_peak_5s'), '{:.2f}')}",
+        ),
+        (
+            "Datasets Ready + 2 runs trained / serving up",
+            f"{_f(r.get('datasets_ready_s'), '{:.0f}', ' s')} / {_f(r.get('serving_ready_s'), '{:.0f}', ' s')}",
+        ),
         ("operator container restarts during the run (last reason)", restarts),
         ("whole run", _f(r.get("total_s"), "{:.0f}", " s")),
-    ]  # fmt: skip
+    ]
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
@@ -859,8 +998,10 @@ def print_table(results: list[dict[str, Any]]) -> None:
     for r in results:
         top = (r.get("idle") or {}).get("top") or []
         if top:
-            print(f"\n{r['label']}: idle requests/s caused by the operator, by verb and resource: "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in top if v >= 0.05))  # fmt: skip
+            print(
+                f"\n{r['label']}: idle requests/s caused by the operator, by verb and resource: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in top if v >= 0.05)
+            )
         for key in ("warning", "error"):
             if r.get(key):
                 print(f"{r['label']}: {key.upper()} {r[key]}")

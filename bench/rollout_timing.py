@@ -70,18 +70,29 @@ OPERATOR_RELEASE = os.environ.get("MLOPS_RELEASE", "mlops-operator")
 
 
 def _run(name: str, estimator: str) -> str:
-    return json.dumps({
-        "apiVersion": "mlops.dev/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name},
-        "spec": {"datasetRef": {"name": "iris"}, "promotion": {"policy": "manual"},
-                 "model": {"name": "bench", "estimator": estimator}},
-    })  # fmt: skip
+    return json.dumps(
+        {
+            "apiVersion": "mlops.dev/v1alpha1",
+            "kind": "TrainingRun",
+            "metadata": {"name": name},
+            "spec": {
+                "datasetRef": {"name": "iris"},
+                "promotion": {"policy": "manual"},
+                "model": {"name": "bench", "estimator": estimator},
+            },
+        }
+    )
 
 
 def _deployment(name: str, run: str, spec: dict) -> str:
-    return json.dumps({
-        "apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-        "spec": {"model": {"trainingRun": run}, "replicas": 2, "postPromotion": {"enabled": False}, **spec},
-    })  # fmt: skip
+    return json.dumps(
+        {
+            "apiVersion": "mlops.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": name},
+            "spec": {"model": {"trainingRun": run}, "replicas": 2, "postPromotion": {"enabled": False}, **spec},
+        }
+    )
 
 
 @functools.cache
@@ -103,8 +114,16 @@ class Deployment:
         return found.get("status") or {}
 
     def serve(self, run: str) -> None:
-        self.kubectl.run("patch", "modeldeployment", self.name, "-n", self.ns, "--type=merge", "-p",
-                         json.dumps({"spec": {"model": {"trainingRun": run}}}))  # fmt: skip
+        self.kubectl.run(
+            "patch",
+            "modeldeployment",
+            self.name,
+            "-n",
+            self.ns,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"model": {"trainingRun": run}}}),
+        )
 
     def settled_on(self, run: str) -> bool:
         status = self.status()
@@ -113,8 +132,12 @@ class Deployment:
 
 def step_advances(kubectl: Kubectl, ns: str, rollouts: int) -> list[float]:
     """Seconds from each pause's end (pauseStartedAt + duration) to the status showing the next step."""
-    steps = [{"setWeight": 30}, {"pause": {"duration": f"{PAUSE_SECONDS}s"}},
-             {"setWeight": 60}, {"pause": {"duration": f"{PAUSE_SECONDS}s"}}]  # fmt: skip
+    steps = [
+        {"setWeight": 30},
+        {"pause": {"duration": f"{PAUSE_SECONDS}s"}},
+        {"setWeight": 60},
+        {"pause": {"duration": f"{PAUSE_SECONDS}s"}},
+    ]
     passing = {"name": "always-passes", "query": "vector(0)", "successCondition": "result == 0"}
     spec = {"strategy": {"canary": {"steps": steps}}, "analysis": {"interval": "1h", "metrics": [passing]}}
     md = Deployment(kubectl, ns, PAUSES)
@@ -131,8 +154,10 @@ def step_advances(kubectl: Kubectl, ns: str, rollouts: int) -> list[float]:
             canary = status.get("canary")
             if pause_end is not None and (canary is None or canary["stepIndex"] != index):
                 figures.append(seen - pause_end)
-                print(f"rollout {i}: step {index} → {canary['stepIndex'] if canary else 'promoted'} "
-                      f"{figures[-1]:+.2f}s after its pause ended")  # fmt: skip
+                print(
+                    f"rollout {i}: step {index} → {canary['stepIndex'] if canary else 'promoted'} "
+                    f"{figures[-1]:+.2f}s after its pause ended"
+                )
                 pause_end = None
                 if canary is None:
                     break
@@ -168,28 +193,46 @@ def _stable_at_full(kubectl: Kubectl, ns: str, name: str) -> bool:
 def rollbacks(kubectl: Kubectl, ns: str, rollouts: int) -> list[tuple[float, float]]:
     """(limit reached → no traffic to the canary, limit reached → stable at full capacity) per rollback."""
     failing = {"name": "always-fails", "query": "vector(1)", "successCondition": "result < 0"}
-    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {}}]}},
-            "analysis": {"interval": f"{INTERVAL_SECONDS}s", "failureLimit": FAILURE_LIMIT,
-                         "metrics": [failing]}}  # fmt: skip
+    spec = {
+        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {}}]}},
+        "analysis": {"interval": f"{INTERVAL_SECONDS}s", "failureLimit": FAILURE_LIMIT, "metrics": [failing]},
+    }
     figures = []
     for i in range(rollouts):
         md = Deployment(kubectl, ns, f"failing-{i}")
         kubectl.apply(_deployment(md.name, VERSIONS[0], spec), ns)
         wait_for(lambda m=md: m.settled_on(VERSIONS[0]), timeout=120, what="the stable version serving")
         md.serve(VERSIONS[1])
-        wait_for(lambda m=md: (m.status().get("canary") or {}).get("readyReplicas"), timeout=120,
-                 what="the canary pods ready")  # fmt: skip
-        limit_seen = wait_for(lambda m=md: m.status().get("degraded") and time.time(), timeout=120,
-                              what="the failure limit reached", interval=POLL)  # fmt: skip
-        traffic = wait_for(lambda m=md: _no_traffic_to_canary(kubectl, ns, m.name) and time.time(), timeout=60,
-                           what="no traffic to the canary", interval=POLL)  # fmt: skip
-        full = wait_for(lambda m=md: _stable_at_full(kubectl, ns, m.name) and time.time(), timeout=60,
-                        what="the stable version at full capacity", interval=POLL)  # fmt: skip
+        wait_for(
+            lambda m=md: (m.status().get("canary") or {}).get("readyReplicas"),
+            timeout=120,
+            what="the canary pods ready",
+        )
+        limit_seen = wait_for(
+            lambda m=md: m.status().get("degraded") and time.time(),
+            timeout=120,
+            what="the failure limit reached",
+            interval=POLL,
+        )
+        traffic = wait_for(
+            lambda m=md: _no_traffic_to_canary(kubectl, ns, m.name) and time.time(),
+            timeout=60,
+            what="no traffic to the canary",
+            interval=POLL,
+        )
+        full = wait_for(
+            lambda m=md: _stable_at_full(kubectl, ns, m.name) and time.time(),
+            timeout=60,
+            what="the stable version at full capacity",
+            interval=POLL,
+        )
         status = md.status()
         figures.append((traffic - limit_seen, full - limit_seen))
-        print(f"rollback {i}: {status['degraded']['message']!r}; after the status showed the limit reached: "
-              f"100 % of traffic on stable {traffic - limit_seen:.2f}s later, "
-              f"stable back at full capacity {full - limit_seen:.2f}s later")  # fmt: skip
+        print(
+            f"rollback {i}: {status['degraded']['message']!r}; after the status showed the limit reached: "
+            f"100 % of traffic on stable {traffic - limit_seen:.2f}s later, "
+            f"stable back at full capacity {full - limit_seen:.2f}s later"
+        )
         kubectl.run("delete", "modeldeployment", md.name, "-n", ns, "--wait=false")
     return figures
 
@@ -208,10 +251,14 @@ def operator_pid() -> int | None:
     host); failing that, the one `mlops-operator run` whose HOSTNAME is the pod's name."""
     core = kubernetes.client.CoreV1Api(_api().api_client)
     selector = f"app.kubernetes.io/instance={OPERATOR_RELEASE}"
-    response = core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=selector, _preload_content=False,
-                                        _request_timeout=10)  # fmt: skip
-    pods = [p for p in json.loads(response.data)["items"]
-            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+    response = core.list_namespaced_pod(
+        OPERATOR_NAMESPACE, label_selector=selector, _preload_content=False, _request_timeout=10
+    )
+    pods = [
+        p
+        for p in json.loads(response.data)["items"]
+        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+    ]
     for pod in pods:
         statuses = [c for c in pod["status"].get("containerStatuses") or [] if c["name"] == "operator"]
         container = (statuses[0].get("containerID") or "").partition("://")[2] if statuses else ""
@@ -231,8 +278,12 @@ def operator_pid() -> int | None:
             with contextlib.suppress(OSError):
                 argv = _proc(pid, "cmdline").split("\0")
                 environ = _proc(pid, "environ").split("\0")
-                if (len(argv) > 2 and argv[1].endswith("/mlops-operator") and argv[2] == "run"
-                        and f"HOSTNAME={pod['metadata']['name']}" in environ):  # fmt: skip
+                if (
+                    len(argv) > 2
+                    and argv[1].endswith("/mlops-operator")
+                    and argv[2] == "run"
+                    and f"HOSTNAME={pod['metadata']['name']}" in environ
+                ):
                     return pid
     return None
 
@@ -304,16 +355,20 @@ def _figures(values: list[float]) -> str:
 def _table(rows: list[tuple[str, str, str]]) -> str:
     header = ("", "ours (ModelDeployment)", argo_rollouts.NAME)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-                     for r in [header, *rows])  # fmt: skip
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rollouts", type=int, default=5)
-    parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True,
-                        help=f"measure {argo_rollouts.NAME} side by side (default: yes; build it with "
-                             f"{argo_rollouts.BUILD})")  # fmt: skip
+    parser.add_argument(
+        "--peer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"measure {argo_rollouts.NAME} side by side (default: yes; build it with {argo_rollouts.BUILD})",
+    )
     args = parser.parse_args()
     if args.peer:
         argo_rollouts.require_built()  # before anything is deployed
@@ -334,31 +389,55 @@ def main() -> int:
         advances = step_advances(kubectl, ns, args.rollouts)
         if controller:
             template = argo_rollouts.PodTemplate.of_stable_deployment(ns, PAUSES, VERSIONS)
-            peer_advances = argo_rollouts.step_advances(kubectl, controller, template, VERSIONS, args.rollouts,
-                                                        pause_seconds=PAUSE_SECONDS, poll=POLL)  # fmt: skip
+            peer_advances = argo_rollouts.step_advances(
+                kubectl, controller, template, VERSIONS, args.rollouts, pause_seconds=PAUSE_SECONDS, poll=POLL
+            )
         backs = rollbacks(kubectl, ns, args.rollouts)
         if controller:
-            peer_backs = argo_rollouts.rollbacks(kubectl, controller, template, VERSIONS, args.rollouts,
-                                                 interval_seconds=INTERVAL_SECONDS, failure_limit=FAILURE_LIMIT,
-                                                 poll=POLL)  # fmt: skip
+            peer_backs = argo_rollouts.rollbacks(
+                kubectl,
+                controller,
+                template,
+                VERSIONS,
+                args.rollouts,
+                interval_seconds=INTERVAL_SECONDS,
+                failure_limit=FAILURE_LIMIT,
+                poll=POLL,
+            )
         stack.close()  # the sampler and the controller stop here, before the summary
-        print(f"\nstep advance after the pause ended: median {statistics.median(advances):.2f}s, "
-              f"max {max(advances):.2f}s over {len(advances)} pauses (budget: 1 s)")  # fmt: skip
-        for what, values in (("100 % of traffic on stable", [a for a, _ in backs]),
-                             ("stable at full capacity", [b for _, b in backs])):  # fmt: skip
-            print(f"rollback, limit reached → {what}: median {statistics.median(values):.2f}s, max {max(values):.2f}s "
-                  f"over {len(backs)} rollbacks (budget: one interval, {INTERVAL_SECONDS} s)")  # fmt: skip
+        print(
+            f"\nstep advance after the pause ended: median {statistics.median(advances):.2f}s, "
+            f"max {max(advances):.2f}s over {len(advances)} pauses (budget: 1 s)"
+        )
+        for what, values in (
+            ("100 % of traffic on stable", [a for a, _ in backs]),
+            ("stable at full capacity", [b for _, b in backs]),
+        ):
+            print(
+                f"rollback, limit reached → {what}: median {statistics.median(values):.2f}s, max {max(values):.2f}s "
+                f"over {len(backs)} rollbacks (budget: one interval, {INTERVAL_SECONDS} s)"
+            )
         print(f"operator RSS: {rss.summary('ours')}")
         if controller:
             print(f"\nside by side ({args.rollouts} rollouts each; rollback figures from the failure limit reached):")
-            print(_table([
-                ("step advance after the pause ended", _figures(advances), _figures(peer_advances)),
-                ("rollback → 100 % of traffic on stable", _figures([a for a, _ in backs]),
-                 _figures([a for a, _ in peer_backs])),
-                ("rollback → stable at full capacity", _figures([b for _, b in backs]),
-                 _figures([b for _, b in peer_backs])),
-                ("controller RSS", rss.summary("ours"), rss.summary("peer")),
-            ]))  # fmt: skip
+            print(
+                _table(
+                    [
+                        ("step advance after the pause ended", _figures(advances), _figures(peer_advances)),
+                        (
+                            "rollback → 100 % of traffic on stable",
+                            _figures([a for a, _ in backs]),
+                            _figures([a for a, _ in peer_backs]),
+                        ),
+                        (
+                            "rollback → stable at full capacity",
+                            _figures([b for _, b in backs]),
+                            _figures([b for _, b in peer_backs]),
+                        ),
+                        ("controller RSS", rss.summary("ours"), rss.summary("peer")),
+                    ]
+                )
+            )
     return 0
 
 

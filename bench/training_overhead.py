@@ -35,18 +35,24 @@ def main() -> int:
         for i in range(args.runs):
             name = f"dummy-{i}"
             manifest = {
-                "apiVersion": "mlops.dev/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name},
-                "spec": {"datasetRef": {"name": "iris"},
-                         "model": {"name": "bench", "estimator": "sklearn.dummy.DummyClassifier"}},
-            }  # fmt: skip
+                "apiVersion": "mlops.dev/v1alpha1",
+                "kind": "TrainingRun",
+                "metadata": {"name": name},
+                "spec": {
+                    "datasetRef": {"name": "iris"},
+                    "model": {"name": "bench", "estimator": "sklearn.dummy.DummyClassifier"},
+                },
+            }
             start = time.monotonic()
             kubectl.apply(json.dumps(manifest), ns)
             wait_for(lambda n=name: kubectl.get("job", f"{n}-train", ns), timeout=30, what="the Job", interval=0.05)
             job_created = time.monotonic() - start
             wait_for(
                 lambda n=name: ((kubectl.get("trainingrun", n, ns) or {}).get("status") or {}).get("model"),
-                timeout=120, what="the model in status", interval=0.1,
-            )  # fmt: skip
+                timeout=120,
+                what="the model in status",
+                interval=0.1,
+            )
             recorded = time.monotonic() - start
             uri = kubectl.get("trainingrun", name, ns)["status"]["model"]["uri"]
             fit = json.loads((artifact_path(ns, uri) / "metadata.json").read_text())["fitSeconds"]

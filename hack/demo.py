@@ -55,8 +55,9 @@ def say(message: str) -> None:
 class Cluster:
     def __init__(self, namespace: str) -> None:
         build = ["bash", str(REPO / "hack/localcluster/build.sh")]
-        binaries = subprocess.run(build, env={**os.environ, "BIN_ONLY": "1"}, capture_output=True, text=True,
-                                  check=True).stdout.strip()  # fmt: skip
+        binaries = subprocess.run(
+            build, env={**os.environ, "BIN_ONLY": "1"}, capture_output=True, text=True, check=True
+        ).stdout.strip()
         self.kubectl = [f"{binaries}/kubectl", f"--kubeconfig={KUBECONFIG}", f"--cache-dir={STATE / 'kubectl-cache'}"]
         self.namespace = namespace
 
@@ -113,8 +114,9 @@ class Traffic:
         return [self.rows[i] for i in picked], [int(self.labels[i]) for i in picked]
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(f"{self.url}/{path}", json.dumps(body).encode(),
-                                         {"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{self.url}/{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)
 
@@ -167,9 +169,16 @@ def fresh_namespace(cluster: Cluster) -> None:
         shutil.rmtree(artifacts() / kind / ns, ignore_errors=True)
     cluster.run("create", "namespace", ns)
     cluster.run("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-    cluster.run("create", "secret", "generic", "mlops-s3", "-n", ns,
-                f"--from-literal=AWS_ACCESS_KEY_ID={s3['AWS_ACCESS_KEY_ID']}",
-                f"--from-literal=AWS_SECRET_ACCESS_KEY={s3['AWS_SECRET_ACCESS_KEY']}")  # fmt: skip
+    cluster.run(
+        "create",
+        "secret",
+        "generic",
+        "mlops-s3",
+        "-n",
+        ns,
+        f"--from-literal=AWS_ACCESS_KEY_ID={s3['AWS_ACCESS_KEY_ID']}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={s3['AWS_SECRET_ACCESS_KEY']}",
+    )
 
 
 def canaried(cluster: Cluster, version: str) -> None:
@@ -192,16 +201,25 @@ def canaried(cluster: Cluster, version: str) -> None:
 def labelled_captures(ns: str) -> int:
     """Labels the servers captured so far."""
     root = artifacts() / "captures" / ns / "iris"
-    return sum(line.startswith('{"kind":"label"') for batch in root.glob("*/records.jsonl")
-               for line in batch.read_text().splitlines())  # fmt: skip
+    return sum(
+        line.startswith('{"kind":"label"')
+        for batch in root.glob("*/records.jsonl")
+        for line in batch.read_text().splitlines()
+    )
 
 
 def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
     """Chapter 6: capture on, the world changes, drift creates a TrainingRun on iris + the captured
     labelled rows, and the new version beats the champion and is canaried to 100 %."""
     cluster.apply(EXAMPLES / "demo/modeldeployment-loop.yaml")
-    wait(lambda: (s := cluster.status("modeldeployment", "iris")).get("capture", "").startswith("capturing")
-         and s["stable"].get("readyReplicas") == s["stable"].get("replicas") and s, what="capture on")  # fmt: skip
+    wait(
+        lambda: (
+            (s := cluster.status("modeldeployment", "iris")).get("capture", "").startswith("capturing")
+            and s["stable"].get("readyReplicas") == s["stable"].get("replicas")
+            and s
+        ),
+        what="capture on",
+    )
     say("   the servers now capture the rows they predict on; retraining waits for drift (PSI > 0.5 for 1m)")
     # The world changes once the guard of iris-logreg's promotion is over: within it, the wrong answers
     # the change brings would roll iris-logreg back (the guard judges live accuracy) before drift retrains.
@@ -213,27 +231,45 @@ def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
     )
     wait(lambda: labelled_captures(cluster.namespace) >= 300, what="labelled production rows captured")
     cluster.apply(EXAMPLES / "demo/dataset-iris-live.yaml")
-    live = wait(lambda: (s := cluster.status("dataset", "iris-live")).get("phase") == "Ready" and s,
-                what="Dataset iris-live Ready")  # fmt: skip
+    live = wait(
+        lambda: (s := cluster.status("dataset", "iris-live")).get("phase") == "Ready" and s,
+        what="Dataset iris-live Ready",
+    )
     base = cluster.status("dataset", "iris")["rows"]
-    say(f"   ✓ Dataset iris-live: iris ({base} rows) + {live['rows'] - base} captured labelled rows, "
-        f"version {live['version'][:19]}…")  # fmt: skip
+    say(
+        f"   ✓ Dataset iris-live: iris ({base} rows) + {live['rows'] - base} captured labelled rows, "
+        f"version {live['version'][:19]}…"
+    )
     run = wait(lambda: cluster.get("trainingrun", RETRAINED), what=f"drift to create {RETRAINED}", timeout=300)
     evidence = json.loads(run["metadata"]["annotations"]["mlops.dev/retraining-trigger"])
-    say(f"   ✓ {evidence['trigger']} {evidence['value']:.2f} above {evidence['bound']:g} for {evidence['window']}: "
-        f"the operator created TrainingRun {RETRAINED}")  # fmt: skip
-    status = wait(lambda: (s := cluster.status("trainingrun", RETRAINED)).get("phase") in ("Succeeded", "Failed")
-                  and (s.get("promotion") or {}).get("decision") and s, what=f"{RETRAINED} to finish")  # fmt: skip
+    say(
+        f"   ✓ {evidence['trigger']} {evidence['value']:.2f} above {evidence['bound']:g} for {evidence['window']}: "
+        f"the operator created TrainingRun {RETRAINED}"
+    )
+    status = wait(
+        lambda: (
+            (s := cluster.status("trainingrun", RETRAINED)).get("phase") in ("Succeeded", "Failed")
+            and (s.get("promotion") or {}).get("decision")
+            and s
+        ),
+        what=f"{RETRAINED} to finish",
+    )
     decision = status["promotion"]
-    say(f"   {RETRAINED}: trained on {status['dataset']['name']} {status['dataset']['version'][:19]}…, "
-        f"accuracy {accuracy(status)}, {decision['decision']}: {decision.get('message', '')}")  # fmt: skip
+    say(
+        f"   {RETRAINED}: trained on {status['dataset']['name']} {status['dataset']['version'][:19]}…, "
+        f"accuracy {accuracy(status)}, {decision['decision']}: {decision.get('message', '')}"
+    )
     if decision["decision"] != "Promoted":
         raise SystemExit(f"{RETRAINED} was not promoted: {decision}")
     canaried(cluster, RETRAINED)
     say(f"   ✓ {RETRAINED} is stable at 100 %, retrained on what production saw")
     plugin = pathlib.Path(sys.executable).with_name("kubectl-mlops")
-    shown = subprocess.run([str(plugin), "status", "iris", "-n", cluster.namespace, f"--kubeconfig={KUBECONFIG}"],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    shown = subprocess.run(
+        [str(plugin), "status", "iris", "-n", cluster.namespace, f"--kubeconfig={KUBECONFIG}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     say("   $ kubectl mlops status iris")
     print("\n".join(f"     {line}" for line in (shown.stdout or shown.stderr).rstrip().splitlines()), flush=True)
 
@@ -257,8 +293,9 @@ def check_operator(cluster: Cluster, operator_namespace: str) -> None:
 
 def promoted_champion(cluster: Cluster) -> str | None:
     selector = "mlops.dev/model=iris,mlops.dev/promoted=true"
-    out = cluster.run("get", "trainingruns", "-n", cluster.namespace, "-l", selector,
-                      "-o", "jsonpath={.items[*].metadata.name}")  # fmt: skip
+    out = cluster.run(
+        "get", "trainingruns", "-n", cluster.namespace, "-l", selector, "-o", "jsonpath={.items[*].metadata.name}"
+    )
     return out.strip() or None
 
 
@@ -294,8 +331,14 @@ def main() -> int:
     cluster.apply(EXAMPLES / "demo/trainingruns-first.yaml")
     runs = {}
     for run in ("iris-baseline", "iris-stump"):
-        runs[run] = wait(lambda r=run: (s := cluster.status("trainingrun", r)).get("phase") in ("Succeeded", "Failed")
-                         and (s.get("promotion") or {}).get("decision") and s, what=f"{run} to finish")  # fmt: skip
+        runs[run] = wait(
+            lambda r=run: (
+                (s := cluster.status("trainingrun", r)).get("phase") in ("Succeeded", "Failed")
+                and (s.get("promotion") or {}).get("decision")
+                and s
+            ),
+            what=f"{run} to finish",
+        )
         decision = runs[run]["promotion"]
         say(f"   {run}: accuracy {accuracy(runs[run])}, {decision['decision']}: {decision.get('message', '')}")
     champion = wait(lambda: promoted_champion(cluster), what="a champion")
@@ -332,11 +375,15 @@ def main() -> int:
         t = time.monotonic()
         say("6. A degraded version: iris-guess, trained without gates, is promoted offline and canaried")
         cluster.apply(EXAMPLES / "demo/trainingrun-guess.yaml")
-        wait(lambda: (cluster.status("modeldeployment", "iris").get("canary") or {}).get("version") == "iris-guess",
-             what="the canary of iris-guess")  # fmt: skip
+        wait(
+            lambda: (cluster.status("modeldeployment", "iris").get("canary") or {}).get("version") == "iris-guess",
+            what="the canary of iris-guess",
+        )
         say("   canary iris-guess started; its live accuracy is measured from the labels posted back")
-        status = wait(lambda: (s := cluster.status("modeldeployment", "iris")).get("degraded") and s,
-                      what="the automatic rollback of iris-guess")  # fmt: skip
+        status = wait(
+            lambda: (s := cluster.status("modeldeployment", "iris")).get("degraded") and s,
+            what="the automatic rollback of iris-guess",
+        )
         say(f"   ✓ rolled back automatically: {status['degraded']['message']}")
         say(f"   ✓ stable is still {status['stable']['version']} at {status['stable'].get('weight', 100)} %")
         phase("degraded version rolled back", t)
@@ -347,10 +394,15 @@ def main() -> int:
     for run in ("iris-baseline", "iris-stump", "iris-logreg", RETRAINED, "iris-guess"):
         status = cluster.status("trainingrun", run)
         decision = (status.get("promotion") or {}).get("decision", "–")
-        fate = ("serving 100 %" if md["stable"]["version"] == run
-                else "rolled back" if run in (md.get("failedVersions") or [])
-                else "served earlier" if any(h["version"] == run for h in md.get("history") or []) or run == champion
-                else "never served")  # fmt: skip
+        fate = (
+            "serving 100 %"
+            if md["stable"]["version"] == run
+            else "rolled back"
+            if run in (md.get("failedVersions") or [])
+            else "served earlier"
+            if any(h["version"] == run for h in md.get("history") or []) or run == champion
+            else "never served"
+        )
         print(f"    {run:14} {accuracy(status):6} {decision:11} {fate}")
     print("  rollout history:")
     for entry in md.get("history") or []:

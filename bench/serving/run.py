@@ -55,14 +55,23 @@ def train(root: pathlib.Path) -> dict[str, pathlib.Path]:
     from mlops_operator.trainer.train import run_training
 
     store = ArtifactStore.from_uri(f"file://{root}")
-    ds = run_check(DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}}), namespace="bench",
-                   name="iris", store=store, input_dir=root)  # fmt: skip
+    ds = run_check(
+        DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}}),
+        namespace="bench",
+        name="iris",
+        store=store,
+        input_dir=root,
+    )
     dirs = {}
     for name, (estimator, params) in MODELS.items():
         dataset = {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"], "target": "target"}
         model = {"name": "iris", "estimator": estimator, "params": params}
-        request = {"namespace": "bench", "run": name, "dataset": dataset,
-                   "spec": {"datasetRef": {"name": "iris"}, "model": model}}  # fmt: skip
+        request = {
+            "namespace": "bench",
+            "run": name,
+            "dataset": dataset,
+            "spec": {"datasetRef": {"name": "iris"}, "model": model},
+        }
         result = run_training(request, store)
         dirs[name] = store.path(result["modelUri"])
     return dirs
@@ -90,7 +99,7 @@ def mlserver_repository(model_dir: pathlib.Path, root: pathlib.Path) -> pathlib.
     (repo / "settings.json").write_text(
         json.dumps({"http_port": 18200, "grpc_port": 18201, "metrics_port": 18202, "debug": False})
     )  # no access log line per request
-    return repo  # fmt: skip
+    return repo
 
 
 def wait_ready(url: str, process: subprocess.Popen) -> None:
@@ -117,8 +126,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def load(url: str, *, duration: int, connections: int) -> tuple[float, float]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(LUA), url],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(LUA), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     if "Non-2xx" in out:
         raise SystemExit(f"errors under load at {url}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -128,9 +141,21 @@ def load(url: str, *, duration: int, connections: int) -> tuple[float, float]:
 
 
 def serve_ours(model_dir: pathlib.Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([str(REPO / ".venv/bin/mlops-operator"), "serve", "--model-uri", f"file://{model_dir}",
-                             "--host", "127.0.0.1", "--port", "18100", *extra], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.Popen(
+        [
+            str(REPO / ".venv/bin/mlops-operator"),
+            "serve",
+            "--model-uri",
+            f"file://{model_dir}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "18100",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def measure(process: subprocess.Popen, ready_url: str, infer_url: str, args: argparse.Namespace) -> tuple[float, float]:
@@ -143,8 +168,12 @@ def measure(process: subprocess.Popen, ready_url: str, infer_url: str, args: arg
 
 
 def measure_ours(model_dir: pathlib.Path, args: argparse.Namespace, *extra: str) -> tuple[float, float]:
-    return measure(serve_ours(model_dir, *extra), "http://127.0.0.1:18100/v2/health/ready",
-                   "http://127.0.0.1:18100/v2/models/iris/infer", args)  # fmt: skip
+    return measure(
+        serve_ours(model_dir, *extra),
+        "http://127.0.0.1:18100/v2/health/ready",
+        "http://127.0.0.1:18100/v2/models/iris/infer",
+        args,
+    )
 
 
 def measure_peer(
@@ -158,10 +187,23 @@ def measure_peer(
     else:  # no latency log line per request (KServe's default is one); kserve_model.py turns off the others
         cwd = root / "kserve" / model_dir.name
         model = joblib_model(model_dir, cwd)
-        command = [str(KSERVE), str(KSERVE_MODEL), "--model_path", str(model), "--model_name", "iris",
-                   "--http_port", "18300", "--enable_grpc", "false", "--enable_latency_logging", "false"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)  # fmt: skip
+        command = [
+            str(KSERVE),
+            str(KSERVE_MODEL),
+            "--model_path",
+            str(model),
+            "--model_name",
+            "iris",
+            "--http_port",
+            "18300",
+            "--enable_grpc",
+            "false",
+            "--enable_latency_logging",
+            "false",
+        ]
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}/v2/models/iris"
     return measure(process, f"{base}/ready", f"{base}/infer", args)
 

@@ -116,7 +116,7 @@ def addons(ip: str) -> list[Component]:
                 f"--storage.tsdb.path={PROMETHEUS / 'data'}",
                 "--storage.tsdb.retention.time=1d",
                 f"--web.listen-address={ip}:{PROMETHEUS_PORT}",
-            ],  # fmt: skip
+            ],
             ready=lambda: _http_ok(f"{prometheus_url(ip)}/-/ready"),
             ready_timeout=60,
         ),
@@ -131,7 +131,7 @@ def addons(ip: str) -> list[Component]:
                 "--quiet",
                 "posix",
                 str(S3 / "data"),
-            ],  # fmt: skip
+            ],
             env={"ROOT_ACCESS_KEY_ID": access, "ROOT_SECRET_ACCESS_KEY": secret},  # not on the command line
             ready=lambda: _http_ok(f"{s3_url(ip)}/health"),
             ready_timeout=30,
@@ -165,7 +165,7 @@ def metrics_addons(ip: str) -> list[Component]:
                 f"--kubelet-certificate-authority={PKI / 'ca.crt'}",
                 "--kubelet-preferred-address-types=InternalIP",
                 "--metric-resolution=15s",  # as its own manifests set it: CPU autoscaling reacts sooner than at 1m
-            ],  # fmt: skip
+            ],
             ready=lambda: _https_ok(f"https://{ip}:{METRICS_ADDONS['metrics-server']}/livez", cert="admin"),
             ready_timeout=30,
             after_ready=lambda b: register_metrics_api("metrics-server", ip, b),
@@ -178,7 +178,7 @@ def metrics_addons(ip: str) -> list[Component]:
                 f"--prometheus-url={prometheus_url(ip)}",
                 f"--config={ADAPTER_RULES}",
                 "--metrics-relist-interval=10s",  # a model server's new series are known within 10 s
-            ],  # fmt: skip
+            ],
             ready=lambda: _https_ok(f"https://{ip}:{METRICS_ADDONS['prometheus-adapter']}/livez", cert="admin"),
             ready_timeout=30,
             after_ready=lambda b: register_metrics_api("prometheus-adapter", ip, b),
@@ -192,22 +192,43 @@ def register_metrics_api(name: str, ip: str, binaries: pathlib.Path) -> None:
     ca = base64.b64encode((PKI / "ca.crt").read_bytes()).decode()
     meta = {"name": name, "namespace": "kube-system", "labels": {"app.kubernetes.io/name": name}}
     objects: list[dict] = [
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
-        {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
-         "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port}]}]},
-    ]  # fmt: skip
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": meta,
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port}]}],
+        },
+    ]
     for group, version in METRICS_APIS[name]:
-        objects.append({
-            "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-            "metadata": {"name": f"{version}.{group}", "labels": {"app.kubernetes.io/name": name}},
-            "spec": {"group": group, "version": version, "caBundle": ca, "groupPriorityMinimum": 100,
-                     "versionPriority": 100, "service": {"name": name, "namespace": "kube-system", "port": 443}},
-        })  # fmt: skip
+        objects.append(
+            {
+                "apiVersion": "apiregistration.k8s.io/v1",
+                "kind": "APIService",
+                "metadata": {"name": f"{version}.{group}", "labels": {"app.kubernetes.io/name": name}},
+                "spec": {
+                    "group": group,
+                    "version": version,
+                    "caBundle": ca,
+                    "groupPriorityMinimum": 100,
+                    "versionPriority": 100,
+                    "service": {"name": name, "namespace": "kube-system", "port": 443},
+                },
+            }
+        )
     kubectl = [str(binaries / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--cache-dir={STATE / 'kubectl-cache'}"]
-    subprocess.run([*kubectl, "apply", "--warnings-as-errors=false", "-f", "-"],
-                   input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}), text=True, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*kubectl, "apply", "--warnings-as-errors=false", "-f", "-"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 def write_prometheus_config() -> None:
@@ -227,12 +248,17 @@ def discover_pods(targets: pathlib.Path) -> None:
             groups = []
             for pod in json.loads(result.stdout)["items"]:
                 annotations, status = pod["metadata"].get("annotations") or {}, pod.get("status") or {}
-                if annotations.get("prometheus.io/scrape") == "true" and status.get("podIP") and \
-                        status.get("phase") == "Running":  # fmt: skip
-                    groups.append({
-                        "targets": [f"{status['podIP']}:{annotations.get('prometheus.io/port', '8080')}"],
-                        "labels": {"namespace": pod["metadata"]["namespace"], "pod": pod["metadata"]["name"]},
-                    })  # fmt: skip
+                if (
+                    annotations.get("prometheus.io/scrape") == "true"
+                    and status.get("podIP")
+                    and status.get("phase") == "Running"
+                ):
+                    groups.append(
+                        {
+                            "targets": [f"{status['podIP']}:{annotations.get('prometheus.io/port', '8080')}"],
+                            "labels": {"namespace": pod["metadata"]["namespace"], "pod": pod["metadata"]["name"]},
+                        }
+                    )
             tmp = targets.with_suffix(".tmp")
             tmp.write_text(json.dumps(groups))
             tmp.replace(targets)

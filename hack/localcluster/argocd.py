@@ -128,7 +128,7 @@ def components() -> list[Component]:
                 "--client-ca-path=",  # no mTLS (its default, a path under /app, is refused with --disable-tls)
                 "--revision-cache-expiration=10s",  # HEAD and branches are resolved again after 10 s (default 3m)
                 "--logformat=text",
-            ],  # fmt: skip
+            ],
             env={
                 **common_env,
                 # git-verify-wrapper.sh, gpg-wrapper.sh (run on every manifest generation), helm and kustomize.
@@ -161,7 +161,7 @@ def components() -> list[Component]:
                 # read it; Argo CD 3 keeps it out by default, for its API server and UI, which do not run here.
                 "--persist-resource-health",
                 "--logformat=text",
-            ],  # fmt: skip
+            ],
             env=common_env,
             ready=lambda: _http_ok(f"http://127.0.0.1:{ARGOCD_CONTROLLER_METRICS_PORT}/healthz"),
             ready_timeout=90,
@@ -204,12 +204,24 @@ def apply_objects(binaries: pathlib.Path) -> None:
 
 def up() -> None:
     binaries = bin_dir()
-    missing = [n for n in (f"argocd-{VERSION}", "argocd-repo-server", "argocd-application-controller",
-                           "kustomize", "git-verify-wrapper.sh", "gpg-wrapper.sh", CRDS)
-               if not (binaries / n).exists()]  # fmt: skip
+    missing = [
+        n
+        for n in (
+            f"argocd-{VERSION}",
+            "argocd-repo-server",
+            "argocd-application-controller",
+            "kustomize",
+            "git-verify-wrapper.sh",
+            "gpg-wrapper.sh",
+            CRDS,
+        )
+        if not (binaries / n).exists()
+    ]
     if missing:
-        raise SystemExit(f"Argo CD is not built in {binaries} (missing {missing}): "
-                         "run LOCALCLUSTER_COMPONENTS=argocd hack/localcluster/build.sh (make argocd)")  # fmt: skip
+        raise SystemExit(
+            f"Argo CD is not built in {binaries} (missing {missing}): "
+            "run LOCALCLUSTER_COMPONENTS=argocd hack/localcluster/build.sh (make argocd)"
+        )
     if not os.access(REDIS, os.X_OK):
         raise SystemExit(f"{REDIS} not found: apt-get install redis-server (hack/install-deps.sh installs it)")
     if not (KUBECONFIG.exists() and _https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", cert="admin")):

@@ -115,8 +115,11 @@ def leftovers() -> list[str]:
             found.append(f"process {pid_dir.name}: {cmdline[:100]}")
     found += [f"mount {m}" for m in _mounts_under(STATE)]
     found += [f"netns {n.name}" for pattern in ("cni-*", NODE_NETNS) for n in NETNS_DIR.glob(pattern)]
-    found += [f"link {link.name}" for pattern in (CNI_BRIDGE, NODE_LINKS) for link in
-              pathlib.Path("/sys/class/net").glob(pattern)]  # fmt: skip
+    found += [
+        f"link {link.name}"
+        for pattern in (CNI_BRIDGE, NODE_LINKS)
+        for link in pathlib.Path("/sys/class/net").glob(pattern)
+    ]
     for table in ("nat", "filter", "mangle"):
         found += [f"iptables -t {table} chain {c}" for c in _iptables_chains(table) if c.startswith(("CNI-", "KUBE-"))]
     found += [f"cgroup {d}" for pattern in ("*/kubepods", f"*/{NODE_CGROUPS}") for d in CGROUP_FS.glob(pattern)]

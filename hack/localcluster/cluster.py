@@ -75,8 +75,19 @@ def components(ip: str) -> list[Component]:
 def up() -> None:
     binaries = bin_dir()
     wanted = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
-    wanted += ["kubelet", "kube-proxy", "pause", BINARY["s3"], BINARY["metrics-server"],
-               BINARY["prometheus-adapter"], BINARY["coredns"]] if WITH_NODE else []  # fmt: skip
+    wanted += (
+        [
+            "kubelet",
+            "kube-proxy",
+            "pause",
+            BINARY["s3"],
+            BINARY["metrics-server"],
+            BINARY["prometheus-adapter"],
+            BINARY["coredns"],
+        ]
+        if WITH_NODE
+        else []
+    )
     missing = [c for c in wanted if not (binaries / c).exists()]
     if missing:
         raise SystemExit(f"binaries missing in {binaries}: {missing}; run hack/localcluster/build.sh (make binaries)")
@@ -177,9 +188,22 @@ def status() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "command", choices=["up", "down", "status", "leftovers", "volume", "gateway-api-crds", "discover-pods",
-                            "prometheus-url", "start", "stop", "node-stop", "node-start"],
-    )  # fmt: skip
+        "command",
+        choices=[
+            "up",
+            "down",
+            "status",
+            "leftovers",
+            "volume",
+            "gateway-api-crds",
+            "discover-pods",
+            "prometheus-url",
+            "start",
+            "stop",
+            "node-stop",
+            "node-start",
+        ],
+    )
     parser.add_argument(
         "args",
         nargs="*",

@@ -25,7 +25,7 @@ def control_plane(ip: str) -> list[Component]:
                 "--log-level=warn",
                 "--quota-backend-bytes=2147483648",
                 "--unsafe-no-fsync",
-            ],  # fmt: skip
+            ],
             ready=lambda: _http_ok("http://127.0.0.1:2381/health"),
             ready_timeout=30,
             ports=[ETCD_CLIENT_PORT, ETCD_PEER_PORT],
@@ -64,7 +64,7 @@ def control_plane(ip: str) -> list[Component]:
                 "--enable-aggregator-routing=true",
                 "--profiling=false",
                 "--v=1",
-            ],  # fmt: skip
+            ],
             ready=lambda: _https_ok(f"{apiserver_url}/readyz", cert="admin"),
             ready_timeout=120,
             ports=[APISERVER_PORT],
@@ -95,7 +95,7 @@ def control_plane(ip: str) -> list[Component]:
                 "--node-monitor-grace-period=20s",
                 "--leader-elect=false",
                 "--v=1",
-            ],  # fmt: skip
+            ],
             ready=lambda: _https_ok("https://127.0.0.1:10257/healthz"),
             ports=[10257],
         ),
@@ -110,7 +110,7 @@ def control_plane(ip: str) -> list[Component]:
                 "--secure-port=10259",
                 "--leader-elect=false",
                 "--v=1",
-            ],  # fmt: skip
+            ],
             ready=lambda: _https_ok("https://127.0.0.1:10259/healthz"),
             ports=[10259],
         ),

@@ -85,19 +85,43 @@ def dns(ip: str) -> list[Component]:
 def register_dns_service(ip: str, binaries: pathlib.Path) -> None:
     """The Service `kube-dns` at CLUSTER_DNS_IP (no selector) and its one endpoint, CoreDNS on the node, labelled
     as in clusters that kubeadm sets up."""
-    meta = {"name": "kube-dns", "namespace": "kube-system",
-            "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}}  # fmt: skip
-    ports = [("dns", "UDP", 53, COREDNS_PORT), ("dns-tcp", "TCP", 53, COREDNS_PORT),
-             ("metrics", "TCP", 9153, COREDNS_METRICS_PORT)]  # fmt: skip
-    _apply(binaries, [
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"clusterIP": CLUSTER_DNS_IP,
-                  "ports": [{"name": n, "protocol": p, "port": port, "targetPort": target}
-                            for n, p, port, target in ports]}},
-        {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
-         "subsets": [{"addresses": [{"ip": ip}],
-                      "ports": [{"name": n, "protocol": p, "port": target} for n, p, _, target in ports]}]},
-    ])  # fmt: skip
+    meta = {
+        "name": "kube-dns",
+        "namespace": "kube-system",
+        "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"},
+    }
+    ports = [
+        ("dns", "UDP", 53, COREDNS_PORT),
+        ("dns-tcp", "TCP", 53, COREDNS_PORT),
+        ("metrics", "TCP", 9153, COREDNS_METRICS_PORT),
+    ]
+    _apply(
+        binaries,
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": meta,
+                "spec": {
+                    "clusterIP": CLUSTER_DNS_IP,
+                    "ports": [
+                        {"name": n, "protocol": p, "port": port, "targetPort": target} for n, p, port, target in ports
+                    ],
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": meta,
+                "subsets": [
+                    {
+                        "addresses": [{"ip": ip}],
+                        "ports": [{"name": n, "protocol": p, "port": target} for n, p, _, target in ports],
+                    }
+                ],
+            },
+        ],
+    )
 
 
 def register_prometheus_service(ip: str, binaries: pathlib.Path) -> None:
@@ -105,21 +129,35 @@ def register_prometheus_service(ip: str, binaries: pathlib.Path) -> None:
     Prometheus on the node: the address pods use, http://prometheus.monitoring:9090, as in clusters that run
     it in-cluster."""
     meta = {"name": "prometheus", "namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}}
-    _apply(binaries, [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"ports": [{"name": "http", "port": PROMETHEUS_SERVICE_PORT, "targetPort": PROMETHEUS_PORT}]}},
-        {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
-         "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "http", "port": PROMETHEUS_PORT}]}]},
-    ])  # fmt: skip
+    _apply(
+        binaries,
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}},
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": meta,
+                "spec": {"ports": [{"name": "http", "port": PROMETHEUS_SERVICE_PORT, "targetPort": PROMETHEUS_PORT}]},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": meta,
+                "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "http", "port": PROMETHEUS_PORT}]}],
+            },
+        ],
+    )
 
 
 def _apply(binaries: pathlib.Path, objects: list[dict]) -> None:
     """`kubectl apply` of `objects`, in order (a namespace before what it holds); v1 Endpoints' deprecation
     warning is expected."""
     kubectl = [str(binaries / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--cache-dir={STATE / 'kubectl-cache'}"]
-    result = subprocess.run([*kubectl, "apply", "--warnings-as-errors=false", "-f", "-"],
-                            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}), text=True,
-                            capture_output=True)  # fmt: skip
+    result = subprocess.run(
+        [*kubectl, "apply", "--warnings-as-errors=false", "-f", "-"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
+        text=True,
+        capture_output=True,
+    )
     if result.returncode:
         raise SystemExit(f"kubectl apply failed: {result.stderr.strip()}")

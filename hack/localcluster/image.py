@@ -28,9 +28,13 @@ import ociimage  # noqa: E402
 
 REPO = cluster.REPO
 CACHE = pathlib.Path(
-    os.environ.get("LOCALCLUSTER_CACHE", pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache"))
-                   / "mlops-operator" / "localcluster")
-)  # fmt: skip
+    os.environ.get(
+        "LOCALCLUSTER_CACHE",
+        pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache"))
+        / "mlops-operator"
+        / "localcluster",
+    )
+)
 IMAGES = CACHE / "images"
 BUILDAH = ["buildah", "--root", str(CACHE / "buildah" / "storage"), "--runroot", str(CACHE / "buildah" / "run")]
 BASE_NAME = "localhost/debian:bookworm-minbase"
@@ -127,7 +131,7 @@ def build() -> pathlib.Path:
             "-t",
             IMAGE_NAME,
             str(REPO),
-        ],  # fmt: skip
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -149,8 +153,12 @@ def load(archive: pathlib.Path) -> None:
     for node in running:
         ctr = [shutil.which("ctr") or "ctr", "--address", str(node.socket), "-n", "k8s.io"]
         build_label = f"mlops.dev/build={archive.stem}"
-        listed = subprocess.run([*ctr, "images", "list", f"labels.\"mlops.dev/build\"=={archive.stem}"],
-                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        listed = subprocess.run(
+            [*ctr, "images", "list", f'labels."mlops.dev/build"=={archive.stem}'],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         if IMAGE_NAME in listed:
             log(f"{IMAGE_NAME} is up to date in {node.name}")
             continue

@@ -163,7 +163,7 @@ def node(host_ip: str, n: Node = Node(1)) -> list[Component]:
             name=containerd,
             argv=lambda b: n.enter(
                 [shutil.which("containerd") or "containerd", "--config", str(n.containerd / "config.toml")]
-            ),  # fmt: skip
+            ),
             ready=lambda: _containerd_ready(n),
             ready_timeout=30,
             after_ready=lambda b: import_pause_image(b, n),
@@ -180,7 +180,7 @@ def node(host_ip: str, n: Node = Node(1)) -> list[Component]:
                     f"--root-dir={n.state / 'kubelet'}",
                     "--v=1",
                 ]
-            ),  # fmt: skip
+            ),
             after_start=lambda: connect_pod_network(n, host_ip),
             ready=lambda: _node_ready(n.name),
             ready_timeout=90,
@@ -188,9 +188,7 @@ def node(host_ip: str, n: Node = Node(1)) -> list[Component]:
         ),
         Component(
             name=proxy,
-            argv=lambda b: n.enter(
-                [str(b / "kube-proxy"), f"--config={n.state / 'kube-proxy-config.json'}", "--v=1"]
-            ),  # fmt: skip
+            argv=lambda b: n.enter([str(b / "kube-proxy"), f"--config={n.state / 'kube-proxy-config.json'}", "--v=1"]),
             ready=lambda: _http_ok(f"http://{n.own_address(host_ip)}:10256/healthz"),
             ready_timeout=30,
             ports=[10256] if n.index == 1 else [],

@@ -49,12 +49,16 @@ def volume(namespace: str, claim: str, size: str = "5Gi") -> None:
     ]
     kubectl = [str(bin_dir() / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--cache-dir={STATE / 'kubectl-cache'}"]
     for manifest in manifests:
-        subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(manifest), text=True, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*kubectl, "apply", "-f", "-"], input=json.dumps(manifest), text=True, check=True, capture_output=True
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        phase = subprocess.run([*kubectl, "get", "pvc", claim, "-n", namespace, "-o", "jsonpath={.status.phase}"],
-                               capture_output=True, text=True).stdout  # fmt: skip
+        phase = subprocess.run(
+            [*kubectl, "get", "pvc", claim, "-n", namespace, "-o", "jsonpath={.status.phase}"],
+            capture_output=True,
+            text=True,
+        ).stdout
         if phase == "Bound":
             log(f"PersistentVolumeClaim {namespace}/{claim} → {directory}")
             return
@@ -64,20 +68,30 @@ def volume(namespace: str, claim: str, size: str = "5Gi") -> None:
 
 def gateway_api_crds() -> None:
     """Install the Gateway API CRDs (standard channel) from the sigs.k8s.io/gateway-api Go module."""
-    out = subprocess.run(["go", "mod", "download", "-json", f"sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}"],
-                         capture_output=True, text=True, env={**os.environ, "GOFLAGS": "-mod=mod"})  # fmt: skip
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
+    )
     if out.returncode != 0:
         raise SystemExit(f"cannot download sigs.k8s.io/gateway-api@{GATEWAY_API_VERSION}: {out.stderr or out.stdout}")
     crds = pathlib.Path(json.loads(out.stdout)["Dir"]) / "config" / "crd" / "standard"
     kubectl = [str(bin_dir() / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--cache-dir={STATE / 'kubectl-cache'}"]
-    for name in ("gateway.networking.k8s.io_gatewayclasses.yaml", "gateway.networking.k8s.io_gateways.yaml",
-                 "gateway.networking.k8s.io_httproutes.yaml"):  # fmt: skip
+    for name in (
+        "gateway.networking.k8s.io_gatewayclasses.yaml",
+        "gateway.networking.k8s.io_gateways.yaml",
+        "gateway.networking.k8s.io_httproutes.yaml",
+    ):
         subprocess.run([*kubectl, "apply", "--server-side", "-f", str(crds / name)], check=True, capture_output=True)
     deadline = time.monotonic() + 60
     established = '{.status.conditions[?(@.type=="Established")].status}'
     while time.monotonic() < deadline:
-        state = subprocess.run([*kubectl, "get", "crd", "httproutes.gateway.networking.k8s.io", "-o",
-                                f"jsonpath={established}"], capture_output=True, text=True).stdout  # fmt: skip
+        state = subprocess.run(
+            [*kubectl, "get", "crd", "httproutes.gateway.networking.k8s.io", "-o", f"jsonpath={established}"],
+            capture_output=True,
+            text=True,
+        ).stdout
         if state == "True":
             log(f"Gateway API {GATEWAY_API_VERSION} CRDs installed")
             return

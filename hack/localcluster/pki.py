@@ -37,9 +37,22 @@ def _issue_cert(name: str, *, subject: str, usage: str, sans: list[str] | None =
     csr = PKI / f"{name}.csr"
     _openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
     _openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(PKI / f"{ca}.crt"), "-CAkey", str(PKI / f"{ca}.key"),
-        "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(crt),
-    )  # fmt: skip
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(PKI / f"{ca}.crt"),
+        "-CAkey",
+        str(PKI / f"{ca}.key"),
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(crt),
+    )
     csr.unlink()
     ext.unlink()
 
@@ -48,10 +61,22 @@ def _ensure_ca(name: str, subject: str) -> None:
     if not (PKI / f"{name}.crt").exists():
         _ec_key(PKI / f"{name}.key")
         _openssl(
-            "req", "-x509", "-new", "-key", str(PKI / f"{name}.key"), "-subj", subject,
-            "-days", "3650", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", str(PKI / f"{name}.crt"),
-        )  # fmt: skip
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            str(PKI / f"{name}.key"),
+            "-subj",
+            subject,
+            "-days",
+            "3650",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            "-out",
+            str(PKI / f"{name}.crt"),
+        )
 
 
 def ensure_pki(ip: str) -> None:
@@ -63,13 +88,19 @@ def ensure_pki(ip: str) -> None:
     _ensure_ca("front-proxy-ca", "/CN=mlops-localcluster-front-proxy-ca")
     _issue_cert("front-proxy-client", subject="/CN=front-proxy-client", usage="clientAuth", ca="front-proxy-ca")
     for addon in METRICS_ADDONS:  # served behind their Service's name, which the API server checks
-        _issue_cert(addon, subject=f"/CN={addon}", usage="serverAuth",
-                    sans=[f"DNS:{addon}.kube-system.svc", f"IP:{ip}"])  # fmt: skip
+        _issue_cert(
+            addon, subject=f"/CN={addon}", usage="serverAuth", sans=[f"DNS:{addon}.kube-system.svc", f"IP:{ip}"]
+        )
     sans = [
-        "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
-        "DNS:kubernetes.default.svc.cluster.local", "DNS:localhost",
-        "IP:127.0.0.1", f"IP:{KUBERNETES_SERVICE_IP}", f"IP:{ip}",
-    ]  # fmt: skip
+        "DNS:kubernetes",
+        "DNS:kubernetes.default",
+        "DNS:kubernetes.default.svc",
+        "DNS:kubernetes.default.svc.cluster.local",
+        "DNS:localhost",
+        "IP:127.0.0.1",
+        f"IP:{KUBERNETES_SERVICE_IP}",
+        f"IP:{ip}",
+    ]
     _issue_cert("apiserver", subject="/CN=kube-apiserver", usage="serverAuth", sans=sans)
     _issue_cert("admin", subject="/O=system:masters/CN=mlops-admin", usage="clientAuth")
     _issue_cert("controller-manager", subject="/CN=system:kube-controller-manager", usage="clientAuth")

@@ -215,8 +215,9 @@ def _serve(args: argparse.Namespace) -> int:
             max_age_seconds=args.capture_max_age_seconds,
             max_bytes=args.capture_max_bytes,
         )
-        log.info("capturing %.0f%% of the requests and their labels to %s", 100 * args.capture_sample_rate,
-                 args.capture_uri)  # fmt: skip
+        log.info(
+            "capturing %.0f%% of the requests and their labels to %s", 100 * args.capture_sample_rate, args.capture_uri
+        )
     app = build_app(
         loaded,
         profile=profile,

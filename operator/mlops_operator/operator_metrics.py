@@ -6,14 +6,17 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILE_SECONDS = Histogram(
-    "mlops_reconcile_duration_seconds", "Time one reconcile took, by kind.", ["kind"],
+    "mlops_reconcile_duration_seconds",
+    "Time one reconcile took, by kind.",
+    ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)  # fmt: skip
+)
 RECONCILE_ERRORS = Counter("mlops_reconcile_errors", "Reconciles that raised (retried), by kind.", ["kind"])
 CANARY_WEIGHT = Gauge(
-    "mlops_modeldeployment_canary_weight", "Achieved share of traffic on the canary, percent.",
+    "mlops_modeldeployment_canary_weight",
+    "Achieved share of traffic on the canary, percent.",
     ["namespace", "modeldeployment"],
-)  # fmt: skip
+)
 ROLLBACKS = Counter(
     "mlops_modeldeployment_rollbacks", "Automatic or manual rollbacks.", ["namespace", "modeldeployment", "reason"]
 )

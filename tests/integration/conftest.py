@@ -41,8 +41,17 @@ def one_at_a_time(what: str) -> Iterator[None]:
 
 # The longest modules first (measured: docs/benchmarks.md, "The test suite"): with one module per worker,
 # the run ends when its last module does, so none of these may start last.
-LONGEST_FIRST = ("test_training", "test_demo", "test_autoscaling", "test_retraining", "test_live_quality",
-                 "test_plugin", "test_operator_skeleton", "test_dataset_checks", "test_gitops")  # fmt: skip
+LONGEST_FIRST = (
+    "test_training",
+    "test_demo",
+    "test_autoscaling",
+    "test_retraining",
+    "test_live_quality",
+    "test_plugin",
+    "test_operator_skeleton",
+    "test_dataset_checks",
+    "test_gitops",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -142,8 +151,9 @@ class DeployedOperator:
 
     def deploy(self, *helm_args: str) -> None:
         with one_at_a_time("operator"):
-            done = subprocess.run([str(REPO / "hack/deploy.sh"), *self.placement, *helm_args], capture_output=True,
-                                  text=True)  # fmt: skip
+            done = subprocess.run(
+                [str(REPO / "hack/deploy.sh"), *self.placement, *helm_args], capture_output=True, text=True
+            )
         if done.returncode != 0:
             pytest.fail(f"make deploy failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
 

@@ -26,9 +26,17 @@ def runs(cluster: Kubectl, ns: str) -> tuple[str, str]:
 
 
 def deployment(name: str, run: str, **spec) -> str:
-    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-            "spec": {"model": {"trainingRun": run}, "postPromotion": {"enabled": False},
-                     "analysis": {"interval": "1h", "metrics": [PASSING]}, **spec}}  # fmt: skip
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"trainingRun": run},
+            "postPromotion": {"enabled": False},
+            "analysis": {"interval": "1h", "metrics": [PASSING]},
+            **spec,
+        },
+    }
     return json.dumps(body)
 
 
@@ -38,8 +46,10 @@ def status(cluster: Kubectl, ns: str, name: str) -> dict:
 
 def replicas(cluster: Kubectl, ns: str, name: str) -> tuple[int, int]:
     """(stable, canary) replicas of the server Deployments, as applied."""
-    found = [(cluster.get("deployment", f"{name}-{v}", ns) or {}).get("spec", {}).get("replicas") or 0
-             for v in ("stable", "canary")]  # fmt: skip
+    found = [
+        (cluster.get("deployment", f"{name}-{v}", ns) or {}).get("spec", {}).get("replicas") or 0
+        for v in ("stable", "canary")
+    ]
     return found[0], found[1]
 
 
@@ -49,8 +59,13 @@ def serving(cluster: Kubectl, ns: str, name: str, pods: int, version: str) -> di
     def settled():
         s = status(cluster, ns, name)
         stable = s.get("stable") or {}
-        ok = (not s.get("canary") and stable.get("version") == version and stable.get("readyReplicas") == pods
-              and replicas(cluster, ns, name) == (pods, 0) and s.get("replicas") == pods)  # fmt: skip
+        ok = (
+            not s.get("canary")
+            and stable.get("version") == version
+            and stable.get("readyReplicas") == pods
+            and replicas(cluster, ns, name) == (pods, 0)
+            and s.get("replicas") == pods
+        )
         return s if ok else None
 
     return wait_for(settled, timeout=180, what=f"{name}: {version} alone on {pods} ready pods")
@@ -93,8 +108,11 @@ def test_kubectl_top_shows_the_server_pods(cluster: Kubectl, ns: str, runs) -> N
 def test_a_cpu_target_reads_the_resource_metrics(cluster: Kubectl, ns: str, runs) -> None:
     """An autoscaler on CPU gets its metric (ScalingActive) through metrics-server; the operator reports it."""
     a, _ = runs
-    spec = {"replicas": 1, "server": {"resources": {"requests": {"cpu": "50m"}}},
-            "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "cpuUtilization": 80}}  # fmt: skip
+    spec = {
+        "replicas": 1,
+        "server": {"resources": {"requests": {"cpu": "50m"}}},
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "cpuUtilization": 80},
+    }
     cluster.apply(deployment("cpu", a, **spec), ns)
 
     def active():
@@ -103,17 +121,34 @@ def test_a_cpu_target_reads_the_resource_metrics(cluster: Kubectl, ns: str, runs
         return hpa if scaling and scaling["status"] == "True" and hpa["status"].get("currentMetrics") else None
 
     hpa = wait_for(active, timeout=180, what="the CPU autoscaler to read the pods' CPU (ScalingActive=True)")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment",
-                                             "name": "cpu"}  # fmt: skip
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "name": "cpu",
+    }
     assert hpa["status"]["currentMetrics"][0]["resource"]["name"] == "cpu"
     assert hpa["metadata"]["ownerReferences"][0]["name"] == "cpu"
-    wait_for(lambda: "HorizontalPodAutoscaler cpu:" in (status(cluster, ns, "cpu").get("autoscaler") or ""),
-             timeout=30, what="the autoscaler's report in status.autoscaler")  # fmt: skip
+    wait_for(
+        lambda: "HorizontalPodAutoscaler cpu:" in (status(cluster, ns, "cpu").get("autoscaler") or ""),
+        timeout=30,
+        what="the autoscaler's report in status.autoscaler",
+    )
     # Without spec.autoscaling, the operator's autoscaler goes, and the replicas stay where they are.
-    cluster.run("patch", "modeldeployment", "cpu", "-n", ns, "--type=json",
-                "-p", '[{"op": "remove", "path": "/spec/autoscaling"}]')  # fmt: skip
-    wait_for(lambda: cluster.get("horizontalpodautoscaler", "cpu", ns) is None, timeout=30,
-             what="the autoscaler deleted once spec.autoscaling is removed")  # fmt: skip
+    cluster.run(
+        "patch",
+        "modeldeployment",
+        "cpu",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        '[{"op": "remove", "path": "/spec/autoscaling"}]',
+    )
+    wait_for(
+        lambda: cluster.get("horizontalpodautoscaler", "cpu", ns) is None,
+        timeout=30,
+        what="the autoscaler deleted once spec.autoscaling is removed",
+    )
     wait_for(lambda: "autoscaler" not in status(cluster, ns, "cpu"), timeout=30, what="status.autoscaler cleared")
 
 
@@ -168,10 +203,22 @@ def test_the_autoscaler_scales_out_under_load_and_in_once_it_stops(cluster: Kube
         assert 3 <= spec_replicas <= 4, "the autoscaler sets spec.replicas within its bounds"
     assert load.failed == 0, f"{load.failed} of {load.sent + load.failed} requests failed while scaling out"
     # Scale-down is stabilised for 5 minutes by default (no flapping under load); the test shortens it now.
-    behavior = {"scaleDown": {"stabilizationWindowSeconds": 5, "policies": [{"type": "Percent", "value": 100,
-                                                                             "periodSeconds": 5}]}}  # fmt: skip
-    cluster.run("patch", "modeldeployment", "rate", "-n", ns, "--type=merge",
-                "-p", json.dumps({"spec": {"autoscaling": {"behavior": behavior}}}))  # fmt: skip
+    behavior = {
+        "scaleDown": {
+            "stabilizationWindowSeconds": 5,
+            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 5}],
+        }
+    }
+    cluster.run(
+        "patch",
+        "modeldeployment",
+        "rate",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"autoscaling": {"behavior": behavior}}}),
+    )
     serving(cluster, ns, "rate", 1, a)  # load gone: back to minReplicas
     assert "HorizontalPodAutoscaler rate:" in status(cluster, ns, "rate")["autoscaler"]
 
@@ -183,8 +230,16 @@ def test_a_canary_keeps_its_share_while_the_total_scales_and_rolls_back_to_the_c
     steps = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}]
     cluster.apply(deployment("split", a, replicas=4, strategy={"canary": {"steps": steps}}), ns)
     serving(cluster, ns, "split", 4, a)
-    cluster.run("patch", "modeldeployment", "split", "-n", ns, "--type=merge",
-                "-p", json.dumps({"spec": {"model": {"trainingRun": b}}}))  # fmt: skip
+    cluster.run(
+        "patch",
+        "modeldeployment",
+        "split",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"model": {"trainingRun": b}}}),
+    )
 
     def at_pause(total: int):
         s = status(cluster, ns, "split")
@@ -198,8 +253,11 @@ def test_a_canary_keeps_its_share_while_the_total_scales_and_rolls_back_to_the_c
     for total, canary_pods in ((4, 1), (3, 1), (8, 2)):
         if total != 4:
             scale(cluster, ns, "split", total)
-        s = wait_for(lambda total=total: at_pause(total), timeout=180,
-                     what=f"the canary at its manual pause with its share of {total} pods")  # fmt: skip
+        s = wait_for(
+            lambda total=total: at_pause(total),
+            timeout=180,
+            what=f"the canary at its manual pause with its share of {total} pods",
+        )
         stable_replicas, canary_replicas = replicas(cluster, ns, "split")
         assert canary_replicas == canary_pods and abs(canary_replicas - total * 0.25) <= 1, (total, canary_replicas)
         assert s["canary"]["weight"] == round(100 * canary_pods / total)  # the share achieved, as status says

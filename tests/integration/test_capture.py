@@ -56,8 +56,9 @@ def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubec
 
     def answers() -> bool:
         try:
-            return "outputs" in post(f"{url}/infer", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
-                                                                 "data": [ROW]}]})  # fmt: skip
+            return "outputs" in post(
+                f"{url}/infer", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [ROW]}]}
+            )
         except OSError:
             return False
 
@@ -103,8 +104,9 @@ def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubec
     monkeypatch.setenv("AWS_ENDPOINT_URL", env["AWS_ENDPOINT_URL"])
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
         monkeypatch.setenv(key, env[key])
-    pods = wait_for(send_until_both_pods_wrote, timeout=120, interval=1,
-                    what="both replicas writing captured batches (every 5 s)")  # fmt: skip
+    pods = wait_for(
+        send_until_both_pods_wrote, timeout=120, interval=1, what="both replicas writing captured batches (every 5 s)"
+    )
     assert all(p.startswith("captured-stable-") for p in pods), pods
     ids = set(receipts.values())
     assert len(ids) == sent, "every answer has a receipt of its own"
@@ -120,14 +122,22 @@ def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubec
     labels = [r for r in records if r["kind"] == "label"]
     assert {r["receipt"] for r in labels} == set(predictions) == ids, "every labelled request joins by its receipt"
     assert all(r["labels"] == [0] and r["version"] == a for r in labels), "only the receipt form was captured"
-    assert predictions[receipts[7]]["features"] == {"sepal_length_cm": 5.1, "sepal_width_cm": 3.5,
-                                                    "petal_length_cm": 1.4, "petal_width_cm": 0.2}  # fmt: skip
+    assert predictions[receipts[7]]["features"] == {
+        "sepal_length_cm": 5.1,
+        "sepal_width_cm": 3.5,
+        "petal_length_cm": 1.4,
+        "petal_width_cm": 0.2,
+    }
     assert predictions[receipts[7]]["version"] == a and predictions[receipts[7]]["prediction"] == 0
 
     # A Dataset of the base version plus the labelled captured rows: a new version, checked like any other.
     source = {"capture": {"base": "iris", "modelDeployment": "captured"}}
-    live = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "iris-live"},
-            "spec": {"source": source, "target": "target"}}  # fmt: skip
+    live = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "iris-live"},
+        "spec": {"source": source, "target": "target"},
+    }
     cluster.apply(json.dumps(live), ns)
     checked = wait_phase(cluster, "dataset", "iris-live", ns, ("Ready", "Failed"), timeout=120)
     base = cluster.get("dataset", "iris", ns)["status"]

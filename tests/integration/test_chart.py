@@ -54,16 +54,28 @@ def _available(cluster: Kubectl, release: str, namespace: str, generation_at_lea
 def test_install_upgrade_uninstall_keeps_crds_user_objects_and_models(cluster: Kubectl, namespace: str) -> None:
     ns, release = namespace, f"lc-{namespace[-6:]}"
     fullname = f"{release}-mlops-operator"
-    common = ["-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
-              "--set", f"watchNamespaces={{{ns}}}", "--set", f"artifacts.namespaces={{{ns}}}"]  # fmt: skip
+    common = [
+        "-n",
+        ns,
+        "--values",
+        str(REPO / "hack/localcluster/values-local.yaml"),
+        "--set",
+        f"watchNamespaces={{{ns}}}",
+        "--set",
+        f"artifacts.namespaces={{{ns}}}",
+    ]
     # No --wait: it would also wait for the claim to bind, and the local cluster has no provisioner.
     helm(cluster, "install", release, CHART, *common)
     wait_for(lambda: _available(cluster, fullname, ns), timeout=120, what="the installed operator available")
     pod_spec = _deployment(cluster, fullname, ns)["spec"]["template"]["spec"]
     assert pod_spec["serviceAccountName"] == fullname
     assert pod_spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
-    dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "kept"},
-               "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"}}  # fmt: skip
+    dataset = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "kept"},
+        "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"},
+    }
     cluster.apply(json.dumps(dataset), ns)
 
     generation = _deployment(cluster, fullname, ns)["metadata"]["generation"]
@@ -88,8 +100,11 @@ def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: 
         pods = install_ha_release(cluster, release, ns)
         names = [p["metadata"]["name"] for p in pods]
 
-        announced = wait_for(lambda: set(p := peering_priorities(cluster, ns)) == set(names) and p, timeout=90,
-                             what="both replicas in the peering object")  # fmt: skip
+        announced = wait_for(
+            lambda: set(p := peering_priorities(cluster, ns)) == set(names) and p,
+            timeout=90,
+            what="both replicas in the peering object",
+        )
         active, standby = sorted(names, key=announced.get, reverse=True)  # kopf: the highest priority works
         ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
 
@@ -98,18 +113,28 @@ def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: 
             watches only this namespace, so they are reconciles of this test's Datasets)."""
             with urllib.request.urlopen(f"http://{ips[pod]}:9100/metrics", timeout=5) as response:
                 lines = response.read().decode().splitlines()
-            return sum(float(line.rsplit(" ", 1)[1]) for line in lines
-                       if line.startswith("mlops_reconciles_total{") and 'kind="datasets"' in line)  # fmt: skip
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in lines
+                if line.startswith("mlops_reconciles_total{") and 'kind="datasets"' in line
+            )
 
         def reconciled(dataset: str) -> bool:
             obj = cluster.get("dataset", dataset, ns) or {}
             return (obj.get("status") or {}).get("observedGeneration") == 1
 
-        dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "first"},
-                   "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"}}  # fmt: skip
+        dataset = {
+            "apiVersion": "mlops.dev/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "first"},
+            "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"},
+        }
         cluster.apply(json.dumps(dataset), ns)
-        wait_for(lambda: reconciled("first") and reconciles(active) > 0, timeout=60,
-                 what=f"the active replica {active} to reconcile")  # fmt: skip
+        wait_for(
+            lambda: reconciled("first") and reconciles(active) > 0,
+            timeout=60,
+            what=f"the active replica {active} to reconcile",
+        )
         assert reconciles(standby) == 0, f"the standby {standby} reconciled too"
 
         # The active replica goes, and none replaces it (a replacement could outrank the standby): the
@@ -118,14 +143,20 @@ def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: 
         instance = f"app.kubernetes.io/instance={release}"
         [deployment] = cluster.json("get", "deployments", "-n", ns, "-l", instance)["items"]
         cluster.run("scale", "deployment", deployment["metadata"]["name"], "-n", ns, "--replicas=1")
-        wait_for(lambda: [p["metadata"]["name"] for p in operator_pods(cluster, release, ns)] == [standby],
-                 timeout=90, what=f"only {standby} left")  # fmt: skip
+        wait_for(
+            lambda: [p["metadata"]["name"] for p in operator_pods(cluster, release, ns)] == [standby],
+            timeout=90,
+            what=f"only {standby} left",
+        )
         # A graceful stop leaves the peering at once; otherwise the peer expires after its lifetime (15 s).
         # The standby, the only replica left, reconciles what is created from now on.
         before = reconciles(standby)
         cluster.apply(json.dumps({**dataset, "metadata": {"name": "second"}}), ns)
-        wait_for(lambda: reconciled("second") and reconciles(standby) > before, timeout=90,
-                 what=f"{standby} to take over and reconcile")  # fmt: skip
+        wait_for(
+            lambda: reconciled("second") and reconciles(standby) > before,
+            timeout=90,
+            what=f"{standby} to take over and reconcile",
+        )
     finally:
         helm(cluster, "uninstall", release, "-n", ns, "--wait", "--timeout", "2m", check=False)
 
@@ -136,14 +167,38 @@ def test_a_stuck_reconcile_fails_liveness_and_the_kubelet_restarts_the_operator(
     (the log names the stuck object), and the kubelet's liveness probe restarts the container."""
     ns, release = namespace, f"stuck-{namespace[-6:]}"
     values = tmp_path / "values.json"
-    values.write_text(json.dumps({"watchNamespaces": [ns], "extraEnv": [
-        {"name": "MLOPS_STUCK_RECONCILE_SECONDS", "value": "5"},
-        {"name": "MLOPS_TEST_HANG_RECONCILE", "value": f"{ns}/stuck"}]}))  # fmt: skip
-    helm(cluster, "install", release, CHART, "-n", ns, "--values", str(REPO / "hack/localcluster/values-local.yaml"),
-         "--values", str(values), "--wait", "--timeout", "3m")  # fmt: skip
+    values.write_text(
+        json.dumps(
+            {
+                "watchNamespaces": [ns],
+                "extraEnv": [
+                    {"name": "MLOPS_STUCK_RECONCILE_SECONDS", "value": "5"},
+                    {"name": "MLOPS_TEST_HANG_RECONCILE", "value": f"{ns}/stuck"},
+                ],
+            }
+        )
+    )
+    helm(
+        cluster,
+        "install",
+        release,
+        CHART,
+        "-n",
+        ns,
+        "--values",
+        str(REPO / "hack/localcluster/values-local.yaml"),
+        "--values",
+        str(values),
+        "--wait",
+        "--timeout",
+        "3m",
+    )
     try:
-        [pod] = wait_for(lambda: len(p := operator_pods(cluster, release, ns)) == 1 and p, timeout=120,
-                         what="the operator pod running")  # fmt: skip
+        [pod] = wait_for(
+            lambda: len(p := operator_pods(cluster, release, ns)) == 1 and p,
+            timeout=120,
+            what="the operator pod running",
+        )
         ip = pod["status"]["podIP"]
 
         def health() -> tuple[int, str]:
@@ -156,29 +211,44 @@ def test_a_stuck_reconcile_fails_liveness_and_the_kubelet_restarts_the_operator(
         def reconciles() -> float:
             with urllib.request.urlopen(f"http://{ip}:9100/metrics", timeout=5) as response:
                 lines = response.read().decode().splitlines()
-            return sum(float(line.rsplit(" ", 1)[1]) for line in lines
-                       if line.startswith("mlops_reconciles_total{") and 'kind="datasets"' in line)  # fmt: skip
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in lines
+                if line.startswith("mlops_reconciles_total{") and 'kind="datasets"' in line
+            )
 
         assert health()[0] == 200, f"/healthz of a fresh operator: {health()}"
-        dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "stuck"},
-                   "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"}}  # fmt: skip
+        dataset = {
+            "apiVersion": "mlops.dev/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "stuck"},
+            "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"},
+        }
         cluster.apply(json.dumps(dataset), ns)
-        wait_for(lambda: health()[0] == 500, timeout=60,
-                 what="/healthz to fail once the reconcile of 'stuck' has run past 5 s")  # fmt: skip
+        wait_for(
+            lambda: health()[0] == 500,
+            timeout=60,
+            what="/healthz to fail once the reconcile of 'stuck' has run past 5 s",
+        )
         log = cluster.run("logs", pod["metadata"]["name"], "-n", ns).stdout  # the probe's failure, in words
         assert f"the reconcile of datasets {ns}/stuck has run for" in log, f"the log says:\n{log[-2000:]}"
         before = reconciles()
         cluster.apply(json.dumps({**dataset, "metadata": {"name": "other"}}), ns)
-        wait_for(lambda: reconciles() > before, timeout=30,
-                 what="the other Dataset reconciled beside the stuck one")  # fmt: skip
+        wait_for(lambda: reconciles() > before, timeout=30, what="the other Dataset reconciled beside the stuck one")
 
         def restarted() -> int:
             live = [p for p in operator_pods(cluster, release, ns) if p["metadata"]["name"] == pod["metadata"]["name"]]
             return live and sum(s.get("restartCount", 0) for s in live[0]["status"].get("containerStatuses", []))
 
         wait_for(restarted, timeout=180, what="the kubelet to restart the operator on its failing liveness probe")
-        events = cluster.json("get", "events", "-n", ns, "--field-selector",
-                              f"involvedObject.name={pod['metadata']['name']},reason=Unhealthy")["items"]  # fmt: skip
+        events = cluster.json(
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            f"involvedObject.name={pod['metadata']['name']},reason=Unhealthy",
+        )["items"]
         assert any("Liveness probe failed" in e.get("message", "") for e in events), [e["message"] for e in events]
     finally:
         helm(cluster, "uninstall", release, "-n", ns, "--wait", "--timeout", "2m", check=False)
@@ -211,14 +281,21 @@ def test_raw_queries_refused_when_the_chart_says_so(cluster, operator, namespace
         operator.wait_ready()
         cluster.apply(md("raw", raw), namespace)
         cluster.apply(md("templated", templated), namespace)
-        refused = wait_for(lambda: (r := ready("raw")).get("reason") == "InvalidSpec" and r, timeout=60,
-                           what="the raw query refused as InvalidSpec")  # fmt: skip
+        refused = wait_for(
+            lambda: (r := ready("raw")).get("reason") == "InvalidSpec" and r,
+            timeout=60,
+            what="the raw query refused as InvalidSpec",
+        )
         assert "allowRawQueries=false" in refused["message"] and "anything" in refused["message"], refused
-        other = wait_for(lambda: (r := ready("templated")).get("reason") and r, timeout=60,
-                         what="the templated ModelDeployment's Ready condition")  # fmt: skip
+        other = wait_for(
+            lambda: (r := ready("templated")).get("reason") and r,
+            timeout=60,
+            what="the templated ModelDeployment's Ready condition",
+        )
         assert other["reason"] != "InvalidSpec", f"a template was refused: {other}"
-        events = cluster.json("get", "events", "-n", namespace, "--field-selector",
-                              "involvedObject.name=raw,reason=InvalidSpec")["items"]  # fmt: skip
+        events = cluster.json(
+            "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=raw,reason=InvalidSpec"
+        )["items"]
         assert events and events[0]["type"] == "Warning", events
     finally:
         operator.deploy()

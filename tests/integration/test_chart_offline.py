@@ -38,14 +38,17 @@ NAMESPACED_RULES = {
     ("mlops.dev", "trainingruns", "create"),  # continuous training (spec.retraining, mode Auto)
     *{("autoscaling", "horizontalpodautoscalers", v) for v in ("get", "list", "watch", "create", "patch", "delete")},
     *{("batch", "jobs", v) for v in ("get", "list", "watch", "create")},
-    ("", "pods", "list"), ("", "pods", "watch"), ("", "configmaps", "get"),
+    ("", "pods", "list"),
+    ("", "pods", "watch"),
+    ("", "configmaps", "get"),
     ("", "secrets", "create"),  # the feedback receipt key of each ModelDeployment: created, never read
     *{("", "persistentvolumeclaims", v) for v in ("get", "list", "watch")},
     *{("apps", "deployments", v) for v in ("get", "list", "watch", "create", "patch")},
     *{("", "services", v) for v in ("get", "list", "watch", "create", "patch")},
     *{("gateway.networking.k8s.io", "httproutes", v) for v in ("get", "list", "watch", "patch")},
-    ("", "events", "create"), ("events.k8s.io", "events", "create"),
-}  # fmt: skip
+    ("", "events", "create"),
+    ("events.k8s.io", "events", "create"),
+}
 CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")} | {
     ("", "namespaces", v) for v in ("get", "list", "watch")
 }
@@ -244,16 +247,30 @@ def test_ha_replicas_spread_over_nodes_unless_told_otherwise(helm: Helm) -> None
     docs = helm.render({"ha.enabled": "true"})
     (deployment,) = find(docs, "Deployment")
     own = deployment["spec"]["selector"]["matchLabels"]
-    assert spread(docs) == [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                             "whenUnsatisfiable": "ScheduleAnyway", "matchLabelKeys": ["pod-template-hash"],
-                             "labelSelector": {"matchLabels": own}}]  # fmt: skip
+    assert spread(docs) == [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "matchLabelKeys": ["pod-template-hash"],
+            "labelSelector": {"matchLabels": own},
+        }
+    ]
     assert spread(helm.render({"ha.enabled": "true", "affinity.podAntiAffinity.x": "y"})) is None  # the user's own
-    zones = {"topologySpreadConstraints[0].maxSkew": "1", "topologySpreadConstraints[0].whenUnsatisfiable":
-             "DoNotSchedule", "topologySpreadConstraints[0].topologyKey": "topology.kubernetes.io/zone"}  # fmt: skip
+    zones = {
+        "topologySpreadConstraints[0].maxSkew": "1",
+        "topologySpreadConstraints[0].whenUnsatisfiable": "DoNotSchedule",
+        "topologySpreadConstraints[0].topologyKey": "topology.kubernetes.io/zone",
+    }
     for values in ({"ha.enabled": "true", **zones}, zones):
-        assert spread(helm.render(values)) == [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-                                                "whenUnsatisfiable": "DoNotSchedule",
-                                                "labelSelector": {"matchLabels": own}}]  # fmt: skip
+        assert spread(helm.render(values)) == [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": own},
+            }
+        ]
     chosen = spread(helm.render({**zones, "topologySpreadConstraints[0].labelSelector.matchLabels.tier": "ops"}))
     assert chosen[0]["labelSelector"] == {"matchLabels": {"tier": "ops"}}  # a selector given is kept as it is
 

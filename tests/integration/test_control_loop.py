@@ -45,12 +45,19 @@ def settled(cluster: Kubectl, ns: str) -> str:
     cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
     cluster.apply(training_run_manifest("champion", "sklearn.linear_model.LogisticRegression"), ns)
     for i in range(10):  # runs that end at once: their Dataset does not exist
-        cluster.apply(training_run_manifest(f"orphan-{i}", "sklearn.dummy.DummyClassifier", dataset="absent",
-                                            datasetWaitSeconds=0), ns)  # fmt: skip
+        cluster.apply(
+            training_run_manifest(
+                f"orphan-{i}", "sklearn.dummy.DummyClassifier", dataset="absent", datasetWaitSeconds=0
+            ),
+            ns,
+        )
     # it evaluates its retraining triggers every 10 s (a schedule far off, a Dataset that does not move)
     template = {"datasetRef": {"name": "iris"}, "model": {"name": "iris", "estimator": "sklearn.dummy.DummyClassifier"}}
-    retraining = {"template": template, "checkInterval": "10s",
-                  "triggers": {"schedule": "0 0 1 1 *", "newDatasetVersion": True}}  # fmt: skip
+    retraining = {
+        "template": template,
+        "checkInterval": "10s",
+        "triggers": {"schedule": "0 0 1 1 *", "newDatasetVersion": True},
+    }
     cluster.apply(model_deployment_manifest("served", replicas=1, retraining=retraining), ns)
     cluster.apply(model_deployment_manifest("waiting", model="no-such-model"), ns)
     for i in range(10):
@@ -84,10 +91,15 @@ def test_a_deleted_child_deployment_is_recreated_within_a_second(cluster: Kubect
     deleted = time.monotonic()
     cluster.run("delete", "deployment", "served-canary", "-n", settled, "--wait=false")
     back = wait_for(
-        lambda: (d := _get(cluster, "deployment", "served-canary", settled))
-        and d["metadata"]["uid"] != before["metadata"]["uid"] and d,
-        timeout=10, interval=0.05, what="the canary Deployment to be recreated",
-    )  # fmt: skip
+        lambda: (
+            (d := _get(cluster, "deployment", "served-canary", settled))
+            and d["metadata"]["uid"] != before["metadata"]["uid"]
+            and d
+        ),
+        timeout=10,
+        interval=0.05,
+        what="the canary Deployment to be recreated",
+    )
     elapsed = time.monotonic() - deleted
     assert elapsed < 1.5, f"recreated {elapsed:.2f}s after the delete (kubectl's own calls included)"
     assert back["spec"]["replicas"] == 0
@@ -96,8 +108,12 @@ def test_a_deleted_child_deployment_is_recreated_within_a_second(cluster: Kubect
 def test_a_scaled_child_is_set_back_at_once(cluster: Kubectl, settled: str) -> None:
     cluster.run("scale", "deployment", "served-stable", "-n", settled, "--replicas=3")
     scaled = time.monotonic()
-    wait_for(lambda: _get(cluster, "deployment", "served-stable", settled)["spec"]["replicas"] == 1,
-             timeout=10, interval=0.05, what="served-stable back at spec.replicas=1")  # fmt: skip
+    wait_for(
+        lambda: _get(cluster, "deployment", "served-stable", settled)["spec"]["replicas"] == 1,
+        timeout=10,
+        interval=0.05,
+        what="served-stable back at spec.replicas=1",
+    )
     assert time.monotonic() - scaled < 1.5
 
 

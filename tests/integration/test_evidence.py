@@ -229,8 +229,11 @@ def test_a_canary_taking_other_inputs_gets_no_traffic_until_approved(cluster: Ku
     assert "takes other inputs than narrow" in held["canary"]["inputSchemaChanged"]
     assert held["stable"]["version"] == "narrow" and held["stable"]["weight"] == 100
     assert held["canary"]["signatureSha256"] != held["stable"]["signatureSha256"]
-    approved = subprocess.run([str(PLUGIN), f"--kubeconfig={cluster.kubeconfig}", "approve", "md/inputs", "-n", ns],
-                              capture_output=True, text=True)  # fmt: skip
+    approved = subprocess.run(
+        [str(PLUGIN), f"--kubeconfig={cluster.kubeconfig}", "approve", "md/inputs", "-n", ns],
+        capture_output=True,
+        text=True,
+    )
     assert approved.returncode == 0 and "Approved the inputs of wide" in approved.stdout, approved.stderr
     going = wait_for(
         lambda: ((s := _md_status(cluster, "inputs", ns)).get("canary") or {}).get("replicas", 0) > 0 and s,

@@ -122,10 +122,19 @@ class Watch:
 def gitops(argocd: None, cluster: Kubectl, ns: str, tmp_path_factory) -> Iterator[tuple[GitRepo, Watch, list]]:
     repo = GitRepo(tmp_path_factory.mktemp("gitops"))
     dataset = yaml.safe_load((REPO / "examples/dataset-iris.yaml").read_text())
-    commits = [(repo.commit("the iris Dataset, a first model, and its ModelDeployment", {
-        "dataset.yaml": dataset, "trainingrun-a.yaml": training_run("gitops-a", params={"max_iter": 500}),
-        "modeldeployment.yaml": model_deployment(steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}])}),
-        time.monotonic())]  # fmt: skip
+    commits = [
+        (
+            repo.commit(
+                "the iris Dataset, a first model, and its ModelDeployment",
+                {
+                    "dataset.yaml": dataset,
+                    "trainingrun-a.yaml": training_run("gitops-a", params={"max_iter": 500}),
+                    "modeldeployment.yaml": model_deployment(steps=[{"setWeight": 50}, {"pause": {"duration": "5s"}}]),
+                },
+            ),
+            time.monotonic(),
+        )
+    ]
     application = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -147,15 +156,27 @@ def gitops(argocd: None, cluster: Kubectl, ns: str, tmp_path_factory) -> Iterato
 def training_run(name: str, *, estimator: str = LR, params: dict | None = None) -> dict[str, Any]:
     """A TrainingRun of iris without gates: promoted as the champion once trained."""
     model = {"name": "iris", "estimator": estimator, "params": params or {}}
-    return {"apiVersion": "mlops.dev/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name},
-            "spec": {"datasetRef": {"name": "iris"}, "model": model, "promotion": {"policy": "auto"}}}  # fmt: skip
+    return {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": {"datasetRef": {"name": "iris"}, "model": model, "promotion": {"policy": "auto"}},
+    }
 
 
 def model_deployment(*, steps: list[dict]) -> dict[str, Any]:
-    return {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "iris"},
-            "spec": {"model": {"name": "iris"}, "replicas": 1, "postPromotion": {"enabled": False},
-                     "strategy": {"canary": {"steps": steps}},
-                     "analysis": {"interval": "5s", "failureLimit": 1, "metrics": [NOT_THE_BAD_ONE]}}}  # fmt: skip
+    return {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "iris"},
+        "spec": {
+            "model": {"name": "iris"},
+            "replicas": 1,
+            "postPromotion": {"enabled": False},
+            "strategy": {"canary": {"steps": steps}},
+            "analysis": {"interval": "5s", "failureLimit": 1, "metrics": [NOT_THE_BAD_ONE]},
+        },
+    }
 
 
 def healthy(watch: Watch, kind: str, name: str, status: str = "Healthy") -> dict[str, Any] | None:
@@ -173,8 +194,9 @@ def test_argo_cd_syncs_and_each_resource_goes_progressing_to_healthy(gitops) -> 
     repo, watch, commits = gitops
     wait_for(lambda: watch.synced_at(commits[0][0]), timeout=120, what="the Application Synced at the first commit")
     for kind, name in (("Dataset", "iris"), ("TrainingRun", "gitops-a"), ("ModelDeployment", "iris")):
-        resource = wait_for(lambda k=kind, n=name: healthy(watch, k, n), timeout=300,
-                            what=f"Argo CD to report {kind} {name} Healthy")  # fmt: skip
+        resource = wait_for(
+            lambda k=kind, n=name: healthy(watch, k, n), timeout=300, what=f"Argo CD to report {kind} {name} Healthy"
+        )
         seen = watch.health[f"{kind}/{name}"]
         assert "Progressing" in seen and seen.index("Progressing") < seen.index("Healthy"), (kind, seen)
         assert resource["status"] == "Synced", resource
@@ -187,26 +209,48 @@ def test_a_version_rolled_back_makes_the_modeldeployment_degraded(gitops) -> Non
     bad = training_run("gitops-bad", estimator="sklearn.dummy.DummyClassifier")
     sha = push(repo, commits, "a version that fails its canary analysis", {"trainingrun-bad.yaml": bad})
     wait_for(lambda: watch.synced_at(sha), timeout=120, what="the Application Synced at the second commit")
-    degraded = wait_for(lambda: healthy(watch, "ModelDeployment", "iris", "Degraded"), timeout=300,
-                        what="Argo CD to report the ModelDeployment Degraded")  # fmt: skip
+    degraded = wait_for(
+        lambda: healthy(watch, "ModelDeployment", "iris", "Degraded"),
+        timeout=300,
+        what="Argo CD to report the ModelDeployment Degraded",
+    )
     assert "Rolled back gitops-bad" in degraded["health"]["message"], degraded
 
 
 def test_a_manual_gate_is_suspended_and_a_promote_completes_the_rollout(gitops, cluster: Kubectl, ns: str) -> None:
     repo, watch, commits = gitops
-    sha = push(repo, commits, "a better version, behind a manual gate", {
-        "trainingrun-c.yaml": training_run("gitops-c", params={"C": 0.5, "max_iter": 500}),
-        "modeldeployment.yaml": model_deployment(steps=[{"setWeight": 50}, {"pause": {}}])})  # fmt: skip
+    sha = push(
+        repo,
+        commits,
+        "a better version, behind a manual gate",
+        {
+            "trainingrun-c.yaml": training_run("gitops-c", params={"C": 0.5, "max_iter": 500}),
+            "modeldeployment.yaml": model_deployment(steps=[{"setWeight": 50}, {"pause": {}}]),
+        },
+    )
     wait_for(lambda: watch.synced_at(sha), timeout=120, what="the Application Synced at the third commit")
-    suspended = wait_for(lambda: healthy(watch, "ModelDeployment", "iris", "Suspended"), timeout=300,
-                         what="Argo CD to report the ModelDeployment Suspended")  # fmt: skip
+    suspended = wait_for(
+        lambda: healthy(watch, "ModelDeployment", "iris", "Suspended"),
+        timeout=300,
+        what="Argo CD to report the ModelDeployment Suspended",
+    )
     assert "gitops-c at 50%" in suspended["health"]["message"], suspended
     plugin = pathlib.Path(sys.executable).with_name("kubectl-mlops")
-    done = subprocess.run([str(plugin), "promote", "iris", "-n", ns, f"--kubeconfig={KUBECONFIG}"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [str(plugin), "promote", "iris", "-n", ns, f"--kubeconfig={KUBECONFIG}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
-    wait_for(lambda: (r := healthy(watch, "ModelDeployment", "iris")) and "gitops-c serves 100%" in
-             r["health"].get("message", ""), timeout=180, what="gitops-c promoted to 100 %")  # fmt: skip
+    wait_for(
+        lambda: (
+            (r := healthy(watch, "ModelDeployment", "iris"))
+            and "gitops-c serves 100%" in r["health"].get("message", "")
+        ),
+        timeout=180,
+        what="gitops-c promoted to 100 %",
+    )
 
 
 def test_nothing_the_operator_wrote_made_the_application_out_of_sync(gitops) -> None:
@@ -232,8 +276,11 @@ def test_removing_the_modeldeployment_from_git_prunes_it_and_its_children_not_th
     wait_for(lambda: watch.synced_at(sha), timeout=120, what="the Application Synced without the ModelDeployment")
     wait_for(lambda: cluster.get("modeldeployment", "iris", ns) is None, timeout=120, what="the ModelDeployment pruned")
     for kind, name in (("deployment", "iris-stable"), ("deployment", "iris-canary"), ("service", "iris")):
-        wait_for(lambda k=kind, n=name: cluster.get(k, n, ns) is None, timeout=120,
-                 what=f"{kind} {name} garbage-collected with its ModelDeployment")  # fmt: skip
+        wait_for(
+            lambda k=kind, n=name: cluster.get(k, n, ns) is None,
+            timeout=120,
+            what=f"{kind} {name} garbage-collected with its ModelDeployment",
+        )
     for run in ("gitops-a", "gitops-bad", "gitops-c"):
         model = cluster.get("trainingrun", run, ns)["status"]["model"]
         assert artifact_path(ns, model["uri"]).is_dir(), f"{run}'s model {model['uri']} is gone"

@@ -21,16 +21,32 @@ from support import (
 
 pytestmark = pytest.mark.usefixtures("operator")
 # 4 setosa, 4 versicolor, 1 virginica per request: the third class is a ninth of the traffic
-IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [5.0, 3.4, 1.5, 0.2], [5.4, 3.9, 1.7, 0.4],
-             [6.4, 3.2, 4.5, 1.5], [5.7, 2.8, 4.5, 1.3], [6.0, 2.9, 4.5, 1.5], [5.6, 3.0, 4.1, 1.3],
-             [6.7, 3.0, 5.2, 2.3]]  # fmt: skip
+IRIS_ROWS = [
+    [5.1, 3.5, 1.4, 0.2],
+    [4.9, 3.0, 1.4, 0.2],
+    [5.0, 3.4, 1.5, 0.2],
+    [5.4, 3.9, 1.7, 0.4],
+    [6.4, 3.2, 4.5, 1.5],
+    [5.7, 2.8, 4.5, 1.3],
+    [6.0, 2.9, 4.5, 1.5],
+    [5.6, 3.0, 4.1, 1.3],
+    [6.7, 3.0, 5.2, 2.3],
+]
 
 
 def deployment(name: str, run: str, *, model: str, metrics: list[dict], steps: list[dict] | None = None) -> str:
-    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-            "spec": {"model": {"trainingRun": run}, "replicas": 2, "postPromotion": {"enabled": False},
-                     "strategy": {"canary": {"steps": steps or [{"setWeight": 50}, {"pause": {"duration": "10m"}}]}},
-                     "analysis": {"interval": "5s", "failureLimit": 2, "metrics": metrics}}}  # fmt: skip
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"trainingRun": run},
+            "replicas": 2,
+            "postPromotion": {"enabled": False},
+            "strategy": {"canary": {"steps": steps or [{"setWeight": 50}, {"pause": {"duration": "10m"}}]}},
+            "analysis": {"interval": "5s", "failureLimit": 2, "metrics": metrics},
+        },
+    }
     return json.dumps(body)
 
 
@@ -52,15 +68,18 @@ def serving(cluster: Kubectl, ns: str, name: str, version: str) -> dict:
 
 
 def rolled_back(cluster: Kubectl, ns: str, name: str) -> dict:
-    return wait_for(lambda: (s := status(cluster, ns, name)).get("degraded") and s, timeout=240,
-                    what=f"{name}'s canary rolled back")  # fmt: skip
+    return wait_for(
+        lambda: (s := status(cluster, ns, name)).get("degraded") and s, timeout=240, what=f"{name}'s canary rolled back"
+    )
 
 
 def test_a_canary_accurate_overall_but_failing_one_class_is_rolled_back(cluster: Kubectl, ns: str) -> None:
     a, b = two_iris_versions(cluster, ns, "quality")
-    metrics = [{"name": "accuracy", "template": "accuracy", "threshold": 0.85},
-               {"name": "precision", "template": "precision", "threshold": 0.8},
-               {"name": "f1-virginica", "template": "f1", "class": "2", "threshold": 0.5}]  # fmt: skip
+    metrics = [
+        {"name": "accuracy", "template": "accuracy", "threshold": 0.85},
+        {"name": "precision", "template": "precision", "threshold": 0.8},
+        {"name": "f1-virginica", "template": "f1", "class": "2", "threshold": 0.5},
+    ]
     cluster.apply(deployment("classes", a, model="iris", metrics=metrics), ns)
     serving(cluster, ns, "classes", a)
 
@@ -70,8 +89,16 @@ def test_a_canary_accurate_overall_but_failing_one_class_is_rolled_back(cluster:
         return [1 if version == b and round(p) == 2 else p for p in predicted]
 
     with LabelledTraffic(service_url(cluster, ns, "classes", "iris"), IRIS_ROWS, truth) as traffic:
-        cluster.run("patch", "modeldeployment", "classes", "-n", ns, "--type=merge",
-                    "-p", json.dumps({"spec": {"model": {"trainingRun": b}}}))  # fmt: skip
+        cluster.run(
+            "patch",
+            "modeldeployment",
+            "classes",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"model": {"trainingRun": b}}}),
+        )
         s = rolled_back(cluster, ns, "classes")
     assert traffic.answered.get(b), "the canary answered no request"
     assert s["degraded"]["reason"] == "AnalysisFailed" and s["stable"]["version"] == a, s["degraded"]
@@ -85,23 +112,39 @@ def test_a_canary_accurate_overall_but_failing_one_class_is_rolled_back(cluster:
 def test_a_regressor_is_judged_on_its_live_rmse(cluster: Kubectl, ns: str) -> None:
     from sklearn.datasets import load_diabetes
 
-    dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "diabetes"},
-               "spec": {"source": {"builtin": {"name": "diabetes"}}, "target": "target"}}  # fmt: skip
+    dataset = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "diabetes"},
+        "spec": {"source": {"builtin": {"name": "diabetes"}}, "target": "target"},
+    }
     cluster.apply(json.dumps(dataset), ns)
-    for name, estimator in (("sugar-ridge", "sklearn.linear_model.LinearRegression"),
-                            ("sugar-mean", "sklearn.dummy.DummyRegressor")):  # fmt: skip
+    for name, estimator in (
+        ("sugar-ridge", "sklearn.linear_model.LinearRegression"),
+        ("sugar-mean", "sklearn.dummy.DummyRegressor"),
+    ):
         cluster.apply(training_run_manifest(name, estimator, model="sugar", dataset="diabetes"), ns)
     for name in ("sugar-ridge", "sugar-mean"):
         wait_phase(cluster, "trainingrun", name, ns, ("Succeeded",), timeout=240)
     x, y = load_diabetes(return_X_y=True)
     rows, targets = x[:40].tolist(), y[:40].tolist()
-    metrics = [{"name": "rmse", "template": "rmse", "threshold": 65},
-               {"name": "mae", "template": "mae", "threshold": 60}]  # fmt: skip
+    metrics = [
+        {"name": "rmse", "template": "rmse", "threshold": 65},
+        {"name": "mae", "template": "mae", "threshold": 60},
+    ]
     cluster.apply(deployment("sugar", "sugar-ridge", model="sugar", metrics=metrics), ns)
     serving(cluster, ns, "sugar", "sugar-ridge")
     with LabelledTraffic(service_url(cluster, ns, "sugar", "sugar"), rows, lambda *_: targets) as traffic:
-        cluster.run("patch", "modeldeployment", "sugar", "-n", ns, "--type=merge",
-                    "-p", json.dumps({"spec": {"model": {"trainingRun": "sugar-mean"}}}))  # fmt: skip
+        cluster.run(
+            "patch",
+            "modeldeployment",
+            "sugar",
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"model": {"trainingRun": "sugar-mean"}}}),
+        )
         s = rolled_back(cluster, ns, "sugar")
     assert traffic.answered.get("sugar-mean"), "the canary answered no request"
     judged = {r["metric"]: r for r in s["lastAnalysis"]}
@@ -117,8 +160,11 @@ def test_the_estimate_is_refused_for_a_model_without_probabilities(cluster: Kube
     assert run["status"]["model"]["calibrated"] is False
     metrics = [{"name": "estimate", "template": "estimatedAccuracy", "threshold": 0.8}]
     cluster.apply(deployment("estimate", "iris-svc", model="iris", metrics=metrics), ns)
-    ready = wait_for(lambda: condition(cluster.get("modeldeployment", "estimate", ns), "Ready"), timeout=30,
-                     what="the Ready condition")  # fmt: skip
+    ready = wait_for(
+        lambda: condition(cluster.get("modeldeployment", "estimate", ns), "Ready"),
+        timeout=30,
+        what="the Ready condition",
+    )
     assert ready["status"] == "False" and ready["reason"] == "InvalidSpec", ready
     assert "iris-svc has no confidence calibration" in ready["message"], ready
     assert cluster.get("deployment", "estimate-stable", ns) is None, "nothing is served on a refused spec"

@@ -115,11 +115,17 @@ def test_a_running_pods_network_namespace_stays_deletable(cluster: Kubectl, imag
     """Each pod sandbox's namespace is mounted at /run/netns/cni-…; that directory is its own shared
     mount point from the start (as `ip netns add` of a second node makes it), so no sandbox mount is
     ever hidden under it — a hidden one can never be unmounted, and its pod hangs in Terminating."""
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
-           "spec": {**RESTRICTED_POD, "terminationGracePeriodSeconds": 1,
-                    "nodeSelector": {"kubernetes.io/hostname": "mlops-node"},
-                    "containers": [{"name": "main", "image": image, "command": ["sleep", "3600"],
-                                    **RESTRICTED_CONTAINER}]}}  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sleeper"},
+        "spec": {
+            **RESTRICTED_POD,
+            "terminationGracePeriodSeconds": 1,
+            "nodeSelector": {"kubernetes.io/hostname": "mlops-node"},
+            "containers": [{"name": "main", "image": image, "command": ["sleep", "3600"], **RESTRICTED_CONTAINER}],
+        },
+    }
     cluster.apply(json.dumps(pod), namespace)
     wait_for(lambda: _phase(cluster, namespace, "sleeper") == "Running", timeout=60, what="the sleeper pod running")
     points, netns = _mount_points(), pathlib.Path("/run/netns")
@@ -192,8 +198,9 @@ for url in ("http://prometheus.monitoring:9090/-/ready", "http://web"):
 """
 
 
-def test_pods_resolve_service_names_and_reach_pods_on_the_other_node(cluster: Kubectl, image: str,
-                                                                      namespace: str) -> None:  # fmt: skip
+def test_pods_resolve_service_names_and_reach_pods_on_the_other_node(
+    cluster: Kubectl, image: str, namespace: str
+) -> None:
     """A server pod on each node behind the Service `web`; a pod on each node resolves Service names
     (its own namespace's, another's) and reaches Prometheus by its Service name and the other node's pod."""
     nodes = sorted(n["metadata"]["name"] for n in cluster.json("get", "nodes")["items"])
@@ -204,8 +211,12 @@ def test_pods_resolve_service_names_and_reach_pods_on_the_other_node(cluster: Ku
         server["spec"]["selector"]["matchLabels"]["app"] = "web"
         server["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
         cluster.apply(json.dumps(server), namespace)
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}  # fmt: skip
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
     cluster.apply(json.dumps(service), namespace)
     for node in nodes:
         cluster.run("rollout", "status", f"deployment/web-{node}", "-n", namespace, "--timeout=90s")
@@ -214,8 +225,9 @@ def test_pods_resolve_service_names_and_reach_pods_on_the_other_node(cluster: Ku
         direct = f"http://{pod['status']['podIP']}:8080"  # the other node's server pod, by its IP
         script = LOOKUPS + f"print('direct', fetch({direct!r}))\n"
         container = {"image": image, "command": ["python3", "-c", script], **RESTRICTED_CONTAINER}
-        phase, logs = _run_pod(cluster, namespace, f"dns-{node}", container,
-                               nodeSelector={"kubernetes.io/hostname": node})  # fmt: skip
+        phase, logs = _run_pod(
+            cluster, namespace, f"dns-{node}", container, nodeSelector={"kubernetes.io/hostname": node}
+        )
         assert phase == "Succeeded", logs
         lines = dict(line.split(" ", 1) for line in logs.splitlines())
         assert lines["kubernetes.default"] == "10.96.0.1", logs

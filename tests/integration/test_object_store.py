@@ -65,9 +65,13 @@ def _upload_parquet(key: str, *, drop: str | None = None) -> str:
     buffer = io.BytesIO()
     table = pyarrow.csv.read_csv(REPO / "tests/integration/data/iris.csv")
     pyarrow.parquet.write_table(table.drop_columns([drop]) if drop else table, buffer)
-    client = boto3.session.Session().client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
-                                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
     client.put_object(Bucket=env["MLOPS_S3_BUCKET"], Key=key, Body=buffer.getvalue())
     return f"s3://{env['MLOPS_S3_BUCKET']}/{key}"
 
@@ -76,9 +80,22 @@ def test_the_lifecycle_keeps_nothing_on_a_volume(cluster: Kubectl, ns: str) -> N
     """A Dataset from a Parquet object, a TrainingRun and a served model in a namespace with no claim:
     everything is in the bucket."""
     source = _upload_parquet(f"sources/{ns}/iris.parquet")
-    cluster.apply(json.dumps({"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "iris"},
-                              "spec": {"source": {"s3": {"uri": source}}, "format": "auto", "target": "target",
-                                       "schema": {"minRows": 100}}}), ns)  # fmt: skip
+    cluster.apply(
+        json.dumps(
+            {
+                "apiVersion": "mlops.dev/v1alpha1",
+                "kind": "Dataset",
+                "metadata": {"name": "iris"},
+                "spec": {
+                    "source": {"s3": {"uri": source}},
+                    "format": "auto",
+                    "target": "target",
+                    "schema": {"minRows": 100},
+                },
+            }
+        ),
+        ns,
+    )
     ds = wait_phase(cluster, "dataset", "iris", ns, ("Ready", "Failed"), timeout=120)["status"]
     assert ds["phase"] == "Ready" and ds["rows"] == 150, ds.get("lastCheck")
     bucket = s3_env()["MLOPS_S3_BUCKET"]
@@ -88,10 +105,17 @@ def test_the_lifecycle_keeps_nothing_on_a_volume(cluster: Kubectl, ns: str) -> N
     run, uid = trained["status"], trained["metadata"]["uid"]
     assert run["model"]["uri"] == f"s3://{bucket}/artifacts/models/{ns}/iris/iris-a-{uid}"
     assert artifact_path(ns, run["model"]["uri"] + "/MANIFEST.json").exists(), "the model is in the bucket"
-    cluster.apply(json.dumps({"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment",
-                              "metadata": {"name": "iris"},
-                              "spec": {"model": {"name": "iris"}, "replicas": 2,
-                                       "postPromotion": {"enabled": False}}}), ns)  # fmt: skip
+    cluster.apply(
+        json.dumps(
+            {
+                "apiVersion": "mlops.dev/v1alpha1",
+                "kind": "ModelDeployment",
+                "metadata": {"name": "iris"},
+                "spec": {"model": {"name": "iris"}, "replicas": 2, "postPromotion": {"enabled": False}},
+            }
+        ),
+        ns,
+    )
     wait_phase(cluster, "modeldeployment", "iris", ns, ("Healthy",), timeout=120)
     assert cluster.json("get", "pvc", "-n", ns)["items"] == [], "no claim in the namespace"
     for pod in cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]:
@@ -106,8 +130,9 @@ def _predict(cluster: Kubectl, ns: str, name: str) -> list | None:
     ip = cluster.get("service", name, ns)["spec"]["clusterIP"]
     body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(f"http://{ip}/v2/models/iris/infer", data=body),
-                                    timeout=5) as response:  # fmt: skip
+        with urllib.request.urlopen(
+            urllib.request.Request(f"http://{ip}/v2/models/iris/infer", data=body), timeout=5
+        ) as response:
             return json.load(response)["outputs"][0]["data"]
     except OSError:
         return None
@@ -129,8 +154,11 @@ def test_a_server_restarted_while_the_store_is_down_stays_unready_and_the_others
             return new[0] if running else None
 
         new = wait_for(replacement, timeout=60, what="the replacement server pod started")["metadata"]["name"]
-        log = wait_for(lambda: "cannot fetch" in (out := cluster.run("logs", new, "-n", ns, check=False).stdout)
-                       and out, timeout=60, what="the replacement to say it cannot fetch its model")  # fmt: skip
+        log = wait_for(
+            lambda: "cannot fetch" in (out := cluster.run("logs", new, "-n", ns, check=False).stdout) and out,
+            timeout=60,
+            what="the replacement to say it cannot fetch its model",
+        )
         assert "unreachable" in log and "retrying" in log, log[-1500:]
         ready = cluster.get("pod", new, ns)["status"].get("conditions") or []
         assert not any(c["type"] == "Ready" and c["status"] == "True" for c in ready), "ready without a model"
@@ -142,23 +170,47 @@ def test_a_server_restarted_while_the_store_is_down_stays_unready_and_the_others
 
     def both_ready() -> bool:
         live = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]
-        return len(live) == 2 and all(any(c["type"] == "Ready" and c["status"] == "True"
-                                          for c in p["status"].get("conditions") or []) for p in live)  # fmt: skip
+        return len(live) == 2 and all(
+            any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
+            for p in live
+        )
 
     wait_for(both_ready, timeout=90, what="the replacement serving once the store is back")
 
 
 def test_a_tampered_model_object_is_refused_and_the_canary_rolled_back(cluster: Kubectl, ns: str) -> None:
-    cluster.apply(training_run_manifest("iris-b", "sklearn.linear_model.LogisticRegression", params={"C": 0.5},
-                                        promotion={"policy": "manual"}), ns)  # fmt: skip
+    cluster.apply(
+        training_run_manifest(
+            "iris-b", "sklearn.linear_model.LogisticRegression", params={"C": 0.5}, promotion={"policy": "manual"}
+        ),
+        ns,
+    )
     run = wait_phase(cluster, "trainingrun", "iris-b", ns, ("Succeeded",), timeout=180)["status"]
     stored = artifact_path(ns, run["model"]["uri"] + "/model.skops")
     stored.write_bytes(stored.read_bytes() + b"tampered")  # in the bucket, behind the server's back
-    cluster.run("patch", "modeldeployment", "iris", "-n", ns, "--type=merge", "-p", json.dumps({"spec": {
-        "model": {"name": None, "trainingRun": "iris-b"}, "progressDeadlineSeconds": 20,
-        "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}}))  # fmt: skip
-    status = wait_for(lambda: (s := cluster.get("modeldeployment", "iris", ns)["status"]).get("degraded") and s,
-                      timeout=120, what="the rollback of the tampered version")  # fmt: skip
+    cluster.run(
+        "patch",
+        "modeldeployment",
+        "iris",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "spec": {
+                    "model": {"name": None, "trainingRun": "iris-b"},
+                    "progressDeadlineSeconds": 20,
+                    "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
+                }
+            }
+        ),
+    )
+    status = wait_for(
+        lambda: (s := cluster.get("modeldeployment", "iris", ns)["status"]).get("degraded") and s,
+        timeout=120,
+        what="the rollback of the tampered version",
+    )
     assert status["degraded"]["reason"] == "ProgressDeadlineExceeded", status["degraded"]
     assert status["stable"]["version"] == "iris-a" and "iris-b" in status["failedVersions"]
     canary = [

@@ -53,9 +53,16 @@ def _reconciled(kubectl: Kubectl, kind: str, name: str, namespace: str):
     ],
 )
 def test_valid_object_gets_observed_generation_and_ready(
-    operator, cluster: Kubectl, namespace: str, kind: str, name: str, manifest: str, reason: str, words: str,
+    operator,
+    cluster: Kubectl,
+    namespace: str,
+    kind: str,
+    name: str,
+    manifest: str,
+    reason: str,
+    words: str,
     phase: str,
-) -> None:  # fmt: skip
+) -> None:
     cluster.apply(manifest, namespace)
     obj = wait_for(_reconciled(cluster, kind, name, namespace), timeout=30, what=f"{kind}/{name} reconciled")
     ready = condition(obj, "Ready")
@@ -70,11 +77,15 @@ def test_spec_change_is_observed(operator, cluster: Kubectl, namespace: str) -> 
     wait_for(_reconciled(cluster, "dataset", "iris", namespace), timeout=30, what="first reconcile")
     cluster.run("patch", "dataset", "iris", "-n", namespace, "--type=merge", "-p", '{"spec":{"historyLimit":3}}')
     obj = wait_for(
-        lambda: (o := cluster.get("dataset", "iris", namespace)) and o["metadata"]["generation"] == 2 and
-        o["status"].get("observedGeneration") == 2 and o,
+        lambda: (
+            (o := cluster.get("dataset", "iris", namespace))
+            and o["metadata"]["generation"] == 2
+            and o["status"].get("observedGeneration") == 2
+            and o
+        ),
         timeout=30,
         what="observedGeneration 2 after a spec change",
-    )  # fmt: skip
+    )
     assert condition(obj, "Ready")["observedGeneration"] == 2
 
 
@@ -127,13 +138,25 @@ def _run(name: str, **spec) -> dict:
 
 # What no schema can bound, the model refuses: (id, run, field, words). The API server accepts these.
 UNSCHEMABLE = [
-    ("params-270kb", _run("big-params", model={"params": {"class_weight": {str(i): 1.0 for i in range(20_000)}}}),
-     "spec.model.params", "bytes as JSON, more than 65536"),
-    ("unknown-resource", _run("gpu-run", resources={"requests": {"gpu": 1}}), "spec.resources",
-     "requests names ['gpu']"),
-    ("requests-above-limits", _run("tight-run", resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}),
-     "spec.resources", "requests.cpu (2) is more than limits.cpu (1)"),
-]  # fmt: skip
+    (
+        "params-270kb",
+        _run("big-params", model={"params": {"class_weight": {str(i): 1.0 for i in range(20_000)}}}),
+        "spec.model.params",
+        "bytes as JSON, more than 65536",
+    ),
+    (
+        "unknown-resource",
+        _run("gpu-run", resources={"requests": {"gpu": 1}}),
+        "spec.resources",
+        "requests names ['gpu']",
+    ),
+    (
+        "requests-above-limits",
+        _run("tight-run", resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}),
+        "spec.resources",
+        "requests.cpu (2) is more than limits.cpu (1)",
+    ),
+]
 
 
 @pytest.mark.parametrize(("run", "field", "words"), [u[1:] for u in UNSCHEMABLE], ids=[u[0] for u in UNSCHEMABLE])

@@ -40,14 +40,21 @@ SPEC = {
 
 def plugin(cluster: Kubectl, *args: str, kubeconfig: str | None = None) -> subprocess.CompletedProcess[str]:
     """The installed script, with an explicit --kubeconfig."""
-    return subprocess.run([str(PLUGIN), f"--kubeconfig={kubeconfig or cluster.kubeconfig}", *args],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [str(PLUGIN), f"--kubeconfig={kubeconfig or cluster.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def kubectl_plugin(cluster: Kubectl, *args: str, kubeconfig: str | None = None) -> subprocess.CompletedProcess[str]:
     """kubectl with the venv's bin first on PATH, where it discovers kubectl-mlops; KUBECONFIG set."""
-    env = {**os.environ, "PATH": f"{PLUGIN.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "KUBECONFIG": kubeconfig or cluster.kubeconfig}  # fmt: skip
+    env = {
+        **os.environ,
+        "PATH": f"{PLUGIN.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "KUBECONFIG": kubeconfig or cluster.kubeconfig,
+    }
     return subprocess.run([cluster.binary, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
@@ -133,13 +140,20 @@ def test_status_shows_stable_and_canary_and_promote_moves_the_manual_pauses_on(c
         what="iris-logreg promoted",
     )
     assert promoted.get("canary") is None and promoted["history"][0]["outcome"] == "Promoted"
-    wait_for(lambda: status_fields(ok(plugin(cluster, "status", "iris", "-n", ns)))["Phase"] == "Healthy", timeout=120,
-             what="the plugin to show iris-logreg Healthy")  # fmt: skip
+    wait_for(
+        lambda: status_fields(ok(plugin(cluster, "status", "iris", "-n", ns)))["Phase"] == "Healthy",
+        timeout=120,
+        what="the plugin to show iris-logreg Healthy",
+    )
 
 
 def test_approve_promotes_a_manual_gated_training_run(cluster: Kubectl, ns: str) -> None:
-    cluster.apply(training_run_manifest("iris-tree", "sklearn.tree.DecisionTreeClassifier",
-                                        params={"max_depth": 3}, promotion={"policy": "manual"}), ns)  # fmt: skip
+    cluster.apply(
+        training_run_manifest(
+            "iris-tree", "sklearn.tree.DecisionTreeClassifier", params={"max_depth": 3}, promotion={"policy": "manual"}
+        ),
+        ns,
+    )
     wait_phase(cluster, "trainingrun", "iris-tree", ns, ("Succeeded",), timeout=180)
     wait_for(
         lambda: (
@@ -174,8 +188,10 @@ def test_abort_rolls_the_canary_back(cluster: Kubectl, ns: str) -> None:
     assert shown["Failed versions"] == "iris-tree (not retried automatically)"
     assert shown["Canary"] == "none: no rollout in progress"
     refused = one_line_error(kubectl_mlops(cluster, "promote", "iris", "-n", ns))
-    assert refused == "error: iris has no rollout in progress (serving iris-logreg): nothing to promote " \
-                      "(--force sets the annotation anyway)"  # fmt: skip
+    assert (
+        refused == "error: iris has no rollout in progress (serving iris-logreg): nothing to promote "
+        "(--force sets the annotation anyway)"
+    )
 
 
 def test_history_lists_the_decisions(cluster: Kubectl, ns: str) -> None:
@@ -202,11 +218,13 @@ def test_contexts_namespaces_and_permissions(cluster: Kubectl, ns: str, tmp_path
         "users": [*admin["users"], {"name": "nobody", "user": {"token": token}}],
         "contexts": [
             {"name": "nobody", "context": {"cluster": current["cluster"], "user": "nobody", "namespace": ns}},
-            {"name": "admin-here", "context": {"cluster": current["cluster"], "user": current["user"],
-                                               "namespace": ns}},
+            {
+                "name": "admin-here",
+                "context": {"cluster": current["cluster"], "user": current["user"], "namespace": ns},
+            },
         ],
         "current-context": "nobody",
-    }  # fmt: skip
+    }
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps(config))
 
@@ -225,5 +243,6 @@ def test_contexts_namespaces_and_permissions(cluster: Kubectl, ns: str, tmp_path
     wrong_kind = one_line_error(kubectl_mlops(cluster, "status", "iris-tree", "-n", ns))
     assert wrong_kind.endswith("(iris-tree is a TrainingRun, not a ModelDeployment)")
     assert "is not a ModelDeployment" in one_line_error(plugin(cluster, "abort", "tr/iris-tree", "-n", ns))
-    assert "context nope is not in the kubeconfig" in one_line_error(plugin(cluster, "--context", "nope", "status",
-                                                                             "iris"))  # fmt: skip
+    assert "context nope is not in the kubeconfig" in one_line_error(
+        plugin(cluster, "--context", "nope", "status", "iris")
+    )

@@ -22,17 +22,32 @@ def champion(cluster: Kubectl, ns: str) -> str:
     cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
     cluster.apply(training_run_manifest("seed", LR), ns)
     wait_phase(cluster, "trainingrun", "seed", ns, ("Succeeded",), timeout=240)
-    wait_for(lambda: (cluster.get("trainingrun", "seed", ns)["metadata"].get("labels") or {}).get(
-        "mlops.dev/promoted") == "true", timeout=60, what="seed promoted: the champion")  # fmt: skip
+    wait_for(
+        lambda: (
+            (cluster.get("trainingrun", "seed", ns)["metadata"].get("labels") or {}).get("mlops.dev/promoted") == "true"
+        ),
+        timeout=60,
+        what="seed promoted: the champion",
+    )
     return "seed"
 
 
 def deployment(name: str, retraining: dict, **spec) -> str:
     steps = [{"setWeight": 50}, {"pause": {"duration": "5s"}}]
-    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-            "spec": {"model": {"name": "iris"}, "replicas": 1, "postPromotion": {"enabled": False},
-                     "strategy": {"canary": {"steps": steps}}, "analysis": {"interval": "5s", "metrics": [PASSING]},
-                     "retraining": retraining, **spec}}  # fmt: skip
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": "iris"},
+            "replicas": 1,
+            "postPromotion": {"enabled": False},
+            "strategy": {"canary": {"steps": steps}},
+            "analysis": {"interval": "5s", "metrics": [PASSING]},
+            "retraining": retraining,
+            **spec,
+        },
+    }
     return json.dumps(body)
 
 
@@ -46,24 +61,37 @@ def retraining_runs(cluster: Kubectl, ns: str, md: str) -> list[dict]:
 
 def test_drift_retrains_once_on_the_captured_rows_and_the_new_model_is_canaried(cluster, ns, champion) -> None:
     template = {"datasetRef": {"name": "iris-live"}, "model": {"name": "iris", "estimator": LR, "params": {"C": 2}}}
-    retraining = {"mode": "Auto", "template": template, "cooldown": "1h", "checkInterval": "10s",
-                  "triggers": {"drift": {"threshold": 0.5, "for": "1m"}}}  # fmt: skip
+    retraining = {
+        "mode": "Auto",
+        "template": template,
+        "cooldown": "1h",
+        "checkInterval": "10s",
+        "triggers": {"drift": {"threshold": 0.5, "for": "1m"}},
+    }
     cluster.apply(deployment("loop", retraining, capture={}), ns)
-    wait_for(lambda: (status(cluster, ns, "loop").get("stable") or {}).get("readyReplicas"), timeout=180,
-             what="the champion served")  # fmt: skip
+    wait_for(
+        lambda: (status(cluster, ns, "loop").get("stable") or {}).get("readyReplicas"),
+        timeout=180,
+        what="the champion served",
+    )
     url = f"http://{cluster.get('service', 'loop', ns)['spec']['clusterIP']}/v2/models/iris"
     with LabelledTraffic(url, DRIFTED, lambda *_: [2, 2, 2], by_id=True):  # labelled by id: captured
         batches = REPO / ".localcluster" / "s3" / "data" / "mlops" / "artifacts" / "captures" / ns / "loop"
         wait_for(lambda: batches.is_dir() and any(batches.iterdir()), timeout=60, what="captured batches")
         source = {"capture": {"base": "iris", "modelDeployment": "loop"}}
-        live = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "iris-live"},
-                "spec": {"source": source, "target": "target"}}  # fmt: skip
+        live = {
+            "apiVersion": "mlops.dev/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "iris-live"},
+            "spec": {"source": source, "target": "target"},
+        }
         cluster.apply(json.dumps(live), ns)
         dataset = wait_phase(cluster, "dataset", "iris-live", ns, ("Ready",), timeout=120)["status"]
         base = cluster.get("dataset", "iris", ns)["status"]
         assert dataset["rows"] > base["rows"], "the Dataset holds the captured labelled rows"
-        runs = wait_for(lambda: retraining_runs(cluster, ns, "loop"), timeout=180,
-                        what="drift above 0.5 to create a retraining run")  # fmt: skip
+        runs = wait_for(
+            lambda: retraining_runs(cluster, ns, "loop"), timeout=180, what="drift above 0.5 to create a retraining run"
+        )
         [run] = runs
         assert run["metadata"]["name"] == "loop-retrain-1" and not run["metadata"].get("ownerReferences")
         evidence = json.loads(run["metadata"]["annotations"]["mlops.dev/retraining-trigger"])
@@ -87,24 +115,36 @@ def test_drift_retrains_once_on_the_captured_rows_and_the_new_model_is_canaried(
         promoted = wait_for(retrained_stable, timeout=240, what="the retrained model canaried to 100 %")
         assert promoted["history"][0]["outcome"] == "Promoted"
         # drift goes on with the new version too, but the cooldown holds: still one run
-        waiting = wait_for(lambda: (status(cluster, ns, "loop")["retraining"].get("waiting") or ""), timeout=120,
-                           what="the next trigger held by the cooldown")  # fmt: skip
+        waiting = wait_for(
+            lambda: status(cluster, ns, "loop")["retraining"].get("waiting") or "",
+            timeout=120,
+            what="the next trigger held by the cooldown",
+        )
         assert "cooldown" in waiting or "in flight" in waiting, waiting
         assert len(retraining_runs(cluster, ns, "loop")) == 1
 
 
 def test_a_run_that_fails_its_gate_leaves_serving_untouched(cluster, ns, champion) -> None:
-    template = {"datasetRef": {"name": "iris"}, "model": {"name": "iris", "estimator": LR},
-                "promotion": {"beatChampion": {"metric": "accuracy", "margin": 0.5}}}  # fmt: skip
+    template = {
+        "datasetRef": {"name": "iris"},
+        "model": {"name": "iris", "estimator": LR},
+        "promotion": {"beatChampion": {"metric": "accuracy", "margin": 0.5}},
+    }
     retraining = {"mode": "Auto", "template": template, "checkInterval": "10s", "triggers": {"schedule": "* * * * *"}}
     cluster.apply(deployment("gate", retraining), ns)
-    served = wait_for(lambda: (status(cluster, ns, "gate").get("stable") or {}).get("version"), timeout=120,
-                      what="the champion served")  # fmt: skip
+    served = wait_for(
+        lambda: (status(cluster, ns, "gate").get("stable") or {}).get("version"),
+        timeout=120,
+        what="the champion served",
+    )
     run = wait_for(lambda: retraining_runs(cluster, ns, "gate"), timeout=150, what="the scheduled run")[0]
     name = run["metadata"]["name"]
     done = wait_phase(cluster, "trainingrun", name, ns, ("Succeeded",), timeout=240)
-    decided = wait_for(lambda: (cluster.get("trainingrun", name, ns)["status"].get("promotion") or {}).get("decision"),
-                       timeout=60, what="the promotion decision")  # fmt: skip
+    decided = wait_for(
+        lambda: (cluster.get("trainingrun", name, ns)["status"].get("promotion") or {}).get("decision"),
+        timeout=60,
+        what="the promotion decision",
+    )
     assert decided != "Promoted", done["status"]
     s = status(cluster, ns, "gate")
     assert s["stable"]["version"] == served and not s.get("canary"), s
@@ -112,11 +152,18 @@ def test_a_run_that_fails_its_gate_leaves_serving_untouched(cluster, ns, champio
 
 def test_suggest_records_what_it_would_do_and_creates_nothing(cluster, ns, champion) -> None:
     template = {"datasetRef": {"name": "iris"}, "model": {"name": "iris", "estimator": LR}}
-    retraining = {"mode": "Suggest", "template": template, "checkInterval": "10s",
-                  "triggers": {"schedule": "* * * * *"}}  # fmt: skip
+    retraining = {
+        "mode": "Suggest",
+        "template": template,
+        "checkInterval": "10s",
+        "triggers": {"schedule": "* * * * *"},
+    }
     cluster.apply(deployment("suggest", retraining), ns)
-    history = wait_for(lambda: (status(cluster, ns, "suggest").get("retraining") or {}).get("history"),
-                       timeout=150, what="a suggestion recorded")  # fmt: skip
+    history = wait_for(
+        lambda: (status(cluster, ns, "suggest").get("retraining") or {}).get("history"),
+        timeout=150,
+        what="a suggestion recorded",
+    )
     assert history[0]["decision"] == "Suggested" and history[0]["run"] == "suggest-retrain-1"
     assert history[0]["trigger"] == "schedule"
     assert retraining_runs(cluster, ns, "suggest") == [] and cluster.get("trainingrun", "suggest-retrain-1", ns) is None

@@ -23,8 +23,12 @@ pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5], [6.7, 3.0, 5.2, 2.3]]  # one of each species: 0, 1, 2
 # Evidence that does not depend on traffic: one measurement when the canary's pod is ready, Successful.
-PASSING = {"analysis": {"interval": "1h", "metrics": [{"name": "always-passes", "query": "vector(0)",
-                                                       "successCondition": "result == 0"}]}}  # fmt: skip
+PASSING = {
+    "analysis": {
+        "interval": "1h",
+        "metrics": [{"name": "always-passes", "query": "vector(0)", "successCondition": "result == 0"}],
+    }
+}
 MD = {
     "apiVersion": "mlops.dev/v1alpha1",
     "kind": "ModelDeployment",
@@ -43,8 +47,9 @@ MD = {
 
 def _predict(cluster_ip: str, rows: list[list[float]]) -> list:
     body = json.dumps({"inputs": [{"name": "x", "shape": [len(rows), 4], "datatype": "FP64", "data": rows}]})
-    request = urllib.request.Request(f"http://{cluster_ip}/v2/models/iris/infer", data=body.encode(),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"http://{cluster_ip}/v2/models/iris/infer", data=body.encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)["outputs"][0]["data"]
 
@@ -102,8 +107,11 @@ def test_a_better_version_is_canaried_to_100_percent(cluster: Kubectl, ns: str) 
     judged = {r["metric"]: r["phase"] for r in md["status"].get("lastAnalysis") or []}
     assert judged and set(judged.values()) == {"Successful"}, md["status"].get("lastAnalysis")
     assert md["status"]["lastGood"]["version"] == "iris-baseline"
-    events = [e["reason"] for e in cluster.json("get", "events", "-n", ns)["items"]
-              if e["involvedObject"]["kind"] == "ModelDeployment"]  # fmt: skip
+    events = [
+        e["reason"]
+        for e in cluster.json("get", "events", "-n", ns)["items"]
+        if e["involvedObject"]["kind"] == "ModelDeployment"
+    ]
     assert {"CanaryStarted", "StepCompleted", "Promoted"} <= set(events)
 
     def served_by_logreg() -> list | None:
@@ -114,9 +122,17 @@ def test_a_better_version_is_canaried_to_100_percent(cluster: Kubectl, ns: str) 
 
 
 def _md(name: str, *, run: str | None = None, **spec) -> str:
-    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-            "spec": {"model": {"trainingRun": run} if run else {"name": "iris"}, "replicas": 2,
-                     "postPromotion": {"enabled": False}, **spec}}  # fmt: skip
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"trainingRun": run} if run else {"name": "iris"},
+            "replicas": 2,
+            "postPromotion": {"enabled": False},
+            **spec,
+        },
+    }
     return json.dumps(body)
 
 
@@ -126,16 +142,26 @@ def _status(cluster: Kubectl, ns: str, name: str = "iris") -> dict:
 
 def test_degraded_model_quality_is_rolled_back(cluster: Kubectl, ns: str) -> None:
     """Labels posted back show the new version's accuracy is low: the canary is rolled back, stable untouched."""
-    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {}}]}},
-            "analysis": {"interval": "3s", "failureLimit": 2, "inconclusiveLimit": 20,
-                         "metrics": [{"name": "accuracy", "template": "accuracy", "threshold": 0.8}]}}  # fmt: skip
+    spec = {
+        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {}}]}},
+        "analysis": {
+            "interval": "3s",
+            "failureLimit": 2,
+            "inconclusiveLimit": 20,
+            "metrics": [{"name": "accuracy", "template": "accuracy", "threshold": 0.8}],
+        },
+    }
     cluster.apply(_md("iris", **spec), ns)
-    stable_template = wait_for(lambda: len(t := _stable_templates(cluster, ns)) == 1 and t, timeout=60,
-                               what="the stable rollout to settle")  # fmt: skip
+    stable_template = wait_for(
+        lambda: len(t := _stable_templates(cluster, ns)) == 1 and t, timeout=60, what="the stable rollout to settle"
+    )
     # A new champion that passes its (absent) gates but guesses: its live accuracy will be about 1/3.
     cluster.apply(_run_manifest("iris-guess", "sklearn.dummy.DummyClassifier", {"strategy": "uniform"}), ns)
-    wait_for(lambda: (_status(cluster, ns).get("canary") or {}).get("version") == "iris-guess", timeout=180,
-             what="the canary of iris-guess")  # fmt: skip
+    wait_for(
+        lambda: (_status(cluster, ns).get("canary") or {}).get("version") == "iris-guess",
+        timeout=180,
+        what="the canary of iris-guess",
+    )
     cluster_ip = cluster.get("service", "iris", ns)["spec"]["clusterIP"]
     stop = threading.Event()
     traffic = threading.Thread(target=_labelled_traffic, args=(cluster_ip, stop), daemon=True)
@@ -155,8 +181,11 @@ def test_degraded_model_quality_is_rolled_back(cluster: Kubectl, ns: str) -> Non
     md = cluster.get("modeldeployment", "iris", ns)
     assert condition(md, "Degraded")["status"] == "True" and md["status"]["phase"] == "Degraded"
     assert _stable_templates(cluster, ns) <= stable_template, "the stable version's pods were not replaced"
-    wait_for(lambda: cluster.get("deployment", "iris-canary", ns)["status"].get("replicas", 0) == 0, timeout=30,
-             what="the canary scaled to 0")  # fmt: skip
+    wait_for(
+        lambda: cluster.get("deployment", "iris-canary", ns)["status"].get("replicas", 0) == 0,
+        timeout=30,
+        what="the canary scaled to 0",
+    )
 
 
 def _stable_templates(cluster: Kubectl, ns: str) -> set[str]:
@@ -171,8 +200,12 @@ def _stable_templates(cluster: Kubectl, ns: str) -> set[str]:
 
 def _run_manifest(name: str, estimator: str, params: dict) -> str:
     model = {"name": "iris", "estimator": estimator, "params": params}
-    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "TrainingRun", "metadata": {"name": name},
-            "spec": {"datasetRef": {"name": "iris"}, "model": model}}  # fmt: skip
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": {"datasetRef": {"name": "iris"}, "model": model},
+    }
     return json.dumps(body)
 
 
@@ -182,13 +215,19 @@ def _labelled_traffic(cluster_ip: str, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             body = json.dumps({"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": ROWS}]})
-            request = urllib.request.Request(f"http://{cluster_ip}/v2/models/iris/infer", data=body.encode(),
-                                             headers={"Content-Type": "application/json"})  # fmt: skip
+            request = urllib.request.Request(
+                f"http://{cluster_ip}/v2/models/iris/infer",
+                data=body.encode(),
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(request, timeout=5) as response:
                 answer = json.load(response)
             feedback = json.dumps({"receipt": answer["parameters"]["receipt"], "labels": truth})
-            request = urllib.request.Request(f"http://{cluster_ip}/v2/models/iris/feedback", data=feedback.encode(),
-                                             headers={"Content-Type": "application/json"})  # fmt: skip
+            request = urllib.request.Request(
+                f"http://{cluster_ip}/v2/models/iris/feedback",
+                data=feedback.encode(),
+                headers={"Content-Type": "application/json"},
+            )
             urllib.request.urlopen(request, timeout=5).close()
         except OSError:
             pass
@@ -202,16 +241,30 @@ def _labelled_traffic(cluster_ip: str, stop: threading.Event) -> None:
         # No analysis step (background measurements only): the pause ends long before the limit.
         ("blind-pause", [{"setWeight": 50}, {"pause": {"duration": "1s"}}]),
     ],
-)  # fmt: skip
+)
 def test_prometheus_down_pauses_and_never_promotes(cluster: Kubectl, ns: str, name: str, steps: list) -> None:
-    spec = {"strategy": {"canary": {"steps": steps}},
-            "analysis": {"interval": "2s", "inconclusiveLimit": 3}, "prometheusUrl": "http://127.0.0.1:9"}  # fmt: skip
+    spec = {
+        "strategy": {"canary": {"steps": steps}},
+        "analysis": {"interval": "2s", "inconclusiveLimit": 3},
+        "prometheusUrl": "http://127.0.0.1:9",
+    }
     cluster.apply(_md(name, run="iris-baseline", **spec), ns)
     wait_for(lambda: _status(cluster, ns, name).get("phase") == "Healthy", timeout=120, what=f"{name} serving")
-    cluster.run("patch", "modeldeployment", name, "-n", ns, "--type=merge", "-p",
-                '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
-    status = wait_for(lambda: (s := _status(cluster, ns, name)).get("pauseReason") == "InconclusiveAnalysis" and s,
-                      timeout=120, what="the rollout paused on inconclusive analysis")  # fmt: skip
+    cluster.run(
+        "patch",
+        "modeldeployment",
+        name,
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"model":{"trainingRun":"iris-logreg"}}}',
+    )
+    status = wait_for(
+        lambda: (s := _status(cluster, ns, name)).get("pauseReason") == "InconclusiveAnalysis" and s,
+        timeout=120,
+        what="the rollout paused on inconclusive analysis",
+    )
     assert status["stable"]["version"] == "iris-baseline" and status["canary"]["version"] == "iris-logreg"
     assert status["canary"]["stepIndex"] == 1 and status["canary"]["successes"] == 0, status["canary"]
     assert not any(h["outcome"] == "Promoted" for h in status.get("history") or []), status["history"]
@@ -248,8 +301,9 @@ class HostilePrometheus:
         size = 64 << 20
         try:
             connection.recv(65536)
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                               b"Content-Length: %d\r\n\r\n" % size)  # fmt: skip
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size
+            )
             chunk = b" " * (1 << 20)
             for _ in range(size // len(chunk)):
                 connection.sendall(chunk)
@@ -266,8 +320,9 @@ class HostilePrometheus:
         self._server.close()
 
 
-def test_a_hostile_prometheus_stalls_nothing_and_kills_nothing(cluster: Kubectl, ns: str, prometheus: str,
-                                                               operator) -> None:  # fmt: skip
+def test_a_hostile_prometheus_stalls_nothing_and_kills_nothing(
+    cluster: Kubectl, ns: str, prometheus: str, operator
+) -> None:
     """Three canaries measured against a Prometheus that never answers and one against a Prometheus that
     answers 64 MiB: a new Dataset still gets its status at once, an abort acts within a second, the huge
     answer is refused as inconclusive, a deletion completes, and the operator is neither stuck nor
@@ -284,10 +339,21 @@ def test_a_hostile_prometheus_stalls_nothing_and_kills_nothing(cluster: Kubectl,
             wait_for(
                 lambda n=name: _status(cluster, ns, n).get("phase") == "Healthy", timeout=120, what=f"{name} serving"
             )
-            cluster.run("patch", "modeldeployment", name, "-n", ns, "--type=merge", "-p",
-                        '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
-        wait_for(lambda: silent.connections >= 3 and huge.connections >= 1, timeout=120,
-                 what="the canaries measured against the hostile Prometheus servers")  # fmt: skip
+            cluster.run(
+                "patch",
+                "modeldeployment",
+                name,
+                "-n",
+                ns,
+                "--type=merge",
+                "-p",
+                '{"spec":{"model":{"trainingRun":"iris-logreg"}}}',
+            )
+        wait_for(
+            lambda: silent.connections >= 3 and huge.connections >= 1,
+            timeout=120,
+            what="the canaries measured against the hostile Prometheus servers",
+        )
 
         started = time.monotonic()
         cluster.apply(
@@ -301,16 +367,22 @@ def test_a_hostile_prometheus_stalls_nothing_and_kills_nothing(cluster: Kubectl,
             ),
             ns,
         )
-        wait_for(lambda: ((cluster.get("dataset", "aside", ns) or {}).get("status") or {}).get("observedGeneration"),
-                 timeout=30, what="the new Dataset's first status while the measurements hang")  # fmt: skip
+        wait_for(
+            lambda: ((cluster.get("dataset", "aside", ns) or {}).get("status") or {}).get("observedGeneration"),
+            timeout=30,
+            what="the new Dataset's first status while the measurements hang",
+        )
         assert time.monotonic() - started < 5, f"the Dataset waited {time.monotonic() - started:.1f}s for a status"
 
         sent = dt.datetime.now(dt.UTC)
         cluster.run(
             "annotate", "--overwrite", "modeldeployment", "silent-1", "-n", ns, f"mlops.dev/abort={sent.timestamp()}"
         )
-        aborted = wait_for(lambda: (s := _status(cluster, ns, "silent-1")).get("degraded") and s, timeout=30,
-                           what="the abort of silent-1 acted on")  # fmt: skip
+        aborted = wait_for(
+            lambda: (s := _status(cluster, ns, "silent-1")).get("degraded") and s,
+            timeout=30,
+            what="the abort of silent-1 acted on",
+        )
         [entry] = [h for h in aborted["history"] if h["outcome"] == "Aborted"]
         assert (_moment(entry["at"]) - sent).total_seconds() < 1, f"the abort took effect at {entry['at']}, sent {sent}"
 
@@ -335,18 +407,49 @@ def test_a_hostile_prometheus_stalls_nothing_and_kills_nothing(cluster: Kubectl,
 
 def test_pods_that_never_become_ready_are_rolled_back(cluster: Kubectl, ns: str) -> None:
     """A version whose model file does not match its recorded sha256: the server refuses to start."""
-    cluster.apply(_run_manifest("iris-tampered", "sklearn.linear_model.LogisticRegression", {"max_iter": 300})
-                  .replace('"datasetRef"', '"promotion": {"policy": "manual"}, "datasetRef"'), ns)  # fmt: skip
+    cluster.apply(
+        _run_manifest("iris-tampered", "sklearn.linear_model.LogisticRegression", {"max_iter": 300}).replace(
+            '"datasetRef"', '"promotion": {"policy": "manual"}, "datasetRef"'
+        ),
+        ns,
+    )
     wait_phase(cluster, "trainingrun", "iris-tampered", ns, ("Succeeded",), timeout=180)
-    cluster.run("patch", "trainingrun", "iris-tampered", "-n", ns, "--subresource=status", "--type=merge", "-p",
-                json.dumps({"status": {"model": {"sha256": "0" * 64}}}))  # fmt: skip
-    cluster.apply(_md("strict", run="iris-baseline", progressDeadlineSeconds=15,
-                      strategy={"canary": {"steps": [{"setWeight": 50}]}}), ns)  # fmt: skip
+    cluster.run(
+        "patch",
+        "trainingrun",
+        "iris-tampered",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"model": {"sha256": "0" * 64}}}),
+    )
+    cluster.apply(
+        _md(
+            "strict",
+            run="iris-baseline",
+            progressDeadlineSeconds=15,
+            strategy={"canary": {"steps": [{"setWeight": 50}]}},
+        ),
+        ns,
+    )
     wait_for(lambda: _status(cluster, ns, "strict").get("phase") == "Healthy", timeout=120, what="strict serving")
-    cluster.run("patch", "modeldeployment", "strict", "-n", ns, "--type=merge", "-p",
-                '{"spec":{"model":{"trainingRun":"iris-tampered"}}}')  # fmt: skip
-    status = wait_for(lambda: (s := _status(cluster, ns, "strict")).get("degraded") and s, timeout=120,
-                      what="a rollback after the progress deadline")  # fmt: skip
+    cluster.run(
+        "patch",
+        "modeldeployment",
+        "strict",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"model":{"trainingRun":"iris-tampered"}}}',
+    )
+    status = wait_for(
+        lambda: (s := _status(cluster, ns, "strict")).get("degraded") and s,
+        timeout=120,
+        what="a rollback after the progress deadline",
+    )
     assert status["degraded"]["reason"] == "ProgressDeadlineExceeded"
     assert status["stable"]["version"] == "iris-baseline" and "iris-tampered" in status["failedVersions"]
 
@@ -360,18 +463,32 @@ def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, o
     spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "20s"}}]}}, **PASSING}
     cluster.apply(_md("steady", run="iris-baseline", **spec), ns)
     wait_for(lambda: _status(cluster, ns, "steady").get("phase") == "Healthy", timeout=120, what="steady serving")
-    cluster.run("patch", "modeldeployment", "steady", "-n", ns, "--type=merge", "-p",
-                '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
-    paused = wait_for(lambda: ((c := _status(cluster, ns, "steady").get("canary")) or {}).get("pauseStartedAt") and c,
-                      timeout=120, what="the canary in its pause step")  # fmt: skip
+    cluster.run(
+        "patch",
+        "modeldeployment",
+        "steady",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"model":{"trainingRun":"iris-logreg"}}}',
+    )
+    paused = wait_for(
+        lambda: ((c := _status(cluster, ns, "steady").get("canary")) or {}).get("pauseStartedAt") and c,
+        timeout=120,
+        what="the canary in its pause step",
+    )
     assert paused["stepIndex"] == 1, paused
     killed = operator.kill()
     restarted = operator.wait_ready(not_named=killed)
     running = [s["state"]["running"] for s in restarted["status"]["containerStatuses"] if "running" in s["state"]]
     assert running, restarted["status"]
     started = _moment(running[0]["startedAt"])  # the new operator cannot have reconciled before this
-    status = wait_for(lambda: ((s := _status(cluster, ns, "steady")).get("stable") or {}).get("version")
-                      == "iris-logreg" and s, timeout=90, what="the promotion after the pause")  # fmt: skip
+    status = wait_for(
+        lambda: ((s := _status(cluster, ns, "steady")).get("stable") or {}).get("version") == "iris-logreg" and s,
+        timeout=90,
+        what="the promotion after the pause",
+    )
     # The pause is timed from its start as stored before the restart, however long the restart took: it
     # ends at pauseStartedAt + 20 s, or at once if that passed while no operator ran (the new operator
     # measures at once if the old one had no result yet). An operator that began the step (or the
@@ -389,25 +506,49 @@ def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, o
 def test_gateway_api_routing_sets_only_our_weights(cluster: Kubectl, ns: str) -> None:
     """Weights on a user's HTTPRoute (Gateway API CRDs only: no gateway runs here, so no traffic flows and
     the canary is judged on an always-passing query)."""
-    made = subprocess.run(["python3", str(REPO / "hack/localcluster/cluster.py"), "gateway-api-crds"],
-                          capture_output=True, text=True)  # fmt: skip
+    made = subprocess.run(
+        ["python3", str(REPO / "hack/localcluster/cluster.py"), "gateway-api-crds"], capture_output=True, text=True
+    )
     assert made.returncode == 0, made.stderr
     route = {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "iris-route"},
-        "spec": {"parentRefs": [{"name": "some-gateway"}], "rules": [
-            {"matches": [{"path": {"type": "PathPrefix", "value": "/other"}}],
-             "backendRefs": [{"name": "other", "port": 80, "weight": 5}]},
-            {"backendRefs": [{"name": "routed-stable", "port": 80, "weight": 100},
-                             {"name": "routed-canary", "port": 80, "weight": 0}]}]},
-    }  # fmt: skip
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "iris-route"},
+        "spec": {
+            "parentRefs": [{"name": "some-gateway"}],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/other"}}],
+                    "backendRefs": [{"name": "other", "port": 80, "weight": 5}],
+                },
+                {
+                    "backendRefs": [
+                        {"name": "routed-stable", "port": 80, "weight": 100},
+                        {"name": "routed-canary", "port": 80, "weight": 0},
+                    ]
+                },
+            ],
+        },
+    }
     cluster.apply(json.dumps(route), ns)
     foreign_rule = cluster.get("httproute", "iris-route", ns)["spec"]["rules"][0]  # as the API server defaulted it
-    spec = {"strategy": {"canary": {"steps": [{"setWeight": 30}, {"pause": {"duration": "8s"}}]}},
-            "trafficRouting": {"mode": "GatewayAPI", "gatewayAPI": {"httpRoute": "iris-route"}}, **PASSING}  # fmt: skip
+    spec = {
+        "strategy": {"canary": {"steps": [{"setWeight": 30}, {"pause": {"duration": "8s"}}]}},
+        "trafficRouting": {"mode": "GatewayAPI", "gatewayAPI": {"httpRoute": "iris-route"}},
+        **PASSING,
+    }
     cluster.apply(_md("routed", run="iris-baseline", **spec), ns)
     wait_for(lambda: _status(cluster, ns, "routed").get("phase") == "Healthy", timeout=120, what="routed serving")
-    cluster.run("patch", "modeldeployment", "routed", "-n", ns, "--type=merge", "-p",
-                '{"spec":{"model":{"trainingRun":"iris-logreg"}}}')  # fmt: skip
+    cluster.run(
+        "patch",
+        "modeldeployment",
+        "routed",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"model":{"trainingRun":"iris-logreg"}}}',
+    )
 
     def weights() -> list[int]:
         rules = cluster.get("httproute", "iris-route", ns)["spec"]["rules"]
@@ -416,8 +557,9 @@ def test_gateway_api_routing_sets_only_our_weights(cluster: Kubectl, ns: str) ->
     wait_for(lambda: weights() == [70, 30], timeout=120, what="70/30 on the route during the canary")
     status = _status(cluster, ns, "routed")
     assert status["canary"]["weight"] == 30 and "70% routed-stable, 30% routed-canary" in status["routing"]
-    wait_for(lambda: _status(cluster, ns, "routed")["stable"]["version"] == "iris-logreg", timeout=120,
-             what="promotion")  # fmt: skip
+    wait_for(
+        lambda: _status(cluster, ns, "routed")["stable"]["version"] == "iris-logreg", timeout=120, what="promotion"
+    )
     wait_for(lambda: weights() == [100, 0], timeout=30, what="100/0 after promotion")
     rules = cluster.get("httproute", "iris-route", ns)["spec"]["rules"]
     assert rules[0] == foreign_rule, "a rule that is not ours is untouched"

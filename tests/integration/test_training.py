@@ -23,8 +23,12 @@ pytestmark = pytest.mark.usefixtures("operator")
 
 
 def _dataset(name: str, source: dict, **spec) -> str:
-    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": name},
-            "spec": {"source": source, **spec}}  # fmt: skip
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": name},
+        "spec": {"source": source, **spec},
+    }
     return json.dumps(body)
 
 
@@ -33,8 +37,9 @@ def csv_server(cluster: Kubectl, tmp_path_factory) -> Iterator[tuple[str, dict]]
     """An HTTP server on the node's address serving CSV files to the check Jobs' pods."""
     root = tmp_path_factory.mktemp("csv")
     iris = (REPO / "tests/integration/data/iris.csv").read_bytes()
-    big = b"a,b,c,d,target\n" + b"".join(b"%d.5,%d,%d.25,%d,%d\n" % (i % 97, i % 13, i % 7, i % 5, i % 3)
-                                        for i in range(600_000))  # fmt: skip
+    big = b"a,b,c,d,target\n" + b"".join(
+        b"%d.5,%d,%d.25,%d,%d\n" % (i % 97, i % 13, i % 7, i % 5, i % 3) for i in range(600_000)
+    )
     files = {
         "big.csv": big,
         "iris.csv": iris,
@@ -95,11 +100,13 @@ def test_first_run_becomes_champion_and_a_better_run_takes_over(cluster: Kubectl
     wait_for(lambda: _champions(cluster, ns) == ["iris-logreg"], timeout=30, what="exactly one champion: iris-logreg")
     # The former champion's record says it lost the title; its Promoted condition and its label follow.
     former = wait_for(
-        lambda: (b := cluster.get("trainingrun", "iris-baseline", ns))["status"]["promotion"]["decision"]
-        == "Superseded" and b,
+        lambda: (
+            (b := cluster.get("trainingrun", "iris-baseline", ns))["status"]["promotion"]["decision"] == "Superseded"
+            and b
+        ),
         timeout=30,
         what="iris-baseline marked Superseded",
-    )  # fmt: skip
+    )
     record = former["status"]["promotion"]
     assert (record["reason"], record["message"]) == ("Superseded", "iris-logreg became the champion")
     promoted = condition(former, "Promoted")
@@ -123,10 +130,14 @@ def test_first_run_becomes_champion_and_a_better_run_takes_over(cluster: Kubectl
 
 def test_worse_run_is_rejected_with_both_values(cluster: Kubectl, ns: str) -> None:
     cluster.apply(
-        _run("iris-uniform", "sklearn.dummy.DummyClassifier", params={"strategy": "uniform"},
-             promotion={"beatChampion": {"metric": "accuracy"}}),
+        _run(
+            "iris-uniform",
+            "sklearn.dummy.DummyClassifier",
+            params={"strategy": "uniform"},
+            promotion={"beatChampion": {"metric": "accuracy"}},
+        ),
         ns,
-    )  # fmt: skip
+    )
     wait_phase(cluster, "trainingrun", "iris-uniform", ns, ("Succeeded",))
     promotion = wait_for(
         lambda: cluster.get("trainingrun", "iris-uniform", ns)["status"].get("promotion"),
@@ -147,11 +158,16 @@ def test_worse_run_is_rejected_with_both_values(cluster: Kubectl, ns: str) -> No
 
 def test_manual_promotion_waits_for_approval(cluster: Kubectl, ns: str) -> None:
     cluster.apply(
-        _run("wine-forest", "sklearn.ensemble.RandomForestClassifier", model="wine", dataset="wine",
-             params={"n_estimators": 20},
-             promotion={"policy": "manual", "gates": [{"metric": "accuracy", "min": 0.8}]}),
+        _run(
+            "wine-forest",
+            "sklearn.ensemble.RandomForestClassifier",
+            model="wine",
+            dataset="wine",
+            params={"n_estimators": 20},
+            promotion={"policy": "manual", "gates": [{"metric": "accuracy", "min": 0.8}]},
+        ),
         ns,
-    )  # fmt: skip
+    )
     cluster.apply(_dataset("wine", {"builtin": {"name": "wine"}}), ns)
     wait_phase(cluster, "trainingrun", "wine-forest", ns, ("Succeeded",))
     pending = wait_for(
@@ -202,8 +218,9 @@ def test_run_on_a_dataset_that_never_appears_fails_after_its_wait(cluster: Kubec
 
 
 def test_bad_url_scheme_and_unknown_estimator_are_refused_by_the_api_server(cluster: Kubectl, ns: str) -> None:
-    bad_url = cluster.run("apply", "-n", ns, "-f", "-", input=_dataset("ftp", {"url": {"url": "ftp://x/y.csv"}}),
-                          check=False)  # fmt: skip
+    bad_url = cluster.run(
+        "apply", "-n", ns, "-f", "-", input=_dataset("ftp", {"url": {"url": "ftp://x/y.csv"}}), check=False
+    )
     assert bad_url.returncode != 0 and "spec.source.url.url" in bad_url.stderr
     bad_estimator = cluster.run("apply", "-n", ns, "-f", "-", input=_run("evil", "os.system"), check=False)
     assert bad_estimator.returncode != 0 and "spec.model.estimator" in bad_estimator.stderr
@@ -215,13 +232,21 @@ def test_bad_url_scheme_and_unknown_estimator_are_refused_by_the_api_server(clus
     [
         ("unreachable", {"url": {"url": "http://127.0.0.1:9/iris.csv"}}, "SourceUnavailable", "cannot fetch"),
         ("checksum", {"url": {"url": "{base}/iris.csv", "sha256": "0" * 64}}, "ChecksumMismatch", "has sha256"),
-        ("bad-values", {"url": {"url": "{base}/bad-values.csv"}}, "SchemaViolation",
-         "column 'sepal_width_cm': row 1: 'abc' is not a float"),
+        (
+            "bad-values",
+            {"url": {"url": "{base}/bad-values.csv"}},
+            "SchemaViolation",
+            "column 'sepal_width_cm': row 1: 'abc' is not a float",
+        ),
         ("no-target", {"url": {"url": "{base}/no-target.csv"}}, "SchemaViolation", "target column 'target'"),
-        ("missing-configmap", {"configMap": {"name": "nope", "key": "data.csv"}}, "SourceUnavailable",
-         "ConfigMap nope does not exist"),
+        (
+            "missing-configmap",
+            {"configMap": {"name": "nope", "key": "data.csv"}},
+            "SourceUnavailable",
+            "ConfigMap nope does not exist",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_dataset_source_is_reported(cluster: Kubectl, ns: str, csv_server, name, source, reason, words) -> None:
     base, _ = csv_server
     source = json.loads(json.dumps(source).replace("{base}", base))
@@ -274,8 +299,11 @@ def test_failed_refresh_keeps_the_last_good_version(cluster: Kubectl, ns: str) -
 def test_pvc_source_is_read_from_the_claim(cluster: Kubectl, ns: str) -> None:
     from support import STATE
 
-    made = subprocess.run(["python3", str(REPO / "hack/localcluster/cluster.py"), "volume", ns, "raw-data"],
-                          capture_output=True, text=True)  # fmt: skip
+    made = subprocess.run(
+        ["python3", str(REPO / "hack/localcluster/cluster.py"), "volume", ns, "raw-data"],
+        capture_output=True,
+        text=True,
+    )
     assert made.returncode == 0, made.stderr
     folder = STATE / "volumes" / ns / "raw-data" / "2026"
     folder.mkdir()
@@ -311,10 +339,16 @@ def test_params_that_make_fit_fail_end_in_job_failed_without_retries(cluster: Ku
 
 def test_training_past_its_deadline_ends_in_deadline_exceeded(cluster: Kubectl, ns: str) -> None:
     cluster.apply(
-        _run("digits-slow", "sklearn.ensemble.GradientBoostingClassifier", model="digits", dataset="digits",
-             params={"n_estimators": 3000}, activeDeadlineSeconds=10),
+        _run(
+            "digits-slow",
+            "sklearn.ensemble.GradientBoostingClassifier",
+            model="digits",
+            dataset="digits",
+            params={"n_estimators": 3000},
+            activeDeadlineSeconds=10,
+        ),
         ns,
-    )  # fmt: skip
+    )
     cluster.apply(_dataset("digits", {"builtin": {"name": "digits"}}), ns)
     run = wait_phase(cluster, "trainingrun", "digits-slow", ns, ("Failed", "Succeeded"), timeout=180)["status"]
     assert (run["phase"], run["reason"]) == ("Failed", "DeadlineExceeded"), run

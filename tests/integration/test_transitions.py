@@ -56,10 +56,19 @@ def runs(cluster: Kubectl, ns: str) -> tuple[str, str]:
 
 
 def deployment(name: str, run: str, **spec) -> str:
-    body = {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
-            "spec": {"model": {"trainingRun": run}, "replicas": 2, "postPromotion": {"enabled": False},
-                     "strategy": {"canary": {"steps": STEPS}}, "analysis": {"interval": "1h", "metrics": [PASSING]},
-                     **spec}}  # fmt: skip
+    body = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"trainingRun": run},
+            "replicas": 2,
+            "postPromotion": {"enabled": False},
+            "strategy": {"canary": {"steps": STEPS}},
+            "analysis": {"interval": "1h", "metrics": [PASSING]},
+            **spec,
+        },
+    }
     return json.dumps(body)
 
 
@@ -158,29 +167,41 @@ def test_abort_loses_no_request(cluster, ns, runs, weight: int) -> None:
             command(cluster, ns, name, "promote")
             at_weight(cluster, ns, name, 100)
         command(cluster, ns, name, "abort")
-        settled = wait_for(lambda: (s := status(cluster, ns, name)).get("degraded") and s, timeout=30,
-                           what="the abort to be recorded")  # fmt: skip
+        settled = wait_for(
+            lambda: (s := status(cluster, ns, name)).get("degraded") and s, timeout=30, what="the abort to be recorded"
+        )
         assert settled["degraded"]["reason"] == "Aborted" and settled["stable"]["version"] == a
-        wait_for(lambda: not (cluster.get("deployment", f"{name}-canary", ns)["status"].get("replicas")),
-                 timeout=120, what="the aborted canary's pods gone once stable is whole")  # fmt: skip
+        wait_for(
+            lambda: not (cluster.get("deployment", f"{name}-canary", ns)["status"].get("replicas")),
+            timeout=120,
+            what="the aborted canary's pods gone once stable is whole",
+        )
     finally:
         finish(traffic, thread)
 
 
 def test_automatic_rollback_at_100_percent_loses_no_request(cluster, ns, runs) -> None:
     a, b = runs
-    spec = {"strategy": {"canary": {"steps": [{"setWeight": 100}, {"analysis": {}}]}},
-            "analysis": {"interval": "5s", "failureLimit": 2, "metrics": [FAILING]}}  # fmt: skip
+    spec = {
+        "strategy": {"canary": {"steps": [{"setWeight": 100}, {"analysis": {}}]}},
+        "analysis": {"interval": "5s", "failureLimit": 2, "metrics": [FAILING]},
+    }
     cluster.apply(deployment("rollback", a, **spec), ns)
     settled_on(cluster, ns, "rollback", a)
     traffic, thread = with_traffic(cluster, ns, "rollback")
     try:
         cluster.apply(deployment("rollback", b, **spec), ns)
-        rolled = wait_for(lambda: (s := status(cluster, ns, "rollback")).get("degraded") and s, timeout=180,
-                          what="the rollback on the failing analysis")  # fmt: skip
+        rolled = wait_for(
+            lambda: (s := status(cluster, ns, "rollback")).get("degraded") and s,
+            timeout=180,
+            what="the rollback on the failing analysis",
+        )
         assert rolled["degraded"]["reason"] == "AnalysisFailed" and rolled["stable"]["version"] == a
-        wait_for(lambda: not (cluster.get("deployment", "rollback-canary", ns)["status"].get("replicas")),
-                 timeout=120, what="the rolled back canary's pods gone once stable is whole")  # fmt: skip
+        wait_for(
+            lambda: not (cluster.get("deployment", "rollback-canary", ns)["status"].get("replicas")),
+            timeout=120,
+            what="the rolled back canary's pods gone once stable is whole",
+        )
     finally:
         finish(traffic, thread)
 
@@ -190,9 +211,11 @@ def test_post_promotion_rollback_loses_no_request(cluster, ns, runs) -> None:
     stable Deployment back to the last good version, a rolling update under steady traffic."""
     a, b = runs
     accuracy = {"name": "accuracy", "template": "accuracy", "threshold": 0.9}
-    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
-            "analysis": {"interval": "5s", "failureLimit": 2, "metrics": [accuracy]},
-            "postPromotion": {"enabled": True, "window": "10m"}}  # fmt: skip
+    spec = {
+        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+        "analysis": {"interval": "5s", "failureLimit": 2, "metrics": [accuracy]},
+        "postPromotion": {"enabled": True, "window": "10m"},
+    }
     cluster.apply(deployment("guarded", a, **spec), ns)
     settled_on(cluster, ns, "guarded", a)
     traffic, thread = with_traffic(cluster, ns, "guarded")
@@ -206,13 +229,19 @@ def test_post_promotion_rollback_loses_no_request(cluster, ns, runs) -> None:
         promoted = settled_on(cluster, ns, "guarded", b)
         assert promoted["lastGood"]["version"] == a, f"the guard has no version to go back to: {promoted}"
         labeller.start()
-        rolled = wait_for(lambda: (s := status(cluster, ns, "guarded")).get("degraded") and s, timeout=120,
-                          what="the post-promotion guard to roll back on the wrong labels")  # fmt: skip
+        rolled = wait_for(
+            lambda: (s := status(cluster, ns, "guarded")).get("degraded") and s,
+            timeout=120,
+            what="the post-promotion guard to roll back on the wrong labels",
+        )
         assert rolled["degraded"]["reason"] == "PostPromotionAnalysisFailed", rolled["degraded"]
         assert rolled["stable"]["version"] == a, f"rolled back to {rolled['stable']['version']}, not {a}"
         wrong.stop.set()
-        wait_for(lambda: served_versions(cluster, ns, "guarded") == {a}, timeout=180,
-                 what=f"every stable pod serving {a} again")  # fmt: skip
+        wait_for(
+            lambda: served_versions(cluster, ns, "guarded") == {a},
+            timeout=180,
+            what=f"every stable pod serving {a} again",
+        )
         assert wrong.posted > 0, f"no wrong label was accepted: {wrong.refusals[:3]}"
     finally:
         wrong.stop.set()
@@ -238,8 +267,9 @@ class WrongLabels:
                     answer = json.loads(response.read())
                 predicted = answer["outputs"][0]["data"]
                 feedback = {"receipt": answer["parameters"]["receipt"], "labels": [f"not-{p}" for p in predicted]}
-                with urllib.request.urlopen(urllib.request.Request(self.url, data=json.dumps(feedback).encode()),
-                                            timeout=5) as response:  # fmt: skip
+                with urllib.request.urlopen(
+                    urllib.request.Request(self.url, data=json.dumps(feedback).encode()), timeout=5
+                ) as response:
                     response.read()
                 self.posted += 1
             except (OSError, KeyError) as error:  # a pod going away during the switch
@@ -250,5 +280,6 @@ class WrongLabels:
 def served_versions(cluster: Kubectl, ns: str, name: str) -> set[str]:
     """The versions the ModelDeployment's running pods serve, by their version label."""
     pods = cluster.json("get", "pods", "-n", ns, "-l", f"mlops.dev/deployment={name}")["items"]
-    return {p["metadata"]["labels"].get("mlops.dev/version", "") for p in pods
-            if not p["metadata"].get("deletionTimestamp")}  # fmt: skip
+    return {
+        p["metadata"]["labels"].get("mlops.dev/version", "") for p in pods if not p["metadata"].get("deletionTimestamp")
+    }

@@ -61,8 +61,11 @@ def stopped_node(cluster: Kubectl, name: str, operator) -> Iterator[float]:
         subprocess.run([*CLUSTER, "node-start", name], check=True, capture_output=True)
         wait_for(lambda: _ready(cluster.json("get", "node", name)), timeout=90, what=f"{name} Ready again")
         if on_it:  # its container died with the node: the kubelet's restart is counted once it reports it
-            wait_for(lambda: operator._restarts() > before, timeout=90,
-                     what=f"the session operator's restart on {name} reported")  # fmt: skip
+            wait_for(
+                lambda: operator._restarts() > before,
+                timeout=90,
+                what=f"the session operator's restart on {name} reported",
+            )
         operator.wait_ready()
         operator.tolerate_restarts()
 
@@ -145,13 +148,16 @@ def test_a_model_spread_over_both_nodes_survives_losing_one_mid_canary(cluster: 
             "analysis": {
                 "interval": "1h",
                 "metrics": [{"name": "always-passes", "query": "vector(0)", "successCondition": "result == 0"}],
-            },  # fmt: skip
+            },
             "postPromotion": {"enabled": False},
         },
     }
     cluster.apply(json.dumps(md), ns)
-    wait_for(lambda: _placement(_server_pods(cluster, ns)) == {(a, NODE_1): 2, (a, NODE_2): 2}, timeout=180,
-             what=f"two ready pods of {a} on each node")  # fmt: skip
+    wait_for(
+        lambda: _placement(_server_pods(cluster, ns)) == {(a, NODE_1): 2, (a, NODE_2): 2},
+        timeout=180,
+        what=f"two ready pods of {a} on each node",
+    )
     service = cluster.get("service", "iris", ns)
     url = f"http://{service['spec']['clusterIP']}/v2/models/iris/infer"
     with SteadyTraffic(url) as traffic:
@@ -159,8 +165,11 @@ def test_a_model_spread_over_both_nodes_survives_losing_one_mid_canary(cluster: 
         md["spec"]["model"] = {"trainingRun": b}
         cluster.apply(json.dumps(md), ns)
         placed = {(a, NODE_1): 1, (a, NODE_2): 1, (b, NODE_1): 1, (b, NODE_2): 1}
-        wait_for(lambda: _placement(_server_pods(cluster, ns)) == placed, timeout=120,
-                 what="the canary at 50 %: one pod of each version on each node")  # fmt: skip
+        wait_for(
+            lambda: _placement(_server_pods(cluster, ns)) == placed,
+            timeout=120,
+            what="the canary at 50 %: one pod of each version on each node",
+        )
         slices = cluster.json("get", "endpointslices", "-n", ns, "-l", "kubernetes.io/service-name=iris")["items"]
         serving_nodes = {e.get("nodeName") for s in slices for e in s.get("endpoints") or []}
         assert serving_nodes == {NODE_1, NODE_2}, "one Service in front of the pods of both nodes"
@@ -169,8 +178,11 @@ def test_a_model_spread_over_both_nodes_survives_losing_one_mid_canary(cluster: 
         with stopped_node(cluster, NODE_2, operator) as stopped_at:
             # Replaced on the surviving node once the node controller saw it go (20 s) and the
             # tolerations ran out (5 s): both versions, two pods each, all on node 1.
-            wait_for(lambda: _placement(_server_pods(cluster, ns)) == {(a, NODE_1): 2, (b, NODE_1): 2},
-                     timeout=120, what=f"the pods of {NODE_2} recreated on {NODE_1}")  # fmt: skip
+            wait_for(
+                lambda: _placement(_server_pods(cluster, ns)) == {(a, NODE_1): 2, (b, NODE_1): 2},
+                timeout=120,
+                what=f"the pods of {NODE_2} recreated on {NODE_1}",
+            )
             recovered_after = time.monotonic() - stopped_at
             status = cluster.get("modeldeployment", "iris", ns)["status"]
             assert status.get("degraded") is None, f"losing a node is no reason to roll back: {status}"
@@ -183,8 +195,11 @@ def test_a_model_spread_over_both_nodes_survives_losing_one_mid_canary(cluster: 
                 timeout=120,
                 what=f"{b} promoted after the pause, with {NODE_2} still down",
             )
-            wait_for(lambda: _placement(_server_pods(cluster, ns)) == {(b, NODE_1): 4}, timeout=60,
-                     what=f"the four pods of {b} on {NODE_1}")  # fmt: skip
+            wait_for(
+                lambda: _placement(_server_pods(cluster, ns)) == {(b, NODE_1): 4},
+                timeout=60,
+                what=f"the four pods of {b} on {NODE_1}",
+            )
             refused_while_down = traffic.refused
             answered_while_down = dict(traffic.answered)
     assert final["history"][0]["version"] == b and final["history"][0]["outcome"] == "Promoted"
@@ -207,24 +222,35 @@ def test_the_standby_takes_over_when_the_active_replicas_node_stops(cluster: Kub
         node_of = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in pods}
         assert set(node_of.values()) == {NODE_1, NODE_2}, f"the chart spreads its HA replicas over nodes: {node_of}"
 
-        announced = wait_for(lambda: set(p := peering_priorities(cluster, ns)) >= set(node_of) and p, timeout=90,
-                             what="both replicas in the peering object")  # fmt: skip
+        announced = wait_for(
+            lambda: set(p := peering_priorities(cluster, ns)) >= set(node_of) and p,
+            timeout=90,
+            what="both replicas in the peering object",
+        )
         active, standby = sorted(node_of, key=announced.get, reverse=True)
         standby_ip = next(p["status"]["podIP"] for p in pods if p["metadata"]["name"] == standby)
 
         def reconciles() -> float:
             with urllib.request.urlopen(f"http://{standby_ip}:9100/metrics", timeout=5) as response:
                 lines = response.read().decode().splitlines()
-            return sum(float(line.rsplit(" ", 1)[1]) for line in lines
-                       if line.startswith("mlops_reconciles_total{") and 'kind="datasets"' in line)  # fmt: skip
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in lines
+                if line.startswith("mlops_reconciles_total{") and 'kind="datasets"' in line
+            )
 
         assert reconciles() == 0, "the standby works only once the active replica is gone"
-        dataset = {"apiVersion": "mlops.dev/v1alpha1", "kind": "Dataset", "metadata": {"name": "after"},
-                   "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"}}  # fmt: skip
+        dataset = {
+            "apiVersion": "mlops.dev/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "after"},
+            "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"},
+        }
         with stopped_node(cluster, node_of[active], operator) as stopped_at:
             cluster.apply(json.dumps(dataset), ns)
-            wait_for(lambda: reconciles() > 0, timeout=60,
-                     what=f"the standby {standby} on {node_of[standby]} to take over")  # fmt: skip
+            wait_for(
+                lambda: reconciles() > 0, timeout=60, what=f"the standby {standby} on {node_of[standby]} to take over"
+            )
             took = time.monotonic() - stopped_at
     finally:
         helm(cluster, "uninstall", release, "-n", ns, "--wait", "--timeout", "2m", check=False)

@@ -60,9 +60,20 @@ def promtool_value(tmp_path: pathlib.Path, series: dict[str, str], query: str, *
     promtool = shutil.which("promtool")
     assert promtool, "promtool (Debian's prometheus package, installed by hack/install-deps.sh) is missing"
     probe = tmp_path / "probe.yaml"
-    probe.write_text(yaml.safe_dump({"rule_files": [], "tests": [{
-        "interval": "15s", "input_series": [{"series": name, "values": values} for name, values in series.items()],
-        "promql_expr_test": [{"expr": query, "eval_time": f"{at_seconds}s", "exp_samples": []}]}]}))  # fmt: skip
+    probe.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "tests": [
+                    {
+                        "interval": "15s",
+                        "input_series": [{"series": name, "values": values} for name, values in series.items()],
+                        "promql_expr_test": [{"expr": query, "eval_time": f"{at_seconds}s", "exp_samples": []}],
+                    }
+                ],
+            }
+        )
+    )
     out = subprocess.run([promtool, "test", "rules", str(probe)], capture_output=True, text=True)
     if out.returncode == 0:
         return None  # no sample expected, none got
@@ -105,8 +116,12 @@ class Kubectl:
 
 def helm(cluster: Kubectl, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """The cluster's helm (built by hack/localcluster/build.sh) on `cluster`'s kubeconfig."""
-    done = subprocess.run([str(bin_dir() / "helm"), f"--kubeconfig={cluster.kubeconfig}", *args],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [str(bin_dir() / "helm"), f"--kubeconfig={cluster.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
@@ -121,11 +136,28 @@ def operator_pods(cluster: Kubectl, release: str, ns: str) -> list[dict]:
 def install_ha_release(cluster: Kubectl, release: str, ns: str) -> list[dict]:
     """The chart installed in `ns` as `release` with HA (two replicas, peering), watching `ns` alone;
     its two running pods."""
-    helm(cluster, "install", release, str(REPO / "charts/mlops-operator"), "-n", ns,
-         "--values", str(REPO / "hack/localcluster/values-local.yaml"), "--set", f"watchNamespaces={{{ns}}}",
-         "--set", "ha.enabled=true", "--set", "replicas=2", "--wait", "--timeout", "3m")  # fmt: skip
-    return wait_for(lambda: len(p := operator_pods(cluster, release, ns)) == 2 and p, timeout=120,
-                    what="two operator pods")  # fmt: skip
+    helm(
+        cluster,
+        "install",
+        release,
+        str(REPO / "charts/mlops-operator"),
+        "-n",
+        ns,
+        "--values",
+        str(REPO / "hack/localcluster/values-local.yaml"),
+        "--set",
+        f"watchNamespaces={{{ns}}}",
+        "--set",
+        "ha.enabled=true",
+        "--set",
+        "replicas=2",
+        "--wait",
+        "--timeout",
+        "3m",
+    )
+    return wait_for(
+        lambda: len(p := operator_pods(cluster, release, ns)) == 2 and p, timeout=120, what="two operator pods"
+    )
 
 
 def peering_priorities(cluster: Kubectl, ns: str) -> dict[str, int]:
@@ -175,9 +207,16 @@ def add_s3_credentials(kubectl: Kubectl, namespace: str, *, secret_key: str | No
     """The Secret the operator gives its pods in `namespace` (chart: artifacts.s3.credentialsSecret), with
     the cluster's S3 credentials, or another `secret_key`."""
     env = s3_env()
-    kubectl.run("create", "secret", "generic", "mlops-s3", "-n", namespace,
-                f"--from-literal=AWS_ACCESS_KEY_ID={env['AWS_ACCESS_KEY_ID']}",
-                f"--from-literal=AWS_SECRET_ACCESS_KEY={secret_key or env['AWS_SECRET_ACCESS_KEY']}")  # fmt: skip
+    kubectl.run(
+        "create",
+        "secret",
+        "generic",
+        "mlops-s3",
+        "-n",
+        namespace,
+        f"--from-literal=AWS_ACCESS_KEY_ID={env['AWS_ACCESS_KEY_ID']}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={secret_key or env['AWS_SECRET_ACCESS_KEY']}",
+    )
 
 
 def add_artifact_volume(namespace: str) -> None:
@@ -303,8 +342,9 @@ class LabelledTraffic(Background):
         self.answered, self.sent, self.refused = {}, 0, 0
 
     def _post(self, path: str, body: dict) -> dict:
-        request = urllib.request.Request(f"{self.url}/{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{self.url}/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)
 

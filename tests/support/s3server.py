@@ -27,9 +27,13 @@ class S3Server:
 
     def env(self) -> dict[str, str]:
         """What a pod of the operator gets: the endpoint, the credentials, path-style addressing."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_REGION": "us-east-1",
-                "MLOPS_S3_ADDRESSING": "path"}  # fmt: skip
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": "us-east-1",
+            "MLOPS_S3_ADDRESSING": "path",
+        }
 
     def bucket(self, name: str) -> str:
         (self.root / name).mkdir(exist_ok=True)
@@ -37,12 +41,19 @@ class S3Server:
 
 
 def versitygw_binary() -> pathlib.Path:
-    built = subprocess.run(["bash", str(REPO / "hack/localcluster/build.sh")], capture_output=True, text=True,
-                           env={**os.environ, "LOCALCLUSTER_COMPONENTS": "versitygw"})  # fmt: skip
+    built = subprocess.run(
+        ["bash", str(REPO / "hack/localcluster/build.sh")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOCALCLUSTER_COMPONENTS": "versitygw"},
+    )
     if built.returncode != 0:
         raise RuntimeError(f"building VersityGW failed:\n{built.stderr[-3000:]}")
-    version = next(line.split("=", 1)[1].split()[0] for line in (REPO / "hack/localcluster/versions.sh").read_text()
-                   .splitlines() if line.startswith("VERSITYGW_VERSION="))  # fmt: skip
+    version = next(
+        line.split("=", 1)[1].split()[0]
+        for line in (REPO / "hack/localcluster/versions.sh").read_text().splitlines()
+        if line.startswith("VERSITYGW_VERSION=")
+    )
     return pathlib.Path(built.stdout.strip()) / f"versitygw-{version}"
 
 
@@ -75,8 +86,11 @@ def s3_server(root: pathlib.Path) -> Iterator[S3Server]:
     )
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        wait_for(lambda: process.poll() is not None or _healthy(f"{endpoint}/health"), timeout=30,
-                 what="VersityGW to answer its health check")  # fmt: skip
+        wait_for(
+            lambda: process.poll() is not None or _healthy(f"{endpoint}/health"),
+            timeout=30,
+            what="VersityGW to answer its health check",
+        )
         if process.poll() is not None:
             raise RuntimeError(f"VersityGW exited: {(root.parent / 'versitygw.log').read_text()[-2000:]}")
         yield S3Server(endpoint, access, secret, root)

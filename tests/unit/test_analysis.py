@@ -27,10 +27,15 @@ CUSTOM = AnalysisMetric(
 
 @pytest.mark.parametrize(
     ("metric", "value", "passed", "words"),
-    [(ERRORS, 0.01, True, "errors 0.01 <= 0.05"), (ERRORS, 0.2, False, "errors 0.2 > 0.05"),
-     (ACCURACY, 0.9, True, "accuracy 0.9 >= 0.8"), (ACCURACY, 0.31, False, "accuracy 0.31 < 0.8"),
-     (CUSTOM, 1.5, True, "p99 1.5 (meets result < 2)"), (CUSTOM, 2.0, False, "p99 2 (fails result < 2)")],
-)  # fmt: skip
+    [
+        (ERRORS, 0.01, True, "errors 0.01 <= 0.05"),
+        (ERRORS, 0.2, False, "errors 0.2 > 0.05"),
+        (ACCURACY, 0.9, True, "accuracy 0.9 >= 0.8"),
+        (ACCURACY, 0.31, False, "accuracy 0.31 < 0.8"),
+        (CUSTOM, 1.5, True, "p99 1.5 (meets result < 2)"),
+        (CUSTOM, 2.0, False, "p99 2 (fails result < 2)"),
+    ],
+)
 def test_judge(metric: AnalysisMetric, value: float, passed: bool, words: str) -> None:
     assert judge(metric, value) == (passed, words)
 
@@ -49,11 +54,13 @@ def unknown(name: str) -> MetricResult:
 
 @pytest.mark.parametrize(
     ("results", "verdict"),
-    [([ok("a"), ok("b")], ("Successful", "a ok; b ok")),
-     ([ok("a"), bad("b"), unknown("c")], ("Failed", "b bad")),
-     ([ok("a"), unknown("c")], ("Inconclusive", "c: no data yet")),
-     ([], ("Inconclusive", "no metric was judged"))],
-)  # fmt: skip
+    [
+        ([ok("a"), ok("b")], ("Successful", "a ok; b ok")),
+        ([ok("a"), bad("b"), unknown("c")], ("Failed", "b bad")),
+        ([ok("a"), unknown("c")], ("Inconclusive", "c: no data yet")),
+        ([], ("Inconclusive", "no metric was judged")),
+    ],
+)
 def test_combine(results: list[MetricResult], verdict: tuple[str, str]) -> None:
     assert combine(results) == verdict
 
@@ -225,7 +232,9 @@ def test_the_error_rate_counts_client_errors_but_not_found_and_throttled(tmp_pat
 
     selector = 'namespace="ml",model="iris",version="v2"'
     counts = {"200": 60, "400": 10, "404": 10, "413": 10, "429": 10, "500": 10}
-    series = {f'mlops_requests_total{{{selector},code="{code}"}}': f"0+{per_minute / 4:g}x8"
-              for code, per_minute in counts.items()}  # fmt: skip
+    series = {
+        f'mlops_requests_total{{{selector},code="{code}"}}': f"0+{per_minute / 4:g}x8"
+        for code, per_minute in counts.items()
+    }
     query = promql(ERRORS, namespace="ml", model="iris", version="v2", window="1m")
     assert promtool_value(tmp_path, series, query, at_seconds=90) == pytest.approx(30 / 110)

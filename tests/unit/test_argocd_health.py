@@ -94,19 +94,24 @@ def test_application_syncs_the_examples() -> None:
 def lua_health_tool() -> pathlib.Path:
     """Argo CD's own Lua health engine, built from its Go module by hack/localcluster/build.sh (`make unit` and
     `make argocd` build it): hack/localcluster/argocd/luahealth."""
-    version = next(line.split("=", 1)[1].split()[0] for line in (REPO / "hack/localcluster/versions.sh").read_text()
-                   .splitlines() if line.startswith("ARGOCD_VERSION="))  # fmt: skip
+    version = next(
+        line.split("=", 1)[1].split()[0]
+        for line in (REPO / "hack/localcluster/versions.sh").read_text().splitlines()
+        if line.startswith("ARGOCD_VERSION=")
+    )
     tool = bin_dir() / f"argocd-lua-health-{version}"
     if not tool.exists():
         words = "LOCALCLUSTER_COMPONENTS=argocd hack/localcluster/build.sh (make unit does)"
-        pytest.fail(f"{tool} is missing: the health checks run in Argo CD's own Lua engine. Build it: {words}",
-                    pytrace=False)  # fmt: skip
+        pytest.fail(
+            f"{tool} is missing: the health checks run in Argo CD's own Lua engine. Build it: {words}", pytrace=False
+        )
     return tool
 
 
 def run_argocd(args: list[str], obj: dict[str, Any]) -> dict[str, str]:
-    result = subprocess.run([str(lua_health_tool()), *args, "-"], input=json.dumps(obj), capture_output=True,
-                            text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        [str(lua_health_tool()), *args, "-"], input=json.dumps(obj), capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, f"Argo CD's Lua engine: exit {result.returncode}: {result.stderr}"
     return json.loads(result.stdout)
 
@@ -252,23 +257,51 @@ def trainingrun_samples() -> dict[str, dict[str, Any]]:
     manual = json.loads(json.dumps(manifest))
     manual["spec"]["promotion"]["policy"] = "manual"
     job = child_name("iris-logreg", "train")
-    pin = {"name": "iris", "version": "sha256:" + "a" * 64, "snapshotUri": "pvc://mlops-artifacts/datasets/x",
-           "target": "target"}  # fmt: skip
-    running = {"phase": "Running", "reason": "JobRunning", "message": f"Job {job} is training", "dataset": pin,
-               "jobName": job, "attempts": 1, "startedAt": NOW}  # fmt: skip
+    pin = {
+        "name": "iris",
+        "version": "sha256:" + "a" * 64,
+        "snapshotUri": "pvc://mlops-artifacts/datasets/x",
+        "target": "target",
+    }
+    running = {
+        "phase": "Running",
+        "reason": "JobRunning",
+        "message": f"Job {job} is training",
+        "dataset": pin,
+        "jobName": job,
+        "attempts": 1,
+        "startedAt": NOW,
+    }
     metrics = {"accuracy": 0.9778, "f1_macro": 0.9776}
-    succeeded = {**running, "phase": "Succeeded", "reason": "JobSucceeded",
-                 "message": "model stored at pvc://mlops-artifacts/models/ml/iris/iris-logreg", "completedAt": NOW,
-                 "durationSeconds": 4.2, "metrics": metrics, "primaryMetric": "accuracy", "primaryValue": "0.9778",
-                 "model": {"uri": "pvc://mlops-artifacts/models/ml/iris/iris-logreg", "sha256": "b" * 64,
-                           "version": "iris-logreg"}}  # fmt: skip
-    failed = {**running, "phase": "Failed", "reason": "JobFailed", "completedAt": NOW, "attempts": 2,
-              "message": "after 2 attempt(s): ValueError: C must be positive; got (C=-1)"}  # fmt: skip
+    succeeded = {
+        **running,
+        "phase": "Succeeded",
+        "reason": "JobSucceeded",
+        "message": "model stored at pvc://mlops-artifacts/models/ml/iris/iris-logreg",
+        "completedAt": NOW,
+        "durationSeconds": 4.2,
+        "metrics": metrics,
+        "primaryMetric": "accuracy",
+        "primaryValue": "0.9778",
+        "model": {
+            "uri": "pvc://mlops-artifacts/models/ml/iris/iris-logreg",
+            "sha256": "b" * 64,
+            "version": "iris-logreg",
+        },
+    }
+    failed = {
+        **running,
+        "phase": "Failed",
+        "reason": "JobFailed",
+        "completedAt": NOW,
+        "attempts": 2,
+        "message": "after 2 attempt(s): ValueError: C must be positive; got (C=-1)",
+    }
     samples = {
         "pending": _trainingrun(
             manifest,
             {"phase": "Pending", "reason": "DatasetNotReady", "message": "Dataset iris has no validated version yet"},
-        ),  # fmt: skip
+        ),
         "progressing": _trainingrun(manifest, running),
         "healthy": _trainingrun(manifest, {**succeeded, "promotion": _promotion(manifest, metrics)}),
         "rejected": _trainingrun(manifest, {**succeeded, "promotion": _promotion(manifest, {"accuracy": 0.35})}),
@@ -278,7 +311,7 @@ def trainingrun_samples() -> dict[str, dict[str, Any]]:
         "deadline": _trainingrun(
             manifest,
             {**failed, "reason": "DeadlineExceeded", "message": "training exceeded activeDeadlineSeconds=3600"},
-        ),  # fmt: skip
+        ),
         "no-store": _trainingrun(
             manifest,
             {
@@ -287,7 +320,7 @@ def trainingrun_samples() -> dict[str, dict[str, Any]]:
                 "dataset": pin,
                 "message": "the artifact store PersistentVolumeClaim mlops-artifacts does not exist in namespace ml",
             },
-        ),  # fmt: skip
+        ),
         "stale": _trainingrun(manifest, running, generation=3, observed=2),
         "no-status": resource(manifest, generation=1, status=None),
     }
@@ -346,9 +379,18 @@ class Rollout:
         self.status: dict[str, Any] = {}
         self.start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
-    def reconcile(self, seconds: float, target: tuple[str, str, str] | None, *, ready_stable: int | None = None,
-                  ready_canary: int = 0, measurement: str | None = None, message: str = "",
-                  commands: dict[str, str] | None = None, why: str = "") -> Rollout:  # fmt: skip
+    def reconcile(
+        self,
+        seconds: float,
+        target: tuple[str, str, str] | None,
+        *,
+        ready_stable: int | None = None,
+        ready_canary: int = 0,
+        measurement: str | None = None,
+        message: str = "",
+        commands: dict[str, str] | None = None,
+        why: str = "",
+    ) -> Rollout:
         import datetime as dt
 
         from mlops_operator.api.modeldeployment import ModelDeploymentStatus
@@ -369,11 +411,19 @@ class Rollout:
         status = decision.status
         if status.stable:  # what apply_serving records after applying the plan (no pod left over to hold)
             canary, stable = status.canary, status.stable
-            plan = plan_serving(self.spec, md="iris", uid="u", namespace="ml", model="iris", stable=stable,
-                                canary=canary, wanted=variant_replicas(self.spec.replicas, decision.canary_weight,
-                                                                       gateway=False),
-                                deployments={"stable": None, "canary": None}, config=OperatorConfig(),
-                                receipt_secret=None)  # fmt: skip
+            plan = plan_serving(
+                self.spec,
+                md="iris",
+                uid="u",
+                namespace="ml",
+                model="iris",
+                stable=stable,
+                canary=canary,
+                wanted=variant_replicas(self.spec.replicas, decision.canary_weight, gateway=False),
+                deployments={"stable": None, "canary": None},
+                config=OperatorConfig(),
+                receipt_secret=None,
+            )
             stable.replicas, stable.weight = plan.stable.replicas, 100 - plan.canary_share
             stable.ready_replicas = plan.stable.replicas if ready_stable is None else ready_stable
             if canary:
@@ -471,16 +521,22 @@ def modeldeployment_samples() -> dict[str, dict[str, Any]]:
         ("no-status", "Progressing", "Waiting for the operator to observe generation 1"),
     ],
 )
-def test_modeldeployment_health(modeldeployment_samples: dict[str, dict[str, Any]], sample: str, status: str,
-                                words: str) -> None:  # fmt: skip
+def test_modeldeployment_health(
+    modeldeployment_samples: dict[str, dict[str, Any]], sample: str, status: str, words: str
+) -> None:
     hs = health("ModelDeployment", modeldeployment_samples[sample])
     assert hs["status"] == status and words in hs["message"], hs
 
 
 def test_phase_and_health_agree(modeldeployment_samples) -> None:
     """The printer column and Argo CD tell the same story."""
-    expected = {"Healthy": "Healthy", "Degraded": "Degraded", "Paused": "Suspended", "Progressing": "Progressing",
-                "Pending": "Progressing"}  # fmt: skip
+    expected = {
+        "Healthy": "Healthy",
+        "Degraded": "Degraded",
+        "Paused": "Suspended",
+        "Progressing": "Progressing",
+        "Pending": "Progressing",
+    }
     for name, obj in modeldeployment_samples.items():
         if obj.get("status") and name != "stale":
             assert health("ModelDeployment", obj)["status"] == expected[obj["status"]["phase"]], name
@@ -492,8 +548,12 @@ def test_phase_and_health_agree(modeldeployment_samples) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_numbers_given_as_strings_are_compared_as_numbers(kind: str) -> None:
     """Argo CD hands some integers to Lua as strings (json.Number): generations still compare as numbers."""
-    obj = {"apiVersion": "mlops.dev/v1alpha1", "kind": kind, "metadata": {"name": "x", "generation": "10"},
-           "status": {"observedGeneration": "9", "conditions": []}}  # fmt: skip
+    obj = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "x", "generation": "10"},
+        "status": {"observedGeneration": "9", "conditions": []},
+    }
     assert health(kind, obj) == {
         "status": "Progressing",
         "message": "Waiting for the operator to observe generation 10",

@@ -25,11 +25,28 @@ V2 = Target("v2", "s3://b/models/ns/m/v2", "2" * 64)
 
 @pytest.mark.parametrize(
     ("total", "weight", "split"),
-    [(1, 0, (1, 0)), (1, 25, (1, 1)), (1, 50, (1, 1)), (1, 100, (0, 1)),
-     (2, 0, (2, 0)), (2, 25, (1, 1)), (2, 50, (1, 1)), (2, 75, (1, 1)), (2, 100, (0, 2)),
-     (3, 0, (3, 0)), (3, 10, (2, 1)), (3, 25, (2, 1)), (3, 50, (1, 2)), (3, 75, (1, 2)), (3, 100, (0, 3)),
-     (8, 25, (6, 2)), (12, 25, (9, 3)), (100, 1, (99, 1)), (100, 99, (1, 99))],
-)  # fmt: skip
+    [
+        (1, 0, (1, 0)),
+        (1, 25, (1, 1)),
+        (1, 50, (1, 1)),
+        (1, 100, (0, 1)),
+        (2, 0, (2, 0)),
+        (2, 25, (1, 1)),
+        (2, 50, (1, 1)),
+        (2, 75, (1, 1)),
+        (2, 100, (0, 2)),
+        (3, 0, (3, 0)),
+        (3, 10, (2, 1)),
+        (3, 25, (2, 1)),
+        (3, 50, (1, 2)),
+        (3, 75, (1, 2)),
+        (3, 100, (0, 3)),
+        (8, 25, (6, 2)),
+        (12, 25, (9, 3)),
+        (100, 1, (99, 1)),
+        (100, 99, (1, 99)),
+    ],
+)
 def test_the_split_of_small_totals(total: int, weight: int, split: tuple[int, int]) -> None:
     assert replica_split(total, weight) == split
 
@@ -61,7 +78,7 @@ def md_spec(**autoscaling) -> ModelDeploymentSpec:
             "model": {"name": "iris"},
             "autoscaling": {"maxReplicas": 6, **autoscaling},
             "server": {"resources": {"requests": {"cpu": "100m"}}},
-        }  # fmt: skip
+        }
     )
 
 
@@ -70,20 +87,32 @@ def test_the_autoscaler_targets_the_modeldeployment_on_request_rate() -> None:
     assert hpa["apiVersion"] == "autoscaling/v2" and hpa["metadata"]["name"] == "iris"
     assert hpa["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
     assert hpa["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mlops-operator"  # what our watch selects
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment",
-                                             "name": "iris"}  # fmt: skip
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "name": "iris",
+    }
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 6)
-    assert hpa["spec"]["metrics"] == [{"type": "Pods", "pods": {"metric": {"name": REQUEST_RATE_METRIC},
-                                       "target": {"type": "AverageValue", "averageValue": "2500m"}}}]  # fmt: skip
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": REQUEST_RATE_METRIC},
+                "target": {"type": "AverageValue", "averageValue": "2500m"},
+            },
+        }
+    ]
     assert hpa["spec"]["behavior"] == DEFAULT_BEHAVIOR
 
 
 def test_the_autoscaler_on_cpu_and_a_behaviour_override() -> None:
-    autoscaling = md_spec(cpuUtilization=70, minReplicas=2,
-                          behavior={"scaleDown": {"stabilizationWindowSeconds": 5}}).autoscaling  # fmt: skip
+    autoscaling = md_spec(
+        cpuUtilization=70, minReplicas=2, behavior={"scaleDown": {"stabilizationWindowSeconds": 5}}
+    ).autoscaling
     hpa = desired_autoscaler(md="iris", uid="u-1", autoscaling=autoscaling)
-    assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {
-        "type": "Utilization", "averageUtilization": 70}}}]  # fmt: skip
+    assert hpa["spec"]["metrics"] == [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+    ]
     behavior = hpa["spec"]["behavior"]
     assert behavior["scaleUp"] == DEFAULT_BEHAVIOR["scaleUp"]  # untouched direction: the defaults
     assert behavior["scaleDown"] == {**DEFAULT_BEHAVIOR["scaleDown"], "stabilizationWindowSeconds": 5}
@@ -97,11 +126,23 @@ def test_the_pod_selector_is_the_services_both_versions() -> None:
 
 
 def test_the_autoscaler_in_words() -> None:
-    hpa = {"metadata": {"name": "iris"}, "spec": {"minReplicas": 1, "maxReplicas": 6},
-           "status": {"currentReplicas": 2, "desiredReplicas": 4, "conditions": [
-               {"type": "AbleToScale", "status": "True", "reason": "SucceededRescale"},
-               {"type": "ScalingActive", "status": "False", "reason": "FailedGetPodsMetric",
-                "message": "unable to get metric mlops_requests_per_second"}]}}  # fmt: skip
+    hpa = {
+        "metadata": {"name": "iris"},
+        "spec": {"minReplicas": 1, "maxReplicas": 6},
+        "status": {
+            "currentReplicas": 2,
+            "desiredReplicas": 4,
+            "conditions": [
+                {"type": "AbleToScale", "status": "True", "reason": "SucceededRescale"},
+                {
+                    "type": "ScalingActive",
+                    "status": "False",
+                    "reason": "FailedGetPodsMetric",
+                    "message": "unable to get metric mlops_requests_per_second",
+                },
+            ],
+        },
+    }
     assert autoscaler_summary(hpa) == (
         "HorizontalPodAutoscaler iris: 2 replicas, wants 4 (1 to 6); ScalingActive=False (FailedGetPodsMetric): "
         "unable to get metric mlops_requests_per_second"
@@ -115,8 +156,9 @@ STEPS = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {"durati
 
 
 def rollout_spec(replicas: int) -> ModelDeploymentSpec:
-    return ModelDeploymentSpec.model_validate({"model": {"name": "m"}, "replicas": replicas,
-                                               "strategy": {"canary": {"steps": STEPS}}})  # fmt: skip
+    return ModelDeploymentSpec.model_validate(
+        {"model": {"name": "m"}, "replicas": replicas, "strategy": {"canary": {"steps": STEPS}}}
+    )
 
 
 def look(replicas: int, status: ModelDeploymentStatus, seconds: float, ready: int, target: Target = V2):
@@ -172,8 +214,7 @@ def test_a_rollback_while_scaled_out_serves_the_stable_version_at_the_current_to
     st = look(4, ModelDeploymentStatus(), 0, 0, target=V1).status
     st = look(4, st, 1, 0).status
     st = look(4, st, 2, 1).status
-    obs = Observation(now=T0 + dt.timedelta(seconds=30), target=V2, canary_ready_replicas=1,
-                      commands={"abort": "t1"})  # fmt: skip
+    obs = Observation(now=T0 + dt.timedelta(seconds=30), target=V2, canary_ready_replicas=1, commands={"abort": "t1"})
     decision = next_rollout(rollout_spec(8), st, obs)
     assert decision.status.canary is None and decision.canary_weight == 0
     assert replica_split(8, decision.canary_weight) == (8, 0)

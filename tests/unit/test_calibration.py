@@ -258,8 +258,12 @@ def test_a_calibrated_version_is_covered_by_its_manifest(stored_digits) -> None:
     calibration = json.loads(files["calibration.json"])
     assert calibration["rows"] == metadata["testRows"]
     assert calibration["heldOutAccuracy"] == result.metrics["accuracy"]  # the same held-out split
-    retried = run_training_of(_request({"name": "digits", "version": "-", "snapshotUri": "-", "target": "target"},
-                                    "sklearn.dummy.DummyClassifier"), store)  # fmt: skip
+    retried = run_training_of(
+        _request(
+            {"name": "digits", "version": "-", "snapshotUri": "-", "target": "target"}, "sklearn.dummy.DummyClassifier"
+        ),
+        store,
+    )
     assert retried.calibrated is True and retried.sha256 == result.sha256
 
 

@@ -29,8 +29,12 @@ STEPS = [{"setWeight": 20}, {"pause": {"duration": "1m"}}, {"analysis": {}}, {"s
 
 
 def spec(steps=STEPS, **extra) -> ModelDeploymentSpec:
-    body = {"model": {"name": "m"}, "strategy": {"canary": {"steps": steps}},
-            "analysis": {"interval": "30s", "failureLimit": 2, "inconclusiveLimit": 2}, **extra}  # fmt: skip
+    body = {
+        "model": {"name": "m"},
+        "strategy": {"canary": {"steps": steps}},
+        "analysis": {"interval": "30s", "failureLimit": 2, "inconclusiveLimit": 2},
+        **extra,
+    }
     return ModelDeploymentSpec.model_validate(body)
 
 
@@ -186,7 +190,7 @@ def test_background_measurements_without_data_never_promote() -> None:
         (("Inconclusive", "Successful"), 2, "a Successful measurement after inconclusive ones lets it go on"),
         (("Inconclusive", "Failed"), 2, "a failure below failureLimit is evidence, tolerated as before"),
     ],
-)  # fmt: skip
+)
 def test_a_pause_over_completes_unless_the_latest_measurement_is_inconclusive(
     measurements: tuple[str, ...], step_index: int, why: str
 ) -> None:
@@ -196,8 +200,11 @@ def test_a_pause_over_completes_unless_the_latest_measurement_is_inconclusive(
 
 
 def test_a_set_weight_with_its_pods_ready_waits_for_a_measurement_with_data() -> None:
-    s = spec(steps=[*SHORT, {"setWeight": 50}, {"pause": {}}], analysis={"interval": "30s", "inconclusiveLimit": 3},
-             replicas=4)  # fmt: skip
+    s = spec(
+        steps=[*SHORT, {"setWeight": 50}, {"pause": {}}],
+        analysis={"interval": "30s", "inconclusiveLimit": 3},
+        replicas=4,
+    )
     _, st = step(s, measured(s, ("Successful",)), 10, canary_ready_replicas=1)
     _, st = step(s, st, 11, canary_ready_replicas=1, measurement="Inconclusive", measurement_message="no data")
     _, st = step(s, st, 12, canary_ready_replicas=2)
@@ -217,7 +224,7 @@ def test_a_set_weight_with_its_pods_ready_waits_for_a_measurement_with_data() ->
         (("Inconclusive", "Successful"), True, "data came"),
         (("Failed", "Successful"), True, "passed after a tolerated failure"),
     ],
-)  # fmt: skip
+)
 def test_the_promotion_needs_a_successful_measurement(measurements: tuple[str, ...], promoted: bool, why: str) -> None:
     s = spec(steps=SHORT, analysis={"interval": "30s", "failureLimit": 2, "inconclusiveLimit": 3})
     d, st = step(s, measured(s, measurements), 10, canary_ready_replicas=4)
@@ -254,9 +261,10 @@ def test_a_canary_the_steps_never_give_traffic_is_promoted_without_measurements(
         (("Inconclusive", "Failed", "Inconclusive", "Inconclusive"), None),
         (("Inconclusive", "Successful", "Inconclusive", "Inconclusive"), None),
     ],
-)  # fmt: skip
-def test_the_hold_turns_into_the_inconclusive_pause_at_the_limit(measurements: tuple[str, ...],
-                                                                 pause_reason: str | None) -> None:  # fmt: skip
+)
+def test_the_hold_turns_into_the_inconclusive_pause_at_the_limit(
+    measurements: tuple[str, ...], pause_reason: str | None
+) -> None:
     s = spec(steps=SHORT, analysis={"interval": "30s", "failureLimit": 2, "inconclusiveLimit": 3})
     st = measured(s, measurements)
     assert st.canary is not None and st.canary.step_index == 1 and st.pause_reason == pause_reason
@@ -425,7 +433,7 @@ def test_without_a_target_the_canary_holds_and_says_why() -> None:
         ({"measurement": "Failed", "measurement_message": "accuracy 0.3 < 0.8"}, "AnalysisFailed"),
         ({"canary_ready_replicas": 0}, "ProgressDeadlineExceeded"),
     ],
-)  # fmt: skip
+)
 def test_without_a_target_abort_failures_and_the_deadline_still_roll_back(obs, reason) -> None:
     s = spec(replicas=4, analysis={"interval": "30s", "failureLimit": 1})
     _, st = step(s, stable_on_v1(), 0)
@@ -437,8 +445,9 @@ def test_without_a_target_abort_failures_and_the_deadline_still_roll_back(obs, r
 
 
 def test_without_a_target_the_guard_still_rolls_back() -> None:
-    s = spec(steps=[{"setWeight": 50}], postPromotion={"window": "10m"}, analysis={"interval": "30s",
-                                                                                    "failureLimit": 1})  # fmt: skip
+    s = spec(
+        steps=[{"setWeight": 50}], postPromotion={"window": "10m"}, analysis={"interval": "30s", "failureLimit": 1}
+    )
     st = promoted_v2(s, 1)
     d, st = step(s, st, 30, target=None, measurement="Failed", measurement_message="errorRate 0.3 > 0.05")
     assert st.stable.version == "v1" and st.failed_versions == ["v2"] and d.events[-1][1] == "RolledBack"
@@ -467,9 +476,17 @@ def test_a_manual_gate_without_pods_to_measure_is_settled() -> None:
 
 @pytest.mark.parametrize(
     ("total", "weight", "split"),
-    [(4, 0, (4, 0)), (4, 25, (3, 1)), (4, 50, (2, 2)), (4, 100, (0, 4)), (2, 20, (1, 1)), (1, 50, (1, 1)),
-     (10, 5, (9, 1)), (10, 90, (1, 9))],
-)  # fmt: skip
+    [
+        (4, 0, (4, 0)),
+        (4, 25, (3, 1)),
+        (4, 50, (2, 2)),
+        (4, 100, (0, 4)),
+        (2, 20, (1, 1)),
+        (1, 50, (1, 1)),
+        (10, 5, (9, 1)),
+        (10, 90, (1, 9)),
+    ],
+)
 def test_replica_split(total: int, weight: int, split: tuple[int, int]) -> None:
     assert replica_split(total, weight) == split
 
@@ -478,8 +495,18 @@ def test_the_observed_status_is_not_changed() -> None:
     """The caller diffs its observed status against the result: next_rollout must not mutate its input."""
     _, st = step(spec(), stable_on_v1(), 0)
     before = st.model_copy(deep=True)
-    next_rollout(spec(), st, Observation(now=at(5), target=V2, measurement="Failed", measurement_message="x",
-                                         canary_ready_replicas=1, commands={"promote": "p"}))  # fmt: skip
+    next_rollout(
+        spec(),
+        st,
+        Observation(
+            now=at(5),
+            target=V2,
+            measurement="Failed",
+            measurement_message="x",
+            canary_ready_replicas=1,
+            commands={"promote": "p"},
+        ),
+    )
     assert st == before
 
 
@@ -512,7 +539,7 @@ def test_an_analysis_step_judges_exactly_the_metrics_it_names() -> None:
 @pytest.mark.parametrize(
     ("names", "expected"),
     [([], ["error-rate", "latency-p95"]), (["latency-p95"], ["latency-p95"])],
-)  # fmt: skip
+)
 def test_a_step_names_the_default_metrics_when_none_are_defined(names: list[str], expected: list[str]) -> None:
     s = spec(steps=[{"analysis": {"metrics": names}}])
     _, st = step(s, stable_on_v1(), 0)

@@ -28,8 +28,9 @@ class Clock:
 
 
 def writer(store: ArtifactStore, pod: str = "pod-a", **options) -> CaptureWriter:
-    return CaptureWriter(store, "captures/ml/iris", version="v1", pod=pod, features=FEATURES,
-                         rng=random.Random(1), **options)  # fmt: skip
+    return CaptureWriter(
+        store, "captures/ml/iris", version="v1", pod=pod, features=FEATURES, rng=random.Random(1), **options
+    )
 
 
 @pytest.fixture
@@ -57,8 +58,15 @@ def test_rows_and_labels_are_written_as_one_batch_and_read_back(store: ArtifactS
     assert batch_time(path) == pytest.approx(clock.now, abs=0.001)
     records = read_records(store, "captures/ml/iris")
     assert [r["kind"] for r in records] == ["prediction", "prediction", "prediction", "label"]
-    assert records[1] == {"kind": "prediction", "receipt": "r1", "row": 1, "version": "v1", "time": clock.now,
-                          "features": {"a": 3.0, "b": 4.0}, "prediction": 1}  # fmt: skip
+    assert records[1] == {
+        "kind": "prediction",
+        "receipt": "r1",
+        "row": 1,
+        "version": "v1",
+        "time": clock.now,
+        "features": {"a": 3.0, "b": 4.0},
+        "prediction": 1,
+    }
     assert records[3] == {
         "kind": "label",
         "receipt": "r1",
@@ -81,7 +89,8 @@ def test_two_replicas_never_clash(store: ArtifactStore) -> None:
     paths = [path for path, _ in store.versions_under("captures/ml/iris")]
     assert len(paths) == 6 and len(set(paths)) == 6
     assert sorted(r["receipt"] for r in read_records(store, "captures/ml/iris")) == sorted(
-        f"pod-{i}-{r}" for i in range(2) for r in range(3))  # fmt: skip
+        f"pod-{i}-{r}" for i in range(2) for r in range(3)
+    )
 
 
 def test_sampling_keeps_requests_whole(store: ArtifactStore) -> None:
@@ -142,8 +151,16 @@ def test_the_server_writes_what_is_pending_when_it_stops(store: ArtifactStore) -
 
 def test_capture_against_the_real_s3_server(s3_store: ArtifactStore) -> None:
     clock = Clock()
-    capture = CaptureWriter(s3_store, "captures/ml/iris", version="v1", pod="pod-a", features=FEATURES, clock=clock,
-                            max_age_seconds=60, prune_seconds=60)  # fmt: skip
+    capture = CaptureWriter(
+        s3_store,
+        "captures/ml/iris",
+        version="v1",
+        pod="pod-a",
+        features=FEATURES,
+        clock=clock,
+        max_age_seconds=60,
+        prune_seconds=60,
+    )
     capture.predicted("r1", np.array([[1.0, 2.0]]), np.array([1]))
     capture.labelled("r1", [1], version="v1", issued=clock.now, max_age=60)
     assert capture.flush() == 2
@@ -174,8 +191,9 @@ def test_a_capture_source_adds_the_labelled_rows_to_the_base_and_is_checked_like
     capture.predicted(None, np.array([[6.0, 2.9, 4.5, 1.5]]), np.array([1.0]))  # no receipt: left out
     capture.labelled("r1", [0, 1], version="v1", issued=capture._clock(), max_age=3600)  # row 2 was really 1
     capture.flush()
-    spec = DatasetSpec.model_validate({"source": {"capture": {"base": "iris", "modelDeployment": "iris"}},
-                                       "schema": {"minRows": 100}})  # fmt: skip
+    spec = DatasetSpec.model_validate(
+        {"source": {"capture": {"base": "iris", "modelDeployment": "iris"}}, "schema": {"minRows": 100}}
+    )
     inputs = {"baseSnapshotUri": base["snapshotUri"], "capturePrefix": "captures/ml/iris"}
     result = run_check(spec, namespace="ml", name="iris-live", store=store, input_dir=store.root, capture=inputs)
     assert result["ok"] and result["rows"] == base["rows"] + 2 and result["version"] != base["version"]
@@ -183,9 +201,12 @@ def test_a_capture_source_adds_the_labelled_rows_to_the_base_and_is_checked_like
     assert snapshot[-2:] == ["5.0,3.0,1.5,0.2,0", "6.5,3.0,5.5,2.0,1"]  # the labels, not the predictions
     again = run_check(spec, namespace="ml", name="iris-live", store=store, input_dir=store.root, capture=inputs)
     assert again["version"] == result["version"], "the same captures make the same version"
-    strict = DatasetSpec.model_validate({"source": {"capture": {"base": "iris", "modelDeployment": "iris"}},
-                                         "schema": {"columns": [{"name": "target", "type": "integer", "min": 0,
-                                                                 "max": 0}]}})  # fmt: skip
+    strict = DatasetSpec.model_validate(
+        {
+            "source": {"capture": {"base": "iris", "modelDeployment": "iris"}},
+            "schema": {"columns": [{"name": "target", "type": "integer", "min": 0, "max": 0}]},
+        }
+    )
     refused = run_check(strict, namespace="ml", name="iris-live", store=store, input_dir=store.root, capture=inputs)
     assert not refused["ok"] and refused["reason"] == "SchemaViolation", refused
 
@@ -198,8 +219,10 @@ def test_a_full_batch_is_written_without_waiting_for_the_timer(store: ArtifactSt
         try:
             capture.predicted("r1", np.zeros((6, 2)), np.zeros(6))
             # polled beside the event loop, which keeps running the writer's timer
-            await asyncio.get_running_loop().run_in_executor(None, lambda: wait_for(
-                lambda: capture.written, timeout=10, what="6 pending records of a batch of 5 written"))  # fmt: skip
+            await asyncio.get_running_loop().run_in_executor(
+                None,
+                lambda: wait_for(lambda: capture.written, timeout=10, what="6 pending records of a batch of 5 written"),
+            )
             return capture.written
         finally:
             await capture.stop()

@@ -52,8 +52,24 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 
 # The keywords the schema may use: the small validator below implements exactly these.
-KEYWORDS = {"$schema", "title", "description", "type", "properties", "additionalProperties", "required", "items",
-            "enum", "minimum", "minLength", "maxLength", "pattern", "uniqueItems", "minItems", "anyOf"}  # fmt: skip
+KEYWORDS = {
+    "$schema",
+    "title",
+    "description",
+    "type",
+    "properties",
+    "additionalProperties",
+    "required",
+    "items",
+    "enum",
+    "minimum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "uniqueItems",
+    "minItems",
+    "anyOf",
+}
 TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int, "number": (int, float)}
 
 

@@ -22,9 +22,13 @@ def _validated(transition: str = "t") -> Condition:
 def test_new_condition_gets_now_as_transition_time() -> None:
     [ready] = _set([], True, typed=True)
     assert ready == Condition(
-        type="Ready", status="True", reason="R", message="m", last_transition_time="2026-01-01T00:00:10Z",
+        type="Ready",
+        status="True",
+        reason="R",
+        message="m",
+        last_transition_time="2026-01-01T00:00:10Z",
         observed_generation=3,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,8 +65,9 @@ def test_a_status_that_is_not_true_false_or_unknown_is_refused() -> None:
 
 
 def test_dicts_in_dicts_out_with_observed_generation_even_when_none() -> None:
-    [ready] = c.set_condition([], type_=c.READY, status=False, reason=c.INVALID_SPEC, message="m", generation=None,
-                              now="2026-01-01T00:00:10Z")  # fmt: skip
+    [ready] = c.set_condition(
+        [], type_=c.READY, status=False, reason=c.INVALID_SPEC, message="m", generation=None, now="2026-01-01T00:00:10Z"
+    )
     assert ready == {
         "type": "Ready",
         "status": "False",
@@ -85,8 +90,15 @@ def test_dict_conditions_keep_their_transition_time_and_neighbours() -> None:
 
 def test_a_list_with_a_model_gives_models() -> None:
     dicts = _set([], True)
-    mixed = c.set_condition([*dicts, _validated()], type_=c.VALIDATED, status=False, reason="Y", message="",
-                            generation=1, now="2026-01-01T00:05:00Z")  # fmt: skip
+    mixed = c.set_condition(
+        [*dicts, _validated()],
+        type_=c.VALIDATED,
+        status=False,
+        reason="Y",
+        message="",
+        generation=1,
+        now="2026-01-01T00:05:00Z",
+    )
     assert all(isinstance(cond, Condition) for cond in mixed)
     assert [cond.type for cond in mixed] == ["Ready", "Validated"]
 

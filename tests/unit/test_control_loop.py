@@ -69,18 +69,34 @@ def cache() -> ObjectCache:
         ("pods", obj("p", labels={"batch.kubernetes.io/job-name": "run-a-train"}), [("trainingruns", NS, "run-a")]),
         ("pods", obj("p", labels={"batch.kubernetes.io/job-name": "iris-check-1"}), [("datasets", NS, "iris")]),
         ("pods", obj("p", labels={"batch.kubernetes.io/job-name": "unknown"}), []),
-        ("trainingruns", obj("run-a", labels={"mlops.dev/model": "iris"}),
-         [("trainingruns", NS, "run-a"), ("modeldeployments", NS, "follows-iris"),
-          ("modeldeployments", NS, "pins-run-a")]),
-        ("trainingruns", obj("run-b", spec={"model": {"name": "wine"}}),
-         [("trainingruns", NS, "run-b"), ("modeldeployments", NS, "other-model"), ("modeldeployments", NS, "routed")]),
+        (
+            "trainingruns",
+            obj("run-a", labels={"mlops.dev/model": "iris"}),
+            [
+                ("trainingruns", NS, "run-a"),
+                ("modeldeployments", NS, "follows-iris"),
+                ("modeldeployments", NS, "pins-run-a"),
+            ],
+        ),
+        (
+            "trainingruns",
+            obj("run-b", spec={"model": {"name": "wine"}}),
+            [
+                ("trainingruns", NS, "run-b"),
+                ("modeldeployments", NS, "other-model"),
+                ("modeldeployments", NS, "routed"),
+            ],
+        ),
         ("datasets", obj("iris"), [("datasets", NS, "iris"), ("trainingruns", NS, "waits-for-iris")]),
-        ("persistentvolumeclaims", obj("mlops-artifacts"),
-         [("datasets", NS, "iris"), ("trainingruns", NS, "waits-for-iris"), ("trainingruns", NS, "pinned-already")]),
+        (
+            "persistentvolumeclaims",
+            obj("mlops-artifacts"),
+            [("datasets", NS, "iris"), ("trainingruns", NS, "waits-for-iris"), ("trainingruns", NS, "pinned-already")],
+        ),
         ("httproutes", obj("r"), [("modeldeployments", NS, "routed")]),
         ("httproutes", obj("someone-elses"), []),
     ],
-)  # fmt: skip
+)
 def test_an_event_wakes_exactly_the_objects_it_concerns(cache, plural, body, woken) -> None:
     assert sorted(objects_to_wake(plural, body, cache)) == sorted(woken)
 
@@ -104,8 +120,10 @@ def test_the_cache_lists_by_namespace_and_labels() -> None:
     cache = ObjectCache()
     cache.observe("pods", obj("p1", labels={"job": "a", "x": "1"}))
     cache.observe("pods", obj("p2", labels={"job": "b"}))
-    cache.observe("pods", {**obj("p3", labels={"job": "a"}), "metadata": {"name": "p3", "namespace": "other",
-                                                                        "labels": {"job": "a"}}})  # fmt: skip
+    cache.observe(
+        "pods",
+        {**obj("p3", labels={"job": "a"}), "metadata": {"name": "p3", "namespace": "other", "labels": {"job": "a"}}},
+    )
     assert [p["metadata"]["name"] for p in cache.list("pods", NS, labels={"job": "a"})] == ["p1"]
 
 
@@ -131,8 +149,11 @@ def test_an_unchanged_child_is_not_applied_again_but_a_changed_or_scaled_one_is(
     [
         ("GET", "https://h/apis/mlops.dev/v1alpha1/namespaces/ml/trainingruns", ("list", "trainingruns")),
         ("GET", "https://h/apis/mlops.dev/v1alpha1/namespaces/ml/trainingruns/a", ("get", "trainingruns")),
-        ("PATCH", "https://h/apis/mlops.dev/v1alpha1/namespaces/ml/trainingruns/a/status",
-         ("patch", "trainingruns/status")),
+        (
+            "PATCH",
+            "https://h/apis/mlops.dev/v1alpha1/namespaces/ml/trainingruns/a/status",
+            ("patch", "trainingruns/status"),
+        ),
         ("GET", "/apis/apps/v1/deployments?watch=true&labelSelector=x", ("watch", "deployments")),
         ("GET", "https://h/api/v1/namespaces/ml/pods?labelSelector=a%3Db", ("list", "pods")),
         ("POST", "https://h/api/v1/namespaces/ml/events", ("create", "events")),
@@ -141,7 +162,7 @@ def test_an_unchanged_child_is_not_applied_again_but_a_changed_or_scaled_one_is(
         ("DELETE", "https://h/apis/batch/v1/namespaces/ml/jobs/j", ("delete", "jobs")),
         ("GET", "/version", ("get", "/version")),
     ],
-)  # fmt: skip
+)
 def test_api_requests_are_counted_by_verb_and_resource(method, url, counted) -> None:
     assert request_kind(method, url) == counted
 
@@ -160,8 +181,13 @@ def test_a_dataset_is_woken_for_its_refresh_and_bundled_data_never() -> None:
 
 
 def test_a_run_waiting_for_its_dataset_is_woken_when_the_wait_ends() -> None:
-    spec = TrainingRunSpec.model_validate({"datasetRef": {"name": "d"}, "datasetWaitSeconds": 90,
-        "model": {"name": "m", "estimator": "sklearn.linear_model.LogisticRegression"}})  # fmt: skip
+    spec = TrainingRunSpec.model_validate(
+        {
+            "datasetRef": {"name": "d"},
+            "datasetWaitSeconds": 90,
+            "model": {"name": "m", "estimator": "sklearn.linear_model.LogisticRegression"},
+        }
+    )
     body = {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}}
     assert dataset_wait_ends(spec, body) == T0 + dt.timedelta(seconds=90)
 
@@ -282,9 +308,16 @@ def test_kopf_healthz_fails_with_500_while_a_reconcile_is_stuck(monkeypatch: pyt
     async def healthz_answers() -> list[tuple[int, str]]:
         ready, answers = asyncio.Event(), []
         settings = configuration.OperatorSettings()
-        reporter = asyncio.create_task(probing.health_reporter(
-            f"http://127.0.0.1:{port}/healthz", memo=kopf.Memo(), indices={}, registry=kopf.get_default_registry(),
-            settings=settings, ready_flag=ready))  # fmt: skip
+        reporter = asyncio.create_task(
+            probing.health_reporter(
+                f"http://127.0.0.1:{port}/healthz",
+                memo=kopf.Memo(),
+                indices={},
+                registry=kopf.get_default_registry(),
+                settings=settings,
+                ready_flag=ready,
+            )
+        )
         await asyncio.wait_for(ready.wait(), 5)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
 
@@ -311,16 +344,20 @@ def test_kopf_healthz_fails_with_500_while_a_reconcile_is_stuck(monkeypatch: pyt
     ("old", "new"),
     [
         # a canary's pause start cleared once its step completes: sent as None, or the API server keeps it
-        ({"canary": {"version": "v2", "pauseStartedAt": "t1", "stepIndex": 1}},
-         {"canary": {"version": "v2", "stepIndex": 2}}),
-        ({"canary": {"version": "v2", "inputSchemaChanged": "why"}, "pauseReason": "InputSchemaChanged"},
-         {"canary": {"version": "v2"}}),
+        (
+            {"canary": {"version": "v2", "pauseStartedAt": "t1", "stepIndex": 1}},
+            {"canary": {"version": "v2", "stepIndex": 2}},
+        ),
+        (
+            {"canary": {"version": "v2", "inputSchemaChanged": "why"}, "pauseReason": "InputSchemaChanged"},
+            {"canary": {"version": "v2"}},
+        ),
         ({"metrics": {"accuracy": 0.9, "f1": 0.8}}, {"metrics": {"accuracy": 0.9}}),
         ({"history": [{"a": 1}, {"b": 2}]}, {"history": [{"a": 1}]}),  # lists are replaced whole
         ({"canary": {"version": "v2"}}, {}),
         ({}, {"canary": {"version": "v2", "replicas": 0}}),
     ],
-)  # fmt: skip
+)
 def test_a_status_patch_removes_what_is_gone_at_every_depth(old, new) -> None:
     from mlops_operator.controllers.contract import apply_merge_patch, status_patch
 
@@ -344,8 +381,11 @@ class _EventWorld:
         from mlops_operator.controllers import loop
 
         self.loop, self.writes, self.patch_fails = loop, [], patch_fails
-        self.body = {"metadata": {"name": "d", "namespace": NS, "uid": "u", "generation": 1, "resourceVersion": "1"},
-                     "spec": spec, "status": {}}  # fmt: skip
+        self.body = {
+            "metadata": {"name": "d", "namespace": NS, "uid": "u", "generation": 1, "resourceVersion": "1"},
+            "spec": spec,
+            "status": {},
+        }
         cache = ObjectCache()
         cache.observe("datasets", self.body)
         monkeypatch.setattr(loop, "CACHE", cache)
@@ -358,8 +398,11 @@ class _EventWorld:
             raise kube.ApiException(status=409, reason="Conflict")
         self.writes.append(("status", ",".join(sorted(patch))))
         version = str(int(self.body["metadata"]["resourceVersion"]) + 1)
-        self.body = {**self.body, "metadata": {**self.body["metadata"], "resourceVersion": version},
-                     "status": apply_merge_patch(self.body["status"], patch)}  # fmt: skip
+        self.body = {
+            **self.body,
+            "metadata": {**self.body["metadata"], "resourceVersion": version},
+            "status": apply_merge_patch(self.body["status"], patch),
+        }
         return self.body
 
     def reconcile_once(self, reconcile) -> None:

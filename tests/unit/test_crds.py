@@ -53,8 +53,11 @@ def test_crd_names_status_and_columns(info: crd.KindInfo) -> None:
     assert names["categories"] == ["mlops"]
     assert names["shortNames"] == info.short_names
     version = generated["spec"]["versions"][0]
-    scale = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-             "labelSelectorPath": ".status.selector"}  # fmt: skip
+    scale = {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
     # kubectl scale and a HorizontalPodAutoscaler reach a ModelDeployment's replicas through `scale`.
     expected = {"status": {}, "scale": scale} if info.kind == "ModelDeployment" else {"status": {}}
     assert version["subresources"] == expected

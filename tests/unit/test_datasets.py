@@ -63,9 +63,14 @@ def _spec(**schema) -> DatasetSpec:
 
 def test_schema_problems_name_column_and_first_rows() -> None:
     table = parse_csv(b"a,b,target\n1,x,0\n2,,1\n99,y,1\n-5,z,0\n")
-    spec = _spec(minRows=10, columns=[{"name": "a", "type": "integer", "min": 0, "max": 10},
-                                      {"name": "b", "type": "category", "allowedValues": ["x", "y"]},
-                                      {"name": "c", "type": "float"}])  # fmt: skip
+    spec = _spec(
+        minRows=10,
+        columns=[
+            {"name": "a", "type": "integer", "min": 0, "max": 10},
+            {"name": "b", "type": "category", "allowedValues": ["x", "y"]},
+            {"name": "c", "type": "float"},
+        ],
+    )
     problems = schema_problems(table, spec)
     assert problems[0] == "the data has 4 rows, fewer than minRows 10"
     assert "column 'a': row 3: 99 is above the maximum 10; row 4: -5 is below the minimum 0" in problems
@@ -142,8 +147,14 @@ def _stored(version: str, file: str) -> str:
 
 
 def _ok(version: str = VERSION_A, rows: int = 3) -> dict:
-    return {"ok": True, "version": version, "rows": rows, "snapshotUri": _stored(version, "data.csv"),
-            "columns": ["x"], "profileUri": _stored(version, "profile.json")}  # fmt: skip
+    return {
+        "ok": True,
+        "version": version,
+        "rows": rows,
+        "snapshotUri": _stored(version, "data.csv"),
+        "columns": ["x"],
+        "profileUri": _stored(version, "profile.json"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -158,14 +169,21 @@ def _ok(version: str = VERSION_A, rows: int = 3) -> dict:
         # a check Job that ended before its pod started: the next after the backoff, builtin sources too
         (IRIS, _status(checkedGeneration=1, blockedCheck=_blocked(ended_jobs=1, at="2026-01-01T00:09:51Z")), False),
         (IRIS, _status(checkedGeneration=1, blockedCheck=_blocked(ended_jobs=1, at="2026-01-01T00:09:50Z")), True),
-        (URL, _status(checkedGeneration=1, lastCheckedAt="2026-01-01T00:09:00Z",
-                      blockedCheck=_blocked(ended_jobs=2, at="2026-01-01T00:09:30Z")), True),
+        (
+            URL,
+            _status(
+                checkedGeneration=1,
+                lastCheckedAt="2026-01-01T00:09:00Z",
+                blockedCheck=_blocked(ended_jobs=2, at="2026-01-01T00:09:30Z"),
+            ),
+            True,
+        ),
         (URL, _status(checkedGeneration=1, blockedCheck=_blocked(ended_jobs=9, at="2026-01-01T00:05:01Z")), False),
         (URL, _status(checkedGeneration=1, blockedCheck=_blocked(ended_jobs=9, at="2026-01-01T00:05:00Z")), True),
         # a check whose pod cannot start, still waiting: no other check meanwhile
         (IRIS, _status(checkedGeneration=1, blockedCheck=_blocked()), False),
     ],
-)  # fmt: skip
+)
 def test_check_due(source: dict, status: DatasetStatus, due: bool) -> None:
     spec = DatasetSpec.model_validate({"source": source})
     assert check_due(spec, status, generation=1, now=NOW) is due
@@ -174,8 +192,9 @@ def test_check_due(source: dict, status: DatasetStatus, due: bool) -> None:
 def test_failed_check_keeps_the_last_good_version() -> None:
     spec = DatasetSpec.model_validate({"source": URL, "historyLimit": 2})
     status = apply_check_result(DatasetStatus(), _ok(), spec=spec, now=NOW)
-    status = apply_check_result(status, {"ok": False, "reason": "SchemaViolation", "message": "bad"}, spec=spec,
-                                now=NOW)  # fmt: skip
+    status = apply_check_result(
+        status, {"ok": False, "reason": "SchemaViolation", "message": "bad"}, spec=spec, now=NOW
+    )
     assert status.version == VERSION_A and len(status.history) == 1
     assert status.last_check == DatasetCheck(succeeded=False, reason="SchemaViolation", message="bad", at=NOW)
     conditions, phase = dataset_conditions(status, generation=1, now=NOW)
@@ -195,57 +214,114 @@ def test_a_version_seen_before_keeps_its_history_entry() -> None:
     back = apply_check_result(second, _ok(), spec=spec, now="2026-01-01T00:02:00Z")
     assert second == kept, "the input is never modified"
     assert [h.version for h in back.history] == [VERSION_A, VERSION_B]
-    assert back.history[0] == DatasetVersion(version=VERSION_A, rows=3, snapshotUri=_stored(VERSION_A, "data.csv"),
-                                             createdAt="2026-01-01T00:00:00Z")  # fmt: skip
+    assert back.history[0] == DatasetVersion(
+        version=VERSION_A, rows=3, snapshotUri=_stored(VERSION_A, "data.csv"), createdAt="2026-01-01T00:00:00Z"
+    )
     assert (back.version, back.snapshot_uri, back.profile_ref, back.columns) == (
         VERSION_A,
         _stored(VERSION_A, "data.csv"),
         _stored(VERSION_A, "profile.json"),
         ["x"],
     )
-    assert back.last_check == DatasetCheck(succeeded=True, reason="ValidationSucceeded", at="2026-01-01T00:02:00Z",
-                                           message=f"version {VERSION_A} with 3 rows", generation=1)  # fmt: skip
+    assert back.last_check == DatasetCheck(
+        succeeded=True,
+        reason="ValidationSucceeded",
+        at="2026-01-01T00:02:00Z",
+        message=f"version {VERSION_A} with 3 rows",
+        generation=1,
+    )
 
 
 def test_a_failure_without_a_reason_is_an_unavailable_source() -> None:
     spec = DatasetSpec.model_validate({"source": URL})
     status = apply_check_result(DatasetStatus(), {"ok": False}, spec=spec, now=NOW)
     assert (status.last_check.reason, status.last_check.message, status.last_checked_at) == (
-        "SourceUnavailable", "", NOW
-    )  # fmt: skip
+        "SourceUnavailable",
+        "",
+        NOW,
+    )
 
 
-GOOD = _status(version=VERSION_A, rows=3, lastCheck={"succeeded": True, "reason": "ValidationSucceeded",
-               "message": "fine", "at": NOW, "generation": 1})  # fmt: skip
+GOOD = _status(
+    version=VERSION_A,
+    rows=3,
+    lastCheck={"succeeded": True, "reason": "ValidationSucceeded", "message": "fine", "at": NOW, "generation": 1},
+)
 BAD = {"succeeded": False, "reason": "ChecksumMismatch", "message": "sha differs", "at": NOW, "generation": 1}
 
 
 @pytest.mark.parametrize(
     ("status", "generation", "validated", "ready", "phase", "words"),
     [
-        (_status(), 1, ("Unknown", "ValidationPending"), ("False", "ValidationPending"), "Pending",
-         "waiting for the first validated version"),
-        (GOOD, 1, ("True", "ValidationSucceeded"), ("True", "ValidationSucceeded"), "Ready",
-         f"version {VERSION_A} is available"),
-        (GOOD, 2, ("Unknown", "ValidationPending"), ("False", "ValidationPending"), "Pending",
-         f"checking the source against generation 2; version {VERSION_A} (checked against generation 1) stays"),
-        (_status(lastCheck=BAD), 1, ("False", "ChecksumMismatch"), ("False", "ChecksumMismatch"), "Failed",
-         "sha differs; no version is available"),
-        (_status(version=VERSION_A, lastCheck=BAD), 1, ("False", "ChecksumMismatch"), ("False", "ChecksumMismatch"),
-         "Failed", f"sha differs; the last good version {VERSION_A} stays available"),
+        (
+            _status(),
+            1,
+            ("Unknown", "ValidationPending"),
+            ("False", "ValidationPending"),
+            "Pending",
+            "waiting for the first validated version",
+        ),
+        (
+            GOOD,
+            1,
+            ("True", "ValidationSucceeded"),
+            ("True", "ValidationSucceeded"),
+            "Ready",
+            f"version {VERSION_A} is available",
+        ),
+        (
+            GOOD,
+            2,
+            ("Unknown", "ValidationPending"),
+            ("False", "ValidationPending"),
+            "Pending",
+            f"checking the source against generation 2; version {VERSION_A} (checked against generation 1) stays",
+        ),
+        (
+            _status(lastCheck=BAD),
+            1,
+            ("False", "ChecksumMismatch"),
+            ("False", "ChecksumMismatch"),
+            "Failed",
+            "sha differs; no version is available",
+        ),
+        (
+            _status(version=VERSION_A, lastCheck=BAD),
+            1,
+            ("False", "ChecksumMismatch"),
+            ("False", "ChecksumMismatch"),
+            "Failed",
+            f"sha differs; the last good version {VERSION_A} stays available",
+        ),
         # a check whose pod cannot start waits for the cause: Pending, not Failed; the last version kept
-        (_status(version=VERSION_A, lastCheck=GOOD.last_check, activeCheck="d-check-1", blockedCheck=_blocked()), 1,
-         ("Unknown", "PodCannotStart"), ("False", "PodCannotStart"), "Pending",
-         'secret "mlops-s3" not found; check Job d-check-1 waits for that and goes on once it is fixed; the last '
-         f"good version {VERSION_A} stays available"),
-        (_status(blockedCheck=_blocked(ended_jobs=2, at=NOW)), 1, ("Unknown", "PodCannotStart"),
-         ("False", "PodCannotStart"), "Pending",
-         "not found; 2 check Job(s) ended before their pod started, the next starts at 2026-01-01T00:10:30.000Z"),
+        (
+            _status(version=VERSION_A, lastCheck=GOOD.last_check, activeCheck="d-check-1", blockedCheck=_blocked()),
+            1,
+            ("Unknown", "PodCannotStart"),
+            ("False", "PodCannotStart"),
+            "Pending",
+            'secret "mlops-s3" not found; check Job d-check-1 waits for that and goes on once it is fixed; the last '
+            f"good version {VERSION_A} stays available",
+        ),
+        (
+            _status(blockedCheck=_blocked(ended_jobs=2, at=NOW)),
+            1,
+            ("Unknown", "PodCannotStart"),
+            ("False", "PodCannotStart"),
+            "Pending",
+            "not found; 2 check Job(s) ended before their pod started, the next starts at 2026-01-01T00:10:30.000Z",
+        ),
         # a missing artifact store is reported for no generation: it is never stale
-        (_status(lastCheck={"succeeded": False, "reason": "ArtifactStoreMissing", "message": "no claim", "at": NOW}),
-         7, ("False", "ArtifactStoreMissing"), ("False", "ArtifactStoreMissing"), "Failed", "no claim"),
+        (
+            _status(lastCheck={"succeeded": False, "reason": "ArtifactStoreMissing", "message": "no claim", "at": NOW}),
+            7,
+            ("False", "ArtifactStoreMissing"),
+            ("False", "ArtifactStoreMissing"),
+            "Failed",
+            "no claim",
+        ),
     ],
-)  # fmt: skip
+)
 def test_dataset_conditions(status, generation, validated, ready, phase, words) -> None:
     conditions, got_phase = dataset_conditions(status, generation=generation, now=NOW)
     assert [cond.type for cond in conditions] == ["Validated", "Ready"]
@@ -259,8 +335,9 @@ def test_dataset_conditions(status, generation, validated, ready, phase, words) 
 def test_a_missing_artifact_store_is_reported_once_and_consumes_no_check() -> None:
     status = _status(checkedGeneration=1, lastCheckedAt="2025-12-31T00:00:00Z")
     reported = artifact_store_missing(status, problem="no claim", now=NOW)
-    assert reported.last_check == DatasetCheck(succeeded=False, reason="ArtifactStoreMissing", message="no claim",
-                                               at=NOW)  # fmt: skip
+    assert reported.last_check == DatasetCheck(
+        succeeded=False, reason="ArtifactStoreMissing", message="no claim", at=NOW
+    )
     assert (reported.checked_generation, reported.last_checked_at) == (1, "2025-12-31T00:00:00Z")
     assert artifact_store_missing(reported, problem="no claim", now=NOW) is None
 
@@ -295,8 +372,12 @@ class DatasetWorld:
         kind = "Complete" if complete else "Failed"
         self.jobs[name] = {**self.jobs[name], "status": {"conditions": [{"type": kind, "status": "True"}]}}
         message = json.dumps(result)
-        self.pods = [{"metadata": {"name": "p", "creationTimestamp": NOW},
-                      "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]}}]  # fmt: skip
+        self.pods = [
+            {
+                "metadata": {"name": "p", "creationTimestamp": NOW},
+                "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]},
+            }
+        ]
 
     def pod_of(self, job: str, *, state: dict, created: str = NOW) -> None:
         """The Job's pod, its container in `state` (waiting, running or terminated)."""
@@ -311,8 +392,10 @@ class DatasetWorld:
         self.pods = pods or []
 
     def reconcile(self, now: str = NOW):
-        body = {"metadata": {"name": "d", "namespace": "ml", "uid": "u", "generation": self.generation},
-                "status": self.status}  # fmt: skip
+        body = {
+            "metadata": {"name": "d", "namespace": "ml", "uid": "u", "generation": self.generation},
+            "status": self.status,
+        }
         observed = Observed(body=body, status=json.loads(json.dumps(self.status)), generation=self.generation, now=now)
         outcome = reconcile_dataset(self.spec, observed, logger=None)
         self.events += [(event.reason, event.message) for event in outcome.events]
@@ -358,8 +441,12 @@ def test_a_failed_check_and_a_missing_store_are_written_once(monkeypatch) -> Non
 
     world.generation, world.store_problem = 2, "the artifact store PersistentVolumeClaim is missing"
     world.reconcile()
-    assert world.status["lastCheck"] == {"succeeded": False, "reason": "ArtifactStoreMissing",
-                                         "message": world.store_problem, "at": NOW}  # fmt: skip
+    assert world.status["lastCheck"] == {
+        "succeeded": False,
+        "reason": "ArtifactStoreMissing",
+        "message": world.store_problem,
+        "at": NOW,
+    }
     assert world.status["checkedGeneration"] == 1, "no check was consumed"
     assert world.events[-1] == ("ArtifactStoreMissing", world.store_problem)
     events = len(world.events)

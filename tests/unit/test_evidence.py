@@ -280,8 +280,9 @@ def test_the_job_scores_the_champion_on_its_own_held_out_rows(tmp_path: pathlib.
     new = run_training_of(request("new", "sklearn.linear_model.LogisticRegression", champion=champion), store)
     assert (new.champion.name, new.champion.metrics) == ("old", old.metrics), "the same rows: the same figures"
     assert new.test_rows == 30
-    forged = run_training_of(request("newer", "sklearn.linear_model.LogisticRegression",
-                                  champion={**champion, "sha256": "0" * 64}), store)  # fmt: skip
+    forged = run_training_of(
+        request("newer", "sklearn.linear_model.LogisticRegression", champion={**champion, "sha256": "0" * 64}), store
+    )
     assert forged.champion.metrics == {} and "sha256" in forged.champion.error
 
 
@@ -295,8 +296,13 @@ def test_a_retraining_run_waits_for_data_read_after_its_trigger() -> None:
 
     version = "sha256:" + "c" * 64
     entry = DatasetVersion(version=version, rows=14909, snapshot_uri="s3://b/d", created_at="2026-01-01T00:00:00Z")
-    read_before = DatasetStatus(version=version, history=[entry], source_read_at="2026-01-01T00:09:59Z",
-                                check_started_at="2026-01-01T00:09:59Z", checked_generation=1)  # fmt: skip
+    read_before = DatasetStatus(
+        version=version,
+        history=[entry],
+        source_read_at="2026-01-01T00:09:59Z",
+        check_started_at="2026-01-01T00:09:59Z",
+        checked_generation=1,
+    )
     ref = {"name": "live", "readAfter": "2026-01-01T00:10:00Z"}
     model = {"name": "m", "estimator": "sklearn.linear_model.Ridge"}
     spec = TrainingRunSpec.model_validate({"datasetRef": ref, "model": model})
@@ -317,11 +323,24 @@ def test_a_trigger_creates_a_run_that_trains_on_data_read_after_it() -> None:
     from mlops_operator.controllers.retraining import desired_retraining_run
 
     md = ModelDeploymentSpec.model_validate(
-        {"model": {"name": "m"}, "retraining": {"template": {"datasetRef": {"name": "live"}, "model": {
-            "name": "m", "estimator": "sklearn.linear_model.Ridge"}}, "triggers": {"schedule": "0 * * * *"}}}
-    )  # fmt: skip
-    run = desired_retraining_run(md.retraining, md="md", run="md-retrain-1", evidence=Fired("drift", value=0.7),
-                                 read_after="2026-01-01T00:10:00.000Z")  # fmt: skip
+        {
+            "model": {"name": "m"},
+            "retraining": {
+                "template": {
+                    "datasetRef": {"name": "live"},
+                    "model": {"name": "m", "estimator": "sklearn.linear_model.Ridge"},
+                },
+                "triggers": {"schedule": "0 * * * *"},
+            },
+        }
+    )
+    run = desired_retraining_run(
+        md.retraining,
+        md="md",
+        run="md-retrain-1",
+        evidence=Fired("drift", value=0.7),
+        read_after="2026-01-01T00:10:00.000Z",
+    )
     assert run["spec"]["datasetRef"] == {"name": "live", "readAfter": "2026-01-01T00:10:00.000Z"}
     evidence = json.loads(run["metadata"]["annotations"]["mlops.dev/retraining-trigger"])
     assert evidence["trainsOnDataReadAfter"] == "2026-01-01T00:10:00.000Z"
@@ -334,11 +353,20 @@ def test_a_retrained_version_rolled_back_starts_no_cooldown() -> None:
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     first = next_retraining(spec, None, md="md", fired=[Fired("drift")], now=t0, in_flight=[], dataset_version=None)
     later = t0 + dt.timedelta(minutes=5)
-    held = next_retraining(spec, first.status, md="md", fired=[Fired("drift")], now=later, in_flight=[],
-                           dataset_version=None)  # fmt: skip
+    held = next_retraining(
+        spec, first.status, md="md", fired=[Fired("drift")], now=later, in_flight=[], dataset_version=None
+    )
     assert held.create is None and "cooldown" in held.status.waiting
-    again = next_retraining(spec, first.status, md="md", fired=[Fired("drift")], now=later, in_flight=[],
-                            dataset_version=None, rolled_back=frozenset({first.create}))  # fmt: skip
+    again = next_retraining(
+        spec,
+        first.status,
+        md="md",
+        fired=[Fired("drift")],
+        now=later,
+        in_flight=[],
+        dataset_version=None,
+        rolled_back=frozenset({first.create}),
+    )
     assert again.create == "md-retrain-2", "the loop did not heal: the drift retrains again"
 
 
@@ -362,8 +390,11 @@ def test_a_check_result_naming_another_datasets_snapshot_is_refused() -> None:
 def test_approving_inputs_names_the_held_canarys_version() -> None:
     from mlops_operator.plugin.commands import plan_inputs_approval
 
-    md = {"metadata": {"name": "md"}, "spec": {"model": {"name": "m"}},
-          "status": {"canary": {"version": "v2", "inputSchemaChanged": "v2 takes other inputs than v1"}}}  # fmt: skip
+    md = {
+        "metadata": {"name": "md"},
+        "spec": {"model": {"name": "m"}},
+        "status": {"canary": {"version": "v2", "inputSchemaChanged": "v2 takes other inputs than v1"}},
+    }
     plan = plan_inputs_approval(md)
     assert plan.ok and plan.patch == {"metadata": {"annotations": {"mlops.dev/approve-inputs": "v2"}}}
     refused = plan_inputs_approval({"metadata": {"name": "md"}, "spec": {"model": {"name": "m"}}, "status": {}})

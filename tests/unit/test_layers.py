@@ -16,10 +16,13 @@ import mlops_operator.rollout
 
 FORBIDDEN = ("kubernetes", "kopf", "requests", "boto3")
 PURE = sorted(
-    [f"{package.__name__}.{m.name}" for package in (mlops_operator.rollout, mlops_operator.resources)
-     for m in pkgutil.iter_modules(package.__path__)] + ["mlops_operator.registry.promotion",
-                                                           "mlops_operator.registry.rollbacks"]
-)  # fmt: skip
+    [
+        f"{package.__name__}.{m.name}"
+        for package in (mlops_operator.rollout, mlops_operator.resources)
+        for m in pkgutil.iter_modules(package.__path__)
+    ]
+    + ["mlops_operator.registry.promotion", "mlops_operator.registry.rollbacks"]
+)
 PROBE = """
 import importlib, json, sys
 importlib.import_module(sys.argv[1])
@@ -28,19 +31,29 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & set(sys.a
 
 
 def test_the_pure_modules_are_found() -> None:
-    assert {"mlops_operator.rollout.canary", "mlops_operator.rollout.timing", "mlops_operator.rollout.analysis",
-            "mlops_operator.resources.serving"} <= set(PURE)  # fmt: skip
+    assert {
+        "mlops_operator.rollout.canary",
+        "mlops_operator.rollout.timing",
+        "mlops_operator.rollout.analysis",
+        "mlops_operator.resources.serving",
+    } <= set(PURE)
 
 
 @pytest.mark.parametrize("module", PURE)
 def test_a_pure_module_imports_no_client(module: str) -> None:
-    done = subprocess.run([sys.executable, "-c", PROBE, module, *FORBIDDEN], capture_output=True, text=True,
-                          check=False, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, module, *FORBIDDEN], capture_output=True, text=True, check=False, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [], f"{module} pulls in {done.stdout.strip()}"
 
 
 def test_the_probe_sees_a_client_when_there_is_one() -> None:
-    done = subprocess.run([sys.executable, "-c", PROBE, "mlops_operator.adapters.prometheus", *FORBIDDEN],
-                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "mlops_operator.adapters.prometheus", *FORBIDDEN],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     assert json.loads(done.stdout) == ["requests"]

@@ -12,8 +12,12 @@ LABELS = {"namespace": "ml", "modeldeployment": "metrics-test"}
 
 
 def observed(status: dict) -> Observed:
-    return Observed(body={"metadata": {"name": "metrics-test", "namespace": "ml"}}, status=status, generation=1,
-                    now="2026-01-01T00:00:00Z")  # fmt: skip
+    return Observed(
+        body={"metadata": {"name": "metrics-test", "namespace": "ml"}},
+        status=status,
+        generation=1,
+        now="2026-01-01T00:00:00Z",
+    )
 
 
 def rollbacks(reason: str) -> float:
@@ -34,8 +38,9 @@ def test_weight_follows_the_canary_and_drops_to_zero_without_one() -> None:
 
 def test_a_rollback_is_counted_once_however_often_it_is_reconciled() -> None:
     before = rollbacks("AnalysisFailed")
-    degraded = status({"stable": {"version": "a"},
-                       "degraded": {"reason": "AnalysisFailed", "message": "accuracy 0.3 < 0.8"}})  # fmt: skip
+    degraded = status(
+        {"stable": {"version": "a"}, "degraded": {"reason": "AnalysisFailed", "message": "accuracy 0.3 < 0.8"}}
+    )
     record_metrics(observed({}), previous=status({"stable": {"version": "a"}}), status=degraded)
     record_metrics(observed({}), previous=degraded, status=degraded)
     assert rollbacks("AnalysisFailed") == before + 1

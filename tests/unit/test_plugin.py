@@ -27,28 +27,51 @@ URI = "pvc://mlops-artifacts/models/ml/iris/"
 def conditions(*, available: tuple, progressing: tuple, degraded: tuple, ready: tuple) -> list[dict]:
     """The four conditions of a ModelDeployment, in the order the controller writes them."""
     return [
-        {"type": type_, "status": state, "reason": reason, "message": message,
-         "lastTransitionTime": "2026-03-02T10:05:00Z", "observedGeneration": 1}
-        for type_, (state, reason, message) in
-        (("Available", available), ("Progressing", progressing), ("Degraded", degraded), ("Ready", ready))
-    ]  # fmt: skip
+        {
+            "type": type_,
+            "status": state,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": "2026-03-02T10:05:00Z",
+            "observedGeneration": 1,
+        }
+        for type_, (state, reason, message) in (
+            ("Available", available),
+            ("Progressing", progressing),
+            ("Degraded", degraded),
+            ("Ready", ready),
+        )
+    ]
 
 
 # The example deployment (examples/modeldeployment-iris.yaml): 4 replicas, six steps, three metrics.
 EXAMPLE_SPEC = {
     "model": {"name": "iris"},
     "replicas": 4,
-    "strategy": {"canary": {"steps": [
-        {"setWeight": 25}, {"pause": {"duration": "30s"}}, {"analysis": {}},
-        {"setWeight": 50}, {"pause": {"duration": "30s"}}, {"analysis": {}},
-    ]}},
-    "analysis": {"interval": "15s", "failureLimit": 2, "inconclusiveLimit": 4, "metrics": [
-        {"name": "errors", "template": "errorRate", "threshold": 0.05},
-        {"name": "latency", "template": "latencyP95", "threshold": 0.25},
-        {"name": "accuracy", "template": "accuracy", "threshold": 0.8},
-    ]},
+    "strategy": {
+        "canary": {
+            "steps": [
+                {"setWeight": 25},
+                {"pause": {"duration": "30s"}},
+                {"analysis": {}},
+                {"setWeight": 50},
+                {"pause": {"duration": "30s"}},
+                {"analysis": {}},
+            ]
+        }
+    },
+    "analysis": {
+        "interval": "15s",
+        "failureLimit": 2,
+        "inconclusiveLimit": 4,
+        "metrics": [
+            {"name": "errors", "template": "errorRate", "threshold": 0.05},
+            {"name": "latency", "template": "latencyP95", "threshold": 0.25},
+            {"name": "accuracy", "template": "accuracy", "threshold": 0.8},
+        ],
+    },
     "postPromotion": {"enabled": True, "window": "10m"},
-}  # fmt: skip
+}
 
 MID_CANARY = {
     "apiVersion": "mlops.dev/v1alpha1",
@@ -64,36 +87,78 @@ MID_CANARY = {
             degraded=("False", "NoRollback", "no rollback since the last promotion"),
             ready=("False", "RolloutInProgress", "rolling out iris-logreg"),
         ),
-        "stable": {"version": "iris-baseline", "modelUri": URI + "iris-baseline", "sha256": "a" * 64,
-                   "weight": 75, "replicas": 3, "readyReplicas": 3},
-        "canary": {"version": "iris-logreg", "modelUri": URI + "iris-logreg", "sha256": "b" * 64, "weight": 25,
-                   "replicas": 1, "readyReplicas": 1, "stepIndex": 2, "stepStartedAt": "2026-03-02T10:05:45Z",
-                   "startedAt": "2026-03-02T10:05:00Z", "successes": 2, "failures": 1, "inconclusives": 0,
-                   "stepSuccesses": 0, "lastAnalysisAt": "2026-03-02T10:05:50Z"},
+        "stable": {
+            "version": "iris-baseline",
+            "modelUri": URI + "iris-baseline",
+            "sha256": "a" * 64,
+            "weight": 75,
+            "replicas": 3,
+            "readyReplicas": 3,
+        },
+        "canary": {
+            "version": "iris-logreg",
+            "modelUri": URI + "iris-logreg",
+            "sha256": "b" * 64,
+            "weight": 25,
+            "replicas": 1,
+            "readyReplicas": 1,
+            "stepIndex": 2,
+            "stepStartedAt": "2026-03-02T10:05:45Z",
+            "startedAt": "2026-03-02T10:05:00Z",
+            "successes": 2,
+            "failures": 1,
+            "inconclusives": 0,
+            "stepSuccesses": 0,
+            "lastAnalysisAt": "2026-03-02T10:05:50Z",
+        },
         "promotedAt": "2026-03-02T09:00:00Z",
         "handledCommands": {},
         "routing": "replica ratio behind Service iris: 3 stable, 1 canary",
         "lastAnalysis": [
-            {"metric": "errors", "phase": "Successful", "value": 0.0, "message": "errors 0 <= 0.05",
-             "measuredAt": "2026-03-02T10:05:50Z"},
-            {"metric": "latency", "phase": "Successful", "value": 0.00412, "message": "latency 0.00412 <= 0.25",
-             "measuredAt": "2026-03-02T10:05:50Z"},
-            {"metric": "accuracy", "phase": "Failed", "value": 0.6111, "message": "accuracy 0.6111 < 0.8",
-             "measuredAt": "2026-03-02T10:05:50Z"},
+            {
+                "metric": "errors",
+                "phase": "Successful",
+                "value": 0.0,
+                "message": "errors 0 <= 0.05",
+                "measuredAt": "2026-03-02T10:05:50Z",
+            },
+            {
+                "metric": "latency",
+                "phase": "Successful",
+                "value": 0.00412,
+                "message": "latency 0.00412 <= 0.25",
+                "measuredAt": "2026-03-02T10:05:50Z",
+            },
+            {
+                "metric": "accuracy",
+                "phase": "Failed",
+                "value": 0.6111,
+                "message": "accuracy 0.6111 < 0.8",
+                "measuredAt": "2026-03-02T10:05:50Z",
+            },
         ],
-        "history": [{"version": "iris-baseline", "outcome": "Promoted", "reason": "after 6 steps",
-                     "at": "2026-03-02T09:00:00Z"}],
+        "history": [
+            {"version": "iris-baseline", "outcome": "Promoted", "reason": "after 6 steps", "at": "2026-03-02T09:00:00Z"}
+        ],
     },
-}  # fmt: skip
+}
 
 # Two replicas, [setWeight 50, pause (no duration)]: held at the manual gate, waiting for promote.
 MANUAL_GATE = {
     "apiVersion": "mlops.dev/v1alpha1",
     "kind": "ModelDeployment",
-    "metadata": {"name": "iris", "namespace": "ml", "generation": 2,
-                 "annotations": {"mlops.dev/promote": "20260302T095000Z-4f2a9c"}},
-    "spec": {"model": {"name": "iris"}, "replicas": 2, "postPromotion": {"enabled": False},
-             "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}},
+    "metadata": {
+        "name": "iris",
+        "namespace": "ml",
+        "generation": 2,
+        "annotations": {"mlops.dev/promote": "20260302T095000Z-4f2a9c"},
+    },
+    "spec": {
+        "model": {"name": "iris"},
+        "replicas": 2,
+        "postPromotion": {"enabled": False},
+        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+    },
     "status": {
         "observedGeneration": 2,
         "phase": "Paused",
@@ -103,18 +168,35 @@ MANUAL_GATE = {
             degraded=("False", "NoRollback", "no rollback since the last promotion"),
             ready=("False", "RolloutInProgress", "rolling out iris-forest"),
         ),
-        "stable": {"version": "iris-logreg", "modelUri": URI + "iris-logreg", "sha256": "b" * 64, "weight": 50,
-                   "replicas": 1, "readyReplicas": 1},
-        "canary": {"version": "iris-forest", "modelUri": URI + "iris-forest", "sha256": "c" * 64, "weight": 50,
-                   "replicas": 1, "readyReplicas": 1, "stepIndex": 1, "stepStartedAt": "2026-03-02T10:01:10Z",
-                   "startedAt": "2026-03-02T10:01:02Z", "successes": 0, "failures": 0, "inconclusives": 0,
-                   "stepSuccesses": 0},
+        "stable": {
+            "version": "iris-logreg",
+            "modelUri": URI + "iris-logreg",
+            "sha256": "b" * 64,
+            "weight": 50,
+            "replicas": 1,
+            "readyReplicas": 1,
+        },
+        "canary": {
+            "version": "iris-forest",
+            "modelUri": URI + "iris-forest",
+            "sha256": "c" * 64,
+            "weight": 50,
+            "replicas": 1,
+            "readyReplicas": 1,
+            "stepIndex": 1,
+            "stepStartedAt": "2026-03-02T10:01:10Z",
+            "startedAt": "2026-03-02T10:01:02Z",
+            "successes": 0,
+            "failures": 0,
+            "inconclusives": 0,
+            "stepSuccesses": 0,
+        },
         "pauseReason": "PauseStep",
         "promotedAt": "2026-03-02T09:50:20Z",
         "handledCommands": {"promote": "20260302T095000Z-4f2a9c"},
         "routing": "replica ratio behind Service iris: 1 stable, 1 canary",
     },
-}  # fmt: skip
+}
 
 ROLLED_BACK = {
     "apiVersion": "mlops.dev/v1alpha1",
@@ -130,8 +212,14 @@ ROLLED_BACK = {
             degraded=("True", "AnalysisFailed", "accuracy 0.5833 < 0.8"),
             ready=("False", "AnalysisFailed", "accuracy 0.5833 < 0.8"),
         ),
-        "stable": {"version": "iris-logreg", "modelUri": URI + "iris-logreg", "sha256": "b" * 64, "weight": 100,
-                   "replicas": 4, "readyReplicas": 4},
+        "stable": {
+            "version": "iris-logreg",
+            "modelUri": URI + "iris-logreg",
+            "sha256": "b" * 64,
+            "weight": 100,
+            "replicas": 4,
+            "readyReplicas": 4,
+        },
         "promotedAt": "2026-03-02T09:30:00Z",
         "lastGood": {"version": "iris-baseline", "modelUri": URI + "iris-baseline", "sha256": "a" * 64},
         "degraded": {"reason": "AnalysisFailed", "message": "accuracy 0.5833 < 0.8"},
@@ -139,22 +227,45 @@ ROLLED_BACK = {
         "handledCommands": {},
         "routing": "replica ratio behind Service iris: 4 stable, 0 canary",
         "lastAnalysis": [
-            {"metric": "errors", "phase": "Successful", "value": 0.0, "message": "errors 0 <= 0.05",
-             "measuredAt": "2026-03-02T10:04:30Z"},
-            {"metric": "latency", "phase": "Successful", "value": 0.0038, "message": "latency 0.0038 <= 0.25",
-             "measuredAt": "2026-03-02T10:04:30Z"},
-            {"metric": "accuracy", "phase": "Failed", "value": 0.5833, "message": "accuracy 0.5833 < 0.8",
-             "measuredAt": "2026-03-02T10:04:30Z"},
+            {
+                "metric": "errors",
+                "phase": "Successful",
+                "value": 0.0,
+                "message": "errors 0 <= 0.05",
+                "measuredAt": "2026-03-02T10:04:30Z",
+            },
+            {
+                "metric": "latency",
+                "phase": "Successful",
+                "value": 0.0038,
+                "message": "latency 0.0038 <= 0.25",
+                "measuredAt": "2026-03-02T10:04:30Z",
+            },
+            {
+                "metric": "accuracy",
+                "phase": "Failed",
+                "value": 0.5833,
+                "message": "accuracy 0.5833 < 0.8",
+                "measuredAt": "2026-03-02T10:04:30Z",
+            },
         ],
         "history": [
-            {"version": "iris-guess", "outcome": "RolledBack", "reason": "AnalysisFailed: accuracy 0.5833 < 0.8",
-             "at": "2026-03-02T10:04:30Z"},
+            {
+                "version": "iris-guess",
+                "outcome": "RolledBack",
+                "reason": "AnalysisFailed: accuracy 0.5833 < 0.8",
+                "at": "2026-03-02T10:04:30Z",
+            },
             {"version": "iris-logreg", "outcome": "Promoted", "reason": "after 6 steps", "at": "2026-03-02T09:30:00Z"},
-            {"version": "iris-tampered", "outcome": "Aborted", "reason": "Aborted: aborted by the user",
-             "at": "2026-03-02T09:10:00Z"},
+            {
+                "version": "iris-tampered",
+                "outcome": "Aborted",
+                "reason": "Aborted: aborted by the user",
+                "at": "2026-03-02T09:10:00Z",
+            },
         ],
     },
-}  # fmt: skip
+}
 
 FRESH = {
     "apiVersion": "mlops.dev/v1alpha1",
@@ -184,9 +295,13 @@ def test_mid_canary_shows_both_versions_the_step_and_the_analysis() -> None:
     assert "Degraded" not in shown
     steps = text.split("Steps:\n")[1].split("\n\n")[0].splitlines()
     assert [s.split() for s in steps] == [
-        ["1", "setWeight", "25%", "done"], ["2", "pause", "30s", "done"], ["->", "3", "analysis", "current"],
-        ["4", "setWeight", "50%"], ["5", "pause", "30s"], ["6", "analysis"],
-    ]  # fmt: skip
+        ["1", "setWeight", "25%", "done"],
+        ["2", "pause", "30s", "done"],
+        ["->", "3", "analysis", "current"],
+        ["4", "setWeight", "50%"],
+        ["5", "pause", "30s"],
+        ["6", "analysis"],
+    ]
     analysis = text.split("Last analysis:\n")[1].splitlines()
     assert analysis[0].split() == ["METRIC", "PHASE", "VALUE", "MEASURED", "MESSAGE"]
     assert analysis[3].split()[:3] == ["accuracy", "Failed", "0.6111"]
@@ -211,23 +326,25 @@ def test_a_timed_pause_shows_the_time_left() -> None:
 
 def test_paused_at_a_manual_gate_says_how_to_promote() -> None:
     text = plugin.render_status(MANUAL_GATE, now=NOW)
-    assert text == "\n".join([
-        "Name:             iris",
-        "Namespace:        ml",
-        "Model:            iris (follows its champion)",
-        "Phase:            Paused",
-        "Ready:            False, RolloutInProgress: rolling out iris-forest",
-        "Stable:           iris-logreg   weight 50%   pods 1/1 ready",
-        "Canary:           iris-forest   weight 50% (desired 50%)   pods 1/1 ready",
-        "Step:             2/2 pause until promoted: waiting for `kubectl mlops promote iris -n ml`",
-        "Measurements:     0 successful, 0 failed (rollback at 2), 0 inconclusive in a row (pause at 3)",
-        "Started:          2026-03-02T10:01:02Z (5m ago)",
-        "Routing:          replica ratio behind Service iris: 1 stable, 1 canary",
-        "",
-        "Steps:",
-        "       1   setWeight 50%          done",
-        "  ->   2   pause until promoted   current",
-    ])  # fmt: skip
+    assert text == "\n".join(
+        [
+            "Name:             iris",
+            "Namespace:        ml",
+            "Model:            iris (follows its champion)",
+            "Phase:            Paused",
+            "Ready:            False, RolloutInProgress: rolling out iris-forest",
+            "Stable:           iris-logreg   weight 50%   pods 1/1 ready",
+            "Canary:           iris-forest   weight 50% (desired 50%)   pods 1/1 ready",
+            "Step:             2/2 pause until promoted: waiting for `kubectl mlops promote iris -n ml`",
+            "Measurements:     0 successful, 0 failed (rollback at 2), 0 inconclusive in a row (pause at 3)",
+            "Started:          2026-03-02T10:01:02Z (5m ago)",
+            "Routing:          replica ratio behind Service iris: 1 stable, 1 canary",
+            "",
+            "Steps:",
+            "       1   setWeight 50%          done",
+            "  ->   2   pause until promoted   current",
+        ]
+    )
 
 
 def test_paused_on_inconclusive_analysis_says_how_to_resume() -> None:
@@ -261,12 +378,14 @@ def test_the_post_promotion_guard_is_shown_during_its_window() -> None:
 
 
 def test_a_fresh_object_without_status() -> None:
-    assert plugin.render_status(FRESH, now=NOW) == "\n".join([
-        "Name:             fraud",
-        "Namespace:        ml",
-        "Model:            TrainingRun fraud-gbm-7 (pinned)",
-        "Phase:            no status yet: the operator has not reconciled it (is it running?)",
-    ])  # fmt: skip
+    assert plugin.render_status(FRESH, now=NOW) == "\n".join(
+        [
+            "Name:             fraud",
+            "Namespace:        ml",
+            "Model:            TrainingRun fraud-gbm-7 (pinned)",
+            "Phase:            no status yet: the operator has not reconciled it (is it running?)",
+        ]
+    )
 
 
 def test_a_spec_ahead_of_status_and_an_invalid_spec_still_render() -> None:
@@ -287,10 +406,14 @@ def test_the_state_machines_own_status_renders() -> None:
     v1, v2 = Target("iris-logreg", URI + "iris-logreg", "b" * 64), Target("iris-forest", URI + "iris-forest", "c" * 64)
     status = next_rollout(spec, ModelDeploymentStatus(), Observation(now=t0, target=v1)).status
     status = next_rollout(spec, status, Observation(now=t0 + dt.timedelta(seconds=60), target=v2)).status
-    status = next_rollout(spec, status, Observation(now=t0 + dt.timedelta(seconds=70), target=v2,
-                                                    canary_ready_replicas=1)).status  # fmt: skip
-    md = {"metadata": {"name": "iris", "namespace": "ml"}, "spec": spec_body,
-          "status": status.model_dump(by_alias=True, mode="json")}  # fmt: skip
+    status = next_rollout(
+        spec, status, Observation(now=t0 + dt.timedelta(seconds=70), target=v2, canary_ready_replicas=1)
+    ).status
+    md = {
+        "metadata": {"name": "iris", "namespace": "ml"},
+        "spec": spec_body,
+        "status": status.model_dump(by_alias=True, mode="json"),
+    }
     shown = status_fields(plugin.render_status(md, now=NOW))
     assert shown["Stable"].startswith("iris-logreg") and shown["Canary"].startswith("iris-forest")
     assert shown["Step"] == "2/2 pause until promoted: waiting for `kubectl mlops promote iris -n ml`"
@@ -357,8 +480,11 @@ def test_the_annotation_each_command_writes_is_the_one_the_controller_reads(
     monkeypatch.setattr(controller, "next_rollout", next_rollout)
     annotations = {"unrelated.example.com/note": "x"} | plugin.command_patch(command, "t-1")["metadata"]["annotations"]
     with pytest.raises(_Read):
-        controller.reconcile_modeldeployment(ModelDeploymentSpec.model_validate({"model": {"name": "iris"}}),
-                                             _observed("iris", {"annotations": annotations}), logger=None)  # fmt: skip
+        controller.reconcile_modeldeployment(
+            ModelDeploymentSpec.model_validate({"model": {"name": "iris"}}),
+            _observed("iris", {"annotations": annotations}),
+            logger=None,
+        )
     assert read == {command: "t-1"}
 
 
@@ -376,8 +502,13 @@ def test_the_approval_the_plugin_writes_is_the_one_the_trainingrun_controller_re
 
     monkeypatch.setattr(controller, "decide_promotion", decide_promotion)
     monkeypatch.setattr(controller.champions, "current_champion", lambda *args, **kwargs: None)
-    spec = TrainingRunSpec.model_validate({"datasetRef": {"name": "iris"}, "promotion": {"policy": "manual"},
-                                           "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}})  # fmt: skip
+    spec = TrainingRunSpec.model_validate(
+        {
+            "datasetRef": {"name": "iris"},
+            "promotion": {"policy": "manual"},
+            "model": {"name": "iris", "estimator": "sklearn.svm.SVC"},
+        }
+    )
     status = TrainingRunStatus.model_validate({"phase": "Succeeded", "metrics": {"accuracy": 0.9}})
     # Approved only by exactly what `kubectl mlops approve` writes.
     for metadata in (plugin.approval_patch()["metadata"], {"annotations": {APPROVED_ANNOTATION: "yes"}}, {}):
@@ -404,7 +535,7 @@ def test_tokens_are_fresh_and_say_when() -> None:
         (ROLLED_BACK, "abort", False, "nothing to abort"),
         (FRESH, "promote", False, "fraud has no rollout in progress: nothing to promote"),
     ],
-)  # fmt: skip
+)
 def test_what_a_command_would_do(sample: dict, command: str, acts: bool, words: str) -> None:
     assert plugin.command_effect(command, sample)[0] is acts
     assert words in plugin.command_effect(command, sample)[1]
@@ -414,7 +545,9 @@ def test_resume_and_promote_on_paused_rollouts() -> None:
     inconclusive = copy.deepcopy(MID_CANARY)
     inconclusive["status"]["pauseReason"] = "InconclusiveAnalysis"
     assert plugin.command_effect("resume", inconclusive) == (
-        True, "the rollout of iris-logreg continues after its inconclusive measurements")  # fmt: skip
+        True,
+        "the rollout of iris-logreg continues after its inconclusive measurements",
+    )
     assert plugin.command_effect("promote", inconclusive)[0]
     frozen = copy.deepcopy(MID_CANARY)
     frozen["status"]["pauseReason"] = "SpecPaused"
@@ -452,10 +585,17 @@ def run_body(*, policy: str = "manual", phase: str | None = "Succeeded", decisio
             }[decision],
             "message": "accuracy 0.7 is below the gate's min 0.8" if decision == "Rejected" else "",
         }
-    return {"apiVersion": "mlops.dev/v1alpha1", "kind": "TrainingRun",
-            "metadata": {"name": "wine-forest", "namespace": "ml", "labels": {"mlops.dev/model": "wine"}},
-            "spec": {"datasetRef": {"name": "wine"}, "model": {"name": "wine", "estimator": "x"},
-                     "promotion": {"policy": policy}}, "status": status}  # fmt: skip
+    return {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": "wine-forest", "namespace": "ml", "labels": {"mlops.dev/model": "wine"}},
+        "spec": {
+            "datasetRef": {"name": "wine"},
+            "model": {"name": "wine", "estimator": "x"},
+            "promotion": {"policy": policy},
+        },
+        "status": status,
+    }
 
 
 @pytest.mark.parametrize(
@@ -470,7 +610,7 @@ def run_body(*, policy: str = "manual", phase: str | None = "Succeeded", decisio
         (run_body(policy="auto"), False, False, "promotion policy auto: it needs no approval"),
         (run_body(phase="Failed"), False, False, "failed (JobFailed: after 1 attempt(s): boom)"),
     ],
-)  # fmt: skip
+)
 def test_approval_plans(run: dict, patches: bool, ok: bool, words: str) -> None:
     plan = plugin.plan_approval(run)
     assert plan.ok is ok and words in plan.message
@@ -493,7 +633,7 @@ def test_approval_plans(run: dict, patches: bool, ok: bool, words: str) -> None:
         (["resume", "-n", "ml", "iris"], {"command": "resume", "namespace": "ml"}),
         (["approve", "tr/wine-forest"], {"command": "approve", "name": "tr/wine-forest"}),
     ],
-)  # fmt: skip
+)
 def test_arguments(argv: list[str], expected: dict) -> None:
     args = vars(plugin.build_parser().parse_args(argv))
     assert {k: args.get(k) for k in expected} == expected
@@ -508,8 +648,10 @@ def test_bad_arguments_are_usage_errors(argv: list[str], capsys) -> None:
 
 def test_object_names() -> None:
     md = plugin.MODEL_DEPLOYMENT
-    assert [plugin.object_name(a, md) for a in ("iris", "md/iris", "modeldeployment/iris",
-                                                 "modeldeployments.mlops.dev/iris")] == ["iris"] * 4  # fmt: skip
+    assert [
+        plugin.object_name(a, md)
+        for a in ("iris", "md/iris", "modeldeployment/iris", "modeldeployments.mlops.dev/iris")
+    ] == ["iris"] * 4
     with pytest.raises(plugin.PluginError, match="tr/iris is not a ModelDeployment"):
         plugin.object_name("tr/iris", md)
     assert plugin.object_name("trainingrun/wine-forest", plugin.TRAINING_RUN) == "wine-forest"
@@ -520,14 +662,21 @@ def test_object_names() -> None:
 
 def write_kubeconfig(path, server: str) -> None:
     cluster = {"server": server}
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": cluster}],
-        "users": [{"name": "u", "user": {"token": "t0ken"}}],
-        "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "u", "namespace": "team-a"}},
-                     {"name": "plain", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "dev",
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"token": "t0ken"}}],
+                "contexts": [
+                    {"name": "dev", "context": {"cluster": "c", "user": "u", "namespace": "team-a"}},
+                    {"name": "plain", "context": {"cluster": "c", "user": "u"}},
+                ],
+                "current-context": "dev",
+            }
+        )
+    )
 
 
 def test_the_namespace_comes_from_the_flag_the_context_or_default(tmp_path, monkeypatch) -> None:
@@ -570,14 +719,29 @@ class FakeApiHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _status(self, code: int, reason: str, message: str, name: str) -> None:
-        self._answer(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-                            "reason": reason, "details": {"name": name}, "code": code})  # fmt: skip
+        self._answer(
+            code,
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "message": message,
+                "reason": reason,
+                "details": {"name": name},
+                "code": code,
+            },
+        )
 
     def do_GET(self) -> None:
         plural, name = self.path.split("/")[-2:]
         if self.server.forbidden:
-            self._status(403, "Forbidden", f'{plural}.mlops.dev "{name}" is forbidden: User "system:serviceaccount:'
-                         f'ml:nobody" cannot get resource "{plural}" in API group "mlops.dev"', name)  # fmt: skip
+            self._status(
+                403,
+                "Forbidden",
+                f'{plural}.mlops.dev "{name}" is forbidden: User "system:serviceaccount:'
+                f'ml:nobody" cannot get resource "{plural}" in API group "mlops.dev"',
+                name,
+            )
         elif self.path in self.server.objects:
             self._answer(200, self.server.objects[self.path])
         else:
@@ -637,8 +801,13 @@ def test_a_command_that_would_do_nothing_is_refused_unless_forced(api: FakeApiSe
 def test_approve_sets_the_approval_annotation(api: FakeApiServer, capsys) -> None:
     api.objects[path("trainingruns", "wine-forest")] = run_body(decision="PendingApproval")
     assert plugin.main(["approve", "wine-forest", "-n", "ml"]) == 0
-    assert api.patches == [(path("trainingruns", "wine-forest"), "application/merge-patch+json",
-                            {"metadata": {"annotations": {"mlops.dev/approved": "true"}}})]  # fmt: skip
+    assert api.patches == [
+        (
+            path("trainingruns", "wine-forest"),
+            "application/merge-patch+json",
+            {"metadata": {"annotations": {"mlops.dev/approved": "true"}}},
+        )
+    ]
     assert "Watch with: kubectl get tr -n ml -l mlops.dev/model=wine" in capsys.readouterr().out
     api.objects[path("trainingruns", "wine-forest")] = run_body(decision="Rejected")
     assert plugin.main(["approve", "wine-forest", "-n", "ml"]) == 1
@@ -649,19 +818,28 @@ def test_approve_sets_the_approval_annotation(api: FakeApiServer, capsys) -> Non
     ("argv", "setup", "message"),
     [
         (["status", "nope", "-n", "ml"], {}, "error: ModelDeployment nope not found in namespace ml"),
-        (["status", "wine-forest", "-n", "ml"], {path("trainingruns", "wine-forest"): run_body()},
-         "error: ModelDeployment wine-forest not found in namespace ml (wine-forest is a TrainingRun, "
-         "not a ModelDeployment)"),
-        (["approve", "iris", "-n", "ml"], {path("modeldeployments", "iris"): MID_CANARY},
-         "error: TrainingRun iris not found in namespace ml (iris is a ModelDeployment, not a TrainingRun)"),
+        (
+            ["status", "wine-forest", "-n", "ml"],
+            {path("trainingruns", "wine-forest"): run_body()},
+            "error: ModelDeployment wine-forest not found in namespace ml (wine-forest is a TrainingRun, "
+            "not a ModelDeployment)",
+        ),
+        (
+            ["approve", "iris", "-n", "ml"],
+            {path("modeldeployments", "iris"): MID_CANARY},
+            "error: TrainingRun iris not found in namespace ml (iris is a ModelDeployment, not a TrainingRun)",
+        ),
         (["status", "tr/iris", "-n", "ml"], {}, "error: tr/iris is not a ModelDeployment (expected NAME or md/NAME)"),
-        (["status", "iris", "-n", "ml"], "forbidden",
-         'error: no permission to get modeldeployments.mlops.dev in namespace ml: modeldeployments.mlops.dev "iris" '
-         'is forbidden: User "system:serviceaccount:ml:nobody" cannot get resource "modeldeployments" in API group '
-         '"mlops.dev"'),
+        (
+            ["status", "iris", "-n", "ml"],
+            "forbidden",
+            'error: no permission to get modeldeployments.mlops.dev in namespace ml: modeldeployments.mlops.dev "iris" '
+            'is forbidden: User "system:serviceaccount:ml:nobody" cannot get resource "modeldeployments" in API group '
+            '"mlops.dev"',
+        ),
         (["status", "iris", "--context", "nope"], {}, "error: context nope is not in the kubeconfig"),
     ],
-)  # fmt: skip
+)
 def test_errors_are_one_line_and_exit_1(api: FakeApiServer, capsys, argv, setup, message) -> None:
     if setup == "forbidden":
         api.forbidden = True
@@ -713,11 +891,17 @@ def test_describe_api_errors() -> None:
     describe = plugin.describe_api_error
     no_crd = describe(Error(404, "404 page not found\n"), verb="get", kind=md, name="iris", namespace="ml")
     assert no_crd == "the API server does not serve modeldeployments.mlops.dev: are the mlops.dev CRDs installed?"
-    unauthorized = describe(Error(401, json.dumps({"message": "Unauthorized"})), verb="get", kind=md, name="i",
-                            namespace="ml")  # fmt: skip
+    unauthorized = describe(
+        Error(401, json.dumps({"message": "Unauthorized"})), verb="get", kind=md, name="i", namespace="ml"
+    )
     assert unauthorized.startswith("the API server refused the credentials (401 Unauthorized)")
-    conflict = describe(Error(500, json.dumps({"message": "etcdserver:\n  timeout"})), verb="patch", kind=md,
-                        name="iris", namespace="ml")  # fmt: skip
+    conflict = describe(
+        Error(500, json.dumps({"message": "etcdserver:\n  timeout"})),
+        verb="patch",
+        kind=md,
+        name="iris",
+        namespace="ml",
+    )
     assert conflict == "patch ModelDeployment iris: 500 etcdserver: timeout"
 
 
@@ -727,11 +911,19 @@ def test_a_held_step_says_it_waits_for_data() -> None:
     from mlops_operator.plugin.views import Deployment, step_activity
 
     steps = [{"setWeight": 50}, {"pause": {"duration": "5s"}}]
-    canary = {"version": "b", "stepIndex": 1, "pauseStartedAt": "2026-01-01T00:00:00.000Z", "inconclusives": 1,
-              "replicas": 1, "readyReplicas": 1}  # fmt: skip
-    body = {"metadata": {"name": "iris", "namespace": "ml"},
-            "spec": {"model": {"name": "iris"}, "strategy": {"canary": {"steps": steps}}},
-            "status": {"stable": {"version": "a"}, "canary": canary}}  # fmt: skip
+    canary = {
+        "version": "b",
+        "stepIndex": 1,
+        "pauseStartedAt": "2026-01-01T00:00:00.000Z",
+        "inconclusives": 1,
+        "replicas": 1,
+        "readyReplicas": 1,
+    }
+    body = {
+        "metadata": {"name": "iris", "namespace": "ml"},
+        "spec": {"model": {"name": "iris"}, "strategy": {"canary": {"steps": steps}}},
+        "status": {"stable": {"version": "a"}, "canary": canary},
+    }
     now = dt.datetime(2026, 1, 1, 0, 1, tzinfo=dt.UTC)
     md = Deployment.parse(body)
     assert step_activity(md, md.status.canary, now) == "pause over: waiting for a measurement with data"
@@ -749,10 +941,22 @@ def test_the_autoscaler_is_shown_when_there_is_one() -> None:
 def test_the_retraining_history_and_what_holds_it_are_shown() -> None:
     md = copy.deepcopy(ROLLED_BACK)
     md["status"]["retraining"] = {
-        "created": 1, "waiting": "drift fired, but the cooldown lasts until 2026-03-02T11:00:00Z",
-        "history": [{"at": "2026-03-02T10:00:00Z", "trigger": "drift", "metric": "retraining-drift", "value": 0.41,
-                     "bound": 0.2, "window": "10m", "message": "retraining-drift 0.41 (fails result <= 0.2)",
-                     "decision": "Created", "run": "iris-retrain-1"}]}  # fmt: skip
+        "created": 1,
+        "waiting": "drift fired, but the cooldown lasts until 2026-03-02T11:00:00Z",
+        "history": [
+            {
+                "at": "2026-03-02T10:00:00Z",
+                "trigger": "drift",
+                "metric": "retraining-drift",
+                "value": 0.41,
+                "bound": 0.2,
+                "window": "10m",
+                "message": "retraining-drift 0.41 (fails result <= 0.2)",
+                "decision": "Created",
+                "run": "iris-retrain-1",
+            }
+        ],
+    }
     text = plugin.render_status(md, now=NOW)
     assert status_fields(text)["Retraining"] == "drift fired, but the cooldown lasts until 2026-03-02T11:00:00Z"
     table = text.split("Retraining:\n", 1)[1].splitlines()

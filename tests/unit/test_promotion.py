@@ -56,31 +56,110 @@ CASES = [
     ("first-model", {"accuracy": 0.5}, spec(**BEAT), None, False, "Promoted", "GatesPassed", "first version"),
     ("better", {"accuracy": 0.95}, spec(**BEAT), CHAMP, False, "Promoted", "GatesPassed", "0.95 vs champion old's 0.9"),
     ("worse", {"accuracy": 0.85}, spec(**BEAT), CHAMP, False, "Rejected", "NotBetterThanChampion", "0.85"),
-    ("tie-is-not-beating", {"accuracy": 0.90}, spec(**BEAT), CHAMP, False, "Rejected", "NotBetterThanChampion",
-     "does not beat"),
-    ("below-margin", {"accuracy": 0.92}, spec(beatChampion={"metric": "accuracy", "margin": 0.05}), CHAMP, False,
-     "Rejected", "NotBetterThanChampion", "by at least 0.05"),
-    ("lower-is-better", {"rmse": 2.5}, spec(beatChampion={"metric": "rmse"}), CHAMP, False, "Promoted",
-     "GatesPassed", "rmse 2.5"),
-    ("lower-is-better-worse", {"rmse": 3.5}, spec(beatChampion={"metric": "rmse"}), CHAMP, False, "Rejected",
-     "NotBetterThanChampion", "rmse 3.5"),
-    ("gate-min", {"accuracy": 0.7}, spec(gates=[{"metric": "accuracy", "min": 0.8}]), None, False, "Rejected",
-     "GateFailed", "below the gate's min 0.8"),
-    ("gate-max", {"rmse": 9.0}, spec(gates=[{"metric": "rmse", "max": 5}]), None, False, "Rejected",
-     "GateFailed", "above the gate's max 5"),
-    ("gate-missing-metric", {"accuracy": 0.9}, spec(gates=[{"metric": "roc_auc", "min": 0.5}]), None, False,
-     "Rejected", "MissingMetric", "roc_auc"),
+    (
+        "tie-is-not-beating",
+        {"accuracy": 0.90},
+        spec(**BEAT),
+        CHAMP,
+        False,
+        "Rejected",
+        "NotBetterThanChampion",
+        "does not beat",
+    ),
+    (
+        "below-margin",
+        {"accuracy": 0.92},
+        spec(beatChampion={"metric": "accuracy", "margin": 0.05}),
+        CHAMP,
+        False,
+        "Rejected",
+        "NotBetterThanChampion",
+        "by at least 0.05",
+    ),
+    (
+        "lower-is-better",
+        {"rmse": 2.5},
+        spec(beatChampion={"metric": "rmse"}),
+        CHAMP,
+        False,
+        "Promoted",
+        "GatesPassed",
+        "rmse 2.5",
+    ),
+    (
+        "lower-is-better-worse",
+        {"rmse": 3.5},
+        spec(beatChampion={"metric": "rmse"}),
+        CHAMP,
+        False,
+        "Rejected",
+        "NotBetterThanChampion",
+        "rmse 3.5",
+    ),
+    (
+        "gate-min",
+        {"accuracy": 0.7},
+        spec(gates=[{"metric": "accuracy", "min": 0.8}]),
+        None,
+        False,
+        "Rejected",
+        "GateFailed",
+        "below the gate's min 0.8",
+    ),
+    (
+        "gate-max",
+        {"rmse": 9.0},
+        spec(gates=[{"metric": "rmse", "max": 5}]),
+        None,
+        False,
+        "Rejected",
+        "GateFailed",
+        "above the gate's max 5",
+    ),
+    (
+        "gate-missing-metric",
+        {"accuracy": 0.9},
+        spec(gates=[{"metric": "roc_auc", "min": 0.5}]),
+        None,
+        False,
+        "Rejected",
+        "MissingMetric",
+        "roc_auc",
+    ),
     ("nan-metric", {"accuracy": math.nan}, spec(**BEAT), None, False, "Rejected", "MissingMetric", "no finite"),
     ("no-metrics", {}, spec(), None, False, "Rejected", "MissingMetric", "no finite metric"),
-    ("champion-lacks-metric", {"accuracy": 0.99}, spec(**BEAT), Champion("old", {}), False, "Rejected",
-     "MissingMetric", "champion old has no value"),
-    ("manual-waits", {"accuracy": 0.99}, spec(policy="manual", **BEAT), CHAMP, False, "PendingApproval",
-     "AwaitingApproval", "kubectl annotate"),
-    ("manual-approved", {"accuracy": 0.99}, spec(policy="manual", **BEAT), CHAMP, True, "Promoted", "Approved",
-     "0.99"),
-    ("manual-approved-but-worse", {"accuracy": 0.5}, spec(policy="manual", **BEAT), CHAMP, True, "Rejected",
-     "NotBetterThanChampion", "0.5"),
-]  # fmt: skip
+    (
+        "champion-lacks-metric",
+        {"accuracy": 0.99},
+        spec(**BEAT),
+        Champion("old", {}),
+        False,
+        "Rejected",
+        "MissingMetric",
+        "champion old has no value",
+    ),
+    (
+        "manual-waits",
+        {"accuracy": 0.99},
+        spec(policy="manual", **BEAT),
+        CHAMP,
+        False,
+        "PendingApproval",
+        "AwaitingApproval",
+        "kubectl annotate",
+    ),
+    ("manual-approved", {"accuracy": 0.99}, spec(policy="manual", **BEAT), CHAMP, True, "Promoted", "Approved", "0.99"),
+    (
+        "manual-approved-but-worse",
+        {"accuracy": 0.5},
+        spec(policy="manual", **BEAT),
+        CHAMP,
+        True,
+        "Rejected",
+        "NotBetterThanChampion",
+        "0.5",
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -102,14 +181,22 @@ def test_rejection_against_champion_records_both_values() -> None:
 def test_the_decision_is_recorded_as_status_promotion() -> None:
     result = decide_promotion(metrics={"accuracy": 0.95}, promotion=spec(**BEAT), champion=CHAMP, approved=False)
     assert result.as_status(decided_at=NOW) == PromotionStatus(
-        decision="Promoted", reason="GatesPassed", message=result.message, champion="old", metric="accuracy",
-        value=0.95, championValue=0.9, decidedAt=NOW,
-    )  # fmt: skip
+        decision="Promoted",
+        reason="GatesPassed",
+        message=result.message,
+        champion="old",
+        metric="accuracy",
+        value=0.95,
+        championValue=0.9,
+        decidedAt=NOW,
+    )
     first = decide_promotion(metrics={"accuracy": 0.5}, promotion=spec(), champion=None, approved=False)
     assert first.as_status(decided_at=NOW).model_dump(mode="json", by_alias=True, exclude_none=True) == {
-        "decision": "Promoted", "reason": "GatesPassed", "message": "gates passed: no gates configured",
+        "decision": "Promoted",
+        "reason": "GatesPassed",
+        "message": "gates passed: no gates configured",
         "decidedAt": NOW,
-    }  # fmt: skip
+    }
     assert isinstance(first.decision, Decision) and isinstance(first.reason, PromotionReason)
 
 
@@ -150,12 +237,15 @@ MARK = RollbackRecord(model_deployment="md", reason="AnalysisFailed", message="a
         # the title came back after the version promoted later was rolled back
         (record("Superseded", "Superseded"), True, None, None, "Promoted", "Reinstated", None),
     ],
-)  # fmt: skip
+)
 def test_a_recorded_decision_is_settled_with_the_registry(promotion, labelled, mark, later, decision, reason, action):
     settled = settle_promotion(promotion, labelled_champion=labelled, rolled_back=mark, promoted_later=later, now=LATER)
     after = settled.promotion
     assert (after.decision if after else None, after.reason if after else None, settled.action) == (
-        decision, reason, action)  # fmt: skip
+        decision,
+        reason,
+        action,
+    )
     if decision == "RolledBack" and promotion.decision != "RolledBack":
         assert after.message == "rolled back by ModelDeployment md (AnalysisFailed): accuracy 0.5 < 0.8"
     if promotion is not None:
@@ -172,7 +262,7 @@ def test_a_recorded_decision_is_settled_with_the_registry(promotion, labelled, m
         (record("Promoted"), False, False),
         (record("Rejected", "GateFailed"), False, False),
     ],
-)  # fmt: skip
+)
 def test_a_decision_is_due_only_when_never_made_or_awaiting_approval(promotion, rolled_back, due) -> None:
     assert decision_due(promotion, rolled_back=rolled_back) is due
 
@@ -185,7 +275,7 @@ def test_a_decision_is_due_only_when_never_made_or_awaiting_approval(promotion, 
         (record("PendingApproval", "AwaitingApproval"), "Promoted", True),  # approved
         (record("PendingApproval", "AwaitingApproval"), "Rejected", True),  # the champion got better meanwhile
     ],
-)  # fmt: skip
+)
 def test_record_decision(promotion, decision, recorded) -> None:
     made = PromotionDecision(Decision(decision), PromotionReason.GATES_PASSED, "words")
     new = record_decision(promotion, made, now=LATER)
@@ -201,13 +291,25 @@ VERSION_A, VERSION_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
 
 def run_spec(**fields) -> TrainingRunSpec:
-    return TrainingRunSpec.model_validate({"datasetRef": {"name": "d"}, "model": {"name": "m", "estimator": ESTIMATOR},
-                                           "datasetWaitSeconds": 60, **fields})  # fmt: skip
+    return TrainingRunSpec.model_validate(
+        {
+            "datasetRef": {"name": "d"},
+            "model": {"name": "m", "estimator": ESTIMATOR},
+            "datasetWaitSeconds": 60,
+            **fields,
+        }
+    )
 
 
-DATASET = DatasetStatus.model_validate({"version": VERSION_B, "history": [
-    {"version": VERSION_B, "rows": 5, "snapshotUri": "snap-b", "createdAt": NOW},
-    {"version": VERSION_A, "rows": 4, "snapshotUri": "snap-a", "createdAt": NOW}]})  # fmt: skip
+DATASET = DatasetStatus.model_validate(
+    {
+        "version": VERSION_B,
+        "history": [
+            {"version": VERSION_B, "rows": 5, "snapshotUri": "snap-b", "createdAt": NOW},
+            {"version": VERSION_A, "rows": 4, "snapshotUri": "snap-a", "createdAt": NOW},
+        ],
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -219,7 +321,7 @@ DATASET = DatasetStatus.model_validate({"version": VERSION_B, "history": [
         ({"name": "d", "version": VERSION_A}, DATASET, (VERSION_A, "snap-a"), ""),
         ({"name": "d", "version": "sha256:" + "c" * 64}, DATASET, None, "has no version sha256:ccc"),
     ],
-)  # fmt: skip
+)
 def test_pin_dataset(ref, dataset, pinned, why) -> None:
     pin, words = pin_dataset(run_spec(datasetRef=ref), dataset, target="label")
     assert why in words and (words == "") == (pin is not None)
@@ -232,8 +334,9 @@ def test_pin_dataset(ref, dataset, pinned, why) -> None:
     [(30, "Pending"), (60, "Pending"), (61, "Failed")],
 )
 def test_waiting_for_the_dataset_fails_after_dataset_wait_seconds(waited, phase) -> None:
-    status = waiting_for_dataset(run_spec(), TrainingRunStatus(), why="Dataset d does not exist", waited=waited,
-                                 now=NOW)  # fmt: skip
+    status = waiting_for_dataset(
+        run_spec(), TrainingRunStatus(), why="Dataset d does not exist", waited=waited, now=NOW
+    )
     assert (status.phase, status.reason) == (phase, "DatasetNotReady")
     assert (status.completed_at is not None) == (phase == "Failed")
     assert status.message.startswith("Dataset d does not exist")
@@ -241,8 +344,13 @@ def test_waiting_for_the_dataset_fails_after_dataset_wait_seconds(waited, phase)
 
 KEY = "models/ns/m/r-uid-1"  # storage.model_prefix of this run
 URI = f"s3://b/artifacts/{KEY}"
-RESULT = {"ok": True, "metrics": {"accuracy": 0.9, "f1_macro": 1}, "primaryMetric": "accuracy", "modelUri": URI,
-          "sha256": "f" * 64}  # fmt: skip
+RESULT = {
+    "ok": True,
+    "metrics": {"accuracy": 0.9, "f1_macro": 1},
+    "primaryMetric": "accuracy",
+    "modelUri": URI,
+    "sha256": "f" * 64,
+}
 STARTED = TrainingRunStatus(job_name="r-train", attempts=2, started_at="2025-12-31T23:59:30Z")
 
 
@@ -252,28 +360,77 @@ STARTED = TrainingRunStatus(job_name="r-train", attempts=2, started_at="2025-12-
         (None, None, "", "Running", "JobRunning", "Job r-train is training"),
         ("Complete", RESULT, "", "Succeeded", "JobSucceeded", f"model stored at {URI}"),
         # a result that is not this run's model: another run's version (same name, other uid), a bad digest
-        ("Complete", {**RESULT, "modelUri": "s3://b/artifacts/models/ns/m/r-uid-0"}, "", "Failed",
-         "UnattributedResult", "the Job reported the model s3://b/artifacts/models/ns/m/r-uid-0, not the version "
-         f"this run writes (…/{KEY})"),
-        ("Complete", {**RESULT, "modelUri": "s3://b/artifacts/models/ns/m/r"}, "", "Failed", "UnattributedResult",
-         "the Job reported the model s3://b/artifacts/models/ns/m/r, not the version this run writes "
-         f"(…/{KEY})"),
-        ("Complete", {**RESULT, "sha256": "forged"}, "", "Failed", "UnattributedResult",
-         "the Job reported 'forged' as the model's sha256, which is not a sha256 digest"),
-        ("Complete", {**RESULT, "metrics": {"accuracy": "1.0"}}, "", "Failed", "UnattributedResult",
-         "the Job reported metrics that are not numbers"),
-        ("Complete", {"ok": False, "message": "ValueError: C"}, "", "Failed", "JobFailed",
-         "after 2 attempt(s): ValueError: C"),
-        ("Failed", None, "BackoffLimitExceeded", "Failed", "JobFailed",
-         "after 2 attempt(s): the Job failed (BackoffLimitExceeded)"),
+        (
+            "Complete",
+            {**RESULT, "modelUri": "s3://b/artifacts/models/ns/m/r-uid-0"},
+            "",
+            "Failed",
+            "UnattributedResult",
+            "the Job reported the model s3://b/artifacts/models/ns/m/r-uid-0, not the version "
+            f"this run writes (…/{KEY})",
+        ),
+        (
+            "Complete",
+            {**RESULT, "modelUri": "s3://b/artifacts/models/ns/m/r"},
+            "",
+            "Failed",
+            "UnattributedResult",
+            f"the Job reported the model s3://b/artifacts/models/ns/m/r, not the version this run writes (…/{KEY})",
+        ),
+        (
+            "Complete",
+            {**RESULT, "sha256": "forged"},
+            "",
+            "Failed",
+            "UnattributedResult",
+            "the Job reported 'forged' as the model's sha256, which is not a sha256 digest",
+        ),
+        (
+            "Complete",
+            {**RESULT, "metrics": {"accuracy": "1.0"}},
+            "",
+            "Failed",
+            "UnattributedResult",
+            "the Job reported metrics that are not numbers",
+        ),
+        (
+            "Complete",
+            {"ok": False, "message": "ValueError: C"},
+            "",
+            "Failed",
+            "JobFailed",
+            "after 2 attempt(s): ValueError: C",
+        ),
+        (
+            "Failed",
+            None,
+            "BackoffLimitExceeded",
+            "Failed",
+            "JobFailed",
+            "after 2 attempt(s): the Job failed (BackoffLimitExceeded)",
+        ),
         ("Failed", None, "", "Failed", "JobFailed", "after 2 attempt(s): the Job failed (no result)"),
-        ("Failed", RESULT, "DeadlineExceeded", "Failed", "DeadlineExceeded",
-         "training exceeded activeDeadlineSeconds=3600"),
+        (
+            "Failed",
+            RESULT,
+            "DeadlineExceeded",
+            "Failed",
+            "DeadlineExceeded",
+            "training exceeded activeDeadlineSeconds=3600",
+        ),
     ],
-)  # fmt: skip
+)
 def test_training_outcome(finished, result, job_reason, phase, reason, words) -> None:
-    status = training_outcome(run_spec(), STARTED, finished=finished, result=read_training_result(result),
-                              job_reason=job_reason, run="r", model_key=KEY, now=NOW)  # fmt: skip
+    status = training_outcome(
+        run_spec(),
+        STARTED,
+        finished=finished,
+        result=read_training_result(result),
+        job_reason=job_reason,
+        run="r",
+        model_key=KEY,
+        now=NOW,
+    )
     assert (status.phase, status.reason, status.message) == (phase, reason, words)
     assert (status.completed_at is not None) == (phase in ("Succeeded", "Failed"))
     if phase == "Succeeded":
@@ -286,25 +443,50 @@ def test_training_outcome(finished, result, job_reason, phase, reason, words) ->
     ("status", "expected"),
     [
         (TrainingRunStatus(), {"Succeeded": ("Unknown", "Reconciling"), "Ready": ("False", "Reconciling")}),
-        (TrainingRunStatus(phase="Running", reason="JobRunning", message="training"),
-         {"Succeeded": ("Unknown", "JobRunning"), "Ready": ("False", "JobRunning")}),
-        (TrainingRunStatus(phase="Failed", reason="JobFailed", message="bad"),
-         {"Succeeded": ("False", "JobFailed"), "Ready": ("False", "JobFailed")}),
-        (TrainingRunStatus(phase="Succeeded", reason="JobSucceeded", message="stored"),
-         {"Succeeded": ("True", "JobSucceeded"), "Promoted": ("Unknown", "Reconciling"),
-          "Ready": ("True", "JobSucceeded")}),
-        (TrainingRunStatus(phase="Succeeded", reason="JobSucceeded", promotion=record("Promoted")),
-         {"Succeeded": ("True", "JobSucceeded"), "Promoted": ("True", "GatesPassed"),
-          "Ready": ("True", "JobSucceeded")}),
-        (TrainingRunStatus(phase="Succeeded", reason="JobSucceeded", promotion=record("Superseded", "Superseded")),
-         {"Succeeded": ("True", "JobSucceeded"), "Promoted": ("False", "Superseded"),
-          "Ready": ("True", "JobSucceeded")}),
-        (TrainingRunStatus(phase="Succeeded", reason="JobSucceeded",
-                           promotion=record("PendingApproval", "AwaitingApproval")),
-         {"Succeeded": ("True", "JobSucceeded"), "Promoted": ("False", "AwaitingApproval"),
-          "Ready": ("True", "JobSucceeded")}),
+        (
+            TrainingRunStatus(phase="Running", reason="JobRunning", message="training"),
+            {"Succeeded": ("Unknown", "JobRunning"), "Ready": ("False", "JobRunning")},
+        ),
+        (
+            TrainingRunStatus(phase="Failed", reason="JobFailed", message="bad"),
+            {"Succeeded": ("False", "JobFailed"), "Ready": ("False", "JobFailed")},
+        ),
+        (
+            TrainingRunStatus(phase="Succeeded", reason="JobSucceeded", message="stored"),
+            {
+                "Succeeded": ("True", "JobSucceeded"),
+                "Promoted": ("Unknown", "Reconciling"),
+                "Ready": ("True", "JobSucceeded"),
+            },
+        ),
+        (
+            TrainingRunStatus(phase="Succeeded", reason="JobSucceeded", promotion=record("Promoted")),
+            {
+                "Succeeded": ("True", "JobSucceeded"),
+                "Promoted": ("True", "GatesPassed"),
+                "Ready": ("True", "JobSucceeded"),
+            },
+        ),
+        (
+            TrainingRunStatus(phase="Succeeded", reason="JobSucceeded", promotion=record("Superseded", "Superseded")),
+            {
+                "Succeeded": ("True", "JobSucceeded"),
+                "Promoted": ("False", "Superseded"),
+                "Ready": ("True", "JobSucceeded"),
+            },
+        ),
+        (
+            TrainingRunStatus(
+                phase="Succeeded", reason="JobSucceeded", promotion=record("PendingApproval", "AwaitingApproval")
+            ),
+            {
+                "Succeeded": ("True", "JobSucceeded"),
+                "Promoted": ("False", "AwaitingApproval"),
+                "Ready": ("True", "JobSucceeded"),
+            },
+        ),
     ],
-)  # fmt: skip
+)
 def test_training_conditions(status, expected) -> None:
     conditions = training_conditions(status, generation=4, now=NOW)
     assert {cond.type: (cond.status, cond.reason) for cond in conditions} == expected
@@ -344,8 +526,9 @@ class RunWorld:
         monkeypatch.setattr(controller.champions, "current_champion", lambda ns, model, *, exclude: self.champion)
         monkeypatch.setattr(controller.champions, "hand_over", self._hand_over)
         self.promoted_later: str | None = None
-        monkeypatch.setattr(controller.champions, "promoted_after",
-                            lambda ns, model, *, run, decided_at: self.promoted_later)  # fmt: skip
+        monkeypatch.setattr(
+            controller.champions, "promoted_after", lambda ns, model, *, run, decided_at: self.promoted_later
+        )
 
     def _create_job(self, namespace: str, job: dict) -> dict:
         self.jobs[job["metadata"]["name"]] = job
@@ -360,13 +543,24 @@ class RunWorld:
         return []
 
     def body(self) -> dict:
-        meta = {"name": "r", "namespace": "ml", "uid": "u", "generation": 1, "resourceVersion": "1",
-                "creationTimestamp": "2025-12-31T23:59:00Z", "labels": self.labels, "annotations": {}}  # fmt: skip
+        meta = {
+            "name": "r",
+            "namespace": "ml",
+            "uid": "u",
+            "generation": 1,
+            "resourceVersion": "1",
+            "creationTimestamp": "2025-12-31T23:59:00Z",
+            "labels": self.labels,
+            "annotations": {},
+        }
         return {"metadata": meta, "status": self.status}
 
     def dataset(self, status: DatasetStatus, *, target: str = "target") -> None:
-        body = {"metadata": {"name": "d", "namespace": "ml", "resourceVersion": "1"}, "spec": {"target": target},
-                "status": {**status.model_dump(mode="json", by_alias=True, exclude_none=True), "kopf": {}}}  # fmt: skip
+        body = {
+            "metadata": {"name": "d", "namespace": "ml", "resourceVersion": "1"},
+            "spec": {"target": target},
+            "status": {**status.model_dump(mode="json", by_alias=True, exclude_none=True), "kopf": {}},
+        }
         self.cache.observe("datasets", body)
 
     def finish(self, result: dict) -> None:
@@ -378,8 +572,12 @@ class RunWorld:
         if result.get("modelUri") == URI:  # the model this run (namespace ml, uid u) writes
             result = {**result, "modelUri": "s3://b/artifacts/models/ml/m/r-u"}
         message = json.dumps(result)
-        self.pods = [{"metadata": {"name": "p", "creationTimestamp": NOW},
-                      "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]}}]  # fmt: skip
+        self.pods = [
+            {
+                "metadata": {"name": "p", "creationTimestamp": NOW},
+                "status": {"containerStatuses": [{"state": {"terminated": {"message": message}}}]},
+            }
+        ]
 
     def reconcile(self, now: str = NOW):
         observed = Observed(body=self.body(), status=json.loads(json.dumps(self.status)), generation=1, now=now)
@@ -489,24 +687,45 @@ OTHER_ROWS = HeldOutRows("sha256:" + "b" * 64, 0.2, 42)
     ("champion_rows", "scored", "decision", "reason", "words"),
     [
         # the Job scored the champion on the candidate's rows: those figures decide, whatever the data before
-        (OTHER_ROWS, {"name": "old", "metrics": {"accuracy": 0.70}}, "Promoted", "GatesPassed",
-         "accuracy 0.8 vs champion old's 0.7, both scored on this run's 30 held-out rows"),
-        (OTHER_ROWS, {"name": "old", "metrics": {"accuracy": 0.85}}, "Rejected", "NotBetterThanChampion",
-         "accuracy 0.8 vs champion old's 0.85, both scored on this run's 30 held-out rows"),
+        (
+            OTHER_ROWS,
+            {"name": "old", "metrics": {"accuracy": 0.70}},
+            "Promoted",
+            "GatesPassed",
+            "accuracy 0.8 vs champion old's 0.7, both scored on this run's 30 held-out rows",
+        ),
+        (
+            OTHER_ROWS,
+            {"name": "old", "metrics": {"accuracy": 0.85}},
+            "Rejected",
+            "NotBetterThanChampion",
+            "accuracy 0.8 vs champion old's 0.85, both scored on this run's 30 held-out rows",
+        ),
         # the same dataset version, test size and seed: the same rows, the recorded figures compare
         (ROWS, None, "Rejected", "NotBetterThanChampion", "vs champion old's 0.9, both scored on the same 30"),
         # other rows, and no figure of the champion on these: never decided on scores of other test sets
         (OTHER_ROWS, None, "Rejected", "NotComparable", "champion old was scored on other rows"),
-        (OTHER_ROWS, {"name": "old", "error": "ObjectMissing"}, "Rejected", "NotComparable",
-         "scoring it on this run's rows failed: ObjectMissing"),
-        (OTHER_ROWS, {"name": "older", "metrics": {"accuracy": 0.1}}, "Rejected", "NotComparable",
-         "this run's Job scored older, the champion when it started"),
+        (
+            OTHER_ROWS,
+            {"name": "old", "error": "ObjectMissing"},
+            "Rejected",
+            "NotComparable",
+            "scoring it on this run's rows failed: ObjectMissing",
+        ),
+        (
+            OTHER_ROWS,
+            {"name": "older", "metrics": {"accuracy": 0.1}},
+            "Rejected",
+            "NotComparable",
+            "this run's Job scored older, the champion when it started",
+        ),
         (None, None, "Rejected", "NotComparable", "unknown rows"),
     ],
-)  # fmt: skip
+)
 def test_the_champion_is_compared_on_the_same_rows(champion_rows, scored, decision, reason, words) -> None:
-    champion = comparable_champion(Champion("old", {"accuracy": 0.90}, rows=champion_rows), rows=ROWS,
-                                   scored=scored, test_rows=30)  # fmt: skip
+    champion = comparable_champion(
+        Champion("old", {"accuracy": 0.90}, rows=champion_rows), rows=ROWS, scored=scored, test_rows=30
+    )
     made = decide_promotion(metrics={"accuracy": 0.8}, promotion=spec(**BEAT), champion=champion, approved=False)
     assert (made.decision, made.reason) == (decision, reason)
     assert words in made.message, made.message

@@ -28,8 +28,9 @@ STEPS = 10  # samples, 15 s apart: the counters grow linearly, so every increase
 
 def server_counters(predicted: list, labels: list, *, classify: bool, classes: list) -> dict[str, float]:
     """Feed the labels through the server's scoring; its counters as `series text → value`."""
-    metrics = ServerMetrics(model="iris", version="v1", drift=DriftWindow(None, []), accuracy=AccuracyWindow(),
-                            classes=classes)  # fmt: skip
+    metrics = ServerMetrics(
+        model="iris", version="v1", drift=DriftWindow(None, []), accuracy=AccuracyWindow(), classes=classes
+    )
     metrics.feedback(score(predicted, labels, classify=classify), classify=classify)
     counters = {}
     for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
@@ -47,8 +48,9 @@ def evaluate(tmp_path, counters: dict[str, float], query: str) -> float | None:
 
 
 def metric(template: str, **extra) -> AnalysisMetric:
-    return AnalysisMetric.model_validate({"name": template.lower(), "template": template, "threshold": 0.5,
-                                          "minSamples": 1, **extra})  # fmt: skip
+    return AnalysisMetric.model_validate(
+        {"name": template.lower(), "template": template, "threshold": 0.5, "minSamples": 1, **extra}
+    )
 
 
 def query(template: str, **extra) -> str:
@@ -74,11 +76,13 @@ def test_class_metrics_are_scikit_learns(tmp_path, case: str, template: str) -> 
     labels = [float(v) for v in truth]  # the server's classes are floats (a numeric target); labels come as ints
     counters = server_counters(predicted, truth, classify=True, classes=[0.0, 1.0, 2.0])
     index = ["precision", "recall", "f1"].index(template)
-    expected = precision_recall_fscore_support(labels, [float(p) for p in predicted], average="macro",
-                                               zero_division=0)[index]  # fmt: skip
+    expected = precision_recall_fscore_support(labels, [float(p) for p in predicted], average="macro", zero_division=0)[
+        index
+    ]
     assert evaluate(tmp_path, counters, query(template)) == pytest.approx(expected, abs=1e-9)
-    per_class = precision_recall_fscore_support(labels, [float(p) for p in predicted], labels=[0.0, 1.0, 2.0],
-                                                zero_division=0)[index]  # fmt: skip
+    per_class = precision_recall_fscore_support(
+        labels, [float(p) for p in predicted], labels=[0.0, 1.0, 2.0], zero_division=0
+    )[index]
     for klass, value in zip(("0", "1", "2"), per_class, strict=True):
         seen = float(klass) in labels or float(klass) in predicted
         got = evaluate(tmp_path, counters, query(template, **{"class": klass}))
@@ -112,8 +116,15 @@ def test_fewer_labelled_predictions_than_min_samples_is_inconclusive(tmp_path) -
 
 
 def test_class_keys_and_the_bounded_confusion() -> None:
-    assert [class_key(v) for v in (1, 1.0, "1", "1.0", 2.5, "setosa", True)] == ["1", "1", "1", "1", "2.5",
-                                                                                 "setosa", "true"]  # fmt: skip
+    assert [class_key(v) for v in (1, 1.0, "1", "1.0", 2.5, "setosa", True)] == [
+        "1",
+        "1",
+        "1",
+        "1",
+        "2.5",
+        "setosa",
+        "true",
+    ]
     counters = server_counters([0, 1, "x" * 40], [0, "made-up", 7], classify=True, classes=[0.0, 1.0])
     cells = set()
     for name in counters:
@@ -201,8 +212,12 @@ def test_the_estimate_is_refused_for_a_model_without_calibration() -> None:
     from mlops_operator.api.modeldeployment import ModelDeploymentSpec
     from mlops_operator.rollout.analysis import refused_estimate
 
-    spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, "analysis": {"metrics": [
-        {"name": "estimate", "template": "estimatedAccuracy", "threshold": 0.8}]}})  # fmt: skip
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"name": "iris"},
+            "analysis": {"metrics": [{"name": "estimate", "template": "estimatedAccuracy", "threshold": 0.8}]},
+        }
+    )
     assert refused_estimate(spec, []) is None
     words = refused_estimate(spec, ["iris-svc"])
     assert "['estimate']" in words and "iris-svc has no confidence calibration" in words and "predict_proba" in words

@@ -17,9 +17,17 @@ DRIFT = Fired("drift", metric="retraining-drift", value=0.4, bound=0.2, window="
 
 
 def retraining(**extra):
-    body = {"model": {"name": "iris"}, "retraining": {"mode": "Auto", "template": TEMPLATE, "cooldown": "1h",
-                                                      "maxPerDay": 2, "triggers": {"drift": {"threshold": 0.2}},
-                                                      **extra}}  # fmt: skip
+    body = {
+        "model": {"name": "iris"},
+        "retraining": {
+            "mode": "Auto",
+            "template": TEMPLATE,
+            "cooldown": "1h",
+            "maxPerDay": 2,
+            "triggers": {"drift": {"threshold": 0.2}},
+            **extra,
+        },
+    }
     return ModelDeploymentSpec.model_validate(body).retraining
 
 
@@ -28,8 +36,9 @@ def at(minutes: float) -> dt.datetime:
 
 
 def decide(spec, status, minutes, fired=(DRIFT,), in_flight=(), version="sha256:a"):
-    return next_retraining(spec, status, md="iris", fired=list(fired), now=at(minutes), in_flight=list(in_flight),
-                           dataset_version=version)  # fmt: skip
+    return next_retraining(
+        spec, status, md="iris", fired=list(fired), now=at(minutes), in_flight=list(in_flight), dataset_version=version
+    )
 
 
 def test_a_trigger_creates_one_run_with_its_evidence_then_the_cooldown_holds() -> None:
@@ -38,7 +47,13 @@ def test_a_trigger_creates_one_run_with_its_evidence_then_the_cooldown_holds() -
     assert first.create == run_name("iris", 1) == "iris-retrain-1" and first.evidence == DRIFT
     [event] = first.status.history
     assert (event.trigger, event.value, event.bound, event.window, event.decision, event.run) == (
-        "drift", 0.4, 0.2, "10m", "Created", "iris-retrain-1")  # fmt: skip
+        "drift",
+        0.4,
+        0.2,
+        "10m",
+        "Created",
+        "iris-retrain-1",
+    )
     held = decide(spec, first.status, 30)  # drift still there, half an hour later: not a second run
     assert held.create is None and "cooldown lasts until 2026-12-01T13:00:00" in held.status.waiting
     assert held.wake_at <= at(60)

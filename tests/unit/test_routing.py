@@ -12,14 +12,20 @@ ROUTE = {
     "spec": {
         "parentRefs": [{"name": "gw"}],
         "rules": [
-            {"matches": [{"path": {"type": "PathPrefix", "value": "/other"}}],
-             "backendRefs": [{"name": "other", "port": 80, "weight": 5}]},
-            {"backendRefs": [{"name": "iris-stable", "port": 80, "weight": 100},
-                             {"name": "iris-canary", "port": 80, "weight": 0},
-                             {"name": "mirror", "port": 80, "weight": 7}]},
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/other"}}],
+                "backendRefs": [{"name": "other", "port": 80, "weight": 5}],
+            },
+            {
+                "backendRefs": [
+                    {"name": "iris-stable", "port": 80, "weight": 100},
+                    {"name": "iris-canary", "port": 80, "weight": 0},
+                    {"name": "mirror", "port": 80, "weight": 7},
+                ]
+            },
         ],
     }
-}  # fmt: skip
+}
 
 
 def test_only_our_weights_change() -> None:

@@ -115,11 +115,15 @@ def test_a_dataset_trained_and_served_from_object_storage(store: S3Store, tmp_pa
     spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
     ds = run_check(spec, namespace="ns", name="iris", store=store, input_dir=tmp_path)
     assert ds["ok"] and ds["snapshotUri"].startswith(f"{store.root_uri}/datasets/ns/iris/")
-    request = {"namespace": "ns", "run": "iris-v1",
-               "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"],
-                           "target": "target"},
-               "spec": {"datasetRef": {"name": "iris"},
-                        "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression"}}}  # fmt: skip
+    request = {
+        "namespace": "ns",
+        "run": "iris-v1",
+        "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"], "target": "target"},
+        "spec": {
+            "datasetRef": {"name": "iris"},
+            "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression"},
+        },
+    }
     result = run_training_of(request, store)
     assert result.ok and result.model_uri == f"{store.root_uri}/models/ns/iris/iris-v1"
     assert run_training_of(request, store) == result, "a retried pod reports the stored version"
@@ -138,9 +142,13 @@ def test_a_dataset_trained_and_served_from_object_storage(store: S3Store, tmp_pa
 def _put(s3: S3Server, key: str, body: bytes) -> str:
     import boto3
 
-    client = boto3.session.Session().client("s3", endpoint_url=s3.endpoint, region_name="us-east-1",
-                                            aws_access_key_id=s3.access_key,
-                                            aws_secret_access_key=s3.secret_key)  # fmt: skip
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+    )
     client.put_object(Bucket=s3.bucket("sources"), Key=key, Body=body)
     return f"s3://sources/{key}"
 
@@ -196,13 +204,22 @@ def test_a_version_pinned_before_the_store_moved_still_trains(store: S3Store, tm
     from support import run_training_of
 
     claim = ArtifactStore.from_uri("pvc://mlops-artifacts", str(tmp_path))
-    ds = run_check(DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}}), namespace="ns",
-                   name="iris", store=claim, input_dir=tmp_path)  # fmt: skip
+    ds = run_check(
+        DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}}),
+        namespace="ns",
+        name="iris",
+        store=claim,
+        input_dir=tmp_path,
+    )
     assert ds["snapshotUri"].startswith("pvc://mlops-artifacts/")
-    request = {"namespace": "ns", "run": "moved",
-               "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"],
-                           "target": "target"},
-               "spec": {"datasetRef": {"name": "iris"},
-                        "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression"}}}  # fmt: skip
+    request = {
+        "namespace": "ns",
+        "run": "moved",
+        "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"], "target": "target"},
+        "spec": {
+            "datasetRef": {"name": "iris"},
+            "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression"},
+        },
+    }
     result = run_training_of(request, store, snapshots=claim)
     assert result.ok and result.model_uri.startswith(store.root_uri)

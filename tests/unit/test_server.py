@@ -38,22 +38,32 @@ def _infer_body(rows: list[list[float]], **extra) -> dict:
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ["a", 1, 2, 3]}]}, "only numbers"),
         ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, "takes 4 features"),
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, float("nan")]}]}, "NaN"),
-        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 1e300, 3]}]},
-         r"beyond float32's ±3.403e\+38\): row 0, feature 2 is 1e\+300"),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 1e300, 3]}]},
+            r"beyond float32's ±3.403e\+38\): row 0, feature 2 is 1e\+300",
+        ),
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [-float("inf"), 2, 1, 3]}]}, "-inf"),
-        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [10**400, 2, 1, 3]}]},
-         "too large for a float"),
+        (
+            {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [10**400, 2, 1, 3]}]},
+            "too large for a float",
+        ),
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [[1, 2, 3], [4]]}]}, "equal length"),
         ({"inputs": [{"name": "x", "shape": [10**400, 4], "datatype": "FP64", "data": ROW}]}, "non-negative integers"),
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": ["FP64"], "data": ROW}]}, "not supported"),
-        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW}], "id": "i" * 129},
-         "at most 128"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW}], "id": "i" * 129}, "at most 128"),
         ({"inputs": [{"name": "x", "shape": [1, 2, 2], "datatype": "FP64", "data": ROW}]}, "1 or 2 dimensions"),
         ({"inputs": [{"shape": [1, 4], "datatype": "FP64", "data": ROW}]}, "no 'name'"),
-        ({"inputs": [{"name": "a", "shape": [2], "datatype": "FP64", "data": [1, 2]},
-                     {"name": "b", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}, "disagree"),
+        (
+            {
+                "inputs": [
+                    {"name": "a", "shape": [2], "datatype": "FP64", "data": [1, 2]},
+                    {"name": "b", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]},
+                ]
+            },
+            "disagree",
+        ),
     ],
-)  # fmt: skip
+)
 def test_codec_rejects_with_a_message(body, words: str) -> None:
     with pytest.raises(CodecError, match=words):
         decode_request(body, features=4)
@@ -68,16 +78,21 @@ def test_codec_accepts_one_column_per_feature_and_nested_data() -> None:
 
 
 def test_binary_tensor_extension() -> None:
-    header = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
-                                     "parameters": {"binary_data_size": 16}}]}).encode()  # fmt: skip
+    header = json.dumps(
+        {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}
+    ).encode()
     body = split_binary_request(header + struct.pack("<4f", *ROW), len(header))
     matrix, _ = decode_request(body, features=4)
     assert np.allclose(matrix, [ROW])
     with pytest.raises(CodecError, match="not there"):
         split_binary_request(header + b"\0" * 8, len(header))
-    for bad_header, words in [(b"[1]", "JSON object"), (b"{", "not valid JSON"), (b"[" * 100_000, "too deeply"),
-                              (b'{"inputs": [{"datatype": {}, "parameters": {"binary_data_size": 4}}]}', "binary"),
-                              (b'{"inputs": [{"parameters": {"binary_data_size": "4"}}]}', "byte count")]:  # fmt: skip
+    for bad_header, words in [
+        (b"[1]", "JSON object"),
+        (b"{", "not valid JSON"),
+        (b"[" * 100_000, "too deeply"),
+        (b'{"inputs": [{"datatype": {}, "parameters": {"binary_data_size": 4}}]}', "binary"),
+        (b'{"inputs": [{"parameters": {"binary_data_size": "4"}}]}', "byte count"),
+    ]:
         with pytest.raises(CodecError, match=words):
             split_binary_request(bad_header + b"\0" * 16, len(bad_header))
 
@@ -172,24 +187,46 @@ def served(tmp_path_factory) -> Iterator[tuple[str, str]]:
     spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
     ds = run_check(spec, namespace="ns", name="iris", store=store, input_dir=root)
     result = run_training_of(
-        {"namespace": "ns", "run": "iris-v1",
-         "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"], "target": "target"},
-         "spec": {"datasetRef": {"name": "iris"},
-                  "model": {"name": "iris", "estimator": "sklearn.linear_model.LogisticRegression",
-                            "params": {"max_iter": 500}}}},
+        {
+            "namespace": "ns",
+            "run": "iris-v1",
+            "dataset": {"name": "iris", "version": ds["version"], "snapshotUri": ds["snapshotUri"], "target": "target"},
+            "spec": {
+                "datasetRef": {"name": "iris"},
+                "model": {
+                    "name": "iris",
+                    "estimator": "sklearn.linear_model.LogisticRegression",
+                    "params": {"max_iter": 500},
+                },
+            },
+        },
         store,
-    )  # fmt: skip
+    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     key = root / "receipt-key"
     key.write_bytes(os.urandom(32))
     process = subprocess.Popen(
-        [str(REPO / ".venv/bin/mlops-operator"), "serve", "--model-uri", result.model_uri, "--sha256",
-         result.sha256, "--host", "127.0.0.1", "--port", str(port), "--max-batch-delay-ms", "20",
-         f"--receipt-key-file={key}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            str(REPO / ".venv/bin/mlops-operator"),
+            "serve",
+            "--model-uri",
+            result.model_uri,
+            "--sha256",
+            result.sha256,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--max-batch-delay-ms",
+            "20",
+            f"--receipt-key-file={key}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -229,15 +266,28 @@ def test_infer_returns_classes(server: str) -> None:
         (b"{not json", 400, "not valid JSON"),
         (json.dumps(_infer_body([[1, 2, 3]])).encode(), 400, "has 3 values but shape [1, 4]"),
         (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
-        (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [' + b"9" * 400 + b', 1, 2, 3]}]}',
-         400, "too large for a float"),
-        (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [' + b"9" * 5000 + b', 1, 2, 3]}]}',
-         400, "not valid JSON: Exceeds the limit"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": ['
+            + b"9" * 400
+            + b", 1, 2, 3]}]}",
+            400,
+            "too large for a float",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "INT64", "data": ['
+            + b"9" * 5000
+            + b", 1, 2, 3]}]}",
+            400,
+            "not valid JSON: Exceeds the limit",
+        ),
         (json.dumps(_infer_body([[1e300, 1, 2, 3]])).encode(), 400, "beyond float32"),
-        (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [' + b"1," * 5_000_000 + b"1]}]}",
-         413, "larger than"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [' + b"1," * 5_000_000 + b"1]}]}",
+            413,
+            "larger than",
+        ),
     ],
-)  # fmt: skip
+)
 def test_client_mistakes_are_4xx_with_a_message(server: str, data: bytes, status: int, words: str) -> None:
     response = requests.post(f"{server}/v2/models/iris/infer", data=data)
     assert response.status_code == status
@@ -320,25 +370,45 @@ def test_live_quality_drift_and_the_estimate_are_scraped(server: str) -> None:
     predicted = answer["outputs"][0]["data"]
     feedback = {"receipt": answer["parameters"]["receipt"], "labels": [0, 2] * 30}
     scored = requests.post(f"{server}/v2/models/iris/feedback", json=feedback).json()
-    assert scored == {"model_version": "iris-v1", "labelled": 60, "correct": sum(p == t for p, t in
-                      zip(predicted, [0, 2] * 30, strict=True))}  # fmt: skip
+    assert scored == {
+        "model_version": "iris-v1",
+        "labelled": 60,
+        "correct": sum(p == t for p, t in zip(predicted, [0, 2] * 30, strict=True)),
+    }
     metrics = requests.get(f"{server}/metrics").text
-    assert 'mlops_feedback_confusion_total{correct="true",label="2",model="iris",prediction="2",version="iris-v1"}' \
-        in metrics  # fmt: skip
+    assert (
+        'mlops_feedback_confusion_total{correct="true",label="2",model="iris",prediction="2",version="iris-v1"}'
+        in metrics
+    )
     psi = float(next(line.split()[-1] for line in metrics.splitlines() if line.startswith("mlops_prediction_psi")))
     assert psi > 0.5, "a third of the classes never predicted is a real shift of the predictions"
-    estimated = {line.split("{")[0]: float(line.split()[-1]) for line in metrics.splitlines()
-                 if line.startswith("mlops_estimated_")}  # fmt: skip
+    estimated = {
+        line.split("{")[0]: float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("mlops_estimated_")
+    }
     assert estimated["mlops_estimated_rows_total"] >= 60
     assert 0.8 <= estimated["mlops_estimated_correct_total"] / estimated["mlops_estimated_rows_total"] <= 1.0
 
 
 def test_server_refuses_a_model_with_the_wrong_sha256(served: tuple[str, str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mlops_operator.cli", "serve", "--model-uri", served[1], "--sha256", "0" * 64,
-         "--port", "1"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlops_operator.cli",
+            "serve",
+            "--model-uri",
+            served[1],
+            "--sha256",
+            "0" * 64,
+            "--port",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "refusing to serve" in result.stderr and "sha256" in result.stderr
 
@@ -351,8 +421,11 @@ def test_server_refuses_to_start_with_a_receipt_key_it_cannot_use(served, tmp_pa
         path.write_bytes(key)
     result = subprocess.run(
         [sys.executable, "-m", "mlops_operator.cli", "serve", "--model-uri", served[1], "--port", "1"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "MLOPS_RECEIPT_KEY_FILE": str(path)},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MLOPS_RECEIPT_KEY_FILE": str(path)},
+    )
     assert result.returncode == 1
     assert "refusing to serve" in result.stderr and words in result.stderr
 
@@ -384,8 +457,11 @@ def test_feedback_in_the_old_forms_is_refused_and_bounded(server: str) -> None:
     by_id = requests.post(url, json={"id": "fb1", "labels": [0]})
     assert by_id.status_code == 400 and "by request id is no longer accepted" in by_id.json()["error"]
     metrics = requests.get(f"{server}/metrics").text
-    assert not [line for line in metrics.splitlines() if line.startswith("mlops_feedback") and "iris-v1" not in line
-                and not line.startswith("#")]  # fmt: skip
+    assert not [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("mlops_feedback") and "iris-v1" not in line and not line.startswith("#")
+    ]
     assert 'mlops_feedback_refused_total{model="iris",reason="echoed_form",version="iris-v1"} 4.0' in metrics
     long_id = "i" * 129
     infer = requests.post(f"{server}/v2/models/iris/infer", json=_infer_body([ROW], id=long_id))

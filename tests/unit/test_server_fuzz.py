@@ -109,9 +109,10 @@ numbers = st.one_of(
 )
 scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=10))
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
     max_leaves=25,
-)  # fmt: skip
+)
 datatypes = st.sampled_from(["FP64", "FP32", "FP16", "INT64", "INT8", "UINT64", "BOOL", "BYTES", "fp64", ""])
 shapes = st.one_of(
     st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=3),
@@ -128,8 +129,12 @@ tensor_data = st.one_of(
 
 @st.composite
 def v2_tensors(draw) -> dict:
-    tensor = {"name": draw(st.text(max_size=6)), "shape": draw(shapes), "datatype": draw(datatypes),
-              "data": draw(tensor_data)}  # fmt: skip
+    tensor = {
+        "name": draw(st.text(max_size=6)),
+        "shape": draw(shapes),
+        "datatype": draw(datatypes),
+        "data": draw(tensor_data),
+    }
     if draw(st.booleans()):
         tensor["parameters"] = draw(json_values)
     for key in draw(st.lists(st.sampled_from(list(tensor)), max_size=1)):
@@ -145,8 +150,15 @@ def almost_valid_requests(draw) -> dict:
         rows = draw(st.lists(st.lists(numbers, min_size=4, max_size=4), min_size=n, max_size=n))
         inputs = [{"name": "x", "shape": [n, 4], "datatype": draw(datatypes), "data": rows}]
     else:
-        inputs = [{"name": f"f{i}", "shape": [n], "datatype": draw(datatypes),
-                   "data": draw(st.lists(numbers, min_size=n, max_size=n))} for i in range(4)]  # fmt: skip
+        inputs = [
+            {
+                "name": f"f{i}",
+                "shape": [n],
+                "datatype": draw(datatypes),
+                "data": draw(st.lists(numbers, min_size=n, max_size=n)),
+            }
+            for i in range(4)
+        ]
     body = {"inputs": inputs}
     if draw(st.booleans()):
         body["id"] = draw(st.text(max_size=130))
@@ -158,9 +170,8 @@ def almost_valid_requests(draw) -> dict:
 
 v2_requests = st.fixed_dictionaries(
     {"inputs": st.one_of(st.lists(v2_tensors(), min_size=0, max_size=5), json_values)},
-    optional={"id": st.one_of(st.text(max_size=200), json_values), "parameters": json_values,
-              "outputs": json_values},
-)  # fmt: skip
+    optional={"id": st.one_of(st.text(max_size=200), json_values), "parameters": json_values, "outputs": json_values},
+)
 
 
 @FUZZ
@@ -230,12 +241,15 @@ tokens = st.one_of(st.text(max_size=200), st.text(alphabet="abcXYZ019-_.", max_s
 feedback_bodies = st.one_of(
     st.fixed_dictionaries(
         {"labels": labels},
-        optional={"receipt": tokens, "id": st.one_of(st.text(max_size=200), json_values),
-                  "model_version": st.one_of(st.just(VERSION), st.text(max_size=20), json_values),
-                  "predictions": labels},
+        optional={
+            "receipt": tokens,
+            "id": st.one_of(st.text(max_size=200), json_values),
+            "model_version": st.one_of(st.just(VERSION), st.text(max_size=20), json_values),
+            "predictions": labels,
+        },
     ),
     json_values,
-)  # fmt: skip
+)
 
 
 @FUZZ
@@ -275,11 +289,16 @@ def test_a_receipt_scores_once(session, url) -> None:
         ("infer", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
         ("infer", b'{"inputs": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001, "nested too deeply"),
         ("feedback", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-        ("infer", b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, '
-                  + b"7" * 5000 + b"]}]}", "Exceeds the limit"),
+        (
+            "infer",
+            b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, '
+            + b"7" * 5000
+            + b"]}]}",
+            "Exceeds the limit",
+        ),
         ("feedback", b'{"receipt": "a", "labels": [' + b"7" * 5000 + b"]}", "Exceeds the limit"),
     ],
-)  # fmt: skip
+)
 def test_the_issues_malformed_requests_are_400(session, url, route, data, words) -> None:
     response = _post(session, f"{url}/{route}", data)
     assert response.status_code == 400 and words in response.json()["error"]

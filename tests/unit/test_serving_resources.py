@@ -23,8 +23,16 @@ VERSION = {"version": "iris-a", "modelUri": "pvc://mlops-artifacts/models/ml/iri
 
 def deployment(replicas: int = 2, version: dict = VERSION, server: dict | None = None, variant: str = "stable") -> dict:
     spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, **({"server": server} if server else {})})
-    return desired_server_deployment(md="iris", uid="u", variant=variant, spec=spec, model="iris",
-                                     version=version, replicas=replicas, config=OperatorConfig())  # fmt: skip
+    return desired_server_deployment(
+        md="iris",
+        uid="u",
+        variant=variant,
+        spec=spec,
+        model="iris",
+        version=version,
+        replicas=replicas,
+        config=OperatorConfig(),
+    )
 
 
 def test_a_slow_start_is_not_killed_by_liveness() -> None:
@@ -59,12 +67,20 @@ def test_the_fingerprint_follows_the_content() -> None:
 # Spread over nodes and leave a failed node after 30 s instead of Kubernetes' 300 (docs/serving.md).
 SCHEDULING = {
     "nodeSelector": {"kubernetes.io/arch": "amd64"},
-    "tolerations": [{"key": f"node.kubernetes.io/{taint}", "operator": "Exists", "effect": "NoExecute",
-                     "tolerationSeconds": 30} for taint in ("unreachable", "not-ready")],
-    "topologySpreadConstraints": [{"topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"},
-                                  {"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone",
-                                   "whenUnsatisfiable": "DoNotSchedule", "minDomains": 3}],
-}  # fmt: skip
+    "tolerations": [
+        {"key": f"node.kubernetes.io/{taint}", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}
+        for taint in ("unreachable", "not-ready")
+    ],
+    "topologySpreadConstraints": [
+        {"topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"},
+        {
+            "maxSkew": 2,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "minDomains": 3,
+        },
+    ],
+}
 
 
 @pytest.mark.parametrize("variant", ["stable", "canary"])
@@ -76,19 +92,35 @@ def test_scheduling_reaches_each_variants_pods_which_spread_among_their_own(vari
     own = selector_labels("iris", variant)
     assert own.items() <= body["spec"]["template"]["metadata"]["labels"].items(), "the constraint counts the pod itself"
     assert pod["topologySpreadConstraints"] == [
-        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-         "labelSelector": {"matchLabels": own}, "matchLabelKeys": ["pod-template-hash"]},
-        {"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
-         "minDomains": 3, "labelSelector": {"matchLabels": own}, "matchLabelKeys": ["pod-template-hash"]},
-    ]  # fmt: skip
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": own},
+            "matchLabelKeys": ["pod-template-hash"],
+        },
+        {
+            "maxSkew": 2,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "minDomains": 3,
+            "labelSelector": {"matchLabels": own},
+            "matchLabelKeys": ["pod-template-hash"],
+        },
+    ]
 
 
 def test_without_scheduling_the_pod_template_is_what_it_was() -> None:
     """An operator upgrade must not roll every server pod: a spec without the fields (or with them empty)
     renders the pod spec it rendered before they existed, to the byte, hence the same fingerprint."""
     pod = deployment()["spec"]["template"]["spec"]
-    assert pod.keys() == {"automountServiceAccountToken", "enableServiceLinks", "securityContext", "containers",
-                          "volumes"}  # fmt: skip
+    assert pod.keys() == {
+        "automountServiceAccountToken",
+        "enableServiceLinks",
+        "securityContext",
+        "containers",
+        "volumes",
+    }
     empty = {"nodeSelector": {}, "tolerations": [], "topologySpreadConstraints": []}
     assert with_fingerprint(deployment(server=empty)) == with_fingerprint(deployment())
 
@@ -119,7 +151,7 @@ def test_a_change_of_scheduling_is_applied(field: str) -> None:
         ((4, 0), (1, 3), (1, 3), (4, 3), "rolled back at 75 %: its pods go one for one as stable's are ready"),
         ((4, 0), (4, 0), (0, 0), (4, 0), "nothing left to drain"),
     ],
-)  # fmt: skip
+)
 def test_capacity_never_drops_while_traffic_moves(wanted, current, ready, applied, situation) -> None:
     total = max(sum(wanted), 1)
     assert held_replicas(wanted=wanted, current=current, ready=ready, total=total) == applied, situation
@@ -174,15 +206,33 @@ def test_capture_goes_to_the_namespaces_object_store_with_its_bounds() -> None:
 
     from mlops_operator.resources.serving import capture_plan
 
-    spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, "capture": {
-        "sampleRate": 0.25, "retention": {"maxAge": "24h", "maxMegabytes": 64}}})  # fmt: skip
+    spec = ModelDeploymentSpec.model_validate(
+        {"model": {"name": "iris"}, "capture": {"sampleRate": 0.25, "retention": {"maxAge": "24h", "maxMegabytes": 64}}}
+    )
     s3 = dataclasses.replace(OperatorConfig(), artifact_store="s3://mlops/artifacts")
     args, words = capture_plan(spec, md="iris", namespace="ml", config=s3)
-    assert args == ["--capture-uri", "s3://mlops/artifacts/captures/ml/iris", "--capture-sample-rate", "0.25",
-                    "--capture-max-age-seconds", "86400", "--capture-max-bytes", str(64 << 20)]  # fmt: skip
+    assert args == [
+        "--capture-uri",
+        "s3://mlops/artifacts/captures/ml/iris",
+        "--capture-sample-rate",
+        "0.25",
+        "--capture-max-age-seconds",
+        "86400",
+        "--capture-max-bytes",
+        str(64 << 20),
+    ]
     assert words == "capturing 25% of the requests and the labels posted back to s3://mlops/artifacts/captures/ml/iris"
-    body = desired_server_deployment(md="iris", uid="u", variant="stable", spec=spec, model="iris", version=VERSION,
-                                     replicas=2, config=s3, capture_args=args)  # fmt: skip
+    body = desired_server_deployment(
+        md="iris",
+        uid="u",
+        variant="stable",
+        spec=spec,
+        model="iris",
+        version=VERSION,
+        replicas=2,
+        config=s3,
+        capture_args=args,
+    )
     assert body["spec"]["template"]["spec"]["containers"][0]["args"][-8:] == args
     args, words = capture_plan(spec, md="iris", namespace="ml", config=OperatorConfig())  # a claim: read-only
     assert args == [] and words.startswith("not captured: capture needs an object store (s3://)")

@@ -15,17 +15,27 @@ from mlops_operator.controllers.watches import objects_to_wake
 from mlops_operator.resources.jobs import desired_training_job, pod_cannot_start
 from mlops_operator.resources.store import serving_store_access, store_access
 
-RUN = TrainingRunSpec.model_validate({"datasetRef": {"name": "iris"},
-                                     "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}})  # fmt: skip
-S3 = OperatorConfig(artifact_store="s3://ml-artifacts/prod", s3_endpoint="http://s3.local:9000", s3_region="eu-1",
-                    s3_addressing="path", s3_credentials_secret="mlops-s3")  # fmt: skip
+RUN = TrainingRunSpec.model_validate(
+    {"datasetRef": {"name": "iris"}, "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}}
+)
+S3 = OperatorConfig(
+    artifact_store="s3://ml-artifacts/prod",
+    s3_endpoint="http://s3.local:9000",
+    s3_region="eu-1",
+    s3_addressing="path",
+    s3_credentials_secret="mlops-s3",
+)
 
 
 def test_object_storage_needs_no_volume_only_environment() -> None:
     access = store_access(S3, read_only=False)
     assert access.volumes == [] and access.mounts == []
-    assert access.env == {"MLOPS_STORE_URI": "s3://ml-artifacts/prod", "MLOPS_S3_ADDRESSING": "path",
-                          "AWS_ENDPOINT_URL": "http://s3.local:9000", "AWS_REGION": "eu-1"}  # fmt: skip
+    assert access.env == {
+        "MLOPS_STORE_URI": "s3://ml-artifacts/prod",
+        "MLOPS_S3_ADDRESSING": "path",
+        "AWS_ENDPOINT_URL": "http://s3.local:9000",
+        "AWS_REGION": "eu-1",
+    }
     assert access.env_from == [{"secretRef": {"name": "mlops-s3"}}]
 
 
@@ -33,8 +43,9 @@ def test_without_a_secret_the_pods_use_their_own_identity_and_a_private_ca_is_mo
     access = store_access(dataclasses.replace(S3, s3_credentials_secret="", s3_ca_configmap="corp-ca"), read_only=True)
     assert access.env_from == []
     assert access.env["AWS_CA_BUNDLE"] == "/etc/mlops/s3-ca/ca.crt"
-    assert access.volumes == [{"name": "s3-ca", "configMap": {"name": "corp-ca", "items": [
-        {"key": "ca.crt", "path": "ca.crt"}]}}]  # fmt: skip
+    assert access.volumes == [
+        {"name": "s3-ca", "configMap": {"name": "corp-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}
+    ]
 
 
 def test_the_claim_store_mounts_the_claim() -> None:
@@ -100,8 +111,10 @@ def test_a_namespace_change_wakes_its_datasets() -> None:
 
 def _pod(name: str, created: str, waiting: dict | None) -> dict:
     state = {"waiting": waiting} if waiting else {"running": {}}
-    return {"metadata": {"name": name, "creationTimestamp": created},
-            "status": {"containerStatuses": [{"name": "main", "state": state}]}}  # fmt: skip
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "status": {"containerStatuses": [{"name": "main", "state": state}]},
+    }
 
 
 def test_a_pod_that_cannot_start_is_said_in_the_kubelets_words_once_it_is_stuck() -> None:
@@ -128,12 +141,19 @@ def test_an_s3_source_with_its_own_secret_and_endpoint_reaches_the_check_job() -
     from mlops_operator.api.dataset import DatasetSpec
     from mlops_operator.resources.jobs import desired_dataset_check_job
 
-    spec = DatasetSpec.model_validate({"source": {"s3": {"uri": "s3://team/d.parquet", "secretName": "team-s3",
-                                                         "endpoint": "https://s3.team.example"}}})  # fmt: skip
+    spec = DatasetSpec.model_validate(
+        {
+            "source": {
+                "s3": {"uri": "s3://team/d.parquet", "secretName": "team-s3", "endpoint": "https://s3.team.example"}
+            }
+        }
+    )
     job = desired_dataset_check_job(name="d", namespace="ns", uid="u", spec=spec, check=1, config=S3)
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["envFrom"] == [{"secretRef": {"name": "mlops-s3"}},
-                                    {"prefix": "MLOPS_SOURCE_", "secretRef": {"name": "team-s3"}}]  # fmt: skip
+    assert container["envFrom"] == [
+        {"secretRef": {"name": "mlops-s3"}},
+        {"prefix": "MLOPS_SOURCE_", "secretRef": {"name": "team-s3"}},
+    ]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert (
         env["MLOPS_SOURCE_ENDPOINT"] == "https://s3.team.example" and env["AWS_ENDPOINT_URL"] == "http://s3.local:9000"
@@ -145,14 +165,21 @@ def test_an_s3_source_with_its_own_secret_and_endpoint_reaches_the_check_job() -
     [
         ("s3://ml-artifacts/prod/datasets/ns/iris/abc/data.csv", S3, {}, []),
         # The namespace moved from its claim to the bucket: the pinned version is still read, from the claim.
-        ("pvc://mlops-artifacts/datasets/ns/iris/abc/data.csv", S3,
-         {"MLOPS_SNAPSHOT_STORE_URI": "pvc://mlops-artifacts", "MLOPS_SNAPSHOT_STORE_PATH": "/snapshots"},
-         ["mlops-artifacts"]),
+        (
+            "pvc://mlops-artifacts/datasets/ns/iris/abc/data.csv",
+            S3,
+            {"MLOPS_SNAPSHOT_STORE_URI": "pvc://mlops-artifacts", "MLOPS_SNAPSHOT_STORE_PATH": "/snapshots"},
+            ["mlops-artifacts"],
+        ),
         # And back: a snapshot in the bucket for a namespace now on a claim, with the bucket's environment.
-        ("s3://ml-artifacts/prod/datasets/ns/iris/abc/data.csv", dataclasses.replace(S3, artifact_store=""),
-         {"MLOPS_SNAPSHOT_STORE_URI": "s3://ml-artifacts", "AWS_ENDPOINT_URL": "http://s3.local:9000"}, []),
+        (
+            "s3://ml-artifacts/prod/datasets/ns/iris/abc/data.csv",
+            dataclasses.replace(S3, artifact_store=""),
+            {"MLOPS_SNAPSHOT_STORE_URI": "s3://ml-artifacts", "AWS_ENDPOINT_URL": "http://s3.local:9000"},
+            [],
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_training_job_reads_its_snapshot_from_the_store_it_is_in(snapshot, config, expected_env, claims) -> None:
     job = desired_training_job(
         name="r",

@@ -139,8 +139,9 @@ def _reference_canonical_without_cr_quoting(header: list[str], rows: list[list[s
     return "".join(line(row) + "\n" for row in [header, *rows]).encode()
 
 
-CELL = st.text(alphabet=['a', 'b', '1', '.', ',', '"', " ", "\t", "\n", "\r", "é", "\x1c", "\u3000", "\ufeff"],
-               max_size=5)  # fmt: skip
+CELL = st.text(
+    alphabet=["a", "b", "1", ".", ",", '"', " ", "\t", "\n", "\r", "é", "\x1c", "\u3000", "\ufeff"], max_size=5
+)
 
 
 @st.composite
@@ -223,8 +224,27 @@ def test_numeric_matrix_names_the_first_bad_cell_by_row_then_column() -> None:
     np.testing.assert_array_equal(parse_csv(b"a,b\n1, 2 \n,3\n").numeric_matrix(["a", "b"]), [[1, 2], [np.nan, 3]])
 
 
-SPECIAL_FLOATS = [0.0, -0.0, 1.0, 2.5, 0.1, 1e-4, 9.999e-5, 1e-5, 5e-324, 1e15, 1234567890123456.0, 9999999999999998.0,
-                  1e16, 1e22, -1.5e300, 1.7976931348623157e308, float("inf"), float("-inf"), float("nan")]  # fmt: skip
+SPECIAL_FLOATS = [
+    0.0,
+    -0.0,
+    1.0,
+    2.5,
+    0.1,
+    1e-4,
+    9.999e-5,
+    1e-5,
+    5e-324,
+    1e15,
+    1234567890123456.0,
+    9999999999999998.0,
+    1e16,
+    1e22,
+    -1.5e300,
+    1.7976931348623157e308,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+]
 
 
 @SETTINGS
@@ -238,8 +258,13 @@ def test_floats_are_written_as_pythons_repr(values: list[float | None]) -> None:
 
 def test_random_doubles_of_every_magnitude_are_written_as_repr() -> None:
     rng = np.random.default_rng(5)
-    values = np.concatenate([rng.normal(0, 1, 20000), rng.normal(0, 1, 20000) * 10.0 ** rng.integers(-30, 30, 20000),
-                             rng.integers(0, 2**63 - 1, 20000, dtype=np.int64).view(np.float64)])  # fmt: skip
+    values = np.concatenate(
+        [
+            rng.normal(0, 1, 20000),
+            rng.normal(0, 1, 20000) * 10.0 ** rng.integers(-30, 30, 20000),
+            rng.integers(0, 2**63 - 1, 20000, dtype=np.int64).view(np.float64),
+        ]
+    )
     assert float_text(pa.array(values)).to_pylist() == [repr(v) for v in values.tolist()]
 
 
@@ -252,15 +277,17 @@ def _parquet(table: pa.Table) -> bytes:
     return out.getvalue()
 
 
-MIXED = pa.table({
-    "n": pa.array([1, 2, None, -4], type=pa.int64()),
-    "f": pa.array([0.1, 2.0, None, 1e-5], type=pa.float64()),
-    "small": pa.array([1.5, 2.25, 3.0, None], type=pa.float32()),
-    "b": pa.array([True, False, None, True]),
-    "s": pa.array(["a, b", 'say "hi"', None, "two\nlines"]),
-    "c": pa.array(["x", "y", "x", "z"]).dictionary_encode(),
-    "target": pa.array([0, 1, 0, 1], type=pa.int8()),
-})  # fmt: skip
+MIXED = pa.table(
+    {
+        "n": pa.array([1, 2, None, -4], type=pa.int64()),
+        "f": pa.array([0.1, 2.0, None, 1e-5], type=pa.float64()),
+        "small": pa.array([1.5, 2.25, 3.0, None], type=pa.float32()),
+        "b": pa.array([True, False, None, True]),
+        "s": pa.array(["a, b", 'say "hi"', None, "two\nlines"]),
+        "c": pa.array(["x", "y", "x", "z"]).dictionary_encode(),
+        "target": pa.array([0, 1, 0, 1], type=pa.int8()),
+    }
+)
 MIXED_CSV = (
     b"n,f,small,b,s,c,target\n"
     b'1,0.1,1.5,True,"a, b",x,0\n'
@@ -289,8 +316,9 @@ def test_the_same_data_gets_one_version_as_csv_and_as_parquet() -> None:
 
 
 def test_parquet_drops_blank_rows_and_strips_names_as_a_csv_does() -> None:
-    stored = pa.table({" x ": pa.array([1.0, None, 3.0]), "y": pa.array(["a", "  ", "b"]),
-                       "target": pa.array([0, None, 1])})  # fmt: skip
+    stored = pa.table(
+        {" x ": pa.array([1.0, None, 3.0]), "y": pa.array(["a", "  ", "b"]), "target": pa.array([0, None, 1])}
+    )
     table = parse_parquet(_parquet(stored))
     assert table.header == ["x", "y", "target"] and table.num_rows == 2
     assert table.version == parse_csv(b" x ,y,target\n1.0,a,0\n,  ,\n3.0,b,1\n").version
@@ -314,8 +342,15 @@ def test_parquet_values_of_other_types_are_written_as_pyarrow_casts_them() -> No
     import datetime as dt
     import decimal
 
-    stored = pa.table({"d": pa.array([dt.date(2024, 1, 31)]), "dec": pa.array([decimal.Decimal("1.50")]),
-                       "bytes": pa.array([b"text"]), "none": pa.nulls(1), "target": pa.array([1])})  # fmt: skip
+    stored = pa.table(
+        {
+            "d": pa.array([dt.date(2024, 1, 31)]),
+            "dec": pa.array([decimal.Decimal("1.50")]),
+            "bytes": pa.array([b"text"]),
+            "none": pa.nulls(1),
+            "target": pa.array([1]),
+        }
+    )
     table = parse_parquet(_parquet(stored))
     assert table.canonical_bytes() == b"d,dec,bytes,none,target\n2024-01-31,1.50,text,,1\n"
     assert table.numeric_column("dec").tolist() == [1.5]
@@ -368,17 +403,24 @@ def test_a_parquet_source_is_checked_snapshotted_as_csv_and_trained_on(tmp_path:
     snapshot = store.read(result["snapshotUri"])
     assert snapshot == b"n,f,small,target\n1,0.1,1.5,0\n2,2.0,2.25,1\n,,3.0,0\n-4,1e-05,,1\n"
     assert result["version"] == "sha256:" + hashlib.sha256(snapshot).hexdigest()
-    x, y, features = load_dataset(store, snapshot_uri=result["snapshotUri"], version=result["version"],
-                                  target="target", task="classification")  # fmt: skip
+    x, y, features = load_dataset(
+        store, snapshot_uri=result["snapshotUri"], version=result["version"], target="target", task="classification"
+    )
     assert features == ["n", "f", "small"] and x.shape == (4, 3) and y.tolist() == [0, 1, 0, 1]
 
 
 def test_a_parquet_source_with_the_wrong_schema_names_the_column(tmp_path: pathlib.Path) -> None:
     (tmp_path / "pvc").mkdir()
     (tmp_path / "pvc" / "d.bin").write_bytes(_parquet(MIXED))
-    schema = {"columns": [{"name": "s", "type": "float"}, {"name": "missing", "type": "integer"},
-                          {"name": "n", "type": "integer", "min": 0}, {"name": "b", "type": "boolean"},
-                          {"name": "f", "type": "float", "nullable": True, "max": 1}]}  # fmt: skip
+    schema = {
+        "columns": [
+            {"name": "s", "type": "float"},
+            {"name": "missing", "type": "integer"},
+            {"name": "n", "type": "integer", "min": 0},
+            {"name": "b", "type": "boolean"},
+            {"name": "f", "type": "float", "nullable": True, "max": 1},
+        ]
+    }
     spec = _pvc_spec(format="parquet", schema=schema)
     store = ArtifactStore.from_uri(f"file://{tmp_path}/store")
     result = run_check(spec, namespace="ns", name="d", store=store, input_dir=tmp_path)
@@ -431,13 +473,39 @@ def _reference_problems(table: Table, spec: DatasetSpec) -> list[str]:
     return problems[:5]
 
 
-VALUES = st.sampled_from(["1", "0", "-3", "2.5", "1e3", " 7 ", "1_0", "nan", "inf", "-inf", "nan(1)", "", "  ",
-                          "x", "yes", " True", "FALSE", "no", "ſalse", "a,b", "١"])  # fmt: skip
+VALUES = st.sampled_from(
+    [
+        "1",
+        "0",
+        "-3",
+        "2.5",
+        "1e3",
+        " 7 ",
+        "1_0",
+        "nan",
+        "inf",
+        "-inf",
+        "nan(1)",
+        "",
+        "  ",
+        "x",
+        "yes",
+        " True",
+        "FALSE",
+        "no",
+        "ſalse",
+        "a,b",
+        "١",
+    ]
+)
 COLUMN = st.fixed_dictionaries(
     {"type": st.sampled_from(["float", "integer", "string", "category", "boolean"]), "nullable": st.booleans()},
-    optional={"min": st.sampled_from([-1.0, 0.0, 2.0]), "max": st.sampled_from([0.0, 1.0, 100.0]),
-              "allowedValues": st.lists(VALUES, max_size=4)},
-)  # fmt: skip
+    optional={
+        "min": st.sampled_from([-1.0, 0.0, 2.0]),
+        "max": st.sampled_from([0.0, 1.0, 100.0]),
+        "allowedValues": st.lists(VALUES, max_size=4),
+    },
+)
 
 
 @SETTINGS
@@ -455,8 +523,9 @@ def test_schema_problems_are_those_of_the_cell_by_cell_check(columns, length: in
         schema.append(column)
     rows = [[cells[r % len(cells)] if cells else "" for _, cells in columns] for r in range(length)]
     table = Table.from_rows([c["name"] for c in schema], rows)
-    spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}, "target": "c0",
-                                       "schema": {"columns": schema, "minRows": 1}})  # fmt: skip
+    spec = DatasetSpec.model_validate(
+        {"source": {"builtin": {"name": "iris"}}, "target": "c0", "schema": {"columns": schema, "minRows": 1}}
+    )
     expected = ([f"the data has {length} rows, fewer than minRows 1"] if not length else []) + _reference_problems(
         table, spec
     )
@@ -508,9 +577,17 @@ def _reference_profile(table: Table, target: str) -> dict:
             "target": {"name": target, "kind": "classes", "shares": shares},
         }
     values = numbers(target)
-    return {"rows": table.num_rows, "features": features,
-            "target": {"name": target, "kind": "numeric", "mean": float(np.nanmean(values)),
-                       "std": float(np.nanstd(values)), **_reference_bins(values)}}  # fmt: skip
+    return {
+        "rows": table.num_rows,
+        "features": features,
+        "target": {
+            "name": target,
+            "kind": "numeric",
+            "mean": float(np.nanmean(values)),
+            "std": float(np.nanstd(values)),
+            **_reference_bins(values),
+        },
+    }
 
 
 def _reference_bins(values: np.ndarray) -> dict:

@@ -166,8 +166,12 @@ def test_the_recorded_sha256_covers_every_file_the_server_loads(stored_iris) -> 
     assert loaded.features == json.loads((directory / "metadata.json").read_text())["features"]
     assert profile == json.loads((directory / "profile.json").read_text()) and profile["features"]
     store = ArtifactStore.from_uri(f"file://{directory.parents[3]}")  # <root>/models/ns/m/iris-run
-    retried = run_training_of(_request({"name": "iris", "version": "-", "snapshotUri": "-", "target": "target"},
-                                    "sklearn.dummy.DummyClassifier"), store)  # fmt: skip
+    retried = run_training_of(
+        _request(
+            {"name": "iris", "version": "-", "snapshotUri": "-", "target": "target"}, "sklearn.dummy.DummyClassifier"
+        ),
+        store,
+    )
     assert retried.sha256 == sha256  # a retried pod reports what is stored
 
 

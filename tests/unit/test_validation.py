@@ -91,15 +91,24 @@ def name_allowed(rule: NameRule, name: str) -> bool:
 @pytest.mark.parametrize(
     ("kind", "name", "ok"),
     [
-        ("Dataset", "iris", True), ("Dataset", "a" * 63, True), ("Dataset", "a" * 64, False),
-        ("Dataset", "2026-iris", True), ("Dataset", "iris.v2", False), ("Dataset", "iris-", False),
-        ("TrainingRun", "r" * 57, True), ("TrainingRun", "r" * 58, False), ("TrainingRun", "iris.logreg", False),
+        ("Dataset", "iris", True),
+        ("Dataset", "a" * 63, True),
+        ("Dataset", "a" * 64, False),
+        ("Dataset", "2026-iris", True),
+        ("Dataset", "iris.v2", False),
+        ("Dataset", "iris-", False),
+        ("TrainingRun", "r" * 57, True),
+        ("TrainingRun", "r" * 58, False),
+        ("TrainingRun", "iris.logreg", False),
         ("TrainingRun", "7-logreg", True),
-        ("ModelDeployment", "m" * 56, True), ("ModelDeployment", "m" * 57, False),
-        ("ModelDeployment", "1iris", False), ("ModelDeployment", "iris.prod", False),
-        ("ModelDeployment", "Iris", False), ("ModelDeployment", "iris-2", True),
+        ("ModelDeployment", "m" * 56, True),
+        ("ModelDeployment", "m" * 57, False),
+        ("ModelDeployment", "1iris", False),
+        ("ModelDeployment", "iris.prod", False),
+        ("ModelDeployment", "Iris", False),
+        ("ModelDeployment", "iris-2", True),
     ],
-)  # fmt: skip
+)
 def test_names_children_and_labels_cannot_carry_are_refused(kind: str, name: str, ok: bool) -> None:
     rule = RULES[kind]
     assert name_allowed(rule, name) == ok
@@ -173,14 +182,16 @@ def test_durations_outside_their_bounds_are_refused(model: type, path: str, valu
 @pytest.mark.parametrize(
     ("model", "path", "value"),
     [
-        (DatasetSpec, "refreshInterval", "1m"), (DatasetSpec, "refreshInterval", "168h"),
-        (ModelDeploymentSpec, "analysis.interval", "1s"), (ModelDeploymentSpec, "analysis.interval", "1m30s"),
+        (DatasetSpec, "refreshInterval", "1m"),
+        (DatasetSpec, "refreshInterval", "168h"),
+        (ModelDeploymentSpec, "analysis.interval", "1s"),
+        (ModelDeploymentSpec, "analysis.interval", "1m30s"),
         (ModelDeploymentSpec, "analysis.interval", "1h"),
         (ModelDeploymentSpec, "strategy.canary.steps[0].pause.duration", "1.5s"),
         (ModelDeploymentSpec, "strategy.canary.steps[0].pause.duration", "24h"),
         (ModelDeploymentSpec, "postPromotion.window", "7h30m"),
     ],
-)  # fmt: skip
+)
 def test_durations_within_their_bounds_are_accepted(model: type, path: str, value: str) -> None:
     accepted(model, {**(DS_URL if model is DatasetSpec else MD), **_set(path, value)})
 
@@ -301,13 +312,28 @@ def test_garbage_in_resources_is_refused(resources: dict, words: str) -> None:
 
 
 def test_sane_resources_are_accepted() -> None:
-    resources = {"requests": {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "1e9", "nvidia.com/gpu": 1,
-                              "hugepages-2Mi": "64Mi"},
-                 "limits": {"cpu": 2, "memory": "1Gi", "nvidia.com/gpu": 1}}  # fmt: skip
+    resources = {
+        "requests": {
+            "cpu": "500m",
+            "memory": "512Mi",
+            "ephemeral-storage": "1e9",
+            "nvidia.com/gpu": 1,
+            "hugepages-2Mi": "64Mi",
+        },
+        "limits": {"cpu": 2, "memory": "1Gi", "nvidia.com/gpu": 1},
+    }
     spec = accepted(TrainingRunSpec, {**TR, "resources": resources})
-    assert desired_training_job(name="r", namespace="ml", uid="u", spec=spec, dataset=DatasetPin(name="d", version="v"),
-                                config=OperatorConfig())["spec"]["template"]["spec"]["containers"][0][
-        "resources"] == resources  # fmt: skip
+    assert (
+        desired_training_job(
+            name="r",
+            namespace="ml",
+            uid="u",
+            spec=spec,
+            dataset=DatasetPin(name="d", version="v"),
+            config=OperatorConfig(),
+        )["spec"]["template"]["spec"]["containers"][0]["resources"]
+        == resources
+    )
 
 
 def test_quantities_are_checked_by_the_schema_too() -> None:
@@ -324,9 +350,17 @@ def test_quantities_are_checked_by_the_schema_too() -> None:
 
 @pytest.mark.parametrize(
     ("quantity", "value"),
-    [("500m", "0.5"), (2, "2"), ("1Ki", "1024"), ("1k", "1000"), ("1.5Gi", str(3 * 2**29)), ("2e3", "2000"),
-     ("1E", "1e18"), ("1E3", "1000")],
-)  # fmt: skip
+    [
+        ("500m", "0.5"),
+        (2, "2"),
+        ("1Ki", "1024"),
+        ("1k", "1000"),
+        ("1.5Gi", str(3 * 2**29)),
+        ("2e3", "2000"),
+        ("1E", "1e18"),
+        ("1E3", "1000"),
+    ],
+)
 def test_quantities_compare_by_the_amount_they_stand_for(quantity: str | int, value: str) -> None:
     assert quantity_value(quantity) == Decimal(value)
 
@@ -399,13 +433,23 @@ def test_the_largest_specs_the_models_accept_fit_in_the_jobs_environment() -> No
     resources = {part: {f"{key}{i:02d}": "1" * 60 for i in range(16)} for part in ("requests", "limits")}
     gates = [{"metric": "accuracy", "min": 0.123456789, "max": 0.987654321} for _ in range(16)]
     metrics = ["accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc"]
-    body = {**TR, "model": {**TR["model"], "params": params, "preprocessing": ["sklearn.decomposition.PCA"] * 5},
-            "resources": resources, "promotion": {"gates": gates, "beatChampion": {"metric": "accuracy"}},
-            "evaluation": {"metrics": metrics}}  # fmt: skip
+    body = {
+        **TR,
+        "model": {**TR["model"], "params": params, "preprocessing": ["sklearn.decomposition.PCA"] * 5},
+        "resources": resources,
+        "promotion": {"gates": gates, "beatChampion": {"metric": "accuracy"}},
+        "evaluation": {"metrics": metrics},
+    }
     run = accepted(TrainingRunSpec, body)
     pin = {"name": "d" * 63, "version": "sha256:" + "0" * 64, "snapshotUri": "x" * 400, "target": "t" * 253}
-    job = desired_training_job(name="r" * TRAINING_RUN_NAME.max_length, namespace="n" * 63, uid="u", spec=run,
-                               dataset=DatasetPin.model_validate(pin), config=OperatorConfig())  # fmt: skip
+    job = desired_training_job(
+        name="r" * TRAINING_RUN_NAME.max_length,
+        namespace="n" * 63,
+        uid="u",
+        spec=run,
+        dataset=DatasetPin.model_validate(pin),
+        config=OperatorConfig(),
+    )
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert len(f"MLOPS_REQUEST={env['MLOPS_REQUEST']}".encode()) < JOB_ENV_VALUE_MAX_BYTES
 
@@ -413,8 +457,9 @@ def test_the_largest_specs_the_models_accept_fit_in_the_jobs_environment() -> No
     columns = [{"name": "c" * 253, "type": "category", "allowedValues": values[:590]}]
     source = {"url": {"url": "https://e.org/" + "p" * 2000, "sha256": "0" * 64}}
     data = accepted(DatasetSpec, {"source": source, "target": "t" * 253, "schema": {"columns": columns}})
-    job = desired_dataset_check_job(name="d" * 63, namespace="n" * 63, uid="u", spec=data, check=1,
-                                    config=OperatorConfig())  # fmt: skip
+    job = desired_dataset_check_job(
+        name="d" * 63, namespace="n" * 63, uid="u", spec=data, check=1, config=OperatorConfig()
+    )
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert len(f"MLOPS_REQUEST={env['MLOPS_REQUEST']}".encode()) < JOB_ENV_VALUE_MAX_BYTES
     assert len(env["MLOPS_REQUEST"]) > 120_000, "close to the bound"

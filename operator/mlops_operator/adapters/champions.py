@@ -41,8 +41,13 @@ def current_champion(namespace: str, model: str, *, exclude: str) -> Champion | 
         rows = held_out_rows(spec, (status.get("dataset") or {}).get("version"))
     except ValueError:
         pass
-    return Champion(name=run["metadata"]["name"], metrics=status.get("metrics") or {}, model_uri=model.get("uri", ""),
-                    sha256=model.get("sha256", ""), rows=rows)  # fmt: skip
+    return Champion(
+        name=run["metadata"]["name"],
+        metrics=status.get("metrics") or {},
+        model_uri=model.get("uri", ""),
+        sha256=model.get("sha256", ""),
+        rows=rows,
+    )
 
 
 def hand_over(namespace: str, model: str, *, to: str) -> list[str]:
@@ -66,11 +71,16 @@ def promoted_after(namespace: str, model: str, *, run: str, decided_at: str | No
     """Another run of `model` promoted after `decided_at` (labelled champion, or recorded Promoted with the
     label still to come), not rolled back; None when `run` is the latest promotion."""
     later = [
-        other for other in kube.list_custom("trainingruns", namespace, f"{MODEL_LABEL}={model}")
-        if other["metadata"]["name"] != run and not _rolled_back(other) and _decided_at(other) > (decided_at or "")
-        and (((other.get("status") or {}).get("promotion") or {}).get("decision") == "Promoted"
-             or (other["metadata"].get("labels") or {}).get(PROMOTED_LABEL) == "true")
-    ]  # fmt: skip
+        other
+        for other in kube.list_custom("trainingruns", namespace, f"{MODEL_LABEL}={model}")
+        if other["metadata"]["name"] != run
+        and not _rolled_back(other)
+        and _decided_at(other) > (decided_at or "")
+        and (
+            ((other.get("status") or {}).get("promotion") or {}).get("decision") == "Promoted"
+            or (other["metadata"].get("labels") or {}).get(PROMOTED_LABEL) == "true"
+        )
+    ]
     return max(later, key=_decided_at)["metadata"]["name"] if later else None
 
 
@@ -79,10 +89,13 @@ def hand_back(namespace: str, model: str, *, from_: str) -> str | None:
     most recently before it that was not rolled back and still has its model. Returns that run's name."""
     runs = kube.list_custom("trainingruns", namespace, f"{MODEL_LABEL}={model}")
     good = [
-        run for run in runs
-        if run["metadata"]["name"] != from_ and not _rolled_back(run) and (run.get("status") or {}).get("model")
+        run
+        for run in runs
+        if run["metadata"]["name"] != from_
+        and not _rolled_back(run)
+        and (run.get("status") or {}).get("model")
         and ((run.get("status") or {}).get("promotion") or {}).get("decision") in ("Promoted", "Superseded")
-    ]  # fmt: skip
+    ]
     kube.patch_labels("trainingruns", namespace, from_, {PROMOTED_LABEL: "false"})
     if not good:
         return None

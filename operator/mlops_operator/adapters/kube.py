@@ -146,8 +146,14 @@ def delete_autoscaler(namespace: str, name: str) -> None:
 
 
 def _apply(patch: Any, namespace: str, body: dict[str, Any]) -> Any:
-    return patch(body["metadata"]["name"], namespace, body, field_manager=FIELD_MANAGER, force=True,
-                 _content_type="application/apply-patch+yaml")  # fmt: skip
+    return patch(
+        body["metadata"]["name"],
+        namespace,
+        body,
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
 
 
 def create_job(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -222,9 +228,14 @@ GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
 
 def json_patch_httproute(namespace: str, name: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
     return custom().patch_namespaced_custom_object(
-        GATEWAY_GROUP, GATEWAY_VERSION, namespace, "httproutes", name, operations,
+        GATEWAY_GROUP,
+        GATEWAY_VERSION,
+        namespace,
+        "httproutes",
+        name,
+        operations,
         _content_type="application/json-patch+json",
-    )  # fmt: skip
+    )
 
 
 def read_job(namespace: str, name: str) -> dict[str, Any] | None:

@@ -63,9 +63,14 @@ def _number(data: dict) -> float | None:
 
 
 def measure(
-    metrics: list[AnalysisMetric], *, prometheus_url: str | None, namespace: str, model: str, version: str,
+    metrics: list[AnalysisMetric],
+    *,
+    prometheus_url: str | None,
+    namespace: str,
+    model: str,
+    version: str,
     window: str = "1m",
-) -> tuple[str, str, list[MetricResult]]:  # fmt: skip
+) -> tuple[str, str, list[MetricResult]]:
     """(phase, message, per-metric results) of one measurement of a version; no metrics: the defaults."""
     results = []
     deadline = time.monotonic() + MEASUREMENT_DEADLINE_SECONDS

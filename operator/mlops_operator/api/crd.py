@@ -112,7 +112,7 @@ KINDS = [
             "specReplicasPath": ".spec.replicas",
             "statusReplicasPath": ".status.replicas",
             "labelSelectorPath": ".status.selector",
-        },  # fmt: skip
+        },
     ),
 ]
 

@@ -307,8 +307,19 @@ class AnalysisMetric(SpecModel):
 
     name: DnsLabel = Field(description="Name of the metric, used in status and Events.")
     template: (
-        Literal["errorRate", "latencyP95", "accuracy", "precision", "recall", "f1", "mae", "rmse", "drift",
-                "predictionDrift", "estimatedAccuracy"]
+        Literal[
+            "errorRate",
+            "latencyP95",
+            "accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "mae",
+            "rmse",
+            "drift",
+            "predictionDrift",
+            "estimatedAccuracy",
+        ]
         | None
     ) = Field(
         default=None,
@@ -317,7 +328,7 @@ class AnalysisMetric(SpecModel):
         "posted back: accuracy, precision, recall, f1 (classifiers, min; macro average or one class), mae, rmse "
         "(regressors, max); estimatedAccuracy (min): the label-free estimate from the model's calibrated "
         "confidence (classifiers with probabilities).",
-    )  # fmt: skip
+    )
     threshold: float | None = Field(default=None, description="Bound of the template metric (see template).")
     class_: str | None = Field(
         default=None,
@@ -451,7 +462,7 @@ class AutoscalingSpec(SpecModel):
             "x-kubernetes-validations": [
                 exactly_one_rule(
                     ["cpuUtilization", "requestsPerSecond"], "set exactly one of cpuUtilization or requestsPerSecond"
-                ),  # fmt: skip
+                ),
                 {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
             ]
         }

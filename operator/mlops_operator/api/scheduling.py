@@ -51,13 +51,19 @@ LabelValue = Annotated[str, Field(max_length=LABEL_VALUE_MAX, pattern=LABEL_VALU
 NodeSelector = Annotated[dict[str, LabelValue], AfterValidator(_label_keys)]
 
 TOLERATION_RULES = [
-    {"rule": "has(self.key) || self.operator == 'Exists'",
-     "message": "a toleration without a key tolerates every taint: its operator must be Exists"},
-    {"rule": "self.operator != 'Exists' || !has(self.value) || self.value == ''",
-     "message": "value must be empty when operator is Exists"},
-    {"rule": "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
-     "message": "tolerationSeconds applies only to effect NoExecute"},
-]  # fmt: skip
+    {
+        "rule": "has(self.key) || self.operator == 'Exists'",
+        "message": "a toleration without a key tolerates every taint: its operator must be Exists",
+    },
+    {
+        "rule": "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+        "message": "value must be empty when operator is Exists",
+    },
+    {
+        "rule": "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+        "message": "tolerationSeconds applies only to effect NoExecute",
+    },
+]
 MIN_DOMAINS_RULE = {
     "rule": "!has(self.minDomains) || self.whenUnsatisfiable == 'DoNotSchedule'",
     "message": "minDomains applies only to whenUnsatisfiable DoNotSchedule",
@@ -141,15 +147,20 @@ def _one_per_key_and_action(constraints: list[TopologySpreadConstraint]) -> list
     pairs = [(c.topology_key, c.when_unsatisfiable) for c in constraints]
     repeated = sorted({f"{key} ({action})" for key, action in pairs if pairs.count((key, action)) > 1})
     if repeated:
-        raise ValueError(f"more than one constraint for {', '.join(repeated)}: a pod has one per topologyKey and "
-                         "whenUnsatisfiable")  # fmt: skip
+        raise ValueError(
+            f"more than one constraint for {', '.join(repeated)}: a pod has one per topologyKey and whenUnsatisfiable"
+        )
     return constraints
 
 
 # One constraint per (topologyKey, whenUnsatisfiable), as in a Pod: the schema's list-map keys, and the model.
 SpreadConstraints = Annotated[
     list[TopologySpreadConstraint],
-    Field(json_schema_extra={"x-kubernetes-list-type": "map",
-                             "x-kubernetes-list-map-keys": ["topologyKey", "whenUnsatisfiable"]}),
+    Field(
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["topologyKey", "whenUnsatisfiable"],
+        }
+    ),
     AfterValidator(_one_per_key_and_action),
-]  # fmt: skip
+]

@@ -203,8 +203,16 @@ def dataset_conditions(
         phase = DatasetPhase.FAILED
     conditions = status.conditions
     for type_, (state, reason, message) in ((c.VALIDATED, validated), (c.READY, ready)):
-        conditions = c.set_condition(conditions, type_=type_, status=state, reason=reason, message=message,
-                                     generation=generation, now=now, typed=True)  # fmt: skip
+        conditions = c.set_condition(
+            conditions,
+            type_=type_,
+            status=state,
+            reason=reason,
+            message=message,
+            generation=generation,
+            now=now,
+            typed=True,
+        )
     return conditions, phase
 
 
@@ -329,8 +337,10 @@ def capture_inputs(spec: DatasetSpec, namespace: str) -> tuple[dict[str, Any] | 
         return None, f"Dataset {source.base} (the capture's base) has no version yet"
     base_target = (base.get("spec") or {}).get("target", "target")
     if base_target != spec.target:
-        return None, (f"Dataset {source.base} has the target {base_target!r}, this one {spec.target!r}: the "
-                      "captured labels are added as the base's target, so the two must be the same column")  # fmt: skip
+        return None, (
+            f"Dataset {source.base} has the target {base_target!r}, this one {spec.target!r}: the "
+            "captured labels are added as the base's target, so the two must be the same column"
+        )
     config, _ = namespace_config(namespace)
     if not config.uses_object_store:
         return None, f"capture needs an object store (s3://); this namespace's artifact store is {config.store_uri}"
@@ -422,8 +432,9 @@ def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Out
     events = Events()
     status, look_again = finish_active_check(spec, observed, DatasetStatus.model_validate(observed.status), events)
     refresh = (observed.body["metadata"].get("annotations") or {}).get(REFRESH_ANNOTATION)
-    due = not status.active_check and check_due(spec, status, generation=observed.generation, now=observed.now,
-                                                refresh_requested=refresh)  # fmt: skip
+    due = not status.active_check and check_due(
+        spec, status, generation=observed.generation, now=observed.now, refresh_requested=refresh
+    )
     store_problem = artifact_store_problem(observed.namespace) if due else None
     if store_problem:
         reported = artifact_store_missing(status, problem=store_problem, now=observed.now)
@@ -438,8 +449,11 @@ def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Out
     # pod never started, or the refresh) is the deadline. A missing claim wakes it when the claim appears
     # (the claims are watched).
     waiting = status.active_check or store_problem
-    wake_at = look_again if waiting else next_check_at(spec, status, generation=observed.generation,
-                                                       refresh_requested=refresh)  # fmt: skip
+    wake_at = (
+        look_again
+        if waiting
+        else next_check_at(spec, status, generation=observed.generation, refresh_requested=refresh)
+    )
     return Outcome(status=wire(status), wake_at=wake_at, events=events)
 
 

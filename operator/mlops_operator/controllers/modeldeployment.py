@@ -51,8 +51,9 @@ from .retraining import TRIGGERS_CHECKED, reconcile_retraining
 def _champion(namespace: str, model: str) -> dict[str, Any] | None:
     """The run labelled champion of `model` (the newest decision, should a hand-over be under way)."""
     found = CACHE.list("trainingruns", namespace, labels={MODEL_LABEL: model, PROMOTED_LABEL: "true"})
-    return max(found, key=lambda r: ((r.get("status") or {}).get("promotion") or {}).get("decidedAt") or "",
-               default=None)  # fmt: skip
+    return max(
+        found, key=lambda r: ((r.get("status") or {}).get("promotion") or {}).get("decidedAt") or "", default=None
+    )
 
 
 def resolve_target(spec: ModelDeploymentSpec, namespace: str) -> tuple[Target | None, str, str]:
@@ -125,17 +126,24 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
         taken = take_measurement(
             ("modeldeployments", namespace, name),
             version=judged.version,
-            measure=lambda: measure(metrics, prometheus_url=prometheus, namespace=namespace, model=model,
-                                    version=judged.version, window=window),
-        )  # fmt: skip
+            measure=lambda: measure(
+                metrics,
+                prometheus_url=prometheus,
+                namespace=namespace,
+                model=model,
+                version=judged.version,
+                window=window,
+            ),
+        )
         running = taken is None
         if taken is not None:
             measurement, message, results = taken
             status.last_analysis = [
-                AnalysisResult(metric=r.metric, phase=r.phase, value=r.value, message=r.message,
-                               measured_at=format_time(moment))
+                AnalysisResult(
+                    metric=r.metric, phase=r.phase, value=r.value, message=r.message, measured_at=format_time(moment)
+                )
                 for r in results
-            ]  # fmt: skip
+            ]
     annotations = observed.body["metadata"].get("annotations") or {}
     commands = {command: annotations[key] for command, key in COMMANDS.items() if annotations.get(key)}
     failed_runs = {v: run for v in status.failed_versions if (run := CACHE.get("trainingruns", namespace, v))}
@@ -151,7 +159,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
             commands=commands,
             retried=retried_versions(status, failed_runs),
             inputs_approved_for=annotations.get(APPROVE_INPUTS_ANNOTATION),
-        ),  # fmt: skip
+        ),
     )
     status = decision.status
     mark_rolled_back_versions(status, observed=observed)
@@ -162,16 +170,18 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
         status.autoscaler = apply_autoscaling(spec, observed=observed)
     retrain_wake = None
     if spec.retraining and status.stable:
-        status.retraining, retrain_wake = reconcile_retraining(spec, status, observed=observed, model=model,
-                                                               now=moment, events=events)  # fmt: skip
+        status.retraining, retrain_wake = reconcile_retraining(
+            spec, status, observed=observed, model=model, now=moment, events=events
+        )
     else:
         TRIGGERS_CHECKED.pop((observed.namespace, observed.name), None)
     record_metrics(observed, previous=before, status=status)
     conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
     status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
     # The deadlines as they are after applying (the pods the canary now needs are in status).
-    wake = min((w for w in (next_wake(spec, status, moment, measurement_running=running), retrain_wake) if w),
-               default=None)  # fmt: skip
+    wake = min(
+        (w for w in (next_wake(spec, status, moment, measurement_running=running), retrain_wake) if w), default=None
+    )
     return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), wake_at=wake, events=events)
 
 
@@ -205,8 +215,9 @@ def apply_autoscaling(spec: ModelDeploymentSpec, *, observed: Observed) -> str |
     return autoscaler_summary(apply_child("horizontalpodautoscalers", namespace, desired))
 
 
-def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str,
-                  weight: int) -> None:  # fmt: skip
+def apply_serving(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str, weight: int
+) -> None:
     """Apply the serving plan (resources.serving.plan_serving) and the traffic split; record in status what
     was achieved."""
     name, namespace = observed.name, observed.namespace
@@ -219,9 +230,19 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
         key = desired_receipt_key_secret(md=name, uid=observed.uid, key=secrets.token_bytes(32))
         status.receipt_key_secret = kube.create_secret(namespace, key)
     deployments = {v: CACHE.get("deployments", namespace, child_name(name, v)) for v in ("stable", "canary")}
-    plan = plan_serving(spec, md=name, uid=observed.uid, namespace=namespace, model=model, stable=stable,
-                        canary=canary, wanted=variant_replicas(spec.replicas, weight, gateway=gateway),
-                        deployments=deployments, config=config, receipt_secret=status.receipt_key_secret)  # fmt: skip
+    plan = plan_serving(
+        spec,
+        md=name,
+        uid=observed.uid,
+        namespace=namespace,
+        model=model,
+        stable=stable,
+        canary=canary,
+        wanted=variant_replicas(spec.replicas, weight, gateway=gateway),
+        deployments=deployments,
+        config=config,
+        receipt_secret=status.receipt_key_secret,
+    )
     pods = 0
     for planned, served in ((plan.stable, stable), (plan.canary, canary)):
         if planned.body is None:
@@ -239,8 +260,9 @@ def apply_serving(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, o
         achieved, status.routing = route_traffic(spec, namespace=namespace, md=name, weight=weight if canary else 0)
     else:
         achieved = plan.canary_share
-        status.routing = (f"replica ratio behind Service {name}: {plan.stable.replicas} stable, "
-                          f"{plan.canary.replicas} canary")  # fmt: skip
+        status.routing = (
+            f"replica ratio behind Service {name}: {plan.stable.replicas} stable, {plan.canary.replicas} canary"
+        )
     stable.weight = 100 - achieved
     if canary:
         canary.weight = achieved
@@ -301,21 +323,37 @@ def deployment_conditions(
 
     def put(type_: ConditionType, state: ConditionStatus, reason: str, message: str) -> None:
         nonlocal conditions
-        conditions = c.set_condition(conditions, type_=type_, status=state, reason=reason, message=message,
-                                     generation=generation, now=now, typed=True)  # fmt: skip
+        conditions = c.set_condition(
+            conditions,
+            type_=type_,
+            status=state,
+            reason=reason,
+            message=message,
+            generation=generation,
+            now=now,
+            typed=True,
+        )
 
     if stable is None:
         put(ConditionType.AVAILABLE, F, Reason.MODEL_NOT_FOUND, why)
         put(ConditionType.READY, F, Reason.MODEL_NOT_FOUND, why)
         return conditions, DeploymentPhase.PENDING
     available = stable.ready_replicas > 0
-    put(ConditionType.AVAILABLE, T if available else F, Reason.SERVING_STABLE if available else Reason.STABLE_NOT_READY,
-        f"{stable.version}: {stable.ready_replicas}/{stable.replicas} pods ready")  # fmt: skip
+    put(
+        ConditionType.AVAILABLE,
+        T if available else F,
+        Reason.SERVING_STABLE if available else Reason.STABLE_NOT_READY,
+        f"{stable.version}: {stable.ready_replicas}/{stable.replicas} pods ready",
+    )
     if canary is not None:
         pause = status.pause_reason
         words = f"{canary.version} at {canary.weight}%, step {canary.step_index}"
-        put(ConditionType.PROGRESSING, T, pause or Reason.CANARY_IN_PROGRESS,
-            words + (f" (paused: {pause})" if pause else ""))  # fmt: skip
+        put(
+            ConditionType.PROGRESSING,
+            T,
+            pause or Reason.CANARY_IN_PROGRESS,
+            words + (f" (paused: {pause})" if pause else ""),
+        )
     else:
         put(ConditionType.PROGRESSING, F, Reason.ROLLOUT_COMPLETE, f"{stable.version} serves 100%")
     if degraded is not None:

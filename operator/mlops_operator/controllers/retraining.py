@@ -54,12 +54,19 @@ def trigger_metrics(spec: RetrainingSpec, *, namespace: str, model: str, version
         sampled = f"max({series}{{{selector}}})[{drift.for_}:{DRIFT_STEP_SECONDS}s]"
         points = int(parse_duration(drift.for_) // DRIFT_STEP_SECONDS)
         query = f"min_over_time({sampled}) and count_over_time({sampled}) >= {points}"
-        metrics.append(AnalysisMetric(name="retraining-drift", query=query,
-                                      success_condition=f"result <= {drift.threshold}"))  # fmt: skip
+        metrics.append(
+            AnalysisMetric(name="retraining-drift", query=query, success_condition=f"result <= {drift.threshold}")
+        )
     quality = spec.triggers.quality
     if quality is not None:
-        metrics.append(AnalysisMetric(name="retraining-quality", template=quality.template, threshold=quality.bound,
-                                      min_samples=quality.min_samples))  # fmt: skip
+        metrics.append(
+            AnalysisMetric(
+                name="retraining-quality",
+                template=quality.template,
+                threshold=quality.bound,
+                min_samples=quality.min_samples,
+            )
+        )
     return metrics
 
 
@@ -69,8 +76,15 @@ def trigger_metrics(spec: RetrainingSpec, *, namespace: str, model: str, version
 TRIGGERS_CHECKED: dict[tuple[str, str], dt.datetime] = {}
 
 
-def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str,
-                         now: Any, events: Events) -> tuple[Any, Any]:  # fmt: skip
+def reconcile_retraining(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    *,
+    observed: Observed,
+    model: str,
+    now: Any,
+    events: Events,
+) -> tuple[Any, Any]:
     """Evaluate the triggers when due (drift and quality measured beside the reconcile, like an analysis)
     and create the TrainingRun the decision asks for (its Event added to `events`); (retraining status,
     when to look again)."""
@@ -90,44 +104,74 @@ def reconcile_retraining(spec: ModelDeploymentSpec, status: ModelDeploymentStatu
         taken = take_measurement(
             ("retraining", namespace, name),
             version=status.stable.version,
-            measure=lambda: [measure([m], prometheus_url=prometheus, namespace=namespace, model=model,
-                                     version=status.stable.version, window=window.get(m.name, "1m"))[2][0]
-                             for m in metrics],
+            measure=lambda: [
+                measure(
+                    [m],
+                    prometheus_url=prometheus,
+                    namespace=namespace,
+                    model=model,
+                    version=status.stable.version,
+                    window=window.get(m.name, "1m"),
+                )[2][0]
+                for m in metrics
+            ],
             wake=("modeldeployments", namespace, name),
-        )  # fmt: skip
+        )
         if taken is None:
             return current, None  # measuring: its end wakes this object
         for result in taken:
             if result.phase == "Failed":
                 trigger = "drift" if result.metric == "retraining-drift" else "quality"
                 source = retraining.triggers.drift if trigger == "drift" else retraining.triggers.quality
-                fired.append(Fired(trigger, metric=result.metric, value=result.value,
-                                   bound=getattr(source, "threshold", None) or getattr(source, "bound", None),
-                                   window=source.for_, message=result.message))  # fmt: skip
+                fired.append(
+                    Fired(
+                        trigger,
+                        metric=result.metric,
+                        value=result.value,
+                        bound=getattr(source, "threshold", None) or getattr(source, "bound", None),
+                        window=source.for_,
+                        message=result.message,
+                    )
+                )
     dataset = CACHE.get("datasets", namespace, retraining.template.dataset_ref.name)
     version = ((dataset or {}).get("status") or {}).get("version")
     base = current or RetrainingStatus()
     fired += [f for f in (schedule_fired(retraining, base, now), dataset_fired(retraining, base, version)) if f]
-    in_flight = [r["metadata"]["name"] for r in CACHE.list("trainingruns", namespace, labels={RETRAINING_LABEL: name})
-                 if ((r.get("status") or {}).get("phase")) not in ("Succeeded", "Failed")]  # fmt: skip
+    in_flight = [
+        r["metadata"]["name"]
+        for r in CACHE.list("trainingruns", namespace, labels={RETRAINING_LABEL: name})
+        if ((r.get("status") or {}).get("phase")) not in ("Succeeded", "Failed")
+    ]
     runs = CACHE.list("trainingruns", namespace)
     taken = frozenset(r["metadata"]["name"] for r in runs)
     rolled_back = frozenset(status.failed_versions) | {r["metadata"]["name"] for r in runs if rollback_record(r)}
-    decision = next_retraining(retraining, current, md=name, fired=fired, now=now, in_flight=in_flight,
-                               dataset_version=version, taken=taken, rolled_back=rolled_back)  # fmt: skip
+    decision = next_retraining(
+        retraining,
+        current,
+        md=name,
+        fired=fired,
+        now=now,
+        in_flight=in_flight,
+        dataset_version=version,
+        taken=taken,
+        rolled_back=rolled_back,
+    )
     TRIGGERS_CHECKED[(namespace, name)] = now
     if decision.evidence is not None:
         words = f"{decision.evidence.trigger}: {decision.evidence.message}"
         if decision.create:
             fired_at = format_time(now)
-            run = desired_retraining_run(retraining, md=name, run=decision.create, evidence=decision.evidence,
-                                         read_after=fired_at)  # fmt: skip
+            run = desired_retraining_run(
+                retraining, md=name, run=decision.create, evidence=decision.evidence, read_after=fired_at
+            )
             request_refresh(namespace, retraining.template.dataset_ref.name, at=fired_at)
             CACHE.observe("trainingruns", kube.create_custom("trainingruns", namespace, run))
             events.info(reason="RetrainingStarted", message=f"TrainingRun {decision.create} ({words})")
         else:
-            events.info(reason="RetrainingSuggested",
-                      message=f"would create TrainingRun {decision.status.history[0].run} ({words})")  # fmt: skip
+            events.info(
+                reason="RetrainingSuggested",
+                message=f"would create TrainingRun {decision.status.history[0].run} ({words})",
+            )
     return decision.status, decision.wake_at
 
 
@@ -148,8 +192,14 @@ def desired_retraining_run(
     """A TrainingRun of the template, labelled for the ModelDeployment that triggered it and carrying the
     trigger's evidence; no owner reference: a model version outlives the ModelDeployment. With `read_after`
     (when the trigger fired) it trains on the Dataset's data only once read after that moment."""
-    trigger = {"trigger": evidence.trigger, "metric": evidence.metric, "value": evidence.value,
-               "bound": evidence.bound, "window": evidence.window, "message": evidence.message}  # fmt: skip
+    trigger = {
+        "trigger": evidence.trigger,
+        "metric": evidence.metric,
+        "value": evidence.value,
+        "bound": evidence.bound,
+        "window": evidence.window,
+        "message": evidence.message,
+    }
     body = spec.template.model_dump(mode="json", by_alias=True, exclude_none=True)
     if read_after and not spec.template.dataset_ref.version:
         body["datasetRef"]["readAfter"] = read_after
@@ -161,6 +211,6 @@ def desired_retraining_run(
             "name": run,
             "labels": {RETRAINING_LABEL: md[:63]},
             "annotations": {TRIGGER_ANNOTATION: json.dumps(trigger)},
-        },  # fmt: skip
+        },
         "spec": body,
     }

@@ -114,8 +114,13 @@ def training_outcome(
     (storage.model_prefix): a result naming any other place is not this run's model.
     """
     if finished is None:
-        return status.model_copy(update={"phase": TrainingPhase.RUNNING, "reason": Reason.JOB_RUNNING,
-                                         "message": f"Job {status.job_name} is training"})  # fmt: skip
+        return status.model_copy(
+            update={
+                "phase": TrainingPhase.RUNNING,
+                "reason": Reason.JOB_RUNNING,
+                "message": f"Job {status.job_name} is training",
+            }
+        )
     if finished == "Complete" and result is not None and result.ok:
         refused = unattributed_result(result, model_key=model_key)
         if refused:
@@ -142,7 +147,7 @@ def training_outcome(
                     calibrated=result.calibrated,
                     signature_sha256=result.signature_sha256,
                     feature_count=result.feature_count,
-                ),  # fmt: skip
+                ),
             }
         )
     if result is not None and result.reason == Reason.UNATTRIBUTED_RESULT:  # a success that is no evidence
@@ -171,8 +176,9 @@ def training_conditions(status: TrainingRunStatus, *, generation: int | None, no
 
     def put(type_: str, state: ConditionStatus, why: str, words: str) -> None:
         nonlocal conditions
-        conditions = c.set_condition(conditions, type_=type_, status=state, reason=why, message=words,
-                                     generation=generation, now=now, typed=True)  # fmt: skip
+        conditions = c.set_condition(
+            conditions, type_=type_, status=state, reason=why, message=words, generation=generation, now=now, typed=True
+        )
 
     if phase == TrainingPhase.SUCCEEDED:
         put(c.SUCCEEDED, ConditionStatus.TRUE, reason, message)
@@ -268,8 +274,9 @@ def progress_training(
     )
     finished, result, job_reason = _job_result(job, namespace)
     model_key = model_prefix(namespace, spec.model.name, name, observed.uid)
-    status = training_outcome(spec, status, finished=finished, result=result, job_reason=job_reason, run=name,
-                              model_key=model_key, now=now)  # fmt: skip
+    status = training_outcome(
+        spec, status, finished=finished, result=result, job_reason=job_reason, run=name, model_key=model_key, now=now
+    )
     if status.phase == TrainingPhase.SUCCEEDED:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in status.metrics.items())
         events.info(reason=EventReason.TRAINING_SUCCEEDED, message=shown or "no metrics")
@@ -307,13 +314,17 @@ def reconcile_promotion(
                 events.warn(reason=EventReason.ROLLED_BACK, message=settled.promotion.message)
         if settled.action == "hand_over":  # a promotion whose label was never written: finished now
             replaced = champions.hand_over(namespace, model, to=name)
-            events.info(reason=EventReason.PROMOTED,
-                      message="champion label restored after an interrupted promotion"
-                      + (f"; replaces {', '.join(replaced)}" if replaced else ""))  # fmt: skip
+            events.info(
+                reason=EventReason.PROMOTED,
+                message="champion label restored after an interrupted promotion"
+                + (f"; replaces {', '.join(replaced)}" if replaced else ""),
+            )
         elif settled.action == "hand_back":
             back_to = champions.hand_back(namespace, model, from_=name)
-            events.warn(reason=EventReason.CHAMPION_RESTORED,
-                      message=f"no longer the champion; {back_to or 'no other version'} is")  # fmt: skip
+            events.warn(
+                reason=EventReason.CHAMPION_RESTORED,
+                message=f"no longer the champion; {back_to or 'no other version'} is",
+            )
         if not decision_due(status.promotion, rolled_back=rolled_back is not None):
             return status
         approved = (observed.body["metadata"].get("annotations") or {}).get(APPROVED_ANNOTATION) == "true"
@@ -323,8 +334,9 @@ def reconcile_promotion(
             scored=status.champion_scores.model_dump() if status.champion_scores else None,
             test_rows=status.test_rows,
         )
-        decision = decide_promotion(metrics=status.metrics, promotion=spec.promotion, champion=champion,
-                                    approved=approved)  # fmt: skip
+        decision = decide_promotion(
+            metrics=status.metrics, promotion=spec.promotion, champion=champion, approved=approved
+        )
         promotion = record_decision(status.promotion, decision, now=observed.now)
         if promotion is None:
             return status

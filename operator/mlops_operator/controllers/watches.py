@@ -57,9 +57,11 @@ def objects_to_wake(plural: str, body: dict[str, Any], cache: ObjectCache) -> li
     meta = body["metadata"]
     namespace, name = meta.get("namespace") or "", meta["name"]
     if plural in ("jobs", "deployments", "services", "horizontalpodautoscalers"):
-        return [(OWNER_KINDS[ref["kind"]], namespace, ref["name"])
-                for ref in meta.get("ownerReferences") or []
-                if ref.get("apiVersion", "").startswith(f"{GROUP}/") and ref.get("kind") in OWNER_KINDS]  # fmt: skip
+        return [
+            (OWNER_KINDS[ref["kind"]], namespace, ref["name"])
+            for ref in meta.get("ownerReferences") or []
+            if ref.get("apiVersion", "").startswith(f"{GROUP}/") and ref.get("kind") in OWNER_KINDS
+        ]
     if plural == "pods":  # a Job's pod: its Job's owner (the label's value is the Job's full name)
         job = cache.get("jobs", namespace, (meta.get("labels") or {}).get("batch.kubernetes.io/job-name", ""))
         return objects_to_wake("jobs", job, cache) if job else []
@@ -80,8 +82,11 @@ def objects_to_wake(plural: str, body: dict[str, Any], cache: ObjectCache) -> li
                 wake.append(("trainingruns", namespace, run["metadata"]["name"]))
     elif plural == "persistentvolumeclaims":
         wake += [("datasets", namespace, d["metadata"]["name"]) for d in cache.list("datasets", namespace)]
-        wake += [("trainingruns", namespace, r["metadata"]["name"]) for r in cache.list("trainingruns", namespace)
-                 if (r.get("status") or {}).get("phase") not in TERMINAL_RUN_PHASES]  # fmt: skip
+        wake += [
+            ("trainingruns", namespace, r["metadata"]["name"])
+            for r in cache.list("trainingruns", namespace)
+            if (r.get("status") or {}).get("phase") not in TERMINAL_RUN_PHASES
+        ]
     elif plural == "namespaces":  # its artifact store annotation: the Datasets may have a check to start
         wake += [("datasets", name, d["metadata"]["name"]) for d in cache.list("datasets", name)]
     elif plural == "httproutes":

@@ -28,9 +28,14 @@ MAX_MESSAGE = 1500
 
 
 def run_check(
-    spec: DatasetSpec, *, namespace: str, name: str, store: ArtifactStore, input_dir: pathlib.Path,
+    spec: DatasetSpec,
+    *,
+    namespace: str,
+    name: str,
+    store: ArtifactStore,
+    input_dir: pathlib.Path,
     capture: dict[str, Any] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The check's result: a CheckResult (resources/results.py) in its wire form, what the Job reports."""
     return _check(spec, namespace=namespace, name=name, store=store, input_dir=input_dir, capture=capture).wire()
 

@@ -109,6 +109,10 @@ def build_profile(table: Table, target: str) -> dict[str, Any]:
         target_profile = {"kind": "classes", "shares": shares}
     else:
         values = table.numeric_column(target)
-        target_profile = {"kind": "numeric", "mean": float(np.nanmean(values)), "std": float(np.nanstd(values)),
-                          **numeric_bins(values)}  # fmt: skip
+        target_profile = {
+            "kind": "numeric",
+            "mean": float(np.nanmean(values)),
+            "std": float(np.nanstd(values)),
+            **numeric_bins(values),
+        }
     return {"rows": table.num_rows, "features": features, "target": {"name": target, **target_profile}}

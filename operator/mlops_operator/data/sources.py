@@ -155,8 +155,14 @@ def read_capture(spec: DatasetSpec, capture: dict[str, Any], store: Any) -> Tabl
     return capture_table(base, records, target=spec.target)
 
 
-def read_source(spec: DatasetSpec, *, input_dir: pathlib.Path, max_bytes: int = DEFAULT_MAX_BYTES,
-                capture: dict[str, Any] | None = None, store: Any = None) -> Table:  # fmt: skip
+def read_source(
+    spec: DatasetSpec,
+    *,
+    input_dir: pathlib.Path,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    capture: dict[str, Any] | None = None,
+    store: Any = None,
+) -> Table:
     """The source's content as a table. configMap and pvc sources are mounted under input_dir by the Job;
     for a capture source the operator names the base snapshot and the capture prefix (`capture`)."""
     source = spec.source

@@ -428,15 +428,19 @@ def _arrow_csv(data: bytes) -> tuple[pa.Table, int]:
     source = pa.py_buffer(data)
     parse = pa_csv.ParseOptions(newlines_in_values=b'"' in data, invalid_row_handler=skip_blank)
     probe = pa_csv.open_csv(
-        source, read_options=pa_csv.ReadOptions(autogenerate_column_names=True, use_threads=False),
+        source,
+        read_options=pa_csv.ReadOptions(autogenerate_column_names=True, use_threads=False),
         parse_options=parse,
-    )  # fmt: skip
+    )
     names = probe.schema.names
     probe.close()
     convert = pa_csv.ConvertOptions(
-        column_types={name: pa.string() for name in names}, null_values=[], strings_can_be_null=False,
-        quoted_strings_can_be_null=False, check_utf8=False,  # _valid_utf8 checked it
-    )  # fmt: skip
+        column_types={name: pa.string() for name in names},
+        null_values=[],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        check_utf8=False,  # _valid_utf8 checked it
+    )
     read = pa_csv.ReadOptions(autogenerate_column_names=True)
     records = pa_csv.read_csv(source, read_options=read, parse_options=parse, convert_options=convert)
     return records, len(skipped)

@@ -266,9 +266,16 @@ def render_status(md: dict[str, Any], *, now: dt.datetime | None = None) -> str:
 
 
 def _retraining_table(history: list[RetrainingEvent], now: dt.datetime) -> list[str]:
-    rows = [[_ago(e.at, now), e.decision, e.run, e.trigger,
-             e.message or (f"{e.metric} {_value(e.value)} (bound {_value(e.bound)}, {e.window})" if e.metric else "")]
-            for e in history[:5]]  # fmt: skip
+    rows = [
+        [
+            _ago(e.at, now),
+            e.decision,
+            e.run,
+            e.trigger,
+            e.message or (f"{e.metric} {_value(e.value)} (bound {_value(e.bound)}, {e.window})" if e.metric else ""),
+        ]
+        for e in history[:5]
+    ]
     return _table(["WHEN", "DECISION", "RUN", "TRIGGER", "EVIDENCE"], rows, indent="  ")
 
 

@@ -98,9 +98,16 @@ class PromotionDecision:
 
     def as_status(self, *, decided_at: str) -> PromotionStatus:
         """The TrainingRun's `status.promotion` record of this decision."""
-        return PromotionStatus(decision=self.decision, reason=self.reason, message=self.message,
-                               champion=self.champion, metric=self.metric, value=self.value,
-                               champion_value=self.champion_value, decided_at=decided_at)  # fmt: skip
+        return PromotionStatus(
+            decision=self.decision,
+            reason=self.reason,
+            message=self.message,
+            champion=self.champion,
+            metric=self.metric,
+            value=self.value,
+            champion_value=self.champion_value,
+            decided_at=decided_at,
+        )
 
 
 def _finite(metrics: dict[str, float], name: str) -> float | None:

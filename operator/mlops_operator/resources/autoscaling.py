@@ -27,7 +27,7 @@ DEFAULT_BEHAVIOR: dict[str, dict[str, Any]] = {
         "policies": [
             {"type": "Percent", "value": 100, "periodSeconds": 15},
             {"type": "Pods", "value": 4, "periodSeconds": 15},
-        ],  # fmt: skip
+        ],
     },
     "scaleDown": {
         "stabilizationWindowSeconds": 300,
@@ -98,8 +98,10 @@ def autoscaler_summary(hpa: dict[str, Any] | None) -> str | None:
         return None
     spec, status = hpa.get("spec") or {}, hpa.get("status") or {}
     bounds = f"{spec.get('minReplicas', 1)} to {spec.get('maxReplicas')}"
-    words = (f"HorizontalPodAutoscaler {hpa['metadata']['name']}: {status.get('currentReplicas', 0)} replicas, "
-             f"wants {status.get('desiredReplicas', 0)} ({bounds})")  # fmt: skip
+    words = (
+        f"HorizontalPodAutoscaler {hpa['metadata']['name']}: {status.get('currentReplicas', 0)} replicas, "
+        f"wants {status.get('desiredReplicas', 0)} ({bounds})"
+    )
     for condition in status.get("conditions") or []:
         if condition.get("type") in ("AbleToScale", "ScalingActive") and condition.get("status") == "False":
             words += f"; {condition['type']}=False ({condition.get('reason')}): {condition.get('message', '')}"

@@ -60,13 +60,24 @@ def child_name(parent: str, suffix: str, *, limit: int = 63) -> str:
 
 
 def owner_reference(*, kind: str, name: str, uid: str) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": kind, "name": name, "uid": uid, "controller": True,
-            "blockOwnerDeletion": True}  # fmt: skip
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def restricted_pod_security() -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"}}  # fmt: skip
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def restricted_container_security() -> dict[str, Any]:
@@ -138,9 +149,15 @@ def _job(
 
 
 def desired_dataset_check_job(
-    *, name: str, namespace: str, uid: str, spec: DatasetSpec, check: int, config: OperatorConfig,
+    *,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: DatasetSpec,
+    check: int,
+    config: OperatorConfig,
     capture: dict[str, Any] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The Job that reads, validates, versions and profiles the source of Dataset `name` (check number `check`)."""
     store = store_access(config, read_only=False)
     volumes, mounts = list(store.volumes), list(store.mounts)
@@ -192,8 +209,9 @@ def desired_training_job(
     model on its held-out rows."""
     store = store_access(config, read_only=False)
     snapshots = snapshot_store_access(dataset.snapshot_uri, config)
-    request = TrainingRequest(namespace=namespace, run=name, run_uid=uid, spec=spec, dataset=dataset,
-                              champion=champion).wire()  # fmt: skip
+    request = TrainingRequest(
+        namespace=namespace, run=name, run_uid=uid, spec=spec, dataset=dataset, champion=champion
+    ).wire()
     resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
     return _job(
         name=child_name(name, "train"),
@@ -284,8 +302,13 @@ def latest_result(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
 # (CreateContainerConfigError: e.g. the artifact store's credentials), an image that cannot be pulled.
 # The kubelet reports some of them for a moment on its own (a Secret created just before the pod is not
 # in its cache yet): a pod counts as stuck only once it has waited that way this long.
-CANNOT_START = ("CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff",
-                "InvalidImageName")  # fmt: skip
+CANNOT_START = (
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+)
 STUCK_POD_SECONDS = 20.0
 
 

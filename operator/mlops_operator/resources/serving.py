@@ -63,12 +63,21 @@ def capture_plan(
     if capture is None or not capture.enabled:
         return [], None
     if not config.uses_object_store:
-        return [], (f"not captured: capture needs an object store (s3://), and this namespace's artifact store is "
-                    f"{config.store_uri}")  # fmt: skip
+        return [], (
+            f"not captured: capture needs an object store (s3://), and this namespace's artifact store is "
+            f"{config.store_uri}"
+        )
     uri = f"{config.store_uri}/captures/{namespace}/{md}"
-    args = ["--capture-uri", uri, "--capture-sample-rate", f"{capture.sample_rate:g}",
-            "--capture-max-age-seconds", f"{parse_duration(capture.retention.max_age):g}",
-            "--capture-max-bytes", str(capture.retention.max_megabytes << 20)]  # fmt: skip
+    args = [
+        "--capture-uri",
+        uri,
+        "--capture-sample-rate",
+        f"{capture.sample_rate:g}",
+        "--capture-max-age-seconds",
+        f"{parse_duration(capture.retention.max_age):g}",
+        "--capture-max-bytes",
+        str(capture.retention.max_megabytes << 20),
+    ]
     return args, f"capturing {capture.sample_rate:.0%} of the requests and the labels posted back to {uri}"
 
 
@@ -87,8 +96,12 @@ def desired_server_deployment(
 ) -> dict[str, Any]:
     """The Deployment serving `version` ({version, modelUri, sha256}) as `variant` with `replicas` pods;
     `receipt_secret` holds the key its pods sign feedback receipts with (every variant shares it)."""
-    labels = {**selector_labels(md, variant), "mlops.dev/model": model, "mlops.dev/version": version["version"][:63],
-              "app.kubernetes.io/managed-by": "mlops-operator"}  # fmt: skip
+    labels = {
+        **selector_labels(md, variant),
+        "mlops.dev/model": model,
+        "mlops.dev/version": version["version"][:63],
+        "app.kubernetes.io/managed-by": "mlops-operator",
+    }
     server = spec.server
     store = serving_store_access(version["modelUri"], config)
     container = {
@@ -109,7 +122,7 @@ def desired_server_deployment(
             str(server.max_batch_delay_ms),
             *(capture_args or []),
             *(["--receipt-key-file", f"{RECEIPT_KEY_DIR}/{RECEIPT_KEY_FILE}"] if receipt_secret else []),
-        ],  # fmt: skip
+        ],
         "env": [
             {"name": k, "value": v} for k, v in {**store.env, "HOME": "/tmp", "MLOPS_MODEL_DIR": "/tmp/models"}.items()
         ],
@@ -129,7 +142,7 @@ def desired_server_deployment(
             "httpGet": {"path": "/v2/health/live", "port": "http"},
             "periodSeconds": 10,
             "failureThreshold": 3,
-        },  # fmt: skip
+        },
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},
             *store.mounts,
@@ -160,7 +173,7 @@ def desired_server_deployment(
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(server.port),
                         "prometheus.io/path": "/metrics",
-                    },  # fmt: skip
+                    },
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
@@ -244,8 +257,10 @@ def with_fingerprint(body: dict[str, Any]) -> dict[str, Any]:
     """`body` with an annotation naming its content: the next reconcile compares fingerprints instead
     of applying again, so an unchanged child costs no request."""
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    metadata = {**body["metadata"], "annotations": {**(body["metadata"].get("annotations") or {}),
-                                                   DESIRED_ANNOTATION: digest}}  # fmt: skip
+    metadata = {
+        **body["metadata"],
+        "annotations": {**(body["metadata"].get("annotations") or {}), DESIRED_ANNOTATION: digest},
+    }
     return {**body, "metadata": metadata}
 
 
@@ -261,8 +276,9 @@ def is_current(desired: dict[str, Any], actual: dict[str, Any] | None) -> bool:
     return wanted is None or (actual.get("spec") or {}).get("replicas") == wanted
 
 
-def held_replicas(*, wanted: tuple[int, int], current: tuple[int, int], ready: tuple[int, int],
-                  total: int) -> tuple[int, int]:  # fmt: skip
+def held_replicas(
+    *, wanted: tuple[int, int], current: tuple[int, int], ready: tuple[int, int], total: int
+) -> tuple[int, int]:
     """(stable, canary) replicas to apply so that serving capacity never drops while traffic moves.
 
     `wanted` is the split of the current weight; `current` the replicas the two Deployments have now;
@@ -355,18 +371,29 @@ def plan_serving(
     stable_replicas, canary_replicas = held_replicas(
         wanted=wanted,
         current=(replicas_of(deployments["stable"]), replicas_of(deployments["canary"])),
-        ready=(ready_replicas_of(deployments["stable"], stable.version),
-               ready_replicas_of(deployments["canary"], canary_version)),
+        ready=(
+            ready_replicas_of(deployments["stable"], stable.version),
+            ready_replicas_of(deployments["canary"], canary_version),
+        ),
         total=sum(wanted),
-    )  # fmt: skip
+    )
 
     def variant(name: str, served: VersionStatus, replicas: int) -> VariantPlan:
         if name == "canary" and draining and replicas > 0:
             return VariantPlan(name, replicas, None)
         version = {"version": served.version, "modelUri": served.model_uri, "sha256": served.sha256}
-        body = desired_server_deployment(md=md, uid=uid, variant=name, spec=spec, model=model, version=version,
-                                         replicas=replicas, config=config, capture_args=capture_args,
-                                         receipt_secret=receipt_secret)  # fmt: skip
+        body = desired_server_deployment(
+            md=md,
+            uid=uid,
+            variant=name,
+            spec=spec,
+            model=model,
+            version=version,
+            replicas=replicas,
+            config=config,
+            capture_args=capture_args,
+            receipt_secret=receipt_secret,
+        )
         return VariantPlan(name, replicas, body)
 
     services = (
@@ -375,6 +402,9 @@ def plan_serving(
         desired_service(md=md, uid=uid, spec=spec),
     )
     share = round(100 * canary_replicas / max(stable_replicas + canary_replicas, 1)) if canary else 0
-    return ServingPlan(stable=variant("stable", stable, stable_replicas),
-                       canary=variant("canary", canary or stable, canary_replicas),
-                       services=services, canary_share=share)  # fmt: skip
+    return ServingPlan(
+        stable=variant("stable", stable, stable_replicas),
+        canary=variant("canary", canary or stable, canary_replicas),
+        services=services,
+        canary_share=share,
+    )

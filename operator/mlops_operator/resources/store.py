@@ -25,10 +25,14 @@ def store_access(config: OperatorConfig, *, read_only: bool) -> StoreAccess:
     if not config.uses_object_store:
         return StoreAccess(
             env={"MLOPS_STORE_URI": config.store_uri, "MLOPS_STORE_PATH": config.artifact_mount},
-            volumes=[{"name": "artifacts",
-                      "persistentVolumeClaim": {"claimName": config.artifact_pvc, "readOnly": read_only}}],
+            volumes=[
+                {
+                    "name": "artifacts",
+                    "persistentVolumeClaim": {"claimName": config.artifact_pvc, "readOnly": read_only},
+                }
+            ],
             mounts=[{"name": "artifacts", "mountPath": config.artifact_mount, "readOnly": read_only}],
-        )  # fmt: skip
+        )
     env = {"MLOPS_STORE_URI": config.store_uri, "MLOPS_S3_ADDRESSING": config.s3_addressing}
     if config.s3_endpoint:
         env["AWS_ENDPOINT_URL"] = config.s3_endpoint
@@ -38,8 +42,12 @@ def store_access(config: OperatorConfig, *, read_only: bool) -> StoreAccess:
     volumes, mounts = [], []
     if config.s3_ca_configmap:
         env["AWS_CA_BUNDLE"] = f"{CA_MOUNT}/ca.crt"
-        volumes.append({"name": "s3-ca", "configMap": {"name": config.s3_ca_configmap, "items": [
-            {"key": "ca.crt", "path": "ca.crt"}]}})  # fmt: skip
+        volumes.append(
+            {
+                "name": "s3-ca",
+                "configMap": {"name": config.s3_ca_configmap, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+            }
+        )
         mounts.append({"name": "s3-ca", "mountPath": CA_MOUNT, "readOnly": True})
     return StoreAccess(env=env, env_from=env_from, volumes=volumes, mounts=mounts)
 

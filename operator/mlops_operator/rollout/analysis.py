@@ -55,10 +55,15 @@ TEMPLATES = {
 }
 # Templates judged on labels posted back (or, estimatedAccuracy, on predictions): no verdict on fewer
 # than the metric's minSamples of them in the window — fewer is Inconclusive.
-SAMPLED = {"accuracy": "mlops_feedback_labels_total", "precision": "mlops_feedback_labels_total",
-           "recall": "mlops_feedback_labels_total", "f1": "mlops_feedback_labels_total",
-           "mae": "mlops_feedback_labels_total", "rmse": "mlops_feedback_labels_total",
-           "estimatedAccuracy": "mlops_estimated_rows_total"}  # fmt: skip
+SAMPLED = {
+    "accuracy": "mlops_feedback_labels_total",
+    "precision": "mlops_feedback_labels_total",
+    "recall": "mlops_feedback_labels_total",
+    "f1": "mlops_feedback_labels_total",
+    "mae": "mlops_feedback_labels_total",
+    "rmse": "mlops_feedback_labels_total",
+    "estimatedAccuracy": "mlops_estimated_rows_total",
+}
 CLASS_TEMPLATES = ("precision", "recall", "f1")
 ESTIMATE_CAVEAT = "a label-free estimate: blind to concept drift with unchanged inputs"
 
@@ -67,8 +72,10 @@ def _per_class(selector: str, window: str, by: str, klass: str | None) -> str:
     """Scored predictions per class in the window, the class taken from the `label` or `prediction` label
     (only `klass`'s, when one is given)."""
     only = f',{by}="{klass}"' if klass is not None else ""
-    return (f'sum by (class) (label_replace(increase(mlops_feedback_confusion_total{{{selector}{only}}}[{window}]), '
-            f'"class", "$1", "{by}", "(.*)"))')  # fmt: skip
+    return (
+        f"sum by (class) (label_replace(increase(mlops_feedback_confusion_total{{{selector}{only}}}[{window}]), "
+        f'"class", "$1", "{by}", "(.*)"))'
+    )
 
 
 def class_metric_query(template: str, *, selector: str, window: str, klass: str | None) -> str:
@@ -85,8 +92,11 @@ def class_metric_query(template: str, *, selector: str, window: str, klass: str 
     hits = f"({tp} or {seen})"
     precision = f"(({hits} / {predicted}) or {seen})"
     recall = f"(({hits} / {actual}) or {seen})"
-    value = {"precision": precision, "recall": recall,
-             "f1": f"((2 * {precision} * {recall} / ({precision} + {recall} > 0)) or {seen})"}[template]  # fmt: skip
+    value = {
+        "precision": precision,
+        "recall": recall,
+        "f1": f"((2 * {precision} * {recall} / ({precision} + {recall} > 0)) or {seen})",
+    }[template]
     return f"sum({value})" if klass is not None else f"avg({value})"
 
 
@@ -102,8 +112,14 @@ DEFAULT_METRICS = [
     AnalysisMetric(name="latency-p95", template="latencyP95", threshold=0.5),
 ]
 _CONDITION = re.compile(r"^result\s*(<=|>=|==|!=|<|>)\s*(-?[0-9.eE+-]+)$")
-_OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
-              "!=": operator.ne}  # fmt: skip
+_OPERATORS = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 @dataclass(frozen=True)

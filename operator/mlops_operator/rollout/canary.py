@@ -90,8 +90,9 @@ class Target:
     rolled_back: str | None = None  # why: a ModelDeployment rolled this version back (canaried, never served first)
 
     def as_status(self) -> VersionStatus:
-        return VersionStatus(version=self.version, model_uri=self.model_uri, sha256=self.sha256,
-                             signature_sha256=self.signature)  # fmt: skip
+        return VersionStatus(
+            version=self.version, model_uri=self.model_uri, sha256=self.sha256, signature_sha256=self.signature
+        )
 
 
 @dataclass(frozen=True)
@@ -442,8 +443,12 @@ def _await_evidence(r: _Rollout) -> bool:
 def _promote(r: _Rollout) -> bool:
     """Every step passed: the canary becomes the stable version at 100 %."""
     status, canary, previous = r.status, r.canary, _stable(r)
-    status.stable = VersionStatus(version=canary.version, model_uri=canary.model_uri, sha256=canary.sha256,
-                                  signature_sha256=canary.signature_sha256)  # fmt: skip
+    status.stable = VersionStatus(
+        version=canary.version,
+        model_uri=canary.model_uri,
+        sha256=canary.sha256,
+        signature_sha256=canary.signature_sha256,
+    )
     status.canary, status.promoted_at, status.last_good = None, r.now, previous
     status.pause_reason, status.last_analysis_at, status.guard_failures = None, None, 0
     _record_history(r, canary.version, "Promoted", f"after {len(r.spec.strategy.canary.steps)} steps")

@@ -63,10 +63,17 @@ def dataset_fired(spec: RetrainingSpec, status: RetrainingStatus, version: str |
 
 
 def next_retraining(
-    spec: RetrainingSpec, status: RetrainingStatus | None, *, md: str, fired: list[Fired], now: dt.datetime,
-    in_flight: list[str], dataset_version: str | None, taken: frozenset[str] = frozenset(),
+    spec: RetrainingSpec,
+    status: RetrainingStatus | None,
+    *,
+    md: str,
+    fired: list[Fired],
+    now: dt.datetime,
+    in_flight: list[str],
+    dataset_version: str | None,
+    taken: frozenset[str] = frozenset(),
     rolled_back: frozenset[str] = frozenset(),
-) -> RetrainingDecision:  # fmt: skip
+) -> RetrainingDecision:
     """The retraining status after evaluating the triggers at `now`, and the run to create, if any.
 
     The status changes only when something happens (a trigger fires, the Dataset moves, what holds a
@@ -99,16 +106,26 @@ def next_retraining(
         return RetrainingDecision(status, wake_at=min(wake_at, cooldown_end))
     if len(day) >= spec.max_per_day:
         oldest = min(t for e in day if (t := parse_time(e.at)) is not None)
-        status.waiting = (f"{evidence.trigger} fired, but {len(day)} runs in 24 hours is the cap (maxPerDay): the "
-                          f"next one from {format_time(oldest + dt.timedelta(days=1))}")  # fmt: skip
+        status.waiting = (
+            f"{evidence.trigger} fired, but {len(day)} runs in 24 hours is the cap (maxPerDay): the "
+            f"next one from {format_time(oldest + dt.timedelta(days=1))}"
+        )
         return RetrainingDecision(status, wake_at=wake_at)
     number = status.created + 1
     while run_name(md, number) in taken:
         number += 1
     name = run_name(md, number)
-    event = RetrainingEvent(at=format_time(now), trigger=evidence.trigger, metric=evidence.metric,
-                            value=evidence.value, bound=evidence.bound, window=evidence.window,
-                            message=evidence.message, run=name, decision=decision)  # fmt: skip
+    event = RetrainingEvent(
+        at=format_time(now),
+        trigger=evidence.trigger,
+        metric=evidence.metric,
+        value=evidence.value,
+        bound=evidence.bound,
+        window=evidence.window,
+        message=evidence.message,
+        run=name,
+        decision=decision,
+    )
     status.history = [event, *status.history][:HISTORY_LIMIT]
     status.waiting = None
     if spec.mode == "Auto":

@@ -85,9 +85,20 @@ class CaptureWriter:
             return
         now = self._clock()
         values = predictions.tolist()
-        self._keep([{"kind": "prediction", "receipt": receipt_id, "row": i, "version": self.version, "time": now,
-                     "features": dict(zip(self.features, row, strict=True)), "prediction": values[i]}
-                    for i, row in enumerate(rows.tolist())])  # fmt: skip
+        self._keep(
+            [
+                {
+                    "kind": "prediction",
+                    "receipt": receipt_id,
+                    "row": i,
+                    "version": self.version,
+                    "time": now,
+                    "features": dict(zip(self.features, row, strict=True)),
+                    "prediction": values[i],
+                }
+                for i, row in enumerate(rows.tolist())
+            ]
+        )
 
     def labelled(self, receipt_id: str, labels: list, *, version: str, issued: float, max_age: float) -> None:
         """Labels for a verified receipt: of `version` (the receipt's, maybe not this pod's), issued at `issued`."""

@@ -121,9 +121,14 @@ class DataPlane:
         self.seen = receipts.SeenReceipts(max_age=feedback_max_age)
         self.drift = DriftWindow(profile, loaded.features)
         self.estimate = EstimateWindow(loaded.model, loaded.calibration) if loaded.calibration else None
-        self.metrics = ServerMetrics(model=loaded.name, version=loaded.version, drift=self.drift,
-                                     accuracy=AccuracyWindow(), classes=loaded.classes,
-                                     estimate=self.estimate)  # fmt: skip
+        self.metrics = ServerMetrics(
+            model=loaded.name,
+            version=loaded.version,
+            drift=self.drift,
+            accuracy=AccuracyWindow(),
+            classes=loaded.classes,
+            estimate=self.estimate,
+        )
         self.batcher = MicroBatcher(
             loaded.model.predict,
             max_batch_size=max_batch_size,
@@ -165,8 +170,10 @@ class DataPlane:
         """Refuse a call for another model, or another version of this one."""
         if name != self.loaded.name or (version and version != self.loaded.version):
             asked = f"model {name!r}{f' version {version!r}' if version else ''}"
-            raise ServingError(ServingError.NOT_FOUND, f"{asked} is not served here; this server serves "
-                               f"{self.loaded.name!r} version {self.loaded.version!r}")  # fmt: skip
+            raise ServingError(
+                ServingError.NOT_FOUND,
+                f"{asked} is not served here; this server serves {self.loaded.name!r} version {self.loaded.version!r}",
+            )
 
     # ------------------------------------------------------------------------------------- inference
 
@@ -184,8 +191,9 @@ class DataPlane:
         except RowsRefused as refused:  # these rows alone fail, other requests' rows predict
             raise ServingError(ServingError.REFUSED, f"the model cannot predict these rows: {refused}") from None
         except Exception as error:  # the model fails on everything: a server fault
-            raise ServingError(ServingError.INTERNAL,
-                               f"prediction failed: {type(error).__name__}: {str(error)[:500]}") from None  # fmt: skip
+            raise ServingError(
+                ServingError.INTERNAL, f"prediction failed: {type(error).__name__}: {str(error)[:500]}"
+            ) from None
         self.drift.add(rows, predictions)
         if self.estimate is not None:
             self.estimate.add(rows)

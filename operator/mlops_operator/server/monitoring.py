@@ -58,18 +58,25 @@ class DriftWindow:
         self, profile: dict[str, Any] | None, features: list[str], size: int = 1000, min_rows: int = 50
     ) -> None:
         known = (profile or {}).get("features", {})
-        self.categorical = [(i, name, list(known[name]["frequencies"]), list(known[name]["frequencies"].values()))
-                            for i, name in enumerate(features) if known.get(name, {}).get("frequencies")]  # fmt: skip
+        self.categorical = [
+            (i, name, list(known[name]["frequencies"]), list(known[name]["frequencies"].values()))
+            for i, name in enumerate(features)
+            if known.get(name, {}).get("frequencies")
+        ]
         categorical = {name for _, name, _, _ in self.categorical}
-        self.features = [(i, name, known[name]) for i, name in enumerate(features) if name not in categorical
-                         and known.get(name, {}).get("kind") == "numeric" and known[name].get("edges")]  # fmt: skip
+        self.features = [
+            (i, name, known[name])
+            for i, name in enumerate(features)
+            if name not in categorical and known.get(name, {}).get("kind") == "numeric" and known[name].get("edges")
+        ]
         target = (profile or {}).get("target") or {}
         self._target_classes: dict[str, float] = {}
         for label, share in (target.get("shares") or {}).items() if target.get("kind") == "classes" else []:
             key = class_key(label)
             self._target_classes[key] = self._target_classes.get(key, 0.0) + share
-        self._target_bins = (target["edges"], target["shares"]) if target.get("kind") == "numeric" and \
-            target.get("edges") else None  # fmt: skip
+        self._target_bins = (
+            (target["edges"], target["shares"]) if target.get("kind") == "numeric" and target.get("edges") else None
+        )
         self._rows: collections.deque[np.ndarray] = collections.deque(maxlen=size)
         self._predictions: collections.deque[Any] = collections.deque(maxlen=size)
         self._min_rows = min_rows  # below this, PSI says more about the sample than about drift
@@ -186,8 +193,9 @@ def score(predicted: list, labels: list, *, classify: bool) -> Scores:
         raise ValueError("a regressor's labels (and predictions) must be numbers") from None
     if not np.all(np.isfinite(errors)):
         raise ValueError("labels and predictions must be finite numbers")
-    return Scores(labelled=len(errors), absolute_error=float(np.abs(errors).sum()),
-                  squared_error=float(np.square(errors).sum()))  # fmt: skip
+    return Scores(
+        labelled=len(errors), absolute_error=float(np.abs(errors).sum()), squared_error=float(np.square(errors).sum())
+    )
 
 
 class AccuracyWindow:
@@ -225,35 +233,64 @@ class ServerMetrics:
     """The registry of one served version. `classes` bounds the confusion count's label values: the
     model's classes (as class keys), anything else counted as `other`."""
 
-    def __init__(self, *, model: str, version: str, drift: DriftWindow, accuracy: AccuracyWindow,
-                 classes: list | None = None, estimate: EstimateWindow | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        model: str,
+        version: str,
+        drift: DriftWindow,
+        accuracy: AccuracyWindow,
+        classes: list | None = None,
+        estimate: EstimateWindow | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         labels = {"model": model, "version": version}
         names = list(labels)
-        self._requests = Counter("mlops_requests", "Inference requests by HTTP code.", [*names, "code"],
-                                 registry=self.registry)  # fmt: skip
-        self.latency = Histogram("mlops_request_duration_seconds", "Inference latency.", names,
-                                 buckets=LATENCY_BUCKETS, registry=self.registry).labels(**labels)  # fmt: skip
-        self.batch_rows = Histogram("mlops_batch_rows", "Rows per predict call.", names,
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-                                    registry=self.registry).labels(**labels)  # fmt: skip
-        self._predictions = Counter("mlops_predictions", "Predicted values (classes).", [*names, "prediction"],
-                                    registry=self.registry)  # fmt: skip
-        self._labelled = Counter("mlops_feedback_labels", "Predictions scored with a posted label.", names,
-                                 registry=self.registry)  # fmt: skip
-        self._correct = Counter("mlops_feedback_correct", "Scored predictions that were right.", names,
-                                registry=self.registry)  # fmt: skip
-        self._confusion = Counter("mlops_feedback_confusion", "Scored predictions by label and prediction "
-                                  "(classifiers); correct: whether they are the same class.",
-                                  [*names, "label", "prediction", "correct"], registry=self.registry)  # fmt: skip
-        self._absolute = Counter("mlops_feedback_absolute_error", "Sum of |label - prediction| (regressors).", names,
-                                 registry=self.registry)  # fmt: skip
+        self._requests = Counter(
+            "mlops_requests", "Inference requests by HTTP code.", [*names, "code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "mlops_request_duration_seconds",
+            "Inference latency.",
+            names,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(**labels)
+        self.batch_rows = Histogram(
+            "mlops_batch_rows",
+            "Rows per predict call.",
+            names,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        ).labels(**labels)
+        self._predictions = Counter(
+            "mlops_predictions", "Predicted values (classes).", [*names, "prediction"], registry=self.registry
+        )
+        self._labelled = Counter(
+            "mlops_feedback_labels", "Predictions scored with a posted label.", names, registry=self.registry
+        )
+        self._correct = Counter(
+            "mlops_feedback_correct", "Scored predictions that were right.", names, registry=self.registry
+        )
+        self._confusion = Counter(
+            "mlops_feedback_confusion",
+            "Scored predictions by label and prediction (classifiers); correct: whether they are the same class.",
+            [*names, "label", "prediction", "correct"],
+            registry=self.registry,
+        )
+        self._absolute = Counter(
+            "mlops_feedback_absolute_error", "Sum of |label - prediction| (regressors).", names, registry=self.registry
+        )
         self._squared = Counter(
             "mlops_feedback_squared_error", "Sum of (label - prediction)^2 (regressors).", names, registry=self.registry
         )
-        self._refused = Counter("mlops_feedback_refused", "Feedback not scored, by reason (a forged, altered, "
-                                "replayed or expired receipt, an old feedback form, ...).", [*names, "reason"],
-                                registry=self.registry)  # fmt: skip
+        self._refused = Counter(
+            "mlops_feedback_refused",
+            "Feedback not scored, by reason (a forged, altered, "
+            "replayed or expired receipt, an old feedback form, ...).",
+            [*names, "reason"],
+            registry=self.registry,
+        )
         self._refused_series = {reason: self._refused.labels(**labels, reason=reason) for reason in REASONS}
         self._labelled_series = self._labelled.labels(**labels)  # the own version's series exist from the start
         self._correct_series = self._correct.labels(**labels)
@@ -283,8 +320,11 @@ class ServerMetrics:
             return
         (self._correct_series if own else self._correct.labels(**labels)).inc(scores.correct)
         for (label, prediction), count in collections.Counter(scores.pairs).items():
-            cell = {"label": self._bounded(label), "prediction": self._bounded(prediction),
-                    "correct": "true" if label == prediction else "false"}  # fmt: skip
+            cell = {
+                "label": self._bounded(label),
+                "prediction": self._bounded(prediction),
+                "correct": "true" if label == prediction else "false",
+            }
             self._confusion.labels(**labels, **cell).inc(count)
         self._accuracy.record(labels["version"], scores)
 
@@ -317,8 +357,9 @@ class _WindowCollector:
 
     def collect(self):
         labels = self._metrics._labels
-        drift = GaugeMetricFamily("mlops_feature_psi", "PSI of recent rows vs the dataset profile, per feature.",
-                                  labels=[*labels, "feature"])  # fmt: skip
+        drift = GaugeMetricFamily(
+            "mlops_feature_psi", "PSI of recent rows vs the dataset profile, per feature.", labels=[*labels, "feature"]
+        )
         for feature, value in self._metrics._drift.psi_by_feature().items():
             drift.add_metric([*labels.values(), feature], value)
         yield drift

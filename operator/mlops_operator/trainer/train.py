@@ -97,8 +97,7 @@ def run_training(
         raise PermanentTrainingError(f"fit failed: {type(error).__name__}: {error}") from None
     fit_seconds = round(time.monotonic() - started, 3)
     metrics = evaluate(pipeline, x_test, y_test, task=task, wanted=list(spec.evaluation.metrics))
-    champion = score_champion(request.champion, store, x_test, y_test, task=task,
-                              wanted=list(spec.evaluation.metrics))  # fmt: skip
+    champion = score_champion(request.champion, store, x_test, y_test, task=task, wanted=list(spec.evaluation.metrics))
     calibration = held_out_calibration(pipeline, x_test, y_test) if task == "classification" else None
     model_bytes = dump_model(pipeline)
 
@@ -164,9 +163,14 @@ def _dataset_profile(store: ArtifactStore, snapshot_uri: str) -> bytes | None:
 
 
 def score_champion(
-    champion: ChampionRef | None, store: ArtifactStore, x_test: np.ndarray, y_test: np.ndarray, *, task: str,
+    champion: ChampionRef | None,
+    store: ArtifactStore,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    task: str,
     wanted: list[str],
-) -> ChampionScores | None:  # fmt: skip
+) -> ChampionScores | None:
     """The champion's metrics on this run's held-out rows, so that `beatChampion` compares the two models on
     the same rows whatever data the champion was trained and scored on; or why it could not be scored (the
     operator then has no comparable evidence). `champion`: the model as the operator saw it."""
