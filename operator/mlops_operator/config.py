@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 # A namespace annotation that puts the artifacts of its objects in a store of its own (a team's bucket):
 # `s3://bucket[/prefix]` (the operator's S3 endpoint and credentials Secret name), or `pvc://<claim>`.
-STORE_ANNOTATION = "mlops.dev/artifact-store"
+from .api.names import STORE_ANNOTATION  # noqa: F401 (read here, defined with every key)
+
 # A Dataset's s3 source with a Secret of its own: the check Job gets its keys under this prefix, and the
 # source's endpoint as <prefix>ENDPOINT (resources/jobs.py writes them, data/sources.py reads them).
 S3_SOURCE_ENV_PREFIX = "MLOPS_SOURCE_"

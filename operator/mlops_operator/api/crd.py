@@ -23,6 +23,7 @@ from . import GROUP, VERSION
 from .common import DATASET_NAME, MODEL_DEPLOYMENT_NAME, TRAINING_RUN_NAME, NameRule
 from .dataset import DatasetSpec, DatasetStatus
 from .modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from .names import DATASET, MODEL_DEPLOYMENT, TRAINING_RUN
 from .trainingrun import TrainingRunSpec, TrainingRunStatus
 
 # Keys of JSON Schema that have no place (or another meaning) in a CRD schema.
@@ -57,9 +58,9 @@ def _age_column() -> dict[str, str]:
 
 KINDS = [
     KindInfo(
-        kind="Dataset",
-        plural="datasets",
-        short_names=["dset"],  # "ds" is DaemonSet's: kubectl would never reach us
+        kind=DATASET.kind,
+        plural=DATASET.plural,
+        short_names=[DATASET.short_name],
         spec_model=DatasetSpec,
         status_model=DatasetStatus,
         name_rule=DATASET_NAME,
@@ -72,9 +73,9 @@ KINDS = [
         ],
     ),
     KindInfo(
-        kind="TrainingRun",
-        plural="trainingruns",
-        short_names=["tr"],
+        kind=TRAINING_RUN.kind,
+        plural=TRAINING_RUN.plural,
+        short_names=[TRAINING_RUN.short_name],
         spec_model=TrainingRunSpec,
         status_model=TrainingRunStatus,
         name_rule=TRAINING_RUN_NAME,
@@ -90,9 +91,9 @@ KINDS = [
         ],
     ),
     KindInfo(
-        kind="ModelDeployment",
-        plural="modeldeployments",
-        short_names=["md"],
+        kind=MODEL_DEPLOYMENT.kind,
+        plural=MODEL_DEPLOYMENT.plural,
+        short_names=[MODEL_DEPLOYMENT.short_name],
         spec_model=ModelDeploymentSpec,
         status_model=ModelDeploymentStatus,
         name_rule=MODEL_DEPLOYMENT_NAME,

@@ -20,6 +20,7 @@ from .common import (
     exactly_one_rule,
     http_url_rule,
 )
+from .names import REFRESH_ANNOTATION  # noqa: F401 (a Dataset's; defined with every key)
 from .reasons import DatasetPhase
 
 BUILTIN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
@@ -47,11 +48,6 @@ REFRESH_RULE = {
     "fieldPath": ".refreshInterval",
     "message": "refreshInterval does not apply to a builtin source: bundled data never changes, it is read once",
 }
-
-
-# A moment (api.clock format) asking a Dataset to read its source again now: set by a retraining trigger
-# that fired, so that the run it creates trains on data that includes what fired it.
-REFRESH_ANNOTATION = "mlops.dev/refresh-requested"
 
 
 class BuiltinSource(SpecModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..adapters import kube
+from ..api.names import JOB_NAME_LABEL
 from ..config import OperatorConfig
 from ..resources.jobs import pods_of_job
 from .cache import CACHE
@@ -58,7 +59,7 @@ def job_pods(namespace: str, job: dict[str, Any]) -> list[dict[str, Any]]:
     """The pods this Job made (resources.jobs.pods_of_job: owned by its uid, running its template), from
     the cache; listed from the API when a finished Job has none there. Pods that only carry its labels
     are not its pods: their termination messages are never read."""
-    selector = {"batch.kubernetes.io/job-name": job["metadata"]["name"]}
+    selector = {JOB_NAME_LABEL: job["metadata"]["name"]}
     pods = pods_of_job(CACHE.list("pods", namespace, labels=selector), job)
     if not pods:
         listed = kube.list_pods(namespace, selector)

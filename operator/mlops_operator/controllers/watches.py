@@ -25,13 +25,14 @@ from typing import Any
 import kopf
 
 from ..api import GROUP, VERSION
+from ..api.names import JOB_NAME_LABEL, KINDS, MANAGED_BY, MANAGED_BY_LABEL
 from ..config import OperatorConfig
 from ..registry import MODEL_LABEL
 from .cache import CACHE, WAKERS, Key, ObjectCache
 
-OURS = ("datasets", "trainingruns", "modeldeployments")
-MANAGED = "app.kubernetes.io/managed-by=mlops-operator"
-OWNER_KINDS = {"Dataset": "datasets", "TrainingRun": "trainingruns", "ModelDeployment": "modeldeployments"}
+OURS = tuple(k.plural for k in KINDS)
+MANAGED = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+OWNER_KINDS = {k.kind: k.plural for k in KINDS}
 TERMINAL_RUN_PHASES = ("Succeeded", "Failed")
 
 
@@ -63,7 +64,7 @@ def objects_to_wake(plural: str, body: dict[str, Any], cache: ObjectCache) -> li
             if ref.get("apiVersion", "").startswith(f"{GROUP}/") and ref.get("kind") in OWNER_KINDS
         ]
     if plural == "pods":  # a Job's pod: its Job's owner (the label's value is the Job's full name)
-        job = cache.get("jobs", namespace, (meta.get("labels") or {}).get("batch.kubernetes.io/job-name", ""))
+        job = cache.get("jobs", namespace, (meta.get("labels") or {}).get(JOB_NAME_LABEL, ""))
         return objects_to_wake("jobs", job, cache) if job else []
     wake: list[Key] = [(plural, namespace, name)] if plural in OURS else []
     if plural == "trainingruns":

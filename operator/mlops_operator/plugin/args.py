@@ -4,11 +4,11 @@ and the NAME or TYPE/NAME a user may write for an object."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from typing import Any
 
 from .. import __version__
 from ..api import GROUP
+from ..api.names import DATASET, MODEL_DEPLOYMENT, TRAINING_RUN, Kind
 
 
 class PluginError(Exception):
@@ -19,21 +19,7 @@ def one_line(error: Any) -> str:
     return " ".join(str(error).split())
 
 
-@dataclass(frozen=True)
-class Kind:
-    plural: str
-    kind: str
-    names: tuple[str, ...]  # what a user may write before the slash: md/iris, modeldeployment/iris, ...
-
-    @property
-    def resource(self) -> str:
-        return f"{self.plural}.{GROUP}"
-
-
-MODEL_DEPLOYMENT = Kind("modeldeployments", "ModelDeployment", ("md", "modeldeployment", "modeldeployments"))
-TRAINING_RUN = Kind("trainingruns", "TrainingRun", ("tr", "trainingrun", "trainingruns"))
-DATASET = Kind("datasets", "Dataset", ("dset", "dataset", "datasets"))
-KINDS = (MODEL_DEPLOYMENT, TRAINING_RUN, DATASET)
+KINDS = (MODEL_DEPLOYMENT, TRAINING_RUN, DATASET)  # the order the commands' help names them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,12 +1,11 @@
 """The model registry is the Kubernetes API: a model version is a succeeded TrainingRun, the champion
 the one labelled `mlops.dev/promoted=true` among those labelled `mlops.dev/model=<name>`."""
 
-MODEL_LABEL = "mlops.dev/model"
-PROMOTED_LABEL = "mlops.dev/promoted"
-APPROVED_ANNOTATION = "mlops.dev/approved"
-# A version a ModelDeployment rolled back: the label makes `-l mlops.dev/rolled-back=true` the query, the
-# annotation (same key) carries the record as JSON ({modelDeployment, reason, message, at}).
-ROLLED_BACK_LABEL = "mlops.dev/rolled-back"
-ROLLED_BACK_ANNOTATION = "mlops.dev/rolled-back"
-# When `kubectl mlops retry` cleared the mark: a rollback recorded before it no longer holds the version.
-RETRIED_ANNOTATION = "mlops.dev/retried-at"
+from ..api.names import (  # noqa: F401 (the registry's keys, defined with every other in api.names)
+    APPROVED_ANNOTATION,
+    MODEL_LABEL,
+    PROMOTED_LABEL,
+    RETRIED_ANNOTATION,
+    ROLLED_BACK_ANNOTATION,
+    ROLLED_BACK_LABEL,
+)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..api import GROUP, VERSION
 from ..api.modeldeployment import AutoscalingSpec, ScalingRules
+from ..api.names import MANAGED_BY, MANAGED_BY_LABEL
 from .jobs import owner_reference
 from .serving import selector_labels
 
@@ -77,7 +78,7 @@ def desired_autoscaler(*, md: str, uid: str, autoscaling: AutoscalingSpec) -> di
         "kind": "HorizontalPodAutoscaler",
         "metadata": {
             "name": md,
-            "labels": {**selector_labels(md), "app.kubernetes.io/managed-by": "mlops-operator"},
+            "labels": {**selector_labels(md), MANAGED_BY_LABEL: MANAGED_BY},
             "ownerReferences": [owner_reference(kind="ModelDeployment", name=md, uid=uid)],
         },
         "spec": {

@@ -21,6 +21,13 @@ from ..api import API_VERSION
 from ..api.clock import parse_time
 from ..api.common import JOB_ENV_VALUE_MAX_BYTES, job_wire
 from ..api.dataset import DatasetSpec
+from ..api.names import (
+    DATASET_LABEL,
+    JOB_CONTROLLER_UID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    TRAINING_RUN_LABEL,
+)
 from ..api.trainingrun import DatasetPin, TrainingRunSpec
 from ..config import S3_SOURCE_ENV_PREFIX, OperatorConfig
 from .results import ChampionRef, TrainingRequest, parse_termination_message
@@ -182,7 +189,7 @@ def desired_dataset_check_job(
     return _job(
         name=child_name(name, f"check-{check}"),
         owner=owner_reference(kind="Dataset", name=name, uid=uid),
-        labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/dataset": name[:63]},
+        labels={MANAGED_BY_LABEL: MANAGED_BY, DATASET_LABEL: name[:63]},
         command="dataset-check",
         env={**store.env, **source_env, "HOME": "/tmp", REQUEST_ENV: request_env(request), "MLOPS_INPUT_DIR": "/input"},
         env_from=env_from,
@@ -216,7 +223,7 @@ def desired_training_job(
     return _job(
         name=child_name(name, "train"),
         owner=owner_reference(kind="TrainingRun", name=name, uid=uid),
-        labels={"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/training-run": name[:63]},
+        labels={MANAGED_BY_LABEL: MANAGED_BY, TRAINING_RUN_LABEL: name[:63]},
         command="train",
         env={**store.env, **snapshots.env, "HOME": "/tmp", REQUEST_ENV: request_env(request)},
         env_from=store.env_from + [e for e in snapshots.env_from if e not in store.env_from],
@@ -281,7 +288,7 @@ def pods_of_job(pods: list[dict[str, Any]], job: dict[str, Any]) -> list[dict[st
         labels = meta.get("labels") or {}
         if not uid or owner is None or owner.get("kind") != "Job" or owner.get("uid") != uid:
             continue
-        if labels.get("batch.kubernetes.io/controller-uid", labels.get("controller-uid")) != uid:
+        if labels.get(JOB_CONTROLLER_UID_LABEL, labels.get("controller-uid")) != uid:
             continue
         if (_what_runs(spec.get("containers")), _what_runs(spec.get("initContainers"))) != wanted:
             continue

@@ -16,6 +16,17 @@ from pydantic import BaseModel
 
 from ..api.clock import parse_duration
 from ..api.modeldeployment import ModelDeploymentSpec, ServerSpec, VersionStatus
+from ..api.names import (
+    DEPLOYMENT_LABEL,
+    DESIRED_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MODEL_LABEL,
+    NAME_LABEL,
+    SERVER_NAME,
+    VARIANT_LABEL,
+    VERSION_LABEL,
+)
 from ..config import OperatorConfig
 from .jobs import child_name, owner_reference, restricted_container_security, restricted_pod_security
 from .store import serving_store_access
@@ -27,8 +38,8 @@ RECEIPT_KEY_FILE = "key"
 
 
 def selector_labels(md: str, variant: str | None = None) -> dict[str, str]:
-    labels = {"app.kubernetes.io/name": "mlops-server", "mlops.dev/deployment": md[:63]}
-    return {**labels, "mlops.dev/variant": variant} if variant else labels
+    labels = {NAME_LABEL: SERVER_NAME, DEPLOYMENT_LABEL: md[:63]}
+    return {**labels, VARIANT_LABEL: variant} if variant else labels
 
 
 def _pod_field(model: BaseModel) -> dict[str, Any]:
@@ -98,9 +109,9 @@ def desired_server_deployment(
     `receipt_secret` holds the key its pods sign feedback receipts with (every variant shares it)."""
     labels = {
         **selector_labels(md, variant),
-        "mlops.dev/model": model,
-        "mlops.dev/version": version["version"][:63],
-        "app.kubernetes.io/managed-by": "mlops-operator",
+        MODEL_LABEL: model,
+        VERSION_LABEL: version["version"][:63],
+        MANAGED_BY_LABEL: MANAGED_BY,
     }
     server = spec.server
     store = serving_store_access(version["modelUri"], config)
@@ -211,7 +222,7 @@ def desired_receipt_key_secret(*, md: str, uid: str, key: bytes) -> dict[str, An
         "kind": "Secret",
         "metadata": {
             "generateName": f"{md[:40]}-receipts-",
-            "labels": {"app.kubernetes.io/managed-by": "mlops-operator", "mlops.dev/deployment": md[:63]},
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, DEPLOYMENT_LABEL: md[:63]},
             "ownerReferences": [owner_reference(kind="ModelDeployment", name=md, uid=uid)],
         },
         "type": "Opaque",
@@ -226,7 +237,7 @@ def desired_service(*, md: str, uid: str, spec: ModelDeploymentSpec) -> dict[str
         "kind": "Service",
         "metadata": {
             "name": md,
-            "labels": {**selector_labels(md), "app.kubernetes.io/managed-by": "mlops-operator"},
+            "labels": {**selector_labels(md), MANAGED_BY_LABEL: MANAGED_BY},
             "ownerReferences": [owner_reference(kind="ModelDeployment", name=md, uid=uid)],
         },
         "spec": {"selector": selector_labels(md), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
@@ -240,7 +251,7 @@ def desired_variant_service(*, md: str, uid: str, variant: str) -> dict[str, Any
         "kind": "Service",
         "metadata": {
             "name": child_name(md, variant),
-            "labels": {**selector_labels(md, variant), "app.kubernetes.io/managed-by": "mlops-operator"},
+            "labels": {**selector_labels(md, variant), MANAGED_BY_LABEL: MANAGED_BY},
             "ownerReferences": [owner_reference(kind="ModelDeployment", name=md, uid=uid)],
         },
         "spec": {
@@ -248,9 +259,6 @@ def desired_variant_service(*, md: str, uid: str, variant: str) -> dict[str, Any
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
-
-
-DESIRED_ANNOTATION = "mlops.dev/desired"  # fingerprint of the body we last applied to a child
 
 
 def with_fingerprint(body: dict[str, Any]) -> dict[str, Any]:
@@ -303,7 +311,7 @@ def held_replicas(
 def running_version(deployment: dict[str, Any] | None) -> str | None:
     """The version label of the pods a server Deployment runs (its template's)."""
     template = ((deployment or {}).get("spec") or {}).get("template") or {}
-    return ((template.get("metadata") or {}).get("labels") or {}).get("mlops.dev/version")
+    return ((template.get("metadata") or {}).get("labels") or {}).get(VERSION_LABEL)
 
 
 def replicas_of(deployment: dict[str, Any] | None) -> int:

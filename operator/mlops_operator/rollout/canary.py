@@ -45,6 +45,7 @@ from ..api.modeldeployment import (
     ModelDeploymentStatus,
     VersionStatus,
 )
+from ..api.names import APPROVE_INPUTS_ANNOTATION, COMMAND_ANNOTATIONS
 from ..api.reasons import Reason
 from . import timing
 
@@ -66,9 +67,7 @@ __all__ = [
 
 HISTORY_LIMIT = 20  # history entries and failed versions kept in status
 # Manual controls: annotations whose every new value (a token) the controller acts on once.
-COMMANDS = {"promote": "mlops.dev/promote", "abort": "mlops.dev/abort", "resume": "mlops.dev/resume"}
-# A person's approval of a canary whose inputs differ (kubectl mlops approve md/NAME): the version approved.
-APPROVE_INPUTS_ANNOTATION = "mlops.dev/approve-inputs"
+COMMANDS = COMMAND_ANNOTATIONS
 
 # Why a rollout holds, in status.pauseReason.
 PAUSE_STEP = Reason.PAUSE_STEP  # an indefinite pause step: waits for promote

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from ..api.clock import format_time, parse_duration, parse_time
 from ..api.cron import next_run
 from ..api.modeldeployment import RetrainingEvent, RetrainingSpec, RetrainingStatus
+from ..api.names import RETRAINING_LABEL, TRIGGER_ANNOTATION  # noqa: F401 (read here, defined with every key)
 
 HISTORY_LIMIT = 20
-RETRAINING_LABEL = "mlops.dev/retraining-for"
-TRIGGER_ANNOTATION = "mlops.dev/retraining-trigger"
 
 
 @dataclass(frozen=True)
