@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlops_operator.storage import ArtifactStore, model_prefix
-from mlops_operator.trainer.calibration import (
+from mlops_operator.modelformat.calibration import (
     MIN_CALIBRATION_ROWS,
     calibrated_confidence,
     estimated_accuracy,
     fit_calibration,
     prediction_confidence,
 )
-from mlops_operator.trainer.modelio import ModelIntegrityError, manifest_bytes, read_model_files, sha256_hex
+from mlops_operator.modelformat.files import ModelIntegrityError, manifest_bytes, read_model_files, sha256_hex
+from mlops_operator.storage import ArtifactStore, model_prefix
 from support import run_training_of
 from unit.test_trainer import _copy, _dataset, _request
 

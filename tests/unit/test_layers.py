@@ -5,12 +5,14 @@ interpreter, since this test process has long imported them all."""
 from __future__ import annotations
 
 import json
+import pathlib
 import pkgutil
 import subprocess
 import sys
 
 import pytest
 
+import mlops_operator
 import mlops_operator.resources
 import mlops_operator.rollout
 
@@ -57,3 +59,34 @@ def test_the_probe_sees_a_client_when_there_is_one() -> None:
         timeout=60,
     )
     assert json.loads(done.stdout) == ["requests"]
+
+
+def _imported_modules(path) -> set[str]:
+    """Every module `path` imports, anywhere in it (also inside functions), as absolute names."""
+    import ast
+
+    package = ".".join(path.relative_to(PACKAGE_ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            module = f"{base}.{node.module}" if node.level and node.module else (node.module or base)
+            found |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+PACKAGE_ROOT = pathlib.Path(mlops_operator.__file__).parent.parent
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE_ROOT / "mlops_operator/server").glob("*.py")), ids=lambda p: p.name)
+def test_the_server_does_not_depend_on_training_code(path) -> None:
+    """The server reads the model format (modelformat/), never the trainer's modules."""
+    trainer = sorted(m for m in _imported_modules(path) if m.startswith("mlops_operator.trainer"))
+    assert trainer == [], f"{path.name} imports {trainer}"
+
+
+def test_the_import_reader_sees_relative_imports() -> None:
+    imported = _imported_modules(PACKAGE_ROOT / "mlops_operator/server/runtime.py")
+    assert "mlops_operator.modelformat.files" in imported, sorted(imported)

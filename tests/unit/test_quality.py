@@ -190,8 +190,8 @@ def test_the_estimate_window_samples_and_counts_every_row() -> None:
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
 
+    from mlops_operator.modelformat.calibration import fit_calibration, prediction_confidence
     from mlops_operator.server.monitoring import EstimateWindow
-    from mlops_operator.trainer.calibration import fit_calibration, prediction_confidence
 
     x, y = make_classification(n_samples=4000, n_informative=4, random_state=3)
     model = LogisticRegression().fit(x[:1000], y[:1000])

@@ -108,8 +108,8 @@ def test_a_dataset_trained_and_served_from_object_storage(store: S3Store, tmp_pa
     and a tampered object in the bucket refused."""
     from mlops_operator.api.dataset import DatasetSpec
     from mlops_operator.data.check import run_check
+    from mlops_operator.modelformat.files import ModelIntegrityError
     from mlops_operator.server.runtime import load
-    from mlops_operator.trainer.modelio import ModelIntegrityError
     from support import run_training_of
 
     spec = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})

@@ -12,14 +12,14 @@ import pytest
 from mlops_operator.api.dataset import DatasetSpec
 from mlops_operator.api.estimators import CLASSIFIERS, REGRESSORS
 from mlops_operator.data.check import run_check
-from mlops_operator.storage import ArtifactStore
-from mlops_operator.trainer.modelio import (
+from mlops_operator.modelformat.files import (
     ModelIntegrityError,
     dump_model,
     load_model,
     read_model_files,
     sha256_hex,
 )
+from mlops_operator.storage import ArtifactStore
 from mlops_operator.trainer.pipeline import PermanentTrainingError, allowed_class, build_pipeline
 from support import run_training_of
 

@@ -120,7 +120,7 @@ class DriftWindow:
 
 
 class EstimateWindow:
-    """The label-free accuracy estimate of live traffic (trainer/calibration.py says what it can and cannot
+    """The label-free accuracy estimate of live traffic (modelformat/calibration.py says what it can and cannot
     see), off the request path: rows predicted since the last scrape are kept (a uniform sample of at
     most `sample` of them), and at scrape time their calibrated confidence — one predict_proba call —
     adds to two counters, the estimated correct predictions and the rows, so PromQL can judge any range."""
@@ -146,7 +146,7 @@ class EstimateWindow:
 
     def flush(self) -> tuple[float, int]:
         """Score what is pending; (estimated correct, rows) so far."""
-        from ..trainer.calibration import calibrated_confidence, prediction_confidence
+        from ..modelformat.calibration import calibrated_confidence, prediction_confidence
 
         with self._lock:
             pending, seen = self._pending, self._seen

@@ -12,8 +12,15 @@ import logging
 import os
 import pathlib
 
+from ..modelformat.files import (
+    CALIBRATION_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    PROFILE_FILE,
+    load_trusted,
+    read_model_files,
+)
 from ..storage import ArtifactStore, StoreError
-from ..trainer.modelio import CALIBRATION_FILE, METADATA_FILE, MODEL_FILE, PROFILE_FILE, load_trusted, read_model_files
 from .dataplane import LoadedModel
 
 log = logging.getLogger("mlops_operator.server")

@@ -2,7 +2,7 @@
 
 The stored version holds everything the server will load — the model, its metadata, the dataset's
 profile, for a classifier the calibration of its label-free accuracy estimate (calibration.py) — and
-a MANIFEST.json of their sha256; the reported `sha256` is the manifest's (modelio).
+a MANIFEST.json of their sha256; the reported `sha256` is the manifest's (modelformat.files).
 """
 
 from __future__ import annotations
@@ -19,11 +19,8 @@ import numpy as np
 from ..api.estimators import task_of
 from ..api.trainingrun import ChampionScores
 from ..data.table import TableError, parse_csv
-from ..resources.results import ChampionRef, TrainingRequest, TrainingResult
-from ..storage import ArtifactStore, StoreError, model_prefix
-from .calibration import fit_calibration, prediction_confidence
-from .metrics import evaluate
-from .modelio import (
+from ..modelformat.calibration import fit_calibration, prediction_confidence
+from ..modelformat.files import (
     CALIBRATION_FILE,
     MANIFEST,
     METADATA_FILE,
@@ -35,6 +32,9 @@ from .modelio import (
     read_model_files,
     sha256_hex,
 )
+from ..resources.results import ChampionRef, TrainingRequest, TrainingResult
+from ..storage import ArtifactStore, StoreError, model_prefix
+from .metrics import evaluate
 from .pipeline import PermanentTrainingError, build_pipeline
 
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "rmse"}

@@ -21,7 +21,7 @@ What it cannot see:
 It assumes that what it learned on the held-out split — P(right | confidence) — still holds for live
 traffic. It is an estimate to watch between labels, not a replacement for the accuracy from labels.
 
-Pure: numpy here, scikit-learn imported inside the function that fits, as everywhere in trainer/.
+Pure: numpy here, scikit-learn imported inside the function that uses it.
 """
 
 from __future__ import annotations
