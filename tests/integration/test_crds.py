@@ -25,8 +25,23 @@ def test_kubectl_explain_shows_the_models_descriptions(crds: Kubectl) -> None:
 
 
 def test_short_names_and_category_work(crds: Kubectl, namespace: str) -> None:
-    for resource in ("dset", "tr", "md", "mlops"):
-        crds.run("get", resource, "-n", namespace)
+    """One object of each kind: its short name lists it alone, and the category `mlops` lists all three."""
+    objects = {
+        "dataset": "apiVersion: mlops.dev/v1alpha1\nkind: Dataset\nmetadata: {name: d}\nspec:\n"
+        "  source: {builtin: iris}\n",
+        "trainingrun": "apiVersion: mlops.dev/v1alpha1\nkind: TrainingRun\nmetadata: {name: t}\nspec:\n"
+        "  datasetRef: {name: d}\n  model: {name: m, estimator: sklearn.linear_model.LogisticRegression}\n",
+        "modeldeployment": "apiVersion: mlops.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: s}\nspec:\n"
+        "  model: {name: m}\n",
+    }
+    for manifest in objects.values():
+        crds.apply(manifest, namespace)
+    names = {"dataset": "d", "trainingrun": "t", "modeldeployment": "s"}
+    for short, kind in (("dset", "dataset"), ("tr", "trainingrun"), ("md", "modeldeployment")):
+        listed = crds.run("get", short, "-n", namespace, "-o", "name").stdout.split()
+        assert listed == [f"{kind}.mlops.dev/{names[kind]}"], f"kubectl get {short}: {listed}"
+    listed = sorted(crds.run("get", "mlops", "-n", namespace, "-o", "name").stdout.split())
+    assert listed == sorted(f"{kind}.mlops.dev/{name}" for kind, name in names.items()), listed
 
 
 DS = "apiVersion: mlops.dev/v1alpha1\nkind: Dataset\nmetadata: {name: bad}\nspec:\n"
