@@ -28,7 +28,7 @@ def test_short_names_and_category_work(crds: Kubectl, namespace: str) -> None:
     """One object of each kind: its short name lists it alone, and the category `mlops` lists all three."""
     objects = {
         "dataset": "apiVersion: mlops.dev/v1alpha1\nkind: Dataset\nmetadata: {name: d}\nspec:\n"
-        "  source: {builtin: iris}\n",
+        "  source: {builtin: {name: iris}}\n",
         "trainingrun": "apiVersion: mlops.dev/v1alpha1\nkind: TrainingRun\nmetadata: {name: t}\nspec:\n"
         "  datasetRef: {name: d}\n  model: {name: m, estimator: sklearn.linear_model.LogisticRegression}\n",
         "modeldeployment": "apiVersion: mlops.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: s}\nspec:\n"
