@@ -98,8 +98,23 @@ class EventReason(StrEnum):
     TRAINING_SUCCEEDED = "TrainingSucceeded"
     PROMOTED = "Promoted"
     PROMOTION_REJECTED = "PromotionRejected"
-    ROLLED_BACK = "RolledBack"  # a TrainingRun: a ModelDeployment rolled its version back
+    ROLLED_BACK = "RolledBack"  # a version rolled back: on its TrainingRun, and on the ModelDeployment
     CHAMPION_RESTORED = "ChampionRestored"  # the title went back to the last good version
+    DEPLOYED = "Deployed"  # a ModelDeployment serves its first version
+    CANARY_STARTED = "CanaryStarted"
+    CANARY_REPLACED = "CanaryReplaced"  # a newer target replaced the canary mid-rollout
+    STEP_COMPLETED = "StepCompleted"
+    INPUT_SCHEMA_APPROVED = "InputSchemaApproved"
+    RETRAINING_STARTED = "RetrainingStarted"
+    RETRAINING_SUGGESTED = "RetrainingSuggested"  # a trigger fired under policy Suggest: nothing created
+
+
+class Verdict(StrEnum):
+    """The verdict of one metric, and of a measurement of all of them (rollout.analysis)."""
+
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"  # no data yet, or a metric that could not be judged
 
 
 class DatasetPhase(StrEnum):

@@ -24,6 +24,7 @@ from ..api.modeldeployment import (
     RetrainingSpec,
     RetrainingStatus,
 )
+from ..api.reasons import EventReason, Verdict
 from ..config import OperatorConfig
 from ..registry.rollbacks import rollback_record
 from ..rollout.retraining import (
@@ -120,7 +121,7 @@ def reconcile_retraining(
         if taken is None:
             return current, None  # measuring: its end wakes this object
         for result in taken:
-            if result.phase == "Failed":
+            if result.phase == Verdict.FAILED:
                 trigger = "drift" if result.metric == "retraining-drift" else "quality"
                 source = retraining.triggers.drift if trigger == "drift" else retraining.triggers.quality
                 fired.append(
@@ -166,10 +167,10 @@ def reconcile_retraining(
             )
             request_refresh(namespace, retraining.template.dataset_ref.name, at=fired_at)
             CACHE.observe("trainingruns", kube.create_custom("trainingruns", namespace, run))
-            events.info(reason="RetrainingStarted", message=f"TrainingRun {decision.create} ({words})")
+            events.info(reason=EventReason.RETRAINING_STARTED, message=f"TrainingRun {decision.create} ({words})")
         else:
             events.info(
-                reason="RetrainingSuggested",
+                reason=EventReason.RETRAINING_SUGGESTED,
                 message=f"would create TrainingRun {decision.status.history[0].run} ({words})",
             )
     return decision.status, decision.wake_at

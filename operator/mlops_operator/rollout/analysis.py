@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from ..api.modeldeployment import AnalysisMetric, ModelDeploymentSpec, ModelDeploymentStatus
+from ..api.reasons import Verdict
 from .timing import current_step
 
 # {selector} is replaced by the version's label selector, {window} by the range.
@@ -125,7 +126,7 @@ _OPERATORS = {
 @dataclass(frozen=True)
 class MetricResult:
     metric: str
-    phase: str  # Successful | Failed | Inconclusive
+    phase: Verdict
     value: float | None
     message: str
 
@@ -176,23 +177,23 @@ def result(metric: AnalysisMetric, value: float | None, *, missing: str = "") ->
         if not missing and metric.template in SAMPLED:
             what = "predictions" if metric.template == "estimatedAccuracy" else "labelled predictions"
             missing = f"{metric.name}: no data yet, or fewer than {metric.min_samples} {what} in the window"
-        return MetricResult(metric.name, "Inconclusive", None, missing or f"{metric.name}: no data yet")
+        return MetricResult(metric.name, Verdict.INCONCLUSIVE, None, missing or f"{metric.name}: no data yet")
     passed, words = judge(metric, value)
-    return MetricResult(metric.name, "Successful" if passed else "Failed", value, words)
+    return MetricResult(metric.name, Verdict.SUCCESSFUL if passed else Verdict.FAILED, value, words)
 
 
 def combine(results: list[MetricResult]) -> tuple[str, str]:
     """(phase, message) of a measurement: Failed if any metric failed, else Inconclusive if any had no
     data (or none was judged), else Successful; the message names the metrics that decided it."""
-    failed = [r for r in results if r.phase == "Failed"]
-    unknown = [r for r in results if r.phase == "Inconclusive"]
+    failed = [r for r in results if r.phase == Verdict.FAILED]
+    unknown = [r for r in results if r.phase == Verdict.INCONCLUSIVE]
     if failed:
-        return "Failed", "; ".join(r.message for r in failed)
+        return Verdict.FAILED, "; ".join(r.message for r in failed)
     if unknown:
-        return "Inconclusive", "; ".join(r.message for r in unknown)
+        return Verdict.INCONCLUSIVE, "; ".join(r.message for r in unknown)
     if not results:
-        return "Inconclusive", "no metric was judged"
-    return "Successful", "; ".join(r.message for r in results)
+        return Verdict.INCONCLUSIVE, "no metric was judged"
+    return Verdict.SUCCESSFUL, "; ".join(r.message for r in results)
 
 
 def refused_queries(spec: ModelDeploymentSpec, *, allow_raw_queries: bool) -> str | None:

@@ -46,7 +46,7 @@ from ..api.modeldeployment import (
     VersionStatus,
 )
 from ..api.names import APPROVE_INPUTS_ANNOTATION, COMMAND_ANNOTATIONS
-from ..api.reasons import Reason
+from ..api.reasons import EventReason, Reason, Verdict
 from . import timing
 
 __all__ = [
@@ -209,7 +209,7 @@ def _serve_first_version(r: _Rollout) -> bool:
         return True
     target = r.obs.target
     r.status.stable, r.status.promoted_at, r.status.last_good = target.as_status(), r.now, None
-    r.event("Normal", "Deployed", f"serving {target.version}")
+    r.event("Normal", EventReason.DEPLOYED, f"serving {target.version}")
     return True
 
 
@@ -222,7 +222,7 @@ def _follow_target(r: _Rollout) -> bool:
         return False
     canary = status.canary
     if canary is not None and canary.version != target.version:
-        r.event("Normal", "CanaryReplaced", f"{canary.version} replaced by {target.version} mid-rollout")
+        r.event("Normal", EventReason.CANARY_REPLACED, f"{canary.version} replaced by {target.version} mid-rollout")
         canary = None
     if canary is None and target.version != stable.version and target.version not in status.failed_versions:
         canary = CanaryStatus(
@@ -236,7 +236,7 @@ def _follow_target(r: _Rollout) -> bool:
         )
         status.pause_reason, status.degraded = None, None
         r.canary_started = True
-        r.event("Normal", "CanaryStarted", f"rolling out {target.version} over {stable.version}")
+        r.event("Normal", EventReason.CANARY_STARTED, f"rolling out {target.version} over {stable.version}")
     status.canary = canary
     return False
 
@@ -248,7 +248,7 @@ def _guard_promoted_version(r: _Rollout) -> bool:
         return False
     if r.obs.measurement and status.last_good is not None:
         status.last_analysis_at = r.now
-        if r.obs.measurement == "Failed":
+        if r.obs.measurement == Verdict.FAILED:
             status.guard_failures += 1
             if status.guard_failures >= r.spec.analysis.failure_limit:
                 bad, good = _stable(r), status.last_good
@@ -257,7 +257,7 @@ def _guard_promoted_version(r: _Rollout) -> bool:
                 message = f"{bad.version} failed after promotion: {r.obs.measurement_message}"
                 _record_history(r, bad.version, "RolledBack", f"{Reason.POST_PROMOTION_ANALYSIS_FAILED}: {message}")
                 status.degraded = Degradation(reason=Reason.POST_PROMOTION_ANALYSIS_FAILED, message=message)
-                r.event("Warning", "RolledBack", f"{message}; back to {good.version}")
+                r.event("Warning", EventReason.ROLLED_BACK, f"{message}; back to {good.version}")
     return True
 
 
@@ -284,12 +284,12 @@ def _count_measurement(r: _Rollout) -> bool:
     if not obs.measurement or r.canary_started:  # a measurement of the version before: not of this canary
         return False
     canary.last_analysis_at = r.now
-    if obs.measurement == "Failed":
+    if obs.measurement == Verdict.FAILED:
         canary.failures += 1
         canary.inconclusives = 0
         if canary.failures >= analysis.failure_limit:
             return _roll_back(r, reason=Reason.ANALYSIS_FAILED, message=obs.measurement_message)
-    elif obs.measurement == "Successful":
+    elif obs.measurement == Verdict.SUCCESSFUL:
         canary.successes += 1
         canary.step_successes += 1
         canary.inconclusives = 0
@@ -373,7 +373,7 @@ def _hold_on_input_schema(r: _Rollout) -> bool:
     approved = r.obs.inputs_approved_for == canary.version
     if r.spec.strategy.canary.allow_input_schema_change or approved or "promote" in r.fresh:
         r.fresh.pop("promote", None)
-        r.event("Normal", "InputSchemaApproved", canary.input_schema_changed)
+        r.event("Normal", EventReason.INPUT_SCHEMA_APPROVED, canary.input_schema_changed)
         canary.input_schema_changed = None
         return _lift(r, PAUSE_INPUT_SCHEMA)
     return _hold(r, PAUSE_INPUT_SCHEMA, f"{canary.input_schema_changed}; approve with kubectl mlops approve md/NAME")
@@ -427,7 +427,9 @@ def _walk_steps(r: _Rollout) -> bool:
         canary.step_index += 1
         canary.step_started_at, canary.pause_started_at, canary.step_successes = r.now, None, 0
         r.status.pause_reason = None
-        r.event("Normal", "StepCompleted", f"step {canary.step_index}/{len(steps)} done, weight {canary.weight}%")
+        r.event(
+            "Normal", EventReason.STEP_COMPLETED, f"step {canary.step_index}/{len(steps)} done, weight {canary.weight}%"
+        )
     r.promoted_by_person = completed_by_promote
     return False
 
@@ -451,7 +453,7 @@ def _promote(r: _Rollout) -> bool:
     status.canary, status.promoted_at, status.last_good = None, r.now, previous
     status.pause_reason, status.last_analysis_at, status.guard_failures = None, None, 0
     _record_history(r, canary.version, "Promoted", f"after {len(r.spec.strategy.canary.steps)} steps")
-    r.event("Normal", "Promoted", f"{canary.version} is stable at 100 %, replacing {previous.version}")
+    r.event("Normal", EventReason.PROMOTED, f"{canary.version} is stable at 100 %, replacing {previous.version}")
     return True
 
 
@@ -480,7 +482,7 @@ def _roll_back(r: _Rollout, *, reason: str, message: str) -> bool:
     status.degraded = Degradation(reason=reason, message=message)
     _mark_failed(status, canary.version)
     _record_history(r, canary.version, "Aborted" if reason == Reason.ABORTED else "RolledBack", f"{reason}: {message}")
-    r.event("Warning", "RolledBack", f"{canary.version} rolled back ({reason}): {message}")
+    r.event("Warning", EventReason.ROLLED_BACK, f"{canary.version} rolled back ({reason}): {message}")
     return True
 
 
