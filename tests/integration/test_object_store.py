@@ -1,6 +1,6 @@
 """The artifact store in object storage (the cluster's S3 server, VersityGW), and its faults: wrong or
-missing credentials, a missing bucket, a tampered model object, the store down while a server restarts;
-and the claim store, which stays supported beside it.
+missing credentials, a missing bucket, a tampered model object; and the claim store, which stays
+supported beside it. (The store down while a server restarts: test_disruptions.py, which runs alone.)
 
 The rest of the suite runs on the S3 store too (`make deploy` configures it, as a real cluster would):
 every Dataset, TrainingRun and ModelDeployment there has no volume in its namespace."""
@@ -8,14 +8,12 @@ every Dataset, TrainingRun and ModelDeployment there has no volume in its namesp
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 
 import pytest
 
 from mlops_operator.config import STORE_ANNOTATION
 from support import (
-    CLUSTER,
     REPO,
     STATE,
     Kubectl,
@@ -28,7 +26,7 @@ from support import (
     wait_phase,
 )
 
-pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
+pytestmark = pytest.mark.usefixtures("operator")
 DATASET = (REPO / "examples/dataset-iris.yaml").read_text()
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
 
@@ -136,46 +134,6 @@ def _predict(cluster: Kubectl, ns: str, name: str) -> list | None:
             return json.load(response)["outputs"][0]["data"]
     except OSError:
         return None
-
-
-def test_a_server_restarted_while_the_store_is_down_stays_unready_and_the_others_serve(cluster, ns) -> None:
-    pods = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]
-    assert len(pods) == 2, [p["metadata"]["name"] for p in pods]
-    stop = subprocess.run([*CLUSTER, "stop", "s3"], capture_output=True, text=True)
-    assert stop.returncode == 0, stop.stderr
-    try:
-        victim = pods[0]["metadata"]["name"]
-        cluster.run("delete", "pod", victim, "-n", ns, "--wait=false")
-
-        def replacement() -> dict | None:
-            live = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]
-            new = [p for p in live if p["metadata"]["name"] not in {x["metadata"]["name"] for x in pods}]
-            running = new and ((new[0]["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get("running")
-            return new[0] if running else None
-
-        new = wait_for(replacement, timeout=60, what="the replacement server pod started")["metadata"]["name"]
-        log = wait_for(
-            lambda: "cannot fetch" in (out := cluster.run("logs", new, "-n", ns, check=False).stdout) and out,
-            timeout=60,
-            what="the replacement to say it cannot fetch its model",
-        )
-        assert "unreachable" in log and "retrying" in log, log[-1500:]
-        ready = cluster.get("pod", new, ns)["status"].get("conditions") or []
-        assert not any(c["type"] == "Ready" and c["status"] == "True" for c in ready), "ready without a model"
-        answered = [_predict(cluster, ns, "iris") for _ in range(20)]
-        assert all(a is not None for a in answered), "the pod still serving failed requests"
-    finally:
-        start = subprocess.run([*CLUSTER, "start", "s3"], capture_output=True, text=True)
-        assert start.returncode == 0, start.stderr
-
-    def both_ready() -> bool:
-        live = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=iris")["items"]
-        return len(live) == 2 and all(
-            any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
-            for p in live
-        )
-
-    wait_for(both_ready, timeout=90, what="the replacement serving once the store is back")
 
 
 def test_a_tampered_model_object_is_refused_and_the_canary_rolled_back(cluster: Kubectl, ns: str) -> None:

@@ -2,16 +2,14 @@
 version is rolled out through canary steps to 100 % with real pods and real traffic from the host.
 
 A canary is promoted only on a Successful measurement: a test about something else than judging
-traffic (a restart, route weights) judges an always-passing query on the cluster's Prometheus."""
+traffic (route weights) judges an always-passing query on the cluster's Prometheus."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import subprocess
 import threading
-import time
 import urllib.parse
 import urllib.request
 
@@ -19,7 +17,7 @@ import pytest
 
 from support import REPO, Kubectl, condition, wait_for, wait_phase
 
-pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
+pytestmark = pytest.mark.usefixtures("operator")
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5], [6.7, 3.0, 5.2, 2.3]]  # one of each species: 0, 1, 2
 # Evidence that does not depend on traffic: one measurement when the canary's pod is ready, Successful.
@@ -272,139 +270,6 @@ def test_prometheus_down_pauses_and_never_promotes(cluster: Kubectl, ns: str, na
     assert status["phase"] == "Paused"
 
 
-class HostilePrometheus:
-    """A Prometheus the operator can reach on the node's address that accepts connections and then never
-    answers ("silent"), or answers with a body far larger than any query result ("huge", 64 MiB)."""
-
-    def __init__(self, host: str, mode: str) -> None:
-        self.mode, self.connections, self._held = mode, 0, []
-        self._server = socket.create_server((host, 0))
-        self.url = f"http://{host}:{self._server.getsockname()[1]}"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        self._server.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            if self.mode == "silent":
-                self._held.append(connection)  # read nothing, answer nothing, keep it open
-            else:
-                threading.Thread(target=self._flood, args=(connection,), daemon=True).start()
-
-    def _flood(self, connection: socket.socket) -> None:
-        size = 64 << 20
-        try:
-            connection.recv(65536)
-            connection.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % size
-            )
-            chunk = b" " * (1 << 20)
-            for _ in range(size // len(chunk)):
-                connection.sendall(chunk)
-        except OSError:
-            pass  # the operator hung up once it had read enough: the point
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)  # it sees the flag within its accept timeout
-        for connection in self._held:
-            connection.close()
-        self._server.close()
-
-
-def test_a_hostile_prometheus_stalls_nothing_and_kills_nothing(
-    cluster: Kubectl, ns: str, prometheus: str, operator
-) -> None:
-    """Three canaries measured against a Prometheus that never answers and one against a Prometheus that
-    answers 64 MiB: a new Dataset still gets its status at once, an abort acts within a second, the huge
-    answer is refused as inconclusive, a deletion completes, and the operator is neither stuck nor
-    OOM-killed."""
-    host = urllib.parse.urlparse(prometheus).hostname
-    silent, huge = HostilePrometheus(host, "silent"), HostilePrometheus(host, "huge")
-    hostile = {"silent-1": silent, "silent-2": silent, "silent-3": silent, "flooded": huge}
-    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}, "analysis": {"interval": "2s"}}
-    restarts = operator.restarts()
-    try:
-        for name, server in hostile.items():
-            cluster.apply(_md(name, run="iris-baseline", replicas=1, prometheusUrl=server.url, **spec), ns)
-        for name in hostile:
-            wait_for(
-                lambda n=name: _status(cluster, ns, n).get("phase") == "Healthy", timeout=120, what=f"{name} serving"
-            )
-            cluster.run(
-                "patch",
-                "modeldeployment",
-                name,
-                "-n",
-                ns,
-                "--type=merge",
-                "-p",
-                '{"spec":{"model":{"trainingRun":"iris-logreg"}}}',
-            )
-        wait_for(
-            lambda: silent.connections >= 3 and huge.connections >= 1,
-            timeout=120,
-            what="the canaries measured against the hostile Prometheus servers",
-        )
-
-        started = time.monotonic()
-        cluster.apply(
-            json.dumps(
-                {
-                    "apiVersion": "mlops.dev/v1alpha1",
-                    "kind": "Dataset",
-                    "metadata": {"name": "aside"},
-                    "spec": {"source": {"builtin": {"name": "iris"}}, "target": "target"},
-                }
-            ),
-            ns,
-        )
-        wait_for(
-            lambda: ((cluster.get("dataset", "aside", ns) or {}).get("status") or {}).get("observedGeneration"),
-            timeout=30,
-            what="the new Dataset's first status while the measurements hang",
-        )
-        assert time.monotonic() - started < 5, f"the Dataset waited {time.monotonic() - started:.1f}s for a status"
-
-        sent = dt.datetime.now(dt.UTC)
-        cluster.run(
-            "annotate", "--overwrite", "modeldeployment", "silent-1", "-n", ns, f"mlops.dev/abort={sent.timestamp()}"
-        )
-        aborted = wait_for(
-            lambda: (s := _status(cluster, ns, "silent-1")).get("degraded") and s,
-            timeout=30,
-            what="the abort of silent-1 acted on",
-        )
-        [entry] = [h for h in aborted["history"] if h["outcome"] == "Aborted"]
-        assert (_moment(entry["at"]) - sent).total_seconds() < 1, f"the abort took effect at {entry['at']}, sent {sent}"
-
-        def refused() -> str:
-            results = _status(cluster, ns, "flooded").get("lastAnalysis") or []
-            return next((r["message"] for r in results if "exceeds" in r["message"]), "")
-
-        message = wait_for(refused, timeout=60, what="the 64 MiB answer refused")
-        assert _status(cluster, ns, "flooded")["canary"]["successes"] == 0, "a refused answer counted as evidence"
-        assert "1048576 bytes" in message, message
-        assert operator.restarts() == restarts, f"the operator restarted:\n{operator.logs()[-3000:]}"
-        assert operator.ready_pod() is not None, "the operator is not ready"
-        # Deleting one whose measurement hangs completes (its finalizer does not wait for Prometheus).
-        cluster.run("delete", "modeldeployment", "silent-2", "-n", ns, "--timeout=30s")
-        assert cluster.get("modeldeployment", "silent-2", ns) is None, "silent-2 is still there"
-    finally:
-        silent.close()
-        huge.close()
-        for name in hostile:
-            cluster.run("delete", "modeldeployment", name, "-n", ns, "--wait=false", check=False)
-
-
 def test_pods_that_never_become_ready_are_rolled_back(cluster: Kubectl, ns: str) -> None:
     """A version whose model file does not match its recorded sha256: the server refuses to start."""
     cluster.apply(
@@ -456,51 +321,6 @@ def test_pods_that_never_become_ready_are_rolled_back(cluster: Kubectl, ns: str)
 
 def _moment(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, operator) -> None:
-    pause = dt.timedelta(seconds=20)
-    spec = {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "20s"}}]}}, **PASSING}
-    cluster.apply(_md("steady", run="iris-baseline", **spec), ns)
-    wait_for(lambda: _status(cluster, ns, "steady").get("phase") == "Healthy", timeout=120, what="steady serving")
-    cluster.run(
-        "patch",
-        "modeldeployment",
-        "steady",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"spec":{"model":{"trainingRun":"iris-logreg"}}}',
-    )
-    paused = wait_for(
-        lambda: ((c := _status(cluster, ns, "steady").get("canary")) or {}).get("pauseStartedAt") and c,
-        timeout=120,
-        what="the canary in its pause step",
-    )
-    assert paused["stepIndex"] == 1, paused
-    killed = operator.kill()
-    restarted = operator.wait_ready(not_named=killed)
-    running = [s["state"]["running"] for s in restarted["status"]["containerStatuses"] if "running" in s["state"]]
-    assert running, restarted["status"]
-    started = _moment(running[0]["startedAt"])  # the new operator cannot have reconciled before this
-    status = wait_for(
-        lambda: ((s := _status(cluster, ns, "steady")).get("stable") or {}).get("version") == "iris-logreg" and s,
-        timeout=90,
-        what="the promotion after the pause",
-    )
-    # The pause is timed from its start as stored before the restart, however long the restart took: it
-    # ends at pauseStartedAt + 20 s, or at once if that passed while no operator ran (the new operator
-    # measures at once if the old one had no result yet). An operator that began the step (or the
-    # rollout) again would promote no sooner than 20 s after it started.
-    promoted, pause_ends = _moment(status["promotedAt"]), _moment(paused["pauseStartedAt"]) + pause
-    assert promoted >= pause_ends, f"promoted at {promoted}, before the pause ended at {pause_ends}"
-    assert promoted < started + pause, (
-        f"promoted at {promoted}: the pause began again after the restart (operator started at {started}, "
-        f"the pause had started at {paused['pauseStartedAt']})"
-    )
-    latest = status["history"][0]
-    assert (latest["version"], latest["outcome"]) == ("iris-logreg", "Promoted"), status["history"]
 
 
 def test_gateway_api_routing_sets_only_our_weights(cluster: Kubectl, ns: str) -> None:
