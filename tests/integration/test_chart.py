@@ -1,8 +1,9 @@
 """The Helm chart on the local cluster: what it renders is accepted by the API server; it installs,
 upgrades and uninstalls without losing CRDs, user objects or stored models; two replicas with
 peering keep exactly one operator active, and the other takes over when it goes; a stuck reconcile
-fails liveness and the kubelet restarts the operator; `prometheus.allowRawQueries=false` refuses raw
-PromQL."""
+fails liveness and the kubelet restarts the operator. Each release watches its own namespace, so this
+runs beside the other modules; `prometheus.allowRawQueries=false`, which redeploys the shared operator,
+is in test_disruptions.py."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from support import REPO, Kubectl, helm, install_ha_release, operator_pods, peering_priorities, wait_for
 
 CHART = str(REPO / "charts/mlops-operator")
-pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
+pytestmark = pytest.mark.usefixtures("operator")
 
 
 @pytest.mark.parametrize(
@@ -252,51 +253,3 @@ def test_a_stuck_reconcile_fails_liveness_and_the_kubelet_restarts_the_operator(
         assert any("Liveness probe failed" in e.get("message", "") for e in events), [e["message"] for e in events]
     finally:
         helm(cluster, "uninstall", release, "-n", ns, "--wait", "--timeout", "2m", check=False)
-
-
-def test_raw_queries_refused_when_the_chart_says_so(cluster, operator, namespace) -> None:
-    """prometheus.allowRawQueries=false: a ModelDeployment judging on a raw PromQL query (which could
-    read another namespace's series) is Ready=False InvalidSpec with a Warning Event; one judging on the
-    templates is not refused. The operator is then installed back with the defaults."""
-    raw = {"name": "anything", "query": 'sum(up{namespace="kube-system"})', "successCondition": "result >= 0"}
-    templated = {"name": "errors", "template": "errorRate", "threshold": 0.05}
-
-    def md(name: str, metric: dict) -> str:
-        return json.dumps(
-            {
-                "apiVersion": "mlops.dev/v1alpha1",
-                "kind": "ModelDeployment",
-                "metadata": {"name": name},
-                "spec": {"model": {"trainingRun": "none-yet"}, "analysis": {"metrics": [metric]}},
-            }
-        )
-
-    def ready(name: str) -> dict:
-        obj = cluster.get("modeldeployment", name, namespace) or {}
-        conditions = (obj.get("status") or {}).get("conditions") or []
-        return next((c for c in conditions if c["type"] == "Ready"), {})
-
-    operator.deploy("--set", "prometheus.allowRawQueries=false")
-    try:
-        operator.wait_ready()
-        cluster.apply(md("raw", raw), namespace)
-        cluster.apply(md("templated", templated), namespace)
-        refused = wait_for(
-            lambda: (r := ready("raw")).get("reason") == "InvalidSpec" and r,
-            timeout=60,
-            what="the raw query refused as InvalidSpec",
-        )
-        assert "allowRawQueries=false" in refused["message"] and "anything" in refused["message"], refused
-        other = wait_for(
-            lambda: (r := ready("templated")).get("reason") and r,
-            timeout=60,
-            what="the templated ModelDeployment's Ready condition",
-        )
-        assert other["reason"] != "InvalidSpec", f"a template was refused: {other}"
-        events = cluster.json(
-            "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=raw,reason=InvalidSpec"
-        )["items"]
-        assert events and events[0]["type"] == "Warning", events
-    finally:
-        operator.deploy()
-        operator.wait_ready()

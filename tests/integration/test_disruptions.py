@@ -3,7 +3,8 @@ redeploys the shared operator, stops the store every namespace uses, or times th
 the operator killed mid-pause resumes the same step; a crash between a promotion's decision and its
 champion label ends with the run promoted and the champion handed over; a server restarted while the
 store is down stays unready while the others serve; a Prometheus that never answers, or answers 64 MiB,
-stalls and kills nothing."""
+stalls and kills nothing; the operator redeployed with `prometheus.allowRawQueries=false` refuses raw
+PromQL."""
 
 from __future__ import annotations
 
@@ -325,3 +326,51 @@ def test_a_hostile_prometheus_stalls_nothing_and_kills_nothing(
         huge.close()
         for name in hostile:
             cluster.run("delete", "modeldeployment", name, "-n", ns, "--wait=false", check=False)
+
+
+def test_raw_queries_refused_when_the_chart_says_so(cluster, operator, namespace) -> None:
+    """prometheus.allowRawQueries=false: a ModelDeployment judging on a raw PromQL query (which could
+    read another namespace's series) is Ready=False InvalidSpec with a Warning Event; one judging on the
+    templates is not refused. The operator is then installed back with the defaults."""
+    raw = {"name": "anything", "query": 'sum(up{namespace="kube-system"})', "successCondition": "result >= 0"}
+    templated = {"name": "errors", "template": "errorRate", "threshold": 0.05}
+
+    def md(name: str, metric: dict) -> str:
+        return json.dumps(
+            {
+                "apiVersion": "mlops.dev/v1alpha1",
+                "kind": "ModelDeployment",
+                "metadata": {"name": name},
+                "spec": {"model": {"trainingRun": "none-yet"}, "analysis": {"metrics": [metric]}},
+            }
+        )
+
+    def ready(name: str) -> dict:
+        obj = cluster.get("modeldeployment", name, namespace) or {}
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), {})
+
+    operator.deploy("--set", "prometheus.allowRawQueries=false")
+    try:
+        operator.wait_ready()
+        cluster.apply(md("raw", raw), namespace)
+        cluster.apply(md("templated", templated), namespace)
+        refused = wait_for(
+            lambda: (r := ready("raw")).get("reason") == "InvalidSpec" and r,
+            timeout=60,
+            what="the raw query refused as InvalidSpec",
+        )
+        assert "allowRawQueries=false" in refused["message"] and "anything" in refused["message"], refused
+        other = wait_for(
+            lambda: (r := ready("templated")).get("reason") and r,
+            timeout=60,
+            what="the templated ModelDeployment's Ready condition",
+        )
+        assert other["reason"] != "InvalidSpec", f"a template was refused: {other}"
+        events = cluster.json(
+            "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=raw,reason=InvalidSpec"
+        )["items"]
+        assert events and events[0]["type"] == "Warning", events
+    finally:
+        operator.deploy()
+        operator.wait_ready()
