@@ -16,6 +16,14 @@ from support import REPO, Kubectl
 pytestmark = pytest.mark.usefixtures("operator")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def demo_namespace_goes_afterwards(cluster: Kubectl):
+    """A user keeps what `make demo` left to look at; the suite removes it once read, so that its servers
+    do not share the machine with the modules still running (the next demo starts afresh anyway)."""
+    yield
+    cluster.run("delete", "namespace", "mlops-demo", "--wait=false", check=False)
+
+
 def test_the_demo_tells_the_whole_lifecycle(cluster: Kubectl) -> None:
     done = subprocess.run([sys.executable, str(REPO / "hack/demo.py")], capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, f"the demo failed:\n{done.stdout}\n{done.stderr}"
