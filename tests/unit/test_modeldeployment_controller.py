@@ -1,0 +1,192 @@
+"""The ModelDeployment controller, reconcile after reconcile, with its reads answered from memory and its
+writes recorded: what it serves first, what it leaves alone when nothing changed, how it starts a canary,
+and what a rollback writes — the Deployments, Services, Secret, marks and Events a user would see."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mlops_operator.api.modeldeployment import ModelDeploymentSpec
+from mlops_operator.config import OperatorConfig
+from mlops_operator.controllers import modeldeployment as controller
+from mlops_operator.controllers.cache import ObjectCache
+from mlops_operator.controllers.contract import Observed, apply_merge_patch, status_patch
+from mlops_operator.rollout.analysis import MetricResult
+
+NS, NOW = "ml", "2026-01-01T00:00:00.000Z"
+SPEC = {
+    "model": {"name": "iris"},
+    "replicas": 2,
+    "strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {}}]}},
+    "analysis": {
+        "interval": "5s",
+        "failureLimit": 1,
+        "metrics": [{"name": "errors", "template": "errorRate", "threshold": 0.05}],
+    },
+    "postPromotion": {"enabled": False},
+}
+
+
+def run(name: str, *, champion: bool, decided_at: str = NOW) -> dict:
+    """A succeeded TrainingRun of model iris with its stored version."""
+    labels = {"mlops.dev/model": "iris", **({"mlops.dev/promoted": "true"} if champion else {})}
+    model = {"version": name, "uri": f"s3://b/models/ml/iris/{name}-u", "sha256": name[-1] * 64, "calibrated": True}
+    return {
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "resourceVersion": "1", "labels": labels},
+        "spec": {"model": {"name": "iris"}},
+        "status": {
+            "phase": "Succeeded",
+            "model": model,
+            "promotion": {"decision": "Promoted", "decidedAt": decided_at},
+        },
+    }
+
+
+class World:
+    """The cluster as the controller sees it: the cache, the API writes (recorded), a measurement."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.cache, self.status, self.writes, self.rv = ObjectCache(), {}, [], 10
+        self.pods_ready, self.measurement = True, None
+        monkeypatch.setattr(controller, "CACHE", self.cache)
+        monkeypatch.setattr(controller, "namespace_config", lambda namespace: (OperatorConfig(), None))
+        monkeypatch.setattr(controller, "take_measurement", lambda key, *, version, measure: self.measurement)
+        monkeypatch.setitem(controller.APPLY, "deployments", self._apply_deployment)
+        monkeypatch.setitem(controller.APPLY, "services", self._apply("services"))
+        monkeypatch.setattr(controller.kube, "create_secret", self._create_secret)
+        monkeypatch.setattr(controller.kube, "scale_deployment", self._scale)
+        monkeypatch.setattr(controller.kube, "patch_metadata", self._patch_metadata)
+
+    def _version(self) -> str:
+        self.rv += 1
+        return str(self.rv)
+
+    def _apply(self, plural: str):
+        def apply(namespace: str, body: dict) -> dict:
+            self.writes.append((f"apply {plural}", body["metadata"]["name"]))
+            return {
+                **body,
+                "metadata": {**body["metadata"], "namespace": namespace, "resourceVersion": self._version()},
+            }
+
+        return apply
+
+    def _apply_deployment(self, namespace: str, body: dict) -> dict:
+        self.writes.append(("apply deployments", body["metadata"]["name"]))
+        return self._with_status({**body, "metadata": {**body["metadata"], "namespace": namespace}})
+
+    def _with_status(self, body: dict) -> dict:
+        replicas = body["spec"]["replicas"]
+        ready = replicas if self.pods_ready else 0
+        status = {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": ready, "readyReplicas": ready}
+        metadata = {**body["metadata"], "generation": 1, "resourceVersion": self._version()}
+        return {**body, "metadata": metadata, "status": status}
+
+    def _create_secret(self, namespace: str, body: dict) -> str:
+        self.writes.append(("create secrets", body["metadata"]["generateName"]))
+        return body["metadata"]["generateName"] + "x1"
+
+    def _scale(self, namespace: str, name: str, replicas: int) -> dict:
+        self.writes.append(("scale deployments", f"{name}={replicas}"))
+        found = self.cache.get("deployments", namespace, name)
+        return self._with_status({**found, "spec": {**found["spec"], "replicas": replicas}})
+
+    def _patch_metadata(self, plural: str, namespace: str, name: str, patch: dict) -> dict:
+        self.writes.append((f"patch {plural}", name))
+        found = self.cache.get(plural, namespace, name)
+        metadata = found["metadata"]
+        labels = {**(metadata.get("labels") or {}), **(patch.get("labels") or {})}
+        annotations = {**(metadata.get("annotations") or {}), **(patch.get("annotations") or {})}
+        merged = {**metadata, "labels": labels, "annotations": annotations, "resourceVersion": self._version()}
+        return {**found, "metadata": merged}
+
+    def add(self, body: dict) -> None:
+        self.cache.observe(
+            "trainingruns", {**body, "metadata": {**body["metadata"], "resourceVersion": self._version()}}
+        )
+
+    def reconcile(self, spec: dict = SPEC) -> Any:
+        """One reconcile; the status written back as the API server would; what it wrote since the last one."""
+        self.writes = []
+        meta = {"name": "iris", "namespace": NS, "uid": "md-uid", "generation": 1, "annotations": {}}
+        observed = Observed(body={"metadata": meta}, status=json.loads(json.dumps(self.status)), generation=1, now=NOW)
+        outcome = controller.reconcile_modeldeployment(ModelDeploymentSpec.model_validate(spec), observed, None)
+        self.status = apply_merge_patch(
+            self.status, json.loads(json.dumps(status_patch(observed.status, outcome.status)))
+        )
+        return outcome
+
+    def deployment(self, variant: str) -> dict:
+        return self.cache.get("deployments", NS, f"iris-{variant}")
+
+
+def test_the_champion_is_served_first_with_its_services_and_one_receipt_key(monkeypatch) -> None:
+    world = World(monkeypatch)
+    world.add(run("iris-a", champion=True))
+    outcome = world.reconcile()
+    assert [(e.reason, e.warning) for e in outcome.events] == [("Deployed", False)]
+    assert sorted(world.writes) == [
+        ("apply deployments", "iris-canary"),
+        ("apply deployments", "iris-stable"),
+        ("apply services", "iris"),
+        ("apply services", "iris-canary"),
+        ("apply services", "iris-stable"),
+        ("create secrets", "iris-receipts-"),
+    ]
+    stable = world.deployment("stable")
+    assert stable["spec"]["replicas"] == 2 and world.deployment("canary")["spec"]["replicas"] == 0
+    assert stable["metadata"]["ownerReferences"][0]["uid"] == "md-uid"
+    assert stable["spec"]["template"]["metadata"]["labels"]["mlops.dev/version"] == "iris-a"
+    assert (world.status["stable"]["version"], world.status["receiptKeySecret"]) == ("iris-a", "iris-receipts-x1")
+    assert world.status["phase"] == "Healthy"
+
+
+def test_nothing_changed_means_no_write_and_no_event(monkeypatch) -> None:
+    world = World(monkeypatch)
+    world.add(run("iris-a", champion=True))
+    world.reconcile()
+    outcome = world.reconcile()
+    assert world.writes == [] and outcome.events == [], "a settled ModelDeployment writes nothing"
+
+
+def test_a_new_champion_starts_a_canary_and_stable_keeps_its_pods_until_the_canarys_are_ready(monkeypatch) -> None:
+    world = World(monkeypatch)
+    world.add(run("iris-a", champion=True))
+    world.reconcile()
+    world.pods_ready = False
+    world.add(run("iris-a", champion=False))
+    world.add(run("iris-b", champion=True, decided_at="2026-01-01T00:00:01.000Z"))
+    outcome = world.reconcile()
+    assert [e.reason for e in outcome.events] == ["CanaryStarted"]
+    canary = world.deployment("canary")
+    assert canary["spec"]["template"]["metadata"]["labels"]["mlops.dev/version"] == "iris-b"
+    assert (world.deployment("stable")["spec"]["replicas"], canary["spec"]["replicas"]) == (2, 1)
+    assert world.status["canary"]["version"] == "iris-b" and world.status["canary"]["weight"] == 33
+
+
+def test_a_failed_measurement_rolls_back_marks_the_version_and_scales_its_pods_away(monkeypatch) -> None:
+    world = World(monkeypatch)
+    world.add(run("iris-a", champion=True))
+    world.reconcile()
+    world.add(run("iris-a", champion=False))
+    world.add(run("iris-b", champion=True, decided_at="2026-01-01T00:00:01.000Z"))
+    world.reconcile()  # the canary at 50 %, every pod ready
+    world.reconcile()  # the setWeight step completed: now the analysis step
+    failed = MetricResult("errors", "Failed", 0.5, "errors 0.5 > 0.05")
+    world.measurement = ("Failed", failed.message, [failed])
+    outcome = world.reconcile()
+    assert [(e.reason, e.warning) for e in outcome.events] == [("RolledBack", True)]
+    assert world.status["degraded"]["reason"] == "AnalysisFailed" and "iris-b" in world.status["failedVersions"]
+    assert ("patch trainingruns", "iris-b") in world.writes, "the rollback is recorded on the version"
+    marked = world.cache.get("trainingruns", NS, "iris-b")["metadata"]["labels"]
+    assert marked.get("mlops.dev/rolled-back") == "true"
+    # The version judged bad keeps one pod for each stable pod not yet ready (stable was at 1 of 2): its
+    # pods are only scaled, never re-templated; once stable is whole they go.
+    canary = world.deployment("canary")
+    assert canary["spec"]["replicas"] == 1, world.writes
+    assert canary["spec"]["template"]["metadata"]["labels"]["mlops.dev/version"] == "iris-b"
+    world.reconcile()
+    assert world.deployment("canary")["spec"]["replicas"] == 0 and world.status["stable"]["readyReplicas"] == 2
