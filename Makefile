@@ -4,13 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 KUBECONFIG_LOCAL := $(CURDIR)/.localcluster/kubeconfig
 
-.PHONY: help demo deps binaries cluster-up cluster-down cluster-status argocd argocd-binaries image deploy crds lint unit integration test
+.PHONY: help demo deps binaries cluster-up cluster-down cluster-status metrics-addons metrics-addons-binaries argocd argocd-binaries image deploy crds lint unit integration test
 
 help:
 	@echo "make demo          the whole lifecycle on the local cluster: install, train, serve, canary, rollback"
 	@echo "make test          lint + unit + integration tests (starts the local cluster if needed)"
 	@echo "make cluster-up    start the local Kubernetes (kubeconfig: .localcluster/kubeconfig); NODES=2: two nodes"
 	@echo "make cluster-down  stop it and remove its state"
+	@echo "make metrics-addons build metrics-server and prometheus-adapter (once) and run them: kubectl top, autoscaling"
 	@echo "make argocd        build Argo CD (once) and run it on the local cluster, with docs/argocd/argocd-cm.yaml"
 	@echo "make deploy        build the image and helm-install the chart into the local cluster"
 	@echo "make image         build operator/Dockerfile (buildah) and load it into the node as mlops-operator:dev"
@@ -31,6 +32,13 @@ cluster-down:
 
 cluster-status:
 	@python3 hack/localcluster/cluster.py status
+
+# The metrics APIs (kubectl top, the autoscaling examples) are built only for `make metrics-addons` and the tests:
+# `make demo` does not need them; `cluster-up` starts them once they are built.
+metrics-addons-binaries: deps
+	@LOCALCLUSTER_COMPONENTS="metrics-server prometheus-adapter" hack/localcluster/build.sh >/dev/null
+
+metrics-addons: metrics-addons-binaries cluster-up
 
 # Argo CD is built only for `make argocd` and the tests that run it (its Lua engine runs the health checks' tests).
 argocd-binaries: deps
@@ -60,7 +68,7 @@ lint: deps
 unit: deps argocd-binaries
 	@hack/pytest.sh tests/unit
 
-integration: binaries argocd-binaries
+integration: binaries metrics-addons-binaries argocd-binaries
 	@hack/integration.sh --durations=25
 
 test: lint unit integration

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Serving that scales with demand, measured on the local cluster (run by hand, not in CI).
 
-    make deploy && .venv/bin/python bench/autoscaling.py [--target 60] [--max-replicas 4]
+    make metrics-addons deploy && .venv/bin/python bench/autoscaling.py [--target 60] [--max-replicas 4]
 
 One bounded load ramp (loopback only; it stops by itself) through a ModelDeployment's Service: clients
 sending one request after another on a new connection each (so kube-proxy spreads them over the pods),

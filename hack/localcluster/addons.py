@@ -6,7 +6,9 @@ CPU autoscaling) and prometheus-adapter (custom.metrics.k8s.io: the model server
 The metrics add-ons run on the node as processes, like the others: each is registered as an APIService
 whose Service has no selector and one endpoint, the add-on's port on the node IP (the API server
 routes to endpoints, `--enable-aggregator-routing`). They use the admin kubeconfig for their own
-requests (delegated authentication and authorization, the kubelets' metrics, the object lists)."""
+requests (delegated authentication and authorization, the kubelets' metrics, the object lists). They
+are built only for what needs them (`make test`, `make metrics-addons`): `make demo` does not, and a
+cluster started without them runs without them (`make cluster-status` says so)."""
 
 from __future__ import annotations
 
@@ -136,8 +138,13 @@ def addons(ip: str) -> list[Component]:
             ready=lambda: _http_ok(f"{s3_url(ip)}/health"),
             ready_timeout=30,
         ),
-        *metrics_addons(ip),
+        *(metrics_addons(ip) if metrics_addons_built() else []),
     ]
+
+
+def metrics_addons_built() -> bool:
+    """Whether metrics-server and prometheus-adapter are built (`make metrics-addons`, `make test`)."""
+    return all((bin_dir() / BINARY[name]).exists() for name in METRICS_ADDONS)
 
 
 def _serving(name: str, ip: str, *, kubeconfig_flag: str = "--kubeconfig") -> list[str]:

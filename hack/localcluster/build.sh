@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds the local cluster's binaries (etcd, Kubernetes components, kubectl, helm, and the add-ons VersityGW,
-# metrics-server, prometheus-adapter and CoreDNS) from the Go module proxy into a cache directory keyed by version.
-# A binary is rebuilt only when missing. Argo CD is not among the default components: only `make argocd`
-# (or a test that needs it) builds it. Neither is Argo Rollouts, the peer of bench/rollout_timing.py (never a
+# Builds the local cluster's binaries (etcd, Kubernetes components, kubectl, helm, and the add-ons VersityGW
+# and CoreDNS) from the Go module proxy into a cache directory keyed by version. A binary is rebuilt only when
+# missing. Only what `make demo` needs is a default component: the metrics add-ons (metrics-server,
+# prometheus-adapter) are built by `make metrics-addons` and `make test`, Argo CD by `make argocd` (or a
+# test that needs it). Neither is Argo Rollouts, the peer of bench/rollout_timing.py (never a
 # dependency of the operator): only `LOCALCLUSTER_COMPONENTS=argo-rollouts build.sh` builds it.
 #
 #   hack/localcluster/build.sh            # build everything missing, print the bin directory
 #   BIN_ONLY=1 hack/localcluster/build.sh # only print the bin directory
+#   LOCALCLUSTER_COMPONENTS="metrics-server prometheus-adapter" hack/localcluster/build.sh  # the metrics add-ons
 #   LOCALCLUSTER_COMPONENTS=argocd hack/localcluster/build.sh  # Argo CD (and its Lua health tool) only
 #   LOCALCLUSTER_COMPONENTS=argo-rollouts hack/localcluster/build.sh  # Argo Rollouts' controller only
 set -euo pipefail
@@ -121,7 +123,7 @@ build_argo_rollouts() {
 }
 
 components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
-  metrics-server prometheus-adapter coredns})
+  coredns})
 for c in "${components[@]}"; do
   case "$c" in
     etcd) build etcd etcd go.etcd.io/etcd/server/v3 ;;

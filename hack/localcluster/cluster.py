@@ -36,7 +36,15 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from addons import addons, discover_pods, prometheus_url, s3_url, write_prometheus_config, write_s3_config  # noqa: E402
+from addons import (  # noqa: E402
+    addons,
+    discover_pods,
+    metrics_addons_built,
+    prometheus_url,
+    s3_url,
+    write_prometheus_config,
+    write_s3_config,
+)
 from argocd import NAMES as ARGOCD_NAMES  # noqa: E402
 from argocd import components as argocd_components  # noqa: E402
 from cleanup import _mounts_under, clean_node_leftovers, leftovers, remove_containers  # noqa: E402
@@ -81,8 +89,6 @@ def up() -> None:
             "kube-proxy",
             "pause",
             BINARY["s3"],
-            BINARY["metrics-server"],
-            BINARY["prometheus-adapter"],
             BINARY["coredns"],
         ]
         if WITH_NODE
@@ -182,7 +188,11 @@ def _node_named(name: str) -> Node:
 def status() -> int:
     # Argo CD is listed once `make argocd` ran, but is not the cluster: `argocd.py status` exits 1 when it is down.
     started_argocd = argocd_components() if ARGOCD.exists() else []
-    return report(components(node_ip()) + started_argocd, optional=started_argocd)
+    code = report(components(node_ip()) + started_argocd, optional=started_argocd)
+    if WITH_NODE and not metrics_addons_built():
+        print(f"{'metrics-server, prometheus-adapter':29} not built: `make metrics-addons` (or `make test`) builds and")
+        print(f"{'':29} starts them; `kubectl top` and the autoscaling examples need them")
+    return code
 
 
 def main() -> int:
