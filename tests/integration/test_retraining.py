@@ -115,9 +115,10 @@ def test_drift_retrains_once_on_the_captured_rows_and_the_new_model_is_canaried(
         promoted = wait_for(retrained_stable, timeout=240, what="the retrained model canaried to 100 %")
         assert promoted["history"][0]["outcome"] == "Promoted"
         # drift goes on with the new version too, but the cooldown holds: still one run
+        # (the new version's pods must first have a minute of drift series: `for: 1m`, as the first trigger)
         waiting = wait_for(
             lambda: status(cluster, ns, "loop")["retraining"].get("waiting") or "",
-            timeout=120,
+            timeout=240,
             what="the next trigger held by the cooldown",
         )
         assert "cooldown" in waiting or "in flight" in waiting, waiting
