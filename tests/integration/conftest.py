@@ -42,15 +42,20 @@ def one_at_a_time(what: str) -> Iterator[None]:
 # The longest modules first (measured: docs/benchmarks.md, "The test suite"): with one module per worker,
 # the run ends when its last module does, so none of these may start last.
 LONGEST_FIRST = (
-    "test_training",
-    "test_demo",
     "test_autoscaling",
+    "test_serving",
     "test_retraining",
+    "test_demo",
+    "test_evidence",
+    "test_training",
+    "test_gitops",
+    "test_object_store",
     "test_live_quality",
     "test_plugin",
     "test_operator_skeleton",
+    "test_chart",
+    "test_capture",
     "test_dataset_checks",
-    "test_gitops",
 )
 
 
