@@ -66,7 +66,7 @@ lint: deps
 	@if grep -rn "fmt: skip" operator hack tests bench; then echo "lint: the formatter decides every layout; remove the '# fmt: skip' above" >&2; exit 1; fi
 
 unit: deps argocd-binaries
-	@hack/pytest.sh tests/unit
+	@hack/pytest.sh tests/unit -n 2
 
 integration: binaries metrics-addons-binaries argocd-binaries
 	@hack/integration.sh --durations=25
