@@ -28,13 +28,16 @@ from support import (
 pytestmark = pytest.mark.usefixtures("operator")
 
 PLUGIN = REPO / ".venv/bin/kubectl-mlops"
-# Two manual gates after 50 %. Prometheus is unreachable and the interval long: the one measurement at
-# the start of a canary is inconclusive (below the limit), so only the promote commands move it on, and
-# the one that completes the last gate promotes without a Successful measurement (a person decided).
+# Two manual gates after 50 %; the one measurement, when the canary's pod is ready, passes (an
+# always-passing query on the cluster's Prometheus): only the promote commands move the gates on. (With an
+# unreachable Prometheus that one measurement is inconclusive, and the 50 % step waits for the next one,
+# an interval later, if it came before the pod was counted ready: a race this story is not about.)
 SPEC = {
     "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}, {"pause": {}}]}},
-    "prometheusUrl": "http://127.0.0.1:9",
-    "analysis": {"interval": "1h"},
+    "analysis": {
+        "interval": "1h",
+        "metrics": [{"name": "always-passes", "query": "vector(0)", "successCondition": "result == 0"}],
+    },
 }
 
 

@@ -197,8 +197,8 @@ def test_operator_keeps_reconciling_during_a_large_validation(cluster: Kubectl, 
     cluster.apply(_dataset("small", {"builtin": {"name": "breast_cancer"}}), ns)
     both = wait_for(
         lambda: (
-            (small := cluster.get("dataset", "small", ns)["status"]).get("activeCheck")
-            and cluster.get("dataset", "big", ns)["status"].get("activeCheck")
+            (small := (cluster.get("dataset", "small", ns) or {}).get("status") or {}).get("activeCheck")
+            and ((cluster.get("dataset", "big", ns) or {}).get("status") or {}).get("activeCheck")
             and small
         ),
         timeout=30,
