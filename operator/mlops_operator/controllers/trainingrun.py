@@ -44,7 +44,7 @@ from ..resources.jobs import (
 from ..resources.results import ChampionRef, TrainingResult, read_training_result
 from ..storage import model_prefix
 from .cache import CACHE
-from .contract import Events, Observed, Outcome, plain_status
+from .contract import Events, Observed, Outcome, plain_status, status_patch
 from .loop import register_reconciler
 from .reads import artifact_store_problem, job_pods, namespace_config, read_child
 
@@ -346,9 +346,10 @@ def reconcile_promotion(
             # looks for the champion next finds it with the metrics it must be compared with; and the
             # label is never written by kopf's patch after the handler, which could land after another
             # run took the title over. A crash between the two writes leaves a Promoted run without
-            # the label: the next reconcile finishes the hand-over (settle_promotion).
-            written = wire(status)
-            patch = {"metrics": written.get("metrics") or {}, "promotion": written["promotion"]}
+            # the label: the next reconcile finishes the hand-over (settle_promotion). The write holds
+            # everything this reconcile recorded so far (the model, the champion's scores, ...): nobody
+            # reads a decision without the evidence it was made on.
+            patch = status_patch(observed.status, wire(status))
             CACHE.observe("trainingruns", kube.patch_status("trainingruns", namespace, name, patch))
             if CRASH_FOR_TESTS and f"{namespace}/{name}" == CRASH_FOR_TESTS:
                 os._exit(70)  # fault injection (config.test_crash_after_decision): a crash between the writes
