@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from support import CLUSTER, Kubectl, two_iris_versions, wait_for
+from support import CLUSTER, Kubectl, service_predictions, two_iris_versions, wait_for
 from support import champions as _champions
 from support import model_deployment_manifest as _md
 from support import training_run_manifest as _run
@@ -27,7 +27,6 @@ from support import training_run_manifest as _run
 pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.serial]
 
 LOGREG = "sklearn.linear_model.LogisticRegression"
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
 # Evidence that does not depend on traffic: one measurement when the canary's pod is ready, Successful.
 PASSING = {
     "analysis": {
@@ -48,18 +47,6 @@ def _status(cluster: Kubectl, ns: str, name: str) -> dict:
 
 def _moment(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _predict(cluster: Kubectl, ns: str, name: str) -> list | None:
-    ip = cluster.get("service", name, ns)["spec"]["clusterIP"]
-    body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(f"http://{ip}/v2/models/iris/infer", data=body), timeout=5
-        ) as response:
-            return json.load(response)["outputs"][0]["data"]
-    except OSError:
-        return None
 
 
 def test_a_restarted_operator_resumes_the_same_step(cluster: Kubectl, ns: str, runs, operator) -> None:
@@ -178,7 +165,7 @@ def test_a_server_restarted_while_the_store_is_down_stays_unready_and_the_others
         assert "unreachable" in log and "retrying" in log, log[-1500:]
         ready = cluster.get("pod", new, ns)["status"].get("conditions") or []
         assert not any(c["type"] == "Ready" and c["status"] == "True" for c in ready), "ready without a model"
-        answered = [_predict(cluster, ns, "iris") for _ in range(20)]
+        answered = [service_predictions(cluster, ns, "iris") for _ in range(20)]
         assert all(a is not None for a in answered), "the pod still serving failed requests"
     finally:
         start = subprocess.run([*CLUSTER, "start", "s3"], capture_output=True, text=True)

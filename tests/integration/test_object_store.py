@@ -8,7 +8,6 @@ every Dataset, TrainingRun and ModelDeployment there has no volume in its namesp
 from __future__ import annotations
 
 import json
-import urllib.request
 
 import pytest
 
@@ -21,6 +20,7 @@ from support import (
     artifact_path,
     condition,
     s3_env,
+    service_predictions,
     training_run_manifest,
     wait_for,
     wait_phase,
@@ -28,7 +28,6 @@ from support import (
 
 pytestmark = pytest.mark.usefixtures("operator")
 DATASET = (REPO / "examples/dataset-iris.yaml").read_text()
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
 
 
 def _failed_check(cluster: Kubectl, namespace: str) -> dict:
@@ -121,19 +120,7 @@ def test_the_lifecycle_keeps_nothing_on_a_volume(cluster: Kubectl, ns: str) -> N
         # the scratch space, and the feedback receipt key: a Secret, no claim
         assert set(volumes) == {"tmp", "receipts"}, f"{pod['metadata']['name']} mounts {sorted(volumes)}"
         assert "emptyDir" in volumes["tmp"] and "secret" in volumes["receipts"], volumes
-    wait_for(lambda: _predict(cluster, ns, "iris"), timeout=60, what="predictions through the new Service")
-
-
-def _predict(cluster: Kubectl, ns: str, name: str) -> list | None:
-    ip = cluster.get("service", name, ns)["spec"]["clusterIP"]
-    body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": ROWS}]}).encode()
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(f"http://{ip}/v2/models/iris/infer", data=body), timeout=5
-        ) as response:
-            return json.load(response)["outputs"][0]["data"]
-    except OSError:
-        return None
+    wait_for(lambda: service_predictions(cluster, ns, "iris"), timeout=60, what="predictions through the new Service")
 
 
 def test_a_tampered_model_object_is_refused_and_the_canary_rolled_back(cluster: Kubectl, ns: str) -> None:
