@@ -55,6 +55,7 @@ LONGEST_FIRST = (
     "test_operator_skeleton",
     "test_chart",
     "test_capture",
+    "test_tenancy",
     "test_dataset_checks",
 )
 

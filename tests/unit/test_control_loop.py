@@ -18,6 +18,7 @@ from mlops_operator.controllers.dataset import next_check_at
 from mlops_operator.controllers.loop import MIN_WAKE_SECONDS, SAFETY_RESYNC_SECONDS, seconds_until
 from mlops_operator.controllers.trainingrun import dataset_wait_ends
 from mlops_operator.controllers.watches import objects_to_wake
+from mlops_operator.resources.ownership import NameConflict
 from mlops_operator.resources.serving import DESIRED_ANNOTATION, is_current, with_fingerprint
 
 NS = "ml"
@@ -441,3 +442,36 @@ def test_an_invalid_spec_is_reported_in_status_and_one_warning(monkeypatch: pyte
     assert world.writes == [("status", "conditions,observedGeneration,phase"), ("Warning", "InvalidSpec")]
     ready = world.body["status"]["conditions"][0]
     assert (ready["reason"], ready["message"].split(":")[0]) == ("InvalidSpec", "spec.size")
+
+
+def _conflicted(spec, observed, logger) -> Outcome:
+    held = {"metadata": {"name": "d-check-1", "ownerReferences": [{"kind": "Job", "name": "x", "uid": "u"}]}}
+    raise NameConflict("jobs", held)
+
+
+def test_a_name_conflict_is_reported_in_status_and_one_warning_and_looked_at_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = _EventWorld(monkeypatch, spec={"size": 2})
+    first = world.loop.reconcile_once("datasets", _Spec, _conflicted, NS, "d", None)
+    world.reconcile_once(_conflicted)
+    assert world.writes == [("status", "conditions"), ("Warning", "NameConflict")]
+    ready = world.body["status"]["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "NameConflict")
+    assert ready["message"].startswith("Job d-check-1 already exists and it was not created by the operator")
+    assert first is not None, "the object holding the name is not watched: the loop must look again by itself"
+
+
+def test_a_job_whose_name_is_taken_by_another_is_neither_adopted_nor_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_operator.controllers import children
+
+    owner = {"kind": "TrainingRun", "name": "r", "uid": "the-run", "controller": True}
+    theirs = {"metadata": {"name": "r-train", "uid": "j", "ownerReferences": [{**owner, "uid": "an-older-run"}]}}
+    ours = {"metadata": {"name": "r-train", "uid": "j", "ownerReferences": [owner]}}
+    for held, conflict in ((theirs, True), (ours, False)):
+        monkeypatch.setattr(children.kube, "create_child", lambda plural, ns, body, held=held: (held, False))
+        if conflict:
+            with pytest.raises(NameConflict, match="Job r-train already exists and it belongs to TrainingRun r"):
+                children.create_job(NS, {"metadata": {"name": "r-train"}}, uid="the-run")
+        else:  # created before by this run (a retry after the watch lagged): found, not created twice
+            assert children.create_job(NS, {"metadata": {"name": "r-train"}}, uid="the-run") is held

@@ -358,13 +358,13 @@ class DatasetWorld:
         self.events: list[tuple[str, str]] = []
         self.patches: list[dict] = []
         monkeypatch.setattr(controller, "CACHE", ObjectCache())
-        monkeypatch.setattr(controller, "read_child", lambda plural, namespace, name: self.jobs.get(name))
+        monkeypatch.setattr(controller, "read_child", lambda plural, namespace, name, *, uid: self.jobs.get(name))
         monkeypatch.setattr(controller, "job_pods", lambda namespace, job: self.pods)
         monkeypatch.setattr(controller, "artifact_store_problem", lambda namespace: self.store_problem)
         monkeypatch.setattr(controller, "namespace_config", lambda namespace: (OperatorConfig.from_env(), None))
-        monkeypatch.setattr(controller.kube, "create_job", self._create_job)
+        monkeypatch.setattr(controller, "create_job", self._create_job)
 
-    def _create_job(self, namespace: str, job: dict) -> dict:
+    def _create_job(self, namespace: str, job: dict, *, uid: str) -> dict:
         self.jobs[job["metadata"]["name"]] = job
         return job
 

@@ -11,9 +11,11 @@ import pytest
 
 from mlops_operator.api.modeldeployment import ModelDeploymentSpec
 from mlops_operator.config import OperatorConfig
+from mlops_operator.controllers import children
 from mlops_operator.controllers import modeldeployment as controller
 from mlops_operator.controllers.cache import ObjectCache
 from mlops_operator.controllers.contract import Observed, apply_merge_patch, status_patch
+from mlops_operator.resources.ownership import NameConflict
 from mlops_operator.rollout.analysis import MetricResult
 
 NS, NOW = "ml", "2026-01-01T00:00:00.000Z"
@@ -52,10 +54,12 @@ class World:
         self.cache, self.status, self.writes, self.rv = ObjectCache(), {}, [], 10
         self.pods_ready, self.measurement = True, None
         monkeypatch.setattr(controller, "CACHE", self.cache)
+        monkeypatch.setattr(children, "CACHE", self.cache)
         monkeypatch.setattr(controller, "namespace_config", lambda namespace: (OperatorConfig(), None))
         monkeypatch.setattr(controller, "take_measurement", lambda key, *, version, measure: self.measurement)
-        monkeypatch.setitem(controller.APPLY, "deployments", self._apply_deployment)
-        monkeypatch.setitem(controller.APPLY, "services", self._apply("services"))
+        self.server: dict[tuple[str, str], dict] = {}  # what the API server holds, ours or not (by plural, name)
+        monkeypatch.setattr(controller.kube, "create_child", self._create_child)
+        monkeypatch.setattr(controller.kube, "apply_child", self._apply_child)
         monkeypatch.setattr(controller.kube, "create_secret", self._create_secret)
         monkeypatch.setattr(controller.kube, "scale_deployment", self._scale)
         monkeypatch.setattr(controller.kube, "patch_metadata", self._patch_metadata)
@@ -64,19 +68,28 @@ class World:
         self.rv += 1
         return str(self.rv)
 
-    def _apply(self, plural: str):
-        def apply(namespace: str, body: dict) -> dict:
-            self.writes.append((f"apply {plural}", body["metadata"]["name"]))
-            return {
-                **body,
-                "metadata": {**body["metadata"], "namespace": namespace, "resourceVersion": self._version()},
-            }
+    def _stored(self, plural: str, namespace: str, body: dict) -> dict:
+        name = body["metadata"]["name"]
+        uid = (self.server.get((plural, name)) or {}).get("metadata", {}).get("uid") or f"uid-{plural}-{name}"
+        stored = {**body, "metadata": {**body["metadata"], "namespace": namespace, "uid": uid}}
+        if plural == "deployments":
+            stored = self._with_status(stored)
+        else:
+            stored["metadata"]["resourceVersion"] = self._version()
+        self.server[(plural, name)] = stored
+        return stored
 
-        return apply
+    def _create_child(self, plural: str, namespace: str, body: dict) -> tuple[dict, bool]:
+        held = self.server.get((plural, body["metadata"]["name"]))
+        if held is not None:
+            return held, False
+        self.writes.append((f"create {plural}", body["metadata"]["name"]))
+        return self._stored(plural, namespace, body), True
 
-    def _apply_deployment(self, namespace: str, body: dict) -> dict:
-        self.writes.append(("apply deployments", body["metadata"]["name"]))
-        return self._with_status({**body, "metadata": {**body["metadata"], "namespace": namespace}})
+    def _apply_child(self, plural: str, namespace: str, body: dict, *, uid: str) -> dict:
+        assert self.server[(plural, body["metadata"]["name"])]["metadata"]["uid"] == uid, "applied over another"
+        self.writes.append((f"apply {plural}", body["metadata"]["name"]))
+        return self._stored(plural, namespace, body)
 
     def _with_status(self, body: dict) -> dict:
         replicas = body["spec"]["replicas"]
@@ -92,7 +105,7 @@ class World:
     def _scale(self, namespace: str, name: str, replicas: int) -> dict:
         self.writes.append(("scale deployments", f"{name}={replicas}"))
         found = self.cache.get("deployments", namespace, name)
-        return self._with_status({**found, "spec": {**found["spec"], "replicas": replicas}})
+        return self._stored("deployments", namespace, {**found, "spec": {**found["spec"], "replicas": replicas}})
 
     def _patch_metadata(self, plural: str, namespace: str, name: str, patch: dict) -> dict:
         self.writes.append((f"patch {plural}", name))
@@ -129,12 +142,12 @@ def test_the_champion_is_served_first_with_its_services_and_one_receipt_key(monk
     outcome = world.reconcile()
     assert [(e.reason, e.warning) for e in outcome.events] == [("Deployed", False)]
     assert sorted(world.writes) == [
-        ("apply deployments", "iris-canary"),
-        ("apply deployments", "iris-stable"),
-        ("apply services", "iris"),
-        ("apply services", "iris-canary"),
-        ("apply services", "iris-stable"),
+        ("create deployments", "iris-canary"),
+        ("create deployments", "iris-stable"),
         ("create secrets", "iris-receipts-"),
+        ("create services", "iris"),
+        ("create services", "iris-canary"),
+        ("create services", "iris-stable"),
     ]
     stable = world.deployment("stable")
     assert stable["spec"]["replicas"] == 2 and world.deployment("canary")["spec"]["replicas"] == 0
@@ -190,3 +203,32 @@ def test_a_failed_measurement_rolls_back_marks_the_version_and_scales_its_pods_a
     assert canary["spec"]["template"]["metadata"]["labels"]["mlops.dev/version"] == "iris-b"
     world.reconcile()
     assert world.deployment("canary")["spec"]["replicas"] == 0 and world.status["stable"]["readyReplicas"] == 2
+
+
+def test_a_service_of_the_same_name_that_is_not_ours_is_left_untouched(monkeypatch) -> None:
+    world = World(monkeypatch)
+    users = {"metadata": {"name": "iris", "namespace": NS, "uid": "user-svc"}, "spec": {"selector": {"app": "mine"}}}
+    world.server[("services", "iris")] = json.loads(json.dumps(users))
+    world.add(run("iris-a", champion=True))
+    with pytest.raises(NameConflict) as raised:
+        world.reconcile()
+    assert raised.value.message.startswith("Service iris already exists and it was not created by the operator")
+    assert world.server[("services", "iris")] == users, "the user's Service was changed"
+    assert ("apply services", "iris") not in world.writes and ("create services", "iris") not in world.writes
+
+
+def test_a_child_with_our_labels_but_another_owner_is_never_changed(monkeypatch) -> None:
+    world = World(monkeypatch)
+    world.add(run("iris-a", champion=True))
+    world.reconcile()
+    # Someone replaces the stable Deployment by one of their own, with our labels (anyone can write labels).
+    forged = json.loads(json.dumps(world.deployment("stable")))
+    forged["metadata"]["ownerReferences"][0]["uid"] = "another-md"
+    forged["metadata"]["uid"] = "forged"
+    forged["metadata"]["resourceVersion"] = world._version()
+    world.cache.observe("deployments", forged)
+    world.server[("deployments", "iris-stable")] = forged
+    with pytest.raises(NameConflict) as raised:
+        world.reconcile({**SPEC, "replicas": 3})
+    assert "belongs to ModelDeployment iris (uid another-md)" in raised.value.message
+    assert not [w for w in world.writes if w[1].startswith("iris-stable")], world.writes

@@ -517,11 +517,11 @@ class RunWorld:
         cache = ObjectCache()
         monkeypatch.setattr(controller, "CACHE", cache)
         self.cache = cache
-        monkeypatch.setattr(controller, "read_child", lambda plural, namespace, name: self.jobs.get(name))
+        monkeypatch.setattr(controller, "read_child", lambda plural, namespace, name, *, uid: self.jobs.get(name))
         monkeypatch.setattr(controller, "job_pods", lambda namespace, job: self.pods)
         monkeypatch.setattr(controller, "artifact_store_problem", lambda namespace: None)
         monkeypatch.setattr(controller, "namespace_config", lambda namespace: (OperatorConfig.from_env(), None))
-        monkeypatch.setattr(controller.kube, "create_job", self._create_job)
+        monkeypatch.setattr(controller, "create_job", self._create_job)
         monkeypatch.setattr(controller.kube, "patch_status", self._patch_status)
         monkeypatch.setattr(controller.champions, "current_champion", lambda ns, model, *, exclude: self.champion)
         monkeypatch.setattr(controller.champions, "hand_over", self._hand_over)
@@ -530,7 +530,7 @@ class RunWorld:
             controller.champions, "promoted_after", lambda ns, model, *, run, decided_at: self.promoted_later
         )
 
-    def _create_job(self, namespace: str, job: dict) -> dict:
+    def _create_job(self, namespace: str, job: dict, *, uid: str) -> dict:
         self.jobs[job["metadata"]["name"]] = job
         return job
 

@@ -473,7 +473,7 @@ def test_a_pvc_source_on_the_artifact_claim_fails_at_once_saying_why(monkeypatch
     monkeypatch.setattr(dataset_controller.kube, "read_pvc", lambda namespace, name: {"metadata": {"name": name}})
     monkeypatch.setattr(dataset_controller.kube, "read_namespace", lambda name: {"metadata": {"name": name}})
     monkeypatch.setattr(
-        dataset_controller.kube, "create_job", lambda *a: pytest.fail("no Job for a source it cannot read")
+        dataset_controller, "create_job", lambda *a, **k: pytest.fail("no Job for a source it cannot read")
     )
     spec = DatasetSpec.model_validate({"source": {"pvc": {"claimName": "store", "path": "iris.csv"}}})
     body = {"metadata": {"name": "d", "namespace": "ml", "uid": "u", "generation": 1}}

@@ -123,47 +123,88 @@ def read_or_none(read: Any, *args: Any) -> Any:
         raise
 
 
-def apply_deployment(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Server-side apply of a Deployment we own (field manager mlops-operator): idempotent."""
-    return plain(_apply(apps().patch_namespaced_deployment, namespace, body))
+# The children the operator creates and server-side-applies, by plural: (create, read, patch).
+def _child_calls(plural: str) -> tuple[Any, Any, Any]:
+    return {
+        "deployments": (
+            apps().create_namespaced_deployment,
+            apps().read_namespaced_deployment,
+            apps().patch_namespaced_deployment,
+        ),
+        "services": (core().create_namespaced_service, core().read_namespaced_service, core().patch_namespaced_service),
+        "horizontalpodautoscalers": (
+            autoscaling().create_namespaced_horizontal_pod_autoscaler,
+            autoscaling().read_namespaced_horizontal_pod_autoscaler,
+            autoscaling().patch_namespaced_horizontal_pod_autoscaler,
+        ),
+        "jobs": (batch().create_namespaced_job, batch().read_namespaced_job, batch().patch_namespaced_job),
+    }[plural]
 
 
-def apply_service(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    return plain(_apply(core().patch_namespaced_service, namespace, body))
+def create_child(plural: str, namespace: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Create `body` only if its name is free: (the object created, True), or (the object that already
+    holds the name, False) — never changed here; whether it is ours is the caller's question.
 
-
-def apply_autoscaler(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    return plain(_apply(autoscaling().patch_namespaced_horizontal_pod_autoscaler, namespace, body))
-
-
-def delete_autoscaler(namespace: str, name: str) -> None:
-    """Delete a HorizontalPodAutoscaler we created; one already gone is success."""
+    Created with a POST, not an apply (an apply creates or takes over whatever holds the name). The fields
+    the POST set are then handed to our apply field manager (the managedFields entry's operation becomes
+    Apply, as `kubectl apply --server-side` does when it upgrades an object), so a field a later apply
+    leaves out is removed, not kept by the creation's entry."""
+    create, read, patch = _child_calls(plural)
     try:
-        autoscaling().delete_namespaced_horizontal_pod_autoscaler(name, namespace)
-    except ApiException as error:
-        if error.status != 404:
-            raise
-
-
-def _apply(patch: Any, namespace: str, body: dict[str, Any]) -> Any:
-    return patch(
-        body["metadata"]["name"],
-        namespace,
-        body,
-        field_manager=FIELD_MANAGER,
-        force=True,
-        _content_type="application/apply-patch+yaml",
-    )
-
-
-def create_job(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Create a Job with a deterministic name; "already exists" is success (idempotent children)."""
-    try:
-        return plain(batch().create_namespaced_job(namespace, body))
+        created = plain(create(namespace, body, field_manager=FIELD_MANAGER))
     except ApiException as error:
         if error.status != 409:
             raise
-    return plain(batch().read_namespaced_job(body["metadata"]["name"], namespace))
+        return plain(read(body["metadata"]["name"], namespace)), False
+    if plural == "jobs":  # never applied: a Job's template is immutable
+        return created, True
+    entries = created["metadata"].get("managedFields") or []
+    handed = [
+        {**e, "operation": "Apply"}
+        if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Update" and not e.get("subresource")
+        else e
+        for e in entries
+    ]
+    if handed == entries:
+        return created, True
+    operations = [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": created["metadata"]["resourceVersion"]},
+        {"op": "replace", "path": "/metadata/managedFields", "value": handed},
+    ]
+    try:
+        created = plain(
+            patch(body["metadata"]["name"], namespace, operations, _content_type="application/json-patch+json")
+        )
+    except ApiException as error:
+        if error.status not in (409, 422):  # changed meanwhile (e.g. scaled): the next apply takes the fields
+            raise
+    return created, True
+
+
+def apply_child(plural: str, namespace: str, body: dict[str, Any], *, uid: str) -> dict[str, Any]:
+    """Server-side apply (field manager mlops-operator) of a child that exists and is ours: the object
+    with `uid`, so an object replaced meanwhile under the same name is refused (422: uid is immutable)."""
+    _, _, patch = _child_calls(plural)
+    guarded = {**body, "metadata": {**body["metadata"], "uid": uid}}
+    return plain(
+        patch(
+            body["metadata"]["name"],
+            namespace,
+            guarded,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+    )
+
+
+def delete_autoscaler(namespace: str, name: str, *, uid: str) -> None:
+    """Delete a HorizontalPodAutoscaler we created, the one with `uid` only; one already gone is success."""
+    try:
+        autoscaling().delete_namespaced_horizontal_pod_autoscaler(name, namespace, body={"preconditions": {"uid": uid}})
+    except ApiException as error:
+        if error.status not in (404, 409):  # 409: not that object any more
+            raise
 
 
 def create_secret(namespace: str, body: dict[str, Any]) -> str:

@@ -48,6 +48,26 @@ class NameRule:
     max_length: int
     pattern: str
     why: str
+    # Endings a new name may not have: those its children's names end with, so that no two objects of
+    # the kind want a child of the same name (`a-stable` would want the Service `a` names `a-stable`).
+    reserved_endings: tuple[str, ...] = ()
+
+    def creation_rules(self) -> list[dict[str, Any]]:
+        """CEL rules (at the schema's root: the only place a rule sees metadata.name) checked when an
+        object is created and never again, so an object named before a rule existed keeps its status
+        writable (`optionalOldSelf`: on an update the rule holds whatever the name)."""
+        if not self.reserved_endings:
+            return []
+        endings = " || ".join(f"self.metadata.name.endsWith('{e}')" for e in self.reserved_endings)
+        return [
+            {
+                "rule": f"oldSelf.hasValue() || !({endings})",
+                "optionalOldSelf": True,
+                "message": f"metadata.name may not end with {' or '.join(self.reserved_endings)}: "
+                "the children of another object of this kind are named so",
+                "reason": "FieldValueInvalid",
+            }
+        ]
 
     @property
     def field(self) -> Any:
@@ -80,7 +100,9 @@ MODEL_DEPLOYMENT_NAME = NameRule(
     why="At most 56 characters: lowercase letters, digits and '-', starting with a letter and ending with a "
     "letter or digit (an RFC 1035 label, as Service names are). The Service is `<name>`, the Deployments and "
     "Services of the two versions `<name>-stable` and `<name>-canary`, exactly these names (an HTTPRoute's "
-    "backendRefs name them), within 63 characters.",
+    "backendRefs name them), within 63 characters; not ending with -stable or -canary (another "
+    "ModelDeployment's children are named so).",
+    reserved_endings=("-stable", "-canary"),
 )
 # References to our kinds (a ModelDeployment is referred to by nothing).
 DatasetName = DATASET_NAME.field

@@ -8,7 +8,9 @@ Names are constrained on `metadata.name` with OpenAPI (maxLength, pattern), the 
 CRD may constrain, rather than with a CEL rule at the root: the API server's error then names
 `metadata.name` (a root rule reports `<nil>`), the constraint costs nothing in the CEL budget, and
 validation ratcheting leaves an object created before the rule writable (a root rule would be evaluated
-again on every status write, and lock the operator out of an old object's status).
+again on every status write, and lock the operator out of an old object's status). What a pattern cannot
+say without look-ahead — a name's reserved endings — is a root rule checked on creation only
+(`NameRule.creation_rules`, `optionalOldSelf`), so an old object is never locked out.
 """
 
 from __future__ import annotations
@@ -232,6 +234,11 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },
+                            **(
+                                {"x-kubernetes-validations": rules}
+                                if (rules := info.name_rule.creation_rules())
+                                else {}
+                            ),
                         }
                     },
                 }

@@ -36,6 +36,8 @@ class Reason(StrEnum):
 
     # Shared by all kinds.
     INVALID_SPEC = "InvalidSpec"
+    # A child's name is held by an object that is not this object's child (resources.ownership).
+    NAME_CONFLICT = "NameConflict"
     RECONCILING = "Reconciling"
     RECONCILE_ERROR = "ReconcileError"
     ARTIFACT_STORE_MISSING = "ArtifactStoreMissing"

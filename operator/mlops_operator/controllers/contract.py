@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..api import conditions as c
-from ..api.clock import format_time, utc_now
+from ..api.clock import format_time, parse_time, utc_now
+from ..api.reasons import Reason
+from ..resources.ownership import NameConflict
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -168,3 +170,28 @@ def invalid_spec_outcome(observed: Observed, message: str) -> Outcome:
     status = invalid_spec_status(observed.status, message=message, generation=observed.generation, now=observed.now)
     news = ready_reason_changed(observed.status, status)
     return Outcome(status=status, events=[Event(c.INVALID_SPEC, message, warning=True)] if news else [])
+
+
+# How soon an object whose child's name is taken looks again: the object holding the name is not ours, so
+# it is not watched, and its removal wakes nothing.
+NAME_CONFLICT_RETRY_SECONDS = 30
+
+
+def name_conflict_outcome(observed: Observed, conflict: NameConflict) -> Outcome:
+    """What a reconcile that met a NameConflict comes to: nothing else of the status changes (the next
+    reconcile, once the name is free, does what this one could not), Ready=False NameConflict naming the
+    object, a Warning Event when that is news, and a look again soon."""
+    conditions = c.set_condition(
+        observed.status.get("conditions") or [],
+        type_=c.READY,
+        status=False,
+        reason=Reason.NAME_CONFLICT,
+        message=conflict.message,
+        generation=observed.generation,
+        now=observed.now,
+    )
+    status = {**observed.status, "conditions": conditions}
+    news = ready_reason_changed(observed.status, status)
+    wake = parse_time(observed.now) + dt.timedelta(seconds=NAME_CONFLICT_RETRY_SECONDS)
+    events = [Event(Reason.NAME_CONFLICT, conflict.message, warning=True)] if news else []
+    return Outcome(status=status, events=events, wake_at=wake)

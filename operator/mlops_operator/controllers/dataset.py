@@ -45,6 +45,7 @@ from ..resources.jobs import (
 from ..resources.results import CheckResult, read_check_result
 from ..storage import dataset_prefix
 from .cache import CACHE
+from .children import create_job
 from .contract import Events, Observed, Outcome
 from .loop import register_reconciler
 from .reads import artifact_store_problem, job_pods, namespace_config, read_child
@@ -241,9 +242,9 @@ class CheckJobSeen:
     look_again: dt.datetime | None = None  # when its pod, still waiting, would count as stuck
 
 
-def observe_check_job(namespace: str, name: str, *, now: dt.datetime) -> CheckJobSeen:
+def observe_check_job(namespace: str, name: str, *, uid: str, now: dt.datetime) -> CheckJobSeen:
     """The check Job and its pods, from the cache (reads only)."""
-    job = read_child("jobs", namespace, name)
+    job = read_child("jobs", namespace, name, uid=uid)
     if job is None:
         return CheckJobSeen(name=name, exists=False)
     pods = job_pods(namespace, job)
@@ -385,7 +386,7 @@ def finish_active_check(
     look again."""
     if not status.active_check:
         return status, None
-    seen = observe_check_job(observed.namespace, status.active_check, now=parse_time(observed.now))
+    seen = observe_check_job(observed.namespace, status.active_check, uid=observed.uid, now=parse_time(observed.now))
     before = status
     status = fold_check_job(status, seen, spec=spec, now=observed.now, dataset=(observed.namespace, observed.name))
     blocked, was = status.blocked_check, before.blocked_check
@@ -420,7 +421,7 @@ def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus, ev
         config=namespace_config(namespace)[0],
         capture=capture_inputs(spec, namespace)[0] if spec.source.capture else None,
     )
-    CACHE.observe("jobs", kube.create_job(namespace, job))
+    CACHE.observe("jobs", create_job(namespace, job, uid=observed.uid))
     job_name = job["metadata"]["name"]
     blocked = status.blocked_check
     again = f" (again: Job {blocked.job} ended before its pod started)" if blocked and blocked.ended_at else ""

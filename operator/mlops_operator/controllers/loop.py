@@ -18,8 +18,17 @@ from pydantic import BaseModel
 from ..adapters import kube
 from ..api.clock import utc_now
 from ..operator_metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, RECONCILES
+from ..resources.ownership import NameConflict
 from .cache import CACHE, WAKERS
-from .contract import Observed, invalid_spec_outcome, now_iso, parse_spec, plain_status, status_patch
+from .contract import (
+    Observed,
+    invalid_spec_outcome,
+    name_conflict_outcome,
+    now_iso,
+    parse_spec,
+    plain_status,
+    status_patch,
+)
 from .liveness import HANG_FOR_TESTS, RUNNING, register_liveness_probe
 
 LOG = logging.getLogger("mlops_operator.reconcile")
@@ -112,7 +121,10 @@ def reconcile_once(
             body=fresh, status=plain_status(fresh), generation=fresh["metadata"].get("generation"), now=now_iso()
         )
         spec, error = parse_spec(spec_model, fresh)
-        outcome = invalid_spec_outcome(observed, error) if spec is None else reconcile(spec, observed, logger)
+        try:
+            outcome = invalid_spec_outcome(observed, error) if spec is None else reconcile(spec, observed, logger)
+        except NameConflict as conflict:  # a child's name is held by an object that is not ours: left untouched
+            outcome = name_conflict_outcome(observed, conflict)
         patch = status_patch(observed.status, outcome.status)
         if patch:
             CACHE.observe(plural, kube.patch_status(plural, namespace, name, patch))

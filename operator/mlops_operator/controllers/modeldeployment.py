@@ -27,20 +27,20 @@ from ..registry import MODEL_LABEL, PROMOTED_LABEL
 from ..registry.rollbacks import marks_to_write, retried_versions, rollback_record
 from ..resources.autoscaling import autoscaler_summary, desired_autoscaler, pod_selector
 from ..resources.jobs import child_name
+from ..resources.ownership import controlled_by
 from ..resources.routing import routed_weight, weight_patch
 from ..resources.serving import (
     capture_plan,
     desired_receipt_key_secret,
-    is_current,
     plan_serving,
     ready_replicas_of,
     replicas_of,
-    with_fingerprint,
 )
 from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_queries
 from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, Observation, Target, next_rollout, variant_replicas
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
+from .children import cached_child, ensure_child
 from .contract import Event, Events, Observed, Outcome, invalid_spec_outcome
 from .loop import register_reconciler
 from .measurements import take_measurement
@@ -115,7 +115,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     if refused:  # as a spec the schema let through: the version would be judged on an estimate it cannot give
         return invalid_spec_outcome(observed, refused)
     moment = utc_now()
-    canary_dep = CACHE.get("deployments", namespace, child_name(name, "canary"))
+    canary_dep = cached_child("deployments", namespace, child_name(name, "canary"), uid=observed.uid)
     canary_ready = ready_replicas_of(canary_dep, status.canary.version) if status.canary else 0
     measurement, message, running = None, "", False
     if status.stable and measurement_due(spec, status, moment):
@@ -185,34 +185,17 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), wake_at=wake, events=events)
 
 
-APPLY = {
-    "deployments": kube.apply_deployment,
-    "services": kube.apply_service,
-    "horizontalpodautoscalers": kube.apply_autoscaler,
-}
-
-
-def apply_child(plural: str, namespace: str, desired: dict[str, Any]) -> dict[str, Any]:
-    """The child as it is after making it `desired`: applied only when the watched one differs."""
-    desired = with_fingerprint(desired)
-    actual = CACHE.get(plural, namespace, desired["metadata"]["name"])
-    if is_current(desired, actual):
-        return actual  # type: ignore[return-value]
-    applied = APPLY[plural](namespace, desired)
-    CACHE.observe(plural, applied)
-    return applied
-
-
 def apply_autoscaling(spec: ModelDeploymentSpec, *, observed: Observed) -> str | None:
     """The HorizontalPodAutoscaler spec.autoscaling asks for, or none (ours deleted once the spec drops
     it); what it reports, in words."""
     namespace, name = observed.namespace, observed.name
     if spec.autoscaling is None:
-        if CACHE.get("horizontalpodautoscalers", namespace, name) is not None:  # only ours are watched
-            kube.delete_autoscaler(namespace, name)
+        found = CACHE.get("horizontalpodautoscalers", namespace, name)  # only ours, or labelled so, are watched
+        if found is not None and controlled_by(found, observed.uid):
+            kube.delete_autoscaler(namespace, name, uid=found["metadata"]["uid"])
         return None
     desired = desired_autoscaler(md=name, uid=observed.uid, autoscaling=spec.autoscaling)
-    return autoscaler_summary(apply_child("horizontalpodautoscalers", namespace, desired))
+    return autoscaler_summary(ensure_child("horizontalpodautoscalers", namespace, desired, uid=observed.uid))
 
 
 def apply_serving(
@@ -229,7 +212,9 @@ def apply_serving(
     if status.receipt_key_secret is None:  # once: its name is recorded in status, it is never read back
         key = desired_receipt_key_secret(md=name, uid=observed.uid, key=secrets.token_bytes(32))
         status.receipt_key_secret = kube.create_secret(namespace, key)
-    deployments = {v: CACHE.get("deployments", namespace, child_name(name, v)) for v in ("stable", "canary")}
+    deployments = {
+        v: cached_child("deployments", namespace, child_name(name, v), uid=observed.uid) for v in ("stable", "canary")
+    }
     plan = plan_serving(
         spec,
         md=name,
@@ -248,13 +233,13 @@ def apply_serving(
         if planned.body is None:
             applied = scale_child(namespace, deployments[planned.variant], planned.replicas)  # type: ignore[arg-type]
         else:
-            applied = apply_child("deployments", namespace, planned.body)
+            applied = ensure_child("deployments", namespace, planned.body, uid=observed.uid)
         pods += int((applied.get("status") or {}).get("replicas") or 0)
         if served is not None:
             served.replicas = planned.replicas
             served.ready_replicas = int((applied.get("status") or {}).get("readyReplicas") or 0)
     for service in plan.services:
-        apply_child("services", namespace, service)
+        ensure_child("services", namespace, service, uid=observed.uid)
     status.replicas = pods  # what the scale subresource reports: the pods there are, as their Deployments count
     if gateway:
         achieved, status.routing = route_traffic(spec, namespace=namespace, md=name, weight=weight if canary else 0)

@@ -10,6 +10,7 @@ from ..adapters import kube
 from ..api.names import JOB_NAME_LABEL
 from ..config import OperatorConfig
 from ..resources.jobs import pods_of_job
+from ..resources.ownership import owned
 from .cache import CACHE
 
 
@@ -43,16 +44,18 @@ def artifact_store_problem(namespace: str) -> str | None:
     return None
 
 
-def read_child(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-    """A child from the cache; on a miss (just deleted, or its watch has not listed yet) from the API.
-    A miss is a moment of change (the child is about to be created), never the idle state."""
+def read_child(plural: str, namespace: str, name: str, *, uid: str) -> dict[str, Any] | None:
+    """The child of the object with `uid` named `name`, None if there is none: from the cache, and on a
+    miss (just deleted, or its watch has not listed yet) from the API — a moment of change (the child is
+    about to be created), never the idle state. NameConflict when an object that is not that child holds
+    the name (resources.ownership): nothing of it is read further."""
     found = CACHE.get(plural, namespace, name)
     if found is None:
         read = {"jobs": kube.read_job, "deployments": kube.read_deployment}[plural]
         found = read(namespace, name)
         if found is not None:
             CACHE.observe(plural, found)
-    return found
+    return owned(plural, found, uid)
 
 
 def job_pods(namespace: str, job: dict[str, Any]) -> list[dict[str, Any]]:

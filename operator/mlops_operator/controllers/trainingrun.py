@@ -44,6 +44,7 @@ from ..resources.jobs import (
 from ..resources.results import ChampionRef, TrainingResult, read_training_result
 from ..storage import model_prefix
 from .cache import CACHE
+from .children import create_job
 from .contract import Events, Observed, Outcome, plain_status, status_patch
 from .loop import register_reconciler
 from .reads import artifact_store_problem, job_pods, namespace_config, read_child
@@ -244,7 +245,7 @@ def progress_training(
         status = status.model_copy(update={"dataset": pin})
         events.info(reason=EventReason.DATASET_PINNED, message=f"{pin.name} {pin.version}")
     job_name = child_name(name, "train")
-    job = read_child("jobs", namespace, job_name)
+    job = read_child("jobs", namespace, job_name, uid=observed.uid)
     if job is None:
         store_problem = artifact_store_problem(namespace)
         if store_problem:
@@ -266,7 +267,7 @@ def progress_training(
             if champion and champion.model_uri
             else None,
         )
-        job = kube.create_job(namespace, manifest)
+        job = create_job(namespace, manifest, uid=observed.uid)
         CACHE.observe("jobs", job)
         events.info(reason=Reason.JOB_CREATED, message=f"Job {job_name} trains {spec.model.estimator}")
     status = status.model_copy(
@@ -373,7 +374,7 @@ def reconcile_trainingrun(spec: TrainingRunSpec, observed: Observed, logger: Any
         status = progress_training(spec, observed, status, events)
     if status.phase == TrainingPhase.SUCCEEDED:
         status = reconcile_promotion(spec, observed, status, events)
-    status, look_again = _stuck_pod(status, observed.namespace)
+    status, look_again = _stuck_pod(status, observed.namespace, uid=observed.uid)
     conditions = training_conditions(status, generation=observed.generation, now=observed.now)
     status = status.model_copy(update={"conditions": conditions, "observed_generation": observed.generation})
     # The Job's and the Dataset's events wake a run; only the wait for a Dataset has a deadline.
@@ -382,12 +383,12 @@ def reconcile_trainingrun(spec: TrainingRunSpec, observed: Observed, logger: Any
     return Outcome(status=wire(status), labels=labels, wake_at=wake_at, events=events)
 
 
-def _stuck_pod(status: TrainingRunStatus, namespace: str) -> tuple[TrainingRunStatus, dt.datetime | None]:
+def _stuck_pod(status: TrainingRunStatus, namespace: str, *, uid: str) -> tuple[TrainingRunStatus, dt.datetime | None]:
     """A running Job whose pod cannot start says why (not terminal: the pod starts once the Secret exists;
     the Job's deadline ends the wait); and, while the pod may still turn out stuck, when to look again."""
     if not status.job_name or (status.phase and status.phase.terminal):
         return status, None
-    job = read_child("jobs", namespace, status.job_name)
+    job = read_child("jobs", namespace, status.job_name, uid=uid)
     if job is None or job_finished(job) is not None:
         return status, None
     stuck, look_again = pod_cannot_start(job_pods(namespace, job), now=utc_now())

@@ -1,0 +1,138 @@
+"""Attacks a tenant could try through the operator, each staged on the local cluster: every one fails with a
+reason a person can act on, and nothing that is not the attacker's changes.
+
+Own only what you create (issue 25, item 1): an object whose name a child of ours would take — a user's
+Service, Deployment or HorizontalPodAutoscaler, a Job made in advance under a training Job's name — is
+never changed, adopted or deleted; the object that wanted the name says `NameConflict`, naming it, and goes
+on by itself once the name is free. Names whose children would collide are refused by the API server.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support import REPO, Kubectl, condition, model_deployment_manifest, training_run_manifest, wait_for, wait_phase
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def ready(cluster: Kubectl, kind: str, name: str, ns: str) -> dict:
+    return condition(cluster.get(kind, name, ns), "Ready") or {}
+
+
+def conflict_reported(cluster: Kubectl, kind: str, name: str, ns: str, words: str) -> dict:
+    """Until `kind name` says Ready=False NameConflict with `words` in its message."""
+    return wait_for(
+        lambda: (r := ready(cluster, kind, name, ns)).get("reason") == "NameConflict" and words in r["message"] and r,
+        timeout=120,
+        what=f"{kind} {name} to report NameConflict naming {words}",
+    )
+
+
+def users_service(name: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "labels": {"team": "web"}},
+            "spec": {"selector": {"app": "website"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        }
+    )
+
+
+def test_a_modeldeployment_named_like_a_users_service_leaves_it_and_reports_the_conflict(
+    cluster: Kubectl, ns: str
+) -> None:
+    cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), ns)
+    cluster.apply(training_run_manifest("shop-a", "sklearn.dummy.DummyClassifier"), ns)
+    cluster.apply(users_service("shop"), ns)
+    before = cluster.get("service", "shop", ns)
+    wait_phase(cluster, "trainingrun", "shop-a", ns, ("Succeeded",), timeout=240)
+    cluster.apply(model_deployment_manifest("shop", run="shop-a", replicas=1), ns)
+    ready_ = conflict_reported(cluster, "modeldeployment", "shop", ns, "Service shop already exists")
+    assert "not created by the operator" in ready_["message"], ready_
+    events = cluster.json("get", "events", "-n", ns, "--field-selector", "involvedObject.name=shop")["items"]
+    assert any(e["reason"] == "NameConflict" and e["type"] == "Warning" for e in events), events
+    after = cluster.get("service", "shop", ns)
+    assert after["spec"]["selector"] == {"app": "website"}, "the user's Service was re-pointed"
+    assert not after["metadata"].get("ownerReferences"), "the user's Service was adopted"
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "the Service was written"
+    # Deleting the ModelDeployment deletes what it created, never the user's Service.
+    cluster.run("delete", "modeldeployment", "shop", "-n", ns, "--wait=true", "--timeout=120s")
+    wait_for(
+        lambda: cluster.get("deployment", "shop-stable", ns) is None,
+        timeout=120,
+        what="the ModelDeployment's own Deployment to be garbage-collected",
+    )
+    kept = cluster.get("service", "shop", ns)
+    assert kept is not None and kept["metadata"]["uid"] == before["metadata"]["uid"], "the user's Service was deleted"
+    # The name freed (the user's Service removed), a ModelDeployment of that name serves as usual.
+    cluster.run("delete", "service", "shop", "-n", ns)
+    cluster.apply(model_deployment_manifest("shop", run="shop-a", replicas=1), ns)
+    wait_for(
+        lambda: (r := ready(cluster, "modeldeployment", "shop", ns)).get("status") == "True" and r,
+        timeout=180,
+        what="the ModelDeployment to serve once the name is free",
+    )
+    owners = cluster.get("service", "shop", ns)["metadata"]["ownerReferences"]
+    assert [o["kind"] for o in owners] == ["ModelDeployment"]
+    cluster.run("delete", "modeldeployment", "shop", "-n", ns, "--wait=true", "--timeout=120s")
+
+
+def test_a_job_made_in_advance_under_the_training_jobs_name_is_never_read(
+    cluster: Kubectl, ns: str, image: str
+) -> None:
+    """A Job whose pod ends with a forged training result, made under the name the operator will give the
+    training Job: the run reports the conflict, reads nothing of it, and trains with its own Job once the
+    name is free."""
+    forged = json.dumps({"phase": "Succeeded", "metrics": {"accuracy": 1.0}})
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "forged-train"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 1000,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "trainer",
+                            "image": image,
+                            "imagePullPolicy": "Never",
+                            "command": ["sh", "-c", 'printf %s "$0" > /dev/termination-log', forged],
+                            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    cluster.apply(json.dumps(job), ns)
+    wait_for(
+        lambda: (cluster.get("job", "forged-train", ns).get("status") or {}).get("succeeded"),
+        timeout=120,
+        what="the forged Job to finish",
+    )
+    cluster.apply(training_run_manifest("forged", "sklearn.dummy.DummyClassifier"), ns)
+    conflict_reported(cluster, "trainingrun", "forged", ns, "Job forged-train already exists")
+    run = cluster.get("trainingrun", "forged", ns)
+    assert (run.get("status") or {}).get("phase") != "Succeeded" and not (run.get("status") or {}).get("metrics")
+    assert not cluster.get("job", "forged-train", ns)["metadata"].get("ownerReferences"), "the Job was adopted"
+    cluster.run("delete", "job", "forged-train", "-n", ns, "--wait=true", "--timeout=60s")
+    wait_phase(cluster, "trainingrun", "forged", ns, ("Succeeded",), timeout=240)
+    owners = cluster.get("job", "forged-train", ns)["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"]) for o in owners] == [("TrainingRun", "forged")]
+
+
+def test_names_whose_children_would_collide_are_refused(cluster: Kubectl, ns: str) -> None:
+    for name in ("shop-stable", "shop-canary"):
+        refused = cluster.run("apply", "-f", "-", "-n", ns, input=model_deployment_manifest(name), check=False)
+        assert refused.returncode != 0 and "may not end with -stable or -canary" in refused.stderr, refused.stderr
