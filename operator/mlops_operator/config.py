@@ -34,6 +34,9 @@ class OperatorConfig:
     s3_ca_configmap: str = ""  # a ConfigMap in each namespace with the store's CA bundle (key ca.crt)
     prometheus_url: str | None = None  # for analysis, unless a ModelDeployment names its own
     allow_raw_queries: bool = True  # false: analysis only on the built-in, namespace-scoped templates
+    # The Prometheus URLs a ModelDeployment's spec.prometheusUrl may name, besides prometheus_url: the
+    # operator queries from its own network position, so a URL a tenant picks is refused unless listed.
+    prometheus_allowed_urls: tuple[str, ...] = ()
     # A reconcile running longer than this is stuck: the liveness probe fails (controllers/liveness.py).
     stuck_reconcile_seconds: float = 120.0
     # Fault injection for the tests of that probe: reconciles of this "namespace/name" never return.
@@ -65,6 +68,9 @@ class OperatorConfig:
             s3_ca_configmap=os.environ.get("MLOPS_S3_CA_CONFIGMAP", ""),
             prometheus_url=os.environ.get("MLOPS_PROMETHEUS_URL") or None,
             allow_raw_queries=os.environ.get("MLOPS_ALLOW_RAW_QUERIES", "true").lower() != "false",
+            prometheus_allowed_urls=tuple(
+                u.strip() for u in os.environ.get("MLOPS_PROMETHEUS_ALLOWED_URLS", "").split(",") if u.strip()
+            ),
             stuck_reconcile_seconds=float(os.environ.get("MLOPS_STUCK_RECONCILE_SECONDS") or 120.0),
             test_hang_reconcile=os.environ.get("MLOPS_TEST_HANG_RECONCILE", ""),
             test_crash_after_decision=os.environ.get("MLOPS_TEST_CRASH_AFTER_DECISION", ""),

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,7 +25,16 @@ from collections.abc import Iterator
 import pytest
 
 from mlops_operator.config import STORE_ANNOTATION
-from support import CLUSTER, KUBECONFIG, REPO, Kubectl, add_artifact_volume, add_s3_credentials, wait_for
+from support import (
+    CLUSTER,
+    KUBECONFIG,
+    REPO,
+    Kubectl,
+    add_artifact_volume,
+    add_s3_credentials,
+    allowed_test_prometheus_urls,
+    wait_for,
+)
 
 
 @contextlib.contextmanager
@@ -151,14 +162,17 @@ class DeployedOperator:
     # On node 1: the tests that stop node 2 need the operator that rolls their models out to stay up.
     placement = ("--set", "nodeSelector.kubernetes\\.io/hostname=mlops-node")
 
-    def __init__(self, cluster: Kubectl) -> None:
+    def __init__(self, cluster: Kubectl, prometheus: str) -> None:
         self.cluster = cluster
         self.tolerated_restarts = 0
+        # The Prometheus servers tests name in spec.prometheusUrl: none answers, or each answers badly.
+        self.allowed_prometheus = json.dumps(allowed_test_prometheus_urls(urllib.parse.urlparse(prometheus).hostname))
 
     def deploy(self, *helm_args: str) -> None:
+        allowed = ("--set-json", f"prometheus.allowedUrls={self.allowed_prometheus}")
         with one_at_a_time("operator"):
             done = subprocess.run(
-                [str(REPO / "hack/deploy.sh"), *self.placement, *helm_args], capture_output=True, text=True
+                [str(REPO / "hack/deploy.sh"), *self.placement, *allowed, *helm_args], capture_output=True, text=True
             )
         if done.returncode != 0:
             pytest.fail(f"make deploy failed:\n{done.stdout}\n{done.stderr}", pytrace=False)
@@ -208,7 +222,7 @@ class DeployedOperator:
 
 @pytest.fixture(scope="session")
 def operator(crds: Kubectl, image: str, prometheus: str) -> Iterator[DeployedOperator]:
-    deployed = DeployedOperator(crds)
+    deployed = DeployedOperator(crds, prometheus)
     deployed.deploy()
     deployed.wait_ready()
     yield deployed

@@ -214,7 +214,17 @@ def test_operator_pod_is_restricted_and_probed(helm: Helm) -> None:
 
 def test_an_empty_prometheus_url_sets_no_default(helm: Helm) -> None:
     env = {e["name"] for e in container(helm.render({"prometheus.url": ""}))["env"]}
-    assert "MLOPS_PROMETHEUS_URL" not in env  # analysis then needs a ModelDeployment's spec.prometheusUrl
+    assert "MLOPS_PROMETHEUS_URL" not in env  # analysis then needs a spec.prometheusUrl the chart lists
+
+
+def test_the_prometheus_urls_a_spec_may_name_are_the_administrators_list(helm: Helm) -> None:
+    unset = {e["name"] for e in container(helm.render())["env"]}
+    assert "MLOPS_PROMETHEUS_ALLOWED_URLS" not in unset  # none listed: only prometheus.url
+    listed = {"prometheus.allowedUrls": "{http://prom.team-a:9090,https://prom.team-b:9090}"}
+    env = {e["name"]: e.get("value") for e in container(helm.render(listed))["env"]}
+    assert env["MLOPS_PROMETHEUS_ALLOWED_URLS"] == "http://prom.team-a:9090,https://prom.team-b:9090"
+    refused = helm.run("template", RELEASE, str(CHART), values={"prometheus.allowedUrls": "{prom.team-a:9090}"})
+    assert refused.returncode != 0 and "allowedUrls" in refused.stderr, refused.stderr
 
 
 def test_image_prometheus_and_extra_env_reach_the_operator(helm: Helm) -> None:

@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from support import CLUSTER, Kubectl, service_predictions, two_iris_versions, wait_for
+from support import CLUSTER, HOSTILE_PROMETHEUS_PORTS, Kubectl, service_predictions, two_iris_versions, wait_for
 from support import champions as _champions
 from support import model_deployment_manifest as _md
 from support import training_run_manifest as _run
@@ -187,7 +187,7 @@ class HostilePrometheus:
 
     def __init__(self, host: str, mode: str) -> None:
         self.mode, self.connections, self._held = mode, 0, []
-        self._server = socket.create_server((host, 0))
+        self._server = socket.create_server((host, HOSTILE_PROMETHEUS_PORTS[mode]))
         self.url = f"http://{host}:{self._server.getsockname()[1]}"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from support import REPO, Kubectl, condition, wait_for, wait_phase
+from support import REPO, UNREACHABLE_PROMETHEUS, Kubectl, condition, wait_for, wait_phase
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -244,7 +244,7 @@ def test_prometheus_down_pauses_and_never_promotes(cluster: Kubectl, ns: str, na
     spec = {
         "strategy": {"canary": {"steps": steps}},
         "analysis": {"interval": "2s", "inconclusiveLimit": 3},
-        "prometheusUrl": "http://127.0.0.1:9",
+        "prometheusUrl": UNREACHABLE_PROMETHEUS,
     }
     cluster.apply(_md(name, run="iris-baseline", **spec), ns)
     wait_for(lambda: _status(cluster, ns, name).get("phase") == "Healthy", timeout=120, what=f"{name} serving")

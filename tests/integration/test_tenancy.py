@@ -9,7 +9,10 @@ on by itself once the name is free. Names whose children would collide are refus
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import urllib.parse
 
 import pytest
 
@@ -136,3 +139,27 @@ def test_names_whose_children_would_collide_are_refused(cluster: Kubectl, ns: st
     for name in ("shop-stable", "shop-canary"):
         refused = cluster.run("apply", "-f", "-", "-n", ns, input=model_deployment_manifest(name), check=False)
         assert refused.returncode != 0 and "may not end with -stable or -canary" in refused.stderr, refused.stderr
+
+
+def test_a_prometheus_the_administrator_did_not_list_is_never_queried(
+    cluster: Kubectl, ns: str, prometheus: str
+) -> None:
+    """A tenant's own "Prometheus" (one that would say every canary is perfect, or an address inside the
+    cluster to probe): the ModelDeployment is refused as InvalidSpec naming the chart's list, and the
+    operator never connects to it."""
+    host = urllib.parse.urlparse(prometheus).hostname
+    with socket.create_server((host, 0)) as listener:
+        listener.settimeout(0)
+        url = f"http://{host}:{listener.getsockname()[1]}"
+        cluster.apply(model_deployment_manifest("judged-by-me", run="shop-a", prometheusUrl=url), ns)
+        refused = wait_for(
+            lambda: (r := ready(cluster, "modeldeployment", "judged-by-me", ns)).get("reason") == "InvalidSpec" and r,
+            timeout=120,
+            what="the ModelDeployment with a Prometheus of its own to be refused",
+        )
+        assert refused["message"].startswith(f"spec.prometheusUrl {url} is not a Prometheus this operator may query")
+        with contextlib.suppress(BlockingIOError):
+            listener.accept()
+            pytest.fail("the operator connected to the tenant's Prometheus")
+    assert cluster.get("deployment", "judged-by-me-stable", ns) is None, "a refused ModelDeployment was served"
+    cluster.run("delete", "modeldeployment", "judged-by-me", "-n", ns)

@@ -27,6 +27,17 @@ T = TypeVar("T")
 CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
 
 
+# Prometheus servers the integration tests name in a ModelDeployment's spec.prometheusUrl, which the test
+# operator is installed to allow (prometheus.allowedUrls): one nothing listens on, and the hostile ones of
+# test_disruptions on the node's address (`host`) at fixed ports.
+UNREACHABLE_PROMETHEUS = "http://127.0.0.1:9"
+HOSTILE_PROMETHEUS_PORTS = {"silent": 19190, "huge": 19191}
+
+
+def allowed_test_prometheus_urls(host: str) -> list[str]:
+    return [UNREACHABLE_PROMETHEUS, *(f"http://{host}:{port}" for port in HOSTILE_PROMETHEUS_PORTS.values())]
+
+
 def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
     """Poll `condition` until it returns something truthy; fail with `what` and the last value seen."""
     deadline = time.monotonic() + timeout
@@ -386,16 +397,29 @@ class Background:
 
 
 class LabelledTraffic(Background):
-    """Requests of `rows` through a Service, about 20 a second, each followed by labels for what it
-    answered, `truth(version, rows, predictions)`, posted with the receipt of the answer
-    (`parameters.receipt`): any pod of the ModelDeployment scores it under the version that predicted, and
-    a capture joins it to the captured rows. `by_id` is kept for callers of the id form, which servers
-    refuse now: it changes nothing. `refused` counts the feedback answered 4xx."""
+    """Requests through a Service, about 20 a second, each followed by labels for what it answered,
+    posted with the receipt of the answer (`parameters.receipt`): any pod of the ModelDeployment scores
+    them under the version that predicted, and a capture joins them to the captured rows. Each request
+    sends `rows`, labelled `truth(version, rows, predictions)`, unless a subclass's `next_request` draws
+    them. `by_id` is kept for callers of the id form, which servers refuse now: it changes nothing.
+    `answered` counts the answers by version, `failed` the requests no answer came to, `refused` the
+    feedback answered 4xx."""
 
-    def __init__(self, url: str, rows: list[list[float]], truth: Callable[..., list], *, by_id: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        rows: list[list[float]] | None = None,
+        truth: Callable[..., list] | None = None,
+        *,
+        by_id: bool = False,
+    ) -> None:
         super().__init__()
         self.url, self.rows, self.truth, self.by_id = url, rows, truth, by_id
-        self.answered, self.sent, self.refused = {}, 0, 0
+        self.answered, self.sent, self.failed, self.refused = {}, 0, 0, 0
+
+    def next_request(self) -> tuple[list[list[float]], Callable[..., list]]:
+        """The rows of the next request, and its labels as `truth(version, rows, predictions)`."""
+        return self.rows, self.truth
 
     def _post(self, path: str, body: dict) -> dict:
         request = urllib.request.Request(
@@ -405,25 +429,31 @@ class LabelledTraffic(Background):
             return json.load(response)
 
     def _run(self) -> None:
-        tensor = {"name": "x", "shape": [len(self.rows), len(self.rows[0])], "datatype": "FP64", "data": self.rows}
         while not self.stop.is_set():
-            self.sent += 1
-            try:
-                answer = self._post("infer", {"id": f"r{self.sent}", "inputs": [tensor]})
-                version, predicted = answer["model_version"], answer["outputs"][0]["data"]
-                self.answered[version] = self.answered.get(version, 0) + 1
-                labels = self.truth(version, self.rows, predicted)
-                feedback = {"receipt": answer["parameters"]["receipt"], "labels": labels}
-            except (OSError, KeyError):  # no answer, or one without a receipt: nothing to label
-                self.stop.wait(0.05)
-                continue
-            try:
-                self._post("feedback", feedback)
-            except urllib.error.HTTPError:
-                self.refused += 1
-            except OSError:
-                pass
+            self._request()
             self.stop.wait(0.05)
+
+    def _request(self) -> None:
+        self.sent += 1
+        rows, truth = self.next_request()
+        tensor = {"name": "x", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}
+        try:
+            answer = self._post("infer", {"id": f"r{self.sent}", "inputs": [tensor]})
+        except OSError:
+            self.failed += 1
+            return
+        try:
+            version, predicted = answer["model_version"], answer["outputs"][0]["data"]
+            self.answered[version] = self.answered.get(version, 0) + 1
+            feedback = {"receipt": answer["parameters"]["receipt"], "labels": truth(version, rows, predicted)}
+        except KeyError:  # an answer without a receipt: nothing to label
+            return
+        try:
+            self._post("feedback", feedback)
+        except urllib.error.HTTPError:
+            self.refused += 1
+        except OSError:
+            pass
 
 
 def run_training_of(request: dict[str, Any], store: Any, **options: Any) -> Any:

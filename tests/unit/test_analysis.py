@@ -238,3 +238,25 @@ def test_the_error_rate_counts_client_errors_but_not_found_and_throttled(tmp_pat
     }
     query = promql(ERRORS, namespace="ml", model="iris", version="v2", window="1m")
     assert promtool_value(tmp_path, series, query, at_seconds=90) == pytest.approx(30 / 110)
+
+
+def test_a_prometheus_url_the_administrator_did_not_list_is_refused_never_fetched() -> None:
+    from mlops_operator.api.modeldeployment import ModelDeploymentSpec
+    from mlops_operator.rollout.analysis import refused_prometheus_url
+
+    default = "http://prometheus.monitoring:9090"
+
+    def spec(url: str | None) -> ModelDeploymentSpec:
+        return ModelDeploymentSpec.model_validate(
+            {"model": {"name": "iris"}, **({"prometheusUrl": url} if url else {})}
+        )
+
+    assert refused_prometheus_url(spec(None), default=default, allowed=()) is None
+    assert refused_prometheus_url(spec(default + "/"), default=default, allowed=()) is None
+    team = "https://prom.team-a.svc:9090"
+    assert refused_prometheus_url(spec(team), default=default, allowed=(team,)) is None
+    for attacker in ("http://10.0.0.1:6443", "http://kubernetes.default.svc", team + "/other"):
+        message = refused_prometheus_url(spec(attacker), default=default, allowed=(team,))
+        assert message is not None and message.startswith(f"spec.prometheusUrl {attacker} is not a Prometheus")
+        assert "prometheus.allowedUrls" in message
+    assert refused_prometheus_url(spec(team), default=None, allowed=()) is not None

@@ -36,7 +36,7 @@ from ..resources.serving import (
     ready_replicas_of,
     replicas_of,
 )
-from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_queries
+from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_prometheus_url, refused_queries
 from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, Observation, Target, next_rollout, variant_replicas
 from ..rollout.timing import measurement_due, next_wake
 from .cache import CACHE
@@ -104,7 +104,10 @@ def uncalibrated_versions(namespace: str, versions: set[str]) -> list[str]:
 
 def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, logger: Any) -> Outcome:
     namespace, name, now = observed.namespace, observed.name, observed.now
-    refused = refused_queries(spec, allow_raw_queries=OperatorConfig.from_env().allow_raw_queries)
+    config = OperatorConfig.from_env()
+    refused = refused_queries(spec, allow_raw_queries=config.allow_raw_queries) or refused_prometheus_url(
+        spec, default=config.prometheus_url, allowed=config.prometheus_allowed_urls
+    )
     if refused:  # reported like a spec the schema let through: nothing is served or changed
         return invalid_spec_outcome(observed, refused)
     before = ModelDeploymentStatus.model_validate(observed.status)

@@ -209,6 +209,23 @@ def refused_queries(spec: ModelDeploymentSpec, *, allow_raw_queries: bool) -> st
     )
 
 
+def refused_prometheus_url(spec: ModelDeploymentSpec, *, default: str | None, allowed: tuple[str, ...]) -> str | None:
+    """Why the spec's own Prometheus is refused, if it is: the operator queries it from its own network
+    position and decides rollouts on its answers, so only the operator's Prometheus and the URLs the
+    administrator lists (prometheus.allowedUrls) may be named — never one a tenant picks."""
+    url = spec.prometheus_url
+    if url is None:
+        return None
+    permitted = {u.rstrip("/") for u in (default, *allowed) if u}
+    if url.rstrip("/") in permitted:
+        return None
+    return (
+        f"spec.prometheusUrl {url} is not a Prometheus this operator may query (the chart's prometheus.url and "
+        f"prometheus.allowedUrls list those{': ' + ', '.join(sorted(permitted)) if permitted else ''}); "
+        "remove it to judge on the operator's Prometheus, or ask the operator's administrator to list it"
+    )
+
+
 def refused_estimate(spec: ModelDeploymentSpec, uncalibrated: list[str]) -> str | None:
     """Why the spec's analysis is refused for these versions, if it is: the label-free estimate needs a
     model calibrated on its held-out split, which a model without probabilities never is."""
