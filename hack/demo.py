@@ -23,25 +23,31 @@ deletes the namespace and the artifacts of the previous run (both created by thi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
-import os
 import pathlib
 import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-CLUSTER = [sys.executable, str(REPO / "hack/localcluster/cluster.py")]
-STATE = pathlib.Path(os.environ.get("LOCALCLUSTER_DIR", REPO / ".localcluster")).resolve()
-KUBECONFIG = STATE / "kubeconfig"
+sys.path.insert(0, str(REPO / "tests"))
+from support import (  # noqa: E402
+    CLUSTER,
+    KUBECONFIG,
+    STATE,
+    Kubectl,
+    LabelledTraffic,
+    add_s3_credentials,
+    champions,
+    s3_env,
+    wait_for,
+)
+
 EXAMPLES = REPO / "examples"
 RETRAINED = "iris-retrain-1"  # the first run the ModelDeployment iris creates
 LARGER = 1.3  # the changed world: versicolor grown 30 % larger, which the models trained on iris take for virginica
@@ -52,43 +58,21 @@ def say(message: str) -> None:
     print(f"[{time.monotonic() - _started:6.1f}s] {message}", flush=True)
 
 
-class Cluster:
+class Cluster(Kubectl):
+    """support.Kubectl, with the reads and applies the story repeats in the demo's namespace."""
+
     def __init__(self, namespace: str) -> None:
-        build = ["bash", str(REPO / "hack/localcluster/build.sh")]
-        binaries = subprocess.run(
-            build, env={**os.environ, "BIN_ONLY": "1"}, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        self.kubectl = [f"{binaries}/kubectl", f"--kubeconfig={KUBECONFIG}", f"--cache-dir={STATE / 'kubectl-cache'}"]
+        super().__init__()
         self.namespace = namespace
 
-    def run(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        result = subprocess.run([*self.kubectl, *args], input=input, capture_output=True, text=True, timeout=120)
-        if check and result.returncode != 0:
-            raise SystemExit(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result.stdout
-
-    def apply(self, path: pathlib.Path) -> None:
-        self.run("apply", "-n", self.namespace, "-f", str(path))
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        out = self.run("get", kind, name, "-n", self.namespace, "-o", "json", check=False)
-        return json.loads(out) if out else {}
+    def apply_example(self, path: str) -> None:
+        self.apply((EXAMPLES / path).read_text(), self.namespace)
 
     def status(self, kind: str, name: str) -> dict[str, Any]:
-        return self.get(kind, name).get("status") or {}
+        return (self.get(kind, name, self.namespace) or {}).get("status") or {}
 
 
-def wait(condition: Callable[[], Any], *, what: str, timeout: float = 300) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)  # poll interval
-    raise SystemExit(f"gave up after {timeout:.0f}s waiting for {what}")
-
-
-class Traffic:
+class Traffic(LabelledTraffic):
     """Inference requests through the Service, each followed by its true labels (about 20 a second).
 
     Three iris flowers per request, drawn at random with their species; once the world changes, three
@@ -101,55 +85,18 @@ class Traffic:
     def __init__(self, service_ip: str) -> None:
         from sklearn.datasets import load_iris
 
+        super().__init__(f"http://{service_ip}/v2/models/iris")
         iris = load_iris()
-        self.url, self.rows, self.labels = f"http://{service_ip}/v2/models/iris", iris.data.tolist(), iris.target
-        self.changed, self.counts, self.stop = False, {}, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.iris, self.species = iris.data.tolist(), iris.target
+        self.changed, self.rng = False, random.Random(7)
 
-    def _draw(self, rng: random.Random) -> tuple[list[list[float]], list[int]]:
+    def next_request(self) -> tuple[list[list[float]], Callable[..., list]]:
         if self.changed:
-            picked = rng.sample(range(50, 100), 3)  # versicolor
-            return [[round(v * LARGER, 2) for v in self.rows[i]] for i in picked], [1, 1, 1]
-        picked = rng.sample(range(len(self.rows)), 3)
-        return [self.rows[i] for i in picked], [int(self.labels[i]) for i in picked]
-
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}/{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.load(response)
-
-    def _run(self) -> None:
-        rng, sent = random.Random(7), 0
-        while not self.stop.is_set():
-            sent += 1
-            rows, labels = self._draw(rng)
-            try:
-                answer = self._post(
-                    "infer",
-                    {"id": f"r{sent}", "inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP64", "data": rows}]},
-                )
-            except OSError:
-                self.counts["failed"] = self.counts.get("failed", 0) + 1
-                continue
-            self.counts[answer["model_version"]] = self.counts.get(answer["model_version"], 0) + 1
-            receipt = (answer.get("parameters") or {}).get("receipt")
-            with contextlib.suppress(OSError):  # a pod on its way out: the label is lost, like the demo's others
-                self._post("feedback", {"receipt": receipt, "labels": labels})
-            self.stop.wait(0.05)
-
-    def __enter__(self) -> Traffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-
-
-def s3_env() -> dict[str, str]:
-    return dict(line.split("=", 1) for line in (STATE / "s3.env").read_text().splitlines() if "=" in line)
+            picked = self.rng.sample(range(50, 100), 3)  # versicolor
+            return [[round(v * LARGER, 2) for v in self.iris[i]] for i in picked], lambda *_: [1, 1, 1]
+        picked = self.rng.sample(range(len(self.iris)), 3)
+        labels = [int(self.species[i]) for i in picked]
+        return [self.iris[i] for i in picked], lambda *_: labels
 
 
 def artifacts() -> pathlib.Path:
@@ -161,24 +108,14 @@ def fresh_namespace(cluster: Cluster) -> None:
     """The demo's namespace, new, with the credentials of the artifact store (the cluster's S3 server):
     what a previous demo left (the namespace, and its datasets and models in the bucket) goes first."""
     ns = cluster.namespace
-    if cluster.run("get", "namespace", ns, "--ignore-not-found", "-o", "name"):
+    if cluster.run("get", "namespace", ns, "--ignore-not-found", "-o", "name").stdout:
         say(f"removing the previous demo's namespace {ns} and its artifacts")
         cluster.run("delete", "namespace", ns, "--wait=true", "--timeout=180s")
-    s3 = s3_env()
     for kind in ("datasets", "models", "captures"):
         shutil.rmtree(artifacts() / kind / ns, ignore_errors=True)
     cluster.run("create", "namespace", ns)
     cluster.run("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-    cluster.run(
-        "create",
-        "secret",
-        "generic",
-        "mlops-s3",
-        "-n",
-        ns,
-        f"--from-literal=AWS_ACCESS_KEY_ID={s3['AWS_ACCESS_KEY_ID']}",
-        f"--from-literal=AWS_SECRET_ACCESS_KEY={s3['AWS_SECRET_ACCESS_KEY']}",
-    )
+    add_s3_credentials(cluster, ns)
 
 
 def canaried(cluster: Cluster, version: str) -> None:
@@ -192,10 +129,10 @@ def canaried(cluster: Cluster, version: str) -> None:
             seen.append(canary["weight"])
             say(f"   canary {version} at {canary['weight']} %, step {canary['stepIndex']}")
         if version in (status.get("failedVersions") or []):
-            raise SystemExit(f"{version} was rolled back: {(status.get('degraded') or {}).get('message')}")
+            raise AssertionError(f"{version} was rolled back: {(status.get('degraded') or {}).get('message')}")
         return status.get("stable", {}).get("version") == version and not status.get("canary")
 
-    wait(stable, what=f"{version} promoted to 100 %")
+    wait_for(stable, timeout=300, what=f"{version} promoted to 100 %")
 
 
 def labelled_captures(ns: str) -> int:
@@ -211,28 +148,30 @@ def labelled_captures(ns: str) -> int:
 def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
     """Chapter 6: capture on, the world changes, drift creates a TrainingRun on iris + the captured
     labelled rows, and the new version beats the champion and is canaried to 100 %."""
-    cluster.apply(EXAMPLES / "demo/modeldeployment-loop.yaml")
-    wait(
+    cluster.apply_example("demo/modeldeployment-loop.yaml")
+    wait_for(
         lambda: (
             (s := cluster.status("modeldeployment", "iris")).get("capture", "").startswith("capturing")
             and s["stable"].get("readyReplicas") == s["stable"].get("replicas")
             and s
         ),
+        timeout=300,
         what="capture on",
     )
     say("   the servers now capture the rows they predict on; retraining waits for drift (PSI > 0.5 for 1m)")
     # The world changes once the guard of iris-logreg's promotion is over: within it, the wrong answers
     # the change brings would roll iris-logreg back (the guard judges live accuracy) before drift retrains.
-    wait(lambda: guard_over(cluster), what="the post-promotion guard of iris-logreg to end", timeout=300)
+    wait_for(lambda: guard_over(cluster), timeout=300, what="the post-promotion guard of iris-logreg to end")
     traffic.changed = True
     say(
         f"   the world changes: the flowers coming in are versicolor {LARGER - 1:.0%} larger than those in iris, "
         "which iris-logreg takes for virginica"
     )
-    wait(lambda: labelled_captures(cluster.namespace) >= 300, what="labelled production rows captured")
-    cluster.apply(EXAMPLES / "demo/dataset-iris-live.yaml")
-    live = wait(
+    wait_for(lambda: labelled_captures(cluster.namespace) >= 300, timeout=300, what="labelled production rows captured")
+    cluster.apply_example("demo/dataset-iris-live.yaml")
+    live = wait_for(
         lambda: (s := cluster.status("dataset", "iris-live")).get("phase") == "Ready" and s,
+        timeout=300,
         what="Dataset iris-live Ready",
     )
     base = cluster.status("dataset", "iris")["rows"]
@@ -240,18 +179,23 @@ def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
         f"   ✓ Dataset iris-live: iris ({base} rows) + {live['rows'] - base} captured labelled rows, "
         f"version {live['version'][:19]}…"
     )
-    run = wait(lambda: cluster.get("trainingrun", RETRAINED), what=f"drift to create {RETRAINED}", timeout=300)
+    run = wait_for(
+        lambda: cluster.get("trainingrun", RETRAINED, cluster.namespace),
+        timeout=300,
+        what=f"drift to create {RETRAINED}",
+    )
     evidence = json.loads(run["metadata"]["annotations"]["mlops.dev/retraining-trigger"])
     say(
         f"   ✓ {evidence['trigger']} {evidence['value']:.2f} above {evidence['bound']:g} for {evidence['window']}: "
         f"the operator created TrainingRun {RETRAINED}"
     )
-    status = wait(
+    status = wait_for(
         lambda: (
             (s := cluster.status("trainingrun", RETRAINED)).get("phase") in ("Succeeded", "Failed")
             and (s.get("promotion") or {}).get("decision")
             and s
         ),
+        timeout=300,
         what=f"{RETRAINED} to finish",
     )
     decision = status["promotion"]
@@ -260,7 +204,7 @@ def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
         f"accuracy {accuracy(status)}, {decision['decision']}: {decision.get('message', '')}"
     )
     if decision["decision"] != "Promoted":
-        raise SystemExit(f"{RETRAINED} was not promoted: {decision}")
+        raise AssertionError(f"{RETRAINED} was not promoted: {decision}")
     canaried(cluster, RETRAINED)
     say(f"   ✓ {RETRAINED} is stable at 100 %, retrained on what production saw")
     plugin = pathlib.Path(sys.executable).with_name("kubectl-mlops")
@@ -276,7 +220,7 @@ def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
 
 def guard_over(cluster: Cluster) -> bool:
     """Whether the post-promotion guard's window of the stable version has passed."""
-    md = cluster.get("modeldeployment", "iris")
+    md = cluster.get("modeldeployment", "iris", cluster.namespace)
     promoted, window = md["status"].get("promotedAt"), md["spec"].get("postPromotion", {}).get("window", "10m")
     if not promoted:
         return True
@@ -286,17 +230,10 @@ def guard_over(cluster: Cluster) -> bool:
 
 
 def check_operator(cluster: Cluster, operator_namespace: str) -> None:
-    out = cluster.run("get", "deployment", "mlops-operator", "-n", operator_namespace, "-o", "json", check=False)
+    # kubectl rather than Kubectl.get's read in process: a cluster that is not up is told as this too
+    out = cluster.run("get", "deployment", "mlops-operator", "-n", operator_namespace, "-o", "json", check=False).stdout
     if not out or not json.loads(out).get("status", {}).get("availableReplicas"):
-        raise SystemExit(f"no available operator in {operator_namespace}: run `make deploy` first (make demo does)")
-
-
-def promoted_champion(cluster: Cluster) -> str | None:
-    selector = "mlops.dev/model=iris,mlops.dev/promoted=true"
-    out = cluster.run(
-        "get", "trainingruns", "-n", cluster.namespace, "-l", selector, "-o", "jsonpath={.items[*].metadata.name}"
-    )
-    return out.strip() or None
+        raise AssertionError(f"no available operator in {operator_namespace}: run `make deploy` first (make demo does)")
 
 
 def accuracy(status: dict[str, Any]) -> str:
@@ -304,63 +241,66 @@ def accuracy(status: dict[str, Any]) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "–"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--namespace", default="mlops-demo")
-    parser.add_argument("--operator-namespace", default="mlops-system")
-    args = parser.parse_args()
-    cluster = Cluster(args.namespace)
-    ns = args.namespace
+def tell(ns: str, operator_namespace: str) -> None:
+    """The story, in the namespace `ns`, by the operator in `operator_namespace`."""
+    cluster = Cluster(ns)
     timings: list[tuple[str, float]] = []
 
     def phase(name: str, since: float) -> None:
         timings.append((name, time.monotonic() - since))
 
-    check_operator(cluster, args.operator_namespace)
+    check_operator(cluster, operator_namespace)
     fresh_namespace(cluster)
 
     t = time.monotonic()
     say("1. Dataset iris: validating the bundled iris data against its schema")
-    cluster.apply(EXAMPLES / "dataset-iris.yaml")
-    dataset = wait(lambda: (s := cluster.status("dataset", "iris")).get("phase") == "Ready" and s, what="Dataset Ready")
+    cluster.apply_example("dataset-iris.yaml")
+    dataset = wait_for(
+        lambda: (s := cluster.status("dataset", "iris")).get("phase") == "Ready" and s,
+        timeout=300,
+        what="Dataset Ready",
+    )
     say(f"   ✓ validated: version {dataset['version'][:19]}…, {dataset['rows']} rows, profile stored for drift")
     phase("dataset validated", t)
 
     t = time.monotonic()
     say("2. Two TrainingRuns at once: iris-baseline (most frequent class) and iris-stump (a depth-1 tree)")
-    cluster.apply(EXAMPLES / "demo/trainingruns-first.yaml")
+    cluster.apply_example("demo/trainingruns-first.yaml")
     runs = {}
     for run in ("iris-baseline", "iris-stump"):
-        runs[run] = wait(
+        runs[run] = wait_for(
             lambda r=run: (
                 (s := cluster.status("trainingrun", r)).get("phase") in ("Succeeded", "Failed")
                 and (s.get("promotion") or {}).get("decision")
                 and s
             ),
+            timeout=300,
             what=f"{run} to finish",
         )
         decision = runs[run]["promotion"]
         say(f"   {run}: accuracy {accuracy(runs[run])}, {decision['decision']}: {decision.get('message', '')}")
-    champion = wait(lambda: promoted_champion(cluster), what="a champion")
+    champion = " ".join(wait_for(lambda: champions(cluster, ns), timeout=300, what="a champion"))
     if champion != "iris-stump":
-        raise SystemExit(f"expected the better run, iris-stump, to be the champion; the champion is {champion}")
+        raise AssertionError(f"expected the better run, iris-stump, to be the champion; the champion is {champion}")
     say(f"   ✓ champion: {champion}, the better of the two")
     phase("two runs trained, better one promoted", t)
 
     t = time.monotonic()
     say("3. ModelDeployment iris: serving the champion behind one Service")
-    cluster.apply(EXAMPLES / "demo/modeldeployment.yaml")
-    wait(lambda: cluster.status("modeldeployment", "iris").get("phase") == "Healthy", what="iris Healthy")
-    service_ip = cluster.get("service", "iris")["spec"]["clusterIP"]
+    cluster.apply_example("demo/modeldeployment.yaml")
+    wait_for(
+        lambda: cluster.status("modeldeployment", "iris").get("phase") == "Healthy", timeout=300, what="iris Healthy"
+    )
+    service_ip = cluster.get("service", "iris", ns)["spec"]["clusterIP"]
     traffic = Traffic(service_ip)
     with traffic:
-        wait(lambda: traffic.counts.get(champion), what="answers through the Service", timeout=60)
+        wait_for(lambda: traffic.answered.get(champion), timeout=60, what="answers through the Service")
         say(f"   ✓ {champion} serves 100 % at http://{service_ip}/v2/models/iris/infer; labelled traffic flows")
         phase("served", t)
 
         t = time.monotonic()
         say("4. A better version: iris-logreg (logistic regression) is trained and canaried")
-        cluster.apply(EXAMPLES / "trainingrun-iris-logreg.yaml")
+        cluster.apply_example("trainingrun-iris-logreg.yaml")
         canaried(cluster, "iris-logreg")
         analysis = cluster.status("modeldeployment", "iris").get("lastAnalysis") or []
         shown = ", ".join(f"{a['metric']}={a['value']:.3g}" for a in analysis if a.get("value") is not None)
@@ -374,21 +314,23 @@ def main() -> int:
 
         t = time.monotonic()
         say("6. A degraded version: iris-guess, trained without gates, is promoted offline and canaried")
-        cluster.apply(EXAMPLES / "demo/trainingrun-guess.yaml")
-        wait(
+        cluster.apply_example("demo/trainingrun-guess.yaml")
+        wait_for(
             lambda: (cluster.status("modeldeployment", "iris").get("canary") or {}).get("version") == "iris-guess",
+            timeout=300,
             what="the canary of iris-guess",
         )
         say("   canary iris-guess started; its live accuracy is measured from the labels posted back")
-        status = wait(
+        status = wait_for(
             lambda: (s := cluster.status("modeldeployment", "iris")).get("degraded") and s,
+            timeout=300,
             what="the automatic rollback of iris-guess",
         )
         say(f"   ✓ rolled back automatically: {status['degraded']['message']}")
         say(f"   ✓ stable is still {status['stable']['version']} at {status['stable'].get('weight', 100)} %")
         phase("degraded version rolled back", t)
 
-    md = cluster.get("modeldeployment", "iris")["status"]
+    md = cluster.get("modeldeployment", "iris", ns)["status"]
     print("\nSummary")
     print("  versions (held-out accuracy, promotion decision, fate in ModelDeployment iris):")
     for run in ("iris-baseline", "iris-stump", "iris-logreg", RETRAINED, "iris-guess"):
@@ -410,7 +352,8 @@ def main() -> int:
     print(
         f"  serving: {md['stable']['version']} at 100 %; failed versions: {', '.join(md.get('failedVersions') or [])}"
     )
-    print("  requests answered by version: " + ", ".join(f"{k} {v}" for k, v in sorted(traffic.counts.items())))
+    counts = {**traffic.answered, **({"failed": traffic.failed} if traffic.failed else {})}
+    print("  requests answered by version: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print("  timings:")
     for name, seconds in timings:
         print(f"    {name:44} {seconds:6.1f}s")
@@ -418,13 +361,25 @@ def main() -> int:
     print(f"""
 The cluster is still up. Explore it:
   export KUBECONFIG={KUBECONFIG}
-  export PATH={REPO / ".venv/bin"}:{pathlib.Path(cluster.kubectl[0]).parent}:$PATH   # kubectl, helm, kubectl-mlops
+  export PATH={REPO / ".venv/bin"}:{pathlib.Path(cluster.binary).parent}:$PATH   # kubectl, helm, kubectl-mlops
   kubectl get dset,tr,md -n {ns}
   kubectl describe md iris -n {ns}
   kubectl mlops status iris -n {ns}
   kubectl mlops history iris -n {ns}
   Prometheus: {prometheus}  (the operator's and the model servers' metrics)
 Stop it all with `make cluster-down`.""")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--namespace", default="mlops-demo")
+    parser.add_argument("--operator-namespace", default="mlops-system")
+    args = parser.parse_args()
+    try:
+        tell(args.namespace, args.operator_namespace)
+    except AssertionError as failure:  # a wait that timed out, a kubectl that failed, a story that went wrong
+        print(failure, file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
