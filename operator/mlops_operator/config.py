@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 # A namespace annotation that puts the artifacts of its objects in a store of its own (a team's bucket):
 # `s3://bucket[/prefix]` (the operator's S3 endpoint and credentials Secret name), or `pvc://<claim>`.
@@ -37,6 +39,11 @@ class OperatorConfig:
     # The Prometheus URLs a ModelDeployment's spec.prometheusUrl may name, besides prometheus_url: the
     # operator queries from its own network position, so a URL a tenant picks is refused unless listed.
     prometheus_allowed_urls: tuple[str, ...] = ()
+    # How long a finished Job and its pods stay once its result is recorded (ttlSecondsAfterFinished).
+    finished_job_ttl_seconds: int = 600
+    # Requests and limits of the pods the operator creates when their spec sets none (the chart's
+    # podResources), as JSON: {"training": {...}, "check": {...}, "server": {...}}.
+    pod_resources: str = ""
     # A reconcile running longer than this is stuck: the liveness probe fails (controllers/liveness.py).
     stuck_reconcile_seconds: float = 120.0
     # Fault injection for the tests of that probe: reconciles of this "namespace/name" never return.
@@ -45,6 +52,10 @@ class OperatorConfig:
     # Fault injection for tests: `<namespace>/<run>` makes the process exit right after it wrote that run's
     # promotion decision and before the champion label (a crash between the two writes).
     test_crash_after_decision: str = ""
+
+    def default_resources(self, pod: str) -> dict[str, Any] | None:
+        """The requests and limits of a `training`, `check` or `server` pod whose spec sets none."""
+        return (json.loads(self.pod_resources) if self.pod_resources else {}).get(pod) or None
 
     @property
     def uses_object_store(self) -> bool:
@@ -71,6 +82,8 @@ class OperatorConfig:
             prometheus_allowed_urls=tuple(
                 u.strip() for u in os.environ.get("MLOPS_PROMETHEUS_ALLOWED_URLS", "").split(",") if u.strip()
             ),
+            pod_resources=os.environ.get("MLOPS_POD_RESOURCES", ""),
+            finished_job_ttl_seconds=int(os.environ.get("MLOPS_FINISHED_JOB_TTL_SECONDS") or 600),
             stuck_reconcile_seconds=float(os.environ.get("MLOPS_STUCK_RECONCILE_SECONDS") or 120.0),
             test_hang_reconcile=os.environ.get("MLOPS_TEST_HANG_RECONCILE", ""),
             test_crash_after_decision=os.environ.get("MLOPS_TEST_CRASH_AFTER_DECISION", ""),

@@ -37,7 +37,7 @@ NAMESPACED_RULES = {
     *{("mlops.dev", f"{kind}/status", verb) for kind in KINDS for verb in ("get", "patch")},
     ("mlops.dev", "trainingruns", "create"),  # continuous training (spec.retraining, mode Auto)
     *{("autoscaling", "horizontalpodautoscalers", v) for v in ("get", "list", "watch", "create", "patch", "delete")},
-    *{("batch", "jobs", v) for v in ("get", "list", "watch", "create")},
+    *{("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch")},
     ("", "pods", "list"),
     ("", "pods", "watch"),
     ("", "configmaps", "get"),

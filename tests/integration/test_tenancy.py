@@ -131,8 +131,16 @@ def test_a_job_made_in_advance_under_the_training_jobs_name_is_never_read(
     assert not cluster.get("job", "forged-train", ns)["metadata"].get("ownerReferences"), "the Job was adopted"
     cluster.run("delete", "job", "forged-train", "-n", ns, "--wait=true", "--timeout=60s")
     wait_phase(cluster, "trainingrun", "forged", ns, ("Succeeded",), timeout=240)
-    owners = cluster.get("job", "forged-train", ns)["metadata"]["ownerReferences"]
-    assert [(o["kind"], o["name"]) for o in owners] == [("TrainingRun", "forged")]
+    own = cluster.get("job", "forged-train", ns)
+    assert [(o["kind"], o["name"]) for o in own["metadata"]["ownerReferences"]] == [("TrainingRun", "forged")]
+    [trainer] = own["spec"]["template"]["spec"]["containers"]
+    assert trainer["resources"]["limits"]["memory"] and trainer["resources"]["requests"], "a BestEffort pod"
+    # Its result recorded, the Job is left to the TTL controller (jobs.keepFinishedSeconds, 600 s by default).
+    wait_for(
+        lambda: cluster.get("job", "forged-train", ns)["spec"].get("ttlSecondsAfterFinished") == 600,
+        timeout=60,
+        what="the training Job to be given its ttlSecondsAfterFinished once the result is recorded",
+    )
 
 
 def test_names_whose_children_would_collide_are_refused(cluster: Kubectl, ns: str) -> None:

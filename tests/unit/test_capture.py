@@ -292,3 +292,25 @@ def test_a_label_joins_only_its_receipts_rows_within_the_age_and_the_first_wins(
     assert len(capture_table(base, without_bound, target="target").canonical_bytes().splitlines()) == 5, (
         "a record without its bound takes the servers' default (a day): the late label joins"
     )
+
+
+def test_a_capture_larger_than_a_check_may_hold_is_refused_before_it_is_read(store: ArtifactStore) -> None:
+    from mlops_operator.api.dataset import DatasetSpec
+    from mlops_operator.data.sources import SourceError, read_capture
+
+    clock = Clock()
+    capture = writer(store, clock=clock)
+    for i in range(20):
+        capture.predicted(f"r{i}", np.array([[1.0, 2.0]]), np.array([0]))
+    capture.flush()
+    [(_, size)] = store.versions_under("captures/ml/iris")
+    assert len(read_records(store, "captures/ml/iris", max_bytes=size)) == 20
+    store.write_version("datasets/ml/base/v1", {"data.csv": b"a,b,target\n1,2,0\n"})
+    spec = DatasetSpec.model_validate(
+        {"source": {"capture": {"base": "base", "modelDeployment": "iris"}}, "target": "target"}
+    )
+    where = {"baseSnapshotUri": store.uri("datasets/ml/base/v1/data.csv"), "capturePrefix": "captures/ml/iris"}
+    with pytest.raises(SourceError) as refused:
+        read_capture(spec, where, store, max_bytes=size - 1)
+    assert refused.value.reason == "SourceUnavailable"
+    assert f"is {size} bytes in 1 batches, more than the {size - 1} bytes a check reads" in refused.value.message

@@ -475,3 +475,37 @@ def test_a_job_whose_name_is_taken_by_another_is_neither_adopted_nor_read(monkey
                 children.create_job(NS, {"metadata": {"name": "r-train"}}, uid="the-run")
         else:  # created before by this run (a retry after the watch lagged): found, not created twice
             assert children.create_job(NS, {"metadata": {"name": "r-train"}}, uid="the-run") is held
+
+
+def test_a_finished_job_is_given_a_ttl_once_its_result_is_recorded_and_only_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlops_operator.controllers import children
+
+    cache = ObjectCache()
+    monkeypatch.setattr(children, "CACHE", cache)
+    patched: list[tuple[str, int]] = []
+
+    def expire(namespace: str, name: str, *, uid: str, seconds: int) -> dict:
+        patched.append((name, seconds))
+        job = cache.get("jobs", namespace, name)
+        return {
+            **job,
+            "metadata": {**job["metadata"], "resourceVersion": "9"},
+            "spec": {"ttlSecondsAfterFinished": seconds},
+        }
+
+    monkeypatch.setattr(children.kube, "expire_job", expire)
+    finished = {"conditions": [{"type": "Complete", "status": "True"}]}
+
+    def job(name: str, owner_uid: str, status: dict) -> None:
+        owner = {"kind": "TrainingRun", "name": "r", "uid": owner_uid, "controller": True}
+        meta = {"name": name, "namespace": NS, "uid": f"job-{name}", "resourceVersion": "1", "ownerReferences": [owner]}
+        cache.observe("jobs", {"metadata": meta, "spec": {}, "status": status})
+
+    job("done", "the-run", finished)
+    job("running", "the-run", {})
+    job("theirs", "another", finished)
+    for name in ("done", "running", "theirs", "gone", "done"):
+        children.expire_recorded_job(NS, name, uid="the-run", seconds=600)
+    assert patched == [("done", 600)], "expired: only our finished Job, and once"

@@ -195,3 +195,53 @@ def test_a_training_job_reads_its_snapshot_from_the_store_it_is_in(snapshot, con
     assert ("MLOPS_SNAPSHOT_STORE_URI" in env) == bool(expected_env)
     mounted = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if v["name"] == "snapshots"]
     assert mounted == claims
+
+
+def test_every_pod_the_operator_creates_has_requests_and_limits_unless_its_spec_sets_its_own() -> None:
+    """The chart's podResources for the pods whose spec says nothing (none is BestEffort; a namespace's
+    ResourceQuota counts each); a TrainingRun's spec.resources or a ModelDeployment's server.resources win
+    whole."""
+    import dataclasses
+    import json
+
+    from mlops_operator.api.dataset import DatasetSpec
+    from mlops_operator.api.modeldeployment import ModelDeploymentSpec
+    from mlops_operator.resources.jobs import desired_dataset_check_job
+    from mlops_operator.resources.serving import desired_server_deployment
+
+    defaults = {
+        pod: {"requests": {"cpu": "25m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}
+        for pod in ("training", "check", "server")
+    }
+    config = dataclasses.replace(S3, pod_resources=json.dumps(defaults))
+    pin = DatasetPin.model_validate({"name": "iris", "version": "v", "snapshotUri": "s3://x/y", "target": "t"})
+
+    def container(body: dict) -> dict:
+        return body["spec"]["template"]["spec"]["containers"][0]
+
+    def check(config: OperatorConfig) -> dict:
+        builtin = DatasetSpec.model_validate({"source": {"builtin": {"name": "iris"}}})
+        return container(
+            desired_dataset_check_job(name="d", namespace="ns", uid="u", spec=builtin, check=1, config=config)
+        )
+
+    training = desired_training_job(name="r", namespace="ns", uid="u", spec=RUN, config=config, dataset=pin)
+    version = {"version": "r", "modelUri": "s3://ml-artifacts/prod/models/ns/iris/r", "sha256": "1" * 64}
+
+    def server(spec: dict) -> dict:
+        md = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, **spec})
+        return container(
+            desired_server_deployment(
+                md="m", uid="u", variant="stable", spec=md, model="iris", version=version, replicas=1, config=config
+            )
+        )
+
+    assert check(config)["resources"] == defaults["check"]
+    assert container(training)["resources"] == defaults["training"]
+    assert server({})["resources"] == defaults["server"]
+    own = {"requests": {"cpu": "2"}}
+    assert server({"server": {"resources": own}})["resources"] == own
+    sized = TrainingRunSpec.model_validate({**RUN.model_dump(by_alias=True, exclude_none=True), "resources": own})
+    trained = desired_training_job(name="r", namespace="ns", uid="u", spec=sized, config=config, dataset=pin)
+    assert container(trained)["resources"] == own
+    assert "resources" not in check(S3), "with no podResources configured, nothing is invented"

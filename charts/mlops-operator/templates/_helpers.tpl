@@ -95,9 +95,10 @@ watches instead of polling.
 - apiGroups: [mlops.dev]
   resources: [datasets/status, trainingruns/status, modeldeployments/status]
   verbs: [get, patch]
+# Jobs: created, watched, and once their result is recorded given a ttlSecondsAfterFinished (patch).
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]

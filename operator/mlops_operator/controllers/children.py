@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..adapters import kube
-from ..resources.ownership import NameConflict, owned
+from ..resources.jobs import job_finished
+from ..resources.ownership import NameConflict, controlled_by, owned
 from ..resources.serving import is_current, with_fingerprint
 from .cache import CACHE
 
@@ -45,4 +46,20 @@ def create_job(namespace: str, body: dict[str, Any], *, uid: str) -> dict[str, A
     return owned("jobs", job, uid)  # type: ignore[return-value]
 
 
-__all__ = ["NameConflict", "cached_child", "create_job", "ensure_child"]
+def expire_recorded_job(namespace: str, name: str, *, uid: str, seconds: int) -> None:
+    """Once a finished Job's result is recorded in its owner's status, let the TTL controller remove it and
+    its pods `seconds` after it finished (kept that long for `kubectl logs`). Only the watched Job, only
+    ours, only once: a Job already given a TTL, or gone, costs nothing."""
+    job = CACHE.get("jobs", namespace, name)
+    if job is None or not controlled_by(job, uid) or job_finished(job) is None:
+        return
+    if (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None:
+        return
+    try:
+        CACHE.observe("jobs", kube.expire_job(namespace, name, uid=job["metadata"]["uid"], seconds=seconds))
+    except kube.ApiException as error:
+        if error.status not in (404, 409, 422):  # gone, or no longer that Job: nothing of ours to expire
+            raise
+
+
+__all__ = ["NameConflict", "cached_child", "create_job", "ensure_child", "expire_recorded_job"]

@@ -35,7 +35,9 @@ from ..api.dataset import (
     DatasetVersion,
 )
 from ..api.reasons import ConditionStatus, DatasetPhase, EventReason, Reason
+from ..config import OperatorConfig
 from ..resources.jobs import (
+    child_name,
     desired_dataset_check_job,
     job_finished,
     latest_result,
@@ -45,7 +47,7 @@ from ..resources.jobs import (
 from ..resources.results import CheckResult, read_check_result
 from ..storage import dataset_prefix
 from .cache import CACHE
-from .children import create_job
+from .children import create_job, expire_recorded_job
 from .contract import Events, Observed, Outcome
 from .loop import register_reconciler
 from .reads import artifact_store_problem, job_pods, namespace_config, read_child
@@ -431,6 +433,11 @@ def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus, ev
 
 def reconcile_dataset(spec: DatasetSpec, observed: Observed, logger: Any) -> Outcome:
     events = Events()
+    recorded = DatasetStatus.model_validate(observed.status)
+    if recorded.checks and not recorded.active_check:  # the last check's outcome is recorded in status
+        ttl = OperatorConfig.from_env().finished_job_ttl_seconds
+        last = child_name(observed.name, f"check-{recorded.checks}")
+        expire_recorded_job(observed.namespace, last, uid=observed.uid, seconds=ttl)
     status, look_again = finish_active_check(spec, observed, DatasetStatus.model_validate(observed.status), events)
     refresh = (observed.body["metadata"].get("annotations") or {}).get(REFRESH_ANNOTATION)
     due = not status.active_check and check_due(

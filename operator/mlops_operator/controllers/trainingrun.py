@@ -44,7 +44,7 @@ from ..resources.jobs import (
 from ..resources.results import ChampionRef, TrainingResult, read_training_result
 from ..storage import model_prefix
 from .cache import CACHE
-from .children import create_job
+from .children import create_job, expire_recorded_job
 from .contract import Events, Observed, Outcome, plain_status, status_patch
 from .loop import register_reconciler
 from .reads import artifact_store_problem, job_pods, namespace_config, read_child
@@ -368,6 +368,9 @@ def reconcile_promotion(
 
 def reconcile_trainingrun(spec: TrainingRunSpec, observed: Observed, logger: Any) -> Outcome:
     status = TrainingRunStatus.model_validate(observed.status)
+    if status.phase is not None and status.phase.terminal and status.job_name:  # its result is recorded
+        ttl = OperatorConfig.from_env().finished_job_ttl_seconds
+        expire_recorded_job(observed.namespace, status.job_name, uid=observed.uid, seconds=ttl)
     labels: dict[str, str | None] = {MODEL_LABEL: spec.model.name}
     events = Events()
     if status.phase is None or not status.phase.terminal:

@@ -23,10 +23,27 @@ def batch_time(path: str) -> float:
         return 0.0
 
 
-def read_records(store: ArtifactStore, prefix: str) -> list[dict[str, Any]]:
-    """Every record of every batch under `prefix`, batches in time order."""
+class CaptureTooLarge(Exception):
+    """The batches under a prefix hold more bytes than a check may read into memory."""
+
+
+# What a check reads of the captured batches at most: as much as of any other source (data/sources.py).
+MAX_CAPTURE_BYTES = 100 * 1024 * 1024
+
+
+def read_records(store: ArtifactStore, prefix: str, *, max_bytes: int = MAX_CAPTURE_BYTES) -> list[dict[str, Any]]:
+    """Every record of every batch under `prefix`, batches in time order; CaptureTooLarge, before anything
+    is read, when the batches hold more than `max_bytes` (their sizes are listed with them)."""
+    batches = store.versions_under(prefix)
+    size = sum(bytes_ for _, bytes_ in batches)
+    if size > max_bytes:
+        raise CaptureTooLarge(
+            f"the captured data under {prefix} is {size} bytes in {len(batches)} batches, more than the "
+            f"{max_bytes} bytes a check reads into memory; shorten the capture's retention "
+            "(ModelDeployment spec.capture) or start a new capture prefix"
+        )
     records = []
-    for path, _ in sorted(store.versions_under(prefix), key=lambda item: (batch_time(item[0]), item[0])):
+    for path, _ in sorted(batches, key=lambda item: (batch_time(item[0]), item[0])):
         text = store.read(store.uri(f"{path}/{RECORDS_FILE}")).decode()
         records += [json.loads(line) for line in text.splitlines() if line.strip()]
     return records

@@ -140,14 +140,17 @@ def capture_table(base: Table, records: list[dict[str, Any]], *, target: str) ->
     return parse_csv(data + (b"" if data.endswith(b"\n") else b"\n") + out.getvalue().encode())
 
 
-def read_capture(spec: DatasetSpec, capture: dict[str, Any], store: Any) -> Table:
-    """The base Dataset's snapshot plus the labelled captured rows (the Job is given where both are)."""
+def read_capture(spec: DatasetSpec, capture: dict[str, Any], store: Any, *, max_bytes: int) -> Table:
+    """The base Dataset's snapshot plus the labelled captured rows (the Job is given where both are); the
+    captured batches are read only if they hold at most `max_bytes`."""
     from ..storage import StoreError
-    from .capture import read_records
+    from .capture import CaptureTooLarge, read_records
 
     try:
         base = parse_csv(store.read(capture["baseSnapshotUri"]))
-        records = read_records(store, capture["capturePrefix"])
+        records = read_records(store, capture["capturePrefix"], max_bytes=max_bytes)
+    except CaptureTooLarge as error:
+        raise SourceError(c.SOURCE_UNAVAILABLE, str(error)) from None
     except StoreError as error:
         raise SourceError(c.SOURCE_UNAVAILABLE, f"the captured data cannot be read: {error}") from None
     except TableError as error:
@@ -171,7 +174,7 @@ def read_source(
     if source.capture:
         if capture is None or store is None:
             raise SourceError(c.INVALID_SPEC, "a capture source is read by the check Job the operator starts")
-        return read_capture(spec, capture, store)
+        return read_capture(spec, capture, store, max_bytes=max_bytes)
     if source.url:
         data = fetch_url(source.url.url, sha256=source.url.sha256, max_bytes=max_bytes)
     elif source.config_map:

@@ -105,7 +105,6 @@ def _job(
     deadline: int,
     backoff_limit: int,
     resources: dict[str, Any] | None = None,
-    ttl_seconds: int | None = None,
 ) -> dict[str, Any]:
     container = {
         "name": JOB_CONTAINER,
@@ -125,7 +124,6 @@ def _job(
         "kind": "Job",
         "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
         "spec": {
-            **({"ttlSecondsAfterFinished": ttl_seconds} if ttl_seconds is not None else {}),
             "backoffLimit": backoff_limit,
             "activeDeadlineSeconds": deadline,
             "podFailurePolicy": {
@@ -198,7 +196,7 @@ def desired_dataset_check_job(
         config=config,
         deadline=600,
         backoff_limit=0,
-        ttl_seconds=3600,  # checks recur; their Jobs are read at once and need not stay
+        resources=config.default_resources("check"),
     )
 
 
@@ -219,7 +217,7 @@ def desired_training_job(
     request = TrainingRequest(
         namespace=namespace, run=name, run_uid=uid, spec=spec, dataset=dataset, champion=champion
     ).wire()
-    resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
+    resources = spec.resources.model_dump(exclude_none=True) if spec.resources else config.default_resources("training")
     return _job(
         name=child_name(name, "train"),
         owner=owner_reference(kind="TrainingRun", name=name, uid=uid),

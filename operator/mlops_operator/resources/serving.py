@@ -161,8 +161,9 @@ def desired_server_deployment(
         ],
         "securityContext": restricted_container_security(),
     }
-    if server.resources:
-        container["resources"] = server.resources.model_dump(exclude_none=True)
+    resources = server.resources.model_dump(exclude_none=True) if server.resources else None
+    if resources := resources or config.default_resources("server"):
+        container["resources"] = resources
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
