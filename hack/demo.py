@@ -43,6 +43,7 @@ from support import (  # noqa: E402
     Kubectl,
     LabelledTraffic,
     add_s3_credentials,
+    captured_records,
     champions,
     s3_env,
     wait_for,
@@ -137,12 +138,7 @@ def canaried(cluster: Cluster, version: str) -> None:
 
 def labelled_captures(ns: str) -> int:
     """Labels the servers captured so far."""
-    root = artifacts() / "captures" / ns / "iris"
-    return sum(
-        line.startswith('{"kind":"label"')
-        for batch in root.glob("*/records.jsonl")
-        for line in batch.read_text().splitlines()
-    )
+    return sum(record.get("kind") == "label" for record in captured_records(f"captures/{ns}/iris"))
 
 
 def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
@@ -167,7 +163,12 @@ def close_the_loop(cluster: Cluster, traffic: Traffic) -> None:
         f"   the world changes: the flowers coming in are versicolor {LARGER - 1:.0%} larger than those in iris, "
         "which iris-logreg takes for virginica"
     )
-    wait_for(lambda: labelled_captures(cluster.namespace) >= 300, timeout=300, what="labelled production rows captured")
+    wait_for(
+        lambda: labelled_captures(cluster.namespace) >= 300,
+        timeout=300,
+        interval=2,
+        what="labelled production rows captured",
+    )
     cluster.apply_example("demo/dataset-iris-live.yaml")
     live = wait_for(
         lambda: (s := cluster.status("dataset", "iris-live")).get("phase") == "Ready" and s,

@@ -11,7 +11,15 @@ import urllib.request
 
 import pytest
 
-from support import Kubectl, model_deployment_manifest, s3_env, two_iris_versions, wait_for, wait_phase
+from support import (
+    Kubectl,
+    captured_records,
+    model_deployment_manifest,
+    s3_env,
+    two_iris_versions,
+    wait_for,
+    wait_phase,
+)
 
 pytestmark = pytest.mark.usefixtures("operator")
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -30,16 +38,6 @@ def receipt_id(token: str) -> str:
     """The id a receipt carries (its payload is base64url JSON, readable by anyone; only the servers sign it)."""
     payload = token.split(".")[0]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["id"]
-
-
-def captured(monkeypatch, prefix: str) -> list[dict]:
-    from mlops_operator.data.capture import read_records
-    from mlops_operator.storage import ArtifactStore
-
-    env = s3_env()
-    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
-        monkeypatch.setenv(key, env[key])
-    return read_records(ArtifactStore.from_uri(f"s3://{env['MLOPS_S3_BUCKET']}/artifacts"), prefix)
 
 
 def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubectl, ns: str, monkeypatch) -> None:
@@ -112,7 +110,7 @@ def test_two_replicas_capture_rows_and_labels_into_object_storage(cluster: Kubec
     assert len(ids) == sent, "every answer has a receipt of its own"
 
     def all_there():
-        records = captured(monkeypatch, prefix)
+        records = captured_records(prefix)
         predicted = {r["receipt"] for r in records if r["kind"] == "prediction"}
         labelled = {r["receipt"] for r in records if r["kind"] == "label"}
         return records if predicted >= ids and labelled >= ids else None

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from support import REPO, Kubectl, LabelledTraffic, training_run_manifest, wait_for, wait_phase
+from support import REPO, Kubectl, LabelledTraffic, captured_records, training_run_manifest, wait_for, wait_phase
 
 pytestmark = pytest.mark.usefixtures("operator")
 DRIFTED = [[7.7, 3.8, 6.7, 2.2], [7.9, 3.8, 6.4, 2.0], [7.7, 2.6, 6.9, 2.3]]  # the far corner of iris: virginica
@@ -76,8 +76,7 @@ def test_drift_retrains_once_on_the_captured_rows_and_the_new_model_is_canaried(
     )
     url = f"http://{cluster.get('service', 'loop', ns)['spec']['clusterIP']}/v2/models/iris"
     with LabelledTraffic(url, DRIFTED, lambda *_: [2, 2, 2], by_id=True):  # labelled by id: captured
-        batches = REPO / ".localcluster" / "s3" / "data" / "mlops" / "artifacts" / "captures" / ns / "loop"
-        wait_for(lambda: batches.is_dir() and any(batches.iterdir()), timeout=60, what="captured batches")
+        wait_for(lambda: captured_records(f"captures/{ns}/loop"), timeout=60, interval=1, what="captured batches")
         source = {"capture": {"base": "iris", "modelDeployment": "loop"}}
         live = {
             "apiVersion": "mlops.dev/v1alpha1",

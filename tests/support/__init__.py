@@ -258,10 +258,36 @@ def wait_phase(kubectl: Kubectl, kind: str, name: str, namespace: str, phases: t
 def artifact_path(namespace: str, uri: str) -> pathlib.Path:
     """Where an artifact URI of a test namespace lives on this host: an object of the cluster's S3 server
     (its posix backend keeps `s3://bucket/key` at `<root>/bucket/key`), or a file on the namespace's claim."""
-    if uri.startswith("s3://"):
-        return STATE / "s3" / "data" / uri.removeprefix("s3://")
+    if uri.startswith("s3://"):  # a version's files are under the directory its index names (storage/s3.py)
+        path = STATE / "s3" / "data" / uri.removeprefix("s3://")
+        for version in (path, path.parent):  # a version, or a file of one
+            index = version / ".published"
+            if index.is_file() and (writer := json.loads(index.read_text()).get("dir")):
+                return version / writer if version == path else version / writer / path.name
+        return path
     assert uri.startswith("pvc://mlops-artifacts/"), uri
     return STATE / "volumes" / namespace / "mlops-artifacts" / uri.removeprefix("pvc://mlops-artifacts/")
+
+
+def captured_records(prefix: str) -> list[dict[str, Any]]:
+    """The records the model servers captured under `prefix` (`captures/<ns>/<model-deployment>`) in the
+    cluster's S3 server, read through the store as a capture Dataset's check Job reads them."""
+    import boto3
+    from botocore.config import Config
+
+    from mlops_operator.data.capture import read_records
+    from mlops_operator.storage.s3 import S3Store
+
+    env = s3_env()
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    return read_records(S3Store.from_uri(f"s3://{env['MLOPS_S3_BUCKET']}/artifacts", client=client), prefix)
 
 
 def s3_env() -> dict[str, str]:

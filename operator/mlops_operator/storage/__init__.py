@@ -4,8 +4,11 @@ Layout under the store's root: `datasets/<ns>/<name>/<sha256>/…` and `models/<
 (the run's uid: a TrainingRun re-created under the same name writes a version of its own; versions
 stored before the uid was part of the key are `models/<ns>/<model>/<run>/…`).
 A version is a directory of files written once: readers see all of it or none of it, and once
-written it is never overwritten. `local.py` keeps versions on a mounted file system (a temporary
-sibling renamed into place); `s3.py` in object storage (the files, then a publish marker).
+written it is never overwritten, not even by a late second writer of the same version (a replaced pod
+of one Job). `local.py` keeps versions on a mounted file system (a temporary sibling renamed into place:
+the rename fails onto a version already there); `s3.py` in object storage (each writer's files under a
+key of its own, then an index naming them, written only if the version has none: readers find the
+files through the index).
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def read(self, uri: str) -> bytes:
-        """One file of a written version, by its URI (`<version uri>/<name>`)."""
+        """One file of a written version, by its URI (`<version uri>/<name>`): the file the version holds,
+        wherever the store keeps it (never build a store's own paths or keys from such a URI)."""
 
     @abstractmethod
     def local_version(self, uri: str, scratch: pathlib.Path) -> pathlib.Path:
