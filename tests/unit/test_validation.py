@@ -487,6 +487,42 @@ def test_a_pvc_source_on_the_artifact_claim_fails_at_once_saying_why(monkeypatch
     assert dataset_controller._source_problem(other, "ml") is None
 
 
+@pytest.mark.parametrize(
+    ("uri", "other"),
+    [
+        ("s3://ml/artifacts/datasets/team-b/iris/abc/data.csv", "team-b"),
+        ("s3://ml/artifacts/models/team-b/iris/r1-u/model.skops", "team-b"),
+        ("s3://ml/artifacts/captures/team-b/iris/1-pod-0/records.jsonl", "team-b"),
+        ("s3://ml/artifacts/datasets/./team-b/iris/abc/data.csv", "team-b"),
+        ("s3://ml/artifacts//captures/team-b/x", "team-b"),
+        ("s3://ml/artifacts/datasets/team-a/../team-b/iris/abc/data.csv", "team-b"),
+        ("s3://ml/artifacts/datasets/team-b/../team-a/iris/abc/data.csv", "team-b"),  # literal on some servers
+        ("s3://ml/artifacts/datasets", "every namespace"),
+        ("s3://ml/artifacts/datasets/team-a/iris/abc/data.csv", None),  # its own
+        ("s3://ml/raw/iris.csv", None),  # the bucket, outside the store
+        ("s3://other-bucket/datasets/team-b/x.csv", None),
+    ],
+)
+def test_a_source_among_another_namespaces_artifacts_is_refused(uri: str, other: str | None) -> None:
+    from mlops_operator.resources.store import another_namespaces_artifacts
+
+    assert another_namespaces_artifacts(uri, store_uri="s3://ml/artifacts", namespace="team-a") == other
+
+
+def test_a_dataset_source_in_another_namespaces_store_prefix_starts_no_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_ARTIFACT_STORE", "s3://mlops/artifacts")
+    monkeypatch.setattr(dataset_controller.kube, "read_namespace", lambda name: {"metadata": {"name": name}})
+    monkeypatch.setattr(dataset_controller, "create_job", lambda *a, **k: pytest.fail("a Job for a refused source"))
+    spec = DatasetSpec.model_validate(
+        {"source": {"s3": {"uri": "s3://mlops/artifacts/datasets/team-b/iris/v/data.csv"}}}
+    )
+    body = {"metadata": {"name": "d", "namespace": "team-a", "uid": "u", "generation": 1}}
+    observed = Observed(body=body, status={}, generation=1, now="2026-01-01T00:00:00Z")
+    status = dataset_controller.start_check(spec, observed, DatasetStatus(), dataset_controller.Events())
+    assert status.last_check is not None and status.last_check.reason == "SourceRefused"
+    assert "among the artifacts of team-b" in status.last_check.message
+
+
 # ------------------------------------------------------------------------------- what users apply
 
 

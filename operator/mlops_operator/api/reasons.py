@@ -57,6 +57,8 @@ class Reason(StrEnum):
     VALIDATION_PENDING = "ValidationPending"
     VALIDATION_SUCCEEDED = "ValidationSucceeded"
     SOURCE_UNAVAILABLE = "SourceUnavailable"
+    # A source inside the artifact store under another namespace's artifacts (resources.store).
+    SOURCE_REFUSED = "SourceRefused"
     SCHEMA_VIOLATION = "SchemaViolation"
     CHECKSUM_MISMATCH = "ChecksumMismatch"
 

@@ -45,6 +45,7 @@ from ..resources.jobs import (
     pod_started,
 )
 from ..resources.results import CheckResult, read_check_result
+from ..resources.store import another_namespaces_artifacts
 from ..storage import dataset_prefix
 from .cache import CACHE
 from .children import create_job, expire_recorded_job
@@ -350,6 +351,24 @@ def capture_inputs(spec: DatasetSpec, namespace: str) -> tuple[dict[str, Any] | 
     return {"baseSnapshotUri": snapshot, "capturePrefix": f"captures/{namespace}/{source.model_deployment}"}, None
 
 
+def _refused_source(spec: DatasetSpec, namespace: str) -> CheckResult | None:
+    """An s3 source inside the artifact store under another namespace's artifacts: refused, never read (the
+    check Job holds the store's credentials, which could read them)."""
+    if not spec.source.s3:
+        return None
+    config, _ = namespace_config(namespace)
+    stores = {config.store_uri, OperatorConfig.from_env().store_uri}
+    for store in sorted(stores):
+        other = another_namespaces_artifacts(spec.source.s3.uri, store_uri=store, namespace=namespace)
+        if other:
+            message = (
+                f"{spec.source.s3.uri} is inside the artifact store {store}, among the artifacts of {other}: "
+                f"a Dataset of namespace {namespace} may read its own namespace's artifacts or data outside the store"
+            )
+            return CheckResult(ok=False, reason=Reason.SOURCE_REFUSED, message=message)
+    return None
+
+
 def _source_problem(spec: DatasetSpec, namespace: str) -> str | None:
     """A source the check Job could not read: reported at once instead of a pod stuck on its volume.
 
@@ -409,6 +428,9 @@ def start_check(spec: DatasetSpec, observed: Observed, status: DatasetStatus, ev
     """Start the check that is due: a missing source object fails it at once, otherwise a Job runs it."""
     namespace = observed.namespace
     status = status.model_copy(update={"checked_generation": observed.generation})
+    refused = _refused_source(spec, namespace)
+    if refused:
+        return apply_check_result(status, refused, spec=spec, now=observed.now)
     problem = _source_problem(spec, namespace)
     if problem:
         missing = CheckResult(ok=False, reason=Reason.SOURCE_UNAVAILABLE, message=problem)

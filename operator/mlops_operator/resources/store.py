@@ -4,6 +4,7 @@ through the environment boto3 reads (no volume, so pods can run on any node). Pu
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,3 +83,25 @@ def snapshot_store_access(snapshot_uri: str, config: OperatorConfig) -> StoreAcc
     if volumes:
         env["MLOPS_SNAPSHOT_STORE_PATH"] = SNAPSHOT_MOUNT
     return StoreAccess(env=env, env_from=other.env_from, volumes=volumes, mounts=mounts)
+
+
+# The kinds of artifacts the store keeps per namespace: `<kind>/<namespace>/...` (storage/__init__.py).
+NAMESPACED_ARTIFACTS = ("datasets", "models", "captures")
+
+
+def another_namespaces_artifacts(uri: str, *, store_uri: str, namespace: str) -> str | None:
+    """The namespace whose artifacts `uri` points into, when it is inside the artifact store and not under
+    `namespace`'s own: a Dataset source there would copy another team's snapshots, models or captures.
+    The key is compared as written and normalised (`a/./b`, `a//b`, `a/x/../b`: a posix-backed server may
+    resolve them to the same file)."""
+    root = store_uri.rstrip("/")
+    if not uri.startswith(root + "/"):
+        return None
+    key = uri[len(root) + 1 :]
+    for candidate in (key, posixpath.normpath("/" + key).lstrip("/")):
+        parts = [p for p in candidate.split("/") if p]
+        if len(parts) >= 2 and parts[0] in NAMESPACED_ARTIFACTS and parts[1] not in (namespace, ".", ".."):
+            return parts[1]
+        if len(parts) == 1 and parts[0] in NAMESPACED_ARTIFACTS:  # every namespace's, this one's among them
+            return "every namespace"
+    return None
