@@ -374,7 +374,8 @@ def test_gateway_api_routing_sets_only_our_weights(cluster: Kubectl, ns: str) ->
         rules = cluster.get("httproute", "iris-route", ns)["spec"]["rules"]
         return [ref.get("weight") for ref in rules[1]["backendRefs"]]
 
-    wait_for(lambda: weights() == [70, 30], timeout=120, what="70/30 on the route during the canary")
+    # The canary's pod must be ready first (a minute or more while the other modules load both cores).
+    wait_for(lambda: weights() == [70, 30], timeout=240, what="70/30 on the route during the canary")
     status = _status(cluster, ns, "routed")
     assert status["canary"]["weight"] == 30 and "70% routed-stable, 30% routed-canary" in status["routing"]
     wait_for(

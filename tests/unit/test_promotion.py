@@ -612,9 +612,9 @@ def test_a_run_from_pending_to_promoted_writes_nothing_when_nothing_changed(monk
     world.reconcile("2026-01-01T00:00:10Z")
     assert world.status["phase"] == "Succeeded" and world.status["promotion"]["decision"] == "Promoted"
     [decision] = world.direct_writes  # before the label: the decision with the evidence it was made on
-    assert {k: decision[k] for k in ("metrics", "promotion", "model", "phase")} == {
-        k: world.status[k] for k in ("metrics", "promotion", "model", "phase")
-    }
+    assert {k: decision[k] for k in ("metrics", "promotion", "model", "phase", "conditions")} == {
+        k: world.status[k] for k in ("metrics", "promotion", "model", "phase", "conditions")
+    }, "a reader of the decision sees the conditions of that status (Ready with Succeeded), never older ones"
     assert [reason for reason, _ in world.events][-2:] == ["TrainingSucceeded", "Promoted"]
     ready = next(cond for cond in world.status["conditions"] if cond["type"] == "Promoted")
     assert (ready["status"], ready["reason"]) == ("True", "GatesPassed")

@@ -350,7 +350,10 @@ def reconcile_promotion(
             # the label: the next reconcile finishes the hand-over (settle_promotion). The write holds
             # everything this reconcile recorded so far (the model, the champion's scores, ...): nobody
             # reads a decision without the evidence it was made on.
-            patch = status_patch(observed.status, wire(status))
+            # With the conditions of that status: a reader never sees Succeeded beside an older Ready.
+            conditions = training_conditions(status, generation=observed.generation, now=observed.now)
+            written = status.model_copy(update={"conditions": conditions, "observed_generation": observed.generation})
+            patch = status_patch(observed.status, wire(written))
             CACHE.observe("trainingruns", kube.patch_status("trainingruns", namespace, name, patch))
             if CRASH_FOR_TESTS and f"{namespace}/{name}" == CRASH_FOR_TESTS:
                 os._exit(70)  # fault injection (config.test_crash_after_decision): a crash between the writes
