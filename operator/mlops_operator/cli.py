@@ -20,12 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--namespace", "-n", action="append", default=[], help="watch only these namespaces")
     run.add_argument("--liveness-port", type=int, default=8081, help="port of /healthz (0: off)")
     run.add_argument("--metrics-port", type=int, default=9100, help="port of the operator's /metrics (0: off)")
-    run.add_argument("--peering", default="", help="kopf peering name for HA (several replicas, one active)")
     run.add_argument(
-        "--priority",
-        type=int,
-        default=None,
-        help="peering priority (default with --peering: random, so replicas never tie)",
+        "--leader-election",
+        default="",
+        metavar="LEASE",
+        help="HA (several replicas, one active): run only while holding this Lease (adapters/lease.py)",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        default="",
+        help="the Lease's namespace (default: $MLOPS_POD_NAMESPACE, the operator's own)",
     )
     run.add_argument("--verbose", action="store_true", help="log debug messages")
 
@@ -248,9 +252,73 @@ def _receipt_key(path: str | None) -> bytes | None:
     return key
 
 
+# The Lease is held `LEASE_SECONDS` after its last renewal; the leader renews every `RENEW_SECONDS` and
+# stops (the process exits, the kubelet restarts it as a standby) when it could not for `RENEW_DEADLINE`,
+# before any standby may take over. A standby looks every `RETRY_SECONDS`.
+LEASE_SECONDS, RENEW_SECONDS, RENEW_DEADLINE, RETRY_SECONDS = 15, 4, 10, 2
+
+
+def _lead(args: argparse.Namespace) -> object:
+    """Block until this replica holds the Lease, answering the liveness probe meanwhile (a standby is
+    alive); then renew it in a thread that ends the process once it cannot. Returns the elector."""
+    import http.server
+    import logging
+    import os
+    import socket
+    import threading
+
+    from .adapters import kube
+    from .adapters.lease import LeaseElector
+
+    log = logging.getLogger("mlops_operator.leader")
+    namespace = args.leader_election_namespace or os.environ.get("MLOPS_POD_NAMESPACE", "")
+    if not namespace:
+        raise SystemExit("--leader-election needs --leader-election-namespace or $MLOPS_POD_NAMESPACE")
+    identity = f"{socket.gethostname()}_{os.urandom(4).hex()}"
+    elector = LeaseElector(
+        kube.coordination(),
+        namespace,
+        args.leader_election,
+        identity,
+        duration=LEASE_SECONDS,
+    )
+
+    class Alive(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    probe = None
+    if args.liveness_port:
+        probe = http.server.ThreadingHTTPServer(("0.0.0.0", args.liveness_port), Alive)
+        threading.Thread(target=probe.serve_forever, daemon=True).start()
+    log.info(f"standing by for Lease {namespace}/{args.leader_election} as {identity}")
+    while not elector.try_acquire_or_renew():
+        time.sleep(RETRY_SECONDS)
+    log.info(f"leading: Lease {namespace}/{args.leader_election} held by {identity}")
+    if probe is not None:  # kopf serves the probe from now on
+        probe.shutdown()
+        probe.server_close()
+
+    def renew() -> None:
+        renewed = time.monotonic()
+        while True:
+            time.sleep(RENEW_SECONDS)
+            if elector.try_acquire_or_renew():
+                renewed = time.monotonic()
+            elif time.monotonic() - renewed > RENEW_DEADLINE:
+                log.error(f"lost Lease {namespace}/{args.leader_election}: stopping before another replica leads")
+                os._exit(1)
+
+    threading.Thread(target=renew, daemon=True, name="lease-renewal").start()
+    return elector
+
+
 def _run(args: argparse.Namespace) -> int:
     import logging
-    import random
 
     import kopf
 
@@ -270,18 +338,17 @@ def _run(args: argparse.Namespace) -> int:
         import prometheus_client
 
         prometheus_client.start_http_server(args.metrics_port)
-    priority = args.priority
-    if priority is None and args.peering:
-        # kopf freezes every operator of a peering when two share a priority: identical replicas draw one.
-        priority = random.SystemRandom().randint(1, 2**31 - 1)
-    kopf.run(
-        priority=priority or 0,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        standalone=not args.peering,
-        peering_name=args.peering or None,
-        liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
-    )
+    elector = _lead(args) if args.leader_election else None
+    try:
+        kopf.run(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            standalone=True,
+            liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
+        )
+    finally:
+        if elector is not None:
+            elector.release()  # type: ignore[attr-defined]
     return 0
 
 

@@ -1,6 +1,6 @@
 """The Helm chart on the local cluster: what it renders is accepted by the API server; it installs,
-upgrades and uninstalls without losing CRDs, user objects or stored models; two replicas with
-peering keep exactly one operator active, and the other takes over when it goes; a stuck reconcile
+upgrades and uninstalls without losing CRDs, user objects or stored models; of two replicas, the one
+holding the Lease is the only one active, and the other takes over when it goes; a stuck reconcile
 fails liveness and the kubelet restarts the operator. Each release watches its own namespace, so this
 runs beside the other modules; `prometheus.allowRawQueries=false`, which redeploys the shared operator,
 is in test_disruptions.py."""
@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from support import REPO, Kubectl, helm, install_ha_release, operator_pods, peering_priorities, wait_for
+from support import REPO, Kubectl, helm, install_ha_release, lease_holder, operator_pods, wait_for
 
 CHART = str(REPO / "charts/mlops-operator")
 pytestmark = pytest.mark.usefixtures("operator")
@@ -95,18 +95,14 @@ def test_install_upgrade_uninstall_keeps_crds_user_objects_and_models(cluster: K
     assert cluster.get("persistentvolumeclaim", "mlops-artifacts", ns) is not None, "the artifact claim was removed"
 
 
-def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: str) -> None:
+def test_two_replicas_elect_one_leader_and_the_standby_takes_over(cluster: Kubectl, namespace: str) -> None:
     ns, release = namespace, f"ha-{namespace[-6:]}"
     try:
         pods = install_ha_release(cluster, release, ns)
         names = [p["metadata"]["name"] for p in pods]
 
-        announced = wait_for(
-            lambda: set(p := peering_priorities(cluster, ns)) == set(names) and p,
-            timeout=90,
-            what="both replicas in the peering object",
-        )
-        active, standby = sorted(names, key=announced.get, reverse=True)  # kopf: the highest priority works
+        active = wait_for(lambda: lease_holder(cluster, release, ns), timeout=90, what="one replica to hold the Lease")
+        [standby] = [n for n in names if n != active]
         ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
 
         def reconciles(pod: str) -> float:
@@ -149,7 +145,7 @@ def test_two_replicas_with_peering_keep_one_active(cluster: Kubectl, namespace: 
             timeout=90,
             what=f"only {standby} left",
         )
-        # A graceful stop leaves the peering at once; otherwise the peer expires after its lifetime (15 s).
+        # A graceful stop releases the Lease at once; otherwise it runs out after 15 s unrenewed.
         # The standby, the only replica left, reconciles what is created from now on.
         before = reconciles(standby)
         cluster.apply(json.dumps({**dataset, "metadata": {"name": "second"}}), ns)

@@ -54,10 +54,6 @@ CLUSTER_RULES = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v 
 }
 
 
-def peering_rules(resource: str) -> set[tuple[str, str, str]]:
-    return {("kopf.dev", resource, v) for v in ("get", "list", "watch", "patch")}
-
-
 class Helm:
     """The helm binary with a private home: nothing from the machine's helm configuration leaks in."""
 
@@ -138,49 +134,58 @@ def test_cluster_wide_rbac_is_exactly_the_least_privilege_rules(helm: Helm) -> N
     assert find(docs, "ServiceAccount", RELEASE)
 
 
-def test_cluster_wide_ha_adds_only_cluster_peering(helm: Helm) -> None:
+def leader_election(docs: list[dict]) -> tuple[str, dict]:
+    """The Lease the HA replicas compete for, and the Role that lets them."""
+    (role,) = [r for r in find(docs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+    assert role["metadata"]["namespace"] == NAMESPACE, "the Lease lives in the release's namespace"
+    (binding,) = [b for b in find(docs, "RoleBinding") if b["metadata"]["name"] == role["metadata"]["name"]]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
+    args = container(docs)["args"]
+    lease = args[args.index("--leader-election") + 1]
+    assert {(tuple(r["verbs"]), tuple(r.get("resourceNames") or ())) for r in role["rules"]} == {
+        (("create",), ()),
+        (("get", "update"), (lease,)),
+    }
+    assert all(r["apiGroups"] == ["coordination.k8s.io"] and r["resources"] == ["leases"] for r in role["rules"])
+    env = {e["name"]: e for e in container(docs)["env"]}
+    assert env["MLOPS_POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    return lease, role
+
+
+def test_cluster_wide_ha_elects_a_leader_on_a_lease(helm: Helm) -> None:
     docs = helm.render({"ha.enabled": "true"})
     (role,) = find(docs, "ClusterRole")
-    assert rule_set(role) == NAMESPACED_RULES | CLUSTER_RULES | peering_rules("clusterkopfpeerings")
-    (peering,) = find(docs, "ClusterKopfPeering")
-    assert peering["metadata"]["name"] == "mlops-operator" and "namespace" not in peering["metadata"]
-    assert not find(docs, "KopfPeering")
+    assert rule_set(role) == NAMESPACED_RULES | CLUSTER_RULES, "leader election needs nothing cluster-wide"
+    lease, _ = leader_election(docs)
     (deployment,) = find(docs, "Deployment")
+    assert lease == f"{deployment['metadata']['name']}-leader"
     assert deployment["spec"]["replicas"] == 2
-    assert "strategy" not in deployment["spec"]  # a rolling update is safe among peers
-    args = container(docs)["args"]
-    assert args[args.index("--peering") + 1] == "mlops-operator"
-    assert "-n" not in args
+    assert "strategy" not in deployment["spec"]  # a rolling update is safe: the new pod waits for the Lease
+    assert "-n" not in container(docs)["args"]
 
 
 def test_namespaced_mode_has_roles_per_namespace_and_a_small_cluster_role(helm: Helm) -> None:
     docs = helm.render({"watchNamespaces": "{ml,team-b}", "ha.enabled": "true"})
     (cluster_role,) = find(docs, "ClusterRole")
     assert rule_set(cluster_role) == CLUSTER_RULES
-    roles = find(docs, "Role")
+    lease, election = leader_election(docs)
+    roles = [r for r in find(docs, "Role") if r is not election]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml", "team-b"]
     for role in roles:
-        assert rule_set(role) == NAMESPACED_RULES | peering_rules("kopfpeerings")
-    bindings = find(docs, "RoleBinding")
+        assert rule_set(role) == NAMESPACED_RULES
+    bindings = [b for b in find(docs, "RoleBinding") if b["metadata"]["name"] != election["metadata"]["name"]]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["ml", "team-b"]
     assert all(b["subjects"][0]["namespace"] == NAMESPACE for b in bindings)
-    peerings = find(docs, "KopfPeering")
-    assert sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings) == [
-        ("ml", "mlops-operator"),
-        ("team-b", "mlops-operator"),
-    ]
-    assert not find(docs, "ClusterKopfPeering")
     args = container(docs)["args"]
     assert args[:5] == ["run", "--liveness-port", "8081", "--metrics-port", "9100"]
-    assert args[5:] == ["-n", "ml", "-n", "team-b", "--peering", "mlops-operator"]
+    assert args[5:] == ["-n", "ml", "-n", "team-b", "--leader-election", lease]
 
 
-def test_namespaced_without_ha_has_no_peering(helm: Helm) -> None:
+def test_namespaced_without_ha_elects_no_leader(helm: Helm) -> None:
     docs = helm.render({"watchNamespaces": "{ml}"})
     (role,) = find(docs, "Role")
     assert rule_set(role) == NAMESPACED_RULES
-    assert not find(docs, "KopfPeering") and not find(docs, "ClusterKopfPeering")
-    assert "--peering" not in container(docs)["args"]
+    assert "--leader-election" not in container(docs)["args"]
 
 
 def test_operator_pod_is_restricted_and_probed(helm: Helm) -> None:
@@ -349,7 +354,7 @@ def test_monitoring_and_dashboard(helm: Helm) -> None:
 
 def test_everything_at_once_renders(helm: Helm) -> None:
     kinds = {d["kind"] for d in helm.render(EVERYTHING)}
-    assert kinds >= {"Deployment", "Role", "KopfPeering", "PersistentVolume", "PodMonitor", "ServiceMonitor"}
+    assert kinds >= {"Deployment", "Role", "RoleBinding", "PersistentVolume", "PodMonitor", "ServiceMonitor"}
 
 
 # --- what the schema and the templates refuse ---------------------------------------------------------------------

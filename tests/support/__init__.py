@@ -201,7 +201,7 @@ def operator_pods(cluster: Kubectl, release: str, ns: str) -> list[dict]:
 
 
 def install_ha_release(cluster: Kubectl, release: str, ns: str) -> list[dict]:
-    """The chart installed in `ns` as `release` with HA (two replicas, peering), watching `ns` alone;
+    """The chart installed in `ns` as `release` with HA (two replicas, one Lease), watching `ns` alone;
     its two running pods."""
     helm(
         cluster,
@@ -227,10 +227,11 @@ def install_ha_release(cluster: Kubectl, release: str, ns: str) -> list[dict]:
     )
 
 
-def peering_priorities(cluster: Kubectl, ns: str) -> dict[str, int]:
-    """Pod name → priority, as an HA release's replicas announce themselves in its peering object."""
-    peering = cluster.get("kopfpeering", "mlops-operator", ns) or {}
-    return {peer.split("@")[1].split("/")[0]: info["priority"] for peer, info in (peering.get("status") or {}).items()}
+def lease_holder(cluster: Kubectl, release: str, ns: str) -> str | None:
+    """The pod that leads an HA release: the holder of its Lease `<release>-leader` (identity `<pod>_<n>`)."""
+    lease = cluster.get("lease", f"{release}-leader", ns) or {}
+    holder = (lease.get("spec") or {}).get("holderIdentity") or ""
+    return holder.rsplit("_", 1)[0] or None
 
 
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:

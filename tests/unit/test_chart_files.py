@@ -17,7 +17,6 @@ from mlops_operator.server.monitoring import AccuracyWindow, DriftWindow, Server
 from support import REPO
 
 CHART = REPO / "charts/mlops-operator"
-KOPF_CRDS = {"kopf.dev_clusterkopfpeerings.yaml", "kopf.dev_kopfpeerings.yaml"}
 
 
 @pytest.mark.parametrize("filename", sorted(crd.crd_files()))
@@ -26,17 +25,8 @@ def test_chart_crd_matches_the_models(filename: str) -> None:
     assert in_chart == crd.crd_files()[filename], f"charts/mlops-operator/crds/{filename} is stale: run `make crds`"
 
 
-def test_chart_crds_are_ours_and_kopfs_peerings() -> None:
-    assert {p.name for p in (CHART / "crds").iterdir()} == set(crd.crd_files()) | KOPF_CRDS
-    peerings = {}
-    for name in KOPF_CRDS:
-        doc = yaml.safe_load((CHART / "crds" / name).read_text())
-        peerings[doc["metadata"]["name"]] = (doc["spec"]["group"], doc["spec"]["scope"], doc["spec"]["names"]["kind"])
-        assert [v["name"] for v in doc["spec"]["versions"]] == ["v1"]
-    assert peerings == {
-        "clusterkopfpeerings.kopf.dev": ("kopf.dev", "Cluster", "ClusterKopfPeering"),
-        "kopfpeerings.kopf.dev": ("kopf.dev", "Namespaced", "KopfPeering"),
-    }
+def test_chart_crds_are_ours_only() -> None:
+    assert {p.name for p in (CHART / "crds").iterdir()} == set(crd.crd_files())
 
 
 def test_chart_version_follows_the_package() -> None:

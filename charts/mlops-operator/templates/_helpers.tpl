@@ -38,14 +38,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s:%s" .Values.image.repository .Values.image.tag -}}
 {{- end -}}
 
-{{/* All operators of mlops.dev objects in a scope are peers of one peering object of this name. */}}
-{{- define "mlops-operator.peeringName" -}}mlops-operator{{- end -}}
+{{/* With ha.enabled the replica holding the Lease of this name (in the release's namespace) leads. */}}
+{{- define "mlops-operator.leaseName" -}}{{ include "mlops-operator.fullname" . }}-leader{{- end -}}
 
 {{- define "mlops-operator.replicas" -}}
 {{- if .Values.ha.enabled -}}
 {{- max 2 .Values.replicas -}}
 {{- else if gt (int .Values.replicas) 1 -}}
-{{- fail "replicas > 1 needs ha.enabled=true: without kopf peering every replica would handle every object" -}}
+{{- fail "replicas > 1 needs ha.enabled=true: without leader election every replica would handle every object" -}}
 {{- else -}}
 {{- .Values.replicas -}}
 {{- end -}}
@@ -145,9 +145,3 @@ watches instead of polling.
   verbs: [get, list, watch]
 {{- end -}}
 
-{{/* kopf peering (ha.enabled): each replica reads the peering object and writes its heartbeat into it. */}}
-{{- define "mlops-operator.peeringRule" -}}
-- apiGroups: [kopf.dev]
-  resources: [{{ if .Values.watchNamespaces }}kopfpeerings{{ else }}clusterkopfpeerings{{ end }}]
-  verbs: [get, list, watch, patch]
-{{- end -}}

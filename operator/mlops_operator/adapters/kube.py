@@ -86,6 +86,10 @@ def _client() -> kubernetes.client.ApiClient:
     return client
 
 
+def coordination() -> kubernetes.client.CoordinationV1Api:
+    return kubernetes.client.CoordinationV1Api(_client())
+
+
 def core() -> kubernetes.client.CoreV1Api:
     return kubernetes.client.CoreV1Api(_client())
 

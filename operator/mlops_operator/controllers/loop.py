@@ -50,7 +50,7 @@ def seconds_until(moment: dt.datetime | None, *, now: dt.datetime, cap: float) -
 def register_reconciler(plural: str, spec_model: type[BaseModel], reconcile: Any) -> None:
     """Run one kind's reconcile when something it depends on changes, and at the deadline it names.
 
-    Each object gets one loop (a kopf daemon, so HA peering stops it on a standby replica): it
+    Each object gets one loop (a kopf daemon; with HA only the replica holding the Lease runs kopf): it
     reconciles, then sleeps until it is woken (a watch event that concerns it, see watches.py), or
     until the moment the reconcile returned in `Outcome.wake_at` (a pause ending, the next
     measurement, a wait timing out), or the slow safety resync. A settled object sleeps for the

@@ -36,6 +36,3 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
         settings.watching.label_selectors[resource] = selector
     for resource, selector in fields.items():
         settings.watching.field_selectors[resource] = selector
-    # HA: a replica that dies without leaving the peering is presumed dead after this long, and a
-    # standby takes over (kopf's default is 60 s).
-    settings.peering.lifetime = 15
