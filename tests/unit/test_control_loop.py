@@ -509,3 +509,19 @@ def test_a_finished_job_is_given_a_ttl_once_its_result_is_recorded_and_only_ours
     for name in ("done", "running", "theirs", "gone", "done"):
         children.expire_recorded_job(NS, name, uid="the-run", seconds=600)
     assert patched == [("done", 600)], "expired: only our finished Job, and once"
+
+
+def test_a_foreign_object_read_on_a_cache_miss_is_never_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conflict ends when the user removes the object: it was not put into the cache, whose watch (our
+    labels) would never deliver its deletion."""
+    from mlops_operator.controllers import reads
+
+    cache = ObjectCache()
+    monkeypatch.setattr(reads, "CACHE", cache)
+    users: dict | None = {"metadata": {"name": "r-train", "namespace": NS, "uid": "j", "resourceVersion": "1"}}
+    monkeypatch.setattr(reads.kube, "read_job", lambda namespace, name: users)
+    with pytest.raises(NameConflict):
+        reads.read_child("jobs", NS, "r-train", uid="the-run")
+    assert cache.get("jobs", NS, "r-train") is None
+    users = None  # the user deleted it
+    assert reads.read_child("jobs", NS, "r-train", uid="the-run") is None

@@ -52,9 +52,10 @@ def read_child(plural: str, namespace: str, name: str, *, uid: str) -> dict[str,
     found = CACHE.get(plural, namespace, name)
     if found is None:
         read = {"jobs": kube.read_job, "deployments": kube.read_deployment}[plural]
-        found = read(namespace, name)
-        if found is not None:
+        found = owned(plural, read(namespace, name), uid)  # never cached if foreign: the watch (our labels)
+        if found is not None:  # would not deliver its deletion, and the conflict would outlive the object
             CACHE.observe(plural, found)
+        return found
     return owned(plural, found, uid)
 
 
