@@ -228,8 +228,11 @@ def install_ha_release(cluster: Kubectl, release: str, ns: str) -> list[dict]:
 
 
 def lease_holder(cluster: Kubectl, release: str, ns: str) -> str | None:
-    """The pod that leads an HA release: the holder of its Lease `<release>-leader` (identity `<pod>_<n>`)."""
-    lease = cluster.get("lease", f"{release}-leader", ns) or {}
+    """The pod that leads an HA release: the holder (identity `<pod>_<n>`) of the Lease its Deployment's
+    `--leader-election` names (`<fullname>-leader`)."""
+    [deployment] = cluster.json("get", "deployments", "-n", ns, "-l", f"app.kubernetes.io/instance={release}")["items"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    lease = cluster.get("lease", args[args.index("--leader-election") + 1], ns) or {}
     holder = (lease.get("spec") or {}).get("holderIdentity") or ""
     return holder.rsplit("_", 1)[0] or None
 
