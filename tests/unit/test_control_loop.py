@@ -525,3 +525,26 @@ def test_a_foreign_object_read_on_a_cache_miss_is_never_cached(monkeypatch: pyte
     assert cache.get("jobs", NS, "r-train") is None
     users = None  # the user deleted it
     assert reads.read_child("jobs", NS, "r-train", uid="the-run") is None
+
+
+def test_a_created_childs_fields_go_to_the_apply_manager_even_when_a_controller_wrote_first() -> None:
+    """The creation's managedFields entry becomes an Apply entry (a field a later apply leaves out is then
+    removed); when a controller added its own entry first (the index moved, the test op fails), it is
+    found again in a fresh read."""
+    ours = {"manager": "mlops-operator", "operation": "Update", "fieldsV1": {}}
+    theirs = {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status"}
+    created = {"metadata": {"name": "d", "namespace": NS, "managedFields": [ours]}}
+    fresh = {"metadata": {"name": "d", "namespace": NS, "managedFields": [theirs, ours]}}
+    patches: list[list[dict]] = []
+
+    def patch(name: str, namespace: str, operations: list[dict], **_: object) -> dict:
+        patches.append(operations)
+        if operations[0]["path"] != "/metadata/managedFields/1/manager":
+            raise kube.ApiException(status=422, reason="test failed")
+        return {"metadata": {**fresh["metadata"], "managedFields": [theirs, {**ours, "operation": "Apply"}]}}
+
+    handed = kube._hand_to_apply(lambda name, namespace: fresh, patch, created)
+    assert [e["operation"] for e in handed["metadata"]["managedFields"]] == ["Update", "Apply"]
+    assert [ops[-1] for ops in patches] == [
+        {"op": "replace", "path": f"/metadata/managedFields/{i}/operation", "value": "Apply"} for i in (0, 1)
+    ]

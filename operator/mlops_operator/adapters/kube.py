@@ -162,27 +162,41 @@ def create_child(plural: str, namespace: str, body: dict[str, Any]) -> tuple[dic
         return plain(read(body["metadata"]["name"], namespace)), False
     if plural == "jobs":  # never applied: a Job's template is immutable
         return created, True
-    entries = created["metadata"].get("managedFields") or []
-    handed = [
-        {**e, "operation": "Apply"}
-        if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Update" and not e.get("subresource")
-        else e
-        for e in entries
-    ]
-    if handed == entries:
-        return created, True
-    operations = [
-        {"op": "test", "path": "/metadata/resourceVersion", "value": created["metadata"]["resourceVersion"]},
-        {"op": "replace", "path": "/metadata/managedFields", "value": handed},
-    ]
-    try:
-        created = plain(
-            patch(body["metadata"]["name"], namespace, operations, _content_type="application/json-patch+json")
+    return _hand_to_apply(read, patch, created), True
+
+
+def _hand_to_apply(read: Any, patch: Any, created: dict[str, Any], attempts: int = 3) -> dict[str, Any]:
+    """Turn the creation's managedFields entry (ours, operation Update) into an Apply entry. The patch
+    tests that entry where it is (its index shifts when a controller adds one of its own, e.g. a
+    Deployment's status): on a failed test, read again and retry; if it never holds, the object stays
+    as created (a field a later apply leaves out would then be kept, nothing else)."""
+    name, namespace = created["metadata"]["name"], created["metadata"]["namespace"]
+    current = created
+    for _ in range(attempts):
+        entries = current["metadata"].get("managedFields") or []
+        index = next(
+            (
+                i
+                for i, e in enumerate(entries)
+                if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Update" and not e.get("subresource")
+            ),
+            None,
         )
-    except ApiException as error:
-        if error.status not in (409, 422):  # changed meanwhile (e.g. scaled): the next apply takes the fields
-            raise
-    return created, True
+        if index is None:
+            return current
+        at = f"/metadata/managedFields/{index}"
+        operations = [
+            {"op": "test", "path": f"{at}/manager", "value": FIELD_MANAGER},
+            {"op": "test", "path": f"{at}/operation", "value": "Update"},
+            {"op": "replace", "path": f"{at}/operation", "value": "Apply"},
+        ]
+        try:
+            return plain(patch(name, namespace, operations, _content_type="application/json-patch+json"))
+        except ApiException as error:
+            if error.status not in (409, 422):
+                raise
+        current = plain(read(name, namespace))
+    return current
 
 
 def apply_child(plural: str, namespace: str, body: dict[str, Any], *, uid: str) -> dict[str, Any]:
