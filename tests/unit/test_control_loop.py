@@ -527,7 +527,9 @@ def test_a_foreign_object_read_on_a_cache_miss_is_never_cached(monkeypatch: pyte
     assert reads.read_child("jobs", NS, "r-train", uid="the-run") is None
 
 
-def test_a_created_childs_fields_go_to_the_apply_manager_even_when_a_controller_wrote_first() -> None:
+def test_a_created_childs_fields_go_to_the_apply_manager_even_when_a_controller_wrote_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The creation's managedFields entry becomes an Apply entry (a field a later apply leaves out is then
     removed); when a controller added its own entry first (the index moved, the test op fails), it is
     found again in a fresh read."""
@@ -543,6 +545,7 @@ def test_a_created_childs_fields_go_to_the_apply_manager_even_when_a_controller_
             raise kube.ApiException(status=422, reason="test failed")
         return {"metadata": {**fresh["metadata"], "managedFields": [theirs, {**ours, "operation": "Apply"}]}}
 
+    monkeypatch.setattr(kube, "plain", lambda obj: obj)  # the fakes answer plain dicts already
     handed = kube._hand_to_apply(lambda name, namespace: fresh, patch, created)
     assert [e["operation"] for e in handed["metadata"]["managedFields"]] == ["Update", "Apply"]
     assert [ops[-1] for ops in patches] == [
