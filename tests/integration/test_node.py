@@ -13,19 +13,7 @@ import pathlib
 import subprocess
 import urllib.request
 
-from support import Kubectl, wait_for
-
-RESTRICTED_POD = {
-    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-}
-RESTRICTED_CONTAINER = {
-    "imagePullPolicy": "Never",
-    "securityContext": {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
-    },
-}
+from support import RESTRICTED_CONTAINER, RESTRICTED_POD, Kubectl, wait_for
 
 
 def _phase(kubectl: Kubectl, namespace: str, pod: str) -> str | None:

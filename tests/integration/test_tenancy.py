@@ -16,7 +16,17 @@ import urllib.parse
 
 import pytest
 
-from support import REPO, Kubectl, condition, model_deployment_manifest, training_run_manifest, wait_for, wait_phase
+from support import (
+    REPO,
+    RESTRICTED_CONTAINER,
+    RESTRICTED_POD,
+    Kubectl,
+    condition,
+    model_deployment_manifest,
+    training_run_manifest,
+    wait_for,
+    wait_phase,
+)
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -99,19 +109,14 @@ def test_a_job_made_in_advance_under_the_training_jobs_name_is_never_read(
             "backoffLimit": 0,
             "template": {
                 "spec": {
+                    **RESTRICTED_POD,
                     "restartPolicy": "Never",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 1000,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
                     "containers": [
                         {
                             "name": "trainer",
                             "image": image,
-                            "imagePullPolicy": "Never",
                             "command": ["sh", "-c", 'printf %s "$0" > /dev/termination-log', forged],
-                            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                            **RESTRICTED_CONTAINER,
                         }
                     ],
                 }

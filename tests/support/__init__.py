@@ -38,6 +38,20 @@ def allowed_test_prometheus_urls(host: str) -> list[str]:
     return [UNREACHABLE_PROMETHEUS, *(f"http://{host}:{port}" for port in HOSTILE_PROMETHEUS_PORTS.values())]
 
 
+# A pod and a container of the project image that the `restricted` Pod Security Standard admits.
+RESTRICTED_POD = {
+    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+}
+RESTRICTED_CONTAINER = {
+    "imagePullPolicy": "Never",
+    "securityContext": {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    },
+}
+
+
 def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
     """Poll `condition` until it returns something truthy; fail with `what` and the last value seen."""
     deadline = time.monotonic() + timeout
