@@ -91,6 +91,7 @@ def s3_credentials() -> tuple[str, str]:
 def write_s3_config(ip: str) -> None:
     """The backend's root with one bucket (a directory, for the posix backend), and `.localcluster/s3.env`."""
     (S3 / "data" / S3_BUCKET).mkdir(parents=True, exist_ok=True)
+    (S3 / "iam").mkdir(parents=True, exist_ok=True)
     access, secret = s3_credentials()
     S3_ENV.write_text(
         f"AWS_ENDPOINT_URL={s3_url(ip)}\nAWS_ACCESS_KEY_ID={access}\nAWS_SECRET_ACCESS_KEY={secret}\n"
@@ -132,6 +133,10 @@ def addons(ip: str) -> list[Component]:
                 "--health",
                 "/health",
                 "--quiet",
+                # Users besides root (per-namespace keys, scoped by the bucket policy: tests/support
+                # scoped_store_keys) in a file here; the bucket's data stays in data/.
+                "--iam-dir",
+                str(S3 / "iam"),
                 "posix",
                 str(S3 / "data"),
             ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import pathlib
 import sys
 import time
@@ -39,6 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     api_docs = commands.add_parser("api-docs", help="print the API reference (Markdown) generated from the models")
     api_docs.add_argument("--output", default=None, help="write it to FILE (docs/api.md) instead")
 
+    policy = commands.add_parser(
+        "store-policy", help="print the IAM policy of one namespace's store keys (its own prefixes only)"
+    )
+    policy.add_argument("--store", required=True, help="the artifact store, s3://bucket[/prefix] (artifacts.store)")
+    policy.add_argument("--namespace", "-n", required=True)
+    policy.add_argument(
+        "--for",
+        dest="holder",
+        choices=("jobs", "servers"),
+        required=True,
+        help="jobs: artifacts.s3.credentialsSecret; servers: artifacts.s3.serverCredentialsSecret",
+    )
+
     serve = commands.add_parser("serve", help="serve a stored model over the Open Inference Protocol v2 (REST)")
     serve.add_argument("--model-uri", required=True, help="s3://… or pvc://… (in MLOPS_STORE_URI) or file://…")
     serve.add_argument(
@@ -73,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "crds":
         return _crds(args.output_dir)
+    if args.command == "store-policy":
+        from .resources.store import namespace_store_policy
+
+        sys.stdout.write(json.dumps(namespace_store_policy(args.store, args.namespace, holder=args.holder), indent=2))
+        sys.stdout.write("\n")
+        return 0
     if args.command == "api-docs":
         return _api_docs(args.output)
     if args.command in ("dataset-check", "train"):

@@ -33,6 +33,8 @@ class OperatorConfig:
     s3_region: str = ""  # AWS_REGION
     s3_addressing: str = "auto"  # path | virtual | auto
     s3_credentials_secret: str = ""  # a Secret in each namespace with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+    # The Secret the model servers get instead (keys that read models and write captures only); empty: the above.
+    s3_server_credentials_secret: str = ""
     s3_ca_configmap: str = ""  # a ConfigMap in each namespace with the store's CA bundle (key ca.crt)
     prometheus_url: str | None = None  # for analysis, unless a ModelDeployment names its own
     allow_raw_queries: bool = True  # false: analysis only on the built-in, namespace-scoped templates
@@ -76,6 +78,7 @@ class OperatorConfig:
             s3_region=os.environ.get("MLOPS_S3_REGION", ""),
             s3_addressing=os.environ.get("MLOPS_S3_ADDRESSING") or "auto",
             s3_credentials_secret=os.environ.get("MLOPS_S3_CREDENTIALS_SECRET", ""),
+            s3_server_credentials_secret=os.environ.get("MLOPS_S3_SERVER_CREDENTIALS_SECRET", ""),
             s3_ca_configmap=os.environ.get("MLOPS_S3_CA_CONFIGMAP", ""),
             prometheus_url=os.environ.get("MLOPS_PROMETHEUS_URL") or None,
             allow_raw_queries=os.environ.get("MLOPS_ALLOW_RAW_QUERIES", "true").lower() != "false",

@@ -9,14 +9,11 @@ worker), then the `serial` ones alone: every worker builds the same session fixt
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import urllib.parse
 import urllib.request
 import uuid
@@ -29,26 +26,14 @@ from support import (
     CLUSTER,
     KUBECONFIG,
     REPO,
+    SERVER_CREDENTIALS_SECRET,
     Kubectl,
     add_artifact_volume,
     add_s3_credentials,
     allowed_test_prometheus_urls,
+    one_at_a_time,
     wait_for,
 )
-
-
-@contextlib.contextmanager
-def one_at_a_time(what: str) -> Iterator[None]:
-    """Hold the lock named `what` for this checkout: parallel workers set up the cluster, the image and
-    the operator one after the other (each step is idempotent, so the later ones find it done)."""
-    digest = hashlib.sha256(f"{REPO}:{what}".encode()).hexdigest()[:16]
-    with open(os.path.join(tempfile.gettempdir(), f"mlops-operator-tests-{digest}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
 
 # The longest modules first (measured: docs/benchmarks.md, "The test suite"): with one module per worker,
 # the run ends when its last module does, so none of these may start last.
@@ -170,9 +155,14 @@ class DeployedOperator:
 
     def deploy(self, *helm_args: str) -> None:
         allowed = ("--set-json", f"prometheus.allowedUrls={self.allowed_prometheus}")
+        # The servers' keys of their own (read models, write captures): add_s3_credentials gives each test
+        # namespace both Secrets; scoped_store_keys gives one namespace keys scoped to its prefixes.
+        servers = ("--set", f"artifacts.s3.serverCredentialsSecret={SERVER_CREDENTIALS_SECRET}")
         with one_at_a_time("operator"):
             done = subprocess.run(
-                [str(REPO / "hack/deploy.sh"), *self.placement, *allowed, *helm_args], capture_output=True, text=True
+                [str(REPO / "hack/deploy.sh"), *self.placement, *allowed, *servers, *helm_args],
+                capture_output=True,
+                text=True,
             )
         if done.returncode != 0:
             pytest.fail(f"make deploy failed:\n{done.stdout}\n{done.stderr}", pytrace=False)

@@ -247,7 +247,9 @@ def test_a_canary_keeps_its_share_while_the_total_scales_and_rolls_back_to_the_c
         stable_replicas, canary_replicas = replicas(cluster, ns, "split")
         held = canary.get("stepIndex") == 1 and s.get("pauseReason") == "PauseStep"
         whole = canary.get("readyReplicas") == canary.get("replicas") == canary_replicas
-        return s if held and whole and stable_replicas + canary_replicas == total else None
+        # The status read before the Deployments may still describe the total before the scale.
+        current = (s.get("stable") or {}).get("replicas") == stable_replicas
+        return s if held and whole and current and stable_replicas + canary_replicas == total else None
 
     # 3 pods after 4: 1 canary pod is 33 %; the next total is split by the step's 25 %, not by that.
     for total, canary_pods in ((4, 1), (3, 1), (8, 2)):

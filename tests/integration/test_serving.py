@@ -375,7 +375,13 @@ def test_gateway_api_routing_sets_only_our_weights(cluster: Kubectl, ns: str) ->
         return [ref.get("weight") for ref in rules[1]["backendRefs"]]
 
     # The canary's pod must be ready first (a minute or more while the other modules load both cores).
-    wait_for(lambda: weights() == [70, 30], timeout=240, what="70/30 on the route during the canary")
+    try:
+        wait_for(lambda: weights() == [70, 30], timeout=240, what="70/30 on the route during the canary")
+    except AssertionError as timed_out:
+        pods = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=routed")["items"]
+        seen = [(p["metadata"]["name"], p["status"].get("phase"), p["status"].get("conditions")) for p in pods]
+        found = f"weights {weights()}\nstatus {_status(cluster, ns, 'routed')}\npods {seen}"
+        raise AssertionError(f"{timed_out}\n{found}") from None
     status = _status(cluster, ns, "routed")
     assert status["canary"]["weight"] == 30 and "70% routed-stable, 30% routed-canary" in status["routing"]
     wait_for(

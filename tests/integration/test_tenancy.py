@@ -13,6 +13,7 @@ import contextlib
 import json
 import socket
 import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -20,9 +21,13 @@ from support import (
     REPO,
     RESTRICTED_CONTAINER,
     RESTRICTED_POD,
+    SERVER_CREDENTIALS_SECRET,
     Kubectl,
     condition,
     model_deployment_manifest,
+    s3_client,
+    s3_env,
+    scoped_store_keys,
     training_run_manifest,
     wait_for,
     wait_phase,
@@ -146,6 +151,76 @@ def test_a_job_made_in_advance_under_the_training_jobs_name_is_never_read(
         timeout=60,
         what="the training Job to be given its ttlSecondsAfterFinished once the result is recorded",
     )
+
+
+def refused(call) -> str:
+    """The S3 error code of a call that must fail (it fails the test if it succeeds)."""
+    import botocore.exceptions
+
+    try:
+        call()
+    except botocore.exceptions.ClientError as error:
+        return error.response["Error"]["Code"]
+    raise AssertionError("the store allowed it")
+
+
+def test_keys_scoped_to_a_namespace_train_serve_and_capture_there_and_reach_nothing_else(
+    cluster: Kubectl, ns: str, store_namespace
+) -> None:
+    """The documented multi-tenant store setup (docs/operations.md): a namespace whose Jobs and servers hold
+    keys scoped to its own prefixes trains, serves and captures as any other; with those keys, another
+    namespace's model cannot be read, overwritten or deleted, and the servers' keys cannot change a model."""
+    theirs = wait_phase(cluster, "trainingrun", "shop-a", ns, ("Succeeded",), timeout=240)["status"]["model"]
+    bucket, root = s3_env()["MLOPS_S3_BUCKET"], s3_client()
+    with store_namespace("none") as team:
+        keys = scoped_store_keys(cluster, team)
+        cluster.apply((REPO / "examples/dataset-iris.yaml").read_text(), team)
+        cluster.apply(training_run_manifest("own", "sklearn.linear_model.LogisticRegression"), team)
+        model = wait_phase(cluster, "trainingrun", "own", team, ("Succeeded",), timeout=300)["status"]["model"]
+        cluster.apply(model_deployment_manifest("own", run="own", replicas=1, capture={"sampleRate": 1}), team)
+        wait_for(
+            lambda: ((cluster.get("modeldeployment", "own", team) or {}).get("status") or {}).get("phase") == "Healthy",
+            timeout=240,
+            what="the model served by a server holding the servers' scoped keys",
+        )
+        [server] = cluster.get("deployment", "own-stable", team)["spec"]["template"]["spec"]["containers"]
+        assert server["envFrom"] == [{"secretRef": {"name": SERVER_CREDENTIALS_SECRET}}], server["envFrom"]
+        url = f"http://{cluster.get('service', 'own', team)['spec']['clusterIP']}/v2/models/iris/infer"
+        row = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [[5.1, 3.5, 1.4, 0.2]]}]}
+
+        def captured() -> list[str]:
+            request = urllib.request.Request(url, data=json.dumps(row).encode(), method="POST")
+            request.add_header("Content-Type", "application/json")
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(request, timeout=5).close()
+            listed = root.list_objects_v2(Bucket=bucket, Prefix=f"artifacts/captures/{team}/own/")
+            return [o["Key"] for o in listed.get("Contents", [])]
+
+        wait_for(captured, timeout=120, interval=1, what="the server writing captured rows with its scoped keys")
+        ready_ = condition(cluster.get("modeldeployment", "own", team), "Ready")
+        assert ready_["status"] == "True", ready_
+
+        # What a pod of this namespace could do with the keys it holds: nothing outside its own prefixes.
+        jobs, servers = s3_client(keys["jobs"]), s3_client(keys["servers"])
+        their_key = f"{theirs['uri'].removeprefix(f's3://{bucket}/')}/MANIFEST.json"
+        their_index = f"{theirs['uri'].removeprefix(f's3://{bucket}/')}/.published"
+        before = root.get_object(Bucket=bucket, Key=their_index)["Body"].read()
+        listing = f"artifacts/models/{ns}/"
+        for holder in (jobs, servers):
+            assert refused(lambda h=holder: h.get_object(Bucket=bucket, Key=their_index)) == "AccessDenied"
+            assert refused(lambda h=holder: h.put_object(Bucket=bucket, Key=their_index, Body=b"{}")) == "AccessDenied"
+            assert refused(lambda h=holder: h.delete_object(Bucket=bucket, Key=their_index)) == "AccessDenied"
+            assert refused(lambda h=holder: h.put_object(Bucket=bucket, Key=their_key, Body=b"{}")) == "AccessDenied"
+            assert refused(lambda h=holder: h.list_objects_v2(Bucket=bucket, Prefix=listing)) == "AccessDenied"
+        assert root.get_object(Bucket=bucket, Key=their_index)["Body"].read() == before
+        # The servers read their namespace's models and cannot change one.
+        own_index = f"{model['uri'].removeprefix(f's3://{bucket}/')}/.published"
+        published = servers.get_object(Bucket=bucket, Key=own_index)["Body"].read()
+        assert refused(lambda: servers.put_object(Bucket=bucket, Key=own_index, Body=b"{}")) == "AccessDenied"
+        assert refused(lambda: servers.delete_object(Bucket=bucket, Key=own_index)) == "AccessDenied"
+        assert root.get_object(Bucket=bucket, Key=own_index)["Body"].read() == published
+    # The other namespace's run still serves what it recorded.
+    assert cluster.get("trainingrun", "shop-a", ns)["status"]["model"] == theirs
 
 
 def test_names_whose_children_would_collide_are_refused(cluster: Kubectl, ns: str) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -63,6 +66,19 @@ def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
         time.sleep(interval)  # poll interval, not synchronisation
+
+
+@contextlib.contextmanager
+def one_at_a_time(what: str) -> Iterator[None]:
+    """Hold the lock named `what` for this checkout: parallel workers set up the cluster, the image and
+    the operator one after the other (each step is idempotent, so the later ones find it done)."""
+    digest = hashlib.sha256(f"{REPO}:{what}".encode()).hexdigest()[:16]
+    with open(os.path.join(tempfile.gettempdir(), f"mlops-operator-tests-{digest}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def bin_dir() -> pathlib.Path:
@@ -290,22 +306,90 @@ def artifact_path(namespace: str, uri: str) -> pathlib.Path:
 def captured_records(prefix: str) -> list[dict[str, Any]]:
     """The records the model servers captured under `prefix` (`captures/<ns>/<model-deployment>`) in the
     cluster's S3 server, read through the store as a capture Dataset's check Job reads them."""
-    import boto3
-    from botocore.config import Config
-
     from mlops_operator.data.capture import read_records
     from mlops_operator.storage.s3 import S3Store
 
+    return read_records(S3Store.from_uri(test_store_uri(), client=s3_client()), prefix)
+
+
+def test_store_uri() -> str:
+    """The artifact store of the test install (hack/localcluster/values-local.yaml: artifacts.store)."""
+    return f"s3://{s3_env()['MLOPS_S3_BUCKET']}/artifacts"
+
+
+def s3_client(keys: tuple[str, str] | None = None) -> Any:
+    """A boto3 client of the cluster's S3 server, with its root keys or the (access, secret) pair `keys`."""
+    import boto3
+    from botocore.config import Config
+
     env = s3_env()
-    client = boto3.client(
+    access, secret = keys or (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
         region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
         config=Config(s3={"addressing_style": "path"}),
     )
-    return read_records(S3Store.from_uri(f"s3://{env['MLOPS_S3_BUCKET']}/artifacts", client=client), prefix)
+
+
+SERVER_CREDENTIALS_SECRET = "mlops-s3-server"  # the test install's artifacts.s3.serverCredentialsSecret
+
+
+def scoped_store_keys(kubectl: Kubectl, namespace: str) -> dict[str, tuple[str, str]]:
+    """The documented multi-tenant setup (docs/operations.md, "Multi-tenant install") on the cluster's S3
+    server: a user for the namespace's Jobs and one for its servers, each allowed by the bucket policy
+    only what `mlops-operator store-policy` prints for it, and their keys in the namespace's two Secrets.
+    Returns {"jobs": (access, secret), "servers": (access, secret)}."""
+    import botocore.exceptions
+
+    from mlops_operator.resources.store import namespace_store_policy
+
+    env = s3_env()
+    admin = {
+        **os.environ,
+        "ADMIN_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
+        "ADMIN_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
+        "ADMIN_ENDPOINT_URL": env["AWS_ENDPOINT_URL"],
+        "ADMIN_REGION": env["AWS_REGION"],
+    }
+    versitygw = str(next(bin_dir().glob("versitygw-*")))
+    keys: dict[str, tuple[str, str]] = {}
+    statements: list[dict[str, Any]] = []
+    for holder, secret_name in (("jobs", "mlops-s3"), ("servers", SERVER_CREDENTIALS_SECRET)):
+        access, secret = f"{namespace}-{holder}", uuid.uuid4().hex
+        made = subprocess.run(
+            [versitygw, "admin", "create-user", "--access", access, "--secret", secret, "--role", "user"],
+            env=admin,
+            capture_output=True,
+            text=True,
+        )
+        assert made.returncode == 0, f"versitygw admin create-user {access}: {made.stdout}{made.stderr}"
+        for statement in namespace_store_policy(test_store_uri(), namespace, holder=holder)["Statement"]:
+            sid = "".join(c for c in f"{namespace}{holder}{statement['Sid']}" if c.isalnum())
+            statements.append({**statement, "Sid": sid, "Principal": {"AWS": [access]}})
+        kubectl.run(
+            "create",
+            "secret",
+            "generic",
+            secret_name,
+            "-n",
+            namespace,
+            f"--from-literal=AWS_ACCESS_KEY_ID={access}",
+            f"--from-literal=AWS_SECRET_ACCESS_KEY={secret}",
+        )
+        keys[holder] = (access, secret)
+    root = s3_client()
+    bucket = env["MLOPS_S3_BUCKET"]
+    with one_at_a_time("bucket-policy"):  # one policy document for the bucket: read, add, write
+        try:
+            policy = json.loads(root.get_bucket_policy(Bucket=bucket)["Policy"])
+        except botocore.exceptions.ClientError:
+            policy = {"Version": "2012-10-17", "Statement": []}
+        policy["Statement"] += statements
+        root.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    return keys
 
 
 def s3_env() -> dict[str, str]:
@@ -315,19 +399,20 @@ def s3_env() -> dict[str, str]:
 
 
 def add_s3_credentials(kubectl: Kubectl, namespace: str, *, secret_key: str | None = None) -> None:
-    """The Secret the operator gives its pods in `namespace` (chart: artifacts.s3.credentialsSecret), with
-    the cluster's S3 credentials, or another `secret_key`."""
+    """The Secrets the operator gives its pods in `namespace` (chart: artifacts.s3.credentialsSecret, and
+    serverCredentialsSecret in the test install), with the cluster's S3 root keys, or another `secret_key`."""
     env = s3_env()
-    kubectl.run(
-        "create",
-        "secret",
-        "generic",
-        "mlops-s3",
-        "-n",
-        namespace,
-        f"--from-literal=AWS_ACCESS_KEY_ID={env['AWS_ACCESS_KEY_ID']}",
-        f"--from-literal=AWS_SECRET_ACCESS_KEY={secret_key or env['AWS_SECRET_ACCESS_KEY']}",
-    )
+    for name in ("mlops-s3", SERVER_CREDENTIALS_SECRET):
+        kubectl.run(
+            "create",
+            "secret",
+            "generic",
+            name,
+            "-n",
+            namespace,
+            f"--from-literal=AWS_ACCESS_KEY_ID={env['AWS_ACCESS_KEY_ID']}",
+            f"--from-literal=AWS_SECRET_ACCESS_KEY={secret_key or env['AWS_SECRET_ACCESS_KEY']}",
+        )
 
 
 def add_artifact_volume(namespace: str) -> None:

@@ -13,7 +13,12 @@ from mlops_operator.config import STORE_ANNOTATION, OperatorConfig
 from mlops_operator.controllers.cache import ObjectCache
 from mlops_operator.controllers.watches import objects_to_wake
 from mlops_operator.resources.jobs import desired_training_job, pod_cannot_start
-from mlops_operator.resources.store import serving_store_access, store_access
+from mlops_operator.resources.store import (
+    namespace_store_policy,
+    serving_store_access,
+    snapshot_store_access,
+    store_access,
+)
 
 RUN = TrainingRunSpec.model_validate(
     {"datasetRef": {"name": "iris"}, "model": {"name": "iris", "estimator": "sklearn.svm.SVC"}}
@@ -70,6 +75,45 @@ def test_a_server_reads_the_store_its_model_is_in(model_uri, config, store_uri, 
     assert access.env["MLOPS_STORE_URI"] == store_uri
     claims = [v["persistentVolumeClaim"]["claimName"] for v in access.volumes if "persistentVolumeClaim" in v]
     assert claims == ([claim] if claim else [])
+
+
+def test_servers_get_their_own_keys_where_the_chart_names_them_and_jobs_keep_theirs() -> None:
+    scoped = dataclasses.replace(S3, s3_server_credentials_secret="mlops-s3-server")
+    model = "s3://ml-artifacts/prod/models/ns/iris/r1"
+    assert serving_store_access(model, scoped).env_from == [{"secretRef": {"name": "mlops-s3-server"}}]
+    assert serving_store_access(model, S3).env_from == [{"secretRef": {"name": "mlops-s3"}}]
+    assert store_access(scoped, read_only=False).env_from == [{"secretRef": {"name": "mlops-s3"}}]
+    # A training Job reading a snapshot in another bucket reads it with the Jobs' keys, not the servers'.
+    assert snapshot_store_access("s3://archive/datasets/ns/d/v", scoped).env_from == [
+        {"secretRef": {"name": "mlops-s3"}}
+    ]
+    # A model on a claim: no keys at all.
+    assert serving_store_access("pvc://old-claim/models/ns/iris/r0", scoped).env_from == []
+
+
+def _granted(policy: dict, action: str) -> list[str]:
+    return [r for st in policy["Statement"] if action in st["Action"] for r in st["Resource"]]
+
+
+def test_a_namespaces_store_policy_names_its_own_prefixes_only() -> None:
+    jobs = namespace_store_policy("s3://ml-artifacts/prod", "team-a", holder="jobs")
+    servers = namespace_store_policy("s3://ml-artifacts/prod/", "team-a", holder="servers")
+    own = "arn:aws:s3:::ml-artifacts/prod/{}/team-a/*"
+    assert sorted(_granted(jobs, "s3:PutObject")) == [own.format("datasets"), own.format("models")]
+    assert sorted(_granted(jobs, "s3:GetObject")) == [own.format(k) for k in ("captures", "datasets", "models")]
+    # The servers read models and write only their captures.
+    assert _granted(servers, "s3:PutObject") == _granted(servers, "s3:DeleteObject") == [own.format("captures")]
+    assert sorted(_granted(servers, "s3:GetObject")) == [own.format("captures"), own.format("models")]
+    for policy in (jobs, servers):
+        [listing] = [st for st in policy["Statement"] if st["Action"] == ["s3:ListBucket"]]
+        assert listing["Resource"] == ["arn:aws:s3:::ml-artifacts"]
+        prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
+        assert all(p.startswith("prod/") and p.endswith("/team-a/*") for p in prefixes)
+        assert len({st["Sid"] for st in policy["Statement"]}) == len(policy["Statement"])
+    bare = namespace_store_policy("s3://bucket", "b", holder="servers")
+    assert _granted(bare, "s3:GetObject") == ["arn:aws:s3:::bucket/models/b/*", "arn:aws:s3:::bucket/captures/b/*"]
+    with pytest.raises(ValueError, match="s3://"):
+        namespace_store_policy("pvc://mlops-artifacts", "b", holder="jobs")
 
 
 def test_a_training_job_on_object_storage_has_no_artifact_volume() -> None:

@@ -55,7 +55,16 @@ def store_access(config: OperatorConfig, *, read_only: bool) -> StoreAccess:
 
 def serving_store_access(model_uri: str, config: OperatorConfig) -> StoreAccess:
     """A model server reads the store its model's URI is in, whatever the store for new artifacts is
-    now (a namespace moved to a bucket keeps serving the models stored on its claim)."""
+    now (a namespace moved to a bucket keeps serving the models stored on its claim), with the servers'
+    own keys where the chart names them (`s3_server_credentials_secret`: read models, write captures)."""
+    access = reading_store_access(model_uri, config)
+    if access.env_from and config.s3_server_credentials_secret:
+        return dataclasses.replace(access, env_from=[{"secretRef": {"name": config.s3_server_credentials_secret}}])
+    return access
+
+
+def reading_store_access(model_uri: str, config: OperatorConfig) -> StoreAccess:
+    """Read-only access to the store `model_uri` is in (the claim it names, or its bucket)."""
     if model_uri.startswith("pvc://"):
         claim = model_uri.removeprefix("pvc://").split("/", 1)[0]
         return store_access(dataclasses.replace(config, artifact_store="", artifact_pvc=claim), read_only=True)
@@ -75,7 +84,7 @@ def snapshot_store_access(snapshot_uri: str, config: OperatorConfig) -> StoreAcc
     only, under MLOPS_SNAPSHOT_STORE_URI (and its claim at /snapshots). Nothing when it is the same."""
     if not snapshot_uri.startswith(("s3://", "pvc://")) or snapshot_uri.startswith(config.store_uri + "/"):
         return StoreAccess(env={})
-    other = serving_store_access(snapshot_uri, config)
+    other = reading_store_access(snapshot_uri, config)
     env = {k: v for k, v in other.env.items() if k not in ("MLOPS_STORE_URI", "MLOPS_STORE_PATH")}
     env["MLOPS_SNAPSHOT_STORE_URI"] = other.env["MLOPS_STORE_URI"]
     volumes = [{**v, "name": "snapshots"} for v in other.volumes if "persistentVolumeClaim" in v]
@@ -105,3 +114,50 @@ def another_namespaces_artifacts(uri: str, *, store_uri: str, namespace: str) ->
         if len(parts) == 1 and parts[0] in NAMESPACED_ARTIFACTS:  # every namespace's, this one's among them
             return "every namespace"
     return None
+
+
+# What each holder of a namespace's keys does in the store (storage/__init__.py: the layout):
+# the check and training Jobs write snapshots and models, and read the captured rows a Dataset adds;
+# the model servers read models, and write and expire their captures.
+STORE_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "jobs": {
+        "datasets": ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
+        "models": ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
+        "captures": ("s3:GetObject",),
+    },
+    "servers": {
+        "models": ("s3:GetObject",),
+        "captures": ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
+    },
+}
+
+
+def namespace_store_policy(store_uri: str, namespace: str, *, holder: str) -> dict[str, Any]:
+    """The IAM policy (AWS's JSON) for the keys `holder` ("jobs" or "servers") holds in `namespace`: its
+    own prefixes of the store and nothing else, listing included (`mlops-operator store-policy`)."""
+    if not store_uri.startswith("s3://"):
+        raise ValueError(f"{store_uri!r}: a store policy is for an s3:// store")
+    bucket, _, root = store_uri.removeprefix("s3://").rstrip("/").partition("/")
+    base = f"{root}/" if root else ""
+    grants = STORE_GRANTS[holder]
+    statements: list[dict[str, Any]] = []
+    for actions in dict.fromkeys(grants.values()):
+        kinds = [kind for kind, granted in grants.items() if granted == actions]
+        statements.append(
+            {
+                "Sid": ("ReadWrite" if len(actions) > 1 else "Read") + "".join(k.capitalize() for k in kinds),
+                "Effect": "Allow",
+                "Action": list(actions),
+                "Resource": [f"arn:aws:s3:::{bucket}/{base}{kind}/{namespace}/*" for kind in kinds],
+            }
+        )
+    statements.append(
+        {
+            "Sid": "ListOwnPrefixes",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{bucket}"],
+            "Condition": {"StringLike": {"s3:prefix": [f"{base}{kind}/{namespace}/*" for kind in grants]}},
+        }
+    )
+    return {"Version": "2012-10-17", "Statement": statements}
