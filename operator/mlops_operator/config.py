@@ -41,6 +41,9 @@ class OperatorConfig:
     # The Prometheus URLs a ModelDeployment's spec.prometheusUrl may name, besides prometheus_url: the
     # operator queries from its own network position, so a URL a tenant picks is refused unless listed.
     prometheus_allowed_urls: tuple[str, ...] = ()
+    # How many ModelDeployments' servers may roll at once onto a pod template only the operator changed
+    # (an upgrade, a chart setting): resources/serving.py, "Upgrade rolls".
+    server_upgrades_at_once: int = 3
     # How long a finished Job and its pods stay once its result is recorded (ttlSecondsAfterFinished).
     finished_job_ttl_seconds: int = 600
     # Requests and limits of the pods the operator creates when their spec sets none (the chart's
@@ -87,6 +90,7 @@ class OperatorConfig:
             ),
             pod_resources=os.environ.get("MLOPS_POD_RESOURCES", ""),
             finished_job_ttl_seconds=int(os.environ.get("MLOPS_FINISHED_JOB_TTL_SECONDS") or 600),
+            server_upgrades_at_once=int(os.environ.get("MLOPS_SERVER_UPGRADES_AT_ONCE") or 3),
             stuck_reconcile_seconds=float(os.environ.get("MLOPS_STUCK_RECONCILE_SECONDS") or 120.0),
             test_hang_reconcile=os.environ.get("MLOPS_TEST_HANG_RECONCILE", ""),
             test_crash_after_decision=os.environ.get("MLOPS_TEST_CRASH_AFTER_DECISION", ""),

@@ -3,7 +3,8 @@ redeploys the shared operator, stops the store every namespace uses, or times th
 the operator killed mid-pause resumes the same step; a crash between a promotion's decision and its
 champion label ends with the run promoted and the champion handed over; a server restarted while the
 store is down stays unready while the others serve; a Prometheus that never answers, or answers 64 MiB,
-stalls and kills nothing; the operator redeployed with `prometheus.allowRawQueries=false` refuses raw
+stalls and kills nothing; an upgrade that changes the servers' pod template rolls a bounded number of
+ModelDeployments at a time; the operator redeployed with `prometheus.allowRawQueries=false` refuses raw
 PromQL."""
 
 from __future__ import annotations
@@ -313,6 +314,69 @@ def test_a_hostile_prometheus_stalls_nothing_and_kills_nothing(
         huge.close()
         for name in hostile:
             cluster.run("delete", "modeldeployment", name, "-n", ns, "--wait=false", check=False)
+
+
+def test_an_upgrade_that_changes_the_servers_template_rolls_a_bounded_number_at_a_time(
+    cluster: Kubectl, ns: str, runs, operator
+) -> None:
+    """The operator upgraded with a new server pod template (podResources.server here, as a new image would)
+    and serverUpgrades.maxConcurrent=1: the servers of one ModelDeployment at a time roll onto it, each
+    without a pod less than wanted, the others waiting and saying so; the operator is then installed back."""
+    a, _ = runs
+    names = ("upgrade-1", "upgrade-2", "upgrade-3")
+    for name in names:
+        cluster.apply(_md(name, run=a, replicas=1), ns)
+
+    def servers() -> dict[str, dict]:
+        """The stable server Deployments of `names`, from one list (one consistent moment)."""
+        listed = cluster.json("get", "deployments", "-n", ns, "-l", "mlops.dev/variant=stable")["items"]
+        return {d["metadata"]["name"].removesuffix("-stable"): d for d in listed if d["metadata"]["name"][:-7] in names}
+
+    def cpu(deployment: dict) -> str:
+        [server] = deployment["spec"]["template"]["spec"]["containers"]
+        return server["resources"]["requests"]["cpu"]
+
+    def complete(deployment: dict) -> bool:
+        s, wanted = deployment.get("status") or {}, deployment["spec"]["replicas"]
+        return (s.get("observedGeneration") or 0) >= deployment["metadata"]["generation"] and (
+            s.get("updatedReplicas") == s.get("replicas") == s.get("availableReplicas") == wanted
+        )
+
+    wait_for(
+        lambda: len(d := servers()) == 3 and all(complete(x) and cpu(x) == "25m" for x in d.values()),
+        timeout=240,
+        what="three ModelDeployments serving on the chart's default server template",
+    )
+    started = time.monotonic()
+    operator.deploy("--set", "serverUpgrades.maxConcurrent=1", "--set", "podResources.server.requests.cpu=30m")
+    try:
+        most_rolling, waited, unavailable = 0, set(), []
+
+        def all_rolled() -> bool:
+            nonlocal most_rolling
+            found = servers()
+            rolling = [n for n, d in found.items() if cpu(d) == "30m" and not complete(d)]
+            most_rolling = max(most_rolling, len(rolling))
+            unavailable.extend(n for n, d in found.items() if (d.get("status") or {}).get("availableReplicas", 0) < 1)
+            for name in names:
+                if (_status(cluster, ns, name).get("serverUpgrade") or "").startswith("waiting"):
+                    waited.add(name)
+            return all(cpu(d) == "30m" and complete(d) for d in found.values())
+
+        wait_for(all_rolled, timeout=420, interval=0.5, what="every server rolled onto the new template")
+        took = time.monotonic() - started
+        assert most_rolling == 1, f"{most_rolling} ModelDeployments rolled at once (serverUpgrades.maxConcurrent=1)"
+        assert waited, "no ModelDeployment said it was waiting for its turn"
+        assert not unavailable, f"a ModelDeployment had no available server during the roll: {unavailable}"
+        wait_for(
+            lambda: not any(_status(cluster, ns, n).get("serverUpgrade") for n in names),
+            timeout=60,
+            what="status.serverUpgrade cleared once every roll is done",
+        )
+        print(f"three ModelDeployments rolled one at a time in {took:.0f} s")
+    finally:
+        operator.deploy()
+        operator.wait_ready()
 
 
 def test_raw_queries_refused_when_the_chart_says_so(cluster, operator, namespace) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from mlops_operator.api.modeldeployment import ModelDeploymentSpec
 from mlops_operator.config import OperatorConfig
-from mlops_operator.controllers import children
+from mlops_operator.controllers import children, reads
 from mlops_operator.controllers import modeldeployment as controller
 from mlops_operator.controllers.cache import ObjectCache
 from mlops_operator.controllers.contract import Observed, apply_merge_patch, status_patch
@@ -55,6 +55,7 @@ class World:
         self.pods_ready, self.measurement = True, None
         monkeypatch.setattr(controller, "CACHE", self.cache)
         monkeypatch.setattr(children, "CACHE", self.cache)
+        monkeypatch.setattr(reads, "CACHE", self.cache)
         monkeypatch.setattr(controller, "namespace_config", lambda namespace: (OperatorConfig(), None))
         monkeypatch.setattr(controller, "take_measurement", lambda key, *, version, measure: self.measurement)
         self.server: dict[tuple[str, str], dict] = {}  # what the API server holds, ours or not (by plural, name)
@@ -63,6 +64,9 @@ class World:
         monkeypatch.setattr(controller.kube, "create_secret", self._create_secret)
         monkeypatch.setattr(controller.kube, "scale_deployment", self._scale)
         monkeypatch.setattr(controller.kube, "patch_metadata", self._patch_metadata)
+        # Reads on a cache miss (a watch that has not listed yet): what the API server holds.
+        monkeypatch.setattr(controller.kube, "read_deployment", lambda ns, name: self.server.get(("deployments", name)))
+        monkeypatch.setattr(controller.kube, "get_custom", lambda plural, ns, name: self.server.get((plural, name)))
 
     def _version(self) -> str:
         self.rv += 1
@@ -163,6 +167,45 @@ def test_nothing_changed_means_no_write_and_no_event(monkeypatch) -> None:
     world.reconcile()
     outcome = world.reconcile()
     assert world.writes == [] and outcome.events == [], "a settled ModelDeployment writes nothing"
+
+
+def test_an_upgraded_operator_rolls_the_servers_only_in_a_free_slot_even_before_its_watch_has_listed_them(
+    monkeypatch,
+) -> None:
+    """Restarted with a new server image (an upgrade) and one roll at a time while another ModelDeployment's
+    servers roll: this one's Deployments, not yet watched, are read, left as they are and the wait is in
+    status; once the other roll completes this one rolls, marked as an upgrade roll."""
+    world = World(monkeypatch)
+    world.add(run("iris-a", champion=True))
+    world.reconcile()
+    before = world.deployment("stable")["spec"]["template"]
+    upgraded = OperatorConfig(image="mlops-operator:next", server_upgrades_at_once=1)
+    monkeypatch.setattr(controller, "namespace_config", lambda namespace: (upgraded, None))
+    other = {
+        "metadata": {
+            "name": "other-stable",
+            "namespace": "team-b",
+            "generation": 2,
+            "labels": {"mlops.dev/deployment": "other"},
+            "annotations": {"mlops.dev/upgrade-roll": "t2"},
+        },
+        "spec": {"replicas": 2},
+        "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2},
+    }
+    for variant in ("stable", "canary"):  # the restart: the Deployments are not watched yet
+        world.cache.forget("deployments", world.deployment(variant))
+    world.cache.observe("deployments", other)
+    world.reconcile()
+    assert not [w for w in world.writes if w[0].endswith("deployments")], world.writes
+    assert world.server[("deployments", "iris-stable")]["spec"]["template"] == before
+    assert world.status["serverUpgrade"].startswith("waiting to roll the servers"), world.status
+    world.cache.observe("deployments", {**other, "status": {**other["status"], "updatedReplicas": 2, "replicas": 2}})
+    world.reconcile()
+    assert ("apply deployments", "iris-stable") in world.writes
+    stable = world.deployment("stable")
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == "mlops-operator:next"
+    assert stable["metadata"]["annotations"]["mlops.dev/upgrade-roll"]
+    assert world.status["serverUpgrade"].startswith("rolling the servers"), world.status
 
 
 def test_a_new_champion_starts_a_canary_and_stable_keeps_its_pods_until_the_canarys_are_ready(monkeypatch) -> None:

@@ -6,15 +6,19 @@ from __future__ import annotations
 import pytest
 
 from mlops_operator.api.modeldeployment import ModelDeploymentSpec, VersionStatus
+from mlops_operator.api.names import SERVER_TEMPLATE_ANNOTATION, UPGRADE_ROLL_ANNOTATION
 from mlops_operator.config import OperatorConfig
 from mlops_operator.resources.serving import (
     DESIRED_ANNOTATION,
     desired_server_deployment,
     held_replicas,
     is_current,
+    operator_retemplate,
     plan_serving,
     running_version,
     selector_labels,
+    upgrade_rolling,
+    upgrade_rolls,
     with_fingerprint,
 )
 
@@ -238,3 +242,82 @@ def test_capture_goes_to_the_namespaces_object_store_with_its_bounds() -> None:
     assert args == [] and words.startswith("not captured: capture needs an object store (s3://)")
     off = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, "capture": {"enabled": False}})
     assert capture_plan(off, md="iris", namespace="ml", config=s3) == ([], None)
+
+
+def _plan_with(deployments: dict, *, config: OperatorConfig, may_upgrade: bool, server: dict | None = None):
+    spec = ModelDeploymentSpec.model_validate({"model": {"name": "iris"}, "replicas": 2, "server": server or {}})
+    stable = VersionStatus(version="iris-a", model_uri=VERSION["modelUri"], sha256=VERSION["sha256"])
+    where = {"md": "iris", "uid": "u", "namespace": "ml", "model": "iris", "config": config}
+    return plan_serving(
+        spec,
+        **where,
+        stable=stable,
+        canary=None,
+        wanted=(2, 0),
+        deployments=deployments,
+        receipt_secret=None,
+        may_upgrade=may_upgrade,
+    )
+
+
+def _rolled(body: dict, *, updated: int) -> dict:
+    """`body` as watched with `updated` of its pods on its template, all of them available."""
+    replicas = body["spec"]["replicas"]
+    status = {
+        "observedGeneration": 2,
+        "replicas": replicas,
+        "updatedReplicas": updated,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+    }
+    return {**body, "metadata": {**body["metadata"], "namespace": "ml", "generation": 2}, "status": status}
+
+
+def test_a_pod_template_only_the_operator_changed_waits_for_a_slot_and_holds_it_until_rolled() -> None:
+    """An upgrade (here a new image) changes the servers' template while the version and the spec stay:
+    without a slot the Deployment is only scaled; with one it rolls, marked, and keeps the slot until every
+    pod runs the new template."""
+    first = _plan_with({"stable": None, "canary": None}, config=OperatorConfig(), may_upgrade=False)
+    running = _rolled(first.stable.body, updated=2)
+    deployments = {"stable": running, "canary": None}
+    upgraded = OperatorConfig(image="mlops-operator:next")
+    waiting = _plan_with(deployments, config=upgraded, may_upgrade=False)
+    assert (waiting.stable.body, waiting.stable.replicas, waiting.upgrade) == (None, 2, "waiting")
+    rolling = _plan_with(deployments, config=upgraded, may_upgrade=True)
+    assert rolling.upgrade == "rolling" and operator_retemplate(rolling.stable.body, running)
+    marked = rolling.stable.body["metadata"]["annotations"]
+    assert marked[UPGRADE_ROLL_ANNOTATION] == marked[SERVER_TEMPLATE_ANNOTATION]
+    assert rolling.stable.body["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+
+    mid_roll = _rolled(rolling.stable.body, updated=1)
+    assert upgrade_rolling(mid_roll) and upgrade_rolls([mid_roll, running]) == {("ml", "iris")}
+    held = _plan_with({"stable": mid_roll, "canary": None}, config=upgraded, may_upgrade=False)
+    assert held.upgrade == "rolling" and UPGRADE_ROLL_ANNOTATION in held.stable.body["metadata"]["annotations"]
+
+    done = _rolled(rolling.stable.body, updated=2)
+    assert not upgrade_rolling(done) and upgrade_rolls([done]) == set()
+    settled = _plan_with({"stable": done, "canary": None}, config=upgraded, may_upgrade=False)
+    assert settled.upgrade is None and UPGRADE_ROLL_ANNOTATION not in settled.stable.body["metadata"]["annotations"]
+    assert settled.stable.body["spec"]["template"] == rolling.stable.body["spec"]["template"]
+
+
+def test_a_change_the_user_asked_for_rolls_at_once_and_an_older_operators_servers_wait() -> None:
+    first = _plan_with({"stable": None, "canary": None}, config=OperatorConfig(), may_upgrade=False)
+    running = _rolled(first.stable.body, updated=2)
+    # spec.server changed: the template changes because the user asked, even during an upgrade.
+    asked = _plan_with(
+        {"stable": running, "canary": None}, config=OperatorConfig(), may_upgrade=False, server={"maxBatchSize": 8}
+    )
+    assert asked.upgrade is None and asked.stable.body["spec"]["template"] != running["spec"]["template"]
+    assert not operator_retemplate(asked.stable.body, running)
+    # A new version is a rollout of its own, never an upgrade roll.
+    other = deployment(version={**VERSION, "version": "iris-b"})
+    assert not operator_retemplate(other, running) and not operator_retemplate(running, None)
+    # Made by an operator that recorded neither fingerprint: its template may differ, so it waits for a slot.
+    older = {**running, "metadata": {k: v for k, v in running["metadata"].items() if k != "annotations"}}
+    assert (
+        _plan_with({"stable": older, "canary": None}, config=OperatorConfig(), may_upgrade=False).upgrade == "waiting"
+    )
+    # Unchanged: nothing to roll.
+    same = _plan_with({"stable": running, "canary": None}, config=OperatorConfig(), may_upgrade=False)
+    assert same.upgrade is None and same.stable.body is not None

@@ -875,6 +875,11 @@ class ModelDeploymentStatus(StatusModel):
     )
     degraded: Degradation | None = Field(default=None, description="Why the last rollback happened.")
     routing: str | None = Field(default=None, description="The traffic split in words; HTTPRoute problems show here.")
+    server_upgrade: str | None = Field(
+        default=None,
+        description="While the servers wait for or roll onto a pod template only the operator changed (an upgrade), "
+        "in words (chart serverUpgrades.maxConcurrent).",
+    )
     last_analysis: list[AnalysisResult] = Field(default_factory=list, description="Latest measurement per metric.")
     receipt_key_secret: str | None = Field(
         default=None,

@@ -66,6 +66,12 @@ TRIGGER_ANNOTATION = "mlops.dev/retraining-trigger"  # the evidence a retraining
 REFRESH_ANNOTATION = "mlops.dev/refresh-requested"
 STORE_ANNOTATION = "mlops.dev/artifact-store"  # a Namespace's own artifact store
 DESIRED_ANNOTATION = "mlops.dev/desired"  # fingerprint of the body the operator last applied to a child
+# On a server Deployment: the fingerprint of its pod template, of the ModelDeployment's spec that shaped it
+# (spec.server, spec.capture), and — while the servers roll onto a template only the operator changed (an
+# upgrade) — the template they roll to (resources/serving.py, "Upgrade rolls").
+SERVER_TEMPLATE_ANNOTATION = "mlops.dev/server-template"
+SERVER_INPUTS_ANNOTATION = "mlops.dev/server-inputs"
+UPGRADE_ROLL_ANNOTATION = "mlops.dev/upgrade-roll"
 
 # ------------------------------------------------------------------------------ keys others define
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"

@@ -74,6 +74,11 @@ class ObjectCache:
             found = [body for (ns, _), body in self._objects[plural].items() if ns == namespace]
         return [b for b in found if wanted <= (b["metadata"].get("labels") or {}).items()]
 
+    def all(self, plural: str) -> list[dict[str, Any]]:
+        """Every object of a kind kept, in all namespaces."""
+        with self._lock:
+            return list(self._objects[plural].values())
+
     def count(self, plural: str) -> int:
         with self._lock:
             return len(self._objects[plural])

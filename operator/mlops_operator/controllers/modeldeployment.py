@@ -8,6 +8,7 @@ the canary pods and, when one is due, take a measurement on Prometheus; the pure
 from __future__ import annotations
 
 import secrets
+import threading
 from typing import Any
 
 from ..adapters import kube
@@ -30,11 +31,13 @@ from ..resources.jobs import child_name
 from ..resources.ownership import controlled_by
 from ..resources.routing import routed_weight, weight_patch
 from ..resources.serving import (
+    ServingPlan,
     capture_plan,
     desired_receipt_key_secret,
     plan_serving,
     ready_replicas_of,
     replicas_of,
+    upgrade_rolls,
 )
 from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_prometheus_url, refused_queries
 from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, Observation, Target, next_rollout, variant_replicas
@@ -44,7 +47,7 @@ from .children import cached_child, ensure_child
 from .contract import Event, Events, Observed, Outcome, invalid_spec_outcome
 from .loop import register_reconciler
 from .measurements import take_measurement
-from .reads import namespace_config
+from .reads import namespace_config, read_child
 from .retraining import TRIGGERS_CHECKED, reconcile_retraining
 
 
@@ -60,6 +63,8 @@ def resolve_target(spec: ModelDeploymentSpec, namespace: str) -> tuple[Target | 
     """(target, model name, why there is none), from the cached TrainingRuns (their events wake us)."""
     if spec.model.training_run:
         run = CACHE.get("trainingruns", namespace, spec.model.training_run)
+        if run is None and (run := kube.get_custom("trainingruns", namespace, spec.model.training_run)):
+            CACHE.observe("trainingruns", run)  # there, but its watch has not listed it yet (a restart)
         if run is None:
             return None, "", f"TrainingRun {spec.model.training_run} does not exist"
         model_name = run["spec"]["model"]["name"]
@@ -215,45 +220,89 @@ def apply_serving(
     if status.receipt_key_secret is None:  # once: its name is recorded in status, it is never read back
         key = desired_receipt_key_secret(md=name, uid=observed.uid, key=secrets.token_bytes(32))
         status.receipt_key_secret = kube.create_secret(namespace, key)
+    # Read through on a miss: right after a restart the watch may not have listed them yet, and a plan made
+    # without them would re-template running servers at once (resources/serving.py, "Upgrade rolls").
     deployments = {
-        v: cached_child("deployments", namespace, child_name(name, v), uid=observed.uid) for v in ("stable", "canary")
+        v: read_child("deployments", namespace, child_name(name, v), uid=observed.uid) for v in ("stable", "canary")
     }
-    plan = plan_serving(
-        spec,
-        md=name,
-        uid=observed.uid,
-        namespace=namespace,
-        model=model,
-        stable=stable,
-        canary=canary,
-        wanted=variant_replicas(spec.replicas, weight, gateway=gateway),
-        deployments=deployments,
-        config=config,
-        receipt_secret=status.receipt_key_secret,
-    )
+
+    def plan(may_upgrade: bool) -> ServingPlan:
+        return plan_serving(
+            spec,
+            md=name,
+            uid=observed.uid,
+            namespace=namespace,
+            model=model,
+            stable=stable,
+            canary=canary,
+            wanted=variant_replicas(spec.replicas, weight, gateway=gateway),
+            deployments=deployments,
+            config=config,
+            receipt_secret=status.receipt_key_secret,
+            may_upgrade=may_upgrade,
+        )
+
+    planned = plan(may_upgrade=False)
+    servers = {"namespace": namespace, "deployments": deployments, "uid": observed.uid}
+    applied: dict[str, dict[str, Any]] = {}
+    status.server_upgrade = None
+    if planned.upgrade == "waiting":  # the servers' template changed by the operator alone: a slot first
+        with UPGRADE_SLOTS:
+            rolling = upgrade_rolls(CACHE.all("deployments")) - {(namespace, name)}
+            if len(rolling) < config.server_upgrades_at_once:
+                planned = plan(may_upgrade=True)
+                applied = apply_server_deployments(
+                    planned, namespace=namespace, deployments=deployments, uid=observed.uid
+                )
+            else:
+                status.server_upgrade = (
+                    "waiting to roll the servers onto the operator's new pod template: "
+                    f"{len(rolling)} ModelDeployments roll at once (serverUpgrades.maxConcurrent "
+                    f"{config.server_upgrades_at_once})"
+                )
+    if not applied:
+        applied = apply_server_deployments(planned, **servers)
+    if planned.upgrade == "rolling":
+        status.server_upgrade = "rolling the servers onto the operator's new pod template, one surge pod at a time"
     pods = 0
-    for planned, served in ((plan.stable, stable), (plan.canary, canary)):
-        if planned.body is None:
-            applied = scale_child(namespace, deployments[planned.variant], planned.replicas)  # type: ignore[arg-type]
-        else:
-            applied = ensure_child("deployments", namespace, planned.body, uid=observed.uid)
-        pods += int((applied.get("status") or {}).get("replicas") or 0)
+    for variant_plan, served in ((planned.stable, stable), (planned.canary, canary)):
+        result = applied[variant_plan.variant]
+        pods += int((result.get("status") or {}).get("replicas") or 0)
         if served is not None:
-            served.replicas = planned.replicas
-            served.ready_replicas = int((applied.get("status") or {}).get("readyReplicas") or 0)
-    for service in plan.services:
+            served.replicas = variant_plan.replicas
+            served.ready_replicas = int((result.get("status") or {}).get("readyReplicas") or 0)
+    for service in planned.services:
         ensure_child("services", namespace, service, uid=observed.uid)
     status.replicas = pods  # what the scale subresource reports: the pods there are, as their Deployments count
     if gateway:
         achieved, status.routing = route_traffic(spec, namespace=namespace, md=name, weight=weight if canary else 0)
     else:
-        achieved = plan.canary_share
+        achieved = planned.canary_share
         status.routing = (
-            f"replica ratio behind Service {name}: {plan.stable.replicas} stable, {plan.canary.replicas} canary"
+            f"replica ratio behind Service {name}: {planned.stable.replicas} stable, {planned.canary.replicas} canary"
         )
     stable.weight = 100 - achieved
     if canary:
         canary.weight = achieved
+
+
+# Held while a reconcile counts the upgrade rolls in progress and starts one, so that two ModelDeployments
+# reconciled at once do not both take the last slot (the count is read from the watched Deployments).
+UPGRADE_SLOTS = threading.Lock()
+
+
+def apply_server_deployments(
+    planned: ServingPlan, *, namespace: str, deployments: dict[str, dict[str, Any] | None], uid: str
+) -> dict[str, dict[str, Any]]:
+    """Apply the two server Deployments of a plan (or only scale one the plan leaves as it is); each as applied."""
+    applied = {}
+    for variant_plan in (planned.stable, planned.canary):
+        if variant_plan.body is None:
+            existing = deployments[variant_plan.variant]
+            applied[variant_plan.variant] = scale_child(namespace, existing, variant_plan.replicas)  # type: ignore[arg-type]
+        else:
+            applied[variant_plan.variant] = ensure_child("deployments", namespace, variant_plan.body, uid=uid)
+    return applied
 
 
 def scale_child(namespace: str, deployment: dict[str, Any], replicas: int) -> dict[str, Any]:

@@ -23,7 +23,10 @@ from ..api.names import (
     MANAGED_BY_LABEL,
     MODEL_LABEL,
     NAME_LABEL,
+    SERVER_INPUTS_ANNOTATION,
     SERVER_NAME,
+    SERVER_TEMPLATE_ANNOTATION,
+    UPGRADE_ROLL_ANNOTATION,
     VARIANT_LABEL,
     VERSION_LABEL,
 )
@@ -164,7 +167,7 @@ def desired_server_deployment(
     resources = server.resources.model_dump(exclude_none=True) if server.resources else None
     if resources := resources or config.default_resources("server"):
         container["resources"] = resources
-    return {
+    deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
@@ -209,6 +212,19 @@ def desired_server_deployment(
             },
         },
     }
+    inputs = {
+        "server": server.model_dump(mode="json"),
+        "capture": spec.capture and spec.capture.model_dump(mode="json"),
+    }
+    deployment["metadata"]["annotations"] = {
+        SERVER_TEMPLATE_ANNOTATION: _digest(deployment["spec"]["template"]),
+        SERVER_INPUTS_ANNOTATION: _digest(inputs),
+    }
+    return deployment
+
+
+def _digest(content: Any) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def desired_receipt_key_secret(*, md: str, uid: str, key: bytes) -> dict[str, Any]:
@@ -339,6 +355,62 @@ class VariantPlan:
     variant: str
     replicas: int
     body: dict[str, Any] | None
+    # "waiting" for an upgrade-roll slot (body None: only scaled), "rolling" onto the operator's new template.
+    upgrade: str | None = None
+
+
+# Upgrade rolls. A server Deployment whose pod template changes while neither the version it serves nor
+# the ModelDeployment's spec that shapes it (spec.server, spec.capture) did is changed by the operator
+# itself: a new operator image, a chart setting such as podResources. Such a change restarts pods outside
+# any canary, so it waits for a slot: at most `serverUpgrades.maxConcurrent` ModelDeployments roll at once
+# (counted across the cluster from the Deployments marked UPGRADE_ROLL_ANNOTATION whose rollout is not
+# complete), each with maxUnavailable 0; until then its Deployments keep their template and are only scaled.
+
+
+def operator_retemplate(desired: dict[str, Any], actual: dict[str, Any] | None) -> bool:
+    """Whether applying `desired` over the server Deployment `actual` changes its pods' template although
+    the version they serve and the spec that shapes them are unchanged (or unknown: made by an older
+    operator, which did not record them)."""
+    if actual is None or actual["metadata"].get("deletionTimestamp"):
+        return False
+    if running_version(actual) != running_version(desired):
+        return False
+    want, have = desired["metadata"]["annotations"], actual["metadata"].get("annotations") or {}
+    if have.get(SERVER_TEMPLATE_ANNOTATION) == want[SERVER_TEMPLATE_ANNOTATION]:
+        return False
+    return have.get(SERVER_INPUTS_ANNOTATION) in (None, want[SERVER_INPUTS_ANNOTATION])
+
+
+def upgrade_rolling(deployment: dict[str, Any]) -> bool:
+    """Whether `deployment` is rolling onto a template only the operator changed and has not finished:
+    not all its pods run the new template, available."""
+    annotations = deployment["metadata"].get("annotations") or {}
+    if not annotations.get(UPGRADE_ROLL_ANNOTATION):
+        return False
+    wanted = replicas_of(deployment)
+    s = deployment.get("status") or {}
+    return not (
+        (s.get("observedGeneration") or 0) >= (deployment["metadata"].get("generation") or 0)
+        and (s.get("updatedReplicas") or 0) == wanted
+        and (s.get("replicas") or 0) == wanted
+        and (s.get("availableReplicas") or 0) == wanted
+    )
+
+
+def upgrade_rolls(deployments: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """The ModelDeployments (namespace, name) whose servers are in an upgrade roll now."""
+    return {
+        (d["metadata"].get("namespace") or "", (d["metadata"].get("labels") or {}).get(DEPLOYMENT_LABEL) or "")
+        for d in deployments
+        if upgrade_rolling(d)
+    }
+
+
+def with_upgrade_roll(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` marked as an upgrade roll onto its template (it holds a slot until its rollout completes)."""
+    annotations = body["metadata"]["annotations"]
+    marked = {**annotations, UPGRADE_ROLL_ANNOTATION: annotations[SERVER_TEMPLATE_ANNOTATION]}
+    return {**body, "metadata": {**body["metadata"], "annotations": marked}}
 
 
 @dataclass(frozen=True)
@@ -350,6 +422,12 @@ class ServingPlan:
     canary: VariantPlan
     services: tuple[dict[str, Any], ...]
     canary_share: int  # percent of the pods that are the canary's (0 without a canary)
+
+    @property
+    def upgrade(self) -> str | None:
+        """ "waiting" if a Deployment waits for an upgrade-roll slot, else "rolling" if one rolls, else None."""
+        found = {self.stable.upgrade, self.canary.upgrade}
+        return "waiting" if "waiting" in found else "rolling" if "rolling" in found else None
 
 
 def plan_serving(
@@ -365,11 +443,13 @@ def plan_serving(
     deployments: dict[str, dict[str, Any] | None],
     config: OperatorConfig,
     receipt_secret: str | None,
+    may_upgrade: bool = True,
 ) -> ServingPlan:
     """What apply_serving applies, from the status and the Deployments as watched; no request is made.
 
     `wanted` is the (stable, canary) split of the current weight; `deployments` the two server Deployments
-    as they are. Capacity never drops while traffic moves (held_replicas). After an abort or a rollback
+    as they are; `may_upgrade` whether an upgrade roll may start (see "Upgrade rolls" above). Capacity
+    never drops while traffic moves (held_replicas). After an abort or a rollback
     (no canary in status) the canary Deployment still runs the version that was rolled back: it serves
     until stable is whole again, and is only scaled down, until it has none."""
     capture_args, _ = capture_plan(spec, md=md, namespace=namespace, config=config)
@@ -403,6 +483,15 @@ def plan_serving(
             capture_args=capture_args,
             receipt_secret=receipt_secret,
         )
+        actual = deployments[name]
+        if operator_retemplate(body, actual):
+            if not may_upgrade:
+                return VariantPlan(name, replicas, None, upgrade="waiting")
+            return VariantPlan(name, replicas, with_upgrade_roll(body), upgrade="rolling")
+        if actual is not None and upgrade_rolling(actual):  # the slot is held until the rollout completes
+            marked = (actual["metadata"].get("annotations") or {}).get(UPGRADE_ROLL_ANNOTATION)
+            if marked == body["metadata"]["annotations"][SERVER_TEMPLATE_ANNOTATION]:
+                return VariantPlan(name, replicas, with_upgrade_roll(body), upgrade="rolling")
         return VariantPlan(name, replicas, body)
 
     services = (
