@@ -102,6 +102,25 @@ def test_an_event_wakes_exactly_the_objects_it_concerns(cache, plural, body, wok
     assert sorted(objects_to_wake(plural, body, cache)) == sorted(woken)
 
 
+def test_a_finished_upgrade_roll_wakes_the_modeldeployments_waiting_for_a_slot_in_any_namespace() -> None:
+    cache = ObjectCache()
+    waiting = {"serverUpgrade": "waiting to roll the servers onto the operator's new pod template: ..."}
+    cache.observe("modeldeployments", obj("waits", status=waiting))
+    cache.observe("modeldeployments", {**obj("waits-too", status=waiting), "metadata": {"name": "waits-too"}})
+    cache.observe("modeldeployments", obj("rolls", status={"serverUpgrade": "rolling the servers ..."}))
+    cache.observe("modeldeployments", obj("settled"))
+    rolled = obj("rolls-stable", spec={"replicas": 2}, owners=[owner("ModelDeployment", "rolls")])
+    rolled["metadata"].update(generation=3, annotations={"mlops.dev/upgrade-roll": "t2"})
+    done = {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+    half = {**done, "replicas": 3, "updatedReplicas": 1}
+    assert objects_to_wake("deployments", {**rolled, "status": half}, cache) == [("modeldeployments", NS, "rolls")]
+    assert sorted(objects_to_wake("deployments", {**rolled, "status": done}, cache)) == [
+        ("modeldeployments", "", "waits-too"),
+        ("modeldeployments", NS, "rolls"),
+        ("modeldeployments", NS, "waits"),
+    ]
+
+
 def test_the_cache_keeps_the_newest_version_whatever_the_order_of_arrival() -> None:
     cache = ObjectCache()
     cache.observe("trainingruns", obj("a", rv="105", status={"phase": "Running"}))  # our own write's response

@@ -7,6 +7,7 @@ the canary pods and, when one is due, take a measurement on Prometheus; the pure
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import threading
 from typing import Any
@@ -187,8 +188,12 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
     status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
     # The deadlines as they are after applying (the pods the canary now needs are in status).
+    # Waiting for an upgrade-roll slot: a roll that finishes wakes us (controllers/watches.py); look again
+    # in 30 s all the same, should that event be missed.
+    slot_wake = moment + dt.timedelta(seconds=30) if (status.server_upgrade or "").startswith("waiting") else None
     wake = min(
-        (w for w in (next_wake(spec, status, moment, measurement_running=running), retrain_wake) if w), default=None
+        (w for w in (next_wake(spec, status, moment, measurement_running=running), retrain_wake, slot_wake) if w),
+        default=None,
     )
     return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), wake_at=wake, events=events)
 

@@ -8,7 +8,8 @@ user's, so they cannot carry our label; there are few of them).
 
 Every event updates the cache and wakes exactly the objects it concerns (`objects_to_wake`, pure):
 - a child (Job, Deployment, Service, HorizontalPodAutoscaler) wakes its owner; a Job's pod wakes the run
-  or Dataset it works for;
+  or Dataset it works for; a server Deployment that finished an upgrade roll also wakes the
+  ModelDeployments waiting for a slot (resources/serving.py, "Upgrade rolls");
 - a TrainingRun wakes the ModelDeployments that follow its model or pin it (a champion change);
 - a Dataset wakes itself, the TrainingRuns waiting for a version of it and the Datasets that add captured
   rows to it;
@@ -28,6 +29,7 @@ from ..api import GROUP, VERSION
 from ..api.names import JOB_NAME_LABEL, KINDS, MANAGED_BY, MANAGED_BY_LABEL
 from ..config import OperatorConfig
 from ..registry import MODEL_LABEL
+from ..resources.serving import upgrade_roll_finished
 from .cache import CACHE, WAKERS, Key, ObjectCache
 
 OURS = tuple(k.plural for k in KINDS)
@@ -58,11 +60,18 @@ def objects_to_wake(plural: str, body: dict[str, Any], cache: ObjectCache) -> li
     meta = body["metadata"]
     namespace, name = meta.get("namespace") or "", meta["name"]
     if plural in ("jobs", "deployments", "services", "horizontalpodautoscalers"):
-        return [
+        owners: list[Key] = [
             (OWNER_KINDS[ref["kind"]], namespace, ref["name"])
             for ref in meta.get("ownerReferences") or []
             if ref.get("apiVersion", "").startswith(f"{GROUP}/") and ref.get("kind") in OWNER_KINDS
         ]
+        if plural == "deployments" and upgrade_roll_finished(body):  # a slot is free: whoever waits for one
+            owners += [
+                ("modeldeployments", md["metadata"].get("namespace") or "", md["metadata"]["name"])
+                for md in cache.all("modeldeployments")
+                if ((md.get("status") or {}).get("serverUpgrade") or "").startswith("waiting")
+            ]
+        return owners
     if plural == "pods":  # a Job's pod: its Job's owner (the label's value is the Job's full name)
         job = cache.get("jobs", namespace, (meta.get("labels") or {}).get(JOB_NAME_LABEL, ""))
         return objects_to_wake("jobs", job, cache) if job else []

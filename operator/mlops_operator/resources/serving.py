@@ -397,6 +397,12 @@ def upgrade_rolling(deployment: dict[str, Any]) -> bool:
     )
 
 
+def upgrade_roll_finished(deployment: dict[str, Any]) -> bool:
+    """Whether `deployment` is marked as an upgrade roll that has completed (its slot is free)."""
+    marked = (deployment["metadata"].get("annotations") or {}).get(UPGRADE_ROLL_ANNOTATION)
+    return bool(marked) and not upgrade_rolling(deployment)
+
+
 def upgrade_rolls(deployments: list[dict[str, Any]]) -> set[tuple[str, str]]:
     """The ModelDeployments (namespace, name) whose servers are in an upgrade roll now."""
     return {
