@@ -292,7 +292,10 @@ def test_mid_canary_shows_both_versions_the_step_and_the_analysis() -> None:
     assert shown["Measurements"] == "2 successful, 1 failed (rollback at 2), 0 inconclusive in a row (pause at 4)"
     assert shown["Started"] == "2026-03-02T10:05:00Z (1m2s ago)"
     assert shown["Routing"] == "replica ratio behind Service iris: 3 stable, 1 canary"
-    assert "Degraded" not in shown
+    assert "Degraded" not in shown and "Server upgrade" not in shown
+    waiting = "waiting to roll the servers onto the operator's new pod template: 3 ModelDeployments roll at once"
+    upgrading = {**MID_CANARY, "status": {**MID_CANARY["status"], "serverUpgrade": waiting}}
+    assert status_fields(plugin.render_status(upgrading, now=NOW))["Server upgrade"] == waiting
     steps = text.split("Steps:\n")[1].split("\n\n")[0].splitlines()
     assert [s.split() for s in steps] == [
         ["1", "setWeight", "25%", "done"],

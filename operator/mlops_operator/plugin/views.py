@@ -243,6 +243,8 @@ def render_status(md: dict[str, Any], *, now: dt.datetime | None = None) -> str:
             fields.append(("Guard", guard))
     if status.routing:
         fields.append(("Routing", status.routing))
+    if status.server_upgrade:
+        fields.append(("Server upgrade", status.server_upgrade))
     if status.autoscaler:
         fields.append(("Autoscaler", status.autoscaler))
     if status.capture:
