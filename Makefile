@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 KUBECONFIG_LOCAL := $(CURDIR)/.localcluster/kubeconfig
 
-.PHONY: help demo deps binaries cluster-up cluster-down cluster-status metrics-addons metrics-addons-binaries argocd argocd-binaries image deploy crds lint unit integration test
+.PHONY: help demo deps lock binaries cluster-up cluster-down cluster-status metrics-addons metrics-addons-binaries argocd argocd-binaries image deploy crds lint unit integration test
 
 help:
 	@echo "make demo          the whole lifecycle on the local cluster: install, train, serve, canary, rollback"
@@ -16,9 +16,14 @@ help:
 	@echo "make deploy        build the image and helm-install the chart into the local cluster"
 	@echo "make image         build operator/Dockerfile (buildah) and load it into the node as mlops-operator:dev"
 	@echo "make crds          regenerate crds/, the chart's crds/ and docs/api.md from the pydantic models"
+	@echo "make lock          resolve the Python dependencies again into requirements.lock and requirements-dev.lock"
 
 deps:
 	@hack/install-deps.sh
+
+# Resolve pyproject.toml's ranges into requirements.lock and requirements-dev.lock (hashes included).
+lock: deps
+	@hack/lock.sh
 
 binaries: deps
 	@hack/localcluster/build.sh >/dev/null

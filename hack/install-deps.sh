@@ -25,12 +25,15 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# The locked versions (requirements-dev.lock, `make lock`), each checked against its hash; then the
+# package itself, editable, without resolving anything again.
+stamp=.venv/.installed-$(cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-16)
 if [[ ! -f $stamp ]]; then
-  echo "[deps] creating .venv and installing the package with its dev tools" >&2
+  echo "[deps] creating .venv and installing the locked dependencies, the package and its dev tools" >&2
   [[ -x .venv/bin/python ]] || python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  .venv/bin/pip install -q --require-hashes --no-deps -r requirements-dev.lock
+  .venv/bin/pip install -q --no-deps -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

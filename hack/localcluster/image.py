@@ -40,7 +40,7 @@ BUILDAH = ["buildah", "--root", str(CACHE / "buildah" / "storage"), "--runroot",
 BASE_NAME = "localhost/debian:bookworm-minbase"
 IMAGE_NAME = "docker.io/library/mlops-operator:dev"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
-INPUTS = ["operator/Dockerfile", "pyproject.toml", "README.md", "operator/mlops_operator"]
+INPUTS = ["operator/Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "operator/mlops_operator"]
 
 _started = time.monotonic()
 

@@ -64,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--max-batch-size", type=int, default=64, help="most rows one predict call batches")
     serve.add_argument("--max-batch-delay-ms", type=float, default=2.0, help="longest a request waits for others")
+    serve.add_argument(
+        "--reproducibility",
+        choices=("strict", "replay", "off"),
+        default="replay",
+        help="before serving, replay the version's golden rows (replay), also refuse other libraries than "
+        "those that trained it (strict), or skip the check (off)",
+    )
     serve.add_argument("--capture-uri", default="", help="keep predicted rows and labels here (s3://… or file://…)")
     serve.add_argument("--capture-sample-rate", type=float, default=1.0, help="share of requests captured")
     serve.add_argument("--capture-max-age-seconds", type=float, default=7 * 86400, help="capture retention: age")
@@ -202,7 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
     retry = 1.0
     while True:
         try:
-            loaded, profile = load(args.model_uri, expected_sha256=args.sha256)
+            loaded, profile = load(args.model_uri, expected_sha256=args.sha256, reproducibility=args.reproducibility)
             break
         except StoreError as error:
             if error.reason not in ("Unreachable", "Unavailable"):
@@ -215,6 +222,7 @@ def _serve(args: argparse.Namespace) -> int:
             retry = min(retry * 2, 30.0)
         except Exception as error:
             log.error("refusing to serve %s: %s: %s", args.model_uri, type(error).__name__, error)
+            _termination_message(f"refusing to serve {args.model_uri}: {type(error).__name__}: {error}")
             return 1
     log.info("serving model %s version %s (%d features)", loaded.name, loaded.version, len(loaded.features))
     try:
@@ -253,6 +261,16 @@ def _serve(args: argparse.Namespace) -> int:
     )
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
     return 0
+
+
+def _termination_message(text: str) -> None:
+    """Why the server stopped, where the kubelet shows it (`kubectl describe pod`: Last State, Message)."""
+    import os
+
+    path = pathlib.Path(os.environ.get("MLOPS_RESULT_PATH", "/dev/termination-log"))
+    with contextlib.suppress(OSError):
+        if path.exists():  # the kubelet's (in a pod); none when serving by hand
+            path.write_text(text[:4000])
 
 
 def _receipt_key(path: str | None) -> bytes | None:

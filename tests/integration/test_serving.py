@@ -7,6 +7,7 @@ traffic (route weights) judges an always-passing query on the cluster's Promethe
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import subprocess
 import threading
@@ -15,7 +16,18 @@ import urllib.request
 
 import pytest
 
-from support import REPO, UNREACHABLE_PROMETHEUS, Kubectl, condition, wait_for, wait_phase
+from support import (
+    REPO,
+    STATE,
+    UNREACHABLE_PROMETHEUS,
+    Kubectl,
+    artifact_path,
+    condition,
+    s3_client,
+    s3_env,
+    wait_for,
+    wait_phase,
+)
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -270,25 +282,42 @@ def test_prometheus_down_pauses_and_never_promotes(cluster: Kubectl, ns: str, na
     assert status["phase"] == "Paused"
 
 
-def test_pods_that_never_become_ready_are_rolled_back(cluster: Kubectl, ns: str) -> None:
-    """A version whose model file does not match its recorded sha256: the server refuses to start."""
+def test_a_version_that_does_not_predict_as_in_training_is_never_served_and_is_rolled_back(
+    cluster: Kubectl, ns: str
+) -> None:
+    """A version whose golden rows (held-out rows with what the model predicted in training) are no longer
+    predicted the same: here its stored golden set says otherwise, with a manifest and recorded sha256 that
+    match, as if the libraries had changed what the model predicts. Its server refuses to serve it
+    (ModelNotReproducible, in the pod's termination message), the canary is rolled back and stable serves."""
     cluster.apply(
-        _run_manifest("iris-tampered", "sklearn.linear_model.LogisticRegression", {"max_iter": 300}).replace(
+        _run_manifest("iris-drifted", "sklearn.linear_model.LogisticRegression", {"max_iter": 300}).replace(
             '"datasetRef"', '"promotion": {"policy": "manual"}, "datasetRef"'
         ),
         ns,
     )
-    wait_phase(cluster, "trainingrun", "iris-tampered", ns, ("Succeeded",), timeout=180)
+    model = wait_phase(cluster, "trainingrun", "iris-drifted", ns, ("Succeeded",), timeout=180)["status"]["model"]
+    # Rewritten through the S3 API (the server's checksums stay consistent), in the writer's directory.
+    directory, bucket, root = artifact_path(ns, model["uri"]), s3_env()["MLOPS_S3_BUCKET"], s3_client()
+    key = str(directory.relative_to(STATE / "s3" / "data" / bucket))
+    golden = json.loads((directory / "golden.json").read_text())
+    golden["predictions"][0] = (golden["predictions"][0] + 1) % 3
+    changed = json.dumps(golden).encode()
+    files = json.loads((directory / "MANIFEST.json").read_text())["files"]
+    files["golden.json"] = hashlib.sha256(changed).hexdigest()
+    manifest = json.dumps({"manifestVersion": 1, "files": files}, indent=1).encode()
+    root.put_object(Bucket=bucket, Key=f"{key}/golden.json", Body=changed)
+    root.put_object(Bucket=bucket, Key=f"{key}/MANIFEST.json", Body=manifest)
+    sha256 = hashlib.sha256(manifest).hexdigest()
     cluster.run(
         "patch",
         "trainingrun",
-        "iris-tampered",
+        "iris-drifted",
         "-n",
         ns,
         "--subresource=status",
         "--type=merge",
         "-p",
-        json.dumps({"status": {"model": {"sha256": "0" * 64}}}),
+        json.dumps({"status": {"model": {"sha256": sha256}}}),
     )
     cluster.apply(
         _md(
@@ -308,15 +337,28 @@ def test_pods_that_never_become_ready_are_rolled_back(cluster: Kubectl, ns: str)
         ns,
         "--type=merge",
         "-p",
-        '{"spec":{"model":{"trainingRun":"iris-tampered"}}}',
+        '{"spec":{"model":{"trainingRun":"iris-drifted"}}}',
     )
+
+    def refused() -> str | None:
+        pods = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=strict,mlops.dev/version=iris-drifted")
+        for pod in pods["items"]:
+            for container in pod["status"].get("containerStatuses") or []:
+                for state in (container.get("lastState") or {}, container.get("state") or {}):
+                    message = (state.get("terminated") or {}).get("message") or ""
+                    if "ModelNotReproducible" in message:
+                        return message
+        return None
+
+    message = wait_for(refused, timeout=120, what="the canary's server refusing the version as not reproducible")
+    assert "the golden rows are predicted differently: row 0: predicted" in message, message
     status = wait_for(
         lambda: (s := _status(cluster, ns, "strict")).get("degraded") and s,
         timeout=120,
         what="a rollback after the progress deadline",
     )
     assert status["degraded"]["reason"] == "ProgressDeadlineExceeded"
-    assert status["stable"]["version"] == "iris-baseline" and "iris-tampered" in status["failedVersions"]
+    assert status["stable"]["version"] == "iris-baseline" and "iris-drifted" in status["failedVersions"]
 
 
 def _moment(text: str) -> dt.datetime:

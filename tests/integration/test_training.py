@@ -124,6 +124,14 @@ def test_first_run_becomes_champion_and_a_better_run_takes_over(cluster: Kubectl
     metadata = json.loads((model_dir / "metadata.json").read_text())
     assert metadata["dataset"]["version"] == ds["status"]["version"]
     assert metadata["metrics"] == status["metrics"]
+    # What it was trained with: the image's libraries, installed from the lock the repository holds.
+    environment = status["model"]["environment"]
+    assert environment == metadata["environment"], (environment, metadata["environment"])
+    assert environment["lockSha256"] == hashlib.sha256((REPO / "requirements.lock").read_bytes()).hexdigest()
+    assert environment["image"] == "mlops-operator:dev" and environment["python"].startswith("3.11")
+    locked = (REPO / "requirements.lock").read_text()
+    for library, distribution in (("scikitLearn", "scikit-learn"), ("numpy", "numpy"), ("skops", "skops")):
+        assert f"{distribution}=={environment[library]} " in locked, (library, environment[library])
     assert condition(logreg, "Ready")["status"] == "True"
     cluster.run("wait", "--for=condition=Ready", "trainingrun/iris-logreg", "-n", ns, "--timeout=10s")
 

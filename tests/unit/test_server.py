@@ -356,6 +356,7 @@ def test_feedback_gives_accuracy_by_version(server: str) -> None:
     assert 'mlops_feedback_refused_total{model="iris",reason="replayed",version="iris-v1"} 1.0' in metrics
     assert 'mlops_requests_total{code="400",model="iris",version="iris-v1"}' in metrics
     assert 'mlops_request_duration_seconds_bucket{le="0.005",model="iris",version="iris-v1"}' in metrics
+    assert 'mlops_model_environment_differs{model="iris",version="iris-v1"} 0.0' in metrics
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ def test_trainer_on_each_builtin_dataset(tmp_path: pathlib.Path, name: str) -> N
     manifest = json.loads((model_dir / "MANIFEST.json").read_bytes())
     assert sha256_hex((model_dir / "MANIFEST.json").read_bytes()) == result.sha256
     calibration = {"calibration.json"} if metadata["calibrated"] else set()  # optional: see test_calibration.py
-    assert set(manifest["files"]) == {"model.skops", "metadata.json", "profile.json"} | calibration
+    assert set(manifest["files"]) == {"model.skops", "metadata.json", "profile.json", "golden.json"} | calibration
     for file, digest in manifest["files"].items():
         assert sha256_hex((model_dir / file).read_bytes()) == digest
     assert metadata["sha256"] == sha256_hex(data)
@@ -82,6 +82,39 @@ def test_a_stored_model_version_is_never_overwritten(tmp_path: pathlib.Path) -> 
     first = run_training_of(_request(dataset, "sklearn.linear_model.LogisticRegression"), store)
     again = run_training_of(_request(dataset, "sklearn.dummy.DummyClassifier"), store)
     assert again.sha256 == first.sha256
+
+
+def test_every_version_records_what_it_was_trained_with(tmp_path: pathlib.Path, monkeypatch) -> None:
+    """Python, the libraries that decide its predictions, the lock's sha256 and the image: in metadata.json
+    (covered by MANIFEST.json) and in the result the TrainingRun's status shows."""
+    import importlib.metadata
+    import platform
+
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("scikit-learn==1.9.1 --hash=sha256:00\n")
+    monkeypatch.setenv("MLOPS_LOCK_FILE", str(lock))
+    monkeypatch.setenv("MLOPS_IMAGE", "registry.example/mlops-operator:1.2.3")
+    store = ArtifactStore.from_uri(f"file://{tmp_path / 'store'}")
+    result = run_training_of(_request(_dataset(store, "iris"), "sklearn.linear_model.LogisticRegression"), store)
+    metadata = json.loads((store.path(result.model_uri) / "metadata.json").read_text())
+    recorded = metadata["environment"]
+    assert recorded == {
+        "python": platform.python_version(),
+        "scikitLearn": importlib.metadata.version("scikit-learn"),
+        "numpy": importlib.metadata.version("numpy"),
+        "scipy": importlib.metadata.version("scipy"),
+        "skops": importlib.metadata.version("skops"),
+        "pyarrow": importlib.metadata.version("pyarrow"),
+        "lockSha256": sha256_hex(lock.read_bytes()),
+        "image": "registry.example/mlops-operator:1.2.3",
+    }
+    assert result.environment.model_dump(mode="json", by_alias=True, exclude_none=True) == recorded
+    assert read_model_files(store.path(result.model_uri), expected_sha256=result.sha256).covered
+    # The status carries it as the result reports it (controllers/trainingrun.py).
+    from mlops_operator.api.trainingrun import ModelArtifact
+
+    status = ModelArtifact(uri=result.model_uri, sha256=result.sha256, version="v", environment=result.environment)
+    assert status.model_dump(mode="json", by_alias=True, exclude_none=True)["environment"] == recorded
 
 
 def test_bad_params_are_a_permanent_error(tmp_path: pathlib.Path) -> None:

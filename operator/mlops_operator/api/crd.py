@@ -89,6 +89,12 @@ KINDS = [
             {"name": "Value", "type": "string", "jsonPath": ".status.primaryValue"},
             {"name": "Promotion", "type": "string", "jsonPath": ".status.promotion.decision"},
             {"name": "Estimator", "type": "string", "jsonPath": ".spec.model.estimator", "priority": 1},
+            {
+                "name": "scikit-learn",
+                "type": "string",
+                "jsonPath": ".status.model.environment.scikitLearn",
+                "priority": 1,
+            },
             _age_column(),
         ],
     ),

@@ -156,6 +156,14 @@ class ServerSpec(SpecModel):
         default=2.0, ge=0, le=1000, description="Longest a request waits for others to batch with."
     )
     resources: ResourceRequirements | None = Field(default=None, description="Resources of each server container.")
+    reproducibility: Literal["strict", "replay", "off"] = Field(
+        default="replay",
+        description="Before a server serves a version it replays the version's golden rows (held-out rows with "
+        "what the model predicted in training): replay: served if they are predicted the same, also on other "
+        "library versions (then the metric mlops_model_environment_differs is 1); strict: only on the "
+        "library versions that trained it; off: no check. A version that fails never becomes ready and says "
+        "why in its pods' termination message (ModelNotReproducible).",
+    )
     drain_seconds: int = Field(
         default=10,
         ge=0,

@@ -73,6 +73,9 @@ SERVER_TEMPLATE_ANNOTATION = "mlops.dev/server-template"
 SERVER_INPUTS_ANNOTATION = "mlops.dev/server-inputs"
 UPGRADE_ROLL_ANNOTATION = "mlops.dev/upgrade-roll"
 
+# The environment of the pods the operator starts: the image it started them with (a trainer records it).
+IMAGE_ENV = "MLOPS_IMAGE"
+
 # ------------------------------------------------------------------------------ keys others define
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 JOB_CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"

@@ -130,6 +130,13 @@ class EvaluationSpec(SpecModel):
         max_length=8,
         description="Metrics to compute; default: all metrics of the task (classification or regression).",
     )
+    golden_rows: int = Field(
+        default=200,
+        ge=0,
+        le=1000,
+        description="Held-out rows stored with the version beside what the model predicted for them (at most "
+        "512 KiB): a server replays them before it serves the version; 0: none.",
+    )
 
 
 class MetricGate(SpecModel):
@@ -245,6 +252,21 @@ class DatasetPin(StatusModel):
     read_at: Timestamp | None = Field(default=None, description="When the Dataset's check read that data.")
 
 
+class TrainingEnvironment(StatusModel):
+    """What a version was trained with (modelformat/environment.py): the same in its metadata.json."""
+
+    python: str | None = Field(default=None, description="Python version.")
+    scikit_learn: str | None = Field(default=None, description="scikit-learn version.")
+    numpy: str | None = Field(default=None, description="numpy version.")
+    scipy: str | None = Field(default=None, description="scipy version.")
+    skops: str | None = Field(default=None, description="skops version (the model file's format).")
+    pyarrow: str | None = Field(default=None, description="pyarrow version (the dataset reader).")
+    lock_sha256: str | None = Field(
+        default=None, description="sha256 of the requirements.lock the image installed its libraries from."
+    )
+    image: str | None = Field(default=None, description="The image the training ran in.")
+
+
 class ModelArtifact(StatusModel):
     """The stored model produced by the run."""
 
@@ -264,6 +286,9 @@ class ModelArtifact(StatusModel):
         "metadata.json): a canary whose signature differs from the stable version's is held.",
     )
     feature_count: int | None = Field(default=None, description="Input features the model takes.")
+    environment: TrainingEnvironment | None = Field(
+        default=None, description="What it was trained with: Python, the libraries, the lock and the image."
+    )
 
 
 class PromotionStatus(StatusModel):

@@ -148,6 +148,7 @@ def training_outcome(
                     calibrated=result.calibrated,
                     signature_sha256=result.signature_sha256,
                     feature_count=result.feature_count,
+                    environment=result.environment,
                 ),
             }
         )

@@ -44,8 +44,9 @@ MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 PROFILE_FILE = "profile.json"
 CALIBRATION_FILE = "calibration.json"
+GOLDEN_FILE = "golden.json"  # held-out rows with what the model predicted for them (modelformat/replay.py)
 # Plain names: nothing outside the directory. Code older than a name refuses a manifest that lists it.
-MANIFEST_FILES = frozenset({MODEL_FILE, METADATA_FILE, PROFILE_FILE, CALIBRATION_FILE})
+MANIFEST_FILES = frozenset({MODEL_FILE, METADATA_FILE, PROFILE_FILE, CALIBRATION_FILE, GOLDEN_FILE})
 REQUIRED_FILES = (MODEL_FILE, METADATA_FILE)
 
 

@@ -23,6 +23,7 @@ from ..api.common import JOB_ENV_VALUE_MAX_BYTES, job_wire
 from ..api.dataset import DatasetSpec
 from ..api.names import (
     DATASET_LABEL,
+    IMAGE_ENV,
     JOB_CONTROLLER_UID_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -223,7 +224,7 @@ def desired_training_job(
         owner=owner_reference(kind="TrainingRun", name=name, uid=uid),
         labels={MANAGED_BY_LABEL: MANAGED_BY, TRAINING_RUN_LABEL: name[:63]},
         command="train",
-        env={**store.env, **snapshots.env, "HOME": "/tmp", REQUEST_ENV: request_env(request)},
+        env={**store.env, **snapshots.env, "HOME": "/tmp", REQUEST_ENV: request_env(request), IMAGE_ENV: config.image},
         env_from=store.env_from + [e for e in snapshots.env_from if e not in store.env_from],
         volumes=[*store.volumes, *snapshots.volumes],
         mounts=[*store.mounts, *snapshots.mounts],

@@ -40,7 +40,7 @@ from pydantic import Field, Strict, ValidationError, model_validator
 
 from ..api.common import Sha256Hex, Sha256Version, StatusModel
 from ..api.reasons import Reason
-from ..api.trainingrun import ChampionScores, DatasetPin, TrainingRunSpec
+from ..api.trainingrun import ChampionScores, DatasetPin, TrainingEnvironment, TrainingRunSpec
 
 # The kubelet keeps this much of a container's termination message (MaxContainerTerminationMessageLength).
 TERMINATION_MESSAGE_MAX_BYTES = 4 * 1024
@@ -101,6 +101,7 @@ class TrainingResult(JobResult):
     feature_count: int | None = Field(default=None, ge=0, description="Feature columns it takes.")
     test_rows: int | None = Field(default=None, ge=0, description="Held-out rows it was scored on.")
     champion: ChampionScores | None = Field(default=None, description="The champion scored on the same rows.")
+    environment: TrainingEnvironment | None = Field(default=None, description="What it was trained with.")
 
     @model_validator(mode="after")
     def _a_passed_training_names_its_model(self) -> TrainingResult:

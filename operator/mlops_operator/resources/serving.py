@@ -135,6 +135,7 @@ def desired_server_deployment(
             "--max-batch-delay-ms",
             str(server.max_batch_delay_ms),
             *(capture_args or []),
+            *(["--reproducibility", server.reproducibility] if server.reproducibility != "replay" else []),
             *(["--receipt-key-file", f"{RECEIPT_KEY_DIR}/{RECEIPT_KEY_FILE}"] if receipt_secret else []),
         ],
         "env": [

@@ -31,6 +31,8 @@ class LoadedModel:
     classify: bool
     classes: list = field(default_factory=list)  # a classifier's classes, as its training target had them
     calibration: dict | None = None  # the confidence calibration stored with a classifier (calibration.json)
+    # How the version passed its reproducibility check on load: Reproduced, EnvironmentDiffers, ReplaySkipped.
+    reproducibility: str = "Reproduced"
 
 
 class ServingError(Exception):
@@ -136,6 +138,7 @@ class DataPlane:
             reference=np.zeros((1, len(loaded.features))),  # until a request predicts: rows any model takes
         )
         self.batcher.on_batch = self.metrics.batch_rows.observe
+        self.metrics.environment_differs.set(loaded.reproducibility == "EnvironmentDiffers")
 
     # ------------------------------------------------------------------------------------- lifecycle
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..data.profile import bin_shares, class_key, psi
@@ -291,6 +291,13 @@ class ServerMetrics:
             [*names, "reason"],
             registry=self.registry,
         )
+        self.environment_differs = Gauge(
+            "mlops_model_environment_differs",
+            "1 if this version is served on other libraries than those that trained it (its golden rows "
+            "predicted the same: modelformat/replay.py), else 0.",
+            names,
+            registry=self.registry,
+        ).labels(**labels)
         self._refused_series = {reason: self._refused.labels(**labels, reason=reason) for reason in REASONS}
         self._labelled_series = self._labelled.labels(**labels)  # the own version's series exist from the start
         self._correct_series = self._correct.labels(**labels)

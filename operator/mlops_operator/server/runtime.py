@@ -1,4 +1,5 @@
-"""Loading the model a server serves: checksums first, then metadata, trusted-type skops load, the drift profile.
+"""Loading the model a server serves: checksums first, then metadata, trusted-type skops load, the replay of
+its golden rows (modelformat/replay.py), the drift profile.
 
 Nothing is parsed before it is verified: `read_model_files` checks MANIFEST.json against the sha256
 the TrainingRun recorded and every file against the manifest, and everything below reads those bytes.
@@ -11,15 +12,19 @@ import json
 import logging
 import os
 import pathlib
+from typing import Any
 
+from ..modelformat.environment import current_environment
 from ..modelformat.files import (
     CALIBRATION_FILE,
+    GOLDEN_FILE,
     METADATA_FILE,
     MODEL_FILE,
     PROFILE_FILE,
     load_trusted,
     read_model_files,
 )
+from ..modelformat.replay import Verdict, environment_differences, replay, verdict
 from ..storage import ArtifactStore, StoreError
 from .dataplane import LoadedModel
 
@@ -44,12 +49,24 @@ def model_directory(model_uri: str) -> pathlib.Path:
     return _store(model_uri).local_version(model_uri, scratch)
 
 
-def load(model_uri: str, *, expected_sha256: str | None) -> tuple[LoadedModel, dict | None]:
-    """The model and its dataset profile; raises (ModelIntegrityError, StoreError, ...) if it must not be served."""
+class ModelNotReproducible(Exception):
+    """The version would not predict here as it did when trained (or strict reproducibility and other libraries)."""
+
+
+def load(
+    model_uri: str, *, expected_sha256: str | None, reproducibility: str = "replay"
+) -> tuple[LoadedModel, dict | None]:
+    """The model and its dataset profile, once its golden rows are predicted as in training (`reproducibility`:
+    strict | replay | off, modelformat/replay.py); raises (ModelIntegrityError, ModelNotReproducible,
+    StoreError, ...) if it must not be served."""
     directory = model_directory(model_uri)
     files = read_model_files(directory, expected_sha256=expected_sha256)
     metadata = json.loads(files[METADATA_FILE])
     model = load_trusted(files[MODEL_FILE])
+    checked = check_reproducibility(model, metadata, files.get(GOLDEN_FILE), policy=reproducibility)
+    if not checked.serve:
+        raise ModelNotReproducible(f"{checked.reason}: {checked.message}")
+    log.info("%s: %s", checked.reason, checked.message)
     if files.covered:
         profile_bytes = files.get(PROFILE_FILE)
         profile = json.loads(profile_bytes) if profile_bytes is not None else None
@@ -72,8 +89,17 @@ def load(model_uri: str, *, expected_sha256: str | None) -> tuple[LoadedModel, d
         classify=metadata.get("task") == "classification",
         classes=list(metadata.get("classes") or []),
         calibration=json.loads(files[CALIBRATION_FILE]) if files.get(CALIBRATION_FILE) is not None else None,
+        reproducibility=checked.reason,
     )
     return loaded, profile
+
+
+def check_reproducibility(model: Any, metadata: dict, golden: bytes | None, *, policy: str) -> Verdict:
+    """Compare the libraries here with those that trained the version and replay its golden rows."""
+    recorded = metadata.get("environment") or {"scikitLearn": metadata.get("sklearnVersion") or ""}
+    differences = environment_differences(recorded, current_environment())
+    result = replay(json.loads(golden), model) if golden is not None and policy != "off" else None
+    return verdict(policy, differences, result)
 
 
 def _uncovered_profile(dataset_uri: str) -> dict | None:

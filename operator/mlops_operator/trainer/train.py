@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..api.estimators import task_of
-from ..api.trainingrun import ChampionScores
+from ..api.trainingrun import ChampionScores, TrainingEnvironment
 from ..data.table import TableError, parse_csv
 from ..modelformat.calibration import fit_calibration, prediction_confidence
+from ..modelformat.environment import current_environment
 from ..modelformat.files import (
     CALIBRATION_FILE,
+    GOLDEN_FILE,
     MANIFEST,
     METADATA_FILE,
     MODEL_FILE,
@@ -32,6 +34,7 @@ from ..modelformat.files import (
     read_model_files,
     sha256_hex,
 )
+from ..modelformat.replay import golden_set
 from ..resources.results import ChampionRef, TrainingRequest, TrainingResult
 from ..storage import ArtifactStore, StoreError, model_prefix
 from .metrics import evaluate
@@ -111,6 +114,7 @@ def run_training(
         "sha256": sha256_hex(model_bytes),
         "format": "skops",
         "sklearnVersion": sklearn.__version__,
+        "environment": current_environment(),
         "estimator": spec.model.estimator,
         "params": spec.model.params,
         "preprocessing": list(spec.model.preprocessing),
@@ -133,6 +137,8 @@ def run_training(
         files[PROFILE_FILE] = profile
     if calibration is not None:
         files[CALIBRATION_FILE] = json.dumps(calibration, indent=1).encode()
+    if spec.evaluation.golden_rows:
+        files[GOLDEN_FILE] = golden_set(pipeline, x_test, max_rows=spec.evaluation.golden_rows)
     files[MANIFEST] = manifest_bytes(files)
     store.write_version(prefix, files)
     return _stored_result(store, prefix, task)  # what is stored: another pod of this run may have won the race
@@ -228,4 +234,8 @@ def _stored_result(store: ArtifactStore, prefix: str, task: str) -> TrainingResu
         feature_count=len(metadata["features"]),
         test_rows=metadata.get("testRows"),
         champion=ChampionScores.model_validate(metadata["champion"]) if metadata.get("champion") else None,
+        # versions stored before the environment was recorded: the scikit-learn version they name
+        environment=TrainingEnvironment.model_validate(
+            metadata.get("environment") or {"scikitLearn": metadata.get("sklearnVersion")}
+        ),
     )
