@@ -139,6 +139,8 @@ _READ_IN_PROCESS = {
     },
     **{name: ("apis/apps/v1", "deployments") for name in ("deployment", "deployments")},
     **{name: ("apis/batch/v1", "jobs") for name in ("job", "jobs")},
+    # Read by path: kubectl's discovery cache, shared by parallel workers, may not know a CRD added meanwhile.
+    **{name: ("apis/gateway.networking.k8s.io/v1", "httproutes") for name in ("httproute", "httproutes")},
     **{name: ("api/v1", plural) for plural in ("pods", "services") for name in (plural[:-1], plural)},
 }
 
