@@ -188,6 +188,15 @@ def test_an_upgraded_operator_rolls_the_servers_only_in_a_free_slot_even_before_
             "generation": 2,
             "labels": {"mlops.dev/deployment": "other"},
             "annotations": {"mlops.dev/upgrade-roll": "t2"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "mlops.dev/v1alpha1",
+                    "kind": "ModelDeployment",
+                    "name": "other",
+                    "uid": "other-uid",
+                    "controller": True,
+                }
+            ],
         },
         "spec": {"replicas": 2},
         "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2},
@@ -195,6 +204,7 @@ def test_an_upgraded_operator_rolls_the_servers_only_in_a_free_slot_even_before_
     for variant in ("stable", "canary"):  # the restart: the Deployments are not watched yet
         world.cache.forget("deployments", world.deployment(variant))
     world.cache.observe("deployments", other)
+    world.cache.observe("modeldeployments", {"metadata": {"name": "other", "namespace": "team-b", "uid": "other-uid"}})
     world.reconcile()
     assert not [w for w in world.writes if w[0].endswith("deployments")], world.writes
     assert world.server[("deployments", "iris-stable")]["spec"]["template"] == before

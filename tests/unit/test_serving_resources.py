@@ -290,12 +290,17 @@ def test_a_pod_template_only_the_operator_changed_waits_for_a_slot_and_holds_it_
     assert rolling.stable.body["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
 
     mid_roll = _rolled(rolling.stable.body, updated=1)
-    assert upgrade_rolling(mid_roll) and upgrade_rolls([mid_roll, running]) == {("ml", "iris")}
+    uids = {("ml", "iris"): "u"}
+    assert upgrade_rolling(mid_roll) and upgrade_rolls([mid_roll, running], uids) == {("ml", "iris")}
+    # Labels and annotations anyone can write hold no slot: another owner, or a name no child has.
+    forged = {**mid_roll, "metadata": {**mid_roll["metadata"], "ownerReferences": []}}
+    renamed = {**mid_roll, "metadata": {**mid_roll["metadata"], "name": "iris-extra"}}
+    assert upgrade_rolls([forged, renamed], uids) == set() and upgrade_rolls([mid_roll], {}) == set()
     held = _plan_with({"stable": mid_roll, "canary": None}, config=upgraded, may_upgrade=False)
     assert held.upgrade == "rolling" and UPGRADE_ROLL_ANNOTATION in held.stable.body["metadata"]["annotations"]
 
     done = _rolled(rolling.stable.body, updated=2)
-    assert not upgrade_rolling(done) and upgrade_rolls([done]) == set()
+    assert not upgrade_rolling(done) and upgrade_rolls([done], uids) == set()
     settled = _plan_with({"stable": done, "canary": None}, config=upgraded, may_upgrade=False)
     assert settled.upgrade is None and UPGRADE_ROLL_ANNOTATION not in settled.stable.body["metadata"]["annotations"]
     assert settled.stable.body["spec"]["template"] == rolling.stable.body["spec"]["template"]

@@ -253,7 +253,11 @@ def apply_serving(
     status.server_upgrade = None
     if planned.upgrade == "waiting":  # the servers' template changed by the operator alone: a slot first
         with UPGRADE_SLOTS:
-            rolling = upgrade_rolls(CACHE.all("deployments")) - {(namespace, name)}
+            uids = {
+                (md["metadata"].get("namespace") or "", md["metadata"]["name"]): md["metadata"]["uid"]
+                for md in CACHE.all("modeldeployments")
+            }
+            rolling = upgrade_rolls(CACHE.all("deployments"), uids) - {(namespace, name)}
             if len(rolling) < config.server_upgrades_at_once:
                 planned = plan(may_upgrade=True)
                 applied = apply_server_deployments(

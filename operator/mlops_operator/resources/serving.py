@@ -32,6 +32,7 @@ from ..api.names import (
 )
 from ..config import OperatorConfig
 from .jobs import child_name, owner_reference, restricted_container_security, restricted_pod_security
+from .ownership import controlled_by
 from .store import serving_store_access
 
 SERVER_CONTAINER = "server"
@@ -404,13 +405,20 @@ def upgrade_roll_finished(deployment: dict[str, Any]) -> bool:
     return bool(marked) and not upgrade_rolling(deployment)
 
 
-def upgrade_rolls(deployments: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """The ModelDeployments (namespace, name) whose servers are in an upgrade roll now."""
-    return {
-        (d["metadata"].get("namespace") or "", (d["metadata"].get("labels") or {}).get(DEPLOYMENT_LABEL) or "")
-        for d in deployments
-        if upgrade_rolling(d)
-    }
+def upgrade_rolls(deployments: list[dict[str, Any]], uids: dict[tuple[str, str], str]) -> set[tuple[str, str]]:
+    """The ModelDeployments (namespace, name) whose servers are in an upgrade roll now. Only a server
+    Deployment of ours counts: named as a ModelDeployment's child and controlled by its uid (`uids`, by
+    namespace and name) — labels and annotations anyone can write would otherwise hold the cluster's slots."""
+    found = set()
+    for d in deployments:
+        namespace, labels = d["metadata"].get("namespace") or "", d["metadata"].get("labels") or {}
+        md = labels.get(DEPLOYMENT_LABEL) or ""
+        uid = uids.get((namespace, md))
+        ours = uid is not None and controlled_by(d, uid)
+        named = d["metadata"]["name"] in (child_name(md, "stable"), child_name(md, "canary"))
+        if ours and named and upgrade_rolling(d):
+            found.add((namespace, md))
+    return found
 
 
 def with_upgrade_roll(body: dict[str, Any]) -> dict[str, Any]:
