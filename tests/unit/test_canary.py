@@ -102,6 +102,21 @@ def test_a_new_version_walks_through_the_steps_to_promotion() -> None:
     assert st2.stable.version == "v2" and st2.canary is None, "a handled token does nothing twice"
 
 
+def test_with_gateway_routing_a_step_waits_until_the_route_carries_its_weight() -> None:
+    """Ready pods are not enough when an HTTPRoute splits the traffic: a route not found (or not yet
+    watched) carries nothing to the canary, and a step completed then would be judged with no traffic."""
+    routing = {"mode": "GatewayAPI", "gatewayAPI": {"httpRoute": "r"}}
+    s = spec(steps=[{"setWeight": 30}, {"setWeight": 70}], replicas=2, trafficRouting=routing)
+    d, st = step(s, canary_of_v2(s, 10), 11, canary_ready_replicas=2, routed_weight=0)
+    assert st.canary.step_index == 0 and d.canary_weight == 30, "the route carries 0 %: the step waits"
+    d, st = step(s, st, 12, canary_ready_replicas=2, routed_weight=30)
+    assert st.canary.step_index == 1 and d.canary_weight == 70, "30 % routed: the next step asks for 70"
+    d, st = step(s, st, 13, canary_ready_replicas=2, routed_weight=30)
+    assert st.canary.step_index == 1 and st.canary is not None, "70 % not routed yet: no promotion"
+    d, st = step(s, st, 14, canary_ready_replicas=2, routed_weight=70, measurement="Successful")
+    assert st.canary is None and st.stable.version == "v2"
+
+
 def test_failed_measurements_reach_the_limit_and_roll_back() -> None:
     s = spec()
     _, st = step(s, canary_of_v2(s, 10), 10, canary_ready_replicas=4)

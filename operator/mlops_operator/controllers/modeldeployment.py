@@ -97,6 +97,14 @@ def resolve_target(spec: ModelDeploymentSpec, namespace: str) -> tuple[Target | 
     return target, model_name, why
 
 
+def canary_share_routed(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> int | None:
+    """The canary's share the HTTPRoute carried at the last apply (status.canary.weight is what was achieved);
+    None when the traffic follows the pods."""
+    if spec.traffic_routing.mode != "GatewayAPI":
+        return None
+    return status.canary.weight if status.canary else 0
+
+
 def uncalibrated_versions(namespace: str, versions: set[str]) -> list[str]:
     """The versions whose TrainingRun reports a model without a confidence calibration."""
     found = []
@@ -168,6 +176,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
             commands=commands,
             retried=retried_versions(status, failed_runs),
             inputs_approved_for=annotations.get(APPROVE_INPUTS_ANNOTATION),
+            routed_weight=canary_share_routed(spec, status),
         ),
     )
     status = decision.status

@@ -104,6 +104,9 @@ class Observation:
     commands: dict[str, str] = field(default_factory=dict)  # promote / abort / resume annotation tokens
     retried: frozenset[str] = frozenset()  # failed versions retried since (kubectl mlops retry): allowed again
     inputs_approved_for: str | None = None  # the version whose other inputs a person approved
+    # The canary's share of traffic the HTTPRoute carried when last applied (Gateway API routing); None: the
+    # traffic follows the pods (replica ratio), which `canary_ready_replicas` already covers.
+    routed_weight: int | None = None
 
 
 @dataclass
@@ -397,10 +400,11 @@ def _hold_on_inconclusive(r: _Rollout) -> bool:
 def _walk_steps(r: _Rollout) -> bool:
     """Complete every step that is done, in order; stop at the first one that is not.
 
-    A step is done when its pods are ready (setWeight), its time is up (pause), or a measurement
-    during it passed (analysis); setWeight and pause steps also wait while the latest measurement is
-    inconclusive (`timing.awaiting_measurement`). A promote command completes one step, whatever it
-    is and however the measurements went.
+    A step is done when its pods are ready and, with Gateway API routing, the route carries its weight
+    (setWeight: a route not found or not ours to set holds it, status.routing says why), its time is up
+    (pause), or a measurement during it passed (analysis); setWeight and pause steps also wait while the
+    latest measurement is inconclusive (`timing.awaiting_measurement`). A promote command completes one
+    step, whatever it is and however the measurements went.
     """
     canary, steps = r.canary, r.spec.strategy.canary.steps
     promote = "promote" in r.fresh
@@ -411,7 +415,8 @@ def _walk_steps(r: _Rollout) -> bool:
         if step.set_weight is not None:
             canary.weight = step.set_weight
             pods_ready = r.ready_pods >= replica_split(r.spec.replicas, step.set_weight)[1]
-            done = done or (pods_ready and not evidence_pending)
+            routed = r.obs.routed_weight is None or r.obs.routed_weight >= step.set_weight
+            done = done or (pods_ready and routed and not evidence_pending)
         elif step.pause is not None:
             if step.pause.duration is None:
                 r.status.pause_reason = PAUSE_STEP
