@@ -1,7 +1,7 @@
 """`kubectl mlops` on the local cluster, run as a user runs it: the installed `kubectl-mlops` script, and
 through kubectl's plugin discovery. One story in order: a served model, a canary held at manual gates
 and promoted through them, a manually gated TrainingRun approved, its canary aborted, the history of it
-all; then the kubeconfig's contexts and a user without permissions."""
+all, the demo's run reproduced; then the kubeconfig's contexts and a user without permissions."""
 
 from __future__ import annotations
 
@@ -206,6 +206,39 @@ def test_history_lists_the_decisions(cluster: Kubectl, ns: str) -> None:
             ["iris-logreg", "Promoted", "after"],
         ], rows
         assert rows[1].endswith("Aborted: aborted by the user") and rows[2].endswith("after 3 steps")
+
+
+def test_reproduce_trains_the_demo_run_again_and_finds_it_identical(cluster: Kubectl, ns: str) -> None:
+    """The demo's logistic regression trained again, on the dataset version and seed it was trained with:
+    the same predictions on its golden rows and the same metrics; the copy competes for nothing."""
+    before = champions(cluster, ns, "iris")
+    original = cluster.get("trainingrun", "iris-logreg", ns)
+    done = subprocess.run(
+        [str(PLUGIN), f"--kubeconfig={cluster.kubeconfig}", "reproduce", "tr/iris-logreg", "-n", ns, "--timeout=300"],
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
+    out = ok(done)
+    assert "reproduces iris-logreg: identical" in out and "the same predictions on the same rows" in out, out
+    assert "environment  the same libraries" in out, out
+    copies = cluster.json("get", "trainingruns", "-n", ns, "-l", "mlops.dev/reproduces=iris-logreg")["items"]
+    assert len(copies) == 1, [c["metadata"]["name"] for c in copies]
+    copy = copies[0]
+    assert copy["spec"]["datasetRef"] == {
+        "name": original["status"]["dataset"]["name"],
+        "version": original["status"]["dataset"]["version"],
+    }
+    assert copy["status"]["model"]["goldenSha256"] == original["status"]["model"]["goldenSha256"]
+    assert copy["status"]["metrics"] == original["status"]["metrics"]
+    decided = wait_for(
+        lambda: (cluster.get("trainingrun", copy["metadata"]["name"], ns)["status"].get("promotion") or {}).get(
+            "decision"
+        ),
+        timeout=30,
+        what="the copy's promotion decision",
+    )
+    assert decided == "PendingApproval" and champions(cluster, ns, "iris") == before, "it competes for nothing"
 
 
 def test_contexts_namespaces_and_permissions(cluster: Kubectl, ns: str, tmp_path) -> None:

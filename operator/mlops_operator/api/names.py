@@ -53,6 +53,7 @@ PROMOTED_LABEL = "mlops.dev/promoted"  # "true" on the champion among a model's 
 # annotation (same key) carries the record as JSON ({modelDeployment, reason, message, at}).
 ROLLED_BACK_LABEL = "mlops.dev/rolled-back"
 RETRAINING_LABEL = "mlops.dev/retraining-for"  # a TrainingRun a ModelDeployment's trigger created
+REPRODUCES_LABEL = "mlops.dev/reproduces"  # a TrainingRun `kubectl mlops reproduce` created: the run it repeats
 
 # ---------------------------------------------------------------------------------------- annotations
 ROLLED_BACK_ANNOTATION = "mlops.dev/rolled-back"

@@ -289,6 +289,11 @@ class ModelArtifact(StatusModel):
     environment: TrainingEnvironment | None = Field(
         default=None, description="What it was trained with: Python, the libraries, the lock and the image."
     )
+    golden_sha256: str | None = Field(
+        default=None,
+        description="sha256 of its golden.json: held-out rows and what the model predicted for them. Two runs on "
+        "the same dataset version, split and seed with the same value predicted the same (kubectl mlops reproduce).",
+    )
 
 
 class PromotionStatus(StatusModel):

@@ -149,6 +149,7 @@ def training_outcome(
                     signature_sha256=result.signature_sha256,
                     feature_count=result.feature_count,
                     environment=result.environment,
+                    golden_sha256=result.golden_sha256,
                 ),
             }
         )

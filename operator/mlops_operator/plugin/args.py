@@ -63,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retry = "clear a TrainingRun's rollback mark: its version may be promoted and rolled out again (through a canary)"
     command("retry", retry, TRAINING_RUN)
+    reproduce = command(
+        "reproduce",
+        "train a finished TrainingRun again (its dataset version, estimator, parameters, split and seed; never "
+        "promoted) and say whether its predictions on the golden set and its metrics are identical (exit 2: not)",
+        TRAINING_RUN,
+    )
+    reproduce.add_argument(
+        "--wait", action=argparse.BooleanOptionalAction, default=True, help="wait for it and compare (default)"
+    )
+    reproduce.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait (default 1800)")
     return parser
 
 

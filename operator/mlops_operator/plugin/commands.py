@@ -2,7 +2,8 @@
 
 `promote`, `abort` and `resume` set the command annotation (`mlops.dev/<command>`) to a fresh token,
 which the operator acts on once; `approve` sets `mlops.dev/approved=true` on a TrainingRun, `retry`
-clears a TrainingRun's rollback mark (`mlops.dev/rolled-back`) and stamps `mlops.dev/retried-at`. The plans
+clears a TrainingRun's rollback mark (`mlops.dev/rolled-back`) and stamps `mlops.dev/retried-at`;
+`reproduce` creates a TrainingRun repeating one and compares the two (plugin/reproduce.py). The plans
 are pure functions of the object; `run` is the one place that fetches and patches.
 """
 
@@ -22,7 +23,8 @@ from ..api.trainingrun import TrainingRunStatus
 from ..registry import APPROVED_ANNOTATION, MODEL_LABEL, RETRIED_ANNOTATION, ROLLED_BACK_ANNOTATION, ROLLED_BACK_LABEL
 from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, PAUSE_INCONCLUSIVE, PAUSE_SPEC, PAUSE_STEP
 from .args import MODEL_DEPLOYMENT, TRAINING_RUN, PluginError, build_parser, object_name, one_line
-from .connection import connect, fetch, patch
+from .connection import connect, create, fetch, patch
+from .reproduce import reproduce
 from .views import Deployment, describe_step, parse_status, render_history, render_status
 
 
@@ -205,6 +207,14 @@ def run(args: argparse.Namespace) -> int:
             patch(connection, kind, name, plan.patch)
         print(plan.message)
         return 0
+    if args.command == "reproduce":
+        return reproduce(
+            lambda body: create(connection, TRAINING_RUN, body),
+            lambda run: fetch(connection, TRAINING_RUN, run),
+            object_name(args.name, TRAINING_RUN),
+            wait=args.wait,
+            timeout=args.timeout,
+        )
     name = object_name(args.name, MODEL_DEPLOYMENT)
     md = fetch(connection, MODEL_DEPLOYMENT, name)
     if args.command == "status":

@@ -1,5 +1,5 @@
-"""The plugin's only contact with the API server: a client picked as kubectl picks it, one GET and
-one merge PATCH of a custom object, and every API failure turned into one line a person can act on.
+"""The plugin's only contact with the API server: a client picked as kubectl picks it, a GET, a merge
+PATCH and a CREATE of a custom object, and every API failure turned into one line a person can act on.
 
 The kubernetes client is imported inside the functions, so `--help` and the pure views start fast.
 """
@@ -166,5 +166,22 @@ def patch(connection: Connection, kind: Kind, name: str, body: dict[str, Any]) -
             body,
             _content_type="application/merge-patch+json",
             _request_timeout=REQUEST_TIMEOUT,
+        ),
+    )
+
+
+def create(connection: Connection, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
+    """Create an object in the connection's namespace (`metadata.generateName` names it)."""
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(connection.api)
+    name = body["metadata"].get("name") or body["metadata"].get("generateName", "?") + "…"
+    return _call(
+        connection,
+        "create",
+        kind,
+        name,
+        lambda: api.create_namespaced_custom_object(
+            GROUP, VERSION, connection.namespace, kind.plural, body, _request_timeout=REQUEST_TIMEOUT
         ),
     )

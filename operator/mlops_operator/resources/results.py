@@ -102,6 +102,7 @@ class TrainingResult(JobResult):
     test_rows: int | None = Field(default=None, ge=0, description="Held-out rows it was scored on.")
     champion: ChampionScores | None = Field(default=None, description="The champion scored on the same rows.")
     environment: TrainingEnvironment | None = Field(default=None, description="What it was trained with.")
+    golden_sha256: Sha256Hex | None = Field(default=None, description="sha256 of its golden.json, if it has one.")
 
     @model_validator(mode="after")
     def _a_passed_training_names_its_model(self) -> TrainingResult:

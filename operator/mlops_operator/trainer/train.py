@@ -212,12 +212,13 @@ def signature_sha256(signature: dict[str, Any]) -> str:
 def _stored_result(store: ArtifactStore, prefix: str, task: str) -> TrainingResult:
     metadata = json.loads(store.read(store.uri(f"{prefix}/{METADATA_FILE}")))
     try:
-        sha256 = sha256_hex(store.read(store.uri(f"{prefix}/{MANIFEST}")))
+        manifest = store.read(store.uri(f"{prefix}/{MANIFEST}"))
+        sha256, listed = sha256_hex(manifest), json.loads(manifest)["files"]
     except StoreError as error:
         if error.reason != "ObjectMissing":
             raise
         # a version stored before MANIFEST.json: its checksum is model.skops's own, as it was recorded then
-        sha256 = metadata["sha256"]
+        sha256, listed = metadata["sha256"], {}
     return TrainingResult(
         ok=True,
         metrics=metadata["metrics"],
@@ -238,4 +239,5 @@ def _stored_result(store: ArtifactStore, prefix: str, task: str) -> TrainingResu
         environment=TrainingEnvironment.model_validate(
             metadata.get("environment") or {"scikitLearn": metadata.get("sklearnVersion")}
         ),
+        golden_sha256=listed.get(GOLDEN_FILE),
     )
