@@ -288,7 +288,8 @@ def test_a_version_that_does_not_predict_as_in_training_is_never_served_and_is_r
     """A version whose golden rows (held-out rows with what the model predicted in training) are no longer
     predicted the same: here its stored golden set says otherwise, with a manifest and recorded sha256 that
     match, as if the libraries had changed what the model predicts. Its server refuses to serve it
-    (ModelNotReproducible, in the pod's termination message), the canary is rolled back and stable serves."""
+    (ModelNotReproducible, in the pod's termination message), the canary is rolled back for that reason and
+    stable serves."""
     cluster.apply(
         _run_manifest("iris-drifted", "sklearn.linear_model.LogisticRegression", {"max_iter": 300}).replace(
             '"datasetRef"', '"promotion": {"policy": "manual"}, "datasetRef"'
@@ -357,8 +358,12 @@ def test_a_version_that_does_not_predict_as_in_training_is_never_served_and_is_r
         timeout=120,
         what="a rollback after the progress deadline",
     )
-    assert status["degraded"]["reason"] == "ProgressDeadlineExceeded"
+    # The rollback names the cause its servers gave, read from the canary's own pods.
+    assert status["degraded"]["reason"] == "ModelNotReproducible", status["degraded"]
+    assert "the golden rows are predicted differently: row 0: predicted" in status["degraded"]["message"]
     assert status["stable"]["version"] == "iris-baseline" and "iris-drifted" in status["failedVersions"]
+    differs = next(c for c in status["conditions"] if c["type"] == "EnvironmentDiffers")
+    assert (differs["status"], differs["reason"]) == ("False", "SameEnvironment"), "trained on the servers' image"
 
 
 def _moment(text: str) -> dt.datetime:

@@ -338,6 +338,19 @@ def test_pods_that_never_become_ready_roll_back_after_the_deadline() -> None:
     assert st.degraded.message == "canary pods of v2 not ready within progressDeadlineSeconds=60"
 
 
+def test_a_canary_its_servers_refused_as_not_reproducible_is_rolled_back_for_that_reason() -> None:
+    s = spec(progressDeadlineSeconds=60)
+    _, st = step(s, canary_of_v2(s, 0), 30)
+    said = "refusing to serve s3://b/v2: ModelNotReproducible: ModelNotReproducible: row 0: predicted 1, trained 2"
+    _, st = step(s, st, 30, canary_refusal=said)
+    assert st.canary is not None, "before the deadline the pods may still come"
+    _, after = step(s, st, 61, canary_refusal=said)
+    assert after.degraded.reason == "ModelNotReproducible" and after.stable.version == "v1"
+    assert after.degraded.message.endswith(f"not ready within progressDeadlineSeconds=60: {said}")
+    _, after = step(s, st, 61, canary_refusal="refusing to serve s3://b/v2: StoreError: ObjectMissing")
+    assert after.degraded.reason == "ProgressDeadlineExceeded", "only the replay's refusal names the version"
+
+
 def test_spec_paused_freezes_the_rollout() -> None:
     steps = [{"setWeight": 20}, {"pause": {"duration": "10s"}}, {"setWeight": 50}]
     s, paused = spec(steps=steps, replicas=4), spec(steps=steps, replicas=4, paused=True)
@@ -609,3 +622,20 @@ def test_a_version_rolled_back_elsewhere_is_canaried_never_served_first() -> Non
     assert st.stable is None and d.events == [] and d.wake_at is None
     _, st = step(spec(), stable_on_v1(), 10, target=bad)
     assert st.canary.version == "v2" and st.stable.version == "v1"
+
+
+def test_a_version_served_on_other_libraries_says_so_in_its_own_condition() -> None:
+    from mlops_operator.controllers.modeldeployment import deployment_conditions
+
+    status = stable_on_v1()
+    status.stable.replicas = status.stable.ready_replicas = 1
+    conditions, phase = deployment_conditions(status, why="", generation=1, now="2026-01-01T00:00:00Z")
+    found = {c.type: c for c in conditions}
+    assert (found["EnvironmentDiffers"].status, found["EnvironmentDiffers"].reason) == ("False", "SameEnvironment")
+    words = "v1: scikitLearn 1.5.2 (trained) != 1.7.2 (served) (its servers predicted its golden rows as in training)"
+    conditions, phase = deployment_conditions(
+        status, why="", generation=1, now="2026-01-01T00:00:01Z", other_libraries=words
+    )
+    found = {c.type: c for c in conditions}
+    assert (found["EnvironmentDiffers"].status, found["EnvironmentDiffers"].message) == ("True", words)
+    assert found["Ready"].status == "True" and phase == "Healthy", "served the same: it serves, and says why"

@@ -14,7 +14,14 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from mlops_operator.modelformat.files import GOLDEN_FILE, MANIFEST, ModelIntegrityError, manifest_bytes
-from mlops_operator.modelformat.replay import Replay, environment_differences, golden_set, replay, verdict
+from mlops_operator.modelformat.replay import (
+    Replay,
+    environment_differences,
+    golden_set,
+    replay,
+    served_on_other_libraries,
+    verdict,
+)
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +191,14 @@ def test_a_tampered_golden_set_is_caught_by_the_manifest_and_other_predictions_a
     ):
         load(f"file://{tampered}", expected_sha256=None)
     assert load(f"file://{tampered}", expected_sha256=None, reproducibility="off")[0].reproducibility == "ReplaySkipped"
+
+
+def test_the_versions_served_on_other_libraries_are_named_with_the_versions_that_differ() -> None:
+    here = {"python": "3.11.2", "scikitLearn": "1.7.2", "numpy": "2.3.4", "image": "mlops-operator:b"}
+    same = {"python": "3.11.2", "scikitLearn": "1.7.2", "numpy": "2.3.4", "image": "mlops-operator:a"}
+    older = {"python": "3.11.2", "scikitLearn": "1.5.2", "numpy": "2.3.4"}
+    assert served_on_other_libraries({"v1": same}, here) == "", "another image with the same libraries is the same"
+    assert served_on_other_libraries({"v1": same, "v2": older}, here) == (
+        "v2: scikitLearn 1.5.2 (trained) != 1.7.2 (served)"
+    )
+    assert served_on_other_libraries({"v0": {"scikitLearn": "1.7.2"}}, here) == "", "only what was recorded"

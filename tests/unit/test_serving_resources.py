@@ -17,6 +17,7 @@ from mlops_operator.resources.serving import (
     plan_serving,
     running_version,
     selector_labels,
+    server_refusal,
     upgrade_rolling,
     upgrade_rolls,
     with_fingerprint,
@@ -326,3 +327,36 @@ def test_a_change_the_user_asked_for_rolls_at_once_and_an_older_operators_server
     # Unchanged: nothing to roll.
     same = _plan_with({"stable": running, "canary": None}, config=OperatorConfig(), may_upgrade=False)
     assert same.upgrade is None and same.stable.body is not None
+
+
+def server_pod(*, owner: str = "iris-canary-7d9f", version: str = "iris-a", message: str, last: bool = True) -> dict:
+    terminated = {"terminated": {"exitCode": 1, "message": message}}
+    return {
+        "metadata": {
+            "labels": {"mlops.dev/version": version},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": owner, "controller": True}],
+        },
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "server",
+                    **({"lastState": terminated, "state": {"waiting": {}}} if last else {"state": terminated}),
+                }
+            ]
+        },
+    }
+
+
+def test_a_refusal_counts_only_from_a_server_pod_the_canarys_replica_sets_made() -> None:
+    said = "refusing to serve s3://b/x: ModelNotReproducible: ModelNotReproducible: row 0 differs"
+    assert server_refusal([server_pod(message=said)], deployment="iris-canary", version="iris-a") == said
+    assert server_refusal([server_pod(message=said, last=False)], deployment="iris-canary", version="iris-a") == said
+    made_by_hand = server_pod(message=said)
+    made_by_hand["metadata"]["ownerReferences"] = []
+    others = [
+        made_by_hand,
+        server_pod(message=said, owner="iris-stable-7d9f"),
+        server_pod(message=said, version="iris-b"),
+        server_pod(message="OOMKilled"),
+    ]
+    assert server_refusal(others, deployment="iris-canary", version="iris-a") is None

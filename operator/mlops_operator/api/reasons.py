@@ -21,6 +21,9 @@ class ConditionType(StrEnum):
     AVAILABLE = "Available"  # ModelDeployment: the stable version serves
     PROGRESSING = "Progressing"  # ModelDeployment: a rollout is under way
     DEGRADED = "Degraded"  # ModelDeployment: a version was rolled back
+    # ModelDeployment: a version is served on other libraries than it was trained with (its servers
+    # replayed its golden rows: predicted the same, or they would not be ready).
+    ENVIRONMENT_DIFFERS = "EnvironmentDiffers"
 
 
 class ConditionStatus(StrEnum):
@@ -80,10 +83,13 @@ class Reason(StrEnum):
     ROLLOUT_IN_PROGRESS = "RolloutInProgress"
     ROLLOUT_COMPLETE = "RolloutComplete"
     NO_ROLLBACK = "NoRollback"
+    ENVIRONMENT_DIFFERS = "EnvironmentDiffers"
+    SAME_ENVIRONMENT = "SameEnvironment"  # EnvironmentDiffers=False: served on the libraries that trained it
     # ModelDeployment: why a canary was rolled back (status.degraded.reason).
     ABORTED = "Aborted"
     ANALYSIS_FAILED = "AnalysisFailed"
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    MODEL_NOT_REPRODUCIBLE = "ModelNotReproducible"  # past the deadline, its servers refused it: see the replay
     POST_PROMOTION_ANALYSIS_FAILED = "PostPromotionAnalysisFailed"
     # ModelDeployment: why a rollout holds (status.pauseReason).
     PAUSE_STEP = "PauseStep"

@@ -8,6 +8,7 @@ the canary pods and, when one is due, take a measurement on Prometheus; the pure
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import threading
 from typing import Any
@@ -24,6 +25,8 @@ from ..api.modeldeployment import (
 )
 from ..api.reasons import ConditionStatus, ConditionType, DeploymentPhase, Reason
 from ..config import OperatorConfig
+from ..modelformat.environment import current_environment
+from ..modelformat.replay import served_on_other_libraries
 from ..operator_metrics import CANARY_WEIGHT, ROLLBACKS
 from ..registry import MODEL_LABEL, PROMOTED_LABEL
 from ..registry.rollbacks import marks_to_write, retried_versions, rollback_record
@@ -38,11 +41,13 @@ from ..resources.serving import (
     plan_serving,
     ready_replicas_of,
     replicas_of,
+    selector_labels,
+    server_refusal,
     upgrade_rolls,
 )
 from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_prometheus_url, refused_queries
 from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, Observation, Target, next_rollout, variant_replicas
-from ..rollout.timing import measurement_due, next_wake
+from ..rollout.timing import measurement_due, next_wake, progress_deadline_exceeded
 from .cache import CACHE
 from .children import cached_child, ensure_child
 from .contract import Event, Events, Observed, Outcome, invalid_spec_outcome
@@ -103,6 +108,44 @@ def canary_share_routed(spec: ModelDeploymentSpec, status: ModelDeploymentStatus
     if spec.traffic_routing.mode != "GatewayAPI":
         return None
     return status.canary.weight if status.canary else 0
+
+
+def canary_refusal(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, namespace: str, md: str, now: dt.datetime
+) -> str | None:
+    """Why the canary's servers refused its version, read (one list of its pods) only once its progress
+    deadline has come: the rollback then names the cause (resources.serving.server_refusal)."""
+    canary = status.canary
+    if canary is None or not progress_deadline_exceeded(spec, canary, now):
+        return None
+    pods = kube.list_pods(namespace, selector_labels(md, "canary"))
+    return server_refusal(pods, deployment=child_name(md, "canary"), version=canary.version)
+
+
+# What the model servers run on: the operator's own image (OperatorConfig.image), so its own libraries.
+SERVERS_ENVIRONMENT = functools.cache(current_environment)
+CHECKED_SO = {
+    "replay": "its servers predicted its golden rows as in training before they became ready",
+    "strict": "reproducibility strict: its servers refuse to serve it",
+    "off": "reproducibility off: nothing checks that it predicts as in training",
+}
+
+
+def other_libraries(spec: ModelDeploymentSpec, namespace: str, status: ModelDeploymentStatus) -> str:
+    """The served versions trained on other libraries than the servers run, and what that means; "" if none."""
+    differing = served_on_other_libraries(served_environments(namespace, status), SERVERS_ENVIRONMENT())
+    return f"{differing} ({CHECKED_SO[spec.server.reproducibility]})" if differing else ""
+
+
+def served_environments(namespace: str, status: ModelDeploymentStatus) -> dict[str, dict[str, str]]:
+    """{version: the environment it was trained with} for the versions served (their TrainingRuns' status)."""
+    found = {}
+    for served in (status.stable, status.canary):
+        run = CACHE.get("trainingruns", namespace, served.version) if served else None
+        environment = (((run or {}).get("status") or {}).get("model") or {}).get("environment")
+        if served and environment:
+            found[served.version] = environment
+    return found
 
 
 def uncalibrated_versions(namespace: str, versions: set[str]) -> list[str]:
@@ -177,6 +220,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
             retried=retried_versions(status, failed_runs),
             inputs_approved_for=annotations.get(APPROVE_INPUTS_ANNOTATION),
             routed_weight=canary_share_routed(spec, status),
+            canary_refusal=canary_refusal(spec, status, namespace=namespace, md=name, now=moment),
         ),
     )
     status = decision.status
@@ -194,7 +238,13 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     else:
         TRIGGERS_CHECKED.pop((observed.namespace, observed.name), None)
     record_metrics(observed, previous=before, status=status)
-    conditions, phase = deployment_conditions(status, why=why, generation=observed.generation, now=now)
+    conditions, phase = deployment_conditions(
+        status,
+        why=why,
+        generation=observed.generation,
+        now=now,
+        other_libraries=other_libraries(spec, namespace, status),
+    )
     status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
     # The deadlines as they are after applying (the pods the canary now needs are in status).
     # Waiting for an upgrade-roll slot: a roll that finishes wakes us (controllers/watches.py); look again
@@ -369,9 +419,10 @@ def record_metrics(observed: Observed, *, previous: ModelDeploymentStatus, statu
 
 
 def deployment_conditions(
-    status: ModelDeploymentStatus, *, why: str, generation: int | None, now: str
+    status: ModelDeploymentStatus, *, why: str, generation: int | None, now: str, other_libraries: str = ""
 ) -> tuple[list[Condition], DeploymentPhase]:
-    """Available, Progressing, Degraded and the aggregate Ready, and the phase, from the rollout's status."""
+    """Available, Progressing, Degraded, EnvironmentDiffers (`other_libraries`: which served versions were
+    trained on other libraries, in words) and the aggregate Ready, and the phase, from the rollout's status."""
     stable, canary, degraded = status.stable, status.canary, status.degraded
     conditions = list(status.conditions)
     T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
@@ -400,6 +451,11 @@ def deployment_conditions(
         Reason.SERVING_STABLE if available else Reason.STABLE_NOT_READY,
         f"{stable.version}: {stable.ready_replicas}/{stable.replicas} pods ready",
     )
+    if other_libraries:
+        put(ConditionType.ENVIRONMENT_DIFFERS, T, Reason.ENVIRONMENT_DIFFERS, other_libraries)
+    else:
+        words = "every version served runs on the libraries it was trained with"
+        put(ConditionType.ENVIRONMENT_DIFFERS, F, Reason.SAME_ENVIRONMENT, words)
     if canary is not None:
         pause = status.pause_reason
         words = f"{canary.version} at {canary.weight}%, step {canary.step_index}"

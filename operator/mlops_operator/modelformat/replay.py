@@ -95,6 +95,18 @@ def environment_differences(recorded: dict[str, str], current: dict[str, str]) -
     }
 
 
+def served_on_other_libraries(recorded: dict[str, dict[str, str]], here: dict[str, str]) -> str:
+    """In words, which served versions ({version: the environment it was trained with}) the libraries
+    `here` differ for, and how; "" when none does."""
+    said = []
+    for version, environment in sorted(recorded.items()):
+        differences = environment_differences(environment, here)
+        if differences:
+            changed = ", ".join(f"{key} {a} (trained) != {b} (served)" for key, (a, b) in differences.items())
+            said.append(f"{version}: {changed}")
+    return "; ".join(said)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Whether a server may serve the version, and the reason and words it reports."""

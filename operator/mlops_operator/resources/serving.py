@@ -521,3 +521,25 @@ def plan_serving(
         services=services,
         canary_share=share,
     )
+
+
+def server_refusal(pods: list[dict[str, Any]], *, deployment: str, version: str) -> str | None:
+    """Why a server pod of `deployment` running `version` refused to serve it (its server container's
+    termination message, `refusing to serve …`); None when none said so. Only pods a ReplicaSet of
+    `deployment` controls (`<deployment>-<hash>`) count: a pod made by hand with the same labels is not
+    one of its servers."""
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if (meta.get("labels") or {}).get(VERSION_LABEL) != version[:63]:
+            continue
+        controller = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), {})
+        if controller.get("kind") != "ReplicaSet" or not str(controller.get("name", "")).startswith(f"{deployment}-"):
+            continue
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            if container.get("name") != SERVER_CONTAINER:
+                continue
+            for state in (container.get("state") or {}, container.get("lastState") or {}):
+                message = ((state.get("terminated") or {}).get("message") or "").strip()
+                if message.startswith("refusing to serve"):
+                    return message[:1000]
+    return None

@@ -107,6 +107,9 @@ class Observation:
     # The canary's share of traffic the HTTPRoute carried when last applied (Gateway API routing); None: the
     # traffic follows the pods (replica ratio), which `canary_ready_replicas` already covers.
     routed_weight: int | None = None
+    # Why the canary's servers refused its version, when they did (a server pod's termination message,
+    # `refusing to serve …: ModelNotReproducible: …`); read once the progress deadline has come.
+    canary_refusal: str | None = None
 
 
 @dataclass
@@ -326,6 +329,9 @@ def _enforce_progress_deadline(r: _Rollout) -> bool:
         return False
     deadline = r.spec.progress_deadline_seconds
     message = f"canary pods of {r.canary.version} not ready within progressDeadlineSeconds={deadline}"
+    refusal = r.obs.canary_refusal
+    if refusal and Reason.MODEL_NOT_REPRODUCIBLE in refusal:  # the servers said why: the version, not the pods
+        return _roll_back(r, reason=Reason.MODEL_NOT_REPRODUCIBLE, message=f"{message}: {refusal}")
     return _roll_back(r, reason=Reason.PROGRESS_DEADLINE_EXCEEDED, message=message)
 
 
