@@ -18,8 +18,10 @@ from mlops_operator.resources.serving import (
     running_version,
     selector_labels,
     server_refusal,
+    upgrade_roll_finished,
     upgrade_rolling,
     upgrade_rolls,
+    upgrade_stalled,
     with_fingerprint,
 )
 
@@ -305,6 +307,25 @@ def test_a_pod_template_only_the_operator_changed_waits_for_a_slot_and_holds_it_
     settled = _plan_with({"stable": done, "canary": None}, config=upgraded, may_upgrade=False)
     assert settled.upgrade is None and UPGRADE_ROLL_ANNOTATION not in settled.stable.body["metadata"]["annotations"]
     assert settled.stable.body["spec"]["template"] == rolling.stable.body["spec"]["template"]
+
+
+def test_a_roll_whose_new_pods_never_become_ready_stalls_and_frees_its_slot() -> None:
+    """The new template's pods refuse the model (not reproducible on the new image): the Deployment
+    controller gives up at the progress deadline; the old pods serve on, and other rolls may start."""
+    first = _plan_with({"stable": None, "canary": None}, config=OperatorConfig(), may_upgrade=False)
+    running = _rolled(first.stable.body, updated=2)
+    upgraded = OperatorConfig(image="mlops-operator:next")
+    rolling = _plan_with({"stable": running, "canary": None}, config=upgraded, may_upgrade=True)
+    mid_roll = _rolled(rolling.stable.body, updated=1)
+    uids = {("ml", "iris"): "u"}
+    assert not upgrade_stalled(mid_roll) and not upgrade_roll_finished(mid_roll)
+    gave_up = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    stalled = {**mid_roll, "status": {**mid_roll["status"], "conditions": [gave_up]}}
+    assert upgrade_stalled(stalled) and upgrade_roll_finished(stalled), "its slot is free: waiting rolls wake"
+    assert upgrade_rolls([stalled], uids) == set()
+    held = _plan_with({"stable": stalled, "canary": None}, config=upgraded, may_upgrade=False)
+    assert held.upgrade == "rolling" and held.stable.body["spec"]["template"] == rolling.stable.body["spec"]["template"]
+    assert not upgrade_stalled({**running, "status": {**running["status"], "conditions": [gave_up]}}), "no roll"
 
 
 def test_a_change_the_user_asked_for_rolls_at_once_and_an_older_operators_servers_wait() -> None:

@@ -886,7 +886,8 @@ class ModelDeploymentStatus(StatusModel):
     server_upgrade: str | None = Field(
         default=None,
         description="While the servers wait for or roll onto a pod template only the operator changed (an upgrade), "
-        "in words (chart serverUpgrades.maxConcurrent).",
+        "in words (chart serverUpgrades.maxConcurrent); `stalled: …` when the new pods did not become ready "
+        "(e.g. they refuse the version on the new image), with what they said: the old pods serve on.",
     )
     last_analysis: list[AnalysisResult] = Field(default_factory=list, description="Latest measurement per metric.")
     receipt_key_secret: str | None = Field(

@@ -103,6 +103,7 @@ class EventReason(StrEnum):
     """The `reason` of Events (`kubectl describe`) that are not a condition reason."""
 
     CHECK_STARTED = "CheckStarted"
+    UPGRADE_STALLED = "UpgradeStalled"  # a ModelDeployment's servers did not become ready on a new template
     NEW_VERSION = "NewVersion"
     DATASET_PINNED = "DatasetPinned"
     TRAINING_SUCCEEDED = "TrainingSucceeded"

@@ -23,7 +23,7 @@ from ..api.modeldeployment import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
 )
-from ..api.reasons import ConditionStatus, ConditionType, DeploymentPhase, Reason
+from ..api.reasons import ConditionStatus, ConditionType, DeploymentPhase, EventReason, Reason
 from ..config import OperatorConfig
 from ..modelformat.environment import current_environment
 from ..modelformat.replay import served_on_other_libraries
@@ -41,9 +41,11 @@ from ..resources.serving import (
     plan_serving,
     ready_replicas_of,
     replicas_of,
+    running_version,
     selector_labels,
     server_refusal,
     upgrade_rolls,
+    upgrade_stalled,
 )
 from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_prometheus_url, refused_queries
 from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, Observation, Target, next_rollout, variant_replicas
@@ -237,6 +239,9 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
         )
     else:
         TRIGGERS_CHECKED.pop((observed.namespace, observed.name), None)
+    stalled = (status.server_upgrade or "").startswith("stalled")
+    if stalled and status.server_upgrade != before.server_upgrade:
+        events.warn(reason=EventReason.UPGRADE_STALLED, message=status.server_upgrade or "")
     record_metrics(observed, previous=before, status=status)
     conditions, phase = deployment_conditions(
         status,
@@ -332,6 +337,7 @@ def apply_serving(
         applied = apply_server_deployments(planned, **servers)
     if planned.upgrade == "rolling":
         status.server_upgrade = "rolling the servers onto the operator's new pod template, one surge pod at a time"
+        status.server_upgrade = stalled_upgrade(namespace, name, applied) or status.server_upgrade
     pods = 0
     for variant_plan, served in ((planned.stable, stable), (planned.canary, canary)):
         result = applied[variant_plan.variant]
@@ -371,6 +377,22 @@ def apply_server_deployments(
         else:
             applied[variant_plan.variant] = ensure_child("deployments", namespace, variant_plan.body, uid=uid)
     return applied
+
+
+def stalled_upgrade(namespace: str, md: str, applied: dict[str, dict[str, Any]]) -> str | None:
+    """Why an upgrade roll of these servers stalled (resources.serving.upgrade_stalled), in words, with
+    what its new pods said (one list of the variant's pods, only while stalled); None if none did."""
+    for variant, deployment in applied.items():
+        if not upgrade_stalled(deployment):
+            continue
+        version = running_version(deployment) or "its version"
+        pods = kube.list_pods(namespace, selector_labels(md, variant))
+        said = server_refusal(pods, deployment=deployment["metadata"]["name"], version=version)
+        return (
+            f"stalled: the {variant} servers of {version} on the operator's new pod template did not become ready "
+            f"within progressDeadlineSeconds{f' ({said})' if said else ''}; the old pods keep serving it"
+        )
+    return None
 
 
 def scale_child(namespace: str, deployment: dict[str, Any], replicas: int) -> dict[str, Any]:

@@ -367,6 +367,9 @@ class VariantPlan:
 # any canary, so it waits for a slot: at most `serverUpgrades.maxConcurrent` ModelDeployments roll at once
 # (counted across the cluster from the Deployments marked UPGRADE_ROLL_ANNOTATION whose rollout is not
 # complete), each with maxUnavailable 0; until then its Deployments keep their template and are only scaled.
+# A roll whose new pods never become ready (they refuse the model on the new image: ModelNotReproducible)
+# stalls at the Deployment's progress deadline: the old pods go on serving, the slot is freed, and the
+# ModelDeployment says why in status.serverUpgrade.
 
 
 def operator_retemplate(desired: dict[str, Any], actual: dict[str, Any] | None) -> bool:
@@ -399,10 +402,23 @@ def upgrade_rolling(deployment: dict[str, Any]) -> bool:
     )
 
 
+def upgrade_stalled(deployment: dict[str, Any]) -> bool:
+    """Whether `deployment` is an upgrade roll the Deployment controller gave up on: its new pods did not
+    become available within its progressDeadlineSeconds (condition Progressing=False,
+    ProgressDeadlineExceeded), e.g. because they refuse the model on the new image. Its old pods keep
+    serving (maxUnavailable 0), and it holds no slot: one stuck model must not stop every other roll."""
+    conditions = (deployment.get("status") or {}).get("conditions") or []
+    gave_up = any(
+        c.get("type") == "Progressing" and c.get("status") == "False" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in conditions
+    )
+    return gave_up and upgrade_rolling(deployment)
+
+
 def upgrade_roll_finished(deployment: dict[str, Any]) -> bool:
-    """Whether `deployment` is marked as an upgrade roll that has completed (its slot is free)."""
+    """Whether `deployment` is marked as an upgrade roll that has completed or stalled (its slot is free)."""
     marked = (deployment["metadata"].get("annotations") or {}).get(UPGRADE_ROLL_ANNOTATION)
-    return bool(marked) and not upgrade_rolling(deployment)
+    return bool(marked) and (not upgrade_rolling(deployment) or upgrade_stalled(deployment))
 
 
 def upgrade_rolls(deployments: list[dict[str, Any]], uids: dict[tuple[str, str], str]) -> set[tuple[str, str]]:
@@ -416,7 +432,7 @@ def upgrade_rolls(deployments: list[dict[str, Any]], uids: dict[tuple[str, str],
         uid = uids.get((namespace, md))
         ours = uid is not None and controlled_by(d, uid)
         named = d["metadata"]["name"] in (child_name(md, "stable"), child_name(md, "canary"))
-        if ours and named and upgrade_rolling(d):
+        if ours and named and upgrade_rolling(d) and not upgrade_stalled(d):
             found.add((namespace, md))
     return found
 
