@@ -15,6 +15,7 @@ help:
 	@echo "make argocd        build Argo CD (once) and run it on the local cluster, with docs/argocd/argocd-cm.yaml"
 	@echo "make deploy        build the image and helm-install the chart into the local cluster"
 	@echo "make image         build operator/Dockerfile (buildah) and load it into the node as mlops-operator:dev"
+	@echo "                   (VARIANT=sklearn1.3: the image on requirements-sklearn1.3.lock, mlops-operator:dev-sklearn1.3)"
 	@echo "make crds          regenerate crds/, the chart's crds/ and docs/api.md from the pydantic models"
 	@echo "make lock          resolve the Python dependencies again into requirements.lock and requirements-dev.lock"
 
@@ -53,7 +54,7 @@ argocd: cluster-up argocd-binaries
 	@python3 hack/localcluster/argocd.py up
 
 image: cluster-up
-	@python3 hack/localcluster/image.py load >/dev/null
+	@python3 hack/localcluster/image.py load $(if $(VARIANT),--variant $(VARIANT)) >/dev/null
 
 deploy: cluster-up
 	@hack/deploy.sh

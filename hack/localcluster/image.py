@@ -7,6 +7,9 @@
    stage only (PIP_CERT), so it is never baked into the image.
 3. The image is saved as an OCI archive keyed by a hash of its inputs and imported into the node's
    containerd as `mlops-operator:dev`. Nothing changed → nothing is rebuilt or re-imported.
+
+`--variant NAME` builds the same Dockerfile with the lock requirements-NAME.lock (build argument LOCK;
+hack/lock-variants/NAME.txt says what it overrides) as `mlops-operator:dev-NAME`, cached the same way.
 """
 
 from __future__ import annotations
@@ -42,6 +45,23 @@ IMAGE_NAME = "docker.io/library/mlops-operator:dev"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 INPUTS = ["operator/Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "operator/mlops_operator"]
 
+
+def variants() -> list[str]:
+    return sorted(p.stem for p in (REPO / "hack/lock-variants").glob("*.txt"))
+
+
+def lock_of(variant: str | None) -> str:
+    return f"requirements-{variant}.lock" if variant else "requirements.lock"
+
+
+def image_name(variant: str | None) -> str:
+    return f"{IMAGE_NAME}-{variant}" if variant else IMAGE_NAME
+
+
+def archive_prefix(variant: str | None) -> str:
+    return f"mlops-operator-{variant}-" if variant else "mlops-operator-"
+
+
 _started = time.monotonic()
 
 
@@ -49,10 +69,10 @@ def log(message: str) -> None:
     print(f"[image {time.monotonic() - _started:5.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def inputs_hash() -> str:
+def inputs_hash(variant: str | None = None) -> str:
     """sha256 over the paths and contents of everything the Dockerfile copies."""
     digest = hashlib.sha256()
-    for entry in INPUTS:
+    for entry in [lock_of(variant) if e == "requirements.lock" else e for e in INPUTS]:
         path = REPO / entry
         files = [path]
         if path.is_dir():
@@ -102,9 +122,10 @@ def _buildah_image_id(reference: str) -> str:
     return out.stdout.split()[0] if out.stdout.split() else reference
 
 
-def build() -> pathlib.Path:
-    """The OCI archive of the project image for the current inputs (built only if missing)."""
-    archive = IMAGES / f"mlops-operator-{inputs_hash()}.oci.tar"
+def build(variant: str | None = None) -> pathlib.Path:
+    """The OCI archive of the project image (or a variant) for the current inputs (built only if missing)."""
+    archive = IMAGES / f"{archive_prefix(variant)}{inputs_hash(variant)}.oci.tar"
+    name = image_name(variant)
     if archive.exists():
         return archive
     ensure_base()
@@ -125,11 +146,13 @@ def build() -> pathlib.Path:
             "--quiet",
             "--build-arg",
             f"BASE_IMAGE={BASE_NAME}",
+            "--build-arg",
+            f"LOCK={lock_of(variant)}",
             *extra,
             "-f",
             str(REPO / "operator/Dockerfile"),
             "-t",
-            IMAGE_NAME,
+            name,
             str(REPO),
         ],
         check=True,
@@ -137,16 +160,18 @@ def build() -> pathlib.Path:
     )
     tmp = archive.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
-    subprocess.run([*BUILDAH, "push", "--quiet", IMAGE_NAME, f"oci-archive:{tmp}:{IMAGE_NAME}"], check=True)
-    for old in IMAGES.glob("mlops-operator-*.oci.tar"):
-        old.unlink()
+    subprocess.run([*BUILDAH, "push", "--quiet", name, f"oci-archive:{tmp}:{name}"], check=True)
+    for old in IMAGES.glob(f"{archive_prefix(variant)}*.oci.tar"):
+        if old.name.removeprefix(archive_prefix(variant)).count("-") == 0:  # this variant's, not another's
+            old.unlink()
     tmp.replace(archive)
     log(f"built {archive.name}")
     return archive
 
 
-def load(archive: pathlib.Path) -> None:
+def load(archive: pathlib.Path, variant: str | None = None) -> None:
     """Import the archive into every node's containerd unless that exact build is there already."""
+    name = image_name(variant)
     running = [n for n in cluster.nodes() if n.socket.exists()]
     if not running:
         raise SystemExit("the local cluster's node is not running: make cluster-up first")
@@ -159,21 +184,22 @@ def load(archive: pathlib.Path) -> None:
             text=True,
             check=True,
         ).stdout
-        if IMAGE_NAME in listed:
-            log(f"{IMAGE_NAME} is up to date in {node.name}")
+        if name in listed:
+            log(f"{name} is up to date in {node.name}")
             continue
         subprocess.run([*ctr, "images", "import", str(archive)], check=True, capture_output=True)
-        subprocess.run([*ctr, "images", "label", IMAGE_NAME, build_label], check=True, capture_output=True)
-        log(f"imported {IMAGE_NAME} into {node.name}")
+        subprocess.run([*ctr, "images", "label", name, build_label], check=True, capture_output=True)
+        log(f"imported {name} into {node.name}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["build", "load"], help="build: only the archive; load: build and import")
+    parser.add_argument("--variant", choices=variants(), help="an image variant (hack/lock-variants/)")
     args = parser.parse_args()
-    archive = build()
+    archive = build(args.variant)
     if args.command == "load":
-        load(archive)
+        load(archive, args.variant)
     print(archive)
     return 0
 

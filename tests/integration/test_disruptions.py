@@ -346,7 +346,7 @@ def test_an_upgrade_that_changes_the_servers_template_rolls_a_bounded_number_at_
         timeout=240,
         what="iris-stuck trained",
     )
-    cluster.apply(_md("upgrade-stuck", run="iris-stuck", replicas=1, progressDeadlineSeconds=20), ns)
+    cluster.apply(_md("upgrade-stuck", run="iris-stuck", replicas=1, progressDeadlineSeconds=30), ns)
 
     def servers() -> dict[str, dict]:
         """The stable server Deployments of `names`, from one list (one consistent moment)."""
@@ -403,12 +403,13 @@ def test_an_upgrade_that_changes_the_servers_template_rolls_a_bounded_number_at_
             what="status.serverUpgrade cleared once every roll is done",
         )
         print(f"three ModelDeployments rolled one at a time in {took:.0f} s")
-        said = wait_for(
-            lambda: (w := _status(cluster, ns, "upgrade-stuck").get("serverUpgrade") or "").startswith("stalled") and w,
-            timeout=120,
-            what="the stuck ModelDeployment saying its roll stalled",
-        )
-        assert "refusing to serve" in said and "golden.json" in said and "old pods keep serving" in said, said
+
+        def stalled() -> str:
+            said = _status(cluster, ns, "upgrade-stuck").get("serverUpgrade") or ""
+            return said if said.startswith("stalled") and "refusing to serve" in said else ""
+
+        said = wait_for(stalled, timeout=150, what="the stuck ModelDeployment saying its roll stalled, and why")
+        assert "golden.json" in said and "old pods keep serving" in said, said
         old = {p["metadata"]["name"] for p in stuck_pods}
         serving = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=upgrade-stuck")["items"]
         ready_old = [

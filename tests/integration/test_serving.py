@@ -324,7 +324,7 @@ def test_a_version_that_does_not_predict_as_in_training_is_never_served_and_is_r
         _md(
             "strict",
             run="iris-baseline",
-            progressDeadlineSeconds=15,
+            progressDeadlineSeconds=60,  # time for the refusal: the server must have started and stopped
             strategy={"canary": {"steps": [{"setWeight": 50}]}},
         ),
         ns,

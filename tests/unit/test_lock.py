@@ -40,3 +40,20 @@ def test_the_locks_pin_every_dependency_within_its_range_with_hashes() -> None:
     assert all(hashes for _, hashes in [*runtime.values(), *dev.values()]), "a pin without its hashes"
     differ = {n: (v, dev.get(n, ("-",))[0]) for n, (v, _) in runtime.items() if dev.get(n, ("",))[0] != v}
     assert not differ, f"the image and .venv would run other versions: {differ}"
+
+
+def test_each_image_variant_lock_is_the_image_lock_but_for_what_it_overrides() -> None:
+    """requirements-<variant>.lock (hack/lock-variants/<variant>.txt): the versions the variant names, every
+    other distribution as the image has it (scikit-learn 1.9 needs narwhals, 1.3 does not), with hashes."""
+    runtime = pins("requirements.lock")
+    for overrides in sorted((REPO / "hack/lock-variants").glob("*.txt")):
+        wanted = {
+            canonicalize_name(m.group(1)): m.group(2)
+            for line in overrides.read_text().splitlines()
+            if (m := PIN.match(line))
+        }
+        variant = pins(f"requirements-{overrides.stem}.lock")
+        assert {n: variant[n][0] for n in wanted} == wanted, f"{overrides.name}: run `make lock`"
+        others = {n: v for n, (v, _) in variant.items() if n not in wanted and runtime.get(n, ("",))[0] != v}
+        assert not others, f"requirements-{overrides.stem}.lock differs from requirements.lock in {others}"
+        assert all(hashes for _, hashes in variant.values()), "a pin without its hashes"

@@ -253,10 +253,13 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
     # The deadlines as they are after applying (the pods the canary now needs are in status).
     # Waiting for an upgrade-roll slot: a roll that finishes wakes us (controllers/watches.py); look again
-    # in 30 s all the same, should that event be missed.
-    slot_wake = moment + dt.timedelta(seconds=30) if (status.server_upgrade or "").startswith("waiting") else None
+    # in 30 s all the same, should that event be missed. A stalled roll whose new pods have not said why
+    # yet (still starting): look again in 30 s for what they say (their restarts change no Deployment).
+    upgrade = status.server_upgrade or ""
+    unexplained = upgrade.startswith("stalled") and "refusing to serve" not in upgrade
+    upgrade_wake = moment + dt.timedelta(seconds=30) if upgrade.startswith("waiting") or unexplained else None
     wake = min(
-        (w for w in (next_wake(spec, status, moment, measurement_running=running), retrain_wake, slot_wake) if w),
+        (w for w in (next_wake(spec, status, moment, measurement_running=running), retrain_wake, upgrade_wake) if w),
         default=None,
     )
     return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), wake_at=wake, events=events)
