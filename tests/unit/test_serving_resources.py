@@ -381,3 +381,27 @@ def test_a_refusal_counts_only_from_a_server_pod_the_canarys_replica_sets_made()
         server_pod(message="OOMKilled"),
     ]
     assert server_refusal(others, deployment="iris-canary", version="iris-a") is None
+
+
+def test_training_image_servers_run_the_image_their_version_was_trained_in() -> None:
+    trained = {**VERSION, "image": "mlops-operator:dev-sklearn1.3"}
+
+    def image(server: dict | None, version: dict) -> str:
+        [container] = deployment(version=version, server=server)["spec"]["template"]["spec"]["containers"]
+        return container["image"]
+
+    assert image(None, trained) == OperatorConfig().image, "by default the operator's image, replay-guarded"
+    assert image({"image": "Training"}, trained) == "mlops-operator:dev-sklearn1.3"
+    assert image({"image": "Training"}, VERSION) == OperatorConfig().image, "no image recorded: the operator's"
+
+
+def test_a_server_field_added_later_changes_no_servers_inputs_while_at_its_default() -> None:
+    """An upgrade that adds spec.server.image must not make every server look changed by its user (those
+    roll at once): at its default it is left out of the inputs digest, set it counts."""
+    from mlops_operator.api.modeldeployment import ServerSpec
+    from mlops_operator.resources.serving import server_inputs
+
+    assert "image" not in server_inputs(ServerSpec()) and "reproducibility" in server_inputs(ServerSpec())
+    assert server_inputs(ServerSpec(image="Training"))["image"] == "Training"
+    default, training = deployment(), deployment(server={"image": "Training"})
+    assert default["metadata"]["annotations"] != training["metadata"]["annotations"]

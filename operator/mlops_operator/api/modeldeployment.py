@@ -164,6 +164,14 @@ class ServerSpec(SpecModel):
         "library versions that trained it; off: no check. A version that fails never becomes ready and says "
         "why in its pods' termination message (ModelNotReproducible).",
     )
+    image: Literal["Operator", "Training"] = Field(
+        default="Operator",
+        description="Which image the servers run: Operator, the operator's current one (its libraries may be "
+        "newer than those a version was trained with: the replay guards it); Training, for each version the "
+        "image its TrainingRun recorded it was trained in (status.model.environment.image), so it keeps its "
+        "libraries across operator upgrades, and misses their security fixes. A version that recorded no "
+        "image runs on the operator's.",
+    )
     drain_seconds: int = Field(
         default=10,
         ge=0,

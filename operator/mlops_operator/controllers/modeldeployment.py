@@ -134,8 +134,12 @@ CHECKED_SO = {
 
 
 def other_libraries(spec: ModelDeploymentSpec, namespace: str, status: ModelDeploymentStatus) -> str:
-    """The served versions trained on other libraries than the servers run, and what that means; "" if none."""
-    differing = served_on_other_libraries(served_environments(namespace, status), SERVERS_ENVIRONMENT())
+    """The served versions trained on other libraries than the servers run, and what that means; "" if none.
+    With spec.server.image Training a version that recorded its image is served on it: the same libraries."""
+    recorded = served_environments(namespace, status)
+    if spec.server.image == "Training":
+        recorded = {v: env for v, env in recorded.items() if not env.get("image")}
+    differing = served_on_other_libraries(recorded, SERVERS_ENVIRONMENT())
     return f"{differing} ({CHECKED_SO[spec.server.reproducibility]})" if differing else ""
 
 
@@ -312,6 +316,7 @@ def apply_serving(
             config=config,
             receipt_secret=status.receipt_key_secret,
             may_upgrade=may_upgrade,
+            trained_in={v: env["image"] for v, env in served_environments(namespace, status).items() if "image" in env},
         )
 
     planned = plan(may_upgrade=False)

@@ -96,6 +96,14 @@ def capture_plan(
     return args, f"capturing {capture.sample_rate:.0%} of the requests and the labels posted back to {uri}"
 
 
+def server_image(spec: ModelDeploymentSpec, version: dict[str, str], config: OperatorConfig) -> str:
+    """The image a version's servers run: the operator's, or with `spec.server.image: Training` the one it
+    was trained in (recorded by the operator's own training Job), when it recorded one."""
+    if spec.server.image == "Training":
+        return version.get("image") or config.image
+    return config.image
+
+
 def desired_server_deployment(
     *,
     md: str,
@@ -109,8 +117,9 @@ def desired_server_deployment(
     capture_args: list[str] | None = None,
     receipt_secret: str | None = None,
 ) -> dict[str, Any]:
-    """The Deployment serving `version` ({version, modelUri, sha256}) as `variant` with `replicas` pods;
-    `receipt_secret` holds the key its pods sign feedback receipts with (every variant shares it)."""
+    """The Deployment serving `version` ({version, modelUri, sha256}, and the image it was trained in when
+    known) as `variant` with `replicas` pods; `receipt_secret` holds the key its pods sign feedback receipts
+    with (every variant shares it)."""
     labels = {
         **selector_labels(md, variant),
         MODEL_LABEL: model,
@@ -121,7 +130,7 @@ def desired_server_deployment(
     store = serving_store_access(version["modelUri"], config)
     container = {
         "name": SERVER_CONTAINER,
-        "image": config.image,
+        "image": server_image(spec, version, config),
         "imagePullPolicy": config.image_pull_policy,
         "args": [
             "serve",
@@ -215,7 +224,7 @@ def desired_server_deployment(
         },
     }
     inputs = {
-        "server": server.model_dump(mode="json"),
+        "server": server_inputs(server),
         "capture": spec.capture and spec.capture.model_dump(mode="json"),
     }
     deployment["metadata"]["annotations"] = {
@@ -223,6 +232,18 @@ def desired_server_deployment(
         SERVER_INPUTS_ANNOTATION: _digest(inputs),
     }
     return deployment
+
+
+# ServerSpec fields added after the servers' inputs digest (SERVER_INPUTS_ANNOTATION) was first written:
+# left out of it while at their default, so that an upgrade adding one does not make every server look
+# changed by its user (which rolls at once, where the operator's own changes roll a bounded few at a time).
+ADDED_LATER = ("image",)
+
+
+def server_inputs(server: ServerSpec) -> dict[str, Any]:
+    """spec.server as its servers' inputs digest covers it."""
+    left_out = {name for name in ADDED_LATER if getattr(server, name) == ServerSpec.model_fields[name].default}
+    return server.model_dump(mode="json", exclude=left_out)
 
 
 def _digest(content: Any) -> str:
@@ -475,11 +496,13 @@ def plan_serving(
     config: OperatorConfig,
     receipt_secret: str | None,
     may_upgrade: bool = True,
+    trained_in: dict[str, str] | None = None,
 ) -> ServingPlan:
     """What apply_serving applies, from the status and the Deployments as watched; no request is made.
 
     `wanted` is the (stable, canary) split of the current weight; `deployments` the two server Deployments
-    as they are; `may_upgrade` whether an upgrade roll may start (see "Upgrade rolls" above). Capacity
+    as they are; `may_upgrade` whether an upgrade roll may start (see "Upgrade rolls" above); `trained_in`
+    the image each version was trained in, by version (spec.server.image: Training). Capacity
     never drops while traffic moves (held_replicas). After an abort or a rollback
     (no canary in status) the canary Deployment still runs the version that was rolled back: it serves
     until stable is whole again, and is only scaled down, until it has none."""
@@ -502,6 +525,8 @@ def plan_serving(
         if name == "canary" and draining and replicas > 0:
             return VariantPlan(name, replicas, None)
         version = {"version": served.version, "modelUri": served.model_uri, "sha256": served.sha256}
+        if (trained_in or {}).get(served.version):
+            version["image"] = (trained_in or {})[served.version]
         body = desired_server_deployment(
             md=md,
             uid=uid,
