@@ -312,6 +312,26 @@ def test_mid_canary_shows_both_versions_the_step_and_the_analysis() -> None:
     assert analysis[1].split()[:3] == ["errors", "Successful", "0"]
 
 
+def test_status_shows_what_each_version_was_trained_with_and_whether_the_libraries_differ() -> None:
+    md = copy.deepcopy(MID_CANARY)
+    words = "iris-baseline: scikitLearn 1.3.2 (trained) != 1.9.1 (served) (its servers predicted …)"
+    md["status"]["conditions"].append(
+        {"type": "EnvironmentDiffers", "status": "True", "reason": "EnvironmentDiffers", "message": words}
+        | {"lastTransitionTime": "2026-03-02T10:00:00Z"}
+    )
+    environments = {
+        "iris-baseline": {"python": "3.11.2", "scikitLearn": "1.3.2", "numpy": "1.26.4", "image": "mlops:old"},
+    }
+    text = plugin.render_status(md, now=NOW, environments=environments)
+    shown = status_fields(text)
+    assert shown["Libraries"] == words
+    assert shown["Trained with"] == "iris-baseline: scikit-learn 1.3.2, numpy 1.26.4, Python 3.11.2 (image mlops:old)"
+    md["status"]["conditions"][-1] |= {"status": "False", "reason": "SameEnvironment"}
+    shown = status_fields(plugin.render_status(md, now=NOW))
+    assert shown["Libraries"] == "every version served runs on the libraries that trained it"
+    assert "Trained with" not in shown, "no TrainingRun read: nothing said"
+
+
 def test_achieved_weight_differs_from_the_desired_one_with_few_replicas() -> None:
     md = copy.deepcopy(MID_CANARY)
     md["spec"] = {**EXAMPLE_SPEC, "replicas": 2}

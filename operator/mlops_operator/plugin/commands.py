@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     name = object_name(args.name, MODEL_DEPLOYMENT)
     md = fetch(connection, MODEL_DEPLOYMENT, name)
     if args.command == "status":
-        print(render_status(md))
+        print(render_status(md, environments=trained_environments(connection, md)))
         return 0
     if args.command == "history":
         print(render_history(md))
@@ -230,6 +230,22 @@ def run(args: argparse.Namespace) -> int:
     patch(connection, MODEL_DEPLOYMENT, name, command_patch(args.command, token))
     print(render_request(args.command, md, token, effect=effect if acts else f"probably nothing: {effect}"))
     return 0
+
+
+def trained_environments(connection: Any, md: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """What the versions a ModelDeployment serves were trained with, from their TrainingRuns; a run that
+    cannot be read (deleted, no permission) is left out: the status shows without it."""
+    status = md.get("status") or {}
+    found = {}
+    for version in {(status.get(v) or {}).get("version") for v in ("stable", "canary")} - {None}:
+        try:
+            run = fetch(connection, TRAINING_RUN, version)
+        except PluginError:
+            continue
+        environment = ((run.get("status") or {}).get("model") or {}).get("environment")
+        if environment:
+            found[version] = environment
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

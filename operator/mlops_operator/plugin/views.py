@@ -24,7 +24,7 @@ from ..api.modeldeployment import (
     RetrainingEvent,
     VersionStatus,
 )
-from ..api.reasons import ConditionType
+from ..api.reasons import ConditionStatus, ConditionType
 from ..rollout import timing
 from ..rollout.canary import (
     PAUSE_INCONCLUSIVE,
@@ -211,8 +211,27 @@ def _model_words(spec_body: dict[str, Any]) -> str:
     return f"{selector.get('name', '?')} (follows its champion)"
 
 
-def render_status(md: dict[str, Any], *, now: dt.datetime | None = None) -> str:
-    """A readable view of a ModelDeployment: versions, weights, step, last analysis, degradation."""
+def trained_with(environment: dict[str, str]) -> str:
+    """A version's recorded environment in one line: the libraries that decide its predictions, the image."""
+    names = {"scikitLearn": "scikit-learn", "numpy": "numpy", "scipy": "scipy", "skops": "skops", "python": "Python"}
+    words = ", ".join(f"{label} {environment[key]}" for key, label in names.items() if environment.get(key))
+    return words + (f" (image {environment['image']})" if environment.get("image") else "")
+
+
+def _libraries_line(conditions: list[Condition]) -> str | None:
+    found = next((c for c in conditions if c.type == ConditionType.ENVIRONMENT_DIFFERS), None)
+    if found is None:
+        return None
+    if found.status == ConditionStatus.TRUE:
+        return found.message
+    return "every version served runs on the libraries that trained it"
+
+
+def render_status(
+    md: dict[str, Any], *, now: dt.datetime | None = None, environments: dict[str, dict[str, str]] | None = None
+) -> str:
+    """A readable view of a ModelDeployment: versions, weights, step, last analysis, degradation;
+    `environments`: what each version was trained with (its TrainingRun's status.model.environment)."""
     now = now or utc_now()
     deployment = Deployment.parse(md)
     meta, status, spec = deployment.meta, deployment.status, deployment.spec
@@ -241,6 +260,11 @@ def render_status(md: dict[str, Any], *, now: dt.datetime | None = None) -> str:
         guard = _guard_words(spec, status, now)
         if guard:
             fields.append(("Guard", guard))
+    for version in (v for v in (stable, canary) if v and (environments or {}).get(v.version)):
+        fields.append(("Trained with", f"{version.version}: {trained_with((environments or {})[version.version])}"))
+    libraries = _libraries_line(status.conditions)
+    if libraries:
+        fields.append(("Libraries", libraries))
     if status.routing:
         fields.append(("Routing", status.routing))
     if status.server_upgrade:
