@@ -285,3 +285,71 @@ def test_a_child_with_our_labels_but_another_owner_is_never_changed(monkeypatch)
         world.reconcile({**SPEC, "replicas": 3})
     assert "belongs to ModelDeployment iris (uid another-md)" in raised.value.message
     assert not [w for w in world.writes if w[1].startswith("iris-stable")], world.writes
+
+
+def test_a_stalled_upgrade_roll_says_what_its_new_pods_said_and_looks_again_only_while_they_may_say_it(
+    monkeypatch,
+) -> None:
+    """The servers' roll onto an upgraded operator's template stalls (the Deployment controller's progress
+    deadline): the status says so with a Warning Event; until a new pod has said why, the ModelDeployment
+    looks again in 30 s (for 5 minutes, not for ever); a pod list it may not read only leaves the words out."""
+    import datetime as dt
+
+    from mlops_operator.api.clock import format_time, utc_now
+
+    world = World(monkeypatch)
+    world.add(run("iris-a", champion=True))
+    world.reconcile()
+    upgraded = OperatorConfig(image="mlops-operator:next")
+    monkeypatch.setattr(controller, "namespace_config", lambda namespace: (upgraded, None))
+    world.reconcile()
+    rolling = world.deployment("stable")
+    said: list[Any] = []
+    monkeypatch.setattr(controller.kube, "list_pods", lambda ns, labels: said.pop(0) if said else [])
+
+    def stall(seconds_ago: float) -> None:
+        at = format_time(utc_now() - dt.timedelta(seconds=seconds_ago))
+        gave_up = {
+            "type": "Progressing",
+            "status": "False",
+            "reason": "ProgressDeadlineExceeded",
+            "lastTransitionTime": at,
+        }
+        status = {**rolling["status"], "updatedReplicas": 1, "availableReplicas": 2, "conditions": [gave_up]}
+        world.cache.observe("deployments", {**rolling, "status": status})
+
+    stall(1)
+    outcome = world.reconcile()
+    assert world.status["serverUpgrade"].startswith("stalled: the stable servers of iris-a"), world.status
+    assert [(e.reason, e.warning) for e in outcome.events] == [("UpgradeStalled", True)]
+    assert outcome.wake_at is not None and outcome.wake_at - utc_now() <= dt.timedelta(seconds=30)
+    refusing = {
+        "metadata": {
+            "labels": {"mlops.dev/version": "iris-a"},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "iris-stable-5c9", "controller": True}],
+        },
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "server",
+                    "lastState": {"terminated": {"message": "refusing to serve x: ModelNotReproducible: y"}},
+                }
+            ]
+        },
+    }
+    said.append([refusing])
+    outcome = world.reconcile()
+    assert (
+        "(refusing to serve x: ModelNotReproducible: y); the old pods keep serving it" in world.status["serverUpgrade"]
+    )
+    assert outcome.wake_at is None, "said why: nothing more to look for"
+    stall(600)
+    said.append([])
+    assert world.reconcile().wake_at is None, "10 minutes on, a pod that never said why is not looked for again"
+
+    def forbidden(ns: str, labels: dict) -> list:
+        raise controller.kube.ApiException(status=403)
+
+    monkeypatch.setattr(controller.kube, "list_pods", forbidden)
+    world.reconcile()
+    assert world.status["serverUpgrade"].startswith("stalled"), "the words are left out, nothing fails"

@@ -44,8 +44,8 @@ from ..resources.serving import (
     running_version,
     selector_labels,
     server_refusal,
+    stalled_at,
     upgrade_rolls,
-    upgrade_stalled,
 )
 from ..rollout.analysis import metrics_to_judge, refused_estimate, refused_prometheus_url, refused_queries
 from ..rollout.canary import APPROVE_INPUTS_ANNOTATION, COMMANDS, Observation, Target, next_rollout, variant_replicas
@@ -120,8 +120,9 @@ def canary_refusal(
     canary = status.canary
     if canary is None or not progress_deadline_exceeded(spec, canary, now):
         return None
-    pods = kube.list_pods(namespace, selector_labels(md, "canary"))
-    return server_refusal(pods, deployment=child_name(md, "canary"), version=canary.version)
+    return pods_refusal(
+        namespace, selector_labels(md, "canary"), deployment=child_name(md, "canary"), version=canary.version
+    )
 
 
 # What the model servers run on: the operator's own image (OperatorConfig.image), so its own libraries.
@@ -233,8 +234,9 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     mark_rolled_back_versions(status, observed=observed)
     events = Events(Event(reason, words, warning=kind != "Normal") for kind, reason, words in decision.events)
     status.selector = pod_selector(name)
+    stall_wake = None
     if status.stable:
-        apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
+        stall_wake = apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
         status.autoscaler = apply_autoscaling(spec, observed=observed)
     retrain_wake = None
     if spec.retraining and status.stable:
@@ -257,13 +259,11 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     status.conditions, status.phase, status.observed_generation = conditions, phase, observed.generation
     # The deadlines as they are after applying (the pods the canary now needs are in status).
     # Waiting for an upgrade-roll slot: a roll that finishes wakes us (controllers/watches.py); look again
-    # in 30 s all the same, should that event be missed. A stalled roll whose new pods have not said why
-    # yet (still starting): look again in 30 s for what they say (their restarts change no Deployment).
-    upgrade = status.server_upgrade or ""
-    unexplained = upgrade.startswith("stalled") and "refusing to serve" not in upgrade
-    upgrade_wake = moment + dt.timedelta(seconds=30) if upgrade.startswith("waiting") or unexplained else None
+    # in 30 s all the same, should that event be missed.
+    slot_wake = moment + dt.timedelta(seconds=30) if (status.server_upgrade or "").startswith("waiting") else None
+    wakes = (next_wake(spec, status, moment, measurement_running=running), retrain_wake, slot_wake, stall_wake)
     wake = min(
-        (w for w in (next_wake(spec, status, moment, measurement_running=running), retrain_wake, upgrade_wake) if w),
+        (w for w in wakes if w),
         default=None,
     )
     return Outcome(status=status.model_dump(mode="json", by_alias=True, exclude_none=True), wake_at=wake, events=events)
@@ -284,9 +284,9 @@ def apply_autoscaling(spec: ModelDeploymentSpec, *, observed: Observed) -> str |
 
 def apply_serving(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str, weight: int
-) -> None:
+) -> dt.datetime | None:
     """Apply the serving plan (resources.serving.plan_serving) and the traffic split; record in status what
-    was achieved."""
+    was achieved. Returns when to look again by itself (a stalled upgrade roll whose pods said nothing yet)."""
     name, namespace = observed.name, observed.namespace
     config, _ = namespace_config(namespace)  # the servers read the store their model's URI names
     canary, stable = status.canary, status.stable
@@ -345,7 +345,15 @@ def apply_serving(
         applied = apply_server_deployments(planned, **servers)
     if planned.upgrade == "rolling":
         status.server_upgrade = "rolling the servers onto the operator's new pod template, one surge pod at a time"
-        status.server_upgrade = stalled_upgrade(namespace, name, applied) or status.server_upgrade
+    look_again = None
+    stalled = stalled_upgrade(namespace, name, applied)
+    if stalled is not None:
+        status.server_upgrade, since = stalled
+        # Its new pods may still be starting: look for what they say for a while (their restarts change no
+        # Deployment, so no event would come), not for ever (a pod that never starts says nothing).
+        now = utc_now()
+        if "refusing to serve" not in status.server_upgrade and now < since + STALL_LOOK:
+            look_again = now + dt.timedelta(seconds=30)
     pods = 0
     for variant_plan, served in ((planned.stable, stable), (planned.canary, canary)):
         result = applied[variant_plan.variant]
@@ -366,6 +374,7 @@ def apply_serving(
     stable.weight = 100 - achieved
     if canary:
         canary.weight = achieved
+    return look_again
 
 
 # Held while a reconcile counts the upgrade rolls in progress and starts one, so that two ModelDeployments
@@ -387,20 +396,36 @@ def apply_server_deployments(
     return applied
 
 
-def stalled_upgrade(namespace: str, md: str, applied: dict[str, dict[str, Any]]) -> str | None:
-    """Why an upgrade roll of these servers stalled (resources.serving.upgrade_stalled), in words, with
-    what its new pods said (one list of the variant's pods, only while stalled); None if none did."""
+STALL_LOOK = dt.timedelta(minutes=5)  # how long after a roll stalled its pods' words are looked for
+
+
+def stalled_upgrade(namespace: str, md: str, applied: dict[str, dict[str, Any]]) -> tuple[str, dt.datetime] | None:
+    """Why an upgrade roll of these servers stalled (resources.serving.stalled_at), in words with what its new
+    pods said (one list of the variant's pods, only while stalled), and since when; None if none did."""
     for variant, deployment in applied.items():
-        if not upgrade_stalled(deployment):
+        since = stalled_at(deployment)
+        if since is None:
             continue
         version = running_version(deployment) or "its version"
-        pods = kube.list_pods(namespace, selector_labels(md, variant))
-        said = server_refusal(pods, deployment=deployment["metadata"]["name"], version=version)
-        return (
+        said = pods_refusal(
+            namespace, selector_labels(md, variant), deployment=deployment["metadata"]["name"], version=version
+        )
+        words = (
             f"stalled: the {variant} servers of {version} on the operator's new pod template did not become ready "
             f"within progressDeadlineSeconds{f' ({said})' if said else ''}; the old pods keep serving it"
         )
+        return words, since
     return None
+
+
+def pods_refusal(namespace: str, labels: dict[str, str], *, deployment: str, version: str) -> str | None:
+    """What a server pod of `deployment` said when it refused `version` (resources.serving.server_refusal);
+    None also when the pods cannot be read: their words explain a decision, they never hold one up."""
+    try:
+        pods = kube.list_pods(namespace, labels)
+    except kube.ApiException:
+        return None
+    return server_refusal(pods, deployment=deployment, version=version)
 
 
 def scale_child(namespace: str, deployment: dict[str, Any], replicas: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ traffic routing the share of each is the share of its ready pods (replica ratio)
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..api.clock import parse_duration
+from ..api.clock import parse_duration, parse_time
 from ..api.modeldeployment import ModelDeploymentSpec, ServerSpec, VersionStatus
 from ..api.names import (
     DEPLOYMENT_LABEL,
@@ -428,12 +429,27 @@ def upgrade_stalled(deployment: dict[str, Any]) -> bool:
     become available within its progressDeadlineSeconds (condition Progressing=False,
     ProgressDeadlineExceeded), e.g. because they refuse the model on the new image. Its old pods keep
     serving (maxUnavailable 0), and it holds no slot: one stuck model must not stop every other roll."""
+    return _gave_up(deployment) is not None and upgrade_rolling(deployment)
+
+
+def stalled_at(deployment: dict[str, Any]) -> dt.datetime | None:
+    """When the Deployment controller gave up on an upgrade roll of `deployment` (None: it did not)."""
+    found = _gave_up(deployment) if upgrade_rolling(deployment) else None
+    return parse_time((found or {}).get("lastTransitionTime") or (found or {}).get("lastUpdateTime"))
+
+
+def _gave_up(deployment: dict[str, Any]) -> dict[str, Any] | None:
     conditions = (deployment.get("status") or {}).get("conditions") or []
-    gave_up = any(
-        c.get("type") == "Progressing" and c.get("status") == "False" and c.get("reason") == "ProgressDeadlineExceeded"
-        for c in conditions
+    return next(
+        (
+            c
+            for c in conditions
+            if c.get("type") == "Progressing"
+            and c.get("status") == "False"
+            and c.get("reason") == "ProgressDeadlineExceeded"
+        ),
+        None,
     )
-    return gave_up and upgrade_rolling(deployment)
 
 
 def upgrade_roll_finished(deployment: dict[str, Any]) -> bool:
