@@ -20,18 +20,7 @@ import urllib.request
 
 import pytest
 
-from support import (
-    CLUSTER,
-    HOSTILE_PROMETHEUS_PORTS,
-    STATE,
-    Kubectl,
-    artifact_path,
-    s3_client,
-    s3_env,
-    service_predictions,
-    two_iris_versions,
-    wait_for,
-)
+from support import CLUSTER, HOSTILE_PROMETHEUS_PORTS, Kubectl, service_predictions, two_iris_versions, wait_for
 from support import champions as _champions
 from support import model_deployment_manifest as _md
 from support import training_run_manifest as _run
@@ -332,21 +321,11 @@ def test_an_upgrade_that_changes_the_servers_template_rolls_a_bounded_number_at_
 ) -> None:
     """The operator upgraded with a new server pod template (podResources.server here, as a new image would)
     and serverUpgrades.maxConcurrent=1: the servers of one ModelDeployment at a time roll onto it, each
-    without a pod less than wanted, the others waiting and saying so; the operator is then installed back.
-    A fourth serves a version its new pods refuse (its stored files changed since it was served, as a
-    model that does not load or replay on a new image): its roll stalls at its progress deadline, its old
-    pod serves on, its status says why, and it does not keep the others from rolling."""
+    without a pod less than wanted, the others waiting and saying so; the operator is then installed back."""
     a, _ = runs
     names = ("upgrade-1", "upgrade-2", "upgrade-3")
     for name in names:
         cluster.apply(_md(name, run=a, replicas=1), ns)
-    cluster.apply(_run("iris-stuck", LOGREG, params={"max_iter": 300}, promotion={"policy": "manual"}), ns)
-    wait_for(
-        lambda: ((cluster.get("trainingrun", "iris-stuck", ns) or {}).get("status") or {}).get("phase") == "Succeeded",
-        timeout=240,
-        what="iris-stuck trained",
-    )
-    cluster.apply(_md("upgrade-stuck", run="iris-stuck", replicas=1, progressDeadlineSeconds=30), ns)
 
     def servers() -> dict[str, dict]:
         """The stable server Deployments of `names`, from one list (one consistent moment)."""
@@ -368,14 +347,6 @@ def test_an_upgrade_that_changes_the_servers_template_rolls_a_bounded_number_at_
         timeout=240,
         what="three ModelDeployments serving on the chart's default server template",
     )
-    wait_for(lambda: _status(cluster, ns, "upgrade-stuck").get("phase") == "Healthy", timeout=120, what="stuck serving")
-    stuck_pods = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=upgrade-stuck")["items"]
-    uri = cluster.get("trainingrun", "iris-stuck", ns)["status"]["model"]["uri"]
-    directory, bucket = artifact_path(ns, uri), s3_env()["MLOPS_S3_BUCKET"]
-    key = str(directory.relative_to(STATE / "s3" / "data" / bucket))
-    golden = json.loads((directory / "golden.json").read_text())
-    golden["predictions"][0] = (golden["predictions"][0] + 1) % 3
-    s3_client().put_object(Bucket=bucket, Key=f"{key}/golden.json", Body=json.dumps(golden).encode())
     started = time.monotonic()
     operator.deploy("--set", "serverUpgrades.maxConcurrent=1", "--set", "podResources.server.requests.cpu=30m")
     try:
@@ -403,24 +374,6 @@ def test_an_upgrade_that_changes_the_servers_template_rolls_a_bounded_number_at_
             what="status.serverUpgrade cleared once every roll is done",
         )
         print(f"three ModelDeployments rolled one at a time in {took:.0f} s")
-
-        def stalled() -> str:
-            said = _status(cluster, ns, "upgrade-stuck").get("serverUpgrade") or ""
-            return said if said.startswith("stalled") and "refusing to serve" in said else ""
-
-        said = wait_for(stalled, timeout=150, what="the stuck ModelDeployment saying its roll stalled, and why")
-        assert "golden.json" in said and "old pods keep serving" in said, said
-        old = {p["metadata"]["name"] for p in stuck_pods}
-        serving = cluster.json("get", "pods", "-n", ns, "-l", "mlops.dev/deployment=upgrade-stuck")["items"]
-        ready_old = [
-            p["metadata"]["name"]
-            for p in serving
-            if p["metadata"]["name"] in old
-            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
-        ]
-        assert ready_old, f"the old pod of upgrade-stuck stopped serving: {[p['metadata']['name'] for p in serving]}"
-        events = cluster.json("get", "events", "-n", ns, "--field-selector", "reason=UpgradeStalled")["items"]
-        assert any(e["involvedObject"]["name"] == "upgrade-stuck" for e in events), "no UpgradeStalled Event"
     finally:
         operator.deploy()
         operator.wait_ready()
