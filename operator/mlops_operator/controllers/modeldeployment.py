@@ -302,6 +302,9 @@ def apply_serving(
         v: read_child("deployments", namespace, child_name(name, v), uid=observed.uid) for v in ("stable", "canary")
     }
 
+    recorded = served_environments(namespace, status)
+    trained_in = {version: env["image"] for version, env in recorded.items() if "image" in env}
+
     def plan(may_upgrade: bool) -> ServingPlan:
         return plan_serving(
             spec,
@@ -316,7 +319,7 @@ def apply_serving(
             config=config,
             receipt_secret=status.receipt_key_secret,
             may_upgrade=may_upgrade,
-            trained_in={v: env["image"] for v, env in served_environments(namespace, status).items() if "image" in env},
+            trained_in=trained_in,
         )
 
     planned = plan(may_upgrade=False)
@@ -348,12 +351,7 @@ def apply_serving(
     look_again = None
     stalled = stalled_upgrade(namespace, name, applied)
     if stalled is not None:
-        status.server_upgrade, since = stalled
-        # Its new pods may still be starting: look for what they say for a while (their restarts change no
-        # Deployment, so no event would come), not for ever (a pod that never starts says nothing).
-        now = utc_now()
-        if "refusing to serve" not in status.server_upgrade and now < since + STALL_LOOK:
-            look_again = now + dt.timedelta(seconds=30)
+        status.server_upgrade, look_again = stalled
     pods = 0
     for variant_plan, served in ((planned.stable, stable), (planned.canary, canary)):
         result = applied[variant_plan.variant]
@@ -399,9 +397,13 @@ def apply_server_deployments(
 STALL_LOOK = dt.timedelta(minutes=5)  # how long after a roll stalled its pods' words are looked for
 
 
-def stalled_upgrade(namespace: str, md: str, applied: dict[str, dict[str, Any]]) -> tuple[str, dt.datetime] | None:
+def stalled_upgrade(
+    namespace: str, md: str, applied: dict[str, dict[str, Any]]
+) -> tuple[str, dt.datetime | None] | None:
     """Why an upgrade roll of these servers stalled (resources.serving.stalled_at), in words with what its new
-    pods said (one list of the variant's pods, only while stalled), and since when; None if none did."""
+    pods said (one list of the variant's pods, only while stalled), and when to look again for what they say;
+    None if none stalled. Its new pods may still be starting: they are looked at again for a while (their
+    restarts change no Deployment, so no event would come), not for ever (a pod that never starts says nothing)."""
     for variant, deployment in applied.items():
         since = stalled_at(deployment)
         if since is None:
@@ -414,7 +416,8 @@ def stalled_upgrade(namespace: str, md: str, applied: dict[str, dict[str, Any]])
             f"stalled: the {variant} servers of {version} on the operator's new pod template did not become ready "
             f"within progressDeadlineSeconds{f' ({said})' if said else ''}; the old pods keep serving it"
         )
-        return words, since
+        now = utc_now()
+        return words, (now + dt.timedelta(seconds=30) if not said and now < since + STALL_LOOK else None)
     return None
 
 
