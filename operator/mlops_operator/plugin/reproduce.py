@@ -105,7 +105,7 @@ def environment_differences(was: TrainingRunStatus, now: TrainingRunStatus) -> d
 
 def finished(run: dict[str, Any]) -> bool:
     phase = (run.get("status") or {}).get("phase")
-    return phase in (TrainingPhase.SUCCEEDED, TrainingPhase.FAILED)
+    return any(phase == known for known in TrainingPhase if known.terminal)
 
 
 def reproduce(
