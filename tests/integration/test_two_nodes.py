@@ -89,6 +89,20 @@ def _placement(pods: list[dict]) -> dict[tuple[str, str], int]:
     return counts
 
 
+def _wait_for_placement(cluster: Kubectl, ns: str, want: dict, *, timeout: float, what: str) -> None:
+    """Wait until the ready server pods are placed as `want` says; the failure names the last placement."""
+    seen: list[dict] = [{}]
+
+    def placed() -> bool:
+        seen[0] = _placement(_server_pods(cluster, ns))
+        return seen[0] == want
+
+    try:
+        wait_for(placed, timeout=timeout, what=what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; ready pods (version, node) → count: {seen[0]}") from None
+
+
 class SteadyTraffic(Background):
     """Predictions through the Service, one after the other, as a client that retries a connection
     refused (no server saw the request, so that is always safe — Envoy's `connect-failure`) does.
@@ -153,10 +167,8 @@ def test_a_model_spread_over_both_nodes_survives_losing_one_mid_canary(cluster: 
         },
     }
     cluster.apply(json.dumps(md), ns)
-    wait_for(
-        lambda: _placement(_server_pods(cluster, ns)) == {(a, NODE_1): 2, (a, NODE_2): 2},
-        timeout=180,
-        what=f"two ready pods of {a} on each node",
+    _wait_for_placement(
+        cluster, ns, {(a, NODE_1): 2, (a, NODE_2): 2}, timeout=180, what=f"two ready pods of {a} on each node"
     )
     service = cluster.get("service", "iris", ns)
     url = f"http://{service['spec']['clusterIP']}/v2/models/iris/infer"
@@ -165,10 +177,8 @@ def test_a_model_spread_over_both_nodes_survives_losing_one_mid_canary(cluster: 
         md["spec"]["model"] = {"trainingRun": b}
         cluster.apply(json.dumps(md), ns)
         placed = {(a, NODE_1): 1, (a, NODE_2): 1, (b, NODE_1): 1, (b, NODE_2): 1}
-        wait_for(
-            lambda: _placement(_server_pods(cluster, ns)) == placed,
-            timeout=120,
-            what="the canary at 50 %: one pod of each version on each node",
+        _wait_for_placement(
+            cluster, ns, placed, timeout=120, what="the canary at 50 %: one pod of each version on each node"
         )
         slices = cluster.json("get", "endpointslices", "-n", ns, "-l", "kubernetes.io/service-name=iris")["items"]
         serving_nodes = {e.get("nodeName") for s in slices for e in s.get("endpoints") or []}
@@ -178,8 +188,10 @@ def test_a_model_spread_over_both_nodes_survives_losing_one_mid_canary(cluster: 
         with stopped_node(cluster, NODE_2, operator) as stopped_at:
             # Replaced on the surviving node once the node controller saw it go (20 s) and the
             # tolerations ran out (5 s): both versions, two pods each, all on node 1.
-            wait_for(
-                lambda: _placement(_server_pods(cluster, ns)) == {(a, NODE_1): 2, (b, NODE_1): 2},
+            _wait_for_placement(
+                cluster,
+                ns,
+                {(a, NODE_1): 2, (b, NODE_1): 2},
                 timeout=120,
                 what=f"the pods of {NODE_2} recreated on {NODE_1}",
             )
@@ -195,11 +207,9 @@ def test_a_model_spread_over_both_nodes_survives_losing_one_mid_canary(cluster: 
                 timeout=120,
                 what=f"{b} promoted after the pause, with {NODE_2} still down",
             )
-            wait_for(
-                lambda: _placement(_server_pods(cluster, ns)) == {(b, NODE_1): 4},
-                timeout=60,
-                what=f"the four pods of {b} on {NODE_1}",
-            )
+            # The stable Deployment rolls its four pods to the promoted version on the one node left,
+            # a pod at a time, each loading and replaying its model first.
+            _wait_for_placement(cluster, ns, {(b, NODE_1): 4}, timeout=180, what=f"the four pods of {b} on {NODE_1}")
             refused_while_down = traffic.refused
             answered_while_down = dict(traffic.answered)
     assert final["history"][0]["version"] == b and final["history"][0]["outcome"] == "Promoted"
