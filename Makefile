@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 KUBECONFIG_LOCAL := $(CURDIR)/.localcluster/kubeconfig
 
-.PHONY: help demo deps lock binaries cluster-up cluster-down cluster-status metrics-addons metrics-addons-binaries argocd argocd-binaries image deploy crds lint unit integration test
+.PHONY: help demo deps lock binaries binaries-and-image cluster-up cluster-down cluster-status metrics-addons metrics-addons-binaries argocd argocd-binaries image deploy crds lint unit integration test
 
 help:
 	@echo "make demo          the whole lifecycle on the local cluster: install, train, serve, canary, rollback"
@@ -28,6 +28,13 @@ lock: deps
 
 binaries: deps
 	@hack/localcluster/build.sh >/dev/null
+
+# The image's archive is built while the Go binaries compile (its downloads wait on the network while the
+# compiler keeps the cores busy); `image`, `deploy` and the tests then find it built and only load it.
+binaries-and-image: deps
+	@log=$$(mktemp); python3 hack/localcluster/image.py build $(if $(VARIANT),--variant $(VARIANT)) >$$log 2>&1 & image=$$!; \
+	  hack/localcluster/build.sh >/dev/null; built=$$?; wait $$image; imaged=$$?; \
+	  cat $$log >&2; rm -f $$log; (( built == 0 && imaged == 0 ))
 
 # NODES=2: a second node (see README, The local cluster); unset: as many as the cluster has, at least one.
 cluster-up: binaries
@@ -53,10 +60,10 @@ argocd-binaries: deps
 argocd: cluster-up argocd-binaries
 	@python3 hack/localcluster/argocd.py up
 
-image: cluster-up
+image: binaries-and-image cluster-up
 	@python3 hack/localcluster/image.py load $(if $(VARIANT),--variant $(VARIANT)) >/dev/null
 
-deploy: cluster-up
+deploy: binaries-and-image cluster-up
 	@hack/deploy.sh
 
 demo: deploy
@@ -74,7 +81,7 @@ lint: deps
 unit: deps argocd-binaries
 	@hack/pytest.sh tests/unit -n 2
 
-integration: binaries metrics-addons-binaries argocd-binaries
+integration: binaries-and-image metrics-addons-binaries argocd-binaries
 	@hack/integration.sh --durations=25
 
 test: lint unit integration

@@ -32,8 +32,8 @@ build() { # build <module dir> <output name> <package> [ldflags]
   if [[ -x "$bin/$name" ]]; then return 0; fi
   log "building $name ($pkg) ..."
   local t0=$SECONDS
-  (cd "$here/$dir" && "${GO:-go}" build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$name.tmp" "$pkg")
-  mv "$bin/$name.tmp" "$bin/$name"
+  (cd "$here/$dir" && "${GO:-go}" build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$name.tmp" "$pkg") || return 1
+  mv "$bin/$name.tmp" "$bin/$name" || return 1
   log "built $name in $((SECONDS - t0))s"
 }
 
@@ -122,9 +122,8 @@ build_argo_rollouts() {
     "$src"/manifests/crds/{rollout,analysis-template,analysis-run,cluster-analysis-template,experiment}-crd.yaml
 }
 
-components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
-  coredns})
-for c in "${components[@]}"; do
+build_component() { # build_component <component>
+  local c="$1"
   case "$c" in
     etcd) build etcd etcd go.etcd.io/etcd/server/v3 ;;
     pause) build pause pause . ;;
@@ -145,6 +144,28 @@ for c in "${components[@]}"; do
     argo-rollouts) build_argo_rollouts ;;
     *) build k8s "$c" "k8s.io/kubernetes/cmd/$c" "$k8s_ldflags" ;;
   esac
+}
+
+# Two lanes at once: the Kubernetes components (one module) beside the others (each its own module). Each
+# `go build` already compiles on every core, but not while it downloads modules or links (one core): the
+# other lane's build fills those gaps.
+lane() { local c; for c in "$@"; do build_component "$c" || return 1; done; }
+components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
+  coredns})
+kubernetes=() others=()
+for c in "${components[@]}"; do
+  case "$c" in
+    kube-* | kubectl | kubelet) kubernetes+=("$c") ;;
+    *) others+=("$c") ;;
+  esac
 done
+if ((${#kubernetes[@]} && ${#others[@]})); then
+  lane "${others[@]}" &
+  others_lane=$!
+  lane "${kubernetes[@]}" || { wait "$others_lane" || true; exit 1; }
+  wait "$others_lane"
+else
+  lane "${components[@]}"
+fi
 log "all binaries present in $bin"
 echo "$bin"
