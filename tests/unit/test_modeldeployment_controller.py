@@ -353,3 +353,79 @@ def test_a_stalled_upgrade_roll_says_what_its_new_pods_said_and_looks_again_only
     monkeypatch.setattr(controller.kube, "list_pods", forbidden)
     world.reconcile()
     assert world.status["serverUpgrade"].startswith("stalled"), "the words are left out, nothing fails"
+
+
+def _json_patch(body: dict, operations: list[dict]) -> dict:
+    """RFC 6902 `test` and `add`, as the API server applies them to an HTTPRoute."""
+    body = json.loads(json.dumps(body))
+    for operation in operations:
+        *parents, last = operation["path"].strip("/").split("/")
+        target = body
+        for key in parents:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        if operation["op"] == "test":
+            assert target[last] == operation["value"], f"test failed at {operation['path']}"
+        else:
+            target[last] = operation["value"]
+    return body
+
+
+def test_a_route_the_watch_never_brought_is_read_weighted_and_looked_at_again_until_the_step_completes(
+    monkeypatch,
+) -> None:
+    """The Gateway API installed after the operator started: its HTTPRoutes may not be watched (kopf looks
+    for a new API only on a CRD event). The route is read on the cache miss, weighted, and the rollout looks
+    again by itself — at once after a weight was set, every 10 s while the route does not carry it — since
+    no event of the route's will come; an unwatched route is never kept in the cache (it would go stale)."""
+    import datetime as dt
+
+    from mlops_operator.api.clock import utc_now
+
+    world = World(monkeypatch)
+    refs = [{"name": "iris-stable", "port": 80, "weight": 100}, {"name": "iris-canary", "port": 80, "weight": 0}]
+    route = {
+        "metadata": {"name": "iris-route", "namespace": NS, "uid": "r1"},
+        "spec": {"rules": [{"backendRefs": refs}]},
+    }
+    reads = []
+
+    def read_route(namespace: str, name: str) -> dict | None:
+        reads.append(name)
+        return world.server.get(("httproutes", name))
+
+    def patch_route(namespace: str, name: str, operations: list[dict]) -> dict:
+        world.writes.append(("patch httproutes", name))
+        world.server[("httproutes", name)] = _json_patch(world.server[("httproutes", name)], operations)
+        return world.server[("httproutes", name)]
+
+    monkeypatch.setattr(controller.kube, "read_httproute", read_route)
+    monkeypatch.setattr(controller.kube, "json_patch_httproute", patch_route)
+    spec = {
+        **SPEC,
+        "analysis": {**SPEC["analysis"], "interval": "1h"},  # nothing else wakes the rollout soon
+        "trafficRouting": {"mode": "GatewayAPI", "gatewayAPI": {"httpRoute": "iris-route"}},
+    }
+    world.add(run("iris-a", champion=True))
+    world.reconcile(spec)
+    assert world.status["routing"] == "HTTPRoute iris-route does not exist: traffic cannot be shifted"
+    world.add(run("iris-a", champion=False))
+    world.add(run("iris-b", champion=True, decided_at="2026-01-01T00:00:01.000Z"))
+    world.reconcile(spec)  # the canary starts; its first measurement is due at once
+    passed = MetricResult("errors", "Successful", 0.0, "errors 0 <= 0.05")
+    world.measurement = ("Successful", passed.message, [passed])  # the next one in 1 h
+    outcome = world.reconcile(spec)
+    assert world.status["canary"]["stepIndex"] == 0 and world.status["lastAnalysis"], world.status
+    assert "does not exist" in world.status["routing"], "the step is held while the route is missing"
+    after = outcome.wake_at - utc_now()
+    assert dt.timedelta(seconds=5) < after <= dt.timedelta(seconds=10), f"looks again in {after}, not in 10 s"
+    world.server[("httproutes", "iris-route")] = route  # the route made: no event tells the operator
+    outcome = world.reconcile(spec)  # looked at again: read, and 50 % set on it
+    weights = [r["weight"] for r in world.server[("httproutes", "iris-route")]["spec"]["rules"][0]["backendRefs"]]
+    assert weights == [50, 50] and ("patch httproutes", "iris-route") in world.writes
+    assert world.status["canary"]["weight"] == 50 and world.status["canary"]["stepIndex"] == 0
+    after = outcome.wake_at - utc_now()
+    assert after <= dt.timedelta(seconds=1), f"the step completes only when looked at again: in {after}"
+    assert world.cache.get("httproutes", NS, "iris-route") is None, "an unwatched route was kept in the cache"
+    world.reconcile(spec)  # the route carries 50 %: the setWeight step is done
+    assert world.status["canary"]["stepIndex"] == 1, world.status["canary"]
+    assert reads.count("iris-route") == 5, reads

@@ -304,6 +304,13 @@ def json_patch_httproute(namespace: str, name: str, operations: list[dict[str, A
     )
 
 
+def read_httproute(namespace: str, name: str) -> dict[str, Any] | None:
+    """The HTTPRoute, or None when it (or the Gateway API itself) does not exist."""
+    return read_or_none(
+        custom().get_namespaced_custom_object, GATEWAY_GROUP, GATEWAY_VERSION, namespace, "httproutes", name
+    )
+
+
 def read_job(namespace: str, name: str) -> dict[str, Any] | None:
     found = read_or_none(batch().read_namespaced_job, name, namespace)
     return plain(found) if found is not None else None

@@ -214,6 +214,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     annotations = observed.body["metadata"].get("annotations") or {}
     commands = {command: annotations[key] for command, key in COMMANDS.items() if annotations.get(key)}
     failed_runs = {v: run for v in status.failed_versions if (run := CACHE.get("trainingruns", namespace, v))}
+    routed = canary_share_routed(spec, status)
     decision = next_rollout(
         spec,
         status,
@@ -226,7 +227,7 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
             commands=commands,
             retried=retried_versions(status, failed_runs),
             inputs_approved_for=annotations.get(APPROVE_INPUTS_ANNOTATION),
-            routed_weight=canary_share_routed(spec, status),
+            routed_weight=routed,
             canary_refusal=canary_refusal(spec, status, namespace=namespace, md=name, now=moment),
         ),
     )
@@ -236,7 +237,9 @@ def reconcile_modeldeployment(spec: ModelDeploymentSpec, observed: Observed, log
     status.selector = pod_selector(name)
     stall_wake = None
     if status.stable:
-        stall_wake = apply_serving(spec, status, observed=observed, model=model, weight=decision.canary_weight)
+        stall_wake = apply_serving(
+            spec, status, observed=observed, model=model, weight=decision.canary_weight, routed=routed
+        )
         status.autoscaler = apply_autoscaling(spec, observed=observed)
     retrain_wake = None
     if spec.retraining and status.stable:
@@ -283,10 +286,17 @@ def apply_autoscaling(spec: ModelDeploymentSpec, *, observed: Observed) -> str |
 
 
 def apply_serving(
-    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, *, observed: Observed, model: str, weight: int
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    *,
+    observed: Observed,
+    model: str,
+    weight: int,
+    routed: int | None,
 ) -> dt.datetime | None:
     """Apply the serving plan (resources.serving.plan_serving) and the traffic split; record in status what
-    was achieved. Returns when to look again by itself (a stalled upgrade roll whose pods said nothing yet)."""
+    was achieved. `routed`: the canary's share on the route the rollout's decision read. Returns when to
+    look again by itself (a stalled upgrade roll whose pods said nothing yet; a route: route_look_again)."""
     name, namespace = observed.name, observed.namespace
     config, _ = namespace_config(namespace)  # the servers read the store their model's URI names
     canary, stable = status.canary, status.stable
@@ -363,7 +373,12 @@ def apply_serving(
         ensure_child("services", namespace, service, uid=observed.uid)
     status.replicas = pods  # what the scale subresource reports: the pods there are, as their Deployments count
     if gateway:
-        achieved, status.routing = route_traffic(spec, namespace=namespace, md=name, weight=weight if canary else 0)
+        wanted = weight if canary else 0
+        achieved, status.routing = route_traffic(spec, namespace=namespace, md=name, weight=wanted)
+        route_look = route_look_again(wanted=wanted, achieved=achieved, recorded=routed if canary else None)
+        if route_look is not None:
+            look_at = utc_now() + route_look
+            look_again = min(look_again, look_at) if look_again else look_at
     else:
         achieved = planned.canary_share
         status.routing = (
@@ -440,17 +455,45 @@ def scale_child(namespace: str, deployment: dict[str, Any], replicas: int) -> di
     return scaled
 
 
+# How soon a ModelDeployment looks at its HTTPRoute again by itself: a route it may not be watching (see
+# route_traffic) sends no event, so neither its fix nor the weight just set would wake the rollout.
+ROUTE_LOOK, ROUTE_SET_LOOK = dt.timedelta(seconds=10), dt.timedelta(seconds=1)
+
+
+def route_look_again(*, wanted: int, achieved: int, recorded: int | None) -> dt.timedelta | None:
+    """When to look again after setting the route: while it does not carry the share wanted (missing, not
+    ours to set, changed meanwhile) every ROUTE_LOOK; at once when this apply changed the share the
+    rollout's next decision reads (status.canary.weight, `recorded` before it); else not for the route."""
+    if achieved != wanted:
+        return ROUTE_LOOK
+    if recorded is not None and achieved != recorded:
+        return ROUTE_SET_LOOK
+    return None
+
+
 def route_traffic(spec: ModelDeploymentSpec, *, namespace: str, md: str, weight: int) -> tuple[int, str]:
     """Set our backendRefs' weights on the HTTPRoute; (achieved canary weight, what happened in words)."""
     route_name = spec.traffic_routing.gateway_api.http_route
     stable, canary = child_name(md, "stable"), child_name(md, "canary")
     route = CACHE.get("httproutes", namespace, route_name)  # the user's routes are watched, not read each time
+    watched = route is not None
+    if not watched:
+        # Absent, or not watched: kopf looks for a new API only when a CRD event comes, and may look before
+        # the API server serves it (the Gateway API installed after the operator started). One read tells.
+        route = kube.read_httproute(namespace, route_name)
     if route is None:
         return 0, f"HTTPRoute {route_name} does not exist: traffic cannot be shifted"
     operations = weight_patch(route, stable=stable, canary=canary, canary_weight=weight)
     if operations:
-        route = kube.json_patch_httproute(namespace, route_name, operations)
-        CACHE.observe("httproutes", route)
+        try:
+            route = kube.json_patch_httproute(namespace, route_name, operations)
+        except kube.ApiException as error:
+            if error.status not in (404, 422):  # 422: a `test` failed, the route changed since it was read
+                raise
+            CACHE.forget("httproutes", route)
+            return 0, f"HTTPRoute {route_name} changed while its weights were set: set again at the next look"
+        if watched:  # the watch keeps it current from here; an unwatched route is read again next time
+            CACHE.observe("httproutes", route)
     achieved = routed_weight(route, stable=stable, canary=canary)
     if achieved is None:
         return 0, f"HTTPRoute {route_name} has no rule with backendRefs to both {stable} and {canary}"
