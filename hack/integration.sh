@@ -15,8 +15,15 @@ if python3 hack/localcluster/cluster.py status >/dev/null 2>&1; then was_running
 KEEP_CLUSTER=1 MLOPS_CLUSTER_WAS_RUNNING=$was_running \
   hack/pytest.sh tests/integration -m "not serial" -n "${INTEGRATION_WORKERS:-3}" --dist loadfile "$@"
 parallel=$?
+# The image variants a serial module runs (test_reproducibility) are built and imported meanwhile, while
+# the first serial modules run; its fixture then finds them there (image.py holds a lock per image).
+( for lock in hack/lock-variants/*.txt; do
+    python3 hack/localcluster/image.py load --variant "$(basename "$lock" .txt)" >/dev/null 2>&1
+  done ) &
+variants=$!
 MLOPS_CLUSTER_WAS_RUNNING=$was_running hack/pytest.sh tests/integration -m serial "$@"
 serial=$?
+wait "$variants"
 echo "[integration] parallel modules: exit $parallel; serial modules: exit $serial" >&2
 (( parallel != 0 )) && exit $parallel
 exit $serial

@@ -15,6 +15,9 @@ hack/lock-variants/NAME.txt says what it overrides) as `mlops-operator:dev-NAME`
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
+import fcntl
 import hashlib
 import os
 import pathlib
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
@@ -122,12 +126,29 @@ def _buildah_image_id(reference: str) -> str:
     return out.stdout.split()[0] if out.stdout.split() else reference
 
 
+@contextlib.contextmanager
+def locked(name: str) -> Iterator[None]:
+    """Hold the lock `name` in the image cache: image.py run twice at once (`make` builds the image beside the
+    binaries, a test loads a variant in the background) builds and imports each image once."""
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    with open(IMAGES / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build(variant: str | None = None) -> pathlib.Path:
     """The OCI archive of the project image (or a variant) for the current inputs (built only if missing)."""
     archive = IMAGES / f"{archive_prefix(variant)}{inputs_hash(variant)}.oci.tar"
-    name = image_name(variant)
     if archive.exists():
         return archive
+    with locked("build"):  # one buildah at a time: the images share the base and buildah's storage
+        if not archive.exists():
+            _build(archive, variant)
+    return archive
+
+
+def _build(archive: pathlib.Path, variant: str | None) -> None:
+    name = image_name(variant)
     ensure_base()
     log("buildah bud -f operator/Dockerfile ...")
     ca_bundle = pathlib.Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
@@ -166,30 +187,35 @@ def build(variant: str | None = None) -> pathlib.Path:
             old.unlink()
     tmp.replace(archive)
     log(f"built {archive.name}")
-    return archive
 
 
 def load(archive: pathlib.Path, variant: str | None = None) -> None:
-    """Import the archive into every node's containerd unless that exact build is there already."""
-    name = image_name(variant)
+    """Import the archive into every node's containerd unless that exact build is there already; the nodes
+    import at once."""
     running = [n for n in cluster.nodes() if n.socket.exists()]
     if not running:
         raise SystemExit("the local cluster's node is not running: make cluster-up first")
-    for node in running:
-        ctr = [shutil.which("ctr") or "ctr", "--address", str(node.socket), "-n", "k8s.io"]
-        build_label = f"mlops.dev/build={archive.stem}"
-        listed = subprocess.run(
-            [*ctr, "images", "list", f'labels."mlops.dev/build"=={archive.stem}'],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        if name in listed:
-            log(f"{name} is up to date in {node.name}")
-            continue
-        subprocess.run([*ctr, "images", "import", str(archive)], check=True, capture_output=True)
-        subprocess.run([*ctr, "images", "label", name, build_label], check=True, capture_output=True)
-        log(f"imported {name} into {node.name}")
+    with locked(archive_prefix(variant).rstrip("-")), concurrent.futures.ThreadPoolExecutor(len(running)) as pool:
+        for imported in [pool.submit(_load_into, node, archive, variant) for node in running]:
+            imported.result()
+
+
+def _load_into(node: cluster.Node, archive: pathlib.Path, variant: str | None) -> None:
+    name = image_name(variant)
+    ctr = [shutil.which("ctr") or "ctr", "--address", str(node.socket), "-n", "k8s.io"]
+    build_label = f"mlops.dev/build={archive.stem}"
+    listed = subprocess.run(
+        [*ctr, "images", "list", f'labels."mlops.dev/build"=={archive.stem}'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if name in listed:
+        log(f"{name} is up to date in {node.name}")
+        return
+    subprocess.run([*ctr, "images", "import", str(archive)], check=True, capture_output=True)
+    subprocess.run([*ctr, "images", "label", name, build_label], check=True, capture_output=True)
+    log(f"imported {name} into {node.name}")
 
 
 def main() -> int:
