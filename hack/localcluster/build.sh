@@ -146,26 +146,10 @@ build_component() { # build_component <component>
   esac
 }
 
-# Two lanes at once: the Kubernetes components (one module) beside the others (each its own module). Each
-# `go build` already compiles on every core, but not while it downloads modules or links (one core): the
-# other lane's build fills those gaps.
-lane() { local c; for c in "$@"; do build_component "$c" || return 1; done; }
+# One build at a time: each `go build` compiles on every core already; two at once (the Kubernetes
+# components beside the other modules) took longer in all on 2 cores (docs/benchmarks.md).
 components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
   coredns})
-kubernetes=() others=()
-for c in "${components[@]}"; do
-  case "$c" in
-    kube-* | kubectl | kubelet) kubernetes+=("$c") ;;
-    *) others+=("$c") ;;
-  esac
-done
-if ((${#kubernetes[@]} && ${#others[@]})); then
-  lane "${others[@]}" &
-  others_lane=$!
-  lane "${kubernetes[@]}" || { wait "$others_lane" || true; exit 1; }
-  wait "$others_lane"
-else
-  lane "${components[@]}"
-fi
+for c in "${components[@]}"; do build_component "$c"; done
 log "all binaries present in $bin"
 echo "$bin"
