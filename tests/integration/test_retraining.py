@@ -95,7 +95,12 @@ def test_drift_retrains_once_on_the_captured_rows_and_the_new_model_is_canaried(
         assert run["metadata"]["name"] == "loop-retrain-1" and not run["metadata"].get("ownerReferences")
         evidence = json.loads(run["metadata"]["annotations"]["mlops.dev/retraining-trigger"])
         assert evidence["trigger"] == "drift" and evidence["value"] > 0.5 and evidence["window"] == "1m", evidence
-        [event] = status(cluster, ns, "loop")["retraining"]["history"]
+        # The run is created first, then the decision recorded in status (two writes): wait for the second.
+        [event] = wait_for(
+            lambda: (status(cluster, ns, "loop").get("retraining") or {}).get("history"),
+            timeout=30,
+            what="the retraining decision recorded in status.retraining.history",
+        )
         assert (event["decision"], event["run"], event["trigger"]) == ("Created", "loop-retrain-1", "drift")
         trained = wait_phase(cluster, "trainingrun", "loop-retrain-1", ns, ("Succeeded",), timeout=240)
         # it trains on data read after the trigger fired (the Dataset was asked to read its source again),
