@@ -350,13 +350,24 @@ def test_an_upgrade_that_changes_the_servers_template_rolls_a_bounded_number_at_
     started = time.monotonic()
     operator.deploy("--set", "serverUpgrades.maxConcurrent=1", "--set", "podResources.server.requests.cpu=30m")
     try:
-        most_rolling, waited, unavailable = 0, set(), []
+        most_rolling, waited, unavailable, overlaps = 0, set(), [], []
 
         def all_rolled() -> bool:
             nonlocal most_rolling
             found = servers()
             rolling = [n for n, d in found.items() if cpu(d) == "30m" and not complete(d)]
             most_rolling = max(most_rolling, len(rolling))
+            if len(rolling) > 1:  # what a failure will name: each rolling Deployment's status and annotations
+                overlaps.append(
+                    {
+                        n: (
+                            found[n].get("status"),
+                            found[n]["metadata"].get("annotations"),
+                            found[n]["metadata"]["generation"],
+                        )
+                        for n in rolling
+                    }
+                )
             unavailable.extend(n for n, d in found.items() if (d.get("status") or {}).get("availableReplicas", 0) < 1)
             for name in names:
                 if (_status(cluster, ns, name).get("serverUpgrade") or "").startswith("waiting"):
@@ -365,7 +376,10 @@ def test_an_upgrade_that_changes_the_servers_template_rolls_a_bounded_number_at_
 
         wait_for(all_rolled, timeout=420, interval=0.5, what="every server rolled onto the new template")
         took = time.monotonic() - started
-        assert most_rolling == 1, f"{most_rolling} ModelDeployments rolled at once (serverUpgrades.maxConcurrent=1)"
+        assert most_rolling == 1, (
+            f"{most_rolling} ModelDeployments rolled at once (serverUpgrades.maxConcurrent=1); first overlap seen: "
+            f"{overlaps[:1]}\nthe operator's log:\n{operator.logs()[-4000:]}"
+        )
         assert waited, "no ModelDeployment said it was waiting for its turn"
         assert not unavailable, f"a ModelDeployment had no available server during the roll: {unavailable}"
         wait_for(
