@@ -32,8 +32,8 @@ build() { # build <module dir> <output name> <package> [ldflags]
   if [[ -x "$bin/$name" ]]; then return 0; fi
   log "building $name ($pkg) ..."
   local t0=$SECONDS
-  (cd "$here/$dir" && "${GO:-go}" build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$name.tmp" "$pkg") || return 1
-  mv "$bin/$name.tmp" "$bin/$name" || return 1
+  (cd "$here/$dir" && "${GO:-go}" build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$name.tmp" "$pkg")
+  mv "$bin/$name.tmp" "$bin/$name"
   log "built $name in $((SECONDS - t0))s"
 }
 
@@ -122,8 +122,9 @@ build_argo_rollouts() {
     "$src"/manifests/crds/{rollout,analysis-template,analysis-run,cluster-analysis-template,experiment}-crd.yaml
 }
 
-build_component() { # build_component <component>
-  local c="$1"
+components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
+  coredns})
+for c in "${components[@]}"; do
   case "$c" in
     etcd) build etcd etcd go.etcd.io/etcd/server/v3 ;;
     pause) build pause pause . ;;
@@ -144,12 +145,6 @@ build_component() { # build_component <component>
     argo-rollouts) build_argo_rollouts ;;
     *) build k8s "$c" "k8s.io/kubernetes/cmd/$c" "$k8s_ldflags" ;;
   esac
-}
-
-# One build at a time: each `go build` compiles on every core already; two at once (the Kubernetes
-# components beside the other modules) took longer in all on 2 cores (docs/benchmarks.md).
-components=(${LOCALCLUSTER_COMPONENTS:-etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy pause helm versitygw
-  coredns})
-for c in "${components[@]}"; do build_component "$c"; done
+done
 log "all binaries present in $bin"
 echo "$bin"
